@@ -1,0 +1,180 @@
+//! # strongroom-guest: write a Strongroom query module
+//!
+//! This crate sits on the **guest side of the guest boundary**: it is what a partner compiles
+//! into the WebAssembly component that runs inside a bank's room. The room hands the module rows
+//! in columnar batches (never identifiers or entity keys) and the module *contributes* values to
+//! metrics it declared; the room, not the module, aggregates and decides what leaves.
+//!
+//! A module has three parts, all plain Rust:
+//!
+//! ```ignore
+//! use strongroom_guest::prelude::*;
+//!
+//! // 1. Typed rows: fields map to columns by name; types are checked before the run.
+//! #[derive(Row)]
+//! #[row(table = "transactions")]
+//! struct Transaction { mcc_group: Category, amount: f64 }
+//!
+//! // 2. Declarations: metrics, group keys and their public domains.
+//! const BY_MCC: &[Domain] = &[Domain::column("transactions", "mcc_group")];
+//! const SPEND: Metric = Metric::sum("spend", BY_MCC, 0.0, 5_000.0).max_contributions_per_group(50);
+//!
+//! // 3. The manifest (embedded in the module, covered by its hash) and the entry point.
+//! strongroom_guest::query! {
+//!     manifest: Manifest {
+//!         name: "spend-by-mcc", version: "0.1.0", mode: Mode::Isolated,
+//!         reads: &[Transaction::READS], metrics: &[SPEND], max_groups_per_entity: 10,
+//!     },
+//!     run: run,
+//! }
+//!
+//! fn run() -> Result<(), QueryError> {
+//!     for tx in rows::<Transaction>() {
+//!         SPEND.add(&[tx.mcc_group.index()], tx.amount);
+//!     }
+//!     Ok(())
+//! }
+//! ```
+//!
+//! `cargo build --target wasm32-wasip2 --release` then gives a component ready to submit.
+//! docs/guest-sdk.md walks through it from `cargo new` to a result.
+
+#[doc(hidden)]
+pub mod bindings;
+mod contribute;
+pub mod manifest;
+mod rows;
+
+pub use contribute::flush;
+pub use manifest::{ColumnSpec, ColumnType, Domain, Manifest, Metric, MetricKind, Mode, TableUse};
+pub use rows::{Batch, Category, Date, FromColumn, Row, RowId, batches, rows};
+pub use strongroom_guest_derive::Row;
+
+use bindings::strongroom::query::schema as wit_schema;
+use bindings::strongroom::query::types as wit_types;
+
+/// Why a module gave up. The text reaches the bank's audit log only; the partner sees a coarse
+/// outcome code (or, in `strongroom dev run` on its own data, the text itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryError(pub String);
+
+impl std::fmt::Display for QueryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<String> for QueryError {
+    fn from(s: String) -> Self {
+        QueryError(s)
+    }
+}
+
+impl From<&str> for QueryError {
+    fn from(s: &str) -> Self {
+        QueryError(s.to_string())
+    }
+}
+
+/// What the room tells a module about the data it may read: shape and public dictionaries.
+pub mod schema {
+    use super::{ColumnType, wit_schema, wit_types};
+
+    /// A column the module may read.
+    #[derive(Debug, Clone)]
+    pub struct ColumnInfo {
+        /// Column name.
+        pub name: String,
+        /// Its type.
+        pub ty: ColumnType,
+        /// Size of its public dictionary (category columns).
+        pub dictionary_len: u32,
+    }
+
+    /// A table the module may read.
+    #[derive(Debug, Clone)]
+    pub struct TableInfo {
+        /// Table name.
+        pub name: String,
+        /// The columns granted to this module.
+        pub columns: Vec<ColumnInfo>,
+    }
+
+    /// The tables and columns this module may read.
+    pub fn tables() -> Vec<TableInfo> {
+        wit_schema::tables()
+            .into_iter()
+            .map(|t| TableInfo {
+                name: t.name,
+                columns: t
+                    .columns
+                    .into_iter()
+                    .map(|c| ColumnInfo {
+                        name: c.name,
+                        ty: match c.ty {
+                            wit_types::ColumnType::Int => ColumnType::Int,
+                            wit_types::ColumnType::Float => ColumnType::Float,
+                            wit_types::ColumnType::Boolean => ColumnType::Boolean,
+                            wit_types::ColumnType::Date => ColumnType::Date,
+                            wit_types::ColumnType::Category => ColumnType::Category,
+                        },
+                        dictionary_len: c.dictionary_len,
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// The public dictionary of a category column (index = [`crate::Category::index`]).
+    pub fn dictionary(table: &str, column: &str) -> Vec<String> {
+        wit_schema::dictionary(table, column)
+    }
+
+    /// Whether this run is isolated (one entity per call) or table mode.
+    pub fn mode() -> crate::Mode {
+        match wit_schema::run_mode() {
+            wit_types::Mode::Isolated => crate::Mode::Isolated,
+            wit_types::Mode::Table => crate::Mode::Table,
+        }
+    }
+}
+
+/// Everything a query module usually needs.
+pub mod prelude {
+    pub use crate::{
+        Batch, Category, Date, Domain, Manifest, Metric, Mode, QueryError, Row, RowId, batches, rows,
+        schema,
+    };
+}
+
+#[doc(hidden)]
+pub fn __run(manifest: &'static Manifest, run: fn() -> Result<(), QueryError>) -> Result<(), String> {
+    contribute::install(manifest);
+    let result = run();
+    // Contributions made before an error are still handed over: the host decides (a failed run
+    // releases nothing). Flushing always keeps behaviour identical whether or not it failed.
+    flush();
+    result.map_err(|e| e.0)
+}
+
+/// Declares the module: embeds the manifest as the `strongroom-manifest` custom section and
+/// exports `run`. Use it once per module.
+#[macro_export]
+macro_rules! query {
+    (manifest: $manifest:expr, run: $run:path $(,)?) => {
+        const __STRONGROOM_MANIFEST: $crate::Manifest = $manifest;
+        #[used]
+        #[unsafe(link_section = "strongroom-manifest")]
+        static __STRONGROOM_MANIFEST_SECTION: [u8; $crate::manifest::encoded_len(&__STRONGROOM_MANIFEST)] =
+            $crate::manifest::encode(&__STRONGROOM_MANIFEST);
+        static __STRONGROOM_MANIFEST_STATIC: $crate::Manifest = __STRONGROOM_MANIFEST;
+
+        struct __StrongroomQuery;
+        impl $crate::bindings::Guest for __StrongroomQuery {
+            fn run() -> ::core::result::Result<(), ::std::string::String> {
+                $crate::__run(&__STRONGROOM_MANIFEST_STATIC, $run)
+            }
+        }
+        $crate::bindings::__export_query!(__StrongroomQuery with_types_in $crate::bindings);
+    };
+}

@@ -1,0 +1,319 @@
+//! The manifest: what a module declares about itself, written once in Rust and embedded in the
+//! module as a custom section (so the module hash covers it).
+//!
+//! Every type here is built in `const` context; [`encode`] turns a [`Manifest`] into the bytes of
+//! the `strongroom-manifest` custom section at compile time, and mistakes a compiler can see (an
+//! empty name, bounds the wrong way round, a group key with no part) stop the build with a message.
+//! The byte layout is specified in docs/formats/manifest.md; the host decodes it in
+//! `runtime/src/guest_boundary/manifest.rs`.
+
+/// Name of the custom section that carries the manifest.
+pub const SECTION: &str = "strongroom-manifest";
+/// Magic bytes at the start of the section.
+pub const MAGIC: [u8; 4] = *b"SRMF";
+/// Version of the byte layout.
+pub const FORMAT_VERSION: u8 = 1;
+/// Most parts a group key may have.
+pub const MAX_KEY_PARTS: usize = 4;
+
+/// How the room drives the module.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Called once per entity, in a fresh instance, with only that entity's rows (the default for
+    /// modules nobody reviewed).
+    Isolated,
+    /// Called once, pulls batches of whole tables; only for modules the bank approved by hash.
+    Table,
+}
+
+/// A column type as the module expects it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ColumnType {
+    /// 64-bit signed integer (`i64`).
+    Int,
+    /// 64-bit float (`f64`).
+    Float,
+    /// `bool`.
+    Boolean,
+    /// Days since 1970-01-01 ([`crate::Date`]).
+    Date,
+    /// Index into the column's public dictionary ([`crate::Category`]).
+    Category,
+}
+
+impl ColumnType {
+    const fn code(self) -> u8 {
+        match self {
+            ColumnType::Int => 0,
+            ColumnType::Float => 1,
+            ColumnType::Boolean => 2,
+            ColumnType::Date => 3,
+            ColumnType::Category => 4,
+        }
+    }
+}
+
+/// A column the module reads, with the type it expects.
+#[derive(Clone, Copy, Debug)]
+pub struct ColumnSpec {
+    /// Column name in the dataset schema.
+    pub name: &'static str,
+    /// The type the module expects; checked against the dataset before the run starts.
+    pub ty: ColumnType,
+}
+
+/// The columns a module reads from one table. `#[derive(Row)]` writes one as `T::READS`.
+#[derive(Clone, Copy, Debug)]
+pub struct TableUse {
+    /// Table name in the dataset schema.
+    pub table: &'static str,
+    /// Columns read from it.
+    pub columns: &'static [ColumnSpec],
+}
+
+/// One part of a group key: a public domain its values index into.
+#[derive(Clone, Copy, Debug)]
+pub enum Domain {
+    /// The public dictionary of a category column.
+    Column {
+        /// Table of the column.
+        table: &'static str,
+        /// Category column whose dictionary is the domain.
+        column: &'static str,
+    },
+    /// An enumeration declared here, in the manifest.
+    Enumeration {
+        /// Name shown as the column header of released results.
+        name: &'static str,
+        /// The members, in index order.
+        members: &'static [&'static str],
+    },
+}
+
+impl Domain {
+    /// The dictionary of a category column.
+    pub const fn column(table: &'static str, column: &'static str) -> Domain {
+        Domain::Column { table, column }
+    }
+
+    /// An enumeration declared by the module, such as balance bands.
+    pub const fn enumeration(name: &'static str, members: &'static [&'static str]) -> Domain {
+        assert!(!members.is_empty(), "an enumeration needs at least one member");
+        Domain::Enumeration { name, members }
+    }
+}
+
+/// What a metric computes per group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetricKind {
+    /// Sum of the values.
+    Sum,
+    /// Number of contributions.
+    Count,
+    /// Sum of the values divided by the number of contributions.
+    Mean,
+}
+
+/// A metric: a named statistic per group, with the bounds that limit one entity's influence.
+#[derive(Clone, Copy, Debug)]
+pub struct Metric {
+    /// Name, unique in the manifest.
+    pub name: &'static str,
+    /// Sum, count or mean.
+    pub kind: MetricKind,
+    /// The public domains the group key indexes into, one per part.
+    pub key: &'static [Domain],
+    /// Each contributed value is clamped into `[lower, upper]`.
+    pub lower: f64,
+    /// See `lower`.
+    pub upper: f64,
+    /// Decimal places kept: values are summed exactly in fixed point at this precision.
+    pub decimals: u8,
+    /// How many values one entity may contribute to one group (more are dropped).
+    pub max_contributions_per_group: u32,
+}
+
+impl Metric {
+    const fn new(name: &'static str, kind: MetricKind, key: &'static [Domain], lower: f64, upper: f64) -> Metric {
+        assert!(!name.is_empty(), "a metric needs a name");
+        assert!(!key.is_empty(), "a metric needs a group key with at least one part");
+        assert!(key.len() <= MAX_KEY_PARTS, "a group key has at most 4 parts");
+        assert!(lower <= upper, "metric bounds must satisfy lower <= upper");
+        assert!(lower.is_finite() && upper.is_finite(), "metric bounds must be finite");
+        Metric { name, kind, key, lower, upper, decimals: 2, max_contributions_per_group: 1 }
+    }
+
+    /// Sum of values in `[lower, upper]` per group.
+    pub const fn sum(name: &'static str, key: &'static [Domain], lower: f64, upper: f64) -> Metric {
+        Metric::new(name, MetricKind::Sum, key, lower, upper)
+    }
+
+    /// Number of contributions per group.
+    pub const fn count(name: &'static str, key: &'static [Domain]) -> Metric {
+        Metric::new(name, MetricKind::Count, key, 0.0, 1.0)
+    }
+
+    /// Mean of values in `[lower, upper]` per group.
+    pub const fn mean(name: &'static str, key: &'static [Domain], lower: f64, upper: f64) -> Metric {
+        Metric::new(name, MetricKind::Mean, key, lower, upper)
+    }
+
+    /// Let one entity contribute up to `n` values to each group (default 1).
+    pub const fn max_contributions_per_group(mut self, n: u32) -> Metric {
+        assert!(n >= 1, "max_contributions_per_group must be at least 1");
+        self.max_contributions_per_group = n;
+        self
+    }
+
+    /// Keep `d` decimal places (default 2, at most 9).
+    pub const fn decimals(mut self, d: u8) -> Metric {
+        assert!(d <= 9, "at most 9 decimal places");
+        self.decimals = d;
+        self
+    }
+
+    const fn kind_code(&self) -> u8 {
+        match self.kind {
+            MetricKind::Sum => 0,
+            MetricKind::Count => 1,
+            MetricKind::Mean => 2,
+        }
+    }
+}
+
+/// Everything a module declares about itself.
+#[derive(Clone, Copy, Debug)]
+pub struct Manifest {
+    /// Module name.
+    pub name: &'static str,
+    /// Module version.
+    pub version: &'static str,
+    /// How the room drives it.
+    pub mode: Mode,
+    /// Tables and columns it reads (use `T::READS` from `#[derive(Row)]`).
+    pub reads: &'static [TableUse],
+    /// The metrics it contributes to.
+    pub metrics: &'static [Metric],
+    /// How many distinct groups one entity may contribute to, per metric (more are dropped).
+    pub max_groups_per_entity: u32,
+}
+
+/// Writes into a fixed buffer; with `N == 0` it only counts, which is how [`encoded_len`] works.
+struct Writer<const N: usize> {
+    buf: [u8; N],
+    pos: usize,
+}
+
+impl<const N: usize> Writer<N> {
+    const fn byte(&mut self, b: u8) {
+        if N > 0 {
+            self.buf[self.pos] = b;
+        }
+        self.pos += 1;
+    }
+
+    const fn bytes(&mut self, bs: &[u8]) {
+        let mut i = 0;
+        while i < bs.len() {
+            self.byte(bs[i]);
+            i += 1;
+        }
+    }
+
+    const fn u16(&mut self, v: usize) {
+        assert!(v <= u16::MAX as usize, "manifest list or string too long");
+        self.bytes(&(v as u16).to_le_bytes());
+    }
+
+    const fn u32(&mut self, v: u32) {
+        self.bytes(&v.to_le_bytes());
+    }
+
+    const fn f64(&mut self, v: f64) {
+        self.bytes(&v.to_bits().to_le_bytes());
+    }
+
+    const fn str(&mut self, s: &str) {
+        self.u16(s.len());
+        self.bytes(s.as_bytes());
+    }
+
+    const fn manifest(&mut self, m: &Manifest) {
+        assert!(!m.name.is_empty(), "the manifest needs a name");
+        assert!(!m.version.is_empty(), "the manifest needs a version");
+        assert!(m.max_groups_per_entity >= 1, "max_groups_per_entity must be at least 1");
+        assert!(!m.metrics.is_empty(), "the manifest declares no metric: nothing could leave");
+        self.bytes(&MAGIC);
+        self.byte(FORMAT_VERSION);
+        self.str(m.name);
+        self.str(m.version);
+        self.byte(match m.mode {
+            Mode::Isolated => 0,
+            Mode::Table => 1,
+        });
+        self.u32(m.max_groups_per_entity);
+        self.u16(m.reads.len());
+        let mut t = 0;
+        while t < m.reads.len() {
+            let use_ = &m.reads[t];
+            self.str(use_.table);
+            self.u16(use_.columns.len());
+            let mut c = 0;
+            while c < use_.columns.len() {
+                self.str(use_.columns[c].name);
+                self.byte(use_.columns[c].ty.code());
+                c += 1;
+            }
+            t += 1;
+        }
+        self.u16(m.metrics.len());
+        let mut i = 0;
+        while i < m.metrics.len() {
+            let metric = &m.metrics[i];
+            self.str(metric.name);
+            self.byte(metric.kind_code());
+            self.byte(metric.decimals);
+            self.f64(metric.lower);
+            self.f64(metric.upper);
+            self.u32(metric.max_contributions_per_group);
+            self.u16(metric.key.len());
+            let mut k = 0;
+            while k < metric.key.len() {
+                match metric.key[k] {
+                    Domain::Column { table, column } => {
+                        self.byte(0);
+                        self.str(table);
+                        self.str(column);
+                    }
+                    Domain::Enumeration { name, members } => {
+                        self.byte(1);
+                        self.str(name);
+                        self.u16(members.len());
+                        let mut j = 0;
+                        while j < members.len() {
+                            self.str(members[j]);
+                            j += 1;
+                        }
+                    }
+                }
+                k += 1;
+            }
+            i += 1;
+        }
+    }
+}
+
+/// Length in bytes of the encoded manifest.
+pub const fn encoded_len(m: &Manifest) -> usize {
+    let mut w = Writer::<0> { buf: [], pos: 0 };
+    w.manifest(m);
+    w.pos
+}
+
+/// The manifest as the bytes of its custom section. `N` must be [`encoded_len`].
+pub const fn encode<const N: usize>(m: &Manifest) -> [u8; N] {
+    let mut w = Writer::<N> { buf: [0; N], pos: 0 };
+    w.manifest(m);
+    assert!(w.pos == N, "encode: N must equal encoded_len");
+    w.buf
+}

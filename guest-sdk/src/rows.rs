@@ -1,0 +1,157 @@
+//! Typed rows: `#[derive(Row)]` maps a struct's fields to columns by name; this module reads them.
+
+use crate::bindings::strongroom::query::data;
+use crate::bindings::strongroom::query::types::ColumnValues;
+use crate::manifest::{ColumnSpec, ColumnType, TableUse};
+
+/// A value of a category column: an index into the column's public dictionary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Category(pub u32);
+
+impl Category {
+    /// The index into the dictionary, which is also what a group key part holds.
+    pub fn index(self) -> u32 {
+        self.0
+    }
+}
+
+/// A date: days since 1970-01-01.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Date(pub i32);
+
+impl Date {
+    /// Days since 1970-01-01.
+    pub fn days(self) -> i32 {
+        self.0
+    }
+
+    /// The (year, month 1-12, day 1-31) of this date, proleptic Gregorian.
+    pub fn ymd(self) -> (i32, u32, u32) {
+        // Howard Hinnant's civil_from_days.
+        let z = self.0 + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+        let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+        let y = yoe + era * 400 + i32::from(m <= 2);
+        (y, m, d)
+    }
+}
+
+/// A Rust type a column can be read into.
+pub trait FromColumn: Sized {
+    /// The column type this Rust type reads.
+    const TYPE: ColumnType;
+    /// The value at row `i`. The host checked the types before the run, so a mismatch here means
+    /// the host broke the contract.
+    fn get(values: &ColumnValues, i: usize) -> Self;
+}
+
+macro_rules! from_column {
+    ($t:ty, $variant:ident, $ty:ident, $conv:expr) => {
+        impl FromColumn for $t {
+            const TYPE: ColumnType = ColumnType::$ty;
+            fn get(values: &ColumnValues, i: usize) -> Self {
+                match values {
+                    ColumnValues::$variant(v) => $conv(v[i]),
+                    _ => panic!(concat!("host sent a column that is not ", stringify!($ty))),
+                }
+            }
+        }
+    };
+}
+
+from_column!(i64, Int, Int, |v| v);
+from_column!(f64, Float, Float, |v| v);
+from_column!(bool, Boolean, Boolean, |v| v);
+from_column!(Date, Date, Date, Date);
+from_column!(Category, Category, Category, Category);
+
+/// A struct whose fields are columns of one table. Derive it: `#[derive(Row)] #[row(table = "t")]`.
+pub trait Row: Sized {
+    /// The table the row comes from.
+    const TABLE: &'static str;
+    /// The columns, in field order, with their expected types.
+    const COLUMNS: &'static [ColumnSpec];
+    /// What the manifest should list for this row type.
+    const READS: TableUse = TableUse { table: Self::TABLE, columns: Self::COLUMNS };
+    /// Builds row `i` from columns in [`Row::COLUMNS`] order.
+    fn from_columns(columns: &[ColumnValues], i: usize) -> Self;
+}
+
+/// Where a row comes from: table mode contributions name it so the room can attribute them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RowId {
+    /// The table.
+    pub table: &'static str,
+    /// Row index within the table.
+    pub index: u64,
+    /// Opaque entity ordinal, fresh for every run; use it to join one entity's rows across tables.
+    pub entity: u32,
+}
+
+/// A batch of typed rows from table mode.
+#[derive(Debug)]
+pub struct Batch<T> {
+    /// The rows.
+    pub rows: Vec<T>,
+    /// Index of the first row in the table.
+    pub first_row: u64,
+    entities: Vec<u32>,
+    table: &'static str,
+}
+
+impl<T> Batch<T> {
+    /// Each row with the id that table-mode contributions name.
+    pub fn iter(&self) -> impl Iterator<Item = (RowId, &T)> {
+        self.rows.iter().enumerate().map(move |(i, row)| {
+            let id = RowId {
+                table: self.table,
+                index: self.first_row + i as u64,
+                entity: self.entities.get(i).copied().unwrap_or(0),
+            };
+            (id, row)
+        })
+    }
+}
+
+fn column_names<T: Row>() -> Vec<String> {
+    T::COLUMNS.iter().map(|c| c.name.to_string()).collect()
+}
+
+fn decode<T: Row>(columns: &[ColumnValues], n: usize) -> Vec<T> {
+    (0..n).map(|i| T::from_columns(columns, i)).collect()
+}
+
+/// All rows of `T`'s table in scope: the entity's rows (isolated) or the whole table (table mode).
+pub fn rows<T: Row>() -> Vec<T> {
+    let names = column_names::<T>();
+    let batch = data::read(T::TABLE, &names, 0, u32::MAX);
+    decode(&batch.columns, batch.rows as usize)
+}
+
+/// Iterates over `T`'s table in batches of up to `batch_rows` rows (table mode).
+pub fn batches<T: Row>(batch_rows: u32) -> impl Iterator<Item = Batch<T>> {
+    let names = column_names::<T>();
+    let mut next: u64 = 0;
+    let total = data::row_count(T::TABLE);
+    std::iter::from_fn(move || {
+        if next >= total {
+            return None;
+        }
+        let batch = data::read(T::TABLE, &names, next, batch_rows.max(1));
+        if batch.rows == 0 {
+            return None;
+        }
+        next = batch.first_row + u64::from(batch.rows);
+        Some(Batch {
+            rows: decode(&batch.columns, batch.rows as usize),
+            first_row: batch.first_row,
+            entities: batch.entities,
+            table: T::TABLE,
+        })
+    })
+}

@@ -1,0 +1,388 @@
+//! `strongroom dev run`, `module inspect`, `demo-data` and `demo`: the partner's local loop.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use ring::rand::{SecureRandom, SystemRandom};
+
+use super::render::{label_rows, number, table};
+use crate::dataset::csv_input::load_csv_tables;
+use crate::dataset::schema::DatasetSchema;
+use crate::dataset::{Dataset, synthetic};
+use crate::guest_boundary::cache::ModuleCache;
+use crate::guest_boundary::manifest::{Domain, Manifest, Mode};
+use crate::guest_boundary::sandbox::EngineSettings;
+use crate::guest_boundary::vetting::DEFAULT_MAX_MODULE_BYTES;
+use crate::guest_boundary::{RunContext, RunLimits, RunReport, Sandbox, vet};
+
+#[derive(Subcommand, Debug)]
+pub(super) enum DevCommand {
+    /// Run a module on plaintext CSV tables and print the exact aggregates. For the partner's own
+    /// sample data: no thresholds, no noise, no budget.
+    Run(DevRunArgs),
+}
+
+#[derive(Args, Debug)]
+pub(super) struct DevRunArgs {
+    /// The module (.wasm component).
+    #[arg(long)]
+    module: PathBuf,
+    /// A table as NAME=FILE.csv; repeat for each table.
+    #[arg(long = "table", value_name = "NAME=FILE", required = true)]
+    tables: Vec<String>,
+    /// Dataset schema (TOML). Without it, one is inferred from the files.
+    #[arg(long)]
+    schema: Option<PathBuf>,
+    /// Without --schema: the column that names the entity (the privacy unit) in every table.
+    #[arg(long, default_value = "customer_id")]
+    entity_column: String,
+    /// Mode to run in; defaults to the one the manifest declares.
+    #[arg(long, value_enum)]
+    mode: Option<ModeArg>,
+    /// Worker threads for isolated mode (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Seed of the guest's randomness, 64 hex digits (default: fresh).
+    #[arg(long)]
+    seed: Option<String>,
+    /// Print the result as JSON instead of tables.
+    #[arg(long)]
+    json: bool,
+    /// Do not use the compiled-module cache.
+    #[arg(long)]
+    no_cache: bool,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub(super) enum ModeArg {
+    Isolated,
+    Table,
+}
+
+#[derive(Args, Debug)]
+pub(super) struct DemoArgs {
+    /// Customers in the synthetic bank.
+    #[arg(long, default_value_t = 20_000)]
+    customers: usize,
+    /// Where to write the data and results.
+    #[arg(long, default_value = "strongroom-demo")]
+    out: PathBuf,
+    /// The examples workspace to build the query module from.
+    #[arg(long)]
+    examples: Option<PathBuf>,
+}
+
+pub(super) fn run(cmd: DevCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        DevCommand::Run(args) => dev_run(args),
+    }
+}
+
+fn default_cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("STRONGROOM_CACHE_DIR") {
+        return PathBuf::from(dir);
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("strongroom").join("modules")
+}
+
+fn parse_seed(seed: Option<&str>) -> anyhow::Result<[u8; 32]> {
+    let mut out = [0u8; 32];
+    match seed {
+        Some(hex_seed) => {
+            let bytes = hex::decode(hex_seed).context("--seed must be hexadecimal")?;
+            if bytes.len() != 32 {
+                bail!("--seed must be 64 hex digits (32 bytes), got {}", bytes.len() * 2);
+            }
+            out.copy_from_slice(&bytes);
+        }
+        None => SystemRandom::new().fill(&mut out).map_err(|_| anyhow::anyhow!("no system randomness"))?,
+    }
+    Ok(out)
+}
+
+fn parse_tables(specs: &[String]) -> anyhow::Result<Vec<(String, PathBuf)>> {
+    specs
+        .iter()
+        .map(|s| match s.split_once('=') {
+            Some((name, path)) if !name.is_empty() && !path.is_empty() => Ok((name.to_string(), PathBuf::from(path))),
+            _ => bail!("--table expects NAME=FILE, got '{s}'"),
+        })
+        .collect()
+}
+
+fn dev_run(args: DevRunArgs) -> anyhow::Result<ExitCode> {
+    let bytes = std::fs::read(&args.module).with_context(|| format!("cannot read module {}", args.module.display()))?;
+    let module = vet(&bytes, DEFAULT_MAX_MODULE_BYTES).with_context(|| format!("{} was refused", args.module.display()))?;
+    let schema = match &args.schema {
+        Some(path) => Some(DatasetSchema::load(path)?),
+        None => None,
+    };
+    let tables = parse_tables(&args.tables)?;
+    let (dataset, _) = load_csv_tables(&tables, schema.as_ref(), &args.entity_column)?;
+    let mode = match args.mode {
+        Some(ModeArg::Isolated) => Mode::Isolated,
+        Some(ModeArg::Table) => Mode::Table,
+        None => module.manifest.mode,
+    };
+    let seed = parse_seed(args.seed.as_deref())?;
+    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let cache = if args.no_cache { None } else { Some(ModuleCache::open(&default_cache_dir())?) };
+
+    let sandbox = Sandbox::new(&EngineSettings::default()).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    let prepared = sandbox.prepare(module, cache.as_ref())?;
+    let manifest = prepared.module.manifest.clone();
+    let dataset = Arc::new(dataset);
+    let ctx = RunContext::new(Arc::clone(&dataset), manifest.clone(), mode, RunLimits::default(), seed)?;
+    let started = Instant::now();
+    let report = sandbox.run(&prepared, Arc::new(ctx), threads);
+    let elapsed = started.elapsed();
+
+    if args.json {
+        let value = serde_json::json!({
+            "development_run": true,
+            "module": { "name": manifest.name, "version": manifest.version, "sha256": prepared.module.hash_hex() },
+            "mode": mode.to_string(),
+            "outcome": report.outcome.code(),
+            "detail": report.detail,
+            "seed": hex::encode(report.seed),
+            "aggregate": report.aggregate,
+            "stderr": String::from_utf8_lossy(&report.stderr),
+            "stdout": String::from_utf8_lossy(&report.stdout),
+        });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        println!("DEVELOPMENT RUN on plaintext data you supplied: exact aggregates, no thresholds, no");
+        println!("noise, no privacy budget. In a room, data is sealed and every result passes the output gate.\n");
+        print_report(&prepared.module.hash_hex(), &manifest, mode, &dataset, &report, elapsed);
+    }
+    Ok(if report.outcome.is_completed() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn print_report(hash: &str, manifest: &Manifest, mode: Mode, dataset: &Dataset, report: &RunReport, elapsed: std::time::Duration) {
+    let rows: Vec<String> = dataset.tables.iter().map(|t| format!("{} {} rows", t.name, number(t.rows() as f64, 0))).collect();
+    println!("module   {} {} (sha256 {})", manifest.name, manifest.version, &hash[..16]);
+    println!("data     {}; {} entities", rows.join(", "), number(dataset.entities() as f64, 0));
+    println!(
+        "run      {} mode, {} unit(s), {} fuel, {:.2} s, seed {}",
+        mode,
+        number(report.units as f64, 0),
+        number(report.fuel_consumed as f64, 0),
+        elapsed.as_secs_f64(),
+        &hex::encode(report.seed)[..16]
+    );
+    println!("outcome  {}", report.outcome);
+    if let Some(detail) = &report.detail {
+        println!("detail   {detail}");
+    }
+    if let Some(aggregate) = &report.aggregate {
+        for (i, metric) in manifest.metrics.iter().enumerate() {
+            let labels: Vec<String> = metric.key.iter().map(Domain::label).collect();
+            println!("\n{} ({}) by {}", metric.name, metric.kind, labels.join(" x "));
+            let mut header = labels.clone();
+            header.extend(["value".to_string(), "entities".into(), "contributions".into()]);
+            let body: Vec<Vec<String>> = label_rows(aggregate, manifest, dataset, i)
+                .into_iter()
+                .map(|r| {
+                    let mut cells = r.labels;
+                    cells.push(number(r.value, usize::from(metric.decimals)));
+                    cells.push(number(r.entities as f64, 0));
+                    cells.push(number(r.contributions as f64, 0));
+                    cells
+                })
+                .collect();
+            print!("{}", table(&header, &body, labels.len()));
+        }
+        let s = aggregate.stats;
+        println!(
+            "\nbounding: {} value(s) clamped, {} dropped over max_groups_per_entity, {} dropped over max_contributions_per_group",
+            number(s.clamped as f64, 0),
+            number(s.dropped_over_group_limit as f64, 0),
+            number(s.dropped_over_contribution_limit as f64, 0)
+        );
+    }
+    for (name, bytes) in [("stdout", &report.stdout), ("stderr", &report.stderr)] {
+        if !bytes.is_empty() {
+            println!("\nguest {name} (shown in development runs only; in a room it goes to the bank's audit log):");
+            println!("{}", String::from_utf8_lossy(bytes).trim_end());
+        }
+    }
+}
+
+pub(super) fn inspect(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read module {}", path.display()))?;
+    let module = match vet(&bytes, DEFAULT_MAX_MODULE_BYTES) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("refused: {e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let m = &module.manifest;
+    if json {
+        let metrics: Vec<_> = m
+            .metrics
+            .iter()
+            .map(|x| {
+                serde_json::json!({
+                    "name": x.name, "kind": x.kind, "lower": x.lower, "upper": x.upper, "decimals": x.decimals,
+                    "max_contributions_per_group": x.max_contributions_per_group,
+                    "key": x.key.iter().map(|d| match d {
+                        Domain::Column { table, column } => serde_json::json!({"column": format!("{table}.{column}")}),
+                        Domain::Enumeration { name, members } => serde_json::json!({"enumeration": name, "members": members}),
+                    }).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        let reads: Vec<_> = m
+            .reads
+            .iter()
+            .map(|r| serde_json::json!({"table": r.table, "columns": r.columns.iter().map(|(c, t)| serde_json::json!({"name": c, "type": t})).collect::<Vec<_>>()}))
+            .collect();
+        let value = serde_json::json!({
+            "sha256": module.hash_hex(), "size": module.bytes.len(), "name": m.name, "version": m.version,
+            "mode": m.mode, "max_groups_per_entity": m.max_groups_per_entity, "reads": reads, "metrics": metrics,
+            "imports": module.imports, "functions": module.functions,
+        });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("accepted {} {} ({} bytes)", m.name, m.version, number(module.bytes.len() as f64, 0));
+    println!("sha256   {}", module.hash_hex());
+    println!("mode     {}", m.mode);
+    println!("max groups per entity, per metric: {}", m.max_groups_per_entity);
+    println!("reads");
+    for r in &m.reads {
+        let cols: Vec<String> = r.columns.iter().map(|(c, t)| format!("{c}: {t}")).collect();
+        println!("  {} ({})", r.table, cols.join(", "));
+    }
+    println!("metrics");
+    for x in &m.metrics {
+        let key: Vec<String> = x
+            .key
+            .iter()
+            .map(|d| match d {
+                Domain::Column { table, column } => format!("{table}.{column}"),
+                Domain::Enumeration { name, members } => format!("{name}[{}]", members.len()),
+            })
+            .collect();
+        let values = match x.kind {
+            crate::guest_boundary::manifest::MetricKind::Count => String::new(),
+            _ => format!(", values in [{}, {}], {} decimals", x.lower, x.upper, x.decimals),
+        };
+        println!(
+            "  {} = {} by ({}){values}, up to {} per group per entity",
+            x.name,
+            x.kind,
+            key.join(", "),
+            x.max_contributions_per_group
+        );
+    }
+    println!("imports  {}", module.imports.join(", "));
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) fn demo_data(customers: usize, per_customer: f64, seed: u64, out: &Path) -> anyhow::Result<ExitCode> {
+    if customers == 0 {
+        bail!("--customers must be at least 1");
+    }
+    let bank = synthetic::generate(customers, per_customer, seed);
+    bank.write_csv(out).with_context(|| format!("cannot write to {}", out.display()))?;
+    println!(
+        "wrote {} customers and {} transactions to {} (customers.csv, transactions.csv, schema.toml)",
+        number(customers as f64, 0),
+        number(bank.transactions() as f64, 0),
+        out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Builds the examples workspace for wasm32-wasip2 and returns its release output directory.
+pub fn build_examples(examples: &Path) -> anyhow::Result<PathBuf> {
+    let manifest = examples.join("Cargo.toml");
+    if !manifest.exists() {
+        bail!("no examples workspace at {} (pass --examples DIR)", examples.display());
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
+        .arg(&manifest)
+        .status()
+        .context("cannot run cargo to build the example modules")?;
+    if !status.success() {
+        bail!("building the example modules failed; is the target installed? `rustup target add wasm32-wasip2`");
+    }
+    Ok(examples.join("target").join("wasm32-wasip2").join("release"))
+}
+
+pub(super) fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    let examples = args.examples.clone().unwrap_or_else(|| {
+        let beside_source = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("examples");
+        if beside_source.join("Cargo.toml").exists() { beside_source } else { PathBuf::from("examples") }
+    });
+    let step = |n: u32, text: &str| {
+        println!("[{n}/4] {text}");
+        let _ = std::io::stdout().flush();
+    };
+    step(1, "partner: building the example query module from source (examples/spend-by-category)");
+    let out_dir = build_examples(&examples)?;
+    let module_path = out_dir.join("spend_by_category.wasm");
+
+    step(2, &format!("bank: generating a synthetic bank of {} customers", number(args.customers as f64, 0)));
+    let bank = synthetic::generate(args.customers, 20.0, 2018);
+    let data_dir = args.out.join("data");
+    bank.write_csv(&data_dir).with_context(|| format!("cannot write {}", data_dir.display()))?;
+    println!("      {} card transactions written to {}", number(bank.transactions() as f64, 0), data_dir.display());
+
+    step(3, "room: vetting the module (imports, world, manifest, size)");
+    let bytes = std::fs::read(&module_path).with_context(|| format!("cannot read {}", module_path.display()))?;
+    let module = vet(&bytes, DEFAULT_MAX_MODULE_BYTES)?;
+    println!("      accepted {} {} sha256 {}", module.manifest.name, module.manifest.version, &module.hash_hex()[..16]);
+
+    step(4, "room: running it, one customer per fresh sandbox instance");
+    let schema = DatasetSchema::load(&data_dir.join("schema.toml"))?;
+    let tables = vec![
+        ("customers".to_string(), data_dir.join("customers.csv")),
+        ("transactions".to_string(), data_dir.join("transactions.csv")),
+    ];
+    let (dataset, _) = load_csv_tables(&tables, Some(&schema), "customer_id")?;
+    let cache = ModuleCache::open(&args.out.join("module-cache"))?;
+    let sandbox = Sandbox::new(&EngineSettings::default()).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    let prepared = sandbox.prepare(module, Some(&cache))?;
+    let manifest = prepared.module.manifest.clone();
+    let dataset = Arc::new(dataset);
+    let ctx = RunContext::new(Arc::clone(&dataset), manifest.clone(), manifest.mode, RunLimits::default(), parse_seed(None)?)?;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let started = Instant::now();
+    let report = sandbox.run(&prepared, Arc::new(ctx), threads);
+    let elapsed = started.elapsed();
+    println!();
+    print_report(&prepared.module.hash_hex(), &manifest, manifest.mode, &dataset, &report, elapsed);
+    if let Some(aggregate) = &report.aggregate {
+        let results = args.out.join("results");
+        std::fs::create_dir_all(&results)?;
+        for (i, metric) in manifest.metrics.iter().enumerate() {
+            let path = results.join(format!("{}.csv", metric.name));
+            let mut w = csv::Writer::from_path(&path)?;
+            let mut header: Vec<String> = metric.key.iter().map(Domain::label).collect();
+            header.extend(["value".into(), "entities".into(), "contributions".into()]);
+            w.write_record(&header)?;
+            for r in label_rows(aggregate, &manifest, &dataset, i) {
+                let mut cells = r.labels;
+                cells.extend([format!("{:.*}", usize::from(metric.decimals), r.value), r.entities.to_string(), r.contributions.to_string()]);
+                w.write_record(&cells)?;
+            }
+            w.flush()?;
+        }
+        println!("\nresults written to {}", results.display());
+    }
+    Ok(if report.outcome.is_completed() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}

@@ -1,0 +1,209 @@
+//! The in-memory, columnar view of a dataset that the sandbox reads from.
+//!
+//! Rows of every table are grouped by entity (the privacy unit, e.g. a customer), so isolated
+//! runs hand a guest one entity's rows as a contiguous slice. Entity keys and identifier columns
+//! are kept here, host-side, and are never part of what a guest can ask for: `guest_columns`
+//! holds only int, float, bool, date and category columns.
+
+pub mod csv_input;
+pub mod schema;
+pub mod synthetic;
+
+use std::sync::Arc;
+
+pub use crate::guest_boundary::manifest::ColumnType;
+
+/// The values of one column.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ColumnData {
+    /// i64 values.
+    Int(Vec<i64>),
+    /// f64 values.
+    Float(Vec<f64>),
+    /// bool values.
+    Bool(Vec<bool>),
+    /// Days since 1970-01-01.
+    Date(Vec<i32>),
+    /// Indices into `Column::dictionary`.
+    Category(Vec<u32>),
+}
+
+impl ColumnData {
+    /// The column type.
+    pub fn ty(&self) -> ColumnType {
+        match self {
+            ColumnData::Int(_) => ColumnType::Int,
+            ColumnData::Float(_) => ColumnType::Float,
+            ColumnData::Bool(_) => ColumnType::Bool,
+            ColumnData::Date(_) => ColumnType::Date,
+            ColumnData::Category(_) => ColumnType::Category,
+        }
+    }
+
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        match self {
+            ColumnData::Int(v) => v.len(),
+            ColumnData::Float(v) => v.len(),
+            ColumnData::Bool(v) => v.len(),
+            ColumnData::Date(v) => v.len(),
+            ColumnData::Category(v) => v.len(),
+        }
+    }
+
+    /// True when there are no values.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn permute(&self, order: &[usize]) -> ColumnData {
+        fn pick<T: Copy>(v: &[T], order: &[usize]) -> Vec<T> {
+            order.iter().map(|&i| v[i]).collect()
+        }
+        match self {
+            ColumnData::Int(v) => ColumnData::Int(pick(v, order)),
+            ColumnData::Float(v) => ColumnData::Float(pick(v, order)),
+            ColumnData::Bool(v) => ColumnData::Bool(pick(v, order)),
+            ColumnData::Date(v) => ColumnData::Date(pick(v, order)),
+            ColumnData::Category(v) => ColumnData::Category(pick(v, order)),
+        }
+    }
+}
+
+/// A column a guest may be granted.
+#[derive(Debug, Clone)]
+pub struct Column {
+    /// Name.
+    pub name: String,
+    /// Values, one per row.
+    pub data: ColumnData,
+    /// Public dictionary of a category column.
+    pub dictionary: Option<Arc<[String]>>,
+}
+
+/// A column only the host sees (identifiers such as email or phone, used for joins in the host).
+#[derive(Debug, Clone)]
+pub struct IdentifierColumn {
+    /// Name.
+    pub name: String,
+    /// Values, one per row.
+    pub values: Vec<String>,
+}
+
+/// One table, rows grouped by entity.
+#[derive(Debug, Clone)]
+pub struct Table {
+    /// Name.
+    pub name: String,
+    /// Columns a guest may be granted.
+    pub guest_columns: Vec<Column>,
+    /// Host-only identifier columns.
+    pub identifiers: Vec<IdentifierColumn>,
+    /// Entity ordinal of each row (non-decreasing).
+    pub entity_of_row: Vec<u32>,
+    /// For each entity ordinal, the start of its rows; `entity_starts[e]..entity_starts[e + 1]`.
+    pub entity_starts: Vec<u32>,
+}
+
+impl Table {
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.entity_of_row.len()
+    }
+
+    /// The rows of entity `e`.
+    pub fn entity_rows(&self, e: u32) -> std::ops::Range<usize> {
+        let e = e as usize;
+        match (self.entity_starts.get(e), self.entity_starts.get(e + 1)) {
+            (Some(&s), Some(&t)) => s as usize..t as usize,
+            _ => 0..0,
+        }
+    }
+
+    /// A guest column by name.
+    pub fn column(&self, name: &str) -> Option<&Column> {
+        self.guest_columns.iter().find(|c| c.name == name)
+    }
+}
+
+/// A whole dataset: tables sharing one entity space.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    /// Dataset name.
+    pub name: String,
+    /// Tables.
+    pub tables: Vec<Table>,
+    /// Entity key of each ordinal, in sorted order. Host-only.
+    pub entity_keys: Vec<String>,
+}
+
+impl Dataset {
+    /// Number of entities.
+    pub fn entities(&self) -> usize {
+        self.entity_keys.len()
+    }
+
+    /// A table by name.
+    pub fn table(&self, name: &str) -> Option<&Table> {
+        self.tables.iter().find(|t| t.name == name)
+    }
+}
+
+/// A table before rows are grouped: parallel vectors, entity key per row.
+#[derive(Debug, Clone)]
+pub struct UngroupedTable {
+    /// Name.
+    pub name: String,
+    /// Entity key of each row.
+    pub entity_keys: Vec<String>,
+    /// Guest-grantable columns.
+    pub columns: Vec<Column>,
+    /// Identifier columns.
+    pub identifiers: Vec<IdentifierColumn>,
+}
+
+impl Dataset {
+    /// Builds a dataset from tables whose rows are in any order: assigns entity ordinals (sorted
+    /// keys) and sorts every table's rows by entity, stably.
+    pub fn group(name: &str, tables: Vec<UngroupedTable>) -> Dataset {
+        let mut keys: Vec<String> = tables.iter().flat_map(|t| t.entity_keys.iter().cloned()).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let ordinal = |k: &str| keys.binary_search_by(|probe| probe.as_str().cmp(k)).unwrap_or(0) as u32;
+        let grouped = tables
+            .into_iter()
+            .map(|t| {
+                let ords: Vec<u32> = t.entity_keys.iter().map(|k| ordinal(k)).collect();
+                let mut order: Vec<usize> = (0..ords.len()).collect();
+                order.sort_by_key(|&i| ords[i]);
+                let entity_of_row: Vec<u32> = order.iter().map(|&i| ords[i]).collect();
+                let mut entity_starts = vec![0u32; keys.len() + 1];
+                for &e in &entity_of_row {
+                    entity_starts[e as usize + 1] += 1;
+                }
+                for e in 0..keys.len() {
+                    entity_starts[e + 1] += entity_starts[e];
+                }
+                Table {
+                    name: t.name,
+                    guest_columns: t
+                        .columns
+                        .into_iter()
+                        .map(|c| Column { name: c.name, data: c.data.permute(&order), dictionary: c.dictionary })
+                        .collect(),
+                    identifiers: t
+                        .identifiers
+                        .into_iter()
+                        .map(|c| IdentifierColumn {
+                            name: c.name,
+                            values: order.iter().map(|&i| c.values[i].clone()).collect(),
+                        })
+                        .collect(),
+                    entity_of_row,
+                    entity_starts,
+                }
+            })
+            .collect();
+        Dataset { name: name.to_string(), tables: grouped, entity_keys: keys }
+    }
+}

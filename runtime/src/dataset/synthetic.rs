@@ -1,0 +1,273 @@
+//! A seeded synthetic bank: customers and card transactions with realistic skew (a few heavy
+//! spenders, many small accounts), for development, tests and benchmarks. Never real data.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::{Rng, SeedableRng};
+
+use super::{Column, ColumnData, Dataset, IdentifierColumn, UngroupedTable};
+
+/// Age bands, the public dictionary of `customers.age_band`.
+pub const AGE_BANDS: &[&str] = &["18-24", "25-34", "35-44", "45-54", "55-64", "65+"];
+/// Regions, the public dictionary of `customers.region`.
+pub const REGIONS: &[&str] = &["Northeast", "Midwest", "South", "West"];
+/// Account types, the public dictionary of `customers.account_type`.
+pub const ACCOUNT_TYPES: &[&str] = &["checking", "savings", "premium"];
+/// Merchant category groups (ISO 18245 ranges), the public dictionary of
+/// `transactions.mcc_group`, with a typical ticket size and a weight.
+pub const MCC_GROUPS: &[(&str, f64, u32)] = &[
+    ("Grocery stores", 45.0, 30),
+    ("Restaurants", 28.0, 20),
+    ("Fuel", 40.0, 12),
+    ("Retail", 55.0, 12),
+    ("Online marketplaces", 38.0, 10),
+    ("Travel and airlines", 320.0, 3),
+    ("Hotels and lodging", 210.0, 2),
+    ("Entertainment", 32.0, 5),
+    ("Utilities and telecom", 85.0, 4),
+    ("Health and pharmacy", 35.0, 2),
+];
+
+fn uniform(rng: &mut ChaCha20Rng) -> f64 {
+    (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+fn pick<'a>(rng: &mut ChaCha20Rng, items: &'a [&'a str]) -> u32 {
+    (rng.next_u64() % items.len() as u64) as u32
+}
+
+/// Standard normal by Box-Muller (synthetic data only; never used for noise).
+fn normal(rng: &mut ChaCha20Rng) -> f64 {
+    let u1 = uniform(rng).max(f64::MIN_POSITIVE);
+    let u2 = uniform(rng);
+    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+}
+
+/// The generated bank, column by column.
+#[derive(Debug, Clone)]
+pub struct SyntheticBank {
+    /// customers: key, email, phone, age band, region, account type, tenure.
+    pub customer_id: Vec<String>,
+    /// Identifier.
+    pub email: Vec<String>,
+    /// Identifier.
+    pub phone: Vec<String>,
+    /// Index into [`AGE_BANDS`].
+    pub age_band: Vec<u32>,
+    /// Index into [`REGIONS`].
+    pub region: Vec<u32>,
+    /// Index into [`ACCOUNT_TYPES`].
+    pub account_type: Vec<u32>,
+    /// Years with the bank.
+    pub tenure_years: Vec<i64>,
+    /// transactions: owning customer (index into `customer_id`).
+    pub tx_customer: Vec<u32>,
+    /// Days since 1970-01-01, within 2025.
+    pub tx_date: Vec<i32>,
+    /// Index into [`MCC_GROUPS`].
+    pub tx_mcc_group: Vec<u32>,
+    /// Amount in dollars.
+    pub tx_amount: Vec<f64>,
+    /// Card not present.
+    pub tx_online: Vec<bool>,
+}
+
+/// Generates `customers` customers with about `mean_transactions` card transactions each.
+pub fn generate(customers: usize, mean_transactions: f64, seed: u64) -> SyntheticBank {
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    let mut bank = SyntheticBank {
+        customer_id: Vec::with_capacity(customers),
+        email: Vec::with_capacity(customers),
+        phone: Vec::with_capacity(customers),
+        age_band: Vec::with_capacity(customers),
+        region: Vec::with_capacity(customers),
+        account_type: Vec::with_capacity(customers),
+        tenure_years: Vec::with_capacity(customers),
+        tx_customer: Vec::new(),
+        tx_date: Vec::new(),
+        tx_mcc_group: Vec::new(),
+        tx_amount: Vec::new(),
+        tx_online: Vec::new(),
+    };
+    let total_weight: u32 = MCC_GROUPS.iter().map(|g| g.2).sum();
+    let year_start = 20_089; // 2025-01-01
+    for c in 0..customers {
+        bank.customer_id.push(format!("C{:08}", c + 1));
+        bank.email.push(format!("customer{}@example.com", c + 1));
+        bank.phone.push(format!("+1555{:07}", c + 1));
+        bank.age_band.push(pick(&mut rng, AGE_BANDS));
+        bank.region.push(pick(&mut rng, REGIONS));
+        bank.account_type.push(pick(&mut rng, ACCOUNT_TYPES));
+        bank.tenure_years.push((rng.next_u64() % 30) as i64);
+        // Activity is log-normal: many light users, a few heavy spenders.
+        let activity = (0.8 * normal(&mut rng) - 0.32).exp();
+        let n = (mean_transactions * activity * (0.5 + uniform(&mut rng))).round() as usize;
+        for _ in 0..n {
+            let mut w = (rng.next_u64() % u64::from(total_weight)) as u32;
+            let mut group = 0;
+            while w >= MCC_GROUPS[group].2 {
+                w -= MCC_GROUPS[group].2;
+                group += 1;
+            }
+            let typical = MCC_GROUPS[group].1;
+            let amount = (typical * (0.7 * normal(&mut rng)).exp() * 100.0).round() / 100.0;
+            bank.tx_customer.push(c as u32);
+            bank.tx_date.push(year_start + (rng.next_u64() % 365) as i32);
+            bank.tx_mcc_group.push(group as u32);
+            bank.tx_amount.push(amount.max(0.01));
+            bank.tx_online.push(rng.next_u64() % 3 == 0);
+        }
+    }
+    bank
+}
+
+fn dict(items: &[&str]) -> Option<Arc<[String]>> {
+    Some(items.iter().map(|s| s.to_string()).collect::<Vec<_>>().into())
+}
+
+/// The schema (TOML) of the synthetic bank, as a bank would write it.
+pub fn schema_toml() -> String {
+    let list = |items: &[&str]| items.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", ");
+    let mcc: Vec<&str> = MCC_GROUPS.iter().map(|g| g.0).collect();
+    format!(
+        r#"# The synthetic bank's dataset schema (see docs/formats/schema.md).
+name = "bank"
+
+[[tables]]
+name = "customers"
+columns = [
+  {{ name = "customer_id", role = "entity" }},
+  {{ name = "email", role = "identifier" }},
+  {{ name = "phone", role = "identifier" }},
+  {{ name = "age_band", role = "category", dictionary = [{}] }},
+  {{ name = "region", role = "category", dictionary = [{}] }},
+  {{ name = "account_type", role = "category", dictionary = [{}] }},
+  {{ name = "tenure_years", role = "int", min = 0, max = 100 }},
+]
+
+[[tables]]
+name = "transactions"
+columns = [
+  {{ name = "customer_id", role = "entity" }},
+  {{ name = "date", role = "date" }},
+  {{ name = "mcc_group", role = "category", dictionary = [{}] }},
+  {{ name = "amount", role = "float", min = 0.0, max = 1000000.0 }},
+  {{ name = "online", role = "bool" }},
+]
+"#,
+        list(AGE_BANDS),
+        list(REGIONS),
+        list(ACCOUNT_TYPES),
+        list(&mcc)
+    )
+}
+
+fn date_string(days: i32) -> String {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i32::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+impl SyntheticBank {
+    /// Number of transactions.
+    pub fn transactions(&self) -> usize {
+        self.tx_customer.len()
+    }
+
+    /// Writes `customers.csv`, `transactions.csv` and `schema.toml` into `dir`.
+    pub fn write_csv(&self, dir: &Path) -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        let mut c = std::io::BufWriter::new(std::fs::File::create(dir.join("customers.csv"))?);
+        writeln!(c, "customer_id,email,phone,age_band,region,account_type,tenure_years")?;
+        for i in 0..self.customer_id.len() {
+            writeln!(
+                c,
+                "{},{},{},{},{},{},{}",
+                self.customer_id[i],
+                self.email[i],
+                self.phone[i],
+                AGE_BANDS[self.age_band[i] as usize],
+                REGIONS[self.region[i] as usize],
+                ACCOUNT_TYPES[self.account_type[i] as usize],
+                self.tenure_years[i]
+            )?;
+        }
+        c.flush()?;
+        let mut t = std::io::BufWriter::new(std::fs::File::create(dir.join("transactions.csv"))?);
+        writeln!(t, "customer_id,date,mcc_group,amount,online")?;
+        for i in 0..self.transactions() {
+            writeln!(
+                t,
+                "{},{},{},{:.2},{}",
+                self.customer_id[self.tx_customer[i] as usize],
+                date_string(self.tx_date[i]),
+                MCC_GROUPS[self.tx_mcc_group[i] as usize].0,
+                self.tx_amount[i],
+                self.tx_online[i]
+            )?;
+        }
+        t.flush()?;
+        std::fs::write(dir.join("schema.toml"), schema_toml())
+    }
+
+    /// The bank as an in-memory dataset (what a run reads).
+    pub fn dataset(&self) -> Dataset {
+        let mcc: Vec<&str> = MCC_GROUPS.iter().map(|g| g.0).collect();
+        let customers = UngroupedTable {
+            name: "customers".into(),
+            entity_keys: self.customer_id.clone(),
+            columns: vec![
+                Column { name: "age_band".into(), data: ColumnData::Category(self.age_band.clone()), dictionary: dict(AGE_BANDS) },
+                Column { name: "region".into(), data: ColumnData::Category(self.region.clone()), dictionary: dict(REGIONS) },
+                Column {
+                    name: "account_type".into(),
+                    data: ColumnData::Category(self.account_type.clone()),
+                    dictionary: dict(ACCOUNT_TYPES),
+                },
+                Column { name: "tenure_years".into(), data: ColumnData::Int(self.tenure_years.clone()), dictionary: None },
+            ],
+            identifiers: vec![
+                IdentifierColumn { name: "email".into(), values: self.email.clone() },
+                IdentifierColumn { name: "phone".into(), values: self.phone.clone() },
+            ],
+        };
+        let transactions = UngroupedTable {
+            name: "transactions".into(),
+            entity_keys: self.tx_customer.iter().map(|&c| self.customer_id[c as usize].clone()).collect(),
+            columns: vec![
+                Column { name: "date".into(), data: ColumnData::Date(self.tx_date.clone()), dictionary: None },
+                Column { name: "mcc_group".into(), data: ColumnData::Category(self.tx_mcc_group.clone()), dictionary: dict(&mcc) },
+                Column { name: "amount".into(), data: ColumnData::Float(self.tx_amount.clone()), dictionary: None },
+                Column { name: "online".into(), data: ColumnData::Bool(self.tx_online.clone()), dictionary: None },
+            ],
+            identifiers: vec![],
+        };
+        Dataset::group("bank", vec![customers, transactions])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_seed_same_bank_and_dates_round_trip() {
+        let a = generate(50, 20.0, 7);
+        let b = generate(50, 20.0, 7);
+        assert_eq!(a.tx_amount, b.tx_amount);
+        assert!(a.transactions() > 200, "about 20 transactions a customer");
+        for &d in a.tx_date.iter().take(50) {
+            assert_eq!(crate::dataset::csv_input::parse_date(&date_string(d)), Some(d));
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! Boundary: guest. Everything between a partner's WebAssembly module and the room.
+//!
+//! - `host_api.rs`: every `strongroom:query` function a guest can call (the one file to review);
+//! - `wasi.rs`: the virtual, deny-by-default WASI it also gets;
+//! - `vetting.rs`: what a module must pass before anything runs;
+//! - `manifest.rs`: the manifest a module carries in a custom section;
+//! - `sandbox.rs`: the engine, its limits and the isolated/table runners;
+//! - `cache.rs`: compiled modules, authenticated before they are loaded;
+//! - `limits.rs`, `outcome.rs`: per-run limits and typed outcomes.
+
+pub mod cache;
+pub mod host_api;
+pub mod limits;
+pub mod manifest;
+pub mod outcome;
+pub mod sandbox;
+pub mod vetting;
+pub mod wasi;
+
+use std::sync::Arc;
+
+use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::{Rng, SeedableRng};
+
+use crate::dataset::Dataset;
+use crate::output_gate::ContributionBounds;
+pub use limits::RunLimits;
+use manifest::{Domain, Manifest, Mode};
+pub use outcome::Outcome;
+pub use sandbox::{PreparedModule, RunReport, Sandbox};
+pub use vetting::{VettedModule, VettingError, vet};
+
+/// A table a run may read, resolved against the dataset.
+#[derive(Debug, Clone)]
+pub struct Grant {
+    /// Table name.
+    pub name: String,
+    /// Index of the table in the dataset.
+    pub table: usize,
+    /// (column name, index into the table's guest columns).
+    pub columns: Vec<(String, usize)>,
+}
+
+/// Why a run could not start: the module and the data do not fit together.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdmissionError {
+    /// The module asks for something the dataset does not have or never shows a guest.
+    #[error("module '{module}' cannot run on dataset '{dataset}': {reason}")]
+    Mismatch {
+        /// Module name.
+        module: String,
+        /// Dataset name.
+        dataset: String,
+        /// What does not fit.
+        reason: String,
+    },
+    /// The run asked for a mode the module was not written for.
+    #[error("module '{module}' declares {declared} mode; it cannot run in {requested} mode")]
+    WrongMode {
+        /// Module name.
+        module: String,
+        /// What the manifest says.
+        declared: Mode,
+        /// What was asked.
+        requested: Mode,
+    },
+}
+
+/// Everything fixed for one run: data, module declarations, grants, limits. Shared by every
+/// instance of the run, read-only.
+pub struct RunContext {
+    /// The data.
+    pub dataset: Arc<Dataset>,
+    /// The module's manifest.
+    pub manifest: Manifest,
+    /// The mode of this run.
+    pub mode: Mode,
+    /// What the module may read.
+    pub grants: Vec<Grant>,
+    /// For each metric, the size of each group-key part's domain.
+    pub domain_sizes: Vec<Vec<u32>>,
+    /// Per-entity contribution bounds.
+    pub bounds: ContributionBounds,
+    /// Table mode: the opaque ordinal a guest sees for each entity, a fresh permutation per run.
+    pub entity_alias: Vec<u32>,
+    /// Limits.
+    pub limits: RunLimits,
+    /// Seed of the guest's randomness and of the entity aliases (recorded with the run).
+    pub seed: [u8; 32],
+}
+
+impl RunContext {
+    /// Resolves a module's declarations against a dataset. Checks tables, columns and types
+    /// before anything runs, so a partner learns of a mismatch with a clear message, not a trap.
+    pub fn new(
+        dataset: Arc<Dataset>,
+        manifest: Manifest,
+        mode: Mode,
+        limits: RunLimits,
+        seed: [u8; 32],
+    ) -> Result<RunContext, AdmissionError> {
+        let mismatch = |reason: String| AdmissionError::Mismatch {
+            module: manifest.name.clone(),
+            dataset: dataset.name.clone(),
+            reason,
+        };
+        if mode != manifest.mode {
+            return Err(AdmissionError::WrongMode { module: manifest.name.clone(), declared: manifest.mode, requested: mode });
+        }
+        let mut grants = Vec::new();
+        for read in &manifest.reads {
+            let Some(t) = dataset.tables.iter().position(|t| t.name == read.table) else {
+                return Err(mismatch(format!("it reads table '{}', which the dataset does not have", read.table)));
+            };
+            let table = &dataset.tables[t];
+            let mut columns = Vec::new();
+            for (name, ty) in &read.columns {
+                let Some(c) = table.guest_columns.iter().position(|c| &c.name == name) else {
+                    let hidden = table.identifiers.iter().any(|i| &i.name == name);
+                    let why = if hidden {
+                        "an identifier column, which never reaches a module".to_string()
+                    } else {
+                        "not a column a module can read (no such column, or the entity key)".to_string()
+                    };
+                    return Err(mismatch(format!("it reads {}.{name}: {why}", read.table)));
+                };
+                let actual = table.guest_columns[c].data.ty();
+                if actual != *ty {
+                    return Err(mismatch(format!("it expects {}.{name} to be {ty}, the dataset has {actual}", read.table)));
+                }
+                columns.push((name.clone(), c));
+            }
+            grants.push(Grant { name: read.table.clone(), table: t, columns });
+        }
+        let mut domain_sizes = Vec::new();
+        for metric in &manifest.metrics {
+            let mut sizes = Vec::new();
+            for domain in &metric.key {
+                sizes.push(match domain {
+                    Domain::Enumeration { members, .. } => members.len() as u32,
+                    Domain::Column { table, column } => {
+                        let dict = dataset
+                            .table(table)
+                            .and_then(|t| t.column(column))
+                            .and_then(|c| c.dictionary.as_ref())
+                            .ok_or_else(|| mismatch(format!("group key {table}.{column} has no public dictionary")))?;
+                        dict.len() as u32
+                    }
+                });
+            }
+            domain_sizes.push(sizes);
+        }
+        let mut rng = ChaCha20Rng::from_seed(seed);
+        let mut entity_alias: Vec<u32> = (0..dataset.entities() as u32).collect();
+        for i in (1..entity_alias.len()).rev() {
+            let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+            entity_alias.swap(i, j);
+        }
+        Ok(RunContext {
+            bounds: ContributionBounds::new(&manifest),
+            dataset,
+            manifest,
+            mode,
+            grants,
+            domain_sizes,
+            entity_alias,
+            limits,
+            seed,
+        })
+    }
+}

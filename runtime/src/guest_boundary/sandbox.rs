@@ -1,0 +1,382 @@
+//! The sandbox: one wasmtime engine configured for hostile guests, and the two ways a module runs.
+//!
+//! - Pooling allocator with copy-on-write memory images, and `InstancePre` (imports resolved once
+//!   per module), so a fresh instance per isolation unit costs microseconds.
+//! - Fuel and an epoch deadline, memory/table/instance limits through a `ResourceLimiter`, a wasm
+//!   stack cap, and a cap on bytes a guest passes to the host per call.
+//! - WebAssembly proposals we do not need are off; Spectre mitigations and guard regions are
+//!   wasmtime's defaults.
+//! - Every failure becomes a typed [`Outcome`]; nothing a guest does panics the host.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
+
+use super::cache::{CacheStatus, ModuleCache};
+use super::host_api::{GuestState, Query, QueryPre, Stop};
+use super::manifest::Mode;
+use super::outcome::Outcome;
+use super::vetting::VettedModule;
+use super::wasi::{self, CapturedOutput};
+use super::{RunContext, RunLimits};
+use crate::output_gate::{Aggregate, Aggregator, EntityContributions};
+
+/// Engine-wide settings: they size the instance pool, so they are fixed when the room starts.
+#[derive(Clone, Debug)]
+pub struct EngineSettings {
+    /// Largest linear memory any single memory may reach (a run's limit may be lower).
+    pub max_memory_per_memory: usize,
+    /// Largest table.
+    pub max_table_elements: usize,
+    /// Instances alive at once across all runs (pool size).
+    pub max_concurrent_instances: u32,
+    /// Wasm stack per instance.
+    pub max_wasm_stack: usize,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        EngineSettings {
+            max_memory_per_memory: 256 << 20,
+            max_table_elements: 100_000,
+            max_concurrent_instances: 64,
+            max_wasm_stack: 512 << 10,
+        }
+    }
+}
+
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+struct EpochTicker {
+    ticks: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The configured engine and the linker holding the guest's whole world.
+pub struct Sandbox {
+    engine: Engine,
+    linker: Linker<GuestState>,
+    epoch: EpochTicker,
+}
+
+/// A vetted module, compiled and linked, ready for many instances.
+pub struct PreparedModule {
+    /// The vetted module (manifest, hash).
+    pub module: VettedModule,
+    pre: QueryPre<GuestState>,
+    /// Whether the compiled artifact came from the cache.
+    pub cache: CacheStatus,
+}
+
+/// What a run produced. Only `outcome.code()` and, when completed, the aggregate may go towards
+/// a partner (through the output gate); everything else is for the bank.
+#[derive(Debug)]
+pub struct RunReport {
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Trap text, guest error text, the entity ordinal that failed: bank only.
+    pub detail: Option<String>,
+    /// Exact, bounded aggregates, present only when the run completed.
+    pub aggregate: Option<Aggregate>,
+    /// Captured stdout (bounded), bank only.
+    pub stdout: Vec<u8>,
+    /// Captured stderr (bounded), bank only.
+    pub stderr: Vec<u8>,
+    /// Fuel consumed across all instances.
+    pub fuel_consumed: u64,
+    /// Isolation units run (isolated) or 1 (table).
+    pub units: u64,
+    /// The run's seed (recorded so a run can be replayed).
+    pub seed: [u8; 32],
+}
+
+impl Sandbox {
+    /// An engine for hostile guests.
+    pub fn new(settings: &EngineSettings) -> wasmtime::Result<Sandbox> {
+        let mut pool = PoolingAllocationConfig::new();
+        let n = settings.max_concurrent_instances;
+        pool.total_component_instances(n)
+            .total_core_instances(n * 16)
+            .total_memories(n * 4)
+            .total_tables(n * 8)
+            .total_stacks(n)
+            .max_core_instances_per_component(16)
+            .max_memories_per_component(4)
+            .max_tables_per_component(8)
+            .max_memories_per_module(1)
+            .max_tables_per_module(4)
+            .table_elements(settings.max_table_elements)
+            .max_memory_size(settings.max_memory_per_memory);
+
+        let mut config = Config::new();
+        config
+            .wasm_component_model(true)
+            .consume_fuel(true)
+            .epoch_interruption(true)
+            .max_wasm_stack(settings.max_wasm_stack)
+            .memory_init_cow(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+            // Proposals a query module does not need: off, so their code paths are not attack
+            // surface (GC, function references, exceptions, threads and component-model async
+            // are not even compiled in). Vetting refuses modules that use them with a message naming the feature.
+            .wasm_memory64(false)
+            .wasm_multi_memory(false)
+            .wasm_tail_call(false)
+            .wasm_relaxed_simd(false)
+            .wasm_gc(false)
+            .wasm_stack_switching(false)
+            .wasm_wide_arithmetic(false)
+            .wasm_custom_page_sizes(false)
+            .wasm_branch_hinting(false);
+        let engine = Engine::new(&config)?;
+
+        let mut linker = Linker::new(&engine);
+        wasi::add_to_linker(&mut linker)?;
+        Query::add_to_linker::<_, HasSelf<GuestState>>(&mut linker, |s| s)?;
+
+        let ticks = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        {
+            let (engine, ticks, stop) = (engine.clone(), Arc::clone(&ticks), Arc::clone(&stop));
+            thread::Builder::new().name("strongroom-epoch".into()).spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                    ticks.fetch_add(1, Ordering::Relaxed);
+                }
+            })?;
+        }
+        Ok(Sandbox { engine, linker, epoch: EpochTicker { ticks, stop } })
+    }
+
+    /// The engine (for caching and benchmarks).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Compiles (or loads from `cache`) and links a vetted module.
+    pub fn prepare(&self, module: VettedModule, cache: Option<&ModuleCache>) -> anyhow::Result<PreparedModule> {
+        let (component, status) = match cache {
+            Some(cache) => cache.load_or_compile(&self.engine, &module.hash, &module.bytes)?,
+            None => (Component::new(&self.engine, &module.bytes).map_err(wasm_err)?, CacheStatus::Miss),
+        };
+        let pre = self.linker.instantiate_pre(&component).map_err(wasm_err)?;
+        let pre = QueryPre::new(pre).map_err(wasm_err)?;
+        Ok(PreparedModule { module, pre, cache: status })
+    }
+
+    fn deadline_tick(&self, limits: &RunLimits) -> u64 {
+        let ticks = (limits.deadline.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
+        self.epoch.ticks.load(Ordering::Relaxed) + ticks
+    }
+
+    fn new_store(&self, ctx: &Arc<RunContext>, entity: Option<u32>, fuel: u64, deadline_tick: u64) -> (Store<GuestState>, CapturedOutput) {
+        let (wasi_ctx, output) = wasi::context(ctx.seed, ctx.limits.max_output_bytes);
+        let mut store = Store::new(&self.engine, GuestState::new(Arc::clone(ctx), entity, wasi_ctx));
+        store.limiter(|s| &mut s.limiter);
+        // Fuel can only fail to be set when fuel is not enabled, and it always is here.
+        let _ = store.set_fuel(fuel);
+        let now = self.epoch.ticks.load(Ordering::Relaxed);
+        store.set_epoch_deadline(deadline_tick.saturating_sub(now).max(1));
+        store.set_hostcall_fuel(ctx.limits.max_hostcall_bytes);
+        (store, output)
+    }
+
+    /// Runs `module` over the data in `ctx`, in the run's mode, on up to `threads` threads
+    /// (isolated mode; table mode uses one).
+    pub fn run(&self, module: &PreparedModule, ctx: Arc<RunContext>, threads: usize) -> RunReport {
+        match ctx.mode {
+            Mode::Isolated => self.run_isolated(module, ctx, threads.max(1)),
+            Mode::Table => self.run_table(module, ctx),
+        }
+    }
+
+    fn run_table(&self, module: &PreparedModule, ctx: Arc<RunContext>) -> RunReport {
+        let deadline = self.deadline_tick(&ctx.limits);
+        let fuel = ctx.limits.fuel_per_table_run;
+        let (mut store, output) = self.new_store(&ctx, None, fuel, deadline);
+        let result = call_run(&module.pre, &mut store);
+        let fuel_consumed = fuel - store.get_fuel().unwrap_or(0);
+        let cap = ctx.limits.max_output_bytes;
+        let mut report = RunReport {
+            outcome: Outcome::Completed,
+            detail: None,
+            aggregate: None,
+            stdout: output.stdout.contents().to_vec(),
+            stderr: output.stderr.contents().to_vec(),
+            fuel_consumed,
+            units: 1,
+            seed: ctx.seed,
+        };
+        match result {
+            Ok(()) => {
+                let mut aggregator = Aggregator::new(&ctx.manifest);
+                let mut entities: Vec<(u32, EntityContributions)> = store.data_mut().table_contributions.drain().collect();
+                entities.sort_by_key(|(e, _)| *e);
+                for (_, contributions) in entities {
+                    aggregator.merge_entity(contributions);
+                }
+                report.aggregate = Some(aggregator.finish(&ctx.manifest));
+            }
+            Err(failure) => {
+                let (outcome, detail) = classify(failure, store.data(), &output, cap);
+                report.outcome = outcome;
+                report.detail = Some(detail);
+            }
+        }
+        report
+    }
+
+    fn run_isolated(&self, module: &PreparedModule, ctx: Arc<RunContext>, threads: usize) -> RunReport {
+        let deadline = self.deadline_tick(&ctx.limits);
+        let entities = ctx.dataset.entities() as u32;
+        let next = AtomicU32::new(0);
+        let failed = AtomicBool::new(false);
+        let failure: Mutex<Option<(u32, Outcome, String)>> = Mutex::new(None);
+        let cap = ctx.limits.max_output_bytes;
+        let stdout = Mutex::new(Vec::new());
+        let stderr = Mutex::new(Vec::new());
+        let fuel_total = AtomicU64::new(0);
+        const CHUNK: u32 = 64;
+
+        let aggregators: Vec<Aggregator> = thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut aggregator = Aggregator::new(&ctx.manifest);
+                        let fuel = ctx.limits.fuel_per_entity;
+                        'work: loop {
+                            let start = next.fetch_add(CHUNK, Ordering::Relaxed);
+                            if start >= entities {
+                                break;
+                            }
+                            for entity in start..(start + CHUNK).min(entities) {
+                                if failed.load(Ordering::Relaxed) {
+                                    break 'work;
+                                }
+                                let (mut store, output) = self.new_store(&ctx, Some(entity), fuel, deadline);
+                                let result = call_run(&module.pre, &mut store);
+                                fuel_total.fetch_add(fuel - store.get_fuel().unwrap_or(0), Ordering::Relaxed);
+                                append_bounded(&stdout, &output.stdout.contents(), cap);
+                                append_bounded(&stderr, &output.stderr.contents(), cap);
+                                match result {
+                                    Ok(()) => {
+                                        let contributions = std::mem::take(&mut store.data_mut().entity_contributions);
+                                        aggregator.merge_entity(contributions);
+                                    }
+                                    Err(e) => {
+                                        let (outcome, detail) = classify(e, store.data(), &output, cap);
+                                        failed.store(true, Ordering::Relaxed);
+                                        let mut slot = failure.lock().unwrap_or_else(|p| p.into_inner());
+                                        // Keep the failure of the lowest entity ordinal, so the
+                                        // recorded outcome does not depend on thread timing.
+                                        if slot.as_ref().is_none_or(|(e, _, _)| entity < *e) {
+                                            *slot = Some((entity, outcome, detail));
+                                        }
+                                        break 'work;
+                                    }
+                                }
+                            }
+                        }
+                        aggregator
+                    })
+                })
+                .collect();
+            workers.into_iter().filter_map(|w| w.join().ok()).collect()
+        });
+
+        let mut report = RunReport {
+            outcome: Outcome::Completed,
+            detail: None,
+            aggregate: None,
+            stdout: stdout.into_inner().unwrap_or_else(|p| p.into_inner()),
+            stderr: stderr.into_inner().unwrap_or_else(|p| p.into_inner()),
+            fuel_consumed: fuel_total.load(Ordering::Relaxed),
+            units: u64::from(next.load(Ordering::Relaxed).min(entities)),
+            seed: ctx.seed,
+        };
+        match failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            Some((entity, outcome, detail)) => {
+                report.outcome = outcome;
+                report.detail = Some(format!("entity #{entity}: {detail}"));
+            }
+            None if aggregators.len() != threads => {
+                report.outcome = Outcome::Trap("worker thread failed".into());
+            }
+            None => {
+                let mut total = Aggregator::new(&ctx.manifest);
+                for a in aggregators {
+                    total.merge(a);
+                }
+                report.aggregate = Some(total.finish(&ctx.manifest));
+            }
+        }
+        report
+    }
+}
+
+fn wasm_err(e: wasmtime::Error) -> anyhow::Error {
+    anyhow::anyhow!("{e:#}")
+}
+
+/// The error of a failed `run` call, before classification.
+enum Failure {
+    /// Instantiation or the call trapped / errored in the host.
+    Wasm(wasmtime::Error),
+    /// `run` returned `Err(text)`.
+    Guest(String),
+}
+
+fn call_run(pre: &QueryPre<GuestState>, store: &mut Store<GuestState>) -> Result<(), Failure> {
+    let instance = pre.instantiate(&mut *store).map_err(Failure::Wasm)?;
+    match instance.call_run(&mut *store) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(text)) => Err(Failure::Guest(text)),
+        Err(e) => Err(Failure::Wasm(e)),
+    }
+}
+
+fn append_bounded(sink: &Mutex<Vec<u8>>, bytes: &[u8], cap: usize) {
+    if bytes.is_empty() {
+        return;
+    }
+    let mut sink = sink.lock().unwrap_or_else(|p| p.into_inner());
+    let room = cap.saturating_sub(sink.len());
+    sink.extend_from_slice(&bytes[..bytes.len().min(room)]);
+}
+
+fn classify(failure: Failure, state: &GuestState, output: &CapturedOutput, cap: usize) -> (Outcome, String) {
+    let error = match failure {
+        Failure::Guest(text) => return (Outcome::GuestError, format!("run returned an error: {text}")),
+        Failure::Wasm(e) => e,
+    };
+    let detail = format!("{error:?}");
+    if let Some(stop) = &state.stop {
+        return match stop {
+            Stop::Violation(what) => (Outcome::ContractViolation(what.clone()), detail),
+            Stop::ContributionLimit => (Outcome::ContributionLimit, detail),
+        };
+    }
+    let outcome = match error.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => Outcome::OutOfFuel,
+        Some(Trap::Interrupt) => Outcome::Deadline,
+        Some(Trap::StackOverflow) => Outcome::StackOverflow,
+        _ if state.limiter.memory_refused => Outcome::MemoryLimit,
+        _ if state.limiter.table_refused => Outcome::TableLimit,
+        _ if output.full(cap) => Outcome::OutputLimit,
+        Some(trap) => Outcome::Trap(trap.to_string()),
+        None if detail.contains("resource limit exceeded") || detail.contains("count too high") => Outcome::MemoryLimit,
+        None => Outcome::Trap("host error".into()),
+    };
+    (outcome, detail)
+}

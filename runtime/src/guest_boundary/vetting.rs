@@ -1,0 +1,233 @@
+//! Vetting: what a module must pass before anything runs.
+//!
+//! A module is refused, with an error naming the offending item, when it is over the size cap,
+//! is not a component, needs a WebAssembly feature the room turned off, imports anything outside
+//! the allowed set, does not export the `strongroom:query` world's `run`, or carries no or a
+//! malformed manifest.
+
+use ring::digest;
+use wasmparser::component_types::{ComponentEntityType, ComponentInstanceType, ComponentItem};
+use wasmparser::{Encoding, Parser, Payload, Validator, WasmFeatures};
+
+use super::manifest::{Manifest, ManifestError, SECTION};
+
+/// Default cap on a module's size.
+pub const DEFAULT_MAX_MODULE_BYTES: usize = 16 * 1024 * 1024;
+
+/// The WebAssembly features a module may use: WebAssembly 2.0 (with SIMD) and the component
+/// model. Everything else (memory64, multi-memory, threads, tail calls, relaxed SIMD, GC,
+/// exceptions, stack switching, component-model async, ...) is off, here and in the engine.
+pub fn allowed_features() -> WasmFeatures {
+    WasmFeatures::WASM2 | WasmFeatures::FLOATS | WasmFeatures::EXTENDED_CONST | WasmFeatures::COMPONENT_MODEL
+}
+
+/// Interfaces a module may import, by name without version. The `strongroom:query` interfaces
+/// are the contract; the WASI ones are virtual (see `wasi.rs`): captured stdio, an empty
+/// environment, frozen clocks, seeded randomness. No filesystem, sockets, HTTP or polling.
+pub const ALLOWED_IMPORTS: &[&str] = &[
+    "strongroom:query/types",
+    "strongroom:query/schema",
+    "strongroom:query/data",
+    "strongroom:query/contribute",
+    "wasi:cli/environment",
+    "wasi:cli/exit",
+    "wasi:cli/stdin",
+    "wasi:cli/stdout",
+    "wasi:cli/stderr",
+    "wasi:cli/terminal-input",
+    "wasi:cli/terminal-output",
+    "wasi:cli/terminal-stdin",
+    "wasi:cli/terminal-stdout",
+    "wasi:cli/terminal-stderr",
+    "wasi:io/error",
+    "wasi:io/streams",
+    "wasi:io/poll",
+    "wasi:clocks/wall-clock",
+    "wasi:clocks/monotonic-clock",
+    "wasi:random/random",
+    "wasi:random/insecure",
+    "wasi:random/insecure-seed",
+];
+
+/// Functions refused even though their interface is allowed. A frozen clock has nothing to wait
+/// for, and a pollable on a clock deadline would make the host thread sleep for real time, out of
+/// reach of fuel and epoch interruption.
+pub const DENIED_FUNCTIONS: &[&str] =
+    &["wasi:clocks/monotonic-clock#subscribe-instant", "wasi:clocks/monotonic-clock#subscribe-duration"];
+
+/// Versions of the interfaces above that the room implements.
+const ALLOWED_VERSIONS: &[(&str, &str)] = &[("strongroom:query/", "0.1.0"), ("wasi:", "0.2.")];
+
+/// Why a module was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum VettingError {
+    /// Over the size cap.
+    #[error("module is {size} bytes, over the cap of {max} bytes")]
+    TooLarge {
+        /// Module size.
+        size: usize,
+        /// The cap.
+        max: usize,
+    },
+    /// A core module or something that is not WebAssembly at all.
+    #[error("not a WebAssembly component: {0} (build with `cargo build --target wasm32-wasip2`)")]
+    NotAComponent(String),
+    /// Fails validation, typically because it needs a feature the room turned off.
+    #[error("module does not validate with the room's WebAssembly features: {0}")]
+    Invalid(String),
+    /// Imports something outside the allowed set.
+    #[error("module imports '{0}', which a query module may not use")]
+    ForbiddenImport(String),
+    /// Does not export `run` from the `strongroom:query/query` world.
+    #[error("module does not export `run` (the strongroom:query world); exports found: {0}")]
+    MissingRun(String),
+    /// Exports something besides `run`.
+    #[error("module exports '{0}', which is not part of the strongroom:query world")]
+    UnexpectedExport(String),
+    /// No `strongroom-manifest` custom section.
+    #[error("module carries no manifest (custom section `strongroom-manifest`): declare one with `strongroom_guest::query!`")]
+    NoManifest,
+    /// More than one manifest section.
+    #[error("module carries {0} manifest sections; exactly one is allowed")]
+    DuplicateManifest(usize),
+    /// The manifest is malformed or invalid.
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+}
+
+/// A module that passed vetting.
+#[derive(Debug, Clone)]
+pub struct VettedModule {
+    /// The component bytes.
+    pub bytes: Vec<u8>,
+    /// SHA-256 of the bytes: the module's identity everywhere (approvals, cache, receipts).
+    pub hash: [u8; 32],
+    /// The decoded manifest.
+    pub manifest: Manifest,
+    /// Imported interfaces, as found.
+    pub imports: Vec<String>,
+    /// Imported functions, as `interface#function`.
+    pub functions: Vec<String>,
+}
+
+impl VettedModule {
+    /// The hash in lowercase hex.
+    pub fn hash_hex(&self) -> String {
+        hex::encode(self.hash)
+    }
+}
+
+fn import_allowed(name: &str) -> bool {
+    let (base, version) = match name.split_once('@') {
+        Some((base, version)) => (base, version),
+        None => return false,
+    };
+    ALLOWED_IMPORTS.contains(&base)
+        && ALLOWED_VERSIONS
+            .iter()
+            .any(|(prefix, v)| base.starts_with(prefix) && version.starts_with(v))
+}
+
+/// Vets `bytes` as a query module.
+pub fn vet(bytes: &[u8], max_module_bytes: usize) -> Result<VettedModule, VettingError> {
+    if bytes.len() > max_module_bytes {
+        return Err(VettingError::TooLarge { size: bytes.len(), max: max_module_bytes });
+    }
+    if !Parser::is_component(bytes) {
+        let what = if Parser::is_core_wasm(bytes) { "this is a core module" } else { "no WebAssembly header" };
+        return Err(VettingError::NotAComponent(what.into()));
+    }
+    let types = Validator::new_with_features(allowed_features())
+        .validate_all(bytes)
+        .map_err(|e| VettingError::Invalid(e.to_string()))?;
+
+    let mut depth = 0usize;
+    let mut imports = Vec::new();
+    let mut exports = Vec::new();
+    let mut manifests = Vec::new();
+    for payload in Parser::new(0).parse_all(bytes) {
+        let payload = payload.map_err(|e| VettingError::Invalid(e.to_string()))?;
+        match payload {
+            Payload::Version { encoding, .. } => {
+                depth += 1;
+                if depth == 1 && encoding != Encoding::Component {
+                    return Err(VettingError::NotAComponent("this is a core module".into()));
+                }
+            }
+            Payload::End(_) => depth = depth.saturating_sub(1),
+            Payload::ComponentImportSection(reader) if depth == 1 => {
+                for import in reader {
+                    let import = import.map_err(|e| VettingError::Invalid(e.to_string()))?;
+                    imports.push(import.name.name.to_string());
+                }
+            }
+            Payload::ComponentExportSection(reader) if depth == 1 => {
+                for export in reader {
+                    let export = export.map_err(|e| VettingError::Invalid(e.to_string()))?;
+                    exports.push(export.name.name.to_string());
+                }
+            }
+            Payload::CustomSection(reader) if reader.name() == SECTION => {
+                manifests.push(reader.data().to_vec());
+            }
+            _ => {}
+        }
+    }
+    if let Some(bad) = imports.iter().find(|name| !import_allowed(name)) {
+        return Err(VettingError::ForbiddenImport(bad.clone()));
+    }
+    let mut functions = Vec::new();
+    for name in &imports {
+        let base = name.split_once('@').map_or(name.as_str(), |(b, _)| b);
+        if let Some(ComponentItem { ty: ComponentEntityType::Instance(id), .. }) = types.component_item_for_import(name) {
+            let instance: &ComponentInstanceType = &types[*id];
+            for (func, item) in &instance.exports {
+                if matches!(item.ty, ComponentEntityType::Func(_)) {
+                    let qualified = format!("{base}#{func}");
+                    if DENIED_FUNCTIONS.contains(&qualified.as_str()) {
+                        return Err(VettingError::ForbiddenImport(format!("{name}#{func}")));
+                    }
+                    functions.push(qualified);
+                }
+            }
+        }
+    }
+    if !exports.iter().any(|e| e == "run") {
+        return Err(VettingError::MissingRun(if exports.is_empty() { "none".into() } else { exports.join(", ") }));
+    }
+    if let Some(extra) = exports.iter().find(|e| e.as_str() != "run") {
+        return Err(VettingError::UnexpectedExport(extra.clone()));
+    }
+    let manifest = match manifests.len() {
+        0 => return Err(VettingError::NoManifest),
+        1 => Manifest::decode(&manifests[0])?,
+        n => return Err(VettingError::DuplicateManifest(n)),
+    };
+    let mut hash = [0u8; 32];
+    hash.copy_from_slice(digest::digest(&digest::SHA256, bytes).as_ref());
+    Ok(VettedModule { bytes: bytes.to_vec(), hash, manifest, imports, functions })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn import_names_need_an_allowed_interface_and_version() {
+        assert!(import_allowed("strongroom:query/data@0.1.0"));
+        assert!(import_allowed("wasi:cli/stdout@0.2.3"));
+        assert!(!import_allowed("wasi:cli/stdout"));
+        assert!(!import_allowed("wasi:filesystem/types@0.2.3"));
+        assert!(!import_allowed("wasi:sockets/tcp@0.2.3"));
+        assert!(!import_allowed("wasi:cli/stdout@0.3.0"));
+        assert!(!import_allowed("strongroom:query/data@9.9.9"));
+    }
+
+    #[test]
+    fn refuses_non_components() {
+        assert!(matches!(vet(b"hello", 1024), Err(VettingError::NotAComponent(_))));
+        assert!(matches!(vet(b"\0asm\x01\0\0\0", 1024), Err(VettingError::NotAComponent(_))));
+        assert!(matches!(vet(&[0u8; 2048], 1024), Err(VettingError::TooLarge { .. })));
+    }
+}

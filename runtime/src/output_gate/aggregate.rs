@@ -1,0 +1,280 @@
+//! Exact, bounded aggregation of contributions.
+//!
+//! Values become integers at each metric's declared precision (`decimals`) as they arrive, so
+//! sums are exact and independent of the order of the data. Every contribution is attributed to
+//! one entity; [`EntityContributions`] enforces that entity's bounds before it is merged.
+
+use std::collections::HashMap;
+
+use crate::guest_boundary::manifest::{Manifest, Metric, MetricKind};
+
+/// A group key: up to four indices into public domains; unused parts are `u32::MAX`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct GroupKey(pub [u32; 4]);
+
+impl GroupKey {
+    /// Builds a key from its parts (at most four; checked by the caller).
+    pub fn new(parts: &[u32]) -> GroupKey {
+        let mut k = [u32::MAX; 4];
+        for (slot, p) in k.iter_mut().zip(parts) {
+            *slot = *p;
+        }
+        GroupKey(k)
+    }
+
+    /// The used parts.
+    pub fn parts(&self, arity: usize) -> &[u32] {
+        &self.0[..arity]
+    }
+}
+
+/// Fixed-point parameters of one metric.
+#[derive(Clone, Debug)]
+struct MetricBounds {
+    kind: MetricKind,
+    scale: f64,
+    lower: i64,
+    upper: i64,
+    max_contributions_per_group: u32,
+}
+
+fn bounds_of(m: &Metric) -> MetricBounds {
+    let scale = 10f64.powi(i32::from(m.decimals));
+    MetricBounds {
+        kind: m.kind,
+        scale,
+        lower: (m.lower * scale).round() as i64,
+        upper: (m.upper * scale).round() as i64,
+        max_contributions_per_group: m.max_contributions_per_group,
+    }
+}
+
+/// What bounding removed or changed: shown to the bank, and to a partner in development runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct BoundingStats {
+    /// Contributions dropped because the entity already reached `max_groups_per_entity`.
+    pub dropped_over_group_limit: u64,
+    /// Contributions dropped because the entity already gave `max_contributions_per_group`.
+    pub dropped_over_contribution_limit: u64,
+    /// Values clamped into the metric's bounds.
+    pub clamped: u64,
+}
+
+impl BoundingStats {
+    fn merge(&mut self, other: &BoundingStats) {
+        self.dropped_over_group_limit += other.dropped_over_group_limit;
+        self.dropped_over_contribution_limit += other.dropped_over_contribution_limit;
+        self.clamped += other.clamped;
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Cell {
+    metric: u16,
+    key: GroupKey,
+    contributions: u32,
+    sum: i128,
+}
+
+/// One entity's contributions, bounded as they arrive.
+#[derive(Clone, Debug, Default)]
+pub struct EntityContributions {
+    cells: Vec<Cell>,
+    groups_per_metric: Vec<u32>,
+    stats: BoundingStats,
+}
+
+/// The bounds that limit one entity's influence, from a module's manifest.
+#[derive(Clone, Debug)]
+pub struct ContributionBounds {
+    metrics: Vec<MetricBounds>,
+    max_groups: u32,
+}
+
+impl ContributionBounds {
+    /// The bounds a manifest declares.
+    pub fn new(manifest: &Manifest) -> ContributionBounds {
+        ContributionBounds { metrics: manifest.metrics.iter().map(bounds_of).collect(), max_groups: manifest.max_groups_per_entity }
+    }
+
+    /// Adds one contribution to an entity's pending contributions, applying the bounds.
+    /// `metric` must be an index into the manifest's metrics (checked by the caller).
+    pub fn add(&self, entity: &mut EntityContributions, metric: usize, key: GroupKey, value: f64) {
+        entity.add(&self.metrics, self.max_groups, metric, key, value);
+    }
+}
+
+impl EntityContributions {
+    /// True when nothing was contributed.
+    pub fn is_empty(&self) -> bool {
+        self.cells.is_empty()
+    }
+
+    fn add(&mut self, bounds: &[MetricBounds], max_groups: u32, metric: usize, key: GroupKey, value: f64) {
+        let b = &bounds[metric];
+        if self.groups_per_metric.len() < bounds.len() {
+            self.groups_per_metric.resize(bounds.len(), 0);
+        }
+        let m = metric as u16;
+        let pos = self.cells.iter().position(|c| c.metric == m && c.key == key);
+        let cell = match pos {
+            Some(p) => &mut self.cells[p],
+            None => {
+                if self.groups_per_metric[metric] >= max_groups {
+                    self.stats.dropped_over_group_limit += 1;
+                    return;
+                }
+                self.groups_per_metric[metric] += 1;
+                self.cells.push(Cell { metric: m, key, contributions: 0, sum: 0 });
+                let last = self.cells.len() - 1;
+                &mut self.cells[last]
+            }
+        };
+        if cell.contributions >= b.max_contributions_per_group {
+            self.stats.dropped_over_contribution_limit += 1;
+            return;
+        }
+        cell.contributions += 1;
+        if b.kind != MetricKind::Count {
+            // NaN is refused before it gets here (a contract violation); infinities clamp.
+            let fixed = (value * b.scale).round();
+            let clamped = if fixed < b.lower as f64 {
+                self.stats.clamped += 1;
+                b.lower
+            } else if fixed > b.upper as f64 {
+                self.stats.clamped += 1;
+                b.upper
+            } else {
+                fixed as i64
+            };
+            cell.sum += i128::from(clamped);
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Accumulator {
+    entities: u64,
+    contributions: u64,
+    sum: i128,
+}
+
+/// Sums bounded contributions of many entities.
+#[derive(Clone, Debug)]
+pub struct Aggregator {
+    groups: Vec<HashMap<GroupKey, Accumulator>>,
+    stats: BoundingStats,
+    entities: u64,
+}
+
+impl Aggregator {
+    /// An aggregator for a module's metrics.
+    pub fn new(manifest: &Manifest) -> Aggregator {
+        Aggregator {
+            groups: manifest.metrics.iter().map(|_| HashMap::new()).collect(),
+            stats: BoundingStats::default(),
+            entities: 0,
+        }
+    }
+
+    /// Merges one entity's bounded contributions.
+    pub fn merge_entity(&mut self, entity: EntityContributions) {
+        if !entity.cells.is_empty() {
+            self.entities += 1;
+        }
+        for cell in &entity.cells {
+            let acc = self.groups[usize::from(cell.metric)].entry(cell.key).or_default();
+            acc.entities += 1;
+            acc.contributions += u64::from(cell.contributions);
+            acc.sum += cell.sum;
+        }
+        self.stats.merge(&entity.stats);
+    }
+
+    /// Merges another aggregator over the same manifest (e.g. from another worker thread).
+    pub fn merge(&mut self, other: Aggregator) {
+        for (mine, theirs) in self.groups.iter_mut().zip(other.groups) {
+            for (key, acc) in theirs {
+                let m = mine.entry(key).or_default();
+                m.entities += acc.entities;
+                m.contributions += acc.contributions;
+                m.sum += acc.sum;
+            }
+        }
+        self.stats.merge(&other.stats);
+        self.entities += other.entities;
+    }
+
+    /// The exact aggregates, groups sorted by key.
+    pub fn finish(self, manifest: &Manifest) -> Aggregate {
+        let metrics = manifest
+            .metrics
+            .iter()
+            .zip(self.groups)
+            .map(|(m, groups)| {
+                let mut rows: Vec<GroupRow> = groups
+                    .into_iter()
+                    .map(|(key, acc)| GroupRow {
+                        key: key.parts(m.key.len()).to_vec(),
+                        entities: acc.entities,
+                        contributions: acc.contributions,
+                        sum_fixed: acc.sum,
+                    })
+                    .collect();
+                rows.sort_by(|a, b| a.key.cmp(&b.key));
+                MetricResult { name: m.name.clone(), kind: m.kind, decimals: m.decimals, rows }
+            })
+            .collect();
+        Aggregate { metrics, stats: self.stats, entities: self.entities }
+    }
+}
+
+/// One group of one metric.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct GroupRow {
+    /// Indices into the key's domains.
+    pub key: Vec<u32>,
+    /// Distinct entities that contributed.
+    pub entities: u64,
+    /// Contributions kept after bounding.
+    pub contributions: u64,
+    /// Exact sum in fixed point (value × 10^decimals).
+    pub sum_fixed: i128,
+}
+
+/// All groups of one metric.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct MetricResult {
+    /// Metric name.
+    pub name: String,
+    /// What it computes.
+    pub kind: MetricKind,
+    /// Fixed-point precision.
+    pub decimals: u8,
+    /// Groups, sorted by key.
+    pub rows: Vec<GroupRow>,
+}
+
+impl MetricResult {
+    /// The metric's value for a group, before any noise: sum, count or mean.
+    pub fn value(&self, row: &GroupRow) -> f64 {
+        let scale = 10f64.powi(i32::from(self.decimals));
+        match self.kind {
+            MetricKind::Count => row.contributions as f64,
+            MetricKind::Sum => row.sum_fixed as f64 / scale,
+            MetricKind::Mean if row.contributions == 0 => 0.0,
+            MetricKind::Mean => row.sum_fixed as f64 / scale / row.contributions as f64,
+        }
+    }
+}
+
+/// Exact aggregates of a run.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Aggregate {
+    /// One result per declared metric, in manifest order.
+    pub metrics: Vec<MetricResult>,
+    /// What bounding did.
+    pub stats: BoundingStats,
+    /// Entities that contributed anything.
+    pub entities: u64,
+}
