@@ -310,6 +310,17 @@ pub const fn encoded_len(m: &Manifest) -> usize {
     w.pos
 }
 
+/// The manifest's bytes, computed at run time (for host-side tools and tests; modules embed it at
+/// compile time through `strongroom_guest::query!`).
+pub fn to_vec(m: &Manifest) -> Vec<u8> {
+    const MAX: usize = 1 << 16;
+    let len = encoded_len(m);
+    assert!(len <= MAX, "manifest larger than 64 KiB");
+    let mut w = Writer::<MAX> { buf: [0; MAX], pos: 0 };
+    w.manifest(m);
+    w.buf[..len].to_vec()
+}
+
 /// The manifest as the bytes of its custom section. `N` must be [`encoded_len`].
 pub const fn encode<const N: usize>(m: &Manifest) -> [u8; N] {
     let mut w = Writer::<N> { buf: [0; N], pos: 0 };

@@ -1,1 +1,111 @@
-//! tmp
+//! Shared helpers for Strongroom's end-to-end and adversarial tests: building guest modules from
+//! source (examples/ and tests/guests/), small synthetic datasets, and a sandbox to run them in.
+#![forbid(unsafe_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use strongroom::dataset::{Dataset, synthetic};
+use strongroom::guest_boundary::manifest::Mode;
+use strongroom::guest_boundary::sandbox::EngineSettings;
+use strongroom::guest_boundary::{PreparedModule, RunContext, RunLimits, RunReport, Sandbox, vet};
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Builds a guest workspace for wasm32-wasip2 (once per process) and returns its output dir.
+fn build_workspace(dir: &Path) -> PathBuf {
+    static BUILT: OnceLock<Mutex<HashMap<PathBuf, PathBuf>>> = OnceLock::new();
+    let built = BUILT.get_or_init(|| Mutex::new(HashMap::new()));
+    let mut built = built.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(out) = built.get(dir) {
+        return out.clone();
+    }
+    let target = dir.join("target");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let output = Command::new(cargo)
+        .args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
+        .arg(dir.join("Cargo.toml"))
+        .env("CARGO_TARGET_DIR", &target)
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .output()
+        .expect("cargo can be run to build guest modules");
+    assert!(
+        output.status.success(),
+        "building guests in {} failed (is `rustup target add wasm32-wasip2` done?):\n{}",
+        dir.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let out = target.join("wasm32-wasip2").join("release");
+    built.insert(dir.to_path_buf(), out.clone());
+    out
+}
+
+fn read_module(dir: PathBuf, crate_name: &str) -> Vec<u8> {
+    let path = dir.join(format!("{}.wasm", crate_name.replace('-', "_")));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+/// A hostile guest from tests/guests/, built from source.
+pub fn hostile(crate_name: &str) -> Vec<u8> {
+    read_module(build_workspace(&repo_root().join("tests").join("guests")), crate_name)
+}
+
+/// An example module from examples/, built from source.
+pub fn example(crate_name: &str) -> Vec<u8> {
+    read_module(build_workspace(&repo_root().join("examples")), crate_name)
+}
+
+/// The member crates of a guest workspace, read from its Cargo.toml.
+pub fn workspace_members(dir: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(dir.join("Cargo.toml")).expect("guest workspace manifest");
+    let start = text.find("members = [").expect("members list");
+    let end = start + text[start..].find(']').expect("end of members list");
+    text[start..end]
+        .split('"')
+        .enumerate()
+        .filter(|(i, _)| i % 2 == 1)
+        .map(|(_, s)| s.to_string())
+        .collect()
+}
+
+/// A small synthetic bank.
+pub fn small_bank(customers: usize) -> Arc<Dataset> {
+    Arc::new(synthetic::generate(customers, 20.0, 42).dataset())
+}
+
+/// One engine shared by a test binary, as in a real room.
+pub fn sandbox() -> &'static Sandbox {
+    static SANDBOX: OnceLock<Sandbox> = OnceLock::new();
+    SANDBOX.get_or_init(|| Sandbox::new(&EngineSettings::default()).expect("engine builds"))
+}
+
+/// Vets and prepares module bytes, panicking with the vetting error if refused.
+pub fn prepare(bytes: &[u8]) -> PreparedModule {
+    let module = vet(bytes, 16 << 20).unwrap_or_else(|e| panic!("module refused: {e}"));
+    sandbox().prepare(module, None).expect("module compiles")
+}
+
+/// Runs a prepared module in its declared mode.
+pub fn run(module: &PreparedModule, dataset: &Arc<Dataset>, limits: RunLimits) -> RunReport {
+    run_in(module, dataset, limits, module.module.manifest.mode, 2)
+}
+
+/// Runs a prepared module in `mode` on `threads` threads.
+pub fn run_in(module: &PreparedModule, dataset: &Arc<Dataset>, limits: RunLimits, mode: Mode, threads: usize) -> RunReport {
+    let ctx = RunContext::new(Arc::clone(dataset), module.module.manifest.clone(), mode, limits, [7; 32])
+        .unwrap_or_else(|e| panic!("run refused: {e}"));
+    sandbox().run(module, Arc::new(ctx), threads)
+}
+
+/// Resident set size of this process in bytes (Linux), for "host memory stays bounded" checks.
+pub fn resident_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+    pages * 4096
+}

@@ -45,7 +45,7 @@ impl Default for RunLimits {
             max_tables: 8,
             max_memories: 4,
             max_hostcall_bytes: 16 << 20,
-            max_contributions_per_entity: 100_000,
+            max_contributions_per_entity: 10_000,
             max_contributions_per_table_run: 500_000_000,
             max_output_bytes: 64 << 10,
             max_batch_rows: 1 << 16,

@@ -76,8 +76,8 @@ pub enum VettingError {
     /// Fails validation, typically because it needs a feature the room turned off.
     #[error("module does not validate with the room's WebAssembly features: {0}")]
     Invalid(String),
-    /// Imports something outside the allowed set.
-    #[error("module imports '{0}', which a query module may not use")]
+    /// Imports something outside the allowed set (all offending imports, comma-separated).
+    #[error("module imports {0}, which a query module may not use")]
     ForbiddenImport(String),
     /// Does not export `run` from the `strongroom:query/query` world.
     #[error("module does not export `run` (the strongroom:query world); exports found: {0}")]
@@ -174,8 +174,9 @@ pub fn vet(bytes: &[u8], max_module_bytes: usize) -> Result<VettedModule, Vettin
             _ => {}
         }
     }
-    if let Some(bad) = imports.iter().find(|name| !import_allowed(name)) {
-        return Err(VettingError::ForbiddenImport(bad.clone()));
+    let forbidden: Vec<&str> = imports.iter().filter(|name| !import_allowed(name)).map(String::as_str).collect();
+    if !forbidden.is_empty() {
+        return Err(VettingError::ForbiddenImport(forbidden.join(", ")));
     }
     let mut functions = Vec::new();
     for name in &imports {

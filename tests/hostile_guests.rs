@@ -1,0 +1,171 @@
+//! Hostile guests: each program in tests/guests/ attacks one limit or rule of the guest boundary.
+//! Each must end in its typed outcome, within its limit, and the host must run the next job
+//! normally afterwards.
+
+use std::time::Duration;
+
+use strongroom::guest_boundary::{Outcome, RunLimits, RunReport, VettingError, vet};
+use strongroom_tests::{example, hostile, prepare, repo_root, resident_bytes, run, small_bank, workspace_members};
+
+/// Runs a hostile guest on a small bank, checks the host still serves a normal job afterwards.
+fn attack(name: &str, limits: RunLimits) -> RunReport {
+    let data = small_bank(40);
+    let module = prepare(&hostile(name));
+    let report = run(&module, &data, limits);
+    assert!(report.aggregate.is_none() || report.outcome.is_completed(), "{name}: a failed run must release nothing");
+    // The host keeps serving: the example query runs normally right after.
+    let normal = prepare(&example("spend-by-category"));
+    let after = run(&normal, &data, RunLimits::default());
+    assert_eq!(after.outcome, Outcome::Completed, "{name}: the next job must run normally");
+    report
+}
+
+#[test]
+fn infinite_loop_runs_out_of_fuel() {
+    let report = attack("infinite-loop", RunLimits::default());
+    assert_eq!(report.outcome, Outcome::OutOfFuel);
+    assert!(report.fuel_consumed >= RunLimits::default().fuel_per_entity);
+}
+
+#[test]
+fn infinite_loop_with_unlimited_fuel_hits_the_deadline() {
+    let limits = RunLimits { fuel_per_entity: u64::MAX / 4, deadline: Duration::from_millis(300), ..RunLimits::default() };
+    let started = std::time::Instant::now();
+    let report = attack("infinite-loop", limits);
+    assert_eq!(report.outcome, Outcome::Deadline);
+    assert!(started.elapsed() < Duration::from_secs(30), "deadline must stop the guest promptly");
+}
+
+#[test]
+fn deep_recursion_overflows_the_stack() {
+    assert_eq!(attack("deep-recursion", RunLimits::default()).outcome, Outcome::StackOverflow);
+}
+
+#[test]
+fn memory_bomb_hits_the_memory_limit_and_host_memory_stays_bounded() {
+    let before = resident_bytes();
+    for _ in 0..5 {
+        let report = attack("memory-bomb", RunLimits::default());
+        assert_eq!(report.outcome, Outcome::MemoryLimit);
+    }
+    let grown = resident_bytes().saturating_sub(before);
+    assert!(grown < 512 << 20, "host RSS grew by {grown} bytes over five memory bombs");
+}
+
+#[test]
+fn stdout_flood_hits_the_output_limit_and_capture_is_bounded() {
+    let limits = RunLimits::default();
+    let report = attack("stdout-flood", limits.clone());
+    assert_eq!(report.outcome, Outcome::OutputLimit);
+    assert!(report.stdout.len() <= limits.max_output_bytes);
+    assert!(report.stdout.starts_with(b"xxxx"), "captured output is kept for the bank");
+}
+
+#[test]
+fn contribution_flood_hits_the_contribution_limit() {
+    assert_eq!(attack("contribution-flood", RunLimits::default()).outcome, Outcome::ContributionLimit);
+}
+
+#[test]
+fn panic_is_a_trap_whose_text_stays_on_the_bank_side() {
+    let report = attack("panic", RunLimits::default());
+    assert!(matches!(report.outcome, Outcome::Trap(_)), "got {:?}", report.outcome);
+    // What a partner sees is the code; the guest's text is only in the bank-side capture.
+    assert_eq!(report.outcome.code(), "trap");
+    assert!(!report.outcome.code().contains("secret"));
+    let stderr = String::from_utf8_lossy(&report.stderr);
+    assert!(stderr.contains("secret-from-guest"), "stderr captured for the bank: {stderr}");
+}
+
+#[test]
+fn guest_error_is_its_own_outcome() {
+    let report = attack("guest-error", RunLimits::default());
+    assert_eq!(report.outcome, Outcome::GuestError);
+    assert!(report.detail.as_deref().unwrap_or_default().contains("refusing on purpose"));
+}
+
+#[test]
+fn reading_an_ungranted_column_is_a_contract_violation() {
+    let report = attack("ungranted-column", RunLimits::default());
+    match report.outcome {
+        Outcome::ContractViolation(what) => assert!(what.contains("transactions.online"), "{what}"),
+        other => panic!("expected a contract violation, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_manifest_that_reads_an_identifier_is_refused_before_running() {
+    let module = prepare(&hostile("reads-identifier"));
+    let data = small_bank(5);
+    let err = strongroom::guest_boundary::RunContext::new(
+        data,
+        module.module.manifest.clone(),
+        module.module.manifest.mode,
+        RunLimits::default(),
+        [0; 32],
+    )
+    .err()
+    .expect("admission must fail");
+    assert!(err.to_string().contains("customers.email: an identifier column"), "{err}");
+}
+
+#[test]
+fn a_key_outside_its_domain_is_a_contract_violation() {
+    let report = attack("key-outside-domain", RunLimits::default());
+    match report.outcome {
+        Outcome::ContractViolation(what) => assert!(what.contains("outside its public domain"), "{what}"),
+        other => panic!("expected a contract violation, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_nan_value_is_a_contract_violation() {
+    assert!(matches!(attack("nan-value", RunLimits::default()).outcome, Outcome::ContractViolation(_)));
+}
+
+#[test]
+fn a_global_counter_resets_for_every_entity_in_isolated_mode() {
+    let data = small_bank(120);
+    let module = prepare(&hostile("global-counter"));
+    let report = run(&module, &data, RunLimits::default());
+    assert_eq!(report.outcome, Outcome::Completed);
+    let aggregate = report.aggregate.expect("completed runs aggregate");
+    let rows = &aggregate.metrics[0].rows;
+    // Every entity saw the counter at 1: one group, holding every entity.
+    assert_eq!(rows.len(), 1, "state leaked across entities: {rows:?}");
+    assert_eq!(rows[0].key, vec![1]);
+    assert_eq!(rows[0].entities, 120);
+}
+
+fn refused_import(name: &str, needle: &str) {
+    match vet(&hostile(name), 16 << 20) {
+        Err(VettingError::ForbiddenImport(import)) => assert!(import.contains(needle), "{name}: refused for {import}"),
+        other => panic!("{name}: expected a refused import, got {other:?}"),
+    }
+}
+
+#[test]
+fn importing_the_filesystem_is_refused_at_vetting() {
+    refused_import("imports-filesystem", "wasi:filesystem");
+}
+
+#[test]
+fn importing_sockets_is_refused_at_vetting() {
+    refused_import("imports-sockets", "wasi:sockets");
+}
+
+#[test]
+fn waiting_on_the_clock_is_refused_at_vetting() {
+    refused_import("imports-clock-poll", "wasi:clocks/monotonic-clock");
+}
+
+/// Every hostile guest in tests/guests/ has a test here (wasmtime's assert_test_exists idea).
+#[test]
+fn every_hostile_guest_has_a_test() {
+    let source = include_str!("hostile_guests.rs");
+    for member in workspace_members(&repo_root().join("tests").join("guests")) {
+        let quoted = format!("\"{member}\"");
+        let uses = source.matches(&quoted).count();
+        assert!(uses >= 2 || (uses >= 1 && member != "global-counter"), "no test runs tests/guests/{member}");
+    }
+}
