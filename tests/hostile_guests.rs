@@ -5,18 +5,27 @@
 use std::time::Duration;
 
 use strongroom::guest_boundary::{Outcome, RunLimits, RunReport, VettingError, vet};
-use strongroom_tests::{example, hostile, prepare, repo_root, resident_bytes, run, small_bank, workspace_members};
+use strongroom_tests::{
+    example, hostile, prepare, repo_root, resident_bytes, run, small_bank, workspace_members,
+};
 
 /// Runs a hostile guest on a small bank, checks the host still serves a normal job afterwards.
 fn attack(name: &str, limits: RunLimits) -> RunReport {
     let data = small_bank(40);
     let module = prepare(&hostile(name));
     let report = run(&module, &data, limits);
-    assert!(report.aggregate.is_none() || report.outcome.is_completed(), "{name}: a failed run must release nothing");
+    assert!(
+        report.aggregate.is_none() || report.outcome.is_completed(),
+        "{name}: a failed run must release nothing"
+    );
     // The host keeps serving: the example query runs normally right after.
     let normal = prepare(&example("spend-by-category"));
     let after = run(&normal, &data, RunLimits::default());
-    assert_eq!(after.outcome, Outcome::Completed, "{name}: the next job must run normally");
+    assert_eq!(
+        after.outcome,
+        Outcome::Completed,
+        "{name}: the next job must run normally"
+    );
     report
 }
 
@@ -29,16 +38,26 @@ fn infinite_loop_runs_out_of_fuel() {
 
 #[test]
 fn infinite_loop_with_unlimited_fuel_hits_the_deadline() {
-    let limits = RunLimits { fuel_per_entity: u64::MAX / 4, deadline: Duration::from_millis(300), ..RunLimits::default() };
+    let limits = RunLimits {
+        fuel_per_entity: u64::MAX / 4,
+        deadline: Duration::from_millis(300),
+        ..RunLimits::default()
+    };
     let started = std::time::Instant::now();
     let report = attack("infinite-loop", limits);
     assert_eq!(report.outcome, Outcome::Deadline);
-    assert!(started.elapsed() < Duration::from_secs(30), "deadline must stop the guest promptly");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "deadline must stop the guest promptly"
+    );
 }
 
 #[test]
 fn deep_recursion_overflows_the_stack() {
-    assert_eq!(attack("deep-recursion", RunLimits::default()).outcome, Outcome::StackOverflow);
+    assert_eq!(
+        attack("deep-recursion", RunLimits::default()).outcome,
+        Outcome::StackOverflow
+    );
 }
 
 #[test]
@@ -49,7 +68,10 @@ fn memory_bomb_hits_the_memory_limit_and_host_memory_stays_bounded() {
         assert_eq!(report.outcome, Outcome::MemoryLimit);
     }
     let grown = resident_bytes().saturating_sub(before);
-    assert!(grown < 512 << 20, "host RSS grew by {grown} bytes over five memory bombs");
+    assert!(
+        grown < 512 << 20,
+        "host RSS grew by {grown} bytes over five memory bombs"
+    );
 }
 
 #[test]
@@ -58,30 +80,49 @@ fn stdout_flood_hits_the_output_limit_and_capture_is_bounded() {
     let report = attack("stdout-flood", limits.clone());
     assert_eq!(report.outcome, Outcome::OutputLimit);
     assert!(report.stdout.len() <= limits.max_output_bytes);
-    assert!(report.stdout.starts_with(b"xxxx"), "captured output is kept for the bank");
+    assert!(
+        report.stdout.starts_with(b"xxxx"),
+        "captured output is kept for the bank"
+    );
 }
 
 #[test]
 fn contribution_flood_hits_the_contribution_limit() {
-    assert_eq!(attack("contribution-flood", RunLimits::default()).outcome, Outcome::ContributionLimit);
+    assert_eq!(
+        attack("contribution-flood", RunLimits::default()).outcome,
+        Outcome::ContributionLimit
+    );
 }
 
 #[test]
 fn panic_is_a_trap_whose_text_stays_on_the_bank_side() {
     let report = attack("panic", RunLimits::default());
-    assert!(matches!(report.outcome, Outcome::Trap(_)), "got {:?}", report.outcome);
+    assert!(
+        matches!(report.outcome, Outcome::Trap(_)),
+        "got {:?}",
+        report.outcome
+    );
     // What a partner sees is the code; the guest's text is only in the bank-side capture.
     assert_eq!(report.outcome.code(), "trap");
     assert!(!report.outcome.code().contains("secret"));
     let stderr = String::from_utf8_lossy(&report.stderr);
-    assert!(stderr.contains("secret-from-guest"), "stderr captured for the bank: {stderr}");
+    assert!(
+        stderr.contains("secret-from-guest"),
+        "stderr captured for the bank: {stderr}"
+    );
 }
 
 #[test]
 fn guest_error_is_its_own_outcome() {
     let report = attack("guest-error", RunLimits::default());
     assert_eq!(report.outcome, Outcome::GuestError);
-    assert!(report.detail.as_deref().unwrap_or_default().contains("refusing on purpose"));
+    assert!(
+        report
+            .detail
+            .as_deref()
+            .unwrap_or_default()
+            .contains("refusing on purpose")
+    );
 }
 
 #[test]
@@ -106,21 +147,30 @@ fn a_manifest_that_reads_an_identifier_is_refused_before_running() {
     )
     .err()
     .expect("admission must fail");
-    assert!(err.to_string().contains("customers.email: an identifier column"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("customers.email: an identifier column"),
+        "{err}"
+    );
 }
 
 #[test]
 fn a_key_outside_its_domain_is_a_contract_violation() {
     let report = attack("key-outside-domain", RunLimits::default());
     match report.outcome {
-        Outcome::ContractViolation(what) => assert!(what.contains("outside its public domain"), "{what}"),
+        Outcome::ContractViolation(what) => {
+            assert!(what.contains("outside its public domain"), "{what}")
+        }
         other => panic!("expected a contract violation, got {other:?}"),
     }
 }
 
 #[test]
 fn a_nan_value_is_a_contract_violation() {
-    assert!(matches!(attack("nan-value", RunLimits::default()).outcome, Outcome::ContractViolation(_)));
+    assert!(matches!(
+        attack("nan-value", RunLimits::default()).outcome,
+        Outcome::ContractViolation(_)
+    ));
 }
 
 #[test]
@@ -139,7 +189,9 @@ fn a_global_counter_resets_for_every_entity_in_isolated_mode() {
 
 fn refused_import(name: &str, needle: &str) {
     match vet(&hostile(name), 16 << 20) {
-        Err(VettingError::ForbiddenImport(import)) => assert!(import.contains(needle), "{name}: refused for {import}"),
+        Err(VettingError::ForbiddenImport(import)) => {
+            assert!(import.contains(needle), "{name}: refused for {import}")
+        }
         other => panic!("{name}: expected a refused import, got {other:?}"),
     }
 }
@@ -166,6 +218,9 @@ fn every_hostile_guest_has_a_test() {
     for member in workspace_members(&repo_root().join("tests").join("guests")) {
         let quoted = format!("\"{member}\"");
         let uses = source.matches(&quoted).count();
-        assert!(uses >= 2 || (uses >= 1 && member != "global-counter"), "no test runs tests/guests/{member}");
+        assert!(
+            uses >= 2 || (uses >= 1 && member != "global-counter"),
+            "no test runs tests/guests/{member}"
+        );
     }
 }

@@ -29,13 +29,20 @@ pub(crate) fn install(manifest: &'static Manifest) {
 
 fn metric_index(metric: &Metric) -> u32 {
     MANIFEST.with(|m| {
-        let manifest = m.borrow().expect("strongroom_guest::query! installs the manifest before run");
+        let manifest = m
+            .borrow()
+            .expect("strongroom_guest::query! installs the manifest before run");
         manifest
             .metrics
             .iter()
             .position(|candidate| candidate.name == metric.name)
             .map(|i| i as u32)
-            .unwrap_or_else(|| panic!("metric '{}' is not listed in the manifest's metrics", metric.name))
+            .unwrap_or_else(|| {
+                panic!(
+                    "metric '{}' is not listed in the manifest's metrics",
+                    metric.name
+                )
+            })
     })
 }
 
@@ -52,10 +59,20 @@ fn push(metric: &Metric, key: &[u32], value: f64, row: Option<RowId>) {
     let full = BUFFERS.with(|buffers| {
         let mut buffers = buffers.borrow_mut();
         let table = row.map(|r| r.table).unwrap_or("");
-        let pos = match buffers.iter().position(|b| b.metric == index && b.table == table) {
+        let pos = match buffers
+            .iter()
+            .position(|b| b.metric == index && b.table == table)
+        {
             Some(pos) => pos,
             None => {
-                buffers.push(Buffer { metric: index, arity: key.len(), keys: Vec::new(), values: Vec::new(), table, rows: Vec::new() });
+                buffers.push(Buffer {
+                    metric: index,
+                    arity: key.len(),
+                    keys: Vec::new(),
+                    values: Vec::new(),
+                    table,
+                    rows: Vec::new(),
+                });
                 buffers.len() - 1
             }
         };

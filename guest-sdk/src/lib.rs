@@ -142,13 +142,16 @@ pub mod schema {
 /// Everything a query module usually needs.
 pub mod prelude {
     pub use crate::{
-        Batch, Category, Date, Domain, Manifest, Metric, Mode, QueryError, Row, RowId, batches, rows,
-        schema,
+        Batch, Category, Date, Domain, Manifest, Metric, Mode, QueryError, Row, RowId, batches,
+        rows, schema,
     };
 }
 
 #[doc(hidden)]
-pub fn __run(manifest: &'static Manifest, run: fn() -> Result<(), QueryError>) -> Result<(), String> {
+pub fn __run(
+    manifest: &'static Manifest,
+    run: fn() -> Result<(), QueryError>,
+) -> Result<(), String> {
     contribute::install(manifest);
     let result = run();
     // Contributions made before an error are still handed over: the host decides (a failed run

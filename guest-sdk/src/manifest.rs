@@ -98,7 +98,10 @@ impl Domain {
 
     /// An enumeration declared by the module, such as balance bands.
     pub const fn enumeration(name: &'static str, members: &'static [&'static str]) -> Domain {
-        assert!(!members.is_empty(), "an enumeration needs at least one member");
+        assert!(
+            !members.is_empty(),
+            "an enumeration needs at least one member"
+        );
         Domain::Enumeration { name, members }
     }
 }
@@ -134,13 +137,36 @@ pub struct Metric {
 }
 
 impl Metric {
-    const fn new(name: &'static str, kind: MetricKind, key: &'static [Domain], lower: f64, upper: f64) -> Metric {
+    const fn new(
+        name: &'static str,
+        kind: MetricKind,
+        key: &'static [Domain],
+        lower: f64,
+        upper: f64,
+    ) -> Metric {
         assert!(!name.is_empty(), "a metric needs a name");
-        assert!(!key.is_empty(), "a metric needs a group key with at least one part");
-        assert!(key.len() <= MAX_KEY_PARTS, "a group key has at most 4 parts");
+        assert!(
+            !key.is_empty(),
+            "a metric needs a group key with at least one part"
+        );
+        assert!(
+            key.len() <= MAX_KEY_PARTS,
+            "a group key has at most 4 parts"
+        );
         assert!(lower <= upper, "metric bounds must satisfy lower <= upper");
-        assert!(lower.is_finite() && upper.is_finite(), "metric bounds must be finite");
-        Metric { name, kind, key, lower, upper, decimals: 2, max_contributions_per_group: 1 }
+        assert!(
+            lower.is_finite() && upper.is_finite(),
+            "metric bounds must be finite"
+        );
+        Metric {
+            name,
+            kind,
+            key,
+            lower,
+            upper,
+            decimals: 2,
+            max_contributions_per_group: 1,
+        }
     }
 
     /// Sum of values in `[lower, upper]` per group.
@@ -154,7 +180,12 @@ impl Metric {
     }
 
     /// Mean of values in `[lower, upper]` per group.
-    pub const fn mean(name: &'static str, key: &'static [Domain], lower: f64, upper: f64) -> Metric {
+    pub const fn mean(
+        name: &'static str,
+        key: &'static [Domain],
+        lower: f64,
+        upper: f64,
+    ) -> Metric {
         Metric::new(name, MetricKind::Mean, key, lower, upper)
     }
 
@@ -241,8 +272,14 @@ impl<const N: usize> Writer<N> {
     const fn manifest(&mut self, m: &Manifest) {
         assert!(!m.name.is_empty(), "the manifest needs a name");
         assert!(!m.version.is_empty(), "the manifest needs a version");
-        assert!(m.max_groups_per_entity >= 1, "max_groups_per_entity must be at least 1");
-        assert!(!m.metrics.is_empty(), "the manifest declares no metric: nothing could leave");
+        assert!(
+            m.max_groups_per_entity >= 1,
+            "max_groups_per_entity must be at least 1"
+        );
+        assert!(
+            !m.metrics.is_empty(),
+            "the manifest declares no metric: nothing could leave"
+        );
         self.bytes(&MAGIC);
         self.byte(FORMAT_VERSION);
         self.str(m.name);
@@ -316,14 +353,20 @@ pub fn to_vec(m: &Manifest) -> Vec<u8> {
     const MAX: usize = 1 << 16;
     let len = encoded_len(m);
     assert!(len <= MAX, "manifest larger than 64 KiB");
-    let mut w = Writer::<MAX> { buf: [0; MAX], pos: 0 };
+    let mut w = Writer::<MAX> {
+        buf: [0; MAX],
+        pos: 0,
+    };
     w.manifest(m);
     w.buf[..len].to_vec()
 }
 
 /// The manifest as the bytes of its custom section. `N` must be [`encoded_len`].
 pub const fn encode<const N: usize>(m: &Manifest) -> [u8; N] {
-    let mut w = Writer::<N> { buf: [0; N], pos: 0 };
+    let mut w = Writer::<N> {
+        buf: [0; N],
+        pos: 0,
+    };
     w.manifest(m);
     assert!(w.pos == N, "encode: N must equal encoded_len");
     w.buf

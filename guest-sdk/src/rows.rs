@@ -77,7 +77,10 @@ pub trait Row: Sized {
     /// The columns, in field order, with their expected types.
     const COLUMNS: &'static [ColumnSpec];
     /// What the manifest should list for this row type.
-    const READS: TableUse = TableUse { table: Self::TABLE, columns: Self::COLUMNS };
+    const READS: TableUse = TableUse {
+        table: Self::TABLE,
+        columns: Self::COLUMNS,
+    };
     /// Builds row `i` from columns in [`Row::COLUMNS`] order.
     fn from_columns(columns: &[ColumnValues], i: usize) -> Self;
 }
@@ -129,24 +132,34 @@ fn decode<T: Row>(columns: &[ColumnValues], n: usize) -> Vec<T> {
 /// All rows of `T`'s table in scope: the entity's rows (isolated) or the whole table (table mode).
 pub fn rows<T: Row>() -> Vec<T> {
     let names = column_names::<T>();
-    let batch = data::read(T::TABLE, &names, 0, u32::MAX);
-    decode(&batch.columns, batch.rows as usize)
+    let mut out = Vec::new();
+    let mut next = 0;
+    loop {
+        let batch = data::read(T::TABLE, &names, next, u32::MAX);
+        if out.is_empty() && !batch.more {
+            return decode(&batch.columns, batch.rows as usize);
+        }
+        out.extend(decode::<T>(&batch.columns, batch.rows as usize));
+        next = batch.first_row + u64::from(batch.rows);
+        if !batch.more || batch.rows == 0 {
+            return out;
+        }
+    }
 }
 
 /// Iterates over `T`'s table in batches of up to `batch_rows` rows (table mode).
 pub fn batches<T: Row>(batch_rows: u32) -> impl Iterator<Item = Batch<T>> {
     let names = column_names::<T>();
-    let mut next: u64 = 0;
-    let total = data::row_count(T::TABLE);
+    let mut next: Option<u64> = Some(0);
     std::iter::from_fn(move || {
-        if next >= total {
-            return None;
-        }
-        let batch = data::read(T::TABLE, &names, next, batch_rows.max(1));
+        let from = next?;
+        let batch = data::read(T::TABLE, &names, from, batch_rows.max(1));
         if batch.rows == 0 {
             return None;
         }
-        next = batch.first_row + u64::from(batch.rows);
+        next = batch
+            .more
+            .then_some(batch.first_row + u64::from(batch.rows));
         Some(Batch {
             rows: decode(&batch.columns, batch.rows as usize),
             first_row: batch.first_row,

@@ -25,10 +25,19 @@ fn build_workspace(dir: &Path) -> PathBuf {
     if let Some(out) = built.get(dir) {
         return out.clone();
     }
+    if let Err(e) = strongroom::cli::toolchain::ensure_wasm_target() {
+        panic!("{e}");
+    }
     let target = dir.join("target");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let output = Command::new(cargo)
-        .args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--manifest-path",
+        ])
         .arg(dir.join("Cargo.toml"))
         .env("CARGO_TARGET_DIR", &target)
         .env_remove("RUSTFLAGS")
@@ -53,7 +62,10 @@ fn read_module(dir: PathBuf, crate_name: &str) -> Vec<u8> {
 
 /// A hostile guest from tests/guests/, built from source.
 pub fn hostile(crate_name: &str) -> Vec<u8> {
-    read_module(build_workspace(&repo_root().join("tests").join("guests")), crate_name)
+    read_module(
+        build_workspace(&repo_root().join("tests").join("guests")),
+        crate_name,
+    )
 }
 
 /// An example module from examples/, built from source.
@@ -97,15 +109,31 @@ pub fn run(module: &PreparedModule, dataset: &Arc<Dataset>, limits: RunLimits) -
 }
 
 /// Runs a prepared module in `mode` on `threads` threads.
-pub fn run_in(module: &PreparedModule, dataset: &Arc<Dataset>, limits: RunLimits, mode: Mode, threads: usize) -> RunReport {
-    let ctx = RunContext::new(Arc::clone(dataset), module.module.manifest.clone(), mode, limits, [7; 32])
-        .unwrap_or_else(|e| panic!("run refused: {e}"));
+pub fn run_in(
+    module: &PreparedModule,
+    dataset: &Arc<Dataset>,
+    limits: RunLimits,
+    mode: Mode,
+    threads: usize,
+) -> RunReport {
+    let ctx = RunContext::new(
+        Arc::clone(dataset),
+        module.module.manifest.clone(),
+        mode,
+        limits,
+        [7; 32],
+    )
+    .unwrap_or_else(|e| panic!("run refused: {e}"));
     sandbox().run(module, Arc::new(ctx), threads)
 }
 
 /// Resident set size of this process in bytes (Linux), for "host memory stays bounded" checks.
 pub fn resident_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
     pages * 4096
 }

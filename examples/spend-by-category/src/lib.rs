@@ -30,10 +30,11 @@ const BY_CATEGORY_AND_AGE: &[Domain] = &[
 const SPEND: Metric =
     Metric::sum("spend", BY_CATEGORY_AND_AGE, 0.0, 5_000.0).max_contributions_per_group(50);
 /// Number of purchases.
-const PURCHASES: Metric = Metric::count("purchases", BY_CATEGORY_AND_AGE).max_contributions_per_group(50);
+const PURCHASES: Metric =
+    Metric::count("purchases", BY_CATEGORY_AND_AGE).max_contributions_per_group(50);
 /// Average purchase amount.
-const AVERAGE_TICKET: Metric =
-    Metric::mean("average_ticket", BY_CATEGORY_AND_AGE, 0.0, 5_000.0).max_contributions_per_group(50);
+const AVERAGE_TICKET: Metric = Metric::mean("average_ticket", BY_CATEGORY_AND_AGE, 0.0, 5_000.0)
+    .max_contributions_per_group(50);
 
 strongroom_guest::query! {
     manifest: Manifest {

@@ -30,18 +30,30 @@ fn expand(input: &DeriveInput) -> syn::Result<proc_macro2::TokenStream> {
         })?;
     }
     let table = table.ok_or_else(|| {
-        syn::Error::new_spanned(&input.ident, "add #[row(table = \"...\")] to name the table these rows come from")
+        syn::Error::new_spanned(
+            &input.ident,
+            "add #[row(table = \"...\")] to name the table these rows come from",
+        )
     })?;
     let Data::Struct(data) = &input.data else {
-        return Err(syn::Error::new_spanned(&input.ident, "#[derive(Row)] works on structs with named fields"));
+        return Err(syn::Error::new_spanned(
+            &input.ident,
+            "#[derive(Row)] works on structs with named fields",
+        ));
     };
     let Fields::Named(fields) = &data.fields else {
-        return Err(syn::Error::new_spanned(&input.ident, "#[derive(Row)] works on structs with named fields"));
+        return Err(syn::Error::new_spanned(
+            &input.ident,
+            "#[derive(Row)] works on structs with named fields",
+        ));
     };
     let mut specs = Vec::new();
     let mut inits = Vec::new();
     for (i, field) in fields.named.iter().enumerate() {
-        let ident = field.ident.as_ref().ok_or_else(|| syn::Error::new_spanned(field, "unnamed field"))?;
+        let ident = field
+            .ident
+            .as_ref()
+            .ok_or_else(|| syn::Error::new_spanned(field, "unnamed field"))?;
         let mut name = LitStr::new(&ident.to_string(), ident.span());
         for attr in field.attrs.iter().filter(|a| a.path().is_ident("column")) {
             attr.parse_nested_meta(|meta| {
@@ -57,7 +69,8 @@ fn expand(input: &DeriveInput) -> syn::Result<proc_macro2::TokenStream> {
         specs.push(quote! {
             ::strongroom_guest::ColumnSpec { name: #name, ty: <#ty as ::strongroom_guest::FromColumn>::TYPE }
         });
-        inits.push(quote! { #ident: <#ty as ::strongroom_guest::FromColumn>::get(&columns[#i], i) });
+        inits
+            .push(quote! { #ident: <#ty as ::strongroom_guest::FromColumn>::get(&columns[#i], i) });
     }
     let ident = &input.ident;
     let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();

@@ -100,11 +100,16 @@ fn parse_seed(seed: Option<&str>) -> anyhow::Result<[u8; 32]> {
         Some(hex_seed) => {
             let bytes = hex::decode(hex_seed).context("--seed must be hexadecimal")?;
             if bytes.len() != 32 {
-                bail!("--seed must be 64 hex digits (32 bytes), got {}", bytes.len() * 2);
+                bail!(
+                    "--seed must be 64 hex digits (32 bytes), got {}",
+                    bytes.len() * 2
+                );
             }
             out.copy_from_slice(&bytes);
         }
-        None => SystemRandom::new().fill(&mut out).map_err(|_| anyhow::anyhow!("no system randomness"))?,
+        None => SystemRandom::new()
+            .fill(&mut out)
+            .map_err(|_| anyhow::anyhow!("no system randomness"))?,
     }
     Ok(out)
 }
@@ -113,15 +118,19 @@ fn parse_tables(specs: &[String]) -> anyhow::Result<Vec<(String, PathBuf)>> {
     specs
         .iter()
         .map(|s| match s.split_once('=') {
-            Some((name, path)) if !name.is_empty() && !path.is_empty() => Ok((name.to_string(), PathBuf::from(path))),
+            Some((name, path)) if !name.is_empty() && !path.is_empty() => {
+                Ok((name.to_string(), PathBuf::from(path)))
+            }
             _ => bail!("--table expects NAME=FILE, got '{s}'"),
         })
         .collect()
 }
 
 fn dev_run(args: DevRunArgs) -> anyhow::Result<ExitCode> {
-    let bytes = std::fs::read(&args.module).with_context(|| format!("cannot read module {}", args.module.display()))?;
-    let module = vet(&bytes, DEFAULT_MAX_MODULE_BYTES).with_context(|| format!("{} was refused", args.module.display()))?;
+    let bytes = std::fs::read(&args.module)
+        .with_context(|| format!("cannot read module {}", args.module.display()))?;
+    let module = vet(&bytes, DEFAULT_MAX_MODULE_BYTES)
+        .with_context(|| format!("{} was refused", args.module.display()))?;
     let schema = match &args.schema {
         Some(path) => Some(DatasetSchema::load(path)?),
         None => None,
@@ -134,14 +143,26 @@ fn dev_run(args: DevRunArgs) -> anyhow::Result<ExitCode> {
         None => module.manifest.mode,
     };
     let seed = parse_seed(args.seed.as_deref())?;
-    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let cache = if args.no_cache { None } else { Some(ModuleCache::open(&default_cache_dir())?) };
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let cache = if args.no_cache {
+        None
+    } else {
+        Some(ModuleCache::open(&default_cache_dir())?)
+    };
 
     let sandbox = Sandbox::new(&EngineSettings::default()).map_err(|e| anyhow::anyhow!("{e:#}"))?;
     let prepared = sandbox.prepare(module, cache.as_ref())?;
     let manifest = prepared.module.manifest.clone();
     let dataset = Arc::new(dataset);
-    let ctx = RunContext::new(Arc::clone(&dataset), manifest.clone(), mode, RunLimits::default(), seed)?;
+    let ctx = RunContext::new(
+        Arc::clone(&dataset),
+        manifest.clone(),
+        mode,
+        RunLimits::default(),
+        seed,
+    )?;
     let started = Instant::now();
     let report = sandbox.run(&prepared, Arc::new(ctx), threads);
     let elapsed = started.elapsed();
@@ -160,17 +181,52 @@ fn dev_run(args: DevRunArgs) -> anyhow::Result<ExitCode> {
         });
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
-        println!("DEVELOPMENT RUN on plaintext data you supplied: exact aggregates, no thresholds, no");
-        println!("noise, no privacy budget. In a room, data is sealed and every result passes the output gate.\n");
-        print_report(&prepared.module.hash_hex(), &manifest, mode, &dataset, &report, elapsed);
+        println!(
+            "DEVELOPMENT RUN on plaintext data you supplied: exact aggregates, no thresholds, no"
+        );
+        println!(
+            "noise, no privacy budget. In a room, data is sealed and every result passes the output gate.\n"
+        );
+        print_report(
+            &prepared.module.hash_hex(),
+            &manifest,
+            mode,
+            &dataset,
+            &report,
+            elapsed,
+        );
     }
-    Ok(if report.outcome.is_completed() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if report.outcome.is_completed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
-fn print_report(hash: &str, manifest: &Manifest, mode: Mode, dataset: &Dataset, report: &RunReport, elapsed: std::time::Duration) {
-    let rows: Vec<String> = dataset.tables.iter().map(|t| format!("{} {} rows", t.name, number(t.rows() as f64, 0))).collect();
-    println!("module   {} {} (sha256 {})", manifest.name, manifest.version, &hash[..16]);
-    println!("data     {}; {} entities", rows.join(", "), number(dataset.entities() as f64, 0));
+fn print_report(
+    hash: &str,
+    manifest: &Manifest,
+    mode: Mode,
+    dataset: &Dataset,
+    report: &RunReport,
+    elapsed: std::time::Duration,
+) {
+    let rows: Vec<String> = dataset
+        .tables
+        .iter()
+        .map(|t| format!("{} {} rows", t.name, number(t.rows() as f64, 0)))
+        .collect();
+    println!(
+        "module   {} {} (sha256 {})",
+        manifest.name,
+        manifest.version,
+        &hash[..16]
+    );
+    println!(
+        "data     {}; {} entities",
+        rows.join(", "),
+        number(dataset.entities() as f64, 0)
+    );
     println!(
         "run      {} mode, {} unit(s), {} fuel, {:.2} s, seed {}",
         mode,
@@ -186,9 +242,18 @@ fn print_report(hash: &str, manifest: &Manifest, mode: Mode, dataset: &Dataset, 
     if let Some(aggregate) = &report.aggregate {
         for (i, metric) in manifest.metrics.iter().enumerate() {
             let labels: Vec<String> = metric.key.iter().map(Domain::label).collect();
-            println!("\n{} ({}) by {}", metric.name, metric.kind, labels.join(" x "));
+            println!(
+                "\n{} ({}) by {}",
+                metric.name,
+                metric.kind,
+                labels.join(" x ")
+            );
             let mut header = labels.clone();
-            header.extend(["value".to_string(), "entities".into(), "contributions".into()]);
+            header.extend([
+                "value".to_string(),
+                "entities".into(),
+                "contributions".into(),
+            ]);
             let body: Vec<Vec<String>> = label_rows(aggregate, manifest, dataset, i)
                 .into_iter()
                 .map(|r| {
@@ -211,14 +276,17 @@ fn print_report(hash: &str, manifest: &Manifest, mode: Mode, dataset: &Dataset, 
     }
     for (name, bytes) in [("stdout", &report.stdout), ("stderr", &report.stderr)] {
         if !bytes.is_empty() {
-            println!("\nguest {name} (shown in development runs only; in a room it goes to the bank's audit log):");
+            println!(
+                "\nguest {name} (shown in development runs only; in a room it goes to the bank's audit log):"
+            );
             println!("{}", String::from_utf8_lossy(bytes).trim_end());
         }
     }
 }
 
 pub(super) fn inspect(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read module {}", path.display()))?;
+    let bytes =
+        std::fs::read(path).with_context(|| format!("cannot read module {}", path.display()))?;
     let module = match vet(&bytes, DEFAULT_MAX_MODULE_BYTES) {
         Ok(m) => m,
         Err(e) => {
@@ -255,10 +323,18 @@ pub(super) fn inspect(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("accepted {} {} ({} bytes)", m.name, m.version, number(module.bytes.len() as f64, 0));
+    println!(
+        "accepted {} {} ({} bytes)",
+        m.name,
+        m.version,
+        number(module.bytes.len() as f64, 0)
+    );
     println!("sha256   {}", module.hash_hex());
     println!("mode     {}", m.mode);
-    println!("max groups per entity, per metric: {}", m.max_groups_per_entity);
+    println!(
+        "max groups per entity, per metric: {}",
+        m.max_groups_per_entity
+    );
     println!("reads");
     for r in &m.reads {
         let cols: Vec<String> = r.columns.iter().map(|(c, t)| format!("{c}: {t}")).collect();
@@ -276,7 +352,10 @@ pub(super) fn inspect(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
             .collect();
         let values = match x.kind {
             crate::guest_boundary::manifest::MetricKind::Count => String::new(),
-            _ => format!(", values in [{}, {}], {} decimals", x.lower, x.upper, x.decimals),
+            _ => format!(
+                ", values in [{}, {}], {} decimals",
+                x.lower, x.upper, x.decimals
+            ),
         };
         println!(
             "  {} = {} by ({}){values}, up to {} per group per entity",
@@ -290,12 +369,18 @@ pub(super) fn inspect(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub(super) fn demo_data(customers: usize, per_customer: f64, seed: u64, out: &Path) -> anyhow::Result<ExitCode> {
+pub(super) fn demo_data(
+    customers: usize,
+    per_customer: f64,
+    seed: u64,
+    out: &Path,
+) -> anyhow::Result<ExitCode> {
     if customers == 0 {
         bail!("--customers must be at least 1");
     }
     let bank = synthetic::generate(customers, per_customer, seed);
-    bank.write_csv(out).with_context(|| format!("cannot write to {}", out.display()))?;
+    bank.write_csv(out)
+        .with_context(|| format!("cannot write to {}", out.display()))?;
     println!(
         "wrote {} customers and {} transactions to {} (customers.csv, transactions.csv, schema.toml)",
         number(customers as f64, 0),
@@ -309,49 +394,99 @@ pub(super) fn demo_data(customers: usize, per_customer: f64, seed: u64, out: &Pa
 pub fn build_examples(examples: &Path) -> anyhow::Result<PathBuf> {
     let manifest = examples.join("Cargo.toml");
     if !manifest.exists() {
-        bail!("no examples workspace at {} (pass --examples DIR)", examples.display());
+        bail!(
+            "no examples workspace at {} (pass --examples DIR)",
+            examples.display()
+        );
     }
+    super::toolchain::ensure_wasm_target().map_err(anyhow::Error::msg)?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
-        .args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--manifest-path",
+        ])
         .arg(&manifest)
         .status()
         .context("cannot run cargo to build the example modules")?;
     if !status.success() {
-        bail!("building the example modules failed; is the target installed? `rustup target add wasm32-wasip2`");
+        bail!(
+            "building the example modules failed; is the target installed? `rustup target add wasm32-wasip2`"
+        );
     }
-    Ok(examples.join("target").join("wasm32-wasip2").join("release"))
+    Ok(examples
+        .join("target")
+        .join("wasm32-wasip2")
+        .join("release"))
 }
 
 pub(super) fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let examples = args.examples.clone().unwrap_or_else(|| {
-        let beside_source = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("examples");
-        if beside_source.join("Cargo.toml").exists() { beside_source } else { PathBuf::from("examples") }
+        let beside_source = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join("examples");
+        if beside_source.join("Cargo.toml").exists() {
+            beside_source
+        } else {
+            PathBuf::from("examples")
+        }
     });
     let step = |n: u32, text: &str| {
         println!("[{n}/4] {text}");
         let _ = std::io::stdout().flush();
     };
-    step(1, "partner: building the example query module from source (examples/spend-by-category)");
+    step(
+        1,
+        "partner: building the example query module from source (examples/spend-by-category)",
+    );
     let out_dir = build_examples(&examples)?;
     let module_path = out_dir.join("spend_by_category.wasm");
 
-    step(2, &format!("bank: generating a synthetic bank of {} customers", number(args.customers as f64, 0)));
+    step(
+        2,
+        &format!(
+            "bank: generating a synthetic bank of {} customers",
+            number(args.customers as f64, 0)
+        ),
+    );
     let bank = synthetic::generate(args.customers, 20.0, 2018);
     let data_dir = args.out.join("data");
-    bank.write_csv(&data_dir).with_context(|| format!("cannot write {}", data_dir.display()))?;
-    println!("      {} card transactions written to {}", number(bank.transactions() as f64, 0), data_dir.display());
+    bank.write_csv(&data_dir)
+        .with_context(|| format!("cannot write {}", data_dir.display()))?;
+    println!(
+        "      {} card transactions written to {}",
+        number(bank.transactions() as f64, 0),
+        data_dir.display()
+    );
 
-    step(3, "room: vetting the module (imports, world, manifest, size)");
-    let bytes = std::fs::read(&module_path).with_context(|| format!("cannot read {}", module_path.display()))?;
+    step(
+        3,
+        "room: vetting the module (imports, world, manifest, size)",
+    );
+    let bytes = std::fs::read(&module_path)
+        .with_context(|| format!("cannot read {}", module_path.display()))?;
     let module = vet(&bytes, DEFAULT_MAX_MODULE_BYTES)?;
-    println!("      accepted {} {} sha256 {}", module.manifest.name, module.manifest.version, &module.hash_hex()[..16]);
+    println!(
+        "      accepted {} {} sha256 {}",
+        module.manifest.name,
+        module.manifest.version,
+        &module.hash_hex()[..16]
+    );
 
-    step(4, "room: running it, one customer per fresh sandbox instance");
+    step(
+        4,
+        "room: running it, one customer per fresh sandbox instance",
+    );
     let schema = DatasetSchema::load(&data_dir.join("schema.toml"))?;
     let tables = vec![
         ("customers".to_string(), data_dir.join("customers.csv")),
-        ("transactions".to_string(), data_dir.join("transactions.csv")),
+        (
+            "transactions".to_string(),
+            data_dir.join("transactions.csv"),
+        ),
     ];
     let (dataset, _) = load_csv_tables(&tables, Some(&schema), "customer_id")?;
     let cache = ModuleCache::open(&args.out.join("module-cache"))?;
@@ -359,13 +494,26 @@ pub(super) fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let prepared = sandbox.prepare(module, Some(&cache))?;
     let manifest = prepared.module.manifest.clone();
     let dataset = Arc::new(dataset);
-    let ctx = RunContext::new(Arc::clone(&dataset), manifest.clone(), manifest.mode, RunLimits::default(), parse_seed(None)?)?;
+    let ctx = RunContext::new(
+        Arc::clone(&dataset),
+        manifest.clone(),
+        manifest.mode,
+        RunLimits::default(),
+        parse_seed(None)?,
+    )?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let started = Instant::now();
     let report = sandbox.run(&prepared, Arc::new(ctx), threads);
     let elapsed = started.elapsed();
     println!();
-    print_report(&prepared.module.hash_hex(), &manifest, manifest.mode, &dataset, &report, elapsed);
+    print_report(
+        &prepared.module.hash_hex(),
+        &manifest,
+        manifest.mode,
+        &dataset,
+        &report,
+        elapsed,
+    );
     if let Some(aggregate) = &report.aggregate {
         let results = args.out.join("results");
         std::fs::create_dir_all(&results)?;
@@ -377,12 +525,20 @@ pub(super) fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             w.write_record(&header)?;
             for r in label_rows(aggregate, &manifest, &dataset, i) {
                 let mut cells = r.labels;
-                cells.extend([format!("{:.*}", usize::from(metric.decimals), r.value), r.entities.to_string(), r.contributions.to_string()]);
+                cells.extend([
+                    format!("{:.*}", usize::from(metric.decimals), r.value),
+                    r.entities.to_string(),
+                    r.contributions.to_string(),
+                ]);
                 w.write_record(&cells)?;
             }
             w.flush()?;
         }
         println!("\nresults written to {}", results.display());
     }
-    Ok(if report.outcome.is_completed() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if report.outcome.is_completed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

@@ -2,6 +2,7 @@
 
 mod dev;
 mod render;
+pub mod toolchain;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -63,9 +64,12 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Dev(cmd) => dev::run(cmd),
         Command::Module(ModuleCommand::Inspect { module, json }) => dev::inspect(&module, json),
-        Command::DemoData { customers, transactions_per_customer, seed, out } => {
-            dev::demo_data(customers, transactions_per_customer, seed, &out)
-        }
+        Command::DemoData {
+            customers,
+            transactions_per_customer,
+            seed,
+            out,
+        } => dev::demo_data(customers, transactions_per_customer, seed, &out),
         Command::Demo(args) => dev::demo(args),
     };
     match result {

@@ -17,7 +17,12 @@ pub struct LabelledRow {
 }
 
 /// Decodes group keys through the public domains.
-pub fn label_rows(aggregate: &Aggregate, manifest: &Manifest, dataset: &Dataset, metric: usize) -> Vec<LabelledRow> {
+pub fn label_rows(
+    aggregate: &Aggregate,
+    manifest: &Manifest,
+    dataset: &Dataset,
+    metric: usize,
+) -> Vec<LabelledRow> {
     let result = &aggregate.metrics[metric];
     let key = &manifest.metrics[metric].key;
     result
@@ -29,7 +34,9 @@ pub fn label_rows(aggregate: &Aggregate, manifest: &Manifest, dataset: &Dataset,
                 .iter()
                 .zip(key)
                 .map(|(&i, domain)| match domain {
-                    Domain::Enumeration { members, .. } => members.get(i as usize).cloned().unwrap_or_default(),
+                    Domain::Enumeration { members, .. } => {
+                        members.get(i as usize).cloned().unwrap_or_default()
+                    }
                     Domain::Column { table, column } => dataset
                         .table(table)
                         .and_then(|t| t.column(column))
@@ -48,7 +55,9 @@ pub fn label_rows(aggregate: &Aggregate, manifest: &Manifest, dataset: &Dataset,
 /// Formats a number with thousands separators and `decimals` places.
 pub fn number(x: f64, decimals: usize) -> String {
     let s = format!("{:.*}", decimals, x.abs());
-    let (int, frac) = s.split_once('.').map_or((s.as_str(), None), |(i, f)| (i, Some(f)));
+    let (int, frac) = s
+        .split_once('.')
+        .map_or((s.as_str(), None), |(i, f)| (i, Some(f)));
     let mut grouped = String::new();
     for (i, ch) in int.chars().enumerate() {
         if i > 0 && (int.len() - i) % 3 == 0 {
@@ -77,7 +86,13 @@ pub fn table(header: &[String], rows: &[Vec<String>], text_columns: usize) -> St
             .iter()
             .zip(&widths)
             .enumerate()
-            .map(|(i, (c, &w))| if i < text_columns { format!("{c:<w$}") } else { format!("{c:>w$}") })
+            .map(|(i, (c, &w))| {
+                if i < text_columns {
+                    format!("{c:<w$}")
+                } else {
+                    format!("{c:>w$}")
+                }
+            })
             .collect::<Vec<_>>()
             .join("  ")
             .trim_end()
@@ -86,7 +101,13 @@ pub fn table(header: &[String], rows: &[Vec<String>], text_columns: usize) -> St
     let mut out = String::new();
     out.push_str(&line(header));
     out.push('\n');
-    out.push_str(&widths.iter().map(|&w| "-".repeat(w)).collect::<Vec<_>>().join("  "));
+    out.push_str(
+        &widths
+            .iter()
+            .map(|&w| "-".repeat(w))
+            .collect::<Vec<_>>()
+            .join("  "),
+    );
     out.push('\n');
     for row in rows {
         out.push_str(&line(row));

@@ -56,7 +56,20 @@ pub fn parse_date(s: &str) -> Option<i32> {
         return None;
     }
     let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    let days_in_month = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    let days_in_month = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
     if d > days_in_month[(m - 1) as usize] {
         return None;
     }
@@ -89,10 +102,16 @@ fn read_raw(path: &Path) -> Result<RawTable, InputError> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .from_path(path)
-        .map_err(|e| InputError::Io { path: shown.clone(), message: e.to_string() })?;
+        .map_err(|e| InputError::Io {
+            path: shown.clone(),
+            message: e.to_string(),
+        })?;
     let header: Vec<String> = reader
         .headers()
-        .map_err(|e| InputError::Header { path: shown.clone(), message: e.to_string() })?
+        .map_err(|e| InputError::Header {
+            path: shown.clone(),
+            message: e.to_string(),
+        })?
         .iter()
         .map(|h| h.trim().to_string())
         .collect();
@@ -100,29 +119,48 @@ fn read_raw(path: &Path) -> Result<RawTable, InputError> {
     for record in reader.records() {
         let record = record.map_err(|e| {
             let line = e.position().map(|p| p.line()).unwrap_or(0);
-            InputError::Value { path: shown.clone(), line, column: "-".into(), message: format!("malformed row: {e}") }
+            InputError::Value {
+                path: shown.clone(),
+                line,
+                column: "-".into(),
+                message: format!("malformed row: {e}"),
+            }
         })?;
         let line = record.position().map(|p| p.line()).unwrap_or(0);
         records.push((line, record.iter().map(|v| v.trim().to_string()).collect()));
     }
-    Ok(RawTable { path: shown, header, records })
+    Ok(RawTable {
+        path: shown,
+        header,
+        records,
+    })
 }
 
 /// Infers a schema: `entity_column` is the entity in every table; columns named like an email
 /// or phone number are identifiers; otherwise int, float, bool, date (YYYY-MM-DD), or a category
 /// whose dictionary is the sorted distinct values seen. For the partner's own sample data only.
-fn infer(name: &str, raw: &[(String, RawTable)], entity_column: &str) -> Result<DatasetSchema, InputError> {
+fn infer(
+    name: &str,
+    raw: &[(String, RawTable)],
+    entity_column: &str,
+) -> Result<DatasetSchema, InputError> {
     let mut tables = Vec::new();
     for (table, t) in raw {
         if !t.header.iter().any(|h| h == entity_column) {
             return Err(InputError::Header {
                 path: t.path.clone(),
-                message: format!("no '{entity_column}' column to group rows by entity (pass --entity-column or --schema)"),
+                message: format!(
+                    "no '{entity_column}' column to group rows by entity (pass --entity-column or --schema)"
+                ),
             });
         }
         let mut columns = Vec::new();
         for (i, h) in t.header.iter().enumerate() {
-            let values = || t.records.iter().map(move |(_, r)| r.get(i).map(String::as_str).unwrap_or(""));
+            let values = || {
+                t.records
+                    .iter()
+                    .map(move |(_, r)| r.get(i).map(String::as_str).unwrap_or(""))
+            };
             let lower = h.to_ascii_lowercase();
             let role = if h == entity_column {
                 Role::Entity
@@ -139,8 +177,13 @@ fn infer(name: &str, raw: &[(String, RawTable)], entity_column: &str) -> Result<
             } else {
                 Role::Category
             };
-            let dictionary = (role == Role::Category)
-                .then(|| values().map(String::from).collect::<BTreeSet<_>>().into_iter().collect());
+            let dictionary = (role == Role::Category).then(|| {
+                values()
+                    .map(String::from)
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .collect()
+            });
             columns.push(ColumnSchema {
                 name: h.clone(),
                 role,
@@ -152,20 +195,39 @@ fn infer(name: &str, raw: &[(String, RawTable)], entity_column: &str) -> Result<
                 max: None,
             });
         }
-        tables.push(TableSchema { name: table.clone(), columns });
+        tables.push(TableSchema {
+            name: table.clone(),
+            columns,
+        });
     }
-    Ok(DatasetSchema { name: name.to_string(), tables })
+    Ok(DatasetSchema {
+        name: name.to_string(),
+        tables,
+    })
 }
 
 fn convert(schema: &TableSchema, raw: RawTable) -> Result<UngroupedTable, InputError> {
     let path = raw.path.clone();
     for c in &schema.columns {
         if !raw.header.contains(&c.name) {
-            return Err(InputError::Header { path, message: format!("column '{}' of table '{}' is missing", c.name, schema.name) });
+            return Err(InputError::Header {
+                path,
+                message: format!("column '{}' of table '{}' is missing", c.name, schema.name),
+            });
         }
     }
-    if let Some(extra) = raw.header.iter().find(|h| !schema.columns.iter().any(|c| &c.name == *h)) {
-        return Err(InputError::Header { path, message: format!("column '{extra}' is not in the schema of table '{}'", schema.name) });
+    if let Some(extra) = raw
+        .header
+        .iter()
+        .find(|h| !schema.columns.iter().any(|c| &c.name == *h))
+    {
+        return Err(InputError::Header {
+            path,
+            message: format!(
+                "column '{extra}' is not in the schema of table '{}'",
+                schema.name
+            ),
+        });
     }
     let index = |name: &str| raw.header.iter().position(|h| h == name).unwrap_or(0);
     let mut entity_keys = Vec::with_capacity(raw.records.len());
@@ -173,8 +235,16 @@ fn convert(schema: &TableSchema, raw: RawTable) -> Result<UngroupedTable, InputE
     let mut identifiers = Vec::new();
     for c in &schema.columns {
         let i = index(&c.name);
-        let bad = |line: u64, message: String| InputError::Value { path: path.clone(), line, column: c.name.clone(), message };
-        let cells = raw.records.iter().map(|(line, r)| (*line, r.get(i).map(String::as_str).unwrap_or("")));
+        let bad = |line: u64, message: String| InputError::Value {
+            path: path.clone(),
+            line,
+            column: c.name.clone(),
+            message,
+        };
+        let cells = raw
+            .records
+            .iter()
+            .map(|(line, r)| (*line, r.get(i).map(String::as_str).unwrap_or("")));
         match c.role {
             Role::Entity => {
                 for (line, v) in cells {
@@ -184,63 +254,108 @@ fn convert(schema: &TableSchema, raw: RawTable) -> Result<UngroupedTable, InputE
                     entity_keys.push(v.to_string());
                 }
             }
-            Role::Identifier => {
-                identifiers.push(IdentifierColumn { name: c.name.clone(), values: cells.map(|(_, v)| v.to_string()).collect() })
-            }
+            Role::Identifier => identifiers.push(IdentifierColumn {
+                name: c.name.clone(),
+                values: cells.map(|(_, v)| v.to_string()).collect(),
+            }),
             Role::Int => {
                 let mut out = Vec::new();
                 for (line, v) in cells {
-                    let x: i64 = v.parse().map_err(|_| bad(line, format!("'{v}' is not an integer")))?;
+                    let x: i64 = v
+                        .parse()
+                        .map_err(|_| bad(line, format!("'{v}' is not an integer")))?;
                     check_bounds(c, x as f64).map_err(|m| bad(line, m))?;
                     out.push(x);
                 }
-                columns.push(Column { name: c.name.clone(), data: ColumnData::Int(out), dictionary: None });
+                columns.push(Column {
+                    name: c.name.clone(),
+                    data: ColumnData::Int(out),
+                    dictionary: None,
+                });
             }
             Role::Float => {
                 let mut out = Vec::new();
                 for (line, v) in cells {
-                    let x: f64 = v.parse().map_err(|_| bad(line, format!("'{v}' is not a number")))?;
+                    let x: f64 = v
+                        .parse()
+                        .map_err(|_| bad(line, format!("'{v}' is not a number")))?;
                     if !x.is_finite() {
                         return Err(bad(line, format!("'{v}' is not a finite number")));
                     }
                     check_bounds(c, x).map_err(|m| bad(line, m))?;
                     out.push(x);
                 }
-                columns.push(Column { name: c.name.clone(), data: ColumnData::Float(out), dictionary: None });
+                columns.push(Column {
+                    name: c.name.clone(),
+                    data: ColumnData::Float(out),
+                    dictionary: None,
+                });
             }
             Role::Bool => {
                 let mut out = Vec::new();
                 for (line, v) in cells {
-                    out.push(parse_bool(v).ok_or_else(|| bad(line, format!("'{v}' is not true or false")))?);
+                    out.push(
+                        parse_bool(v)
+                            .ok_or_else(|| bad(line, format!("'{v}' is not true or false")))?,
+                    );
                 }
-                columns.push(Column { name: c.name.clone(), data: ColumnData::Bool(out), dictionary: None });
+                columns.push(Column {
+                    name: c.name.clone(),
+                    data: ColumnData::Bool(out),
+                    dictionary: None,
+                });
             }
             Role::Date => {
                 let mut out = Vec::new();
                 for (line, v) in cells {
-                    out.push(parse_date(v).ok_or_else(|| bad(line, format!("'{v}' is not a date (YYYY-MM-DD)")))?);
+                    out.push(
+                        parse_date(v).ok_or_else(|| {
+                            bad(line, format!("'{v}' is not a date (YYYY-MM-DD)"))
+                        })?,
+                    );
                 }
-                columns.push(Column { name: c.name.clone(), data: ColumnData::Date(out), dictionary: None });
+                columns.push(Column {
+                    name: c.name.clone(),
+                    data: ColumnData::Date(out),
+                    dictionary: None,
+                });
             }
             Role::Category => {
                 let dict: Vec<String> = c.dictionary.clone().unwrap_or_default();
-                let lookup: std::collections::HashMap<&str, u32> =
-                    dict.iter().enumerate().map(|(i, d)| (d.as_str(), i as u32)).collect();
+                let lookup: std::collections::HashMap<&str, u32> = dict
+                    .iter()
+                    .enumerate()
+                    .map(|(i, d)| (d.as_str(), i as u32))
+                    .collect();
                 let other = c.other.as_deref().and_then(|o| lookup.get(o).copied());
                 let mut out = Vec::new();
                 for (line, v) in cells {
                     match (lookup.get(v), c.on_unknown, other) {
                         (Some(&code), _, _) => out.push(code),
                         (None, OnUnknown::Other, Some(code)) => out.push(code),
-                        _ => return Err(bad(line, format!("'{v}' is not in the column's dictionary"))),
+                        _ => {
+                            return Err(bad(
+                                line,
+                                format!("'{v}' is not in the column's dictionary"),
+                            ));
+                        }
                     }
                 }
                 let dictionary: Arc<[String]> = dict.into();
-                columns.push(Column { name: c.name.clone(), data: ColumnData::Category(out), dictionary: Some(dictionary) });
+                columns.push(Column {
+                    name: c.name.clone(),
+                    data: ColumnData::Category(out),
+                    dictionary: Some(dictionary),
+                });
             }
         }
     }
-    Ok(UngroupedTable { name: schema.name.clone(), entity_keys, columns, identifiers })
+    Ok(UngroupedTable {
+        name: schema.name.clone(),
+        entity_keys,
+        columns,
+        identifiers,
+    })
 }
 
 fn check_bounds(c: &ColumnSchema, x: f64) -> Result<(), String> {
@@ -277,13 +392,18 @@ pub fn load_csv_tables(
     };
     for (name, _) in &raw {
         if !schema.tables.iter().any(|t| &t.name == name) {
-            return Err(InputError::Tables(format!("table '{name}' is not in the schema")));
+            return Err(InputError::Tables(format!(
+                "table '{name}' is not in the schema"
+            )));
         }
     }
     let mut ungrouped = Vec::new();
     for table in &schema.tables {
         let Some(pos) = raw.iter().position(|(n, _)| n == &table.name) else {
-            return Err(InputError::Tables(format!("the schema declares table '{}' but no file was given for it", table.name)));
+            return Err(InputError::Tables(format!(
+                "the schema declares table '{}' but no file was given for it",
+                table.name
+            )));
         };
         let (_, r) = raw.swap_remove(pos);
         ungrouped.push(convert(table, r)?);

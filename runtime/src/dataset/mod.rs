@@ -166,10 +166,16 @@ impl Dataset {
     /// Builds a dataset from tables whose rows are in any order: assigns entity ordinals (sorted
     /// keys) and sorts every table's rows by entity, stably.
     pub fn group(name: &str, tables: Vec<UngroupedTable>) -> Dataset {
-        let mut keys: Vec<String> = tables.iter().flat_map(|t| t.entity_keys.iter().cloned()).collect();
+        let mut keys: Vec<String> = tables
+            .iter()
+            .flat_map(|t| t.entity_keys.iter().cloned())
+            .collect();
         keys.sort_unstable();
         keys.dedup();
-        let ordinal = |k: &str| keys.binary_search_by(|probe| probe.as_str().cmp(k)).unwrap_or(0) as u32;
+        let ordinal = |k: &str| {
+            keys.binary_search_by(|probe| probe.as_str().cmp(k))
+                .unwrap_or(0) as u32
+        };
         let grouped = tables
             .into_iter()
             .map(|t| {
@@ -189,7 +195,11 @@ impl Dataset {
                     guest_columns: t
                         .columns
                         .into_iter()
-                        .map(|c| Column { name: c.name, data: c.data.permute(&order), dictionary: c.dictionary })
+                        .map(|c| Column {
+                            name: c.name,
+                            data: c.data.permute(&order),
+                            dictionary: c.dictionary,
+                        })
                         .collect(),
                     identifiers: t
                         .identifiers
@@ -204,6 +214,10 @@ impl Dataset {
                 }
             })
             .collect();
-        Dataset { name: name.to_string(), tables: grouped, entity_keys: keys }
+        Dataset {
+            name: name.to_string(),
+            tables: grouped,
+            entity_keys: keys,
+        }
     }
 }

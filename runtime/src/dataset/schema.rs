@@ -121,17 +121,30 @@ impl DatasetSchema {
     /// Reads a schema file, loading dictionary files relative to it, and checks it.
     pub fn load(path: &Path) -> Result<DatasetSchema, SchemaError> {
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| SchemaError::Io { path: shown.clone(), source })?;
-        let mut schema: DatasetSchema =
-            toml::from_str(&text).map_err(|e| SchemaError::Parse { path: shown.clone(), message: e.to_string() })?;
+        let text = std::fs::read_to_string(path).map_err(|source| SchemaError::Io {
+            path: shown.clone(),
+            source,
+        })?;
+        let mut schema: DatasetSchema = toml::from_str(&text).map_err(|e| SchemaError::Parse {
+            path: shown.clone(),
+            message: e.to_string(),
+        })?;
         let base = path.parent().unwrap_or(Path::new("."));
         for table in &mut schema.tables {
             for column in &mut table.columns {
                 if let Some(file) = &column.dictionary_file {
                     let p = base.join(file);
-                    let text = std::fs::read_to_string(&p)
-                        .map_err(|source| SchemaError::Io { path: p.display().to_string(), source })?;
-                    column.dictionary = Some(text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect());
+                    let text = std::fs::read_to_string(&p).map_err(|source| SchemaError::Io {
+                        path: p.display().to_string(),
+                        source,
+                    })?;
+                    column.dictionary = Some(
+                        text.lines()
+                            .map(str::trim)
+                            .filter(|l| !l.is_empty())
+                            .map(String::from)
+                            .collect(),
+                    );
                 }
             }
         }
@@ -143,13 +156,23 @@ impl DatasetSchema {
     pub fn check(&self, path: &str) -> Result<(), SchemaError> {
         let mut tables = HashSet::new();
         for table in &self.tables {
-            let invalid = |message: String| SchemaError::Invalid { path: path.into(), table: table.name.clone(), message };
+            let invalid = |message: String| SchemaError::Invalid {
+                path: path.into(),
+                table: table.name.clone(),
+                message,
+            };
             if !tables.insert(&table.name) {
                 return Err(invalid("declared twice".into()));
             }
-            let entities = table.columns.iter().filter(|c| c.role == Role::Entity).count();
+            let entities = table
+                .columns
+                .iter()
+                .filter(|c| c.role == Role::Entity)
+                .count();
             if entities != 1 {
-                return Err(invalid(format!("needs exactly one column with role = \"entity\", has {entities}")));
+                return Err(invalid(format!(
+                    "needs exactly one column with role = \"entity\", has {entities}"
+                )));
             }
             let mut names = HashSet::new();
             for c in &table.columns {
@@ -159,30 +182,55 @@ impl DatasetSchema {
                 let has_dictionary = c.dictionary.is_some() || c.dictionary_file.is_some();
                 if c.role == Role::Category {
                     if c.dictionary.is_some() && c.dictionary_file.is_some() {
-                        return Err(invalid(format!("column '{}': give dictionary or dictionary_file, not both", c.name)));
+                        return Err(invalid(format!(
+                            "column '{}': give dictionary or dictionary_file, not both",
+                            c.name
+                        )));
                     }
                     let dict = c.dictionary.as_deref().unwrap_or_default();
                     if dict.is_empty() {
-                        return Err(invalid(format!("category column '{}' needs a non-empty dictionary", c.name)));
+                        return Err(invalid(format!(
+                            "category column '{}' needs a non-empty dictionary",
+                            c.name
+                        )));
                     }
                     let mut seen = HashSet::new();
                     if let Some(dup) = dict.iter().find(|d| !seen.insert(*d)) {
-                        return Err(invalid(format!("column '{}': dictionary lists '{dup}' twice", c.name)));
+                        return Err(invalid(format!(
+                            "column '{}': dictionary lists '{dup}' twice",
+                            c.name
+                        )));
                     }
                     if c.on_unknown == OnUnknown::Other {
                         match &c.other {
                             Some(o) if dict.contains(o) => {}
-                            Some(o) => return Err(invalid(format!("column '{}': other = '{o}' is not in the dictionary", c.name))),
-                            None => return Err(invalid(format!("column '{}': on_unknown = \"other\" needs other = \"<member>\"", c.name))),
+                            Some(o) => {
+                                return Err(invalid(format!(
+                                    "column '{}': other = '{o}' is not in the dictionary",
+                                    c.name
+                                )));
+                            }
+                            None => {
+                                return Err(invalid(format!(
+                                    "column '{}': on_unknown = \"other\" needs other = \"<member>\"",
+                                    c.name
+                                )));
+                            }
                         }
                     }
                 } else if has_dictionary {
-                    return Err(invalid(format!("column '{}': only category columns have a dictionary", c.name)));
+                    return Err(invalid(format!(
+                        "column '{}': only category columns have a dictionary",
+                        c.name
+                    )));
                 }
                 if let (Some(lo), Some(hi)) = (c.min, c.max)
                     && lo > hi
                 {
-                    return Err(invalid(format!("column '{}': min {lo} is above max {hi}", c.name)));
+                    return Err(invalid(format!(
+                        "column '{}': min {lo} is above max {hi}",
+                        c.name
+                    )));
                 }
             }
         }

@@ -115,7 +115,8 @@ pub fn generate(customers: usize, mean_transactions: f64, seed: u64) -> Syntheti
             let typical = MCC_GROUPS[group].1;
             let amount = (typical * (0.7 * normal(&mut rng)).exp() * 100.0).round() / 100.0;
             bank.tx_customer.push(c as u32);
-            bank.tx_date.push(year_start + (rng.next_u64() % 365) as i32);
+            bank.tx_date
+                .push(year_start + (rng.next_u64() % 365) as i32);
             bank.tx_mcc_group.push(group as u32);
             bank.tx_amount.push(amount.max(0.01));
             bank.tx_online.push(rng.next_u64() % 3 == 0);
@@ -125,12 +126,24 @@ pub fn generate(customers: usize, mean_transactions: f64, seed: u64) -> Syntheti
 }
 
 fn dict(items: &[&str]) -> Option<Arc<[String]>> {
-    Some(items.iter().map(|s| s.to_string()).collect::<Vec<_>>().into())
+    Some(
+        items
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+            .into(),
+    )
 }
 
 /// The schema (TOML) of the synthetic bank, as a bank would write it.
 pub fn schema_toml() -> String {
-    let list = |items: &[&str]| items.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", ");
+    let list = |items: &[&str]| {
+        items
+            .iter()
+            .map(|s| format!("{s:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let mcc: Vec<&str> = MCC_GROUPS.iter().map(|g| g.0).collect();
     format!(
         r#"# The synthetic bank's dataset schema (see docs/formats/schema.md).
@@ -188,7 +201,10 @@ impl SyntheticBank {
     pub fn write_csv(&self, dir: &Path) -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
         let mut c = std::io::BufWriter::new(std::fs::File::create(dir.join("customers.csv"))?);
-        writeln!(c, "customer_id,email,phone,age_band,region,account_type,tenure_years")?;
+        writeln!(
+            c,
+            "customer_id,email,phone,age_band,region,account_type,tenure_years"
+        )?;
         for i in 0..self.customer_id.len() {
             writeln!(
                 c,
@@ -227,28 +243,66 @@ impl SyntheticBank {
             name: "customers".into(),
             entity_keys: self.customer_id.clone(),
             columns: vec![
-                Column { name: "age_band".into(), data: ColumnData::Category(self.age_band.clone()), dictionary: dict(AGE_BANDS) },
-                Column { name: "region".into(), data: ColumnData::Category(self.region.clone()), dictionary: dict(REGIONS) },
+                Column {
+                    name: "age_band".into(),
+                    data: ColumnData::Category(self.age_band.clone()),
+                    dictionary: dict(AGE_BANDS),
+                },
+                Column {
+                    name: "region".into(),
+                    data: ColumnData::Category(self.region.clone()),
+                    dictionary: dict(REGIONS),
+                },
                 Column {
                     name: "account_type".into(),
                     data: ColumnData::Category(self.account_type.clone()),
                     dictionary: dict(ACCOUNT_TYPES),
                 },
-                Column { name: "tenure_years".into(), data: ColumnData::Int(self.tenure_years.clone()), dictionary: None },
+                Column {
+                    name: "tenure_years".into(),
+                    data: ColumnData::Int(self.tenure_years.clone()),
+                    dictionary: None,
+                },
             ],
             identifiers: vec![
-                IdentifierColumn { name: "email".into(), values: self.email.clone() },
-                IdentifierColumn { name: "phone".into(), values: self.phone.clone() },
+                IdentifierColumn {
+                    name: "email".into(),
+                    values: self.email.clone(),
+                },
+                IdentifierColumn {
+                    name: "phone".into(),
+                    values: self.phone.clone(),
+                },
             ],
         };
         let transactions = UngroupedTable {
             name: "transactions".into(),
-            entity_keys: self.tx_customer.iter().map(|&c| self.customer_id[c as usize].clone()).collect(),
+            entity_keys: self
+                .tx_customer
+                .iter()
+                .map(|&c| self.customer_id[c as usize].clone())
+                .collect(),
             columns: vec![
-                Column { name: "date".into(), data: ColumnData::Date(self.tx_date.clone()), dictionary: None },
-                Column { name: "mcc_group".into(), data: ColumnData::Category(self.tx_mcc_group.clone()), dictionary: dict(&mcc) },
-                Column { name: "amount".into(), data: ColumnData::Float(self.tx_amount.clone()), dictionary: None },
-                Column { name: "online".into(), data: ColumnData::Bool(self.tx_online.clone()), dictionary: None },
+                Column {
+                    name: "date".into(),
+                    data: ColumnData::Date(self.tx_date.clone()),
+                    dictionary: None,
+                },
+                Column {
+                    name: "mcc_group".into(),
+                    data: ColumnData::Category(self.tx_mcc_group.clone()),
+                    dictionary: dict(&mcc),
+                },
+                Column {
+                    name: "amount".into(),
+                    data: ColumnData::Float(self.tx_amount.clone()),
+                    dictionary: None,
+                },
+                Column {
+                    name: "online".into(),
+                    data: ColumnData::Bool(self.tx_online.clone()),
+                    dictionary: None,
+                },
             ],
             identifiers: vec![],
         };
@@ -267,7 +321,10 @@ mod tests {
         assert_eq!(a.tx_amount, b.tx_amount);
         assert!(a.transactions() > 200, "about 20 transactions a customer");
         for &d in a.tx_date.iter().take(50) {
-            assert_eq!(crate::dataset::csv_input::parse_date(&date_string(d)), Some(d));
+            assert_eq!(
+                crate::dataset::csv_input::parse_date(&date_string(d)),
+                Some(d)
+            );
         }
     }
 }

@@ -54,7 +54,10 @@ pub enum CacheError {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CacheError + '_ {
-    move |source| CacheError::Io { path: path.display().to_string(), source }
+    move |source| CacheError::Io {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 /// Writes `bytes` to `path` atomically (temporary file, fsync, rename), mode 0600.
@@ -64,7 +67,8 @@ pub fn write_private_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        tmp.as_file().set_permissions(fs::Permissions::from_mode(0o600))?;
+        tmp.as_file()
+            .set_permissions(fs::Permissions::from_mode(0o600))?;
     }
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
@@ -81,15 +85,20 @@ impl ModuleCache {
             Ok(bytes) if bytes.len() == 32 => bytes,
             Ok(_) | Err(_) => {
                 let mut secret = vec![0u8; 32];
-                SystemRandom::new().fill(&mut secret).map_err(|_| CacheError::Io {
-                    path: key_path.display().to_string(),
-                    source: std::io::Error::other("no system randomness"),
-                })?;
+                SystemRandom::new()
+                    .fill(&mut secret)
+                    .map_err(|_| CacheError::Io {
+                        path: key_path.display().to_string(),
+                        source: std::io::Error::other("no system randomness"),
+                    })?;
                 write_private_atomically(&key_path, &secret).map_err(io_err(&key_path))?;
                 secret
             }
         };
-        Ok(ModuleCache { dir: dir.to_path_buf(), key: hmac::Key::new(hmac::HMAC_SHA256, &secret) })
+        Ok(ModuleCache {
+            dir: dir.to_path_buf(),
+            key: hmac::Key::new(hmac::HMAC_SHA256, &secret),
+        })
     }
 
     fn engine_hash(engine: &Engine) -> String {
@@ -100,7 +109,11 @@ impl ModuleCache {
 
     /// Where the artifact of `module_hash` for `engine` lives.
     pub fn path_for(&self, engine: &Engine, module_hash: &[u8; 32]) -> PathBuf {
-        self.dir.join(format!("{}-{}.cwasm", hex::encode(module_hash), Self::engine_hash(engine)))
+        self.dir.join(format!(
+            "{}-{}.cwasm",
+            hex::encode(module_hash),
+            Self::engine_hash(engine)
+        ))
     }
 
     fn tag(&self, engine: &Engine, module_hash: &[u8; 32], artifact: &[u8]) -> hmac::Tag {
@@ -138,8 +151,11 @@ impl ModuleCache {
                 }
             }
         }
-        let component = Component::new(engine, bytes).map_err(|e| CacheError::Compile(format!("{e:#}")))?;
-        let artifact = component.serialize().map_err(|e| CacheError::Compile(format!("{e:#}")))?;
+        let component =
+            Component::new(engine, bytes).map_err(|e| CacheError::Compile(format!("{e:#}")))?;
+        let artifact = component
+            .serialize()
+            .map_err(|e| CacheError::Compile(format!("{e:#}")))?;
         let tag = self.tag(engine, module_hash, &artifact);
         let mut file = Vec::with_capacity(TAG_LEN + artifact.len());
         file.extend_from_slice(tag.as_ref());

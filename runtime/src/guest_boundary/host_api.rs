@@ -31,9 +31,9 @@ mod bindings {
     });
 }
 
-pub use bindings::{Query, QueryPre};
 use bindings::strongroom::query::types::{Batch, ColumnInfo, ColumnValues, TableInfo};
 use bindings::strongroom::query::{contribute, data, schema, types};
+pub use bindings::{Query, QueryPre};
 
 /// Why the host ended a run early, recorded before trapping the guest.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,13 +57,26 @@ pub struct Limiter {
 
 impl Limiter {
     fn new(limits: &RunLimits) -> Limiter {
-        Limiter { limits: limits.clone(), memory_bytes: 0, table_elements: 0, memory_refused: false, table_refused: false }
+        Limiter {
+            limits: limits.clone(),
+            memory_bytes: 0,
+            table_elements: 0,
+            memory_refused: false,
+            table_refused: false,
+        }
     }
 }
 
 impl wasmtime::ResourceLimiter for Limiter {
-    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        let total = self.memory_bytes.saturating_add(desired.saturating_sub(current));
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let total = self
+            .memory_bytes
+            .saturating_add(desired.saturating_sub(current));
         if total > self.limits.max_memory_bytes {
             self.memory_refused = true;
             return Ok(false);
@@ -72,8 +85,15 @@ impl wasmtime::ResourceLimiter for Limiter {
         Ok(true)
     }
 
-    fn table_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        let total = self.table_elements.saturating_add(desired.saturating_sub(current));
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let total = self
+            .table_elements
+            .saturating_add(desired.saturating_sub(current));
         if total > self.limits.max_table_elements {
             self.table_refused = true;
             return Ok(false);
@@ -115,7 +135,10 @@ pub struct GuestState {
 
 impl WasiView for GuestState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.resources }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.resources,
+        }
     }
 }
 
@@ -182,7 +205,10 @@ impl schema::Host for GuestState {
                         ColumnInfo {
                             name: name.clone(),
                             ty: wit_type(column.data.ty()),
-                            dictionary_len: column.dictionary.as_ref().map_or(0, |d| d.len() as u32),
+                            dictionary_len: column
+                                .dictionary
+                                .as_ref()
+                                .map_or(0, |d| d.len() as u32),
                         }
                     })
                     .collect(),
@@ -192,15 +218,21 @@ impl schema::Host for GuestState {
 
     fn dictionary(&mut self, table: String, column: String) -> wasmtime::Result<Vec<String>> {
         let Some(g) = self.granted_table(&table) else {
-            return self.violation(format!("asked for the dictionary of table '{table}', which was not granted"));
+            return self.violation(format!(
+                "asked for the dictionary of table '{table}', which was not granted"
+            ));
         };
         let grant = &self.ctx.grants[g];
         let Some(&(_, c)) = grant.columns.iter().find(|(n, _)| *n == column) else {
-            return self.violation(format!("asked for the dictionary of {table}.{column}, which was not granted"));
+            return self.violation(format!(
+                "asked for the dictionary of {table}.{column}, which was not granted"
+            ));
         };
         match &self.ctx.dataset.tables[grant.table].guest_columns[c].dictionary {
             Some(d) => Ok(d.to_vec()),
-            None => self.violation(format!("asked for the dictionary of {table}.{column}, which is not a category column")),
+            None => self.violation(format!(
+                "asked for the dictionary of {table}.{column}, which is not a category column"
+            )),
         }
     }
 
@@ -216,11 +248,19 @@ impl data::Host for GuestState {
     fn row_count(&mut self, table: String) -> wasmtime::Result<u64> {
         match self.granted_table(&table) {
             Some(g) => Ok(self.rows_in_scope(g).len() as u64),
-            None => self.violation(format!("asked for rows of table '{table}', which was not granted")),
+            None => self.violation(format!(
+                "asked for rows of table '{table}', which was not granted"
+            )),
         }
     }
 
-    fn read(&mut self, table: String, columns: Vec<String>, first_row: u64, max_rows: u32) -> wasmtime::Result<Batch> {
+    fn read(
+        &mut self,
+        table: String,
+        columns: Vec<String>,
+        first_row: u64,
+        max_rows: u32,
+    ) -> wasmtime::Result<Batch> {
         let Some(g) = self.granted_table(&table) else {
             return self.violation(format!("read table '{table}', which was not granted"));
         };
@@ -229,7 +269,10 @@ impl data::Host for GuestState {
         for name in &columns {
             match grant.columns.iter().find(|(n, _)| n == name) {
                 Some(&(_, c)) => picked.push(c),
-                None => return self.violation(format!("read column {table}.{name}, which was not granted")),
+                None => {
+                    return self
+                        .violation(format!("read column {table}.{name}, which was not granted"));
+                }
             }
         }
         let scope = self.rows_in_scope(g);
@@ -251,9 +294,18 @@ impl data::Host for GuestState {
             .collect();
         let entities = match self.entity {
             Some(_) => Vec::new(),
-            None => source.entity_of_row[from..to].iter().map(|&e| self.ctx.entity_alias[e as usize]).collect(),
+            None => source.entity_of_row[from..to]
+                .iter()
+                .map(|&e| self.ctx.entity_alias[e as usize])
+                .collect(),
         };
-        Ok(Batch { first_row: start, rows: take as u32, columns: values, entities })
+        Ok(Batch {
+            first_row: start,
+            rows: take as u32,
+            more: start + take < len,
+            columns: values,
+            entities,
+        })
     }
 }
 
@@ -261,7 +313,10 @@ impl contribute::Host for GuestState {
     fn contribute(&mut self, batch: contribute::Contributions) -> wasmtime::Result<()> {
         let ctx = Arc::clone(&self.ctx);
         let Some(metric) = ctx.manifest.metrics.get(batch.metric as usize) else {
-            return self.violation(format!("contributed to metric #{}, which the manifest does not declare", batch.metric));
+            return self.violation(format!(
+                "contributed to metric #{}, which the manifest does not declare",
+                batch.metric
+            ));
         };
         let n = batch.values.len();
         let arity = metric.key.len();
@@ -279,7 +334,9 @@ impl contribute::Host for GuestState {
         self.contributions = self.contributions.saturating_add(n as u64);
         if self.contributions > limit {
             self.stop = Some(Stop::ContributionLimit);
-            return Err(wasmtime::format_err!("contribution limit of {limit} reached"));
+            return Err(wasmtime::format_err!(
+                "contribution limit of {limit} reached"
+            ));
         }
         let sizes = &ctx.domain_sizes[batch.metric as usize];
         for (i, key) in batch.keys.chunks_exact(arity.max(1)).enumerate() {
@@ -296,14 +353,18 @@ impl contribute::Host for GuestState {
                 }
             }
             if batch.values[i].is_nan() {
-                return self.violation(format!("metric '{}': contributed a value that is not a number", metric.name));
+                return self.violation(format!(
+                    "metric '{}': contributed a value that is not a number",
+                    metric.name
+                ));
             }
         }
         let m = batch.metric as usize;
         match self.entity {
             Some(_) => {
                 for (key, &value) in batch.keys.chunks_exact(arity).zip(&batch.values) {
-                    ctx.bounds.add(&mut self.entity_contributions, m, GroupKey::new(key), value);
+                    ctx.bounds
+                        .add(&mut self.entity_contributions, m, GroupKey::new(key), value);
                 }
             }
             None => {
@@ -321,7 +382,12 @@ impl contribute::Host for GuestState {
                     ));
                 }
                 let table = &ctx.dataset.tables[ctx.grants[g].table];
-                for ((key, &value), &row) in batch.keys.chunks_exact(arity).zip(&batch.values).zip(&batch.rows) {
+                for ((key, &value), &row) in batch
+                    .keys
+                    .chunks_exact(arity)
+                    .zip(&batch.values)
+                    .zip(&batch.rows)
+                {
                     let Some(&entity) = table.entity_of_row.get(row as usize) else {
                         return self.violation(format!(
                             "metric '{}': source row {row} is past the end of table '{}'",

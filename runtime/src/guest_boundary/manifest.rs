@@ -181,7 +181,10 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn fail<T>(&self, what: impl Into<String>) -> Result<T, ManifestError> {
-        Err(ManifestError::Malformed { offset: self.pos, what: what.into() })
+        Err(ManifestError::Malformed {
+            offset: self.pos,
+            what: what.into(),
+        })
     }
 
     fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], ManifestError> {
@@ -221,7 +224,10 @@ impl<'a> Reader<'a> {
         let b = self.take(len, what)?;
         match std::str::from_utf8(b) {
             Ok(s) => Ok(s.to_string()),
-            Err(_) => Err(ManifestError::Malformed { offset: start, what: format!("{what} is not UTF-8") }),
+            Err(_) => Err(ManifestError::Malformed {
+                offset: start,
+                what: format!("{what} is not UTF-8"),
+            }),
         }
     }
 
@@ -242,11 +248,16 @@ impl Manifest {
     pub fn decode(bytes: &[u8]) -> Result<Manifest, ManifestError> {
         let mut r = Reader { bytes, pos: 0 };
         if r.take(4, "magic")? != MAGIC {
-            return Err(ManifestError::Malformed { offset: 0, what: "wrong magic (expected SRMF)".into() });
+            return Err(ManifestError::Malformed {
+                offset: 0,
+                what: "wrong magic (expected SRMF)".into(),
+            });
         }
         let version = r.u8("format version")?;
         if version != FORMAT_VERSION {
-            return r.fail(format!("format version {version} is not supported (expected {FORMAT_VERSION})"));
+            return r.fail(format!(
+                "format version {version} is not supported (expected {FORMAT_VERSION})"
+            ));
         }
         let name = r.str("name")?;
         let module_version = r.str("version")?;
@@ -282,7 +293,10 @@ impl Manifest {
             let mut key = Vec::new();
             for _ in 0..r.u16("group key length")? {
                 key.push(match r.u8("domain tag")? {
-                    0 => Domain::Column { table: r.str("domain table")?, column: r.str("domain column")? },
+                    0 => Domain::Column {
+                        table: r.str("domain table")?,
+                        column: r.str("domain column")?,
+                    },
                     1 => {
                         let name = r.str("enumeration name")?;
                         let mut members = Vec::new();
@@ -294,12 +308,27 @@ impl Manifest {
                     other => return r.fail(format!("unknown domain tag {other}")),
                 });
             }
-            metrics.push(Metric { name, kind, decimals, lower, upper, max_contributions_per_group, key });
+            metrics.push(Metric {
+                name,
+                kind,
+                decimals,
+                lower,
+                upper,
+                max_contributions_per_group,
+                key,
+            });
         }
         if r.pos != bytes.len() {
             return r.fail(format!("{} trailing bytes", bytes.len() - r.pos));
         }
-        let manifest = Manifest { name, version: module_version, mode, max_groups_per_entity, reads, metrics };
+        let manifest = Manifest {
+            name,
+            version: module_version,
+            mode,
+            max_groups_per_entity,
+            reads,
+            metrics,
+        };
         manifest.check()?;
         Ok(manifest)
     }
@@ -325,16 +354,25 @@ impl Manifest {
                 return invalid(format!("metric '{}' is declared twice", m.name));
             }
             if m.key.is_empty() || m.key.len() > MAX_KEY_PARTS {
-                return invalid(format!("metric '{}': a group key has 1 to {MAX_KEY_PARTS} parts", m.name));
+                return invalid(format!(
+                    "metric '{}': a group key has 1 to {MAX_KEY_PARTS} parts",
+                    m.name
+                ));
             }
             if !(m.lower.is_finite() && m.upper.is_finite() && m.lower <= m.upper) {
-                return invalid(format!("metric '{}': bounds must be finite with lower <= upper", m.name));
+                return invalid(format!(
+                    "metric '{}': bounds must be finite with lower <= upper",
+                    m.name
+                ));
             }
             if m.decimals > 9 {
                 return invalid(format!("metric '{}': at most 9 decimals", m.name));
             }
             if m.max_contributions_per_group == 0 {
-                return invalid(format!("metric '{}': max_contributions_per_group must be at least 1", m.name));
+                return invalid(format!(
+                    "metric '{}': max_contributions_per_group must be at least 1",
+                    m.name
+                ));
             }
             for d in &m.key {
                 match d {
@@ -362,7 +400,10 @@ impl Manifest {
                     }
                     Domain::Enumeration { name, members } => {
                         if members.is_empty() {
-                            return invalid(format!("metric '{}': enumeration '{name}' has no member", m.name));
+                            return invalid(format!(
+                                "metric '{}': enumeration '{name}' has no member",
+                                m.name
+                            ));
                         }
                     }
                 }

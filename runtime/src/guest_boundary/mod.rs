@@ -106,12 +106,19 @@ impl RunContext {
             reason,
         };
         if mode != manifest.mode {
-            return Err(AdmissionError::WrongMode { module: manifest.name.clone(), declared: manifest.mode, requested: mode });
+            return Err(AdmissionError::WrongMode {
+                module: manifest.name.clone(),
+                declared: manifest.mode,
+                requested: mode,
+            });
         }
         let mut grants = Vec::new();
         for read in &manifest.reads {
             let Some(t) = dataset.tables.iter().position(|t| t.name == read.table) else {
-                return Err(mismatch(format!("it reads table '{}', which the dataset does not have", read.table)));
+                return Err(mismatch(format!(
+                    "it reads table '{}', which the dataset does not have",
+                    read.table
+                )));
             };
             let table = &dataset.tables[t];
             let mut columns = Vec::new();
@@ -121,17 +128,25 @@ impl RunContext {
                     let why = if hidden {
                         "an identifier column, which never reaches a module".to_string()
                     } else {
-                        "not a column a module can read (no such column, or the entity key)".to_string()
+                        "not a column a module can read (no such column, or the entity key)"
+                            .to_string()
                     };
                     return Err(mismatch(format!("it reads {}.{name}: {why}", read.table)));
                 };
                 let actual = table.guest_columns[c].data.ty();
                 if actual != *ty {
-                    return Err(mismatch(format!("it expects {}.{name} to be {ty}, the dataset has {actual}", read.table)));
+                    return Err(mismatch(format!(
+                        "it expects {}.{name} to be {ty}, the dataset has {actual}",
+                        read.table
+                    )));
                 }
                 columns.push((name.clone(), c));
             }
-            grants.push(Grant { name: read.table.clone(), table: t, columns });
+            grants.push(Grant {
+                name: read.table.clone(),
+                table: t,
+                columns,
+            });
         }
         let mut domain_sizes = Vec::new();
         for metric in &manifest.metrics {
@@ -144,7 +159,11 @@ impl RunContext {
                             .table(table)
                             .and_then(|t| t.column(column))
                             .and_then(|c| c.dictionary.as_ref())
-                            .ok_or_else(|| mismatch(format!("group key {table}.{column} has no public dictionary")))?;
+                            .ok_or_else(|| {
+                                mismatch(format!(
+                                    "group key {table}.{column} has no public dictionary"
+                                ))
+                            })?;
                         dict.len() as u32
                     }
                 });

@@ -148,15 +148,21 @@ impl Sandbox {
         let stop = Arc::new(AtomicBool::new(false));
         {
             let (engine, ticks, stop) = (engine.clone(), Arc::clone(&ticks), Arc::clone(&stop));
-            thread::Builder::new().name("strongroom-epoch".into()).spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    thread::sleep(EPOCH_TICK);
-                    engine.increment_epoch();
-                    ticks.fetch_add(1, Ordering::Relaxed);
-                }
-            })?;
+            thread::Builder::new()
+                .name("strongroom-epoch".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        thread::sleep(EPOCH_TICK);
+                        engine.increment_epoch();
+                        ticks.fetch_add(1, Ordering::Relaxed);
+                    }
+                })?;
         }
-        Ok(Sandbox { engine, linker, epoch: EpochTicker { ticks, stop } })
+        Ok(Sandbox {
+            engine,
+            linker,
+            epoch: EpochTicker { ticks, stop },
+        })
     }
 
     /// The engine (for caching and benchmarks).
@@ -165,14 +171,25 @@ impl Sandbox {
     }
 
     /// Compiles (or loads from `cache`) and links a vetted module.
-    pub fn prepare(&self, module: VettedModule, cache: Option<&ModuleCache>) -> anyhow::Result<PreparedModule> {
+    pub fn prepare(
+        &self,
+        module: VettedModule,
+        cache: Option<&ModuleCache>,
+    ) -> anyhow::Result<PreparedModule> {
         let (component, status) = match cache {
             Some(cache) => cache.load_or_compile(&self.engine, &module.hash, &module.bytes)?,
-            None => (Component::new(&self.engine, &module.bytes).map_err(wasm_err)?, CacheStatus::Miss),
+            None => (
+                Component::new(&self.engine, &module.bytes).map_err(wasm_err)?,
+                CacheStatus::Miss,
+            ),
         };
         let pre = self.linker.instantiate_pre(&component).map_err(wasm_err)?;
         let pre = QueryPre::new(pre).map_err(wasm_err)?;
-        Ok(PreparedModule { module, pre, cache: status })
+        Ok(PreparedModule {
+            module,
+            pre,
+            cache: status,
+        })
     }
 
     fn deadline_tick(&self, limits: &RunLimits) -> u64 {
@@ -180,9 +197,18 @@ impl Sandbox {
         self.epoch.ticks.load(Ordering::Relaxed) + ticks
     }
 
-    fn new_store(&self, ctx: &Arc<RunContext>, entity: Option<u32>, fuel: u64, deadline_tick: u64) -> (Store<GuestState>, CapturedOutput) {
+    fn new_store(
+        &self,
+        ctx: &Arc<RunContext>,
+        entity: Option<u32>,
+        fuel: u64,
+        deadline_tick: u64,
+    ) -> (Store<GuestState>, CapturedOutput) {
         let (wasi_ctx, output) = wasi::context(ctx.seed, ctx.limits.max_output_bytes);
-        let mut store = Store::new(&self.engine, GuestState::new(Arc::clone(ctx), entity, wasi_ctx));
+        let mut store = Store::new(
+            &self.engine,
+            GuestState::new(Arc::clone(ctx), entity, wasi_ctx),
+        );
         store.limiter(|s| &mut s.limiter);
         // Fuel can only fail to be set when fuel is not enabled, and it always is here.
         let _ = store.set_fuel(fuel);
@@ -221,7 +247,8 @@ impl Sandbox {
         match result {
             Ok(()) => {
                 let mut aggregator = Aggregator::new(&ctx.manifest);
-                let mut entities: Vec<(u32, EntityContributions)> = store.data_mut().table_contributions.drain().collect();
+                let mut entities: Vec<(u32, EntityContributions)> =
+                    store.data_mut().table_contributions.drain().collect();
                 entities.sort_by_key(|(e, _)| *e);
                 for (_, contributions) in entities {
                     aggregator.merge_entity(contributions);
@@ -237,7 +264,12 @@ impl Sandbox {
         report
     }
 
-    fn run_isolated(&self, module: &PreparedModule, ctx: Arc<RunContext>, threads: usize) -> RunReport {
+    fn run_isolated(
+        &self,
+        module: &PreparedModule,
+        ctx: Arc<RunContext>,
+        threads: usize,
+    ) -> RunReport {
         let deadline = self.deadline_tick(&ctx.limits);
         let entities = ctx.dataset.entities() as u32;
         let next = AtomicU32::new(0);
@@ -264,20 +296,28 @@ impl Sandbox {
                                 if failed.load(Ordering::Relaxed) {
                                     break 'work;
                                 }
-                                let (mut store, output) = self.new_store(&ctx, Some(entity), fuel, deadline);
+                                let (mut store, output) =
+                                    self.new_store(&ctx, Some(entity), fuel, deadline);
                                 let result = call_run(&module.pre, &mut store);
-                                fuel_total.fetch_add(fuel - store.get_fuel().unwrap_or(0), Ordering::Relaxed);
+                                fuel_total.fetch_add(
+                                    fuel - store.get_fuel().unwrap_or(0),
+                                    Ordering::Relaxed,
+                                );
                                 append_bounded(&stdout, &output.stdout.contents(), cap);
                                 append_bounded(&stderr, &output.stderr.contents(), cap);
                                 match result {
                                     Ok(()) => {
-                                        let contributions = std::mem::take(&mut store.data_mut().entity_contributions);
+                                        let contributions = std::mem::take(
+                                            &mut store.data_mut().entity_contributions,
+                                        );
                                         aggregator.merge_entity(contributions);
                                     }
                                     Err(e) => {
-                                        let (outcome, detail) = classify(e, store.data(), &output, cap);
+                                        let (outcome, detail) =
+                                            classify(e, store.data(), &output, cap);
                                         failed.store(true, Ordering::Relaxed);
-                                        let mut slot = failure.lock().unwrap_or_else(|p| p.into_inner());
+                                        let mut slot =
+                                            failure.lock().unwrap_or_else(|p| p.into_inner());
                                         // Keep the failure of the lowest entity ordinal, so the
                                         // recorded outcome does not depend on thread timing.
                                         if slot.as_ref().is_none_or(|(e, _, _)| entity < *e) {
@@ -355,9 +395,19 @@ fn append_bounded(sink: &Mutex<Vec<u8>>, bytes: &[u8], cap: usize) {
     sink.extend_from_slice(&bytes[..bytes.len().min(room)]);
 }
 
-fn classify(failure: Failure, state: &GuestState, output: &CapturedOutput, cap: usize) -> (Outcome, String) {
+fn classify(
+    failure: Failure,
+    state: &GuestState,
+    output: &CapturedOutput,
+    cap: usize,
+) -> (Outcome, String) {
     let error = match failure {
-        Failure::Guest(text) => return (Outcome::GuestError, format!("run returned an error: {text}")),
+        Failure::Guest(text) => {
+            return (
+                Outcome::GuestError,
+                format!("run returned an error: {text}"),
+            );
+        }
         Failure::Wasm(e) => e,
     };
     let detail = format!("{error:?}");
@@ -375,7 +425,9 @@ fn classify(failure: Failure, state: &GuestState, output: &CapturedOutput, cap: 
         _ if state.limiter.table_refused => Outcome::TableLimit,
         _ if output.full(cap) => Outcome::OutputLimit,
         Some(trap) => Outcome::Trap(trap.to_string()),
-        None if detail.contains("resource limit exceeded") || detail.contains("count too high") => Outcome::MemoryLimit,
+        None if detail.contains("resource limit exceeded") || detail.contains("count too high") => {
+            Outcome::MemoryLimit
+        }
         None => Outcome::Trap("host error".into()),
     };
     (outcome, detail)

@@ -18,7 +18,10 @@ pub const DEFAULT_MAX_MODULE_BYTES: usize = 16 * 1024 * 1024;
 /// model. Everything else (memory64, multi-memory, threads, tail calls, relaxed SIMD, GC,
 /// exceptions, stack switching, component-model async, ...) is off, here and in the engine.
 pub fn allowed_features() -> WasmFeatures {
-    WasmFeatures::WASM2 | WasmFeatures::FLOATS | WasmFeatures::EXTENDED_CONST | WasmFeatures::COMPONENT_MODEL
+    WasmFeatures::WASM2
+        | WasmFeatures::FLOATS
+        | WasmFeatures::EXTENDED_CONST
+        | WasmFeatures::COMPONENT_MODEL
 }
 
 /// Interfaces a module may import, by name without version. The `strongroom:query` interfaces
@@ -52,8 +55,10 @@ pub const ALLOWED_IMPORTS: &[&str] = &[
 /// Functions refused even though their interface is allowed. A frozen clock has nothing to wait
 /// for, and a pollable on a clock deadline would make the host thread sleep for real time, out of
 /// reach of fuel and epoch interruption.
-pub const DENIED_FUNCTIONS: &[&str] =
-    &["wasi:clocks/monotonic-clock#subscribe-instant", "wasi:clocks/monotonic-clock#subscribe-duration"];
+pub const DENIED_FUNCTIONS: &[&str] = &[
+    "wasi:clocks/monotonic-clock#subscribe-instant",
+    "wasi:clocks/monotonic-clock#subscribe-duration",
+];
 
 /// Versions of the interfaces above that the room implements.
 const ALLOWED_VERSIONS: &[(&str, &str)] = &[("strongroom:query/", "0.1.0"), ("wasi:", "0.2.")];
@@ -86,7 +91,9 @@ pub enum VettingError {
     #[error("module exports '{0}', which is not part of the strongroom:query world")]
     UnexpectedExport(String),
     /// No `strongroom-manifest` custom section.
-    #[error("module carries no manifest (custom section `strongroom-manifest`): declare one with `strongroom_guest::query!`")]
+    #[error(
+        "module carries no manifest (custom section `strongroom-manifest`): declare one with `strongroom_guest::query!`"
+    )]
     NoManifest,
     /// More than one manifest section.
     #[error("module carries {0} manifest sections; exactly one is allowed")]
@@ -132,10 +139,17 @@ fn import_allowed(name: &str) -> bool {
 /// Vets `bytes` as a query module.
 pub fn vet(bytes: &[u8], max_module_bytes: usize) -> Result<VettedModule, VettingError> {
     if bytes.len() > max_module_bytes {
-        return Err(VettingError::TooLarge { size: bytes.len(), max: max_module_bytes });
+        return Err(VettingError::TooLarge {
+            size: bytes.len(),
+            max: max_module_bytes,
+        });
     }
     if !Parser::is_component(bytes) {
-        let what = if Parser::is_core_wasm(bytes) { "this is a core module" } else { "no WebAssembly header" };
+        let what = if Parser::is_core_wasm(bytes) {
+            "this is a core module"
+        } else {
+            "no WebAssembly header"
+        };
         return Err(VettingError::NotAComponent(what.into()));
     }
     let types = Validator::new_with_features(allowed_features())
@@ -174,14 +188,22 @@ pub fn vet(bytes: &[u8], max_module_bytes: usize) -> Result<VettedModule, Vettin
             _ => {}
         }
     }
-    let forbidden: Vec<&str> = imports.iter().filter(|name| !import_allowed(name)).map(String::as_str).collect();
+    let forbidden: Vec<&str> = imports
+        .iter()
+        .filter(|name| !import_allowed(name))
+        .map(String::as_str)
+        .collect();
     if !forbidden.is_empty() {
         return Err(VettingError::ForbiddenImport(forbidden.join(", ")));
     }
     let mut functions = Vec::new();
     for name in &imports {
         let base = name.split_once('@').map_or(name.as_str(), |(b, _)| b);
-        if let Some(ComponentItem { ty: ComponentEntityType::Instance(id), .. }) = types.component_item_for_import(name) {
+        if let Some(ComponentItem {
+            ty: ComponentEntityType::Instance(id),
+            ..
+        }) = types.component_item_for_import(name)
+        {
             let instance: &ComponentInstanceType = &types[*id];
             for (func, item) in &instance.exports {
                 if matches!(item.ty, ComponentEntityType::Func(_)) {
@@ -195,7 +217,11 @@ pub fn vet(bytes: &[u8], max_module_bytes: usize) -> Result<VettedModule, Vettin
         }
     }
     if !exports.iter().any(|e| e == "run") {
-        return Err(VettingError::MissingRun(if exports.is_empty() { "none".into() } else { exports.join(", ") }));
+        return Err(VettingError::MissingRun(if exports.is_empty() {
+            "none".into()
+        } else {
+            exports.join(", ")
+        }));
     }
     if let Some(extra) = exports.iter().find(|e| e.as_str() != "run") {
         return Err(VettingError::UnexpectedExport(extra.clone()));
@@ -207,7 +233,13 @@ pub fn vet(bytes: &[u8], max_module_bytes: usize) -> Result<VettedModule, Vettin
     };
     let mut hash = [0u8; 32];
     hash.copy_from_slice(digest::digest(&digest::SHA256, bytes).as_ref());
-    Ok(VettedModule { bytes: bytes.to_vec(), hash, manifest, imports, functions })
+    Ok(VettedModule {
+        bytes: bytes.to_vec(),
+        hash,
+        manifest,
+        imports,
+        functions,
+    })
 }
 
 #[cfg(test)]
@@ -227,8 +259,17 @@ mod tests {
 
     #[test]
     fn refuses_non_components() {
-        assert!(matches!(vet(b"hello", 1024), Err(VettingError::NotAComponent(_))));
-        assert!(matches!(vet(b"\0asm\x01\0\0\0", 1024), Err(VettingError::NotAComponent(_))));
-        assert!(matches!(vet(&[0u8; 2048], 1024), Err(VettingError::TooLarge { .. })));
+        assert!(matches!(
+            vet(b"hello", 1024),
+            Err(VettingError::NotAComponent(_))
+        ));
+        assert!(matches!(
+            vet(b"\0asm\x01\0\0\0", 1024),
+            Err(VettingError::NotAComponent(_))
+        ));
+        assert!(matches!(
+            vet(&[0u8; 2048], 1024),
+            Err(VettingError::TooLarge { .. })
+        ));
     }
 }

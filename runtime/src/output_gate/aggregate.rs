@@ -94,7 +94,10 @@ pub struct ContributionBounds {
 impl ContributionBounds {
     /// The bounds a manifest declares.
     pub fn new(manifest: &Manifest) -> ContributionBounds {
-        ContributionBounds { metrics: manifest.metrics.iter().map(bounds_of).collect(), max_groups: manifest.max_groups_per_entity }
+        ContributionBounds {
+            metrics: manifest.metrics.iter().map(bounds_of).collect(),
+            max_groups: manifest.max_groups_per_entity,
+        }
     }
 
     /// Adds one contribution to an entity's pending contributions, applying the bounds.
@@ -110,13 +113,23 @@ impl EntityContributions {
         self.cells.is_empty()
     }
 
-    fn add(&mut self, bounds: &[MetricBounds], max_groups: u32, metric: usize, key: GroupKey, value: f64) {
+    fn add(
+        &mut self,
+        bounds: &[MetricBounds],
+        max_groups: u32,
+        metric: usize,
+        key: GroupKey,
+        value: f64,
+    ) {
         let b = &bounds[metric];
         if self.groups_per_metric.len() < bounds.len() {
             self.groups_per_metric.resize(bounds.len(), 0);
         }
         let m = metric as u16;
-        let pos = self.cells.iter().position(|c| c.metric == m && c.key == key);
+        let pos = self
+            .cells
+            .iter()
+            .position(|c| c.metric == m && c.key == key);
         let cell = match pos {
             Some(p) => &mut self.cells[p],
             None => {
@@ -125,7 +138,12 @@ impl EntityContributions {
                     return;
                 }
                 self.groups_per_metric[metric] += 1;
-                self.cells.push(Cell { metric: m, key, contributions: 0, sum: 0 });
+                self.cells.push(Cell {
+                    metric: m,
+                    key,
+                    contributions: 0,
+                    sum: 0,
+                });
                 let last = self.cells.len() - 1;
                 &mut self.cells[last]
             }
@@ -183,7 +201,9 @@ impl Aggregator {
             self.entities += 1;
         }
         for cell in &entity.cells {
-            let acc = self.groups[usize::from(cell.metric)].entry(cell.key).or_default();
+            let acc = self.groups[usize::from(cell.metric)]
+                .entry(cell.key)
+                .or_default();
             acc.entities += 1;
             acc.contributions += u64::from(cell.contributions);
             acc.sum += cell.sum;
@@ -222,10 +242,19 @@ impl Aggregator {
                     })
                     .collect();
                 rows.sort_by(|a, b| a.key.cmp(&b.key));
-                MetricResult { name: m.name.clone(), kind: m.kind, decimals: m.decimals, rows }
+                MetricResult {
+                    name: m.name.clone(),
+                    kind: m.kind,
+                    decimals: m.decimals,
+                    rows,
+                }
             })
             .collect();
-        Aggregate { metrics, stats: self.stats, entities: self.entities }
+        Aggregate {
+            metrics,
+            stats: self.stats,
+            entities: self.entities,
+        }
     }
 }
 

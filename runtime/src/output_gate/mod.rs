@@ -8,4 +8,7 @@
 
 pub mod aggregate;
 
-pub use aggregate::{Aggregate, Aggregator, BoundingStats, ContributionBounds, EntityContributions, GroupKey, GroupRow, MetricResult};
+pub use aggregate::{
+    Aggregate, Aggregator, BoundingStats, ContributionBounds, EntityContributions, GroupKey,
+    GroupRow, MetricResult,
+};

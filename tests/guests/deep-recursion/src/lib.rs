@@ -11,7 +11,8 @@ struct Transaction {
 }
 
 const BY_MCC: &[Domain] = &[Domain::column("transactions", "mcc_group")];
-const SPEND: Metric = Metric::sum("spend", BY_MCC, 0.0, 1_000.0).max_contributions_per_group(1_000_000);
+const SPEND: Metric =
+    Metric::sum("spend", BY_MCC, 0.0, 1_000.0).max_contributions_per_group(1_000_000);
 
 strongroom_guest::query! {
     manifest: Manifest {

@@ -8,9 +8,14 @@ struct Email;
 
 impl strongroom_guest::Row for Email {
     const TABLE: &'static str = "customers";
-    const COLUMNS: &'static [strongroom_guest::ColumnSpec] =
-        &[strongroom_guest::ColumnSpec { name: "email", ty: strongroom_guest::ColumnType::Category }];
-    fn from_columns(_: &[strongroom_guest::bindings::strongroom::query::types::ColumnValues], _: usize) -> Self {
+    const COLUMNS: &'static [strongroom_guest::ColumnSpec] = &[strongroom_guest::ColumnSpec {
+        name: "email",
+        ty: strongroom_guest::ColumnType::Category,
+    }];
+    fn from_columns(
+        _: &[strongroom_guest::bindings::strongroom::query::types::ColumnValues],
+        _: usize,
+    ) -> Self {
         Email
     }
 }

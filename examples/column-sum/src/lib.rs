@@ -1,0 +1,44 @@
+//! Table mode: the sum of `transactions.amount` over the whole table, pulled in batches.
+//!
+//! The benchmark's table-mode module: it measures the data path (columnar batches across the
+//! canonical ABI, a tight loop in the guest) against a native loop over the same values. It makes
+//! one contribution, attributed to the first row, so it is a throughput probe rather than a query
+//! a bank would approve: a real table-mode module contributes per entity (see the SDK guide).
+
+use strongroom_guest::prelude::*;
+
+#[derive(Row)]
+#[row(table = "transactions")]
+struct Amount {
+    amount: f64,
+}
+
+const TOTAL: &[Domain] = &[Domain::enumeration("table", &["transactions"])];
+const SUM: Metric = Metric::sum("total_amount", TOTAL, 0.0, 1.0e15);
+
+strongroom_guest::query! {
+    manifest: Manifest {
+        name: "column-sum",
+        version: "0.1.0",
+        mode: Mode::Table,
+        reads: &[Amount::READS],
+        metrics: &[SUM],
+        max_groups_per_entity: 1,
+    },
+    run: run,
+}
+
+fn run() -> Result<(), QueryError> {
+    let mut total = 0.0f64;
+    let mut first = None;
+    for batch in batches::<Amount>(65_536) {
+        if first.is_none() {
+            first = batch.iter().next().map(|(id, _)| id);
+        }
+        total += batch.rows.iter().map(|r| r.amount).sum::<f64>();
+    }
+    if let Some(row) = first {
+        SUM.add_for(row, &[0], total);
+    }
+    Ok(())
+}
