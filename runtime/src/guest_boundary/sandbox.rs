@@ -296,25 +296,13 @@ impl Sandbox {
                                 if failed.load(Ordering::Relaxed) {
                                     break 'work;
                                 }
-                                let (mut store, output) =
-                                    self.new_store(&ctx, Some(entity), fuel, deadline);
-                                let result = call_run(&module.pre, &mut store);
-                                fuel_total.fetch_add(
-                                    fuel - store.get_fuel().unwrap_or(0),
-                                    Ordering::Relaxed,
-                                );
-                                append_bounded(&stdout, &output.stdout.contents(), cap);
-                                append_bounded(&stderr, &output.stderr.contents(), cap);
-                                match result {
-                                    Ok(()) => {
-                                        let contributions = std::mem::take(
-                                            &mut store.data_mut().entity_contributions,
-                                        );
-                                        aggregator.merge_entity(contributions);
-                                    }
-                                    Err(e) => {
-                                        let (outcome, detail) =
-                                            classify(e, store.data(), &output, cap);
+                                let unit = self.run_unit(module, &ctx, entity, fuel, deadline);
+                                fuel_total.fetch_add(unit.fuel_consumed, Ordering::Relaxed);
+                                append_bounded(&stdout, &unit.stdout, cap);
+                                append_bounded(&stderr, &unit.stderr, cap);
+                                match unit.result {
+                                    Ok(contributions) => aggregator.merge_entity(contributions),
+                                    Err((outcome, detail)) => {
                                         failed.store(true, Ordering::Relaxed);
                                         let mut slot =
                                             failure.lock().unwrap_or_else(|p| p.into_inner());
@@ -367,6 +355,51 @@ impl Sandbox {
 
 fn wasm_err(e: wasmtime::Error) -> anyhow::Error {
     anyhow::anyhow!("{e:#}")
+}
+
+/// One isolation unit's result: its bounded contributions, or how it failed.
+pub struct UnitReport {
+    /// The entity's bounded contributions, or the outcome and bank-side detail of its failure.
+    pub result: Result<EntityContributions, (Outcome, String)>,
+    /// Fuel consumed.
+    pub fuel_consumed: u64,
+    /// Captured stdout (bounded).
+    pub stdout: Vec<u8>,
+    /// Captured stderr (bounded).
+    pub stderr: Vec<u8>,
+}
+
+impl Sandbox {
+    /// Runs one isolation unit: a fresh instance for `entity`, one call, teardown. Used by the
+    /// isolated runner, and public so that one entity's run can be replayed or measured.
+    pub fn run_unit(
+        &self,
+        module: &PreparedModule,
+        ctx: &Arc<RunContext>,
+        entity: u32,
+        fuel: u64,
+        deadline_tick: u64,
+    ) -> UnitReport {
+        let (mut store, output) = self.new_store(ctx, Some(entity), fuel, deadline_tick);
+        let result = call_run(&module.pre, &mut store);
+        let fuel_consumed = fuel - store.get_fuel().unwrap_or(0);
+        let cap = ctx.limits.max_output_bytes;
+        let result = match result {
+            Ok(()) => Ok(std::mem::take(&mut store.data_mut().entity_contributions)),
+            Err(e) => Err(classify(e, store.data(), &output, cap)),
+        };
+        UnitReport {
+            result,
+            fuel_consumed,
+            stdout: output.stdout.contents().to_vec(),
+            stderr: output.stderr.contents().to_vec(),
+        }
+    }
+
+    /// The epoch tick at which a run starting now with `limits` must stop.
+    pub fn deadline_for(&self, limits: &RunLimits) -> u64 {
+        self.deadline_tick(limits)
+    }
 }
 
 /// The error of a failed `run` call, before classification.
