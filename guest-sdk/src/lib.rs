@@ -47,7 +47,7 @@ mod rows;
 
 pub use contribute::flush;
 pub use manifest::{ColumnSpec, ColumnType, Domain, Manifest, Metric, MetricKind, Mode, TableUse};
-pub use rows::{Batch, Category, Date, FromColumn, Row, RowId, batches, rows};
+pub use rows::{Batch, Category, Date, FromColumn, Row, RowId, batches, column_batches, rows};
 pub use strongroom_guest_derive::Row;
 
 use bindings::strongroom::query::schema as wit_schema;
@@ -143,7 +143,7 @@ pub mod schema {
 pub mod prelude {
     pub use crate::{
         Batch, Category, Date, Domain, Manifest, Metric, Mode, QueryError, Row, RowId, batches,
-        rows, schema,
+        column_batches, rows, schema,
     };
 }
 

@@ -29,16 +29,18 @@ strongroom_guest::query! {
 }
 
 fn run() -> Result<(), QueryError> {
+    // The first row names the contribution's source; the column itself is scanned without
+    // building rows.
+    let Some(first) = batches::<Amount>(1)
+        .next()
+        .and_then(|b| b.iter().next().map(|(id, _)| id))
+    else {
+        return Ok(());
+    };
     let mut total = 0.0f64;
-    let mut first = None;
-    for batch in batches::<Amount>(65_536) {
-        if first.is_none() {
-            first = batch.iter().next().map(|(id, _)| id);
-        }
-        total += batch.rows.iter().map(|r| r.amount).sum::<f64>();
+    for (_, amounts) in column_batches::<f64>("transactions", "amount", 65_536) {
+        total += amounts.iter().sum::<f64>();
     }
-    if let Some(row) = first {
-        SUM.add_for(row, &[0], total);
-    }
+    SUM.add_for(first, &[0], total);
     Ok(())
 }
