@@ -7,8 +7,10 @@
 
 use strongroom_guest::prelude::*;
 
+/// Read once, for the id of the first row (the column is scanned with `column_batches`).
 #[derive(Row)]
 #[row(table = "transactions")]
+#[allow(dead_code)]
 struct Amount {
     amount: f64,
 }
