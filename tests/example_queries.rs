@@ -32,41 +32,48 @@ fn floats(d: &Dataset, table: &str, column: &str) -> Vec<f64> {
     }
 }
 
-/// Native spend by (mcc_group, age_band): per customer at most 50 purchases per group, at most 16
-/// groups, amounts clamped to [0, 5000], in cents. Returns key -> (entities, purchases, cents).
-fn native_spend(d: &Dataset) -> BTreeMap<(u32, u32), (u64, u64, i128)> {
+/// Exact per-group results of the native computation: entities, kept purchases, spend cents,
+/// ticket cents.
+#[derive(Default, Clone, Copy, Debug)]
+struct Expected {
+    entities: u64,
+    purchases: u64,
+    spend_cents: i128,
+    ticket_cents: i128,
+}
+
+fn cents(x: f64) -> i64 {
+    (x * 100.0).round() as i64
+}
+
+/// Native spend by (mcc_group, age_band) with the module's bounds: per customer and group, total
+/// spend clamped to [0, 3000]; the first 30 purchases counted, each amount clamped to [0, 300].
+fn native_spend(d: &Dataset) -> BTreeMap<(u32, u32), Expected> {
     let customers = d.table("customers").expect("customers");
     let tx = d.table("transactions").expect("transactions");
     let age = category(d, "customers", "age_band");
     let mcc = category(d, "transactions", "mcc_group");
     let amount = floats(d, "transactions", "amount");
-    let mut out: BTreeMap<(u32, u32), (u64, u64, i128)> = BTreeMap::new();
+    let mut out: BTreeMap<(u32, u32), Expected> = BTreeMap::new();
     for e in 0..d.entities() as u32 {
         let Some(c) = customers.entity_rows(e).next() else {
             continue;
         };
-        let mut mine: Vec<((u32, u32), u64, i128)> = Vec::new();
+        let mut mine: BTreeMap<(u32, u32), (f64, u64, i128)> = BTreeMap::new();
         for r in tx.entity_rows(e) {
-            let key = (mcc[r], age[c]);
-            let pos = match mine.iter().position(|(k, _, _)| *k == key) {
-                Some(p) => p,
-                None if mine.len() < 16 => {
-                    mine.push((key, 0, 0));
-                    mine.len() - 1
-                }
-                None => continue,
-            };
-            if mine[pos].1 >= 50 {
-                continue;
+            let cell = mine.entry((mcc[r], age[c])).or_default();
+            cell.0 += amount[r];
+            if cell.1 < 30 {
+                cell.1 += 1;
+                cell.2 += i128::from(cents(amount[r]).clamp(0, 30_000));
             }
-            mine[pos].1 += 1;
-            mine[pos].2 += i128::from(((amount[r] * 100.0).round() as i64).clamp(0, 500_000));
         }
-        for (key, n, cents) in mine {
+        for (key, (total, n, tickets)) in mine {
             let acc = out.entry(key).or_default();
-            acc.0 += 1;
-            acc.1 += n;
-            acc.2 += cents;
+            acc.entities += 1;
+            acc.purchases += n;
+            acc.spend_cents += i128::from(cents(total).clamp(0, 300_000));
+            acc.ticket_cents += tickets;
         }
     }
     out
@@ -84,12 +91,28 @@ fn spend_by_category_matches_a_native_computation_exactly() {
     for (metric, result) in aggregate.metrics.iter().enumerate() {
         assert_eq!(result.rows.len(), expected.len(), "metric {}", result.name);
         for row in &result.rows {
-            let (entities, purchases, cents) = expected[&(row.key[0], row.key[1])];
-            assert_eq!(row.entities, entities, "entities of {:?}", row.key);
-            assert_eq!(row.contributions, purchases, "purchases of {:?}", row.key);
+            let want = expected[&(row.key[0], row.key[1])];
+            assert_eq!(row.entities, want.entities, "entities of {:?}", row.key);
             match metric {
-                0 | 2 => assert_eq!(row.sum_fixed, cents, "spend of {:?}", row.key),
-                _ => assert_eq!(row.sum_fixed, 0, "counts carry no sum"),
+                0 => assert_eq!(row.sum_fixed, want.spend_cents, "spend of {:?}", row.key),
+                1 => assert_eq!(
+                    (row.contributions, row.sum_fixed),
+                    (want.purchases, 0),
+                    "purchases of {:?}",
+                    row.key
+                ),
+                _ => {
+                    assert_eq!(
+                        row.contributions, want.purchases,
+                        "tickets of {:?}",
+                        row.key
+                    );
+                    assert_eq!(
+                        row.sum_fixed, want.ticket_cents,
+                        "ticket sum of {:?}",
+                        row.key
+                    );
+                }
             }
         }
     }
@@ -107,7 +130,8 @@ fn results_do_not_depend_on_threads_or_seed() {
 
 #[test]
 fn bounds_are_applied_to_each_entity() {
-    // One customer with 80 purchases of 9,000 in one group: 50 kept, each clamped to 5,000.
+    // One customer with 80 purchases of 9,000 in one group: the spend total is clamped to 3,000;
+    // 30 purchases are kept, each ticket clamped to 300.
     let mut bank = synthetic::generate(3, 0.0, 1);
     for _ in 0..80 {
         bank.tx_customer.push(0);
@@ -122,12 +146,19 @@ fn bounds_are_applied_to_each_entity() {
     let aggregate = report.aggregate.expect("aggregate");
     let spend = &aggregate.metrics[0];
     assert_eq!(spend.rows.len(), 1);
-    assert_eq!(spend.rows[0].contributions, 50);
-    assert_eq!(spend.rows[0].sum_fixed, 50 * 500_000);
-    // Each of the three metrics clamps the 50 values it kept (the count has nothing to clamp) and
-    // drops 30.
-    assert_eq!(aggregate.stats.clamped, 100);
-    assert_eq!(aggregate.stats.dropped_over_contribution_limit, 90);
+    assert_eq!(
+        (spend.rows[0].contributions, spend.rows[0].sum_fixed),
+        (1, 300_000)
+    );
+    let tickets = &aggregate.metrics[2];
+    assert_eq!(
+        (tickets.rows[0].contributions, tickets.rows[0].sum_fixed),
+        (30, 30 * 30_000)
+    );
+    assert_eq!(aggregate.metrics[1].rows[0].contributions, 30);
+    // The spend total and 30 tickets were clamped; 50 purchases and 50 tickets were dropped.
+    assert_eq!(aggregate.stats.clamped, 31);
+    assert_eq!(aggregate.stats.dropped_over_contribution_limit, 100);
 }
 
 #[test]

@@ -6,11 +6,16 @@
 //! - [`guest_boundary`]: the WIT contract's host side, vetting, the sandbox and its limits;
 //! - [`dataset`]: the columnar, entity-grouped view of data that runs read (entity keys and
 //!   identifiers stay here, host-side);
-//! - [`output_gate`]: bounded, exact aggregation of guest contributions, the only way out;
+//! - [`output_gate`]: bounded, exact aggregation of guest contributions, exact discrete noise,
+//!   thresholds, the privacy ledger and signed receipts: the only way out;
+//! - [`audit_log`]: signed notes (checkpoints, receipts);
+//! - [`room`]: a room on disk: keys, policies, its database, jobs;
 //! - [`cli`]: the `strongroom` command.
 #![deny(unsafe_code)]
 
+pub mod audit_log;
 pub mod cli;
 pub mod dataset;
 pub mod guest_boundary;
 pub mod output_gate;
+pub mod room;

@@ -36,8 +36,9 @@ fn column<'a>(d: &'a Dataset, table: &str, name: &str) -> &'a ColumnData {
         .data
 }
 
-/// The example query natively: per customer, spend and purchases by (mcc_group, age_band), with
-/// the same bounds (16 groups, 50 purchases a group, amounts clamped to [0, 5000], cents).
+/// The example query natively, with the module's bounds: per customer and group, total spend
+/// clamped to [0, 3000]; the first 30 purchases counted, each ticket clamped to [0, 300]. Returns
+/// the total of the released spend, in cents.
 fn native_spend(d: &Dataset) -> i128 {
     let (ColumnData::Category(age), ColumnData::Category(mcc), ColumnData::Float(amount)) = (
         column(d, "customers", "age_band"),
@@ -48,8 +49,8 @@ fn native_spend(d: &Dataset) -> i128 {
     };
     let customers = d.table("customers").expect("customers");
     let tx = d.table("transactions").expect("transactions");
-    let mut totals = std::collections::HashMap::<(u32, u32), (u64, u64, i128)>::new();
-    let mut mine: Vec<((u32, u32), u64, i128)> = Vec::new();
+    let mut totals = std::collections::HashMap::<(u32, u32), (u64, u64, i128, i128)>::new();
+    let mut mine: Vec<((u32, u32), f64, u64, i128)> = Vec::new();
     for e in 0..d.entities() as u32 {
         let Some(c) = customers.entity_rows(e).next() else {
             continue;
@@ -57,24 +58,25 @@ fn native_spend(d: &Dataset) -> i128 {
         mine.clear();
         for r in tx.entity_rows(e) {
             let key = (mcc[r], age[c]);
-            let pos = match mine.iter().position(|(k, _, _)| *k == key) {
+            let pos = match mine.iter().position(|(k, ..)| *k == key) {
                 Some(p) => p,
-                None if mine.len() < 16 => {
-                    mine.push((key, 0, 0));
+                None => {
+                    mine.push((key, 0.0, 0, 0));
                     mine.len() - 1
                 }
-                None => continue,
             };
-            if mine[pos].1 < 50 {
-                mine[pos].1 += 1;
-                mine[pos].2 += i128::from(((amount[r] * 100.0).round() as i64).clamp(0, 500_000));
+            mine[pos].1 += amount[r];
+            if mine[pos].2 < 30 {
+                mine[pos].2 += 1;
+                mine[pos].3 += i128::from(((amount[r] * 100.0).round() as i64).clamp(0, 30_000));
             }
         }
-        for &(key, n, cents) in &mine {
+        for &(key, total, n, tickets) in &mine {
             let t = totals.entry(key).or_default();
             t.0 += 1;
             t.1 += n;
-            t.2 += cents;
+            t.2 += i128::from(((total * 100.0).round() as i64).clamp(0, 300_000));
+            t.3 += tickets;
         }
     }
     totals.values().map(|t| t.2).sum()

@@ -2,6 +2,7 @@
 
 mod dev;
 mod render;
+mod room_cmd;
 pub mod toolchain;
 
 use std::path::PathBuf;
@@ -44,6 +45,36 @@ enum Command {
     /// The bank-and-partner story on the example query: builds the example module, generates a
     /// synthetic bank, vets and runs the module, prints the result.
     Demo(dev::DemoArgs),
+    /// Create a room: its sealing and signing keys (encrypted under the operator secret) and
+    /// its database.
+    Keygen {
+        /// Directory for the new room.
+        #[arg(long)]
+        room: PathBuf,
+        /// Room name (default: the directory's name).
+        #[arg(long)]
+        name: Option<String>,
+        /// File holding the operator secret (default: STRONGROOM_PASSPHRASE).
+        #[arg(long)]
+        secret_file: Option<PathBuf>,
+    },
+    /// The room's public keys.
+    #[command(subcommand)]
+    Room(room_cmd::RoomCommand),
+    /// The bank's policies for partners.
+    #[command(subcommand)]
+    Policy(room_cmd::PolicyCommand),
+    /// Privacy budgets: show them, preview a job's noise.
+    #[command(subcommand)]
+    Budget(room_cmd::BudgetCommand),
+    /// Run a module in a room: budget charged first, output gate applied, receipt signed.
+    Run(room_cmd::RunArgs),
+    /// Jobs and held results.
+    #[command(subcommand)]
+    Results(room_cmd::ResultsCommand),
+    /// Receipts.
+    #[command(subcommand)]
+    Receipt(room_cmd::ReceiptCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -71,6 +102,17 @@ pub fn main() -> ExitCode {
             out,
         } => dev::demo_data(customers, transactions_per_customer, seed, &out),
         Command::Demo(args) => dev::demo(args),
+        Command::Keygen {
+            room,
+            name,
+            secret_file,
+        } => room_cmd::keygen(&room, name, secret_file.as_deref()),
+        Command::Room(cmd) => room_cmd::room(cmd),
+        Command::Policy(cmd) => room_cmd::policy(cmd),
+        Command::Budget(cmd) => room_cmd::budget(cmd),
+        Command::Run(args) => room_cmd::run(args),
+        Command::Results(cmd) => room_cmd::results(cmd),
+        Command::Receipt(cmd) => room_cmd::receipt(cmd),
     };
     match result {
         Ok(code) => code,

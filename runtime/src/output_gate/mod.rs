@@ -4,9 +4,17 @@
 //! aggregates them in the host with exact fixed-point arithmetic and bounds each entity's
 //! influence (at most `max_groups_per_entity` groups per metric, at most
 //! `max_contributions_per_group` values per group, each value clamped to the metric's bounds).
-//! Thresholds, noise and the privacy budget build on these aggregates.
+//! Then the release (`release.rs`) noises every group of the declared domains with exact discrete
+//! samplers (`sampling.rs`) at the scale the job's cost and the bounds imply (`mechanism.rs`),
+//! suppresses groups below the policy's threshold, and the ledger (`ledger.rs`) makes sure the
+//! cost was charged first. Receipts (`receipt.rs`) bind the result to the run.
 
 pub mod aggregate;
+pub mod ledger;
+pub mod mechanism;
+pub mod receipt;
+pub mod release;
+pub mod sampling;
 
 pub use aggregate::{
     Aggregate, Aggregator, BoundingStats, ContributionBounds, EntityContributions, GroupKey,

@@ -1,0 +1,624 @@
+//! Room commands: keys, policies, budgets, runs through the output gate, held results, receipts.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+
+use super::render::{number, table};
+use crate::audit_log::note::Verifier;
+use crate::dataset::Dataset;
+use crate::dataset::csv_input::load_csv_tables;
+use crate::dataset::schema::DatasetSchema;
+use crate::guest_boundary::sandbox::EngineSettings;
+use crate::guest_boundary::vetting::DEFAULT_MAX_MODULE_BYTES;
+use crate::guest_boundary::{Sandbox, vet};
+use crate::output_gate::mechanism::{Mechanism, format_nano, parse_nano, rho_to_epsilon};
+use crate::output_gate::receipt::Receipt;
+use crate::output_gate::release::ReleasedTable;
+use crate::room::Room;
+use crate::room::jobs::{JobRequest, JobStatus, decide_held, list_jobs, plan_job, run_job};
+use crate::room::keys::{OperatorSecret, RoomPublicKeys};
+use crate::room::policy::Policy;
+
+/// Where the room is and how to open its keys.
+#[derive(Args, Debug, Clone)]
+pub(super) struct RoomArgs {
+    /// The room directory.
+    #[arg(long)]
+    room: PathBuf,
+    /// File holding the operator secret (default: the STRONGROOM_PASSPHRASE environment variable).
+    #[arg(long)]
+    secret_file: Option<PathBuf>,
+}
+
+/// The dataset a run reads: CSV tables checked against the bank's schema.
+#[derive(Args, Debug, Clone)]
+pub(super) struct DataArgs {
+    /// Dataset schema (TOML).
+    #[arg(long)]
+    schema: PathBuf,
+    /// A table as NAME=FILE.csv; repeat for each table.
+    #[arg(long = "table", value_name = "NAME=FILE", required = true)]
+    tables: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub(super) enum RoomCommand {
+    /// Print the room's public keys and fingerprint, to share with banks.
+    Pubkey {
+        /// The room directory.
+        #[arg(long)]
+        room: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(super) enum PolicyCommand {
+    /// Set the policy for a partner on a dataset (replaces the previous one).
+    Set {
+        #[command(flatten)]
+        room: RoomArgs,
+        /// Policy file (TOML); see docs/privacy.md.
+        #[arg(long)]
+        file: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(super) enum BudgetCommand {
+    /// Budgets: total, spent, remaining, as rho and as (epsilon, delta).
+    Show {
+        #[command(flatten)]
+        room: RoomArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Before anything runs: the noise each metric of a module would get for a cost.
+    Preview {
+        #[command(flatten)]
+        room: RoomArgs,
+        /// The module (.wasm).
+        #[arg(long)]
+        module: PathBuf,
+        /// The partner.
+        #[arg(long)]
+        partner: String,
+        #[command(flatten)]
+        data: DataArgs,
+        /// Privacy cost: rho under a Gaussian policy, epsilon under a Laplace one.
+        #[arg(long)]
+        cost: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(super) enum ResultsCommand {
+    /// Jobs and their status.
+    List {
+        #[command(flatten)]
+        room: RoomArgs,
+        /// Only jobs with this status (released, held, withheld, failed).
+        #[arg(long)]
+        status: Option<String>,
+    },
+    /// Release a held result (the bank's decision).
+    Release {
+        #[command(flatten)]
+        room: RoomArgs,
+        /// Job id.
+        job: String,
+    },
+    /// Withhold a held result for good.
+    Withhold {
+        #[command(flatten)]
+        room: RoomArgs,
+        /// Job id.
+        job: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(super) enum ReceiptCommand {
+    /// Check a receipt's signature against the room's key, and optionally the result it covers.
+    Verify {
+        /// The receipt file.
+        #[arg(long)]
+        receipt: PathBuf,
+        /// The room's verifier key (room.vkey) or public key file (room.pub).
+        #[arg(long)]
+        key: PathBuf,
+        /// The released result (JSON) the receipt should cover.
+        #[arg(long)]
+        result: Option<PathBuf>,
+    },
+}
+
+#[derive(Args, Debug)]
+pub(super) struct RunArgs {
+    #[command(flatten)]
+    room: RoomArgs,
+    /// The module (.wasm).
+    #[arg(long)]
+    module: PathBuf,
+    /// The partner running it.
+    #[arg(long)]
+    partner: String,
+    #[command(flatten)]
+    data: DataArgs,
+    /// Privacy cost: rho under a Gaussian policy, epsilon under a Laplace one.
+    #[arg(long)]
+    cost: String,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Write the released result as JSON here.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Write the receipt here.
+    #[arg(long)]
+    receipt: Option<PathBuf>,
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    json: bool,
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+async fn open_room(args: &RoomArgs) -> anyhow::Result<Room> {
+    let secret = OperatorSecret::from_env_or_file(args.secret_file.as_deref())?;
+    Ok(Room::open(&args.room, &secret).await?)
+}
+
+pub(super) fn keygen(
+    room: &Path,
+    name: Option<String>,
+    secret_file: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    let secret = OperatorSecret::from_env_or_file(secret_file)?;
+    let name = match name {
+        Some(n) => n,
+        None => room
+            .file_name()
+            .and_then(|n| n.to_str())
+            .filter(|n| {
+                !n.is_empty()
+                    && n.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            })
+            .unwrap_or("strongroom")
+            .to_string(),
+    };
+    let created = runtime()?.block_on(Room::create(room, &name, &secret))?;
+    println!("created room '{}' in {}", created.name(), room.display());
+    println!(
+        "private keys: {} (encrypted, 0600)",
+        room.join("keys").display()
+    );
+    println!(
+        "share with banks: {}",
+        room.join("keys").join("room.pub").display()
+    );
+    println!("fingerprint: {}", created.keys.public.fingerprint());
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) fn room(cmd: RoomCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        RoomCommand::Pubkey { room } => {
+            let path = room.join("keys").join("room.pub");
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let keys = RoomPublicKeys::parse(&text)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            print!("{}", keys.encode());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+pub(super) fn policy(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        PolicyCommand::Set { room, file } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let policy =
+                Policy::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            runtime()?.block_on(async {
+                let room = open_room(&room).await?;
+                room.set_policy(&policy).await?;
+                anyhow::Ok(())
+            })?;
+            println!(
+                "policy set for partner '{}' on dataset '{}': budget rho {}, {}, threshold {}, {:?} release (sha256 {})",
+                policy.partner,
+                policy.dataset,
+                format_nano(policy.budget_nano_rho),
+                policy.mechanism,
+                policy.min_group_size,
+                policy.release,
+                &policy.sha256[..16]
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn load_data(data: &DataArgs) -> anyhow::Result<(Dataset, String)> {
+    let schema = DatasetSchema::load(&data.schema)?;
+    let mut tables = Vec::new();
+    for spec in &data.tables {
+        let Some((name, path)) = spec.split_once('=') else {
+            bail!("--table expects NAME=FILE, got '{spec}'")
+        };
+        tables.push((name.to_string(), PathBuf::from(path)));
+    }
+    // The dataset's identity: its schema and every table's bytes, in schema order.
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    ctx.update(&std::fs::read(&data.schema)?);
+    for table in &schema.tables {
+        if let Some((name, path)) = tables.iter().find(|(n, _)| n == &table.name) {
+            ctx.update(name.as_bytes());
+            ctx.update(
+                &std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?,
+            );
+        }
+    }
+    let digest = hex::encode(ctx.finish().as_ref());
+    let (dataset, _) = load_csv_tables(&tables, Some(&schema), "")?;
+    Ok((dataset, digest))
+}
+
+fn unit(mechanism: Mechanism) -> &'static str {
+    match mechanism {
+        Mechanism::Gaussian => "rho",
+        Mechanism::Laplace => "epsilon",
+        Mechanism::None => "(none)",
+    }
+}
+
+pub(super) fn budget(cmd: BudgetCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        BudgetCommand::Show { room, json } => {
+            let (statuses, deltas) = runtime()?.block_on(async {
+                let room = open_room(&room).await?;
+                let statuses = room.ledger().all().await?;
+                let mut deltas = Vec::new();
+                for s in &statuses {
+                    deltas.push(
+                        room.policy(&s.partner, &s.dataset)
+                            .await
+                            .map_or(1e-6, |p| p.delta),
+                    );
+                }
+                anyhow::Ok((statuses, deltas))
+            })?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&statuses)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            let header: Vec<String> = [
+                "partner",
+                "dataset",
+                "rho total",
+                "rho spent",
+                "rho left",
+                "jobs",
+                "total as (eps, delta)",
+            ]
+            .map(String::from)
+            .into();
+            let rows: Vec<Vec<String>> = statuses
+                .iter()
+                .zip(&deltas)
+                .map(|(s, &delta)| {
+                    let rho = s.total_nano_rho as f64 / 1e9;
+                    vec![
+                        s.partner.clone(),
+                        s.dataset.clone(),
+                        format_nano(s.total_nano_rho),
+                        format_nano(s.spent_nano_rho),
+                        format_nano(s.remaining()),
+                        s.jobs.to_string(),
+                        format!("({:.3}, {delta:e})", rho_to_epsilon(rho, delta)),
+                    ]
+                })
+                .collect();
+            print!("{}", table(&header, &rows, 2));
+            Ok(ExitCode::SUCCESS)
+        }
+        BudgetCommand::Preview {
+            room,
+            module,
+            partner,
+            data,
+            cost,
+        } => {
+            let cost_nano = parse_nano(&cost).map_err(|e| anyhow::anyhow!("--cost: {e}"))?;
+            let bytes = std::fs::read(&module)
+                .with_context(|| format!("cannot read {}", module.display()))?;
+            let vetted = vet(&bytes, DEFAULT_MAX_MODULE_BYTES)?;
+            let (dataset, _) = load_data(&data)?;
+            let (policy, status) = runtime()?.block_on(async {
+                let room = open_room(&room).await?;
+                let policy = room.policy(&partner, &dataset.name).await?;
+                let status = room.ledger().status(&partner, &dataset.name).await?;
+                anyhow::Ok((policy, status))
+            })?;
+            let plan = plan_job(&policy, &vetted.manifest, &dataset, cost_nano)?;
+            let charge = crate::output_gate::mechanism::ledger_cost(policy.mechanism, cost_nano);
+            println!(
+                "module {} {} under the policy for '{}' on '{}'",
+                vetted.manifest.name, vetted.manifest.version, partner, dataset.name
+            );
+            println!(
+                "mechanism {}; cost {} {} (charges rho {}); threshold {} entities",
+                policy.mechanism,
+                unit(policy.mechanism),
+                cost,
+                format_nano(charge),
+                policy.min_group_size
+            );
+            println!(
+                "budget: rho {} left of {}{}",
+                format_nano(status.remaining()),
+                format_nano(status.total_nano_rho),
+                if charge > status.remaining() {
+                    "  -- NOT ENOUGH for this cost"
+                } else {
+                    ""
+                }
+            );
+            println!(
+                "the cost is split over {} released quantities\n",
+                plan.quantities
+            );
+            let header: Vec<String> = [
+                "metric",
+                "kind",
+                "L0",
+                "noise std (value)",
+                "noise std (entities)",
+            ]
+            .map(String::from)
+            .into();
+            let rows: Vec<Vec<String>> = vetted
+                .manifest
+                .metrics
+                .iter()
+                .zip(&plan.metrics)
+                .map(|(m, n)| {
+                    let scale = 10f64.powi(i32::from(m.decimals));
+                    let value_std = match (&n.sum, &n.count) {
+                        (Some(sum), _) => sum.std_dev() / scale,
+                        (None, Some(count)) => count.std_dev(),
+                        (None, None) => 0.0,
+                    };
+                    vec![
+                        m.name.clone(),
+                        m.kind.to_string(),
+                        n.l0.to_string(),
+                        number(value_std, 2),
+                        number(n.entities.std_dev(), 2),
+                    ]
+                })
+                .collect();
+            print!("{}", table(&header, &rows, 2));
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Prints a released table.
+pub fn print_released(released: &ReleasedTable) {
+    println!(
+        "mechanism {}; groups with fewer than {} entities suppressed",
+        released.mechanism, released.threshold
+    );
+    for m in &released.metrics {
+        println!(
+            "\n{} ({}) by {}   [noise std: value {}, entities {}; {} group(s) suppressed]",
+            m.name,
+            m.kind,
+            m.key.join(" x "),
+            number(m.value_noise_std, 2),
+            number(m.entities_noise_std, 2),
+            m.suppressed_groups
+        );
+        let mut header = m.key.clone();
+        header.extend(["value".to_string(), "entities".to_string()]);
+        let rows: Vec<Vec<String>> = m
+            .groups
+            .iter()
+            .map(|g| {
+                let mut cells = g.labels.clone();
+                cells.push(number(g.value, 2));
+                cells.push(number(g.entities, 0));
+                cells
+            })
+            .collect();
+        print!("{}", table(&header, &rows, m.key.len()));
+    }
+}
+
+pub(super) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let cost_nano = parse_nano(&args.cost).map_err(|e| anyhow::anyhow!("--cost: {e}"))?;
+    let module = std::fs::read(&args.module)
+        .with_context(|| format!("cannot read {}", args.module.display()))?;
+    let (dataset, digest) = load_data(&args.data)?;
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let sandbox = Sandbox::new(&EngineSettings::default()).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    let result = runtime()?.block_on(async {
+        let room = open_room(&args.room).await?;
+        let request = JobRequest {
+            partner: &args.partner,
+            module: &module,
+            dataset: Arc::new(dataset),
+            dataset_sha256: digest,
+            cost_nano,
+            threads,
+        };
+        anyhow::Ok(run_job(&room, &sandbox, request).await?)
+    })?;
+    if let Some(path) = &args.receipt {
+        std::fs::write(path, &result.receipt)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if let (Some(path), Some(released)) = (&args.out, &result.released) {
+        std::fs::write(path, serde_json::to_string(released)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if args.json {
+        let value = serde_json::json!({
+            "job": result.job_id, "outcome": result.outcome, "status": result.status,
+            "result": result.released, "charged_rho": format_nano(result.charged_nano_rho),
+            "remaining_rho": format_nano(result.remaining_nano_rho), "receipt": result.receipt,
+        });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        println!(
+            "job {}: outcome {}, {}",
+            result.job_id,
+            result.outcome,
+            match result.status {
+                JobStatus::Released => "released",
+                JobStatus::Held => "held for the bank's release (`strongroom results release`)",
+                JobStatus::Withheld => "withheld",
+                JobStatus::Failed => "nothing released",
+            }
+        );
+        println!(
+            "charged rho {}; rho {} left",
+            format_nano(result.charged_nano_rho),
+            format_nano(result.remaining_nano_rho)
+        );
+        if let Some(released) = &result.released {
+            println!();
+            print_released(released);
+        }
+    }
+    Ok(if result.outcome == "completed" {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+pub(super) fn results(cmd: ResultsCommand) -> anyhow::Result<ExitCode> {
+    let rt = runtime()?;
+    match cmd {
+        ResultsCommand::List { room, status } => {
+            let jobs = rt.block_on(async {
+                anyhow::Ok(list_jobs(&open_room(&room).await?, status.as_deref()).await?)
+            })?;
+            let header: Vec<String> = [
+                "job", "partner", "dataset", "module", "outcome", "status", "finished",
+            ]
+            .map(String::from)
+            .into();
+            let rows: Vec<Vec<String>> = jobs
+                .iter()
+                .map(|j| {
+                    vec![
+                        j.job_id.clone(),
+                        j.partner.clone(),
+                        j.dataset.clone(),
+                        j.module_sha256[..12].to_string(),
+                        j.outcome.clone(),
+                        j.status.clone(),
+                        j.finished_at.clone(),
+                    ]
+                })
+                .collect();
+            print!("{}", table(&header, &rows, 7));
+        }
+        ResultsCommand::Release { room, job } => {
+            let released = rt.block_on(async {
+                anyhow::Ok(decide_held(&open_room(&room).await?, &job, true).await?)
+            })?;
+            println!("released {job}");
+            if let Some(t) = released {
+                print_released(&t);
+            }
+        }
+        ResultsCommand::Withhold { room, job } => {
+            rt.block_on(async {
+                anyhow::Ok(decide_held(&open_room(&room).await?, &job, false).await?)
+            })?;
+            println!("withheld {job}: it will never be released");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads a verifier from a `room.vkey` or `room.pub` file.
+pub fn read_verifier(path: &Path) -> anyhow::Result<Verifier> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if text.starts_with("strongroom room public keys v1") {
+        let keys =
+            RoomPublicKeys::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        return keys
+            .verifier()
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()));
+    }
+    Verifier::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+pub(super) fn receipt(cmd: ReceiptCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        ReceiptCommand::Verify {
+            receipt,
+            key,
+            result,
+        } => {
+            let verifier = read_verifier(&key)?;
+            let text = std::fs::read_to_string(&receipt)
+                .with_context(|| format!("cannot read {}", receipt.display()))?;
+            let parsed = match Receipt::verify(&text, &verifier) {
+                Ok(r) => r,
+                Err(e) => {
+                    println!("INVALID receipt {}: {e}", receipt.display());
+                    return Ok(ExitCode::from(1));
+                }
+            };
+            if let Some(path) = result {
+                let bytes = std::fs::read(&path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                let hash =
+                    hex::encode(ring::digest::digest(&ring::digest::SHA256, &bytes).as_ref());
+                if hash != parsed.result_sha256 {
+                    println!(
+                        "INVALID: {} is not the result this receipt covers",
+                        path.display()
+                    );
+                    return Ok(ExitCode::from(1));
+                }
+            }
+            println!("valid receipt signed by room '{}'", parsed.room);
+            println!(
+                "job {} for {}: outcome {}, cost rho {}, at {}",
+                parsed.job, parsed.partner, parsed.outcome, parsed.cost_rho, parsed.time
+            );
+            println!(
+                "module sha256:{}\ndataset {} sha256:{}\npolicy sha256:{}\nresult {}",
+                parsed.module_sha256,
+                parsed.dataset,
+                parsed.dataset_sha256,
+                parsed.policy_sha256,
+                parsed.result_sha256
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

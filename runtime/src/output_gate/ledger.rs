@@ -1,0 +1,204 @@
+//! The privacy ledger: per partner and dataset, a total budget and the charges against it, in
+//! nano-rho (zCDP). A job's cost is charged durably before its module runs, and a charge is never
+//! refunded, whatever happens to the job after it.
+//!
+//! A charge is one `BEGIN IMMEDIATE` transaction: it takes SQLite's write lock before reading
+//! what is spent, so two jobs racing for the last of a budget are serialised and cannot both pass.
+//! (On PostgreSQL the same code would lock the budget row with `SELECT ... FOR UPDATE`.)
+
+use sqlx::{Row, SqlitePool};
+
+use super::mechanism::format_nano;
+use crate::room::db::now_rfc3339;
+
+/// Why a charge was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LedgerError {
+    /// No budget is set for this partner and dataset.
+    #[error("no privacy budget is set for partner '{partner}' on dataset '{dataset}'")]
+    NoBudget {
+        /// Partner.
+        partner: String,
+        /// Dataset.
+        dataset: String,
+    },
+    /// The cost is more than what remains.
+    #[error("privacy budget exhausted: the job costs rho {}, {} of {} remains", format_nano(*cost), format_nano(*remaining), format_nano(*total))]
+    Exhausted {
+        /// Cost asked.
+        cost: u64,
+        /// What remains.
+        remaining: u64,
+        /// Total.
+        total: u64,
+    },
+    /// The same job id was charged before.
+    #[error("job '{0}' was already charged")]
+    DuplicateJob(String),
+    /// Database trouble.
+    #[error("ledger database: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// A budget and what is spent of it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BudgetStatus {
+    /// Partner.
+    pub partner: String,
+    /// Dataset.
+    pub dataset: String,
+    /// Total, nano-rho.
+    pub total_nano_rho: u64,
+    /// Spent, nano-rho.
+    pub spent_nano_rho: u64,
+    /// Number of charges.
+    pub jobs: u64,
+}
+
+impl BudgetStatus {
+    /// What remains, nano-rho.
+    pub fn remaining(&self) -> u64 {
+        self.total_nano_rho.saturating_sub(self.spent_nano_rho)
+    }
+}
+
+/// The ledger over the room's database.
+#[derive(Clone)]
+pub struct PrivacyLedger {
+    pool: SqlitePool,
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+impl PrivacyLedger {
+    /// A ledger in `pool`'s database.
+    pub fn new(pool: SqlitePool) -> Self {
+        PrivacyLedger { pool }
+    }
+
+    /// Sets (or replaces) the total budget of a partner on a dataset. Spent amounts are kept.
+    pub async fn set_budget(
+        &self,
+        partner: &str,
+        dataset: &str,
+        total_nano_rho: u64,
+    ) -> Result<(), LedgerError> {
+        sqlx::query(
+            "INSERT INTO budgets (partner, dataset, total_nano_rho) VALUES (?, ?, ?) \
+             ON CONFLICT (partner, dataset) DO UPDATE SET total_nano_rho = excluded.total_nano_rho",
+        )
+        .bind(partner)
+        .bind(dataset)
+        .bind(to_i64(total_nano_rho))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Charges `cost` to the budget, durably, or refuses. Returns the status after the charge.
+    pub async fn charge(
+        &self,
+        partner: &str,
+        dataset: &str,
+        job_id: &str,
+        cost: u64,
+    ) -> Result<BudgetStatus, LedgerError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let status = status_in(&mut tx, partner, dataset).await?;
+        if status.remaining() < cost {
+            tx.rollback().await?;
+            return Err(LedgerError::Exhausted {
+                cost,
+                remaining: status.remaining(),
+                total: status.total_nano_rho,
+            });
+        }
+        let inserted = sqlx::query(
+            "INSERT INTO charges (job_id, partner, dataset, cost_nano_rho, charged_at) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(job_id)
+        .bind(partner)
+        .bind(dataset)
+        .bind(to_i64(cost))
+        .bind(now_rfc3339())
+        .execute(&mut *tx)
+        .await;
+        if let Err(sqlx::Error::Database(e)) = &inserted
+            && e.is_unique_violation()
+        {
+            tx.rollback().await?;
+            return Err(LedgerError::DuplicateJob(job_id.to_string()));
+        }
+        inserted?;
+        tx.commit().await?;
+        Ok(BudgetStatus {
+            spent_nano_rho: status.spent_nano_rho + cost,
+            jobs: status.jobs + 1,
+            ..status
+        })
+    }
+
+    /// The budget of one partner on one dataset.
+    pub async fn status(&self, partner: &str, dataset: &str) -> Result<BudgetStatus, LedgerError> {
+        let mut conn = self.pool.acquire().await?;
+        status_in(&mut conn, partner, dataset).await
+    }
+
+    /// Every budget.
+    pub async fn all(&self) -> Result<Vec<BudgetStatus>, LedgerError> {
+        let rows = sqlx::query(
+            "SELECT b.partner, b.dataset, b.total_nano_rho, \
+                    COALESCE(SUM(c.cost_nano_rho), 0) AS spent, COUNT(c.job_id) AS jobs \
+             FROM budgets b LEFT JOIN charges c ON c.partner = b.partner AND c.dataset = b.dataset \
+             GROUP BY b.partner, b.dataset, b.total_nano_rho ORDER BY b.partner, b.dataset",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| BudgetStatus {
+                partner: r.get("partner"),
+                dataset: r.get("dataset"),
+                total_nano_rho: r.get::<i64, _>("total_nano_rho").max(0) as u64,
+                spent_nano_rho: r.get::<i64, _>("spent").max(0) as u64,
+                jobs: r.get::<i64, _>("jobs").max(0) as u64,
+            })
+            .collect())
+    }
+}
+
+async fn status_in(
+    conn: &mut sqlx::SqliteConnection,
+    partner: &str,
+    dataset: &str,
+) -> Result<BudgetStatus, LedgerError> {
+    let total: Option<i64> =
+        sqlx::query_scalar("SELECT total_nano_rho FROM budgets WHERE partner = ? AND dataset = ?")
+            .bind(partner)
+            .bind(dataset)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let Some(total) = total else {
+        return Err(LedgerError::NoBudget {
+            partner: partner.into(),
+            dataset: dataset.into(),
+        });
+    };
+    let row = sqlx::query(
+        "SELECT COALESCE(SUM(cost_nano_rho), 0) AS spent, COUNT(*) AS jobs FROM charges WHERE partner = ? AND dataset = ?",
+    )
+    .bind(partner)
+    .bind(dataset)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(BudgetStatus {
+        partner: partner.into(),
+        dataset: dataset.into(),
+        total_nano_rho: total.max(0) as u64,
+        spent_nano_rho: row.get::<i64, _>("spent").max(0) as u64,
+        jobs: row.get::<i64, _>("jobs").max(0) as u64,
+    })
+}

@@ -1,0 +1,372 @@
+//! A job in a room, from submission to release: vet, admit, charge the budget (durably, before
+//! anything runs), run in the sandbox, pass the output gate, sign a receipt, record.
+
+use std::sync::Arc;
+
+use ring::rand::{SecureRandom, SystemRandom};
+use sqlx::Row;
+
+use super::policy::{Policy, ReleaseMode};
+use super::{Room, RoomError, db};
+use crate::dataset::Dataset;
+use crate::guest_boundary::manifest::{Domain, Manifest};
+use crate::guest_boundary::vetting::DEFAULT_MAX_MODULE_BYTES;
+use crate::guest_boundary::{RunContext, RunLimits, Sandbox, vet};
+use crate::output_gate::ledger::LedgerError;
+use crate::output_gate::mechanism::{self, NoisePlan, format_nano};
+use crate::output_gate::receipt::Receipt;
+use crate::output_gate::release::{self, ReleasedTable};
+use crate::output_gate::sampling::SystemRandomBytes;
+
+/// A partner's request to run a module on a dataset.
+pub struct JobRequest<'a> {
+    /// The partner asking.
+    pub partner: &'a str,
+    /// The module's bytes.
+    pub module: &'a [u8],
+    /// The dataset, decrypted in memory.
+    pub dataset: Arc<Dataset>,
+    /// SHA-256 identifying the dataset's content, hex.
+    pub dataset_sha256: String,
+    /// Privacy cost in the policy mechanism's unit, nano (rho for Gaussian, epsilon for Laplace).
+    pub cost_nano: u64,
+    /// Worker threads for isolated runs.
+    pub threads: usize,
+}
+
+/// How a job ended, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobStatus {
+    /// Released to the partner.
+    Released,
+    /// Waiting for the bank to release it.
+    Held,
+    /// The bank decided not to release it.
+    Withheld,
+    /// The run did not complete; nothing is released.
+    Failed,
+}
+
+impl JobStatus {
+    fn as_str(&self) -> &'static str {
+        match self {
+            JobStatus::Released => "released",
+            JobStatus::Held => "held",
+            JobStatus::Withheld => "withheld",
+            JobStatus::Failed => "failed",
+        }
+    }
+}
+
+/// What a job produced.
+#[derive(Debug, Clone)]
+pub struct JobResult {
+    /// Job id.
+    pub job_id: String,
+    /// Coarse outcome code: all a partner learns about the run itself.
+    pub outcome: String,
+    /// Released, held or failed.
+    pub status: JobStatus,
+    /// The released table, if released.
+    pub released: Option<ReleasedTable>,
+    /// The signed receipt.
+    pub receipt: String,
+    /// Cost charged, nano-rho.
+    pub charged_nano_rho: u64,
+    /// Budget remaining, nano-rho.
+    pub remaining_nano_rho: u64,
+    /// For the bank only: trap text, guest error, stderr.
+    pub bank_detail: Option<String>,
+}
+
+/// Why a job was refused before it ran (nothing was charged) or could not be recorded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum JobError {
+    /// The module or request does not meet the policy (refused before any charge).
+    #[error("refused: {0}")]
+    Refused(String),
+    /// The budget does not cover the cost (refused before any charge).
+    #[error(transparent)]
+    Budget(#[from] LedgerError),
+    /// Room trouble.
+    #[error(transparent)]
+    Room(#[from] RoomError),
+    /// Database trouble.
+    #[error("room database: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// The decoded members of each metric's key domains.
+pub fn domain_labels(manifest: &Manifest, dataset: &Dataset) -> Vec<Vec<Vec<String>>> {
+    manifest
+        .metrics
+        .iter()
+        .map(|m| {
+            m.key
+                .iter()
+                .map(|d| match d {
+                    Domain::Enumeration { members, .. } => members.clone(),
+                    Domain::Column { table, column } => dataset
+                        .table(table)
+                        .and_then(|t| t.column(column))
+                        .and_then(|c| c.dictionary.as_ref())
+                        .map(|d| d.to_vec())
+                        .unwrap_or_default(),
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Vets a module against a policy and plans its noise: everything a job checks before it is
+/// charged. Also what `budget preview` shows.
+pub fn plan_job(
+    policy: &Policy,
+    manifest: &Manifest,
+    dataset: &Dataset,
+    cost_nano: u64,
+) -> Result<NoisePlan, JobError> {
+    if !policy.modes.contains(&manifest.mode) {
+        return Err(JobError::Refused(format!(
+            "module declares {} mode, which the policy for '{}' does not allow",
+            manifest.mode, policy.partner
+        )));
+    }
+    if manifest.max_groups_per_entity > policy.max_groups_per_entity {
+        return Err(JobError::Refused(format!(
+            "module lets one entity reach {} groups per metric; the policy allows at most {}",
+            manifest.max_groups_per_entity, policy.max_groups_per_entity
+        )));
+    }
+    let labels = domain_labels(manifest, dataset);
+    let counts: Vec<u64> = labels
+        .iter()
+        .map(|d| d.iter().fold(1u64, |a, p| a.saturating_mul(p.len() as u64)))
+        .collect();
+    for (m, &groups) in manifest.metrics.iter().zip(&counts) {
+        if groups > release::MAX_GROUPS_PER_METRIC {
+            return Err(JobError::Refused(format!(
+                "metric '{}' has {groups} groups, more than a release may hold",
+                m.name
+            )));
+        }
+    }
+    mechanism::plan(
+        manifest,
+        policy.mechanism,
+        cost_nano,
+        policy.max_groups_per_entity,
+        &counts,
+    )
+    .map_err(|e| JobError::Refused(e.to_string()))
+}
+
+fn new_job_id() -> String {
+    let mut bytes = [0u8; 8];
+    // A failing system generator leaves zeros; the timestamp still keeps ids apart.
+    let _ = SystemRandom::new().fill(&mut bytes);
+    format!(
+        "job-{}-{}",
+        time::OffsetDateTime::now_utc().unix_timestamp(),
+        hex::encode(bytes)
+    )
+}
+
+/// Runs a job end to end. The budget is charged before the module runs and never refunded.
+pub async fn run_job(
+    room: &Room,
+    sandbox: &Sandbox,
+    request: JobRequest<'_>,
+) -> Result<JobResult, JobError> {
+    let dataset_name = request.dataset.name.clone();
+    let policy = room.policy(request.partner, &dataset_name).await?;
+    let module = vet(request.module, DEFAULT_MAX_MODULE_BYTES)
+        .map_err(|e| JobError::Refused(e.to_string()))?;
+    let manifest = module.manifest.clone();
+    let mut seed = [0u8; 32];
+    SystemRandom::new()
+        .fill(&mut seed)
+        .map_err(|_| JobError::Refused("no system randomness".into()))?;
+    let ctx = RunContext::new(
+        Arc::clone(&request.dataset),
+        manifest.clone(),
+        manifest.mode,
+        RunLimits::default(),
+        seed,
+    )
+    .map_err(|e| JobError::Refused(e.to_string()))?;
+    let plan = plan_job(&policy, &manifest, &request.dataset, request.cost_nano)?;
+    let cache = room.module_cache()?;
+    let prepared = sandbox
+        .prepare(module, Some(&cache))
+        .map_err(|e| JobError::Refused(format!("{e:#}")))?;
+
+    // Charge first, durably. From here on nothing is refunded.
+    let job_id = new_job_id();
+    let charged = mechanism::ledger_cost(policy.mechanism, request.cost_nano);
+    let status = room
+        .ledger()
+        .charge(request.partner, &dataset_name, &job_id, charged)
+        .await?;
+
+    let report = sandbox.run(&prepared, Arc::new(ctx), request.threads);
+    let outcome = report.outcome.code().to_string();
+    let mut bank_detail = report.detail.clone();
+    if !report.stderr.is_empty() {
+        let stderr = String::from_utf8_lossy(&report.stderr);
+        bank_detail = Some(format!(
+            "{}\nstderr:\n{stderr}",
+            bank_detail.unwrap_or_default()
+        ));
+    }
+    let released = match &report.aggregate {
+        Some(aggregate) => {
+            let labels = domain_labels(&manifest, &request.dataset);
+            let table = release::release(
+                &manifest,
+                aggregate,
+                &labels,
+                &plan,
+                policy.min_group_size,
+                SystemRandomBytes::new(),
+            )
+            .map_err(|e| JobError::Refused(e.to_string()))?;
+            Some(table)
+        }
+        None => None,
+    };
+    let result_json = released
+        .as_ref()
+        .map(|t| serde_json::to_string(t).unwrap_or_default());
+    let result_sha256 = result_json.as_ref().map_or("none".to_string(), |j| {
+        hex::encode(ring::digest::digest(&ring::digest::SHA256, j.as_bytes()).as_ref())
+    });
+    let job_status = match (&released, policy.release) {
+        (None, _) => JobStatus::Failed,
+        (Some(_), ReleaseMode::Automatic) => JobStatus::Released,
+        (Some(_), ReleaseMode::Held) => JobStatus::Held,
+    };
+    let finished = db::now_rfc3339();
+    let receipt = Receipt {
+        room: room.name().to_string(),
+        job: job_id.clone(),
+        partner: request.partner.to_string(),
+        module_sha256: prepared.module.hash_hex(),
+        dataset: dataset_name.clone(),
+        dataset_sha256: request.dataset_sha256.clone(),
+        policy_sha256: policy.sha256.clone(),
+        outcome: outcome.clone(),
+        result_sha256,
+        cost_rho: format_nano(charged),
+        time: finished.clone(),
+    }
+    .sign(&room.keys.signer())
+    .map_err(|e| JobError::Refused(e.to_string()))?;
+    sqlx::query(
+        "INSERT INTO jobs (job_id, partner, dataset, module_sha256, outcome, status, result_json, receipt, bank_detail, finished_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&job_id)
+    .bind(request.partner)
+    .bind(&dataset_name)
+    .bind(prepared.module.hash_hex())
+    .bind(&outcome)
+    .bind(job_status.as_str())
+    .bind(&result_json)
+    .bind(&receipt)
+    .bind(&bank_detail)
+    .bind(&finished)
+    .execute(&room.pool)
+    .await?;
+    Ok(JobResult {
+        job_id,
+        outcome,
+        released: if job_status == JobStatus::Released {
+            released
+        } else {
+            None
+        },
+        status: job_status,
+        receipt,
+        charged_nano_rho: charged,
+        remaining_nano_rho: status.remaining(),
+        bank_detail,
+    })
+}
+
+/// A recorded job, as the bank sees it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct JobRecord {
+    /// Job id.
+    pub job_id: String,
+    /// Partner.
+    pub partner: String,
+    /// Dataset.
+    pub dataset: String,
+    /// Module hash.
+    pub module_sha256: String,
+    /// Outcome code.
+    pub outcome: String,
+    /// released, held, withheld or failed.
+    pub status: String,
+    /// When it finished.
+    pub finished_at: String,
+}
+
+/// Jobs, newest first, optionally only those with `status`.
+pub async fn list_jobs(room: &Room, status: Option<&str>) -> Result<Vec<JobRecord>, JobError> {
+    let rows = sqlx::query(
+        "SELECT job_id, partner, dataset, module_sha256, outcome, status, finished_at FROM jobs \
+         WHERE (? IS NULL OR status = ?) ORDER BY finished_at DESC, job_id DESC",
+    )
+    .bind(status)
+    .bind(status)
+    .fetch_all(&room.pool)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| JobRecord {
+            job_id: r.get("job_id"),
+            partner: r.get("partner"),
+            dataset: r.get("dataset"),
+            module_sha256: r.get("module_sha256"),
+            outcome: r.get("outcome"),
+            status: r.get("status"),
+            finished_at: r.get("finished_at"),
+        })
+        .collect())
+}
+
+/// The bank's decision on a held result: release it (returning the table) or withhold it.
+pub async fn decide_held(
+    room: &Room,
+    job_id: &str,
+    release: bool,
+) -> Result<Option<ReleasedTable>, JobError> {
+    let row = sqlx::query("SELECT status, result_json FROM jobs WHERE job_id = ?")
+        .bind(job_id)
+        .fetch_optional(&room.pool)
+        .await?;
+    let Some(row) = row else {
+        return Err(JobError::Refused(format!("no job '{job_id}'")));
+    };
+    let status: String = row.get("status");
+    if status != "held" {
+        return Err(JobError::Refused(format!(
+            "job '{job_id}' is {status}, not held"
+        )));
+    }
+    let new_status = if release { "released" } else { "withheld" };
+    sqlx::query("UPDATE jobs SET status = ? WHERE job_id = ? AND status = 'held'")
+        .bind(new_status)
+        .bind(job_id)
+        .execute(&room.pool)
+        .await?;
+    if !release {
+        return Ok(None);
+    }
+    let json: Option<String> = row.get("result_json");
+    Ok(json.and_then(|j| serde_json::from_str(&j).ok()))
+}

@@ -1,0 +1,188 @@
+//! A room on disk: its keys, its embedded database (ledger, policies, jobs) and its module cache.
+//!
+//! ```text
+//! ROOM/
+//!   room.toml            name
+//!   keys/                sealing.key, signing.key (encrypted, 0600), room.pub, room.vkey
+//!   room.db              SQLite (WAL, synchronous FULL)
+//!   module-cache/        compiled modules, HMAC-authenticated
+//! ```
+
+pub mod db;
+pub mod jobs;
+pub mod keys;
+pub mod policy;
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use sqlx::{Row, SqlitePool};
+
+use crate::guest_boundary::cache::ModuleCache;
+use crate::output_gate::ledger::PrivacyLedger;
+use keys::{KeyError, OperatorSecret, RoomKeys};
+use policy::Policy;
+
+/// Why a room could not be created or used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RoomError {
+    /// Key trouble.
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+    /// Database trouble.
+    #[error("room database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Migration trouble.
+    #[error("room database migration: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    /// Filesystem or format trouble.
+    #[error("{0}")]
+    Invalid(String),
+    /// No policy for this partner and dataset.
+    #[error(
+        "no policy for partner '{partner}' on dataset '{dataset}' (the bank sets one with `strongroom policy set`)"
+    )]
+    NoPolicy {
+        /// Partner.
+        partner: String,
+        /// Dataset.
+        dataset: String,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RoomFile {
+    name: String,
+}
+
+/// An open room.
+pub struct Room {
+    /// Its directory.
+    pub dir: PathBuf,
+    /// Its keys, decrypted.
+    pub keys: RoomKeys,
+    /// Its database.
+    pub pool: SqlitePool,
+}
+
+fn valid_room_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+}
+
+impl Room {
+    /// Creates a room in `dir` (which must not hold one): keys, database, `room.toml`.
+    pub async fn create(
+        dir: &Path,
+        name: &str,
+        secret: &OperatorSecret,
+    ) -> Result<Room, RoomError> {
+        if !valid_room_name(name) {
+            return Err(RoomError::Invalid(format!(
+                "room name '{name}': use 1-64 letters, digits, '-', '_' or '.'"
+            )));
+        }
+        if dir.join("room.toml").exists() {
+            return Err(RoomError::Invalid(format!(
+                "{} already holds a room",
+                dir.display()
+            )));
+        }
+        std::fs::create_dir_all(dir)
+            .map_err(|e| RoomError::Invalid(format!("{}: {e}", dir.display())))?;
+        let keys = RoomKeys::generate(name, &dir.join("keys"), secret)?;
+        let pool = db::open(&dir.join("room.db")).await?;
+        std::fs::write(dir.join("room.toml"), format!("name = \"{name}\"\n"))
+            .map_err(|e| RoomError::Invalid(format!("{}: {e}", dir.display())))?;
+        Ok(Room {
+            dir: dir.to_path_buf(),
+            keys,
+            pool,
+        })
+    }
+
+    /// Opens the room in `dir` with the operator's secret.
+    pub async fn open(dir: &Path, secret: &OperatorSecret) -> Result<Room, RoomError> {
+        let name = Room::name_of(dir)?;
+        let keys = RoomKeys::open(&name, &dir.join("keys"), secret)?;
+        let pool = db::open(&dir.join("room.db")).await?;
+        Ok(Room {
+            dir: dir.to_path_buf(),
+            keys,
+            pool,
+        })
+    }
+
+    /// The name in `dir/room.toml`.
+    pub fn name_of(dir: &Path) -> Result<String, RoomError> {
+        let path = dir.join("room.toml");
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            RoomError::Invalid(format!(
+                "{}: {e} (create a room with `strongroom keygen --room DIR`)",
+                path.display()
+            ))
+        })?;
+        let file: RoomFile = toml::from_str(&text)
+            .map_err(|e| RoomError::Invalid(format!("{}: {e}", path.display())))?;
+        Ok(file.name)
+    }
+
+    /// The room's name.
+    pub fn name(&self) -> &str {
+        &self.keys.public.name
+    }
+
+    /// The privacy ledger.
+    pub fn ledger(&self) -> PrivacyLedger {
+        PrivacyLedger::new(self.pool.clone())
+    }
+
+    /// The compiled-module cache.
+    pub fn module_cache(&self) -> Result<ModuleCache, RoomError> {
+        ModuleCache::open(&self.dir.join("module-cache"))
+            .map_err(|e| RoomError::Invalid(e.to_string()))
+    }
+
+    /// Stores a policy (replacing the previous one for its partner and dataset) and sets the
+    /// budget it names. What was already spent stays spent.
+    pub async fn set_policy(&self, policy: &Policy) -> Result<(), RoomError> {
+        sqlx::query(
+            "INSERT INTO policies (partner, dataset, policy_toml, policy_sha256, set_at) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (partner, dataset) DO UPDATE SET policy_toml = excluded.policy_toml, \
+             policy_sha256 = excluded.policy_sha256, set_at = excluded.set_at",
+        )
+        .bind(&policy.partner)
+        .bind(&policy.dataset)
+        .bind(&policy.text)
+        .bind(&policy.sha256)
+        .bind(db::now_rfc3339())
+        .execute(&self.pool)
+        .await?;
+        self.ledger()
+            .set_budget(&policy.partner, &policy.dataset, policy.budget_nano_rho)
+            .await
+            .map_err(|e| RoomError::Invalid(e.to_string()))?;
+        Ok(())
+    }
+
+    /// The policy for a partner on a dataset.
+    pub async fn policy(&self, partner: &str, dataset: &str) -> Result<Policy, RoomError> {
+        let row = sqlx::query("SELECT policy_toml FROM policies WHERE partner = ? AND dataset = ?")
+            .bind(partner)
+            .bind(dataset)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else {
+            return Err(RoomError::NoPolicy {
+                partner: partner.into(),
+                dataset: dataset.into(),
+            });
+        };
+        Policy::parse(&row.get::<String, _>("policy_toml")).map_err(RoomError::Invalid)
+    }
+}
