@@ -1,0 +1,386 @@
+//! The output gate under attack, and its bookkeeping: thresholds against modules that single
+//! customers out, bounds against amplification and outliers, a budget that probing cannot
+//! overspend (charged before the run, never refunded, safe under concurrency), and receipts.
+
+use std::sync::Arc;
+
+use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::{Rng, SeedableRng};
+use strongroom::dataset::{ColumnData, Dataset};
+use strongroom::guest_boundary::{Outcome, RunLimits};
+use strongroom::output_gate::ledger::{LedgerError, PrivacyLedger};
+use strongroom::output_gate::mechanism::{self, Mechanism, NANO};
+use strongroom::output_gate::receipt::Receipt;
+use strongroom::output_gate::release::release;
+use strongroom::output_gate::sampling::{RandomBytes, SamplingError};
+use strongroom::room::Room;
+use strongroom::room::jobs::{
+    JobError, JobRequest, JobStatus, decide_held, domain_labels, run_job,
+};
+use strongroom::room::keys::OperatorSecret;
+use strongroom::room::policy::Policy;
+use strongroom_tests::{example, hostile, prepare, run, sandbox, small_bank};
+
+struct Seeded(ChaCha20Rng);
+
+impl RandomBytes for Seeded {
+    fn fill(&mut self, dest: &mut [u8]) -> Result<(), SamplingError> {
+        self.0.fill_bytes(dest);
+        Ok(())
+    }
+}
+
+fn floats(d: &Dataset, table: &str, column: &str) -> Vec<f64> {
+    match &d
+        .table(table)
+        .and_then(|t| t.column(column))
+        .map(|c| &c.data)
+    {
+        Some(ColumnData::Float(v)) => v.clone(),
+        other => panic!("{table}.{column} is not a float column: {other:?}"),
+    }
+}
+
+#[test]
+fn keys_that_single_out_customers_are_suppressed_by_the_threshold() {
+    let data = small_bank(400);
+    let module = prepare(&hostile("target-in-key"));
+    let report = run(&module, &data, RunLimits::default());
+    assert_eq!(report.outcome, Outcome::Completed, "{:?}", report.detail);
+    let aggregate = report.aggregate.expect("aggregate");
+    let manifest = &module.module.manifest;
+    let labels = domain_labels(manifest, &data);
+    let counts: Vec<u64> = labels
+        .iter()
+        .map(|d| d.iter().map(|p| p.len() as u64).product())
+        .collect();
+    // A generous cost, so the noise on entity counts is small (std ~1.3) and the test is sharp.
+    let plan = mechanism::plan(manifest, Mechanism::Gaussian, 5 * NANO, 32, &counts).expect("plan");
+    let threshold = 50;
+    let released = release(
+        manifest,
+        &aggregate,
+        &labels,
+        &plan,
+        threshold,
+        Seeded(ChaCha20Rng::seed_from_u64(3)),
+    )
+    .expect("release");
+
+    // The one-customer group: its exact count is 1 (or 0); it must not be released.
+    let target = &released.metrics[1];
+    assert!(
+        target.groups.iter().all(|g| g.labels[0] != "target"),
+        "the target's group was released: {:?}",
+        target.groups
+    );
+    assert!(target.suppressed_groups >= 1);
+
+    // Spend buckets: every released bucket really holds many customers; rare buckets are gone.
+    let buckets = &released.metrics[0];
+    let exact = &aggregate.metrics[0].rows;
+    for g in &buckets.groups {
+        let index = labels[0][0]
+            .iter()
+            .position(|l| l == &g.labels[0])
+            .expect("label") as u32;
+        let true_count = exact
+            .iter()
+            .find(|r| r.key == vec![index])
+            .map_or(0, |r| r.entities);
+        assert!(
+            true_count >= threshold - 10,
+            "bucket {} released with only {true_count} customers",
+            g.labels[0]
+        );
+    }
+    let rare = exact.iter().filter(|r| r.entities < 20).count() as u64;
+    assert!(
+        buckets.suppressed_groups >= rare,
+        "{rare} rare buckets, {} suppressed",
+        buckets.suppressed_groups
+    );
+    assert!(
+        buckets.suppressed_groups + buckets.groups.len() as u64 == 100,
+        "every declared group is accounted for"
+    );
+}
+
+#[test]
+fn isolated_mode_makes_amplifying_one_customer_impossible() {
+    let data = small_bank(150);
+    let module = prepare(&hostile("stash-first-value"));
+    let report = run(&module, &data, RunLimits::default());
+    let aggregate = report.aggregate.expect("aggregate");
+    // Each customer contributed its own total, never the first customer's.
+    let tx = data.table("transactions").expect("transactions");
+    let amounts = floats(&data, "transactions", "amount");
+    let own: i128 = (0..data.entities() as u32)
+        .map(|e| {
+            i128::from((tx.entity_rows(e).map(|r| amounts[r]).sum::<f64>() * 100.0).round() as i64)
+        })
+        .sum();
+    assert_eq!(aggregate.metrics[0].rows[0].sum_fixed, own);
+    assert_eq!(aggregate.metrics[0].rows[0].entities, 150);
+}
+
+#[test]
+fn values_far_outside_the_bounds_are_clamped() {
+    let data = small_bank(60);
+    let module = prepare(&hostile("out-of-bounds-value"));
+    let aggregate = run(&module, &data, RunLimits::default())
+        .aggregate
+        .expect("aggregate");
+    assert_eq!(aggregate.metrics[0].rows[0].sum_fixed, 60 * 100 * 100);
+    assert_eq!(aggregate.stats.clamped, 60);
+}
+
+fn policy(budget: &str, release: &str) -> Policy {
+    Policy::parse(&format!(
+        "partner = \"socialco\"\ndataset = \"bank\"\nbudget_rho = \"{budget}\"\nrelease = \"{release}\"\nmin_group_size = 20\n"
+    ))
+    .expect("policy")
+}
+
+async fn room_with(policy: &Policy) -> (tempfile::TempDir, Room) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let room = Room::create(
+        &dir.path().join("room"),
+        "test-room",
+        &OperatorSecret::new(b"test secret"),
+    )
+    .await
+    .expect("room");
+    room.set_policy(policy).await.expect("policy set");
+    (dir, room)
+}
+
+fn request<'a>(module: &'a [u8], data: &Arc<Dataset>, cost: u64) -> JobRequest<'a> {
+    JobRequest {
+        partner: "socialco",
+        module,
+        dataset: Arc::clone(data),
+        dataset_sha256: "00".repeat(32),
+        cost_nano: cost,
+        threads: 2,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_on_purpose_still_costs_budget_until_it_runs_out() {
+    let (_dir, room) = room_with(&policy("1.0", "automatic")).await;
+    let data = small_bank(80);
+    let probe = hostile("fail-on-target");
+    for spent in [400_000_000u64, 800_000_000] {
+        let result = run_job(&room, sandbox(), request(&probe, &data, 400_000_000))
+            .await
+            .expect("job runs");
+        assert_eq!(result.outcome, "guest_error");
+        assert_eq!(result.status, JobStatus::Failed);
+        assert!(result.released.is_none());
+        assert_eq!(
+            result.remaining_nano_rho,
+            NANO - spent,
+            "the failure was charged"
+        );
+        // The partner-facing result carries no guest text; the bank's detail does.
+        assert!(
+            result
+                .bank_detail
+                .as_deref()
+                .unwrap_or_default()
+                .contains("target present")
+        );
+        assert!(!result.receipt.contains("target present"));
+    }
+    match run_job(&room, sandbox(), request(&probe, &data, 400_000_000)).await {
+        Err(JobError::Budget(LedgerError::Exhausted { remaining, .. })) => {
+            assert_eq!(remaining, 200_000_000)
+        }
+        other => panic!("a third probe must be refused for budget, got {other:?}"),
+    }
+    let status = room
+        .ledger()
+        .status("socialco", "bank")
+        .await
+        .expect("status");
+    assert_eq!((status.spent_nano_rho, status.jobs), (800_000_000, 2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_charges_never_overspend() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pool = strongroom::room::db::open(&dir.path().join("ledger.db"))
+        .await
+        .expect("db");
+    let ledger = PrivacyLedger::new(pool);
+    ledger.set_budget("p", "d", NANO).await.expect("budget");
+    // Twelve jobs of 0.3 race for a budget of 1.0: exactly three may pass.
+    let tasks: Vec<_> = (0..12)
+        .map(|i| {
+            let ledger = ledger.clone();
+            tokio::spawn(async move {
+                ledger
+                    .charge("p", "d", &format!("job-{i}"), 300_000_000)
+                    .await
+            })
+        })
+        .collect();
+    let mut passed = 0;
+    for t in tasks {
+        match t.await.expect("task") {
+            Ok(_) => passed += 1,
+            Err(LedgerError::Exhausted { .. }) => {}
+            Err(e) => panic!("unexpected ledger error: {e}"),
+        }
+    }
+    assert_eq!(passed, 3);
+    let status = ledger.status("p", "d").await.expect("status");
+    assert_eq!(status.spent_nano_rho, 900_000_000);
+    // Two jobs racing for the last 0.1: one wins.
+    let (a, b) = tokio::join!(
+        ledger.charge("p", "d", "last-a", 100_000_000),
+        ledger.charge("p", "d", "last-b", 100_000_000)
+    );
+    assert!(
+        a.is_ok() ^ b.is_ok(),
+        "exactly one of two racing jobs may take the last of the budget"
+    );
+    // Charges are durable: a fresh connection sees them.
+    let reopened = PrivacyLedger::new(
+        strongroom::room::db::open(&dir.path().join("ledger.db"))
+            .await
+            .expect("db"),
+    );
+    assert_eq!(
+        reopened
+            .status("p", "d")
+            .await
+            .expect("status")
+            .spent_nano_rho,
+        NANO
+    );
+    assert!(matches!(
+        reopened.charge("p", "d", "job-0", 0).await,
+        Err(LedgerError::DuplicateJob(_))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_released_result_is_close_to_the_truth_and_its_receipt_verifies() {
+    let (dir, room) = room_with(&policy("10", "automatic")).await;
+    let data = small_bank(600);
+    let module = example("spend-by-category");
+    let result = run_job(&room, sandbox(), request(&module, &data, 2 * NANO))
+        .await
+        .expect("job");
+    assert_eq!(
+        (result.outcome.as_str(), &result.status),
+        ("completed", &JobStatus::Released)
+    );
+    let released = result.released.expect("released");
+    let purchases = &released.metrics[1];
+    assert!(!purchases.groups.is_empty());
+    // Exact purchases per group from a plain run, compared with the noisy release.
+    let exact = run(&prepare(&module), &data, RunLimits::default())
+        .aggregate
+        .expect("aggregate");
+    let labels = domain_labels(&prepare(&module).module.manifest, &data);
+    for g in &purchases.groups {
+        let key: Vec<u32> = g
+            .labels
+            .iter()
+            .zip(&labels[1])
+            .map(|(l, d)| d.iter().position(|x| x == l).expect("label") as u32)
+            .collect();
+        let truth = exact.metrics[1]
+            .rows
+            .iter()
+            .find(|r| r.key == key)
+            .map_or(0, |r| r.contributions) as f64;
+        assert!(
+            (g.value - truth).abs() <= 8.0 * purchases.value_noise_std + 1.0,
+            "{:?}: {} vs {truth}",
+            g.labels,
+            g.value
+        );
+    }
+    // The receipt verifies against the room's published key, and a changed byte breaks it.
+    let vkey = std::fs::read_to_string(dir.path().join("room/keys/room.vkey")).expect("vkey");
+    let verifier = strongroom::audit_log::note::Verifier::parse(&vkey).expect("verifier");
+    let receipt = Receipt::verify(&result.receipt, &verifier).expect("valid receipt");
+    assert_eq!(receipt.outcome, "completed");
+    assert_eq!(receipt.cost_rho, "2");
+    let json = serde_json::to_string(&released).expect("json");
+    assert_eq!(
+        receipt.result_sha256,
+        hex::encode(ring::digest::digest(&ring::digest::SHA256, json.as_bytes()).as_ref())
+    );
+    let forged = result.receipt.replace("cost rho 2", "cost rho 0");
+    assert!(
+        Receipt::verify(&forged, &verifier).is_err(),
+        "a changed receipt must not verify"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_results_wait_for_the_bank() {
+    let (_dir, room) = room_with(&policy("5", "held")).await;
+    let data = small_bank(300);
+    let module = example("spend-by-category");
+    let result = run_job(&room, sandbox(), request(&module, &data, NANO))
+        .await
+        .expect("job");
+    assert_eq!(result.status, JobStatus::Held);
+    assert!(result.released.is_none(), "a held result is not handed out");
+    let released = decide_held(&room, &result.job_id, true)
+        .await
+        .expect("release")
+        .expect("table");
+    assert_eq!(released.metrics.len(), 3);
+    assert!(
+        decide_held(&room, &result.job_id, true).await.is_err(),
+        "a result is released once"
+    );
+    let second = run_job(&room, sandbox(), request(&module, &data, NANO))
+        .await
+        .expect("job");
+    assert!(
+        decide_held(&room, &second.job_id, false)
+            .await
+            .expect("withhold")
+            .is_none()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_limits_are_enforced_before_any_charge() {
+    let strict = Policy::parse(
+        "partner = \"socialco\"\ndataset = \"bank\"\nbudget_rho = \"1\"\nmax_groups_per_entity = 4\n",
+    )
+    .expect("policy");
+    let (_dir, room) = room_with(&strict).await;
+    let data = small_bank(20);
+    let module = example("spend-by-category");
+    match run_job(&room, sandbox(), request(&module, &data, NANO / 10)).await {
+        Err(JobError::Refused(why)) => assert!(why.contains("at most 4"), "{why}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    let table_module = example("column-sum");
+    match run_job(&room, sandbox(), request(&table_module, &data, NANO / 10)).await {
+        Err(JobError::Refused(why)) => assert!(why.contains("table mode"), "{why}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    match run_job(&room, sandbox(), request(&module, &data, 0)).await {
+        Err(JobError::Refused(_)) => {}
+        other => panic!("a zero cost must be refused under a noisy policy, got {other:?}"),
+    }
+    assert_eq!(
+        room.ledger()
+            .status("socialco", "bank")
+            .await
+            .expect("status")
+            .spent_nano_rho,
+        0
+    );
+}
