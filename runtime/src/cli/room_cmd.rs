@@ -15,9 +15,10 @@ use crate::dataset::schema::DatasetSchema;
 use crate::guest_boundary::sandbox::EngineSettings;
 use crate::guest_boundary::vetting::DEFAULT_MAX_MODULE_BYTES;
 use crate::guest_boundary::{Sandbox, vet};
-use crate::output_gate::mechanism::{Mechanism, format_nano, parse_nano, rho_to_epsilon};
+use crate::output_gate::mechanism::{Mechanism, Noise, format_nano, parse_nano, rho_to_epsilon};
 use crate::output_gate::receipt::Receipt;
 use crate::output_gate::release::ReleasedTable;
+use crate::output_gate::sampling::Rational;
 use crate::room::Room;
 use crate::room::jobs::{JobRequest, JobStatus, decide_held, list_jobs, plan_job, run_job};
 use crate::room::keys::{OperatorSecret, RoomPublicKeys};
@@ -92,6 +93,24 @@ pub(super) enum BudgetCommand {
         /// Privacy cost: rho under a Gaussian policy, epsilon under a Laplace one.
         #[arg(long)]
         cost: String,
+    },
+    /// The noise scale a cost buys for given sensitivities, without a room (for reviewers).
+    Scale {
+        /// gaussian (cost in rho) or laplace (cost in epsilon).
+        #[arg(long)]
+        mechanism: String,
+        /// The cost.
+        #[arg(long)]
+        cost: String,
+        /// Groups one entity can reach.
+        #[arg(long, default_value_t = 1)]
+        l0: u64,
+        /// Most one entity moves one group's number, in the quantity's own units.
+        #[arg(long, default_value_t = 1)]
+        linf: u64,
+        /// Quantities the cost is split over.
+        #[arg(long, default_value_t = 1)]
+        quantities: u64,
     },
 }
 
@@ -333,6 +352,45 @@ pub(super) fn budget(cmd: BudgetCommand) -> anyhow::Result<ExitCode> {
                 })
                 .collect();
             print!("{}", table(&header, &rows, 2));
+            Ok(ExitCode::SUCCESS)
+        }
+        BudgetCommand::Scale {
+            mechanism,
+            cost,
+            l0,
+            linf,
+            quantities,
+        } => {
+            let cost_nano = parse_nano(&cost).map_err(|e| anyhow::anyhow!("--cost: {e}"))?;
+            if cost_nano == 0 || l0 == 0 || linf == 0 || quantities == 0 {
+                bail!("--cost, --l0, --linf and --quantities must be positive");
+            }
+            let mech = match mechanism.as_str() {
+                "gaussian" => Mechanism::Gaussian,
+                "laplace" => Mechanism::Laplace,
+                other => bail!("--mechanism must be gaussian or laplace, not '{other}'"),
+            };
+            let per_quantity = cost_nano as f64 / 1e9 / quantities as f64;
+            let value = match crate::output_gate::mechanism::noise(
+                mech,
+                cost_nano,
+                quantities,
+                l0,
+                u128::from(linf),
+            ) {
+                Noise::Gaussian { sigma2 } => serde_json::json!({
+                    "mechanism": "gaussian", "sigma2_num": sigma2.num.to_string(), "sigma2_den": sigma2.den.to_string(),
+                    "sigma": sigma2.to_f64().sqrt(), "l2_sensitivity": (l0 as f64).sqrt() * linf as f64,
+                    "rho_per_quantity": per_quantity,
+                }),
+                Noise::Laplace { s, t } => serde_json::json!({
+                    "mechanism": "laplace", "scale_num": t.to_string(), "scale_den": s.to_string(),
+                    "scale": Rational::new(t, s).to_f64(), "l1_sensitivity": (l0 * linf) as f64,
+                    "epsilon_per_quantity": per_quantity,
+                }),
+                Noise::Exact => serde_json::json!({}),
+            };
+            println!("{}", serde_json::to_string_pretty(&value)?);
             Ok(ExitCode::SUCCESS)
         }
         BudgetCommand::Preview {

@@ -170,7 +170,9 @@ pub enum PlanError {
     ZeroCost,
 }
 
-fn noise(mechanism: Mechanism, cost_nano: u64, quantities: u64, l0: u64, linf: u128) -> Noise {
+/// The noise one quantity gets when `cost_nano` is split over `quantities` quantities and an
+/// entity reaches at most `l0` groups, moving each by at most `linf` (fixed-point units).
+pub fn noise(mechanism: Mechanism, cost_nano: u64, quantities: u64, l0: u64, linf: u128) -> Noise {
     let q = BigUint::from(quantities);
     let l0 = BigUint::from(l0);
     let linf = BigUint::from(linf);
