@@ -67,7 +67,7 @@ pub(super) enum ModeArg {
 #[derive(Args, Debug)]
 pub(super) struct DemoArgs {
     /// Customers in the synthetic bank.
-    #[arg(long, default_value_t = 20_000)]
+    #[arg(long, default_value_t = 50_000)]
     customers: usize,
     /// Where to write the data and results.
     #[arg(long, default_value = "strongroom-demo")]
@@ -423,7 +423,41 @@ pub fn build_examples(examples: &Path) -> anyhow::Result<PathBuf> {
         .join("release"))
 }
 
+const DEMO_MARKER: &str = ".strongroom-demo";
+
+fn fresh_demo_dir(out: &Path) -> anyhow::Result<()> {
+    if out.exists() {
+        let is_ours = out.join(DEMO_MARKER).exists();
+        let empty = std::fs::read_dir(out)
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(false);
+        if !is_ours && !empty {
+            bail!(
+                "{} exists and was not made by `strongroom demo`; pass --out with a new directory",
+                out.display()
+            );
+        }
+        if is_ours {
+            std::fs::remove_dir_all(out)
+                .with_context(|| format!("cannot clear {}", out.display()))?;
+        }
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    std::fs::write(
+        out.join(DEMO_MARKER),
+        "made by `strongroom demo`; safe to delete\n",
+    )?;
+    Ok(())
+}
+
 pub(super) fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    use crate::output_gate::mechanism::format_nano;
+    use crate::output_gate::receipt::Receipt;
+    use crate::room::Room;
+    use crate::room::jobs::{JobRequest, run_job};
+    use crate::room::keys::OperatorSecret;
+    use crate::room::policy::Policy;
+
     let examples = args.examples.clone().unwrap_or_else(|| {
         let beside_source = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("..")
@@ -434,53 +468,53 @@ pub(super) fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             PathBuf::from("examples")
         }
     });
-    let step = |n: u32, text: &str| {
-        println!("[{n}/4] {text}");
+    let step = |n: u32, who: &str, text: &str| {
+        println!("\n[{n}/7] {who}: {text}");
         let _ = std::io::stdout().flush();
     };
+    fresh_demo_dir(&args.out)?;
+
     step(
         1,
-        "partner: building the example query module from source (examples/spend-by-category)",
+        "partner",
+        "builds its query module from source (examples/spend-by-category)",
     );
-    let out_dir = build_examples(&examples)?;
-    let module_path = out_dir.join("spend_by_category.wasm");
+    let module_path = build_examples(&examples)?.join("spend_by_category.wasm");
+    let module = std::fs::read(&module_path)
+        .with_context(|| format!("cannot read {}", module_path.display()))?;
 
     step(
         2,
-        &format!(
-            "bank: generating a synthetic bank of {} customers",
-            number(args.customers as f64, 0)
-        ),
+        "operator",
+        "creates the room: sealing and signing keys, encrypted; its database",
     );
-    let bank = synthetic::generate(args.customers, 20.0, 2018);
-    let data_dir = args.out.join("data");
-    bank.write_csv(&data_dir)
-        .with_context(|| format!("cannot write {}", data_dir.display()))?;
+    // A fixed secret keeps the demo to one command. A real room takes it from
+    // STRONGROOM_PASSPHRASE or --secret-file, never from code.
+    let secret = OperatorSecret::new(b"insecure demo operator secret");
+    let room_dir = args.out.join("room");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let room = rt.block_on(Room::create(&room_dir, "demo-room", &secret))?;
     println!(
-        "      {} card transactions written to {}",
-        number(bank.transactions() as f64, 0),
-        data_dir.display()
+        "      room 'demo-room', key fingerprint {}",
+        room.keys.public.fingerprint()
     );
 
     step(
         3,
-        "room: vetting the module (imports, world, manifest, size)",
+        "bank",
+        &format!(
+            "prepares {} customers' data and its policy for the partner",
+            number(args.customers as f64, 0)
+        ),
     );
-    let bytes = std::fs::read(&module_path)
-        .with_context(|| format!("cannot read {}", module_path.display()))?;
-    let module = vet(&bytes, DEFAULT_MAX_MODULE_BYTES)?;
-    println!(
-        "      accepted {} {} sha256 {}",
-        module.manifest.name,
-        module.manifest.version,
-        &module.hash_hex()[..16]
-    );
-
-    step(
-        4,
-        "room: running it, one customer per fresh sandbox instance",
-    );
-    let schema = DatasetSchema::load(&data_dir.join("schema.toml"))?;
+    let bank = synthetic::generate(args.customers, 20.0, 2018);
+    let data_dir = args.out.join("bank-data");
+    bank.write_csv(&data_dir)
+        .with_context(|| format!("cannot write {}", data_dir.display()))?;
+    let schema_path = data_dir.join("schema.toml");
+    let schema = DatasetSchema::load(&schema_path)?;
     let tables = vec![
         ("customers".to_string(), data_dir.join("customers.csv")),
         (
@@ -489,56 +523,126 @@ pub(super) fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         ),
     ];
     let (dataset, _) = load_csv_tables(&tables, Some(&schema), "customer_id")?;
-    let cache = ModuleCache::open(&args.out.join("module-cache"))?;
-    let sandbox = Sandbox::new(&EngineSettings::default()).map_err(|e| anyhow::anyhow!("{e:#}"))?;
-    let prepared = sandbox.prepare(module, Some(&cache))?;
-    let manifest = prepared.module.manifest.clone();
-    let dataset = Arc::new(dataset);
-    let ctx = RunContext::new(
-        Arc::clone(&dataset),
-        manifest.clone(),
-        manifest.mode,
-        RunLimits::default(),
-        parse_seed(None)?,
-    )?;
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let started = Instant::now();
-    let report = sandbox.run(&prepared, Arc::new(ctx), threads);
-    let elapsed = started.elapsed();
-    println!();
-    print_report(
-        &prepared.module.hash_hex(),
-        &manifest,
-        manifest.mode,
-        &dataset,
-        &report,
-        elapsed,
-    );
-    if let Some(aggregate) = &report.aggregate {
-        let results = args.out.join("results");
-        std::fs::create_dir_all(&results)?;
-        for (i, metric) in manifest.metrics.iter().enumerate() {
-            let path = results.join(format!("{}.csv", metric.name));
-            let mut w = csv::Writer::from_path(&path)?;
-            let mut header: Vec<String> = metric.key.iter().map(Domain::label).collect();
-            header.extend(["value".into(), "entities".into(), "contributions".into()]);
-            w.write_record(&header)?;
-            for r in label_rows(aggregate, &manifest, &dataset, i) {
-                let mut cells = r.labels;
-                cells.extend([
-                    format!("{:.*}", usize::from(metric.decimals), r.value),
-                    r.entities.to_string(),
-                    r.contributions.to_string(),
-                ]);
-                w.write_record(&cells)?;
-            }
-            w.flush()?;
-        }
-        println!("\nresults written to {}", results.display());
+    let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
+    for (_, path) in &tables {
+        digest.update(&std::fs::read(path)?);
     }
-    Ok(if report.outcome.is_completed() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    let policy_text = "partner = \"socialco\"\ndataset = \"bank\"\nbudget_rho = \"1.0\"\nmechanism = \"gaussian\"\nmin_group_size = 50\nrelease = \"automatic\"\nmodes = [\"isolated\"]\n";
+    std::fs::write(args.out.join("policy.toml"), policy_text)?;
+    let policy = Policy::parse(policy_text).map_err(anyhow::Error::msg)?;
+    rt.block_on(room.set_policy(&policy))?;
+    println!(
+        "      {} card transactions; policy: budget rho 1.0, discrete Gaussian noise, groups under 50 customers suppressed",
+        number(bank.transactions() as f64, 0)
+    );
+
+    step(
+        4,
+        "room",
+        "vets the module: imports, WIT world, manifest, size",
+    );
+    let vetted = vet(&module, DEFAULT_MAX_MODULE_BYTES)?;
+    println!(
+        "      accepted {} {} (sha256 {})",
+        vetted.manifest.name,
+        vetted.manifest.version,
+        &vetted.hash_hex()[..16]
+    );
+
+    step(
+        5,
+        "room",
+        "charges rho 0.5 to the partner's budget, then runs the module one customer per fresh sandbox",
+    );
+    let sandbox = Sandbox::new(&EngineSettings::default()).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let dataset = Arc::new(dataset);
+    let started = Instant::now();
+    let request = JobRequest {
+        partner: "socialco",
+        module: &module,
+        dataset: Arc::clone(&dataset),
+        dataset_sha256: hex::encode(digest.finish().as_ref()),
+        cost_nano: 500_000_000,
+        threads,
+    };
+    let result = rt.block_on(run_job(&room, &sandbox, request))?;
+    println!(
+        "      job {}: outcome {} in {:.1} s",
+        result.job_id,
+        result.outcome,
+        started.elapsed().as_secs_f64()
+    );
+
+    step(
+        6,
+        "partner",
+        "receives the released aggregates (noisy, thresholded) and a signed receipt",
+    );
+    let Some(released) = &result.released else {
+        bail!(
+            "the demo job did not release a result (outcome {})",
+            result.outcome
+        );
+    };
+    super::room_cmd::print_released(released);
+    let results = args.out.join("results");
+    std::fs::create_dir_all(&results)?;
+    for metric in &released.metrics {
+        let mut w = csv::Writer::from_path(results.join(format!("{}.csv", metric.name)))?;
+        let mut header = metric.key.clone();
+        header.extend(["value".into(), "entities".into()]);
+        w.write_record(&header)?;
+        for g in &metric.groups {
+            let mut cells = g.labels.clone();
+            cells.extend([format!("{:.2}", g.value), format!("{:.0}", g.entities)]);
+            w.write_record(&cells)?;
+        }
+        w.flush()?;
+    }
+    std::fs::write(
+        results.join("result.json"),
+        serde_json::to_string(released)?,
+    )?;
+    std::fs::write(results.join("receipt.txt"), &result.receipt)?;
+    println!(
+        "\n      written to {} (one CSV per metric, result.json, receipt.txt)",
+        results.display()
+    );
+
+    step(
+        7,
+        "partner",
+        "verifies the receipt offline against the room's published key",
+    );
+    let verifier = room.keys.public.verifier().map_err(anyhow::Error::msg)?;
+    let receipt = Receipt::verify(&result.receipt, &verifier).map_err(anyhow::Error::msg)?;
+    let result_hash = hex::encode(
+        ring::digest::digest(
+            &ring::digest::SHA256,
+            &std::fs::read(results.join("result.json"))?,
+        )
+        .as_ref(),
+    );
+    if result_hash != receipt.result_sha256 {
+        bail!("the receipt does not cover the released result");
+    }
+    println!(
+        "      valid: room '{}' signed job {} (module {}, policy {}, result {})",
+        receipt.room,
+        receipt.job,
+        &receipt.module_sha256[..12],
+        &receipt.policy_sha256[..12],
+        &receipt.result_sha256[..12]
+    );
+    println!(
+        "      budget: charged rho {}, rho {} of 1.0 left for socialco on bank",
+        format_nano(result.charged_nano_rho),
+        format_nano(result.remaining_nano_rho)
+    );
+    println!(
+        "\nNo row, identifier or per-customer value left the room. Try the partner's development loop"
+    );
+    println!("on its own plaintext with `strongroom dev run` (see README.md).");
+    Ok(ExitCode::SUCCESS)
 }
