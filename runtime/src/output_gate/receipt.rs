@@ -2,7 +2,26 @@
 //! note (the same format as audit checkpoints) over a canonical text of the job's facts, signed
 //! with the room's Ed25519 key; `strongroom receipt verify` checks it offline.
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+
+use crate::audit_log::merkle::{Hash, leaf_hash, verify_inclusion};
 use crate::audit_log::note::{NoteError, Signer, Verifier, open};
+
+/// Where the job's release entry sits in the room's audit log, with the proof that it does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogPosition {
+    /// Index of the entry.
+    pub index: u64,
+    /// Size of the tree the proof is for.
+    pub size: u64,
+    /// Root of that tree.
+    pub root: Hash,
+    /// Inclusion proof of the entry.
+    pub proof: Vec<Hash>,
+    /// The entry's canonical text (partner-safe: hashes, codes, no guest text).
+    pub entry: String,
+}
 
 /// The facts a receipt binds together.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +48,8 @@ pub struct Receipt {
     pub cost_rho: String,
     /// When the job finished, RFC 3339 UTC.
     pub time: String,
+    /// The job's entry in the audit log, with its inclusion proof.
+    pub log: Option<LogPosition>,
 }
 
 const HEADER: &str = "strongroom receipt v1";
@@ -53,7 +74,25 @@ impl Receipt {
             },
             self.cost_rho,
             self.time
-        )
+        ) + &match &self.log {
+            Some(log) => format!(
+                "log index {}\nlog size {}\nlog root {}\nlog proof {}\nlog entry {}\n",
+                log.index,
+                log.size,
+                B64.encode(log.root),
+                if log.proof.is_empty() {
+                    "-".to_string()
+                } else {
+                    log.proof
+                        .iter()
+                        .map(|h| B64.encode(h))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                },
+                log.entry
+            ),
+            None => String::new(),
+        }
     }
 
     /// Signs the receipt into a signed note.
@@ -61,10 +100,33 @@ impl Receipt {
         signer.sign(&self.text())
     }
 
-    /// Verifies a signed receipt against the room's key and parses it.
+    /// Verifies a signed receipt against the room's key and parses it; when it carries a log
+    /// position, also checks the entry's inclusion proof and that the entry states the same facts.
     pub fn verify(note: &str, verifier: &Verifier) -> Result<Receipt, String> {
         let text = open(note, verifier).map_err(|e| e.to_string())?;
-        Receipt::parse(&text)
+        let receipt = Receipt::parse(&text)?;
+        if let Some(log) = &receipt.log {
+            verify_inclusion(
+                log.index,
+                log.size,
+                &leaf_hash(log.entry.as_bytes()),
+                &log.proof,
+                &log.root,
+            )
+            .map_err(|e| format!("the log inclusion proof does not verify: {e}"))?;
+            let entry: serde_json::Value = serde_json::from_str(&log.entry)
+                .map_err(|_| "the log entry is not JSON".to_string())?;
+            let field = |k: &str| entry.get(k).and_then(|v| v.as_str()).map(String::from);
+            let agrees = field("job").as_deref() == Some(receipt.job.as_str())
+                && field("module_sha256").as_deref() == Some(receipt.module_sha256.as_str())
+                && field("result_sha256").as_deref() == Some(receipt.result_sha256.as_str())
+                && field("policy_sha256").as_deref() == Some(receipt.policy_sha256.as_str())
+                && field("outcome").as_deref() == Some(receipt.outcome.as_str());
+            if !agrees {
+                return Err("the log entry does not state the receipt's facts".into());
+            }
+        }
+        Ok(receipt)
     }
 
     fn parse(text: &str) -> Result<Receipt, String> {
@@ -103,6 +165,46 @@ impl Receipt {
         };
         let cost_rho = next("cost rho")?;
         let time = next("time")?;
+        let log = match lines.next() {
+            None => None,
+            Some(first) => {
+                let index = first
+                    .strip_prefix("log index ")
+                    .and_then(|v| v.parse().ok())
+                    .ok_or("log index malformed")?;
+                let mut field = |key: &str| -> Result<String, String> {
+                    lines
+                        .next()
+                        .and_then(|l| l.strip_prefix(key))
+                        .map(String::from)
+                        .ok_or_else(|| format!("receipt line '{key}' missing"))
+                };
+                let size = field("log size ")?
+                    .parse()
+                    .map_err(|_| "log size malformed")?;
+                let hash = |s: &str| -> Result<Hash, String> {
+                    B64.decode(s)
+                        .ok()
+                        .and_then(|b| b.try_into().ok())
+                        .ok_or_else(|| "log hash malformed".to_string())
+                };
+                let root = hash(&field("log root ")?)?;
+                let proof_text = field("log proof ")?;
+                let proof = if proof_text == "-" {
+                    Vec::new()
+                } else {
+                    proof_text.split(',').map(hash).collect::<Result<_, _>>()?
+                };
+                let entry = field("log entry ")?;
+                Some(LogPosition {
+                    index,
+                    size,
+                    root,
+                    proof,
+                    entry,
+                })
+            }
+        };
         Ok(Receipt {
             room,
             job,
@@ -115,6 +217,7 @@ impl Receipt {
             result_sha256,
             cost_rho,
             time,
+            log,
         })
     }
 }

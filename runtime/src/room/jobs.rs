@@ -8,15 +8,17 @@ use sqlx::Row;
 
 use super::policy::{Policy, ReleaseMode};
 use super::{Room, RoomError, db};
+use crate::audit_log::entry::event;
 use crate::dataset::Dataset;
 use crate::guest_boundary::manifest::{Domain, Manifest};
 use crate::guest_boundary::vetting::DEFAULT_MAX_MODULE_BYTES;
 use crate::guest_boundary::{RunContext, RunLimits, Sandbox, vet};
 use crate::output_gate::ledger::LedgerError;
 use crate::output_gate::mechanism::{self, NoisePlan, format_nano};
-use crate::output_gate::receipt::Receipt;
+use crate::output_gate::receipt::{LogPosition, Receipt};
 use crate::output_gate::release::{self, ReleasedTable};
 use crate::output_gate::sampling::SystemRandomBytes;
+use serde_json::json;
 
 /// A partner's request to run a module on a dataset.
 pub struct JobRequest<'a> {
@@ -174,16 +176,82 @@ fn new_job_id() -> String {
     )
 }
 
+/// Coarse bucket of a fuel count for the log: the power of ten at or below it.
+fn fuel_bucket(fuel: u64) -> String {
+    if fuel == 0 {
+        "0".into()
+    } else {
+        format!("1e{}", fuel.ilog10())
+    }
+}
+
+/// Most bytes of guest-controlled text kept per job in the log.
+const MAX_GUEST_TEXT: usize = 16 * 1024;
+
+fn bounded(text: &str) -> String {
+    if text.len() <= MAX_GUEST_TEXT {
+        return text.to_string();
+    }
+    let mut end = MAX_GUEST_TEXT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...[truncated]", &text[..end])
+}
+
 /// Runs a job end to end. The budget is charged before the module runs and never refunded.
+/// Every step is recorded in the room's audit log; a refusal is recorded with its reason.
 pub async fn run_job(
+    room: &Room,
+    sandbox: &Sandbox,
+    request: JobRequest<'_>,
+) -> Result<JobResult, JobError> {
+    let partner = request.partner.to_string();
+    let dataset = request.dataset.name.clone();
+    let module_sha256 =
+        hex::encode(ring::digest::digest(&ring::digest::SHA256, request.module).as_ref());
+    let result = run_job_inner(room, sandbox, request).await;
+    if let Err(e) = &result
+        && matches!(
+            e,
+            JobError::Refused(_) | JobError::Budget(_) | JobError::Room(RoomError::NoPolicy { .. })
+        )
+    {
+        room.audit()
+            .append(
+                event::JOB_REFUSED,
+                json!({ "actor": format!("partner:{partner}"), "partner": partner, "dataset": dataset,
+                        "module_sha256": module_sha256, "reason": e.to_string() }),
+            )
+            .await
+            .map_err(RoomError::from)?;
+    }
+    result
+}
+
+async fn run_job_inner(
     room: &Room,
     sandbox: &Sandbox,
     request: JobRequest<'_>,
 ) -> Result<JobResult, JobError> {
     let dataset_name = request.dataset.name.clone();
     let policy = room.policy(request.partner, &dataset_name).await?;
-    let module = vet(request.module, DEFAULT_MAX_MODULE_BYTES)
-        .map_err(|e| JobError::Refused(e.to_string()))?;
+    let actor = format!("partner:{}", request.partner);
+    let vetted = vet(request.module, DEFAULT_MAX_MODULE_BYTES);
+    let module_sha256 =
+        hex::encode(ring::digest::digest(&ring::digest::SHA256, request.module).as_ref());
+    room.audit()
+        .append(
+            event::MODULE_VETTED,
+            json!({ "actor": actor, "module_sha256": module_sha256,
+                    "result": if vetted.is_ok() { "accepted" } else { "refused" },
+                    "reason": vetted.as_ref().err().map(|e| e.to_string()),
+                    "name": vetted.as_ref().ok().map(|m| m.manifest.name.clone()),
+                    "version": vetted.as_ref().ok().map(|m| m.manifest.version.clone()) }),
+        )
+        .await
+        .map_err(RoomError::from)?;
+    let module = vetted.map_err(|e| JobError::Refused(e.to_string()))?;
     let manifest = module.manifest.clone();
     let mut seed = [0u8; 32];
     SystemRandom::new()
@@ -210,6 +278,25 @@ pub async fn run_job(
         .ledger()
         .charge(request.partner, &dataset_name, &job_id, charged)
         .await?;
+    let audit = room.audit();
+    audit
+        .append(
+            event::DATASET_LOADED,
+            json!({ "actor": "room", "job": job_id, "dataset": dataset_name, "dataset_sha256": request.dataset_sha256,
+                    "entities": request.dataset.entities() as u64 }),
+        )
+        .await
+        .map_err(RoomError::from)?;
+    audit
+        .append(
+            event::BUDGET_CHARGED,
+            json!({ "actor": actor, "job": job_id, "partner": request.partner, "dataset": dataset_name,
+                    "module_sha256": prepared.module.hash_hex(), "policy_sha256": policy.sha256,
+                    "mechanism": format!("{:?}", policy.mechanism).to_lowercase(),
+                    "cost_nano_rho": charged, "remaining_nano_rho": status.remaining() }),
+        )
+        .await
+        .map_err(RoomError::from)?;
 
     let report = sandbox.run(&prepared, Arc::new(ctx), request.threads);
     let outcome = report.outcome.code().to_string();
@@ -220,6 +307,27 @@ pub async fn run_job(
             "{}\nstderr:\n{stderr}",
             bank_detail.unwrap_or_default()
         ));
+    }
+    audit
+        .append(
+            event::JOB_FINISHED,
+            json!({ "actor": "room", "job": job_id, "outcome": outcome, "units": report.units,
+                    "fuel_bucket": fuel_bucket(report.fuel_consumed), "seed": hex::encode(report.seed) }),
+        )
+        .await
+        .map_err(RoomError::from)?;
+    if report.detail.is_some() || !report.stderr.is_empty() || !report.stdout.is_empty() {
+        // Guest-controlled text: stored as escaped data, shown only to the bank's roles.
+        audit
+            .append(
+                event::JOB_DIAGNOSTICS,
+                json!({ "actor": "room", "job": job_id, "visibility": "bank",
+                        "trap_or_error": report.detail.as_deref().map(bounded),
+                        "guest_stdout": bounded(&String::from_utf8_lossy(&report.stdout)),
+                        "guest_stderr": bounded(&String::from_utf8_lossy(&report.stderr)) }),
+            )
+            .await
+            .map_err(RoomError::from)?;
     }
     let released = match &report.aggregate {
         Some(aggregate) => {
@@ -249,6 +357,21 @@ pub async fn run_job(
         (Some(_), ReleaseMode::Held) => JobStatus::Held,
     };
     let finished = db::now_rfc3339();
+    let release_event = match job_status {
+        JobStatus::Released => event::RESULT_RELEASED,
+        JobStatus::Held => event::RESULT_HELD,
+        _ => event::JOB_FINISHED,
+    };
+    let logged = audit
+        .append_with_proof(
+            release_event,
+            json!({ "actor": "room", "job": job_id, "partner": request.partner, "dataset": dataset_name,
+                    "dataset_sha256": request.dataset_sha256, "module_sha256": prepared.module.hash_hex(),
+                    "policy_sha256": policy.sha256, "outcome": outcome, "result_sha256": result_sha256,
+                    "cost_nano_rho": charged, "status": job_status.as_str() }),
+        )
+        .await
+        .map_err(RoomError::from)?;
     let receipt = Receipt {
         room: room.name().to_string(),
         job: job_id.clone(),
@@ -261,6 +384,13 @@ pub async fn run_job(
         result_sha256,
         cost_rho: format_nano(charged),
         time: finished.clone(),
+        log: Some(LogPosition {
+            index: logged.index,
+            size: logged.checkpoint.size,
+            root: logged.checkpoint.root,
+            proof: logged.proof,
+            entry: logged.entry,
+        }),
     }
     .sign(&room.keys.signer())
     .map_err(|e| JobError::Refused(e.to_string()))?;
@@ -364,6 +494,17 @@ pub async fn decide_held(
         .bind(job_id)
         .execute(&room.pool)
         .await?;
+    room.audit()
+        .append(
+            if release {
+                event::RESULT_RELEASED_BY_BANK
+            } else {
+                event::RESULT_WITHHELD
+            },
+            json!({ "actor": "bank", "job": job_id }),
+        )
+        .await
+        .map_err(RoomError::from)?;
     if !release {
         return Ok(None);
     }

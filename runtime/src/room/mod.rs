@@ -18,6 +18,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use sqlx::{Row, SqlitePool};
 
+use crate::audit_log::entry::event;
+use crate::audit_log::log::{AuditLog, LogError};
 use crate::guest_boundary::cache::ModuleCache;
 use crate::output_gate::ledger::PrivacyLedger;
 use keys::{KeyError, OperatorSecret, RoomKeys};
@@ -33,6 +35,9 @@ pub enum RoomError {
     /// Database trouble.
     #[error("room database: {0}")]
     Database(#[from] sqlx::Error),
+    /// Audit log trouble.
+    #[error(transparent)]
+    Audit(#[from] LogError),
     /// Migration trouble.
     #[error("room database migration: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
@@ -137,6 +142,11 @@ impl Room {
         &self.keys.public.name
     }
 
+    /// The audit log, signing with the room's key.
+    pub fn audit(&self) -> AuditLog<'_> {
+        AuditLog::new(&self.pool, self.keys.signer(), self.name())
+    }
+
     /// The privacy ledger.
     pub fn ledger(&self) -> PrivacyLedger {
         PrivacyLedger::new(self.pool.clone())
@@ -151,6 +161,26 @@ impl Room {
     /// Stores a policy (replacing the previous one for its partner and dataset) and sets the
     /// budget it names. What was already spent stays spent.
     pub async fn set_policy(&self, policy: &Policy) -> Result<(), RoomError> {
+        let previous = self.policy(&policy.partner, &policy.dataset).await.ok();
+        let (removed, added) = match &previous {
+            Some(old) => (
+                old.text
+                    .lines()
+                    .filter(|l| !policy.text.lines().any(|n| n == *l))
+                    .map(String::from)
+                    .collect(),
+                policy
+                    .text
+                    .lines()
+                    .filter(|l| !old.text.lines().any(|o| o == *l))
+                    .map(String::from)
+                    .collect(),
+            ),
+            None => (
+                Vec::new(),
+                policy.text.lines().map(String::from).collect::<Vec<_>>(),
+            ),
+        };
         sqlx::query(
             "INSERT INTO policies (partner, dataset, policy_toml, policy_sha256, set_at) VALUES (?, ?, ?, ?, ?) \
              ON CONFLICT (partner, dataset) DO UPDATE SET policy_toml = excluded.policy_toml, \
@@ -167,6 +197,17 @@ impl Room {
             .set_budget(&policy.partner, &policy.dataset, policy.budget_nano_rho)
             .await
             .map_err(|e| RoomError::Invalid(e.to_string()))?;
+        self.audit()
+            .append(
+                event::POLICY_SET,
+                serde_json::json!({
+                    "actor": "bank", "partner": policy.partner, "dataset": policy.dataset,
+                    "policy_sha256": policy.sha256,
+                    "previous_sha256": previous.map(|p| p.sha256),
+                    "diff": { "removed": removed, "added": added },
+                }),
+            )
+            .await?;
         Ok(())
     }
 

@@ -1,0 +1,287 @@
+//! The log itself: entries appended to the room's database, a Merkle tree over them, and signed
+//! checkpoints.
+//!
+//! Durability: an append is one `BEGIN IMMEDIATE` transaction in SQLite (WAL, `synchronous =
+//! FULL`), so it is on disk before `append` returns. We chose the database over an append-only
+//! file because the ledger and jobs live there too: an event and the state change it records can
+//! commit together, and there is one thing to back up.
+//!
+//! Each entry is stored with the room's signature over the checkpoint (origin, size, root) of the
+//! tree that ends with it. A checkpoint is only ever computed from committed rows, so it never
+//! covers an entry that is not durable; and the per-entry signatures let an offline verifier name
+//! the first entry that was changed, dropped, reordered or inserted.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde_json::{Map, Value, json};
+use sqlx::{Row, SqlitePool};
+
+use super::entry::canonical;
+use super::merkle::{Frontier, Hash, MerkleTree, leaf_hash};
+use super::note::{Note, NoteError, Signer, Verifier};
+use crate::room::db::now_rfc3339;
+
+/// Why the log could not be written or read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LogError {
+    /// Database trouble.
+    #[error("audit log database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Stored data is inconsistent.
+    #[error("audit log is corrupt: {0}")]
+    Corrupt(String),
+    /// Signing or parsing a note failed.
+    #[error(transparent)]
+    Note(#[from] NoteError),
+}
+
+/// A checkpoint: the C2SP tlog-checkpoint body (origin, size, base64 root).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// The log's origin line, naming the room.
+    pub origin: String,
+    /// Number of entries.
+    pub size: u64,
+    /// Merkle root.
+    pub root: Hash,
+}
+
+impl Checkpoint {
+    /// The body text.
+    pub fn text(&self) -> String {
+        format!(
+            "{}\n{}\n{}\n",
+            self.origin,
+            self.size,
+            B64.encode(self.root)
+        )
+    }
+
+    /// Parses a body text (extension lines after the root are allowed and ignored).
+    pub fn parse(text: &str) -> Result<Checkpoint, String> {
+        let mut lines = text.lines();
+        let origin = lines
+            .next()
+            .filter(|l| !l.is_empty())
+            .ok_or("checkpoint has no origin line")?;
+        let size = lines
+            .next()
+            .and_then(|l| l.parse::<u64>().ok())
+            .ok_or("checkpoint size is not a number")?;
+        let root: Hash = lines
+            .next()
+            .and_then(|l| B64.decode(l).ok())
+            .and_then(|b| b.try_into().ok())
+            .ok_or("checkpoint root is not a base64 SHA-256 hash")?;
+        Ok(Checkpoint {
+            origin: origin.to_string(),
+            size,
+            root,
+        })
+    }
+
+    /// Opens a signed checkpoint note with the room's verifier.
+    pub fn open(note: &str, verifier: &Verifier) -> Result<Checkpoint, String> {
+        let parsed = Note::parse(note).map_err(|e| e.to_string())?;
+        parsed.verify(verifier).map_err(|e| e.to_string())?;
+        Checkpoint::parse(&parsed.text)
+    }
+}
+
+/// The origin line for a room's log.
+pub fn origin_for(room: &str) -> String {
+    format!("strongroom/{room}")
+}
+
+/// One exported line: the entry, its index, and the signature over the tree head ending with it.
+pub fn export_line(index: u64, entry: &str, signature: &str) -> Result<String, LogError> {
+    let entry: Value = serde_json::from_str(entry).map_err(|e| LogError::Corrupt(e.to_string()))?;
+    canonical(&json!({ "index": index, "entry": entry, "tree_head_signature": signature }))
+        .map_err(|e| LogError::Corrupt(e.to_string()))
+}
+
+/// What an append returns.
+#[derive(Debug, Clone)]
+pub struct Appended {
+    /// Index of the new entry.
+    pub index: u64,
+    /// Its canonical text.
+    pub entry: String,
+    /// The tree head ending with it.
+    pub checkpoint: Checkpoint,
+    /// Its inclusion proof in that tree.
+    pub proof: Vec<Hash>,
+}
+
+/// A stored entry.
+#[derive(Debug, Clone)]
+pub struct StoredEntry {
+    /// Position in the log.
+    pub index: u64,
+    /// Canonical JSON.
+    pub entry: String,
+    /// Signature over the tree head of size `index + 1`.
+    pub signature: String,
+}
+
+/// The room's audit log.
+pub struct AuditLog<'a> {
+    pool: &'a SqlitePool,
+    signer: Signer,
+    origin: String,
+}
+
+impl<'a> AuditLog<'a> {
+    /// The log in `pool`, signing with `signer` (the room's key, named after the room).
+    pub fn new(pool: &'a SqlitePool, signer: Signer, room: &str) -> Self {
+        AuditLog {
+            pool,
+            signer,
+            origin: origin_for(room),
+        }
+    }
+
+    /// Appends an event, durably; returns its index. `fields` is an object of event details;
+    /// `index`, `time`, and `event` are added.
+    pub async fn append(&self, event: &str, fields: Value) -> Result<u64, LogError> {
+        Ok(self.append_with_proof(event, fields).await?.index)
+    }
+
+    /// Appends an event and returns, with its index, the entry's canonical text, the tree head
+    /// that ends with it and the inclusion proof of the entry in that tree.
+    pub async fn append_with_proof(
+        &self,
+        event: &str,
+        fields: Value,
+    ) -> Result<Appended, LogError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let row = sqlx::query("SELECT size, nodes FROM audit_frontier WHERE id = 1")
+            .fetch_optional(&mut *tx)
+            .await?;
+        let mut frontier = match row {
+            Some(r) => {
+                let size = r.get::<i64, _>("size").max(0) as u64;
+                let nodes: Vec<u8> = r.get("nodes");
+                Frontier::from_bytes(size, &nodes).ok_or_else(|| {
+                    LogError::Corrupt("stored frontier does not match its size".into())
+                })?
+            }
+            None => Frontier::new(),
+        };
+        let index = frontier.size();
+        let mut map = match fields {
+            Value::Object(m) => m,
+            Value::Null => Map::new(),
+            other => {
+                let mut m = Map::new();
+                m.insert("details".into(), other);
+                m
+            }
+        };
+        map.insert("index".into(), json!(index));
+        map.insert("time".into(), json!(now_rfc3339()));
+        map.insert("event".into(), json!(event));
+        let entry = canonical(&Value::Object(map)).map_err(|e| LogError::Corrupt(e.to_string()))?;
+        let leaf = leaf_hash(entry.as_bytes());
+        // The audit path of the newest leaf is the old right edge, smallest subtree first.
+        let proof: Vec<Hash> = frontier.nodes().iter().rev().copied().collect();
+        frontier.push(leaf);
+        let checkpoint = Checkpoint {
+            origin: self.origin.clone(),
+            size: frontier.size(),
+            root: frontier.root(),
+        };
+        let signature = self.signer.signature(&checkpoint.text());
+        let signature = signature
+            .split_once(' ')
+            .map_or(signature.clone(), |(_, s)| s.to_string());
+        sqlx::query("INSERT INTO audit_entries (idx, entry, leaf_hash, tree_head_signature) VALUES (?, ?, ?, ?)")
+            .bind(index as i64)
+            .bind(&entry)
+            .bind(leaf.as_slice())
+            .bind(&signature)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO audit_frontier (id, size, nodes) VALUES (1, ?, ?) \
+             ON CONFLICT (id) DO UPDATE SET size = excluded.size, nodes = excluded.nodes",
+        )
+        .bind(frontier.size() as i64)
+        .bind(frontier.to_bytes())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Appended {
+            index,
+            entry,
+            checkpoint,
+            proof,
+        })
+    }
+
+    /// The number of durable entries.
+    pub async fn size(&self) -> Result<u64, LogError> {
+        let size: Option<i64> = sqlx::query_scalar("SELECT size FROM audit_frontier WHERE id = 1")
+            .fetch_optional(self.pool)
+            .await?;
+        Ok(size.unwrap_or(0).max(0) as u64)
+    }
+
+    /// A signed checkpoint of the log as it is durably now.
+    pub async fn checkpoint(&self) -> Result<(Checkpoint, String), LogError> {
+        let row = sqlx::query("SELECT size, nodes FROM audit_frontier WHERE id = 1")
+            .fetch_optional(self.pool)
+            .await?;
+        let frontier = match row {
+            Some(r) => Frontier::from_bytes(
+                r.get::<i64, _>("size").max(0) as u64,
+                &r.get::<Vec<u8>, _>("nodes"),
+            )
+            .ok_or_else(|| LogError::Corrupt("stored frontier does not match its size".into()))?,
+            None => Frontier::new(),
+        };
+        let checkpoint = Checkpoint {
+            origin: self.origin.clone(),
+            size: frontier.size(),
+            root: frontier.root(),
+        };
+        let note = self.signer.sign(&checkpoint.text())?;
+        Ok((checkpoint, note))
+    }
+
+    /// Entries from `from` on, in order.
+    pub async fn entries(&self, from: u64) -> Result<Vec<StoredEntry>, LogError> {
+        let rows = sqlx::query(
+            "SELECT idx, entry, tree_head_signature FROM audit_entries WHERE idx >= ? ORDER BY idx",
+        )
+        .bind(from as i64)
+        .fetch_all(self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| StoredEntry {
+                index: r.get::<i64, _>("idx").max(0) as u64,
+                entry: r.get("entry"),
+                signature: r.get("tree_head_signature"),
+            })
+            .collect())
+    }
+
+    /// The whole tree, built from the stored leaf hashes (O(n); for proofs).
+    pub async fn tree(&self) -> Result<MerkleTree, LogError> {
+        let rows = sqlx::query("SELECT leaf_hash FROM audit_entries ORDER BY idx")
+            .fetch_all(self.pool)
+            .await?;
+        let mut leaves = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let bytes: Vec<u8> = r.get("leaf_hash");
+            leaves.push(
+                bytes
+                    .try_into()
+                    .map_err(|_| LogError::Corrupt("a stored leaf hash is not 32 bytes".into()))?,
+            );
+        }
+        Ok(MerkleTree::from_leaf_hashes(leaves))
+    }
+}
