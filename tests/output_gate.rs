@@ -260,8 +260,9 @@ async fn racing_charges_never_overspend() {
             .spent_nano_rho,
         NANO
     );
+    let winner = if a.is_ok() { "last-a" } else { "last-b" };
     assert!(matches!(
-        reopened.charge("p", "d", "job-0", 0).await,
+        reopened.charge("p", "d", winner, 0).await,
         Err(LedgerError::DuplicateJob(_))
     ));
 }
