@@ -1,5 +1,6 @@
 //! The `strongroom` command line. Thin: parses arguments, calls the library, prints results.
 
+mod audit_cmd;
 mod dev;
 mod render;
 mod room_cmd;
@@ -75,6 +76,9 @@ enum Command {
     /// Receipts.
     #[command(subcommand)]
     Receipt(room_cmd::ReceiptCommand),
+    /// The audit log: show, export, checkpoint, prove, and verify offline.
+    #[command(subcommand)]
+    Audit(audit_cmd::AuditCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -113,6 +117,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => room_cmd::run(args),
         Command::Results(cmd) => room_cmd::results(cmd),
         Command::Receipt(cmd) => room_cmd::receipt(cmd),
+        Command::Audit(cmd) => audit_cmd::run(cmd),
     };
     match result {
         Ok(code) => code,

@@ -26,7 +26,7 @@ use crate::room::policy::Policy;
 
 /// Where the room is and how to open its keys.
 #[derive(Args, Debug, Clone)]
-pub(super) struct RoomArgs {
+pub struct RoomArgs {
     /// The room directory.
     #[arg(long)]
     room: PathBuf,
@@ -185,14 +185,14 @@ pub(super) struct RunArgs {
     json: bool,
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(super) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")
 }
 
-async fn open_room(args: &RoomArgs) -> anyhow::Result<Room> {
+pub(super) async fn open_room(args: &RoomArgs) -> anyhow::Result<Room> {
     let secret = OperatorSecret::from_env_or_file(args.secret_file.as_deref())?;
     Ok(Room::open(&args.room, &secret).await?)
 }

@@ -104,11 +104,22 @@ impl Room {
         let pool = db::open(&dir.join("room.db")).await?;
         std::fs::write(dir.join("room.toml"), format!("name = \"{name}\"\n"))
             .map_err(|e| RoomError::Invalid(format!("{}: {e}", dir.display())))?;
-        Ok(Room {
+        let room = Room {
             dir: dir.to_path_buf(),
             keys,
             pool,
-        })
+        };
+        let public = &room.keys.public;
+        room.audit()
+            .append(
+                event::ROOM_CREATED,
+                serde_json::json!({
+                    "actor": "operator", "room": name, "fingerprint": public.fingerprint(),
+                    "sealing_x25519": hex::encode(public.sealing), "signing_ed25519": hex::encode(public.signing),
+                }),
+            )
+            .await?;
+        Ok(room)
     }
 
     /// Opens the room in `dir` with the operator's secret.
