@@ -15,6 +15,7 @@
 
 pub mod audit_log;
 pub mod cli;
+pub mod data_at_rest;
 pub mod dataset;
 pub mod guest_boundary;
 pub mod output_gate;

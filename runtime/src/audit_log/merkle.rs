@@ -107,7 +107,7 @@ impl MerkleTree {
         }
         self.levels[0].push(leaf);
         let mut k = 0;
-        while self.levels[k].len() % 2 == 0 {
+        while self.levels[k].len().is_multiple_of(2) {
             let n = self.levels[k].len();
             let h = node_hash(&self.levels[k][n - 2], &self.levels[k][n - 1]);
             if self.levels.len() == k + 1 {
@@ -126,7 +126,7 @@ impl MerkleTree {
     /// Hash of leaves `[lo, hi)`, where the range is a subtree of an RFC 6962 tree.
     fn subtree(&self, lo: u64, hi: u64) -> Hash {
         let n = hi - lo;
-        if n.is_power_of_two() && lo % n == 0 {
+        if n.is_power_of_two() && lo.is_multiple_of(n) {
             let k = n.trailing_zeros() as usize;
             return self.levels[k][(lo >> k) as usize];
         }
@@ -432,7 +432,7 @@ impl Frontier {
 
     /// From the stored form; checks the node count matches `size`.
     pub fn from_bytes(size: u64, bytes: &[u8]) -> Option<Frontier> {
-        if bytes.len() % 32 != 0 || bytes.len() / 32 != size.count_ones() as usize {
+        if !bytes.len().is_multiple_of(32) || bytes.len() / 32 != size.count_ones() as usize {
             return None;
         }
         let nodes = bytes

@@ -4,6 +4,7 @@ mod audit_cmd;
 mod dev;
 mod render;
 mod room_cmd;
+mod seal_cmd;
 pub mod toolchain;
 
 use std::path::PathBuf;
@@ -79,6 +80,39 @@ enum Command {
     /// The audit log: show, export, checkpoint, prove, and verify offline.
     #[command(subcommand)]
     Audit(audit_cmd::AuditCommand),
+    /// Create a sealing party's signing key (a bank signs the datasets it seals with it).
+    PartyKey {
+        /// The party's name, e.g. the bank's.
+        #[arg(long)]
+        name: String,
+        /// Where to write the key (created 0600).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Seal a dataset to a room, on the bank's machine, with only the room's public key.
+    Seal {
+        /// Dataset schema (TOML).
+        #[arg(long)]
+        schema: PathBuf,
+        /// The room's public keys (room.pub, from `strongroom room pubkey`).
+        #[arg(long)]
+        room_key: PathBuf,
+        /// The sealing party's key (from `strongroom party-key`).
+        #[arg(long)]
+        party_key: PathBuf,
+        /// A table as NAME=FILE.csv; repeat for each table.
+        #[arg(long = "table", value_name = "NAME=FILE", required = true)]
+        tables: Vec<String>,
+        /// Output file (written to a temporary file, renamed on success).
+        #[arg(long)]
+        out: PathBuf,
+        /// Rows per encrypted chunk.
+        #[arg(long, default_value_t = 65_536)]
+        chunk_rows: usize,
+    },
+    /// Sealed datasets.
+    #[command(subcommand)]
+    Dataset(seal_cmd::DatasetCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -118,6 +152,16 @@ pub fn main() -> ExitCode {
         Command::Results(cmd) => room_cmd::results(cmd),
         Command::Receipt(cmd) => room_cmd::receipt(cmd),
         Command::Audit(cmd) => audit_cmd::run(cmd),
+        Command::PartyKey { name, out } => seal_cmd::party_key(&name, &out),
+        Command::Seal {
+            schema,
+            room_key,
+            party_key,
+            tables,
+            out,
+            chunk_rows,
+        } => seal_cmd::seal_command(&schema, &room_key, &party_key, &tables, &out, chunk_rows),
+        Command::Dataset(cmd) => seal_cmd::dataset(cmd),
     };
     match result {
         Ok(code) => code,

@@ -29,20 +29,23 @@ use crate::room::policy::Policy;
 pub struct RoomArgs {
     /// The room directory.
     #[arg(long)]
-    room: PathBuf,
+    pub(super) room: PathBuf,
     /// File holding the operator secret (default: the STRONGROOM_PASSPHRASE environment variable).
     #[arg(long)]
-    secret_file: Option<PathBuf>,
+    pub(super) secret_file: Option<PathBuf>,
 }
 
 /// The dataset a run reads: CSV tables checked against the bank's schema.
 #[derive(Args, Debug, Clone)]
 pub(super) struct DataArgs {
-    /// Dataset schema (TOML).
-    #[arg(long)]
-    schema: PathBuf,
-    /// A table as NAME=FILE.csv; repeat for each table.
-    #[arg(long = "table", value_name = "NAME=FILE", required = true)]
+    /// A sealed dataset (from `strongroom seal`), opened in memory with the room's key.
+    #[arg(long, conflicts_with_all = ["schema", "tables"])]
+    dataset: Option<PathBuf>,
+    /// Or, plaintext: the dataset schema (TOML) ...
+    #[arg(long, requires = "tables")]
+    schema: Option<PathBuf>,
+    /// ... and each table as NAME=FILE.csv.
+    #[arg(long = "table", value_name = "NAME=FILE")]
     tables: Vec<String>,
 }
 
@@ -271,8 +274,21 @@ pub(super) fn policy(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn load_data(data: &DataArgs) -> anyhow::Result<(Dataset, String)> {
-    let schema = DatasetSchema::load(&data.schema)?;
+fn load_data(data: &DataArgs, room: &Room) -> anyhow::Result<(Dataset, String)> {
+    if let Some(path) = &data.dataset {
+        let sealed = crate::data_at_rest::open::SealedFile::read(path)?;
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let dataset = sealed
+            .open(&room.keys, threads)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        return Ok((dataset, sealed.header_sha256()));
+    }
+    let Some(schema_path) = &data.schema else {
+        bail!(
+            "give the data: --dataset FILE.sealed, or --schema S.toml with --table NAME=FILE.csv"
+        );
+    };
+    let schema = DatasetSchema::load(schema_path)?;
     let mut tables = Vec::new();
     for spec in &data.tables {
         let Some((name, path)) = spec.split_once('=') else {
@@ -282,7 +298,7 @@ fn load_data(data: &DataArgs) -> anyhow::Result<(Dataset, String)> {
     }
     // The dataset's identity: its schema and every table's bytes, in schema order.
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    ctx.update(&std::fs::read(&data.schema)?);
+    ctx.update(&std::fs::read(schema_path)?);
     for table in &schema.tables {
         if let Some((name, path)) = tables.iter().find(|(n, _)| n == &table.name) {
             ctx.update(name.as_bytes());
@@ -404,12 +420,12 @@ pub(super) fn budget(cmd: BudgetCommand) -> anyhow::Result<ExitCode> {
             let bytes = std::fs::read(&module)
                 .with_context(|| format!("cannot read {}", module.display()))?;
             let vetted = vet(&bytes, DEFAULT_MAX_MODULE_BYTES)?;
-            let (dataset, _) = load_data(&data)?;
-            let (policy, status) = runtime()?.block_on(async {
+            let (dataset, policy, status) = runtime()?.block_on(async {
                 let room = open_room(&room).await?;
+                let (dataset, _) = load_data(&data, &room)?;
                 let policy = room.policy(&partner, &dataset.name).await?;
                 let status = room.ledger().status(&partner, &dataset.name).await?;
-                anyhow::Ok((policy, status))
+                anyhow::Ok((dataset, policy, status))
             })?;
             let plan = plan_job(&policy, &vetted.manifest, &dataset, cost_nano)?;
             let charge = crate::output_gate::mechanism::ledger_cost(policy.mechanism, cost_nano);
@@ -511,13 +527,13 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let cost_nano = parse_nano(&args.cost).map_err(|e| anyhow::anyhow!("--cost: {e}"))?;
     let module = std::fs::read(&args.module)
         .with_context(|| format!("cannot read {}", args.module.display()))?;
-    let (dataset, digest) = load_data(&args.data)?;
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let sandbox = Sandbox::new(&EngineSettings::default()).map_err(|e| anyhow::anyhow!("{e:#}"))?;
     let result = runtime()?.block_on(async {
         let room = open_room(&args.room).await?;
+        let (dataset, digest) = load_data(&args.data, &room)?;
         let request = JobRequest {
             partner: &args.partner,
             module: &module,

@@ -7,7 +7,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 /// What a column is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// The privacy unit's key (e.g. customer_id): grouping and counting only, never to a guest.
@@ -27,7 +27,7 @@ pub enum Role {
 }
 
 /// What to do with a category value that is not in the dictionary.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OnUnknown {
     /// Refuse the input, naming file, line and column.
@@ -38,7 +38,7 @@ pub enum OnUnknown {
 }
 
 /// One column.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ColumnSchema {
     /// Column name (the CSV header).
@@ -66,7 +66,7 @@ pub struct ColumnSchema {
 }
 
 /// One table.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TableSchema {
     /// Table name.
@@ -76,7 +76,7 @@ pub struct TableSchema {
 }
 
 /// A dataset schema.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatasetSchema {
     /// Dataset name.
@@ -150,6 +150,28 @@ impl DatasetSchema {
         }
         schema.check(&shown)?;
         Ok(schema)
+    }
+
+    /// Parses and checks a schema from text whose dictionaries are all inline (as in a sealed
+    /// header).
+    pub fn parse_inline(text: &str, origin: &str) -> Result<DatasetSchema, SchemaError> {
+        let schema: DatasetSchema = toml::from_str(text).map_err(|e| SchemaError::Parse {
+            path: origin.into(),
+            message: e.to_string(),
+        })?;
+        schema.check(origin)?;
+        Ok(schema)
+    }
+
+    /// The schema as TOML with every dictionary inline, for embedding in a sealed dataset.
+    pub fn to_inline_toml(&self) -> String {
+        let mut inline = self.clone();
+        for t in &mut inline.tables {
+            for c in &mut t.columns {
+                c.dictionary_file = None;
+            }
+        }
+        toml::to_string(&inline).unwrap_or_default()
     }
 
     /// Checks that the schema is consistent.

@@ -1,0 +1,12 @@
+//! Boundary: data at rest. A bank seals a dataset to the room's public key on its own machine;
+//! only the room can open it, and any tampering is detected before a single row is used.
+//!
+//! - `format.rs`: the sealed-dataset layout (docs/formats/sealed-dataset.md), nonces and AAD;
+//! - `seal.rs`: sealing (HPKE-wrapped data key, AES-256-GCM chunks of Arrow IPC batches);
+//! - `open.rs`: inspecting without the key, and opening with it, chunk by chunk, in parallel;
+//! - `party.rs`: the sealing party's signing key.
+
+pub mod format;
+pub mod open;
+pub mod party;
+pub mod seal;

@@ -1,0 +1,278 @@
+//! Sealed datasets under attack: every tampering is rejected with its own clear error, and nothing
+//! from a rejected file is ever decoded, let alone shown to a guest.
+
+use std::path::{Path, PathBuf};
+
+use strongroom::data_at_rest::open::{OpenError, SealedFile};
+use strongroom::data_at_rest::party::PartyKey;
+use strongroom::data_at_rest::seal::seal;
+use strongroom::dataset::schema::DatasetSchema;
+use strongroom::dataset::synthetic;
+use strongroom::guest_boundary::{Outcome, RunLimits};
+use strongroom::room::keys::{OperatorSecret, RoomKeys};
+use strongroom_tests::{example, prepare, run};
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    room: RoomKeys,
+    party: PartyKey,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let room = RoomKeys::generate(
+        "room-a",
+        &dir.path().join("keys-a"),
+        &OperatorSecret::new(b"a"),
+    )
+    .expect("room keys");
+    let party = PartyKey::generate("bigbank", &dir.path().join("bank.key")).expect("party key");
+    Fixture { dir, room, party }
+}
+
+fn seal_bank(f: &Fixture, room: &RoomKeys, customers: usize, seed: u64, name: &str) -> PathBuf {
+    let data = f.dir.path().join(format!("data-{name}"));
+    synthetic::generate(customers, 8.0, seed)
+        .write_csv(&data)
+        .expect("csv");
+    let schema = DatasetSchema::load(&data.join("schema.toml")).expect("schema");
+    let tables = vec![
+        ("customers".to_string(), data.join("customers.csv")),
+        ("transactions".to_string(), data.join("transactions.csv")),
+    ];
+    let out = f.dir.path().join(format!("{name}.sealed"));
+    seal(&schema, &tables, &room.public, &f.party, 200, &out, false).expect("sealed");
+    out
+}
+
+/// Re-assembles a sealed file from its parts.
+fn assemble(file: &SealedFile, chunks: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = b"SRSEALD1".to_vec();
+    out.extend_from_slice(&(file.header_bytes.len() as u32).to_le_bytes());
+    out.extend_from_slice(&file.header_bytes);
+    out.extend_from_slice(&(file.signature.len() as u16).to_le_bytes());
+    out.extend_from_slice(&file.signature);
+    for c in chunks {
+        out.extend_from_slice(&(c.len() as u32).to_le_bytes());
+        out.extend_from_slice(c);
+    }
+    out
+}
+
+fn open_bytes(bytes: &[u8], room: &RoomKeys) -> Result<(), OpenError> {
+    SealedFile::parse(bytes)?.open(room, 2).map(|_| ())
+}
+
+fn read(path: &Path) -> (Vec<u8>, SealedFile) {
+    let bytes = std::fs::read(path).expect("read");
+    let file = SealedFile::parse(&bytes).expect("parses");
+    (bytes, file)
+}
+
+#[test]
+fn a_sealed_dataset_opens_to_the_same_result_as_its_plaintext() {
+    let f = fixture();
+    let path = seal_bank(&f, &f.room, 300, 5, "bank");
+    let (_, file) = read(&path);
+    assert!(
+        file.chunks.len() > 5,
+        "small chunks give many chunks: {}",
+        file.chunks.len()
+    );
+    let opened = std::sync::Arc::new(file.open(&f.room, 2).expect("opens"));
+    let plain = std::sync::Arc::new(synthetic::generate(300, 8.0, 5).dataset());
+    assert_eq!(opened.entity_keys, plain.entity_keys);
+    let module = prepare(&example("spend-by-category"));
+    let a = run(&module, &opened, RunLimits::default());
+    let b = run(&module, &plain, RunLimits::default());
+    assert_eq!(a.outcome, Outcome::Completed);
+    assert_eq!(
+        a.aggregate, b.aggregate,
+        "sealing changes nothing a query sees"
+    );
+    // Identifiers survive for the host, and never become guest columns.
+    let customers = opened.table("customers").expect("customers");
+    assert_eq!(customers.identifiers.len(), 2);
+    assert!(customers.column("email").is_none());
+}
+
+#[test]
+fn every_region_of_the_file_is_authenticated() {
+    let f = fixture();
+    let path = seal_bank(&f, &f.room, 120, 6, "bank");
+    let (bytes, file) = read(&path);
+    let n = file.chunks.len() as u64;
+    open_bytes(&bytes, &f.room).expect("the untouched file opens");
+
+    // Magic.
+    let mut b = bytes.clone();
+    b[0] ^= 1;
+    assert!(matches!(
+        open_bytes(&b, &f.room),
+        Err(OpenError::Malformed(_))
+    ));
+
+    // Header fields, including the encapsulated and wrapped keys: the sealing party's signature
+    // breaks (or the JSON does).
+    let header_start = 12;
+    let text = String::from_utf8(file.header_bytes.clone()).expect("utf8");
+    for field in [
+        "\"dataset\":",
+        "\"encapsulated_key\":\"",
+        "\"wrapped_key\":\"",
+        "\"nonce_prefix\":\"",
+        "\"chunk_rows\":",
+    ] {
+        let at = header_start + text.find(field).expect("field") + field.len() + 2;
+        let mut b = bytes.clone();
+        b[at] = if b[at] == b'A' { b'B' } else { b'A' };
+        let err = open_bytes(&b, &f.room).expect_err(field);
+        assert!(
+            matches!(err, OpenError::BadHeaderSignature | OpenError::Malformed(_)),
+            "{field}: {err:?}"
+        );
+    }
+    // The signature itself.
+    let mut b = bytes.clone();
+    b[header_start + file.header_bytes.len() + 2 + 5] ^= 1;
+    assert_eq!(open_bytes(&b, &f.room), Err(OpenError::BadHeaderSignature));
+
+    // Each chunk's body and tag (the last chunk is the index).
+    for i in 0..n as usize {
+        for (what, pos) in [
+            ("body", file.chunks[i].len() / 2),
+            ("tag", file.chunks[i].len() - 3),
+        ] {
+            let mut chunks = file.chunks.clone();
+            chunks[i][pos] ^= 0x40;
+            assert_eq!(
+                open_bytes(&assemble(&file, &chunks), &f.room),
+                Err(OpenError::Chunk {
+                    index: i as u64,
+                    total: n
+                }),
+                "chunk {i} {what}"
+            );
+        }
+    }
+}
+
+#[test]
+fn reordering_dropping_splicing_truncating_and_replaying_are_rejected() {
+    let f = fixture();
+    let path = seal_bank(&f, &f.room, 120, 7, "bank");
+    let other = seal_bank(&f, &f.room, 120, 8, "other");
+    let (bytes, file) = read(&path);
+    let (_, other_file) = read(&other);
+    let n = file.chunks.len() as u64;
+
+    let mut chunks = file.chunks.clone();
+    chunks.swap(1, 2);
+    assert_eq!(
+        open_bytes(&assemble(&file, &chunks), &f.room),
+        Err(OpenError::Chunk { index: 1, total: n }),
+        "reordered"
+    );
+
+    let dropped_last = &file.chunks[..file.chunks.len() - 1];
+    assert!(
+        matches!(
+            open_bytes(&assemble(&file, dropped_last), &f.room),
+            Err(OpenError::Chunk { .. })
+        ),
+        "dropped the last chunk"
+    );
+
+    let mut dropped_middle = file.chunks.clone();
+    dropped_middle.remove(2);
+    assert!(
+        matches!(
+            open_bytes(&assemble(&file, &dropped_middle), &f.room),
+            Err(OpenError::Chunk { .. })
+        ),
+        "dropped a middle chunk"
+    );
+
+    let mut spliced = file.chunks.clone();
+    spliced[3] = other_file.chunks[3].clone();
+    assert_eq!(
+        open_bytes(&assemble(&file, &spliced), &f.room),
+        Err(OpenError::Chunk { index: 3, total: n }),
+        "spliced from another dataset"
+    );
+
+    // An old header replayed with another dataset's chunks.
+    let replay = assemble(
+        &file,
+        &other_file.chunks[..file.chunks.len().min(other_file.chunks.len())],
+    );
+    assert!(
+        matches!(
+            open_bytes(&replay, &f.room),
+            Err(OpenError::Chunk { index: 0, .. })
+        ),
+        "replayed header"
+    );
+
+    // Truncated anywhere.
+    for cut in [5, 20, bytes.len() / 2, bytes.len() - 1] {
+        assert!(
+            open_bytes(&bytes[..cut], &f.room).is_err(),
+            "truncated at {cut}"
+        );
+    }
+}
+
+#[test]
+fn a_dataset_sealed_to_another_room_does_not_open() {
+    let f = fixture();
+    let room_b = RoomKeys::generate(
+        "room-b",
+        &f.dir.path().join("keys-b"),
+        &OperatorSecret::new(b"b"),
+    )
+    .expect("room keys");
+    let path = seal_bank(&f, &room_b, 50, 9, "for-b");
+    let (bytes, file) = read(&path);
+    assert!(matches!(
+        open_bytes(&bytes, &f.room),
+        Err(OpenError::OtherRoom(_))
+    ));
+    file.open(&room_b, 1).expect("room b opens it");
+}
+
+#[test]
+fn sealing_refuses_bad_input_and_leaves_no_file() {
+    let f = fixture();
+    let data = f.dir.path().join("bad");
+    synthetic::generate(20, 3.0, 1)
+        .write_csv(&data)
+        .expect("csv");
+    let path = data.join("transactions.csv");
+    let mut text = std::fs::read_to_string(&path).expect("read");
+    text.push_str("C00000001,2025-03-01,Casinos,12.00,false\n");
+    std::fs::write(&path, text).expect("write");
+    let schema = DatasetSchema::load(&data.join("schema.toml")).expect("schema");
+    let tables = vec![
+        ("customers".to_string(), data.join("customers.csv")),
+        ("transactions".to_string(), path),
+    ];
+    let out = f.dir.path().join("bad.sealed");
+    let err =
+        seal(&schema, &tables, &f.room.public, &f.party, 100, &out, false).expect_err("refused");
+    assert!(
+        err.to_string()
+            .contains("'Casinos' is not in the column's dictionary"),
+        "{err}"
+    );
+    assert!(!out.exists(), "no partial output");
+    let leftovers: Vec<_> = std::fs::read_dir(f.dir.path())
+        .expect("dir")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp"))
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "temporary files left behind: {leftovers:?}"
+    );
+}
