@@ -469,7 +469,7 @@ pub(super) fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         }
     });
     let step = |n: u32, who: &str, text: &str| {
-        println!("\n[{n}/7] {who}: {text}");
+        println!("\n[{n}/8] {who}: {text}");
         let _ = std::io::stdout().flush();
     };
     fresh_demo_dir(&args.out)?;
@@ -505,7 +505,7 @@ pub(super) fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         3,
         "bank",
         &format!(
-            "prepares {} customers' data and its policy for the partner",
+            "prepares {} customers' data, seals it to the room, sets its policy",
             number(args.customers as f64, 0)
         ),
     );
@@ -522,11 +522,26 @@ pub(super) fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             data_dir.join("transactions.csv"),
         ),
     ];
-    let (dataset, _) = load_csv_tables(&tables, Some(&schema), "customer_id")?;
-    let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
-    for (_, path) in &tables {
-        digest.update(&std::fs::read(path)?);
-    }
+    // The bank seals on its own machine, with only the room's public key, and signs the header.
+    let party =
+        crate::data_at_rest::party::PartyKey::generate("bigbank", &args.out.join("bank.key"))
+            .map_err(anyhow::Error::msg)?;
+    let sealed_path = args.out.join("bank.sealed");
+    let sealed = crate::data_at_rest::seal::seal(
+        &schema,
+        &tables,
+        &room.keys.public,
+        &party,
+        65_536,
+        &sealed_path,
+        false,
+    )?;
+    println!(
+        "      sealed to the room: {} ({} bytes, {} encrypted chunks); the plaintext stays with the bank",
+        sealed_path.display(),
+        number(sealed.bytes as f64, 0),
+        sealed.header.chunks
+    );
     let policy_text = "partner = \"socialco\"\ndataset = \"bank\"\nbudget_rho = \"1.0\"\nmechanism = \"gaussian\"\nmin_group_size = 50\nrelease = \"automatic\"\nmodes = [\"isolated\"]\n";
     std::fs::write(args.out.join("policy.toml"), policy_text)?;
     let policy = Policy::parse(policy_text).map_err(anyhow::Error::msg)?;
@@ -552,17 +567,22 @@ pub(super) fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     step(
         5,
         "room",
-        "charges rho 0.5 to the partner's budget, then runs the module one customer per fresh sandbox",
+        "opens the sealed data in memory, charges rho 0.5 to the partner's budget, runs the module one customer per fresh sandbox",
     );
     let sandbox = Sandbox::new(&EngineSettings::default()).map_err(|e| anyhow::anyhow!("{e:#}"))?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let dataset = Arc::new(dataset);
+    let sealed_file = crate::data_at_rest::open::SealedFile::read(&sealed_path)?;
+    let dataset = Arc::new(sealed_file.open(&room.keys, threads)?);
+    println!(
+        "      every chunk authenticated and decrypted in memory; {} customers",
+        number(dataset.entities() as f64, 0)
+    );
     let started = Instant::now();
     let request = JobRequest {
         partner: "socialco",
         module: &module,
         dataset: Arc::clone(&dataset),
-        dataset_sha256: hex::encode(digest.finish().as_ref()),
+        dataset_sha256: sealed_file.header_sha256(),
         cost_nano: 500_000_000,
         threads,
     };
@@ -639,6 +659,32 @@ pub(super) fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         "      budget: charged rho {}, rho {} of 1.0 left for socialco on bank",
         format_nano(result.charged_nano_rho),
         format_nano(result.remaining_nano_rho)
+    );
+    println!("\n[8/8] security team: exports the audit log and verifies it offline");
+    let (export, checkpoint) = rt.block_on(async {
+        let log = room.audit();
+        let mut text = String::new();
+        for e in log.entries(0).await? {
+            text.push_str(&crate::audit_log::log::export_line(
+                e.index,
+                &e.entry,
+                &e.signature,
+            )?);
+            text.push('\n');
+        }
+        let (_, note) = log.checkpoint().await?;
+        anyhow::Ok((text, note))
+    })?;
+    std::fs::write(results.join("audit-log.jsonl"), &export)?;
+    std::fs::write(results.join("checkpoint.txt"), &checkpoint)?;
+    let verified = crate::audit_log::verify::verify_export(&export, &checkpoint, None, &verifier)
+        .map_err(|e| anyhow::anyhow!("audit log: {e}"))?;
+    println!(
+        "      {} entries verified against checkpoint {} (root {}...); written to {}",
+        verified.entries,
+        verified.checkpoint.origin,
+        &hex::encode(verified.checkpoint.root)[..16],
+        results.join("audit-log.jsonl").display()
     );
     println!(
         "\nNo row, identifier or per-customer value left the room. Try the partner's development loop"
