@@ -161,6 +161,7 @@ fn request<'a>(module: &'a [u8], data: &Arc<Dataset>, cost: u64) -> JobRequest<'
         module,
         dataset: Arc::clone(data),
         dataset_sha256: "00".repeat(32),
+        dataset_origin: "synthetic test bank".into(),
         cost_nano: cost,
         threads: 2,
     }

@@ -583,6 +583,10 @@ pub(super) fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         module: &module,
         dataset: Arc::clone(&dataset),
         dataset_sha256: sealed_file.header_sha256(),
+        dataset_origin: format!(
+            "sealed by {} at {}",
+            sealed_file.header.sealed_by.name, sealed_file.header.sealed_at
+        ),
         cost_nano: 500_000_000,
         threads,
     };

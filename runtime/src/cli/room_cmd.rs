@@ -274,14 +274,19 @@ pub(super) fn policy(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn load_data(data: &DataArgs, room: &Room) -> anyhow::Result<(Dataset, String)> {
+fn load_data(data: &DataArgs, room: &Room) -> anyhow::Result<(Dataset, String, String)> {
     if let Some(path) = &data.dataset {
         let sealed = crate::data_at_rest::open::SealedFile::read(path)?;
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let dataset = sealed
             .open(&room.keys, threads)
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        return Ok((dataset, sealed.header_sha256()));
+        let h = &sealed.header;
+        let origin = format!(
+            "sealed by {} (ed25519 {}) at {}",
+            h.sealed_by.name, h.sealed_by.ed25519, h.sealed_at
+        );
+        return Ok((dataset, sealed.header_sha256(), origin));
     }
     let Some(schema_path) = &data.schema else {
         bail!(
@@ -309,7 +314,11 @@ fn load_data(data: &DataArgs, room: &Room) -> anyhow::Result<(Dataset, String)> 
     }
     let digest = hex::encode(ctx.finish().as_ref());
     let (dataset, _) = load_csv_tables(&tables, Some(&schema), "")?;
-    Ok((dataset, digest))
+    Ok((
+        dataset,
+        digest,
+        "plaintext CSV read through the bank's schema".to_string(),
+    ))
 }
 
 fn unit(mechanism: Mechanism) -> &'static str {
@@ -422,7 +431,7 @@ pub(super) fn budget(cmd: BudgetCommand) -> anyhow::Result<ExitCode> {
             let vetted = vet(&bytes, DEFAULT_MAX_MODULE_BYTES)?;
             let (dataset, policy, status) = runtime()?.block_on(async {
                 let room = open_room(&room).await?;
-                let (dataset, _) = load_data(&data, &room)?;
+                let (dataset, _, _) = load_data(&data, &room)?;
                 let policy = room.policy(&partner, &dataset.name).await?;
                 let status = room.ledger().status(&partner, &dataset.name).await?;
                 anyhow::Ok((dataset, policy, status))
@@ -494,8 +503,8 @@ pub(super) fn budget(cmd: BudgetCommand) -> anyhow::Result<ExitCode> {
 /// Prints a released table.
 pub fn print_released(released: &ReleasedTable) {
     println!(
-        "mechanism {}; groups with fewer than {} entities suppressed",
-        released.mechanism, released.threshold
+        "mechanism {}; groups with fewer than {} entities suppressed; cost rho {}, rho {} left",
+        released.mechanism, released.threshold, released.cost_rho, released.remaining_rho
     );
     for m in &released.metrics {
         println!(
@@ -533,12 +542,13 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let sandbox = Sandbox::new(&EngineSettings::default()).map_err(|e| anyhow::anyhow!("{e:#}"))?;
     let result = runtime()?.block_on(async {
         let room = open_room(&args.room).await?;
-        let (dataset, digest) = load_data(&args.data, &room)?;
+        let (dataset, digest, origin) = load_data(&args.data, &room)?;
         let request = JobRequest {
             partner: &args.partner,
             module: &module,
             dataset: Arc::new(dataset),
             dataset_sha256: digest,
+            dataset_origin: origin,
             cost_nano,
             threads,
         };

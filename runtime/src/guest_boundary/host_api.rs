@@ -67,6 +67,13 @@ impl Limiter {
     }
 }
 
+impl Limiter {
+    /// Linear memory the instance holds now (all memories together).
+    pub fn memory_bytes(&self) -> usize {
+        self.memory_bytes
+    }
+}
+
 impl wasmtime::ResourceLimiter for Limiter {
     fn memory_growing(
         &mut self,

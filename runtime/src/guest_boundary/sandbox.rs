@@ -101,6 +101,8 @@ pub struct RunReport {
     pub fuel_consumed: u64,
     /// Isolation units run (isolated) or 1 (table).
     pub units: u64,
+    /// Most linear memory any one instance held, in bytes.
+    pub peak_memory_bytes: u64,
     /// The run's seed (recorded so a run can be replayed).
     pub seed: [u8; 32],
 }
@@ -252,6 +254,7 @@ impl Sandbox {
             stdout: output.stdout.contents().to_vec(),
             stderr: output.stderr.contents().to_vec(),
             fuel_consumed,
+            peak_memory_bytes: store.data().limiter.memory_bytes() as u64,
             units: 1,
             seed: ctx.seed,
         };
@@ -290,6 +293,7 @@ impl Sandbox {
         let stdout = Mutex::new(Vec::new());
         let stderr = Mutex::new(Vec::new());
         let fuel_total = AtomicU64::new(0);
+        let peak_memory = AtomicU64::new(0);
         const CHUNK: u32 = 64;
 
         let aggregators: Vec<Aggregator> = thread::scope(|scope| {
@@ -309,6 +313,7 @@ impl Sandbox {
                                 }
                                 let unit = self.run_unit(module, &ctx, entity, fuel, deadline);
                                 fuel_total.fetch_add(unit.fuel_consumed, Ordering::Relaxed);
+                                peak_memory.fetch_max(unit.memory_bytes, Ordering::Relaxed);
                                 append_bounded(&stdout, &unit.stdout, cap);
                                 append_bounded(&stderr, &unit.stderr, cap);
                                 match unit.result {
@@ -341,6 +346,7 @@ impl Sandbox {
             stdout: stdout.into_inner().unwrap_or_else(|p| p.into_inner()),
             stderr: stderr.into_inner().unwrap_or_else(|p| p.into_inner()),
             fuel_consumed: fuel_total.load(Ordering::Relaxed),
+            peak_memory_bytes: peak_memory.load(Ordering::Relaxed),
             units: u64::from(next.load(Ordering::Relaxed).min(entities)),
             seed: ctx.seed,
         };
@@ -378,6 +384,8 @@ pub struct UnitReport {
     pub stdout: Vec<u8>,
     /// Captured stderr (bounded).
     pub stderr: Vec<u8>,
+    /// Linear memory the instance held at the end, in bytes.
+    pub memory_bytes: u64,
 }
 
 impl Sandbox {
@@ -400,6 +408,7 @@ impl Sandbox {
             Err(e) => Err(classify(e, store.data(), &output, cap)),
         };
         UnitReport {
+            memory_bytes: store.data().limiter.memory_bytes() as u64,
             result,
             fuel_consumed,
             stdout: output.stdout.contents().to_vec(),

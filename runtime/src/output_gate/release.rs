@@ -55,6 +55,12 @@ pub struct ReleasedTable {
     pub mechanism: String,
     /// Minimum distinct entities for a group to be released.
     pub threshold: u64,
+    /// The cost charged for this release, as rho (set by the job that ran it).
+    #[serde(default)]
+    pub cost_rho: String,
+    /// The partner's budget left on this dataset after the charge, as rho.
+    #[serde(default)]
+    pub remaining_rho: String,
     /// Metrics in manifest order.
     pub metrics: Vec<ReleasedMetric>,
 }
@@ -226,6 +232,8 @@ pub fn release<R: RandomBytes>(
     Ok(ReleasedTable {
         mechanism: mechanism.to_string(),
         threshold,
+        cost_rho: String::new(),
+        remaining_rho: String::new(),
         metrics,
     })
 }

@@ -30,6 +30,8 @@ pub struct JobRequest<'a> {
     pub dataset: Arc<Dataset>,
     /// SHA-256 identifying the dataset's content, hex.
     pub dataset_sha256: String,
+    /// Where the data came from, for the log (e.g. "sealed by bigbank (ed25519 ...)").
+    pub dataset_origin: String,
     /// Privacy cost in the policy mechanism's unit, nano (rho for Gaussian, epsilon for Laplace).
     pub cost_nano: u64,
     /// Worker threads for isolated runs.
@@ -185,6 +187,11 @@ fn fuel_bucket(fuel: u64) -> String {
     }
 }
 
+/// Coarse bucket of a memory size for the log: the power of two MiB at or above it.
+fn memory_bucket(bytes: u64) -> u64 {
+    bytes.div_ceil(1 << 20).max(1).next_power_of_two()
+}
+
 /// Most bytes of guest-controlled text kept per job in the log.
 const MAX_GUEST_TEXT: usize = 16 * 1024;
 
@@ -283,6 +290,7 @@ async fn run_job_inner(
         .append(
             event::DATASET_LOADED,
             json!({ "actor": "room", "job": job_id, "dataset": dataset_name, "dataset_sha256": request.dataset_sha256,
+                    "origin": request.dataset_origin,
                     "entities": request.dataset.entities() as u64 }),
         )
         .await
@@ -312,7 +320,8 @@ async fn run_job_inner(
         .append(
             event::JOB_FINISHED,
             json!({ "actor": "room", "job": job_id, "outcome": outcome, "units": report.units,
-                    "fuel_bucket": fuel_bucket(report.fuel_consumed), "seed": hex::encode(report.seed) }),
+                    "fuel_bucket": fuel_bucket(report.fuel_consumed),
+                    "memory_bucket_mib": memory_bucket(report.peak_memory_bytes), "seed": hex::encode(report.seed) }),
         )
         .await
         .map_err(RoomError::from)?;
@@ -341,7 +350,11 @@ async fn run_job_inner(
                 SystemRandomBytes::new(),
             )
             .map_err(|e| JobError::Refused(e.to_string()))?;
-            Some(table)
+            Some(ReleasedTable {
+                cost_rho: format_nano(charged),
+                remaining_rho: format_nano(status.remaining()),
+                ..table
+            })
         }
         None => None,
     };
