@@ -5,32 +5,10 @@ use std::collections::BTreeMap;
 
 use strongroom::dataset::csv_input::load_csv_tables;
 use strongroom::dataset::schema::DatasetSchema;
-use strongroom::dataset::{ColumnData, Dataset, synthetic};
+use strongroom::dataset::{Dataset, synthetic};
 use strongroom::guest_boundary::manifest::Mode;
 use strongroom::guest_boundary::{Outcome, RunLimits};
-use strongroom_tests::{example, prepare, run, run_in, small_bank};
-
-fn category(d: &Dataset, table: &str, column: &str) -> Vec<u32> {
-    match &d
-        .table(table)
-        .and_then(|t| t.column(column))
-        .map(|c| &c.data)
-    {
-        Some(ColumnData::Category(v)) => v.clone(),
-        other => panic!("{table}.{column} is not a category column: {other:?}"),
-    }
-}
-
-fn floats(d: &Dataset, table: &str, column: &str) -> Vec<f64> {
-    match &d
-        .table(table)
-        .and_then(|t| t.column(column))
-        .map(|c| &c.data)
-    {
-        Some(ColumnData::Float(v)) => v.clone(),
-        other => panic!("{table}.{column} is not a float column: {other:?}"),
-    }
-}
+use strongroom_tests::{categories, example, floats, prepare, run, run_in, small_bank};
 
 /// Exact per-group results of the native computation: entities, kept purchases, spend cents,
 /// ticket cents.
@@ -51,8 +29,8 @@ fn cents(x: f64) -> i64 {
 fn native_spend(d: &Dataset) -> BTreeMap<(u32, u32), Expected> {
     let customers = d.table("customers").expect("customers");
     let tx = d.table("transactions").expect("transactions");
-    let age = category(d, "customers", "age_band");
-    let mcc = category(d, "transactions", "mcc_group");
+    let age = categories(d, "customers", "age_band");
+    let mcc = categories(d, "transactions", "mcc_group");
     let amount = floats(d, "transactions", "amount");
     let mut out: BTreeMap<(u32, u32), Expected> = BTreeMap::new();
     for e in 0..d.entities() as u32 {

@@ -4,21 +4,11 @@
 
 use num_bigint::BigUint;
 use num_traits::ToPrimitive;
-use rand_chacha::ChaCha20Rng;
-use rand_chacha::rand_core::{Rng, SeedableRng};
-use strongroom::output_gate::sampling::{RandomBytes, Rational, Sampler, SamplingError};
+use strongroom::output_gate::sampling::{Rational, Sampler};
+use strongroom_tests::SeededBytes;
 
-struct Seeded(ChaCha20Rng);
-
-impl RandomBytes for Seeded {
-    fn fill(&mut self, dest: &mut [u8]) -> Result<(), SamplingError> {
-        self.0.fill_bytes(dest);
-        Ok(())
-    }
-}
-
-fn sampler(seed: u64) -> Sampler<Seeded> {
-    Sampler::new(Seeded(ChaCha20Rng::seed_from_u64(seed)))
+fn sampler(seed: u64) -> Sampler<SeededBytes> {
+    Sampler::new(SeededBytes::new(seed))
 }
 
 /// Upper critical value of chi-square with `k` degrees of freedom at p = 1e-6 (Wilson-Hilferty).

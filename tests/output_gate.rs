@@ -4,42 +4,19 @@
 
 use std::sync::Arc;
 
-use rand_chacha::ChaCha20Rng;
-use rand_chacha::rand_core::{Rng, SeedableRng};
-use strongroom::dataset::{ColumnData, Dataset};
+use strongroom::dataset::Dataset;
 use strongroom::guest_boundary::{Outcome, RunLimits};
 use strongroom::output_gate::ledger::{LedgerError, PrivacyLedger};
 use strongroom::output_gate::mechanism::{self, Mechanism, NANO};
 use strongroom::output_gate::receipt::Receipt;
 use strongroom::output_gate::release::release;
-use strongroom::output_gate::sampling::{RandomBytes, SamplingError};
 use strongroom::room::Room;
 use strongroom::room::jobs::{
     JobError, JobRequest, JobStatus, decide_held, domain_labels, run_job,
 };
 use strongroom::room::keys::OperatorSecret;
 use strongroom::room::policy::Policy;
-use strongroom_tests::{example, hostile, prepare, run, sandbox, small_bank};
-
-struct Seeded(ChaCha20Rng);
-
-impl RandomBytes for Seeded {
-    fn fill(&mut self, dest: &mut [u8]) -> Result<(), SamplingError> {
-        self.0.fill_bytes(dest);
-        Ok(())
-    }
-}
-
-fn floats(d: &Dataset, table: &str, column: &str) -> Vec<f64> {
-    match &d
-        .table(table)
-        .and_then(|t| t.column(column))
-        .map(|c| &c.data)
-    {
-        Some(ColumnData::Float(v)) => v.clone(),
-        other => panic!("{table}.{column} is not a float column: {other:?}"),
-    }
-}
+use strongroom_tests::{SeededBytes, example, floats, hostile, prepare, run, sandbox, small_bank};
 
 #[test]
 fn keys_that_single_out_customers_are_suppressed_by_the_threshold() {
@@ -63,7 +40,7 @@ fn keys_that_single_out_customers_are_suppressed_by_the_threshold() {
         &labels,
         &plan,
         threshold,
-        Seeded(ChaCha20Rng::seed_from_u64(3)),
+        SeededBytes::new(3),
     )
     .expect("release");
 

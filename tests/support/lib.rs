@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use strongroom::dataset::{Dataset, synthetic};
@@ -25,32 +24,8 @@ fn build_workspace(dir: &Path) -> PathBuf {
     if let Some(out) = built.get(dir) {
         return out.clone();
     }
-    if let Err(e) = strongroom::cli::toolchain::ensure_wasm_target() {
-        panic!("{e}");
-    }
-    let target = dir.join("target");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let output = Command::new(cargo)
-        .args([
-            "build",
-            "--release",
-            "--target",
-            "wasm32-wasip2",
-            "--manifest-path",
-        ])
-        .arg(dir.join("Cargo.toml"))
-        .env("CARGO_TARGET_DIR", &target)
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .output()
-        .expect("cargo can be run to build guest modules");
-    assert!(
-        output.status.success(),
-        "building guests in {} failed (is `rustup target add wasm32-wasip2` done?):\n{}",
-        dir.display(),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let out = target.join("wasm32-wasip2").join("release");
+    let out = strongroom::cli::toolchain::build_guest_workspace(dir, false)
+        .unwrap_or_else(|e| panic!("{e}"));
     built.insert(dir.to_path_buf(), out.clone());
     out
 }
@@ -136,4 +111,49 @@ pub fn resident_bytes() -> u64 {
         .and_then(|p| p.parse().ok())
         .unwrap_or(0);
     pages * 4096
+}
+
+/// A seeded ChaCha20 byte stream for the noise samplers, so statistical tests reproduce.
+pub struct SeededBytes(pub rand_chacha::ChaCha20Rng);
+
+impl SeededBytes {
+    /// The stream for `seed`.
+    pub fn new(seed: u64) -> Self {
+        use rand_chacha::rand_core::SeedableRng;
+        SeededBytes(rand_chacha::ChaCha20Rng::seed_from_u64(seed))
+    }
+}
+
+impl strongroom::output_gate::sampling::RandomBytes for SeededBytes {
+    fn fill(
+        &mut self,
+        dest: &mut [u8],
+    ) -> Result<(), strongroom::output_gate::sampling::SamplingError> {
+        rand_chacha::rand_core::Rng::fill_bytes(&mut self.0, dest);
+        Ok(())
+    }
+}
+
+/// The values of a float column.
+pub fn floats(d: &Dataset, table: &str, column: &str) -> Vec<f64> {
+    match d
+        .table(table)
+        .and_then(|t| t.column(column))
+        .map(|c| &c.data)
+    {
+        Some(strongroom::dataset::ColumnData::Float(v)) => v.clone(),
+        other => panic!("{table}.{column} is not a float column: {other:?}"),
+    }
+}
+
+/// The dictionary codes of a category column.
+pub fn categories(d: &Dataset, table: &str, column: &str) -> Vec<u32> {
+    match d
+        .table(table)
+        .and_then(|t| t.column(column))
+        .map(|c| &c.data)
+    {
+        Some(strongroom::dataset::ColumnData::Category(v)) => v.clone(),
+        other => panic!("{table}.{column} is not a category column: {other:?}"),
+    }
 }

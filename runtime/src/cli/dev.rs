@@ -2,7 +2,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -392,35 +392,9 @@ pub(super) fn demo_data(
 
 /// Builds the examples workspace for wasm32-wasip2 and returns its release output directory.
 pub fn build_examples(examples: &Path) -> anyhow::Result<PathBuf> {
-    let manifest = examples.join("Cargo.toml");
-    if !manifest.exists() {
-        bail!(
-            "no examples workspace at {} (pass --examples DIR)",
-            examples.display()
-        );
-    }
-    super::toolchain::ensure_wasm_target().map_err(anyhow::Error::msg)?;
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args([
-            "build",
-            "--release",
-            "--target",
-            "wasm32-wasip2",
-            "--manifest-path",
-        ])
-        .arg(&manifest)
-        .status()
-        .context("cannot run cargo to build the example modules")?;
-    if !status.success() {
-        bail!(
-            "building the example modules failed; is the target installed? `rustup target add wasm32-wasip2`"
-        );
-    }
-    Ok(examples
-        .join("target")
-        .join("wasm32-wasip2")
-        .join("release"))
+    super::toolchain::build_guest_workspace(examples, true).map_err(|e| {
+        anyhow::anyhow!("{e} (pass --examples DIR to point at the examples workspace)")
+    })
 }
 
 const DEMO_MARKER: &str = ".strongroom-demo";

@@ -39,3 +39,55 @@ pub fn ensure_wasm_target() -> Result<(), String> {
         )),
     }
 }
+
+/// Builds a guest workspace (`dir/Cargo.toml`) for the guest target in release mode, into
+/// `dir/target` whatever `CARGO_TARGET_DIR` says, and returns the directory holding the `.wasm`
+/// files. With `show_progress`, cargo's own output goes to the terminal; otherwise it is kept and
+/// returned in the error.
+pub fn build_guest_workspace(
+    dir: &std::path::Path,
+    show_progress: bool,
+) -> Result<PathBuf, String> {
+    let manifest = dir.join("Cargo.toml");
+    if !manifest.exists() {
+        return Err(format!("no guest workspace at {}", dir.display()));
+    }
+    ensure_wasm_target()?;
+    let target = dir.join("target");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut command = Command::new(cargo);
+    command
+        .args([
+            "build",
+            "--release",
+            "--target",
+            GUEST_TARGET,
+            "--manifest-path",
+        ])
+        .arg(&manifest)
+        .env("CARGO_TARGET_DIR", &target)
+        // Host flags (say, for coverage or sanitizers) do not apply to guests.
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS");
+    let (ok, log) = if show_progress {
+        let status = command
+            .status()
+            .map_err(|e| format!("cannot run cargo: {e}"))?;
+        (status.success(), String::new())
+    } else {
+        let out = command
+            .output()
+            .map_err(|e| format!("cannot run cargo: {e}"))?;
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    if !ok {
+        return Err(format!(
+            "building the guest modules in {} failed\n{log}",
+            dir.display()
+        ));
+    }
+    Ok(target.join(GUEST_TARGET).join("release"))
+}

@@ -15,6 +15,15 @@ use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use ring::digest;
 use serde::{Deserialize, Serialize};
 
+/// The HPKE suite (RFC 9180, base mode) that wraps data keys: KEM, KDF and AEAD.
+pub type HpkeKem = hpke::kem::X25519HkdfSha256;
+/// See [`HpkeKem`].
+pub type HpkeKdf = hpke::kdf::HkdfSha256;
+/// See [`HpkeKem`].
+pub type HpkeAead = hpke::aead::AesGcm256;
+/// The suite, as headers name it.
+pub const HPKE_SUITE: &str = "DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-256-GCM";
+
 /// File magic.
 pub const MAGIC: &[u8; 8] = b"SRSEALD1";
 /// Domain separation for the sealing party's header signature.

@@ -24,9 +24,7 @@ use crate::dataset::schema::{DatasetSchema, Role};
 use crate::dataset::{Column, ColumnData, Dataset, IdentifierColumn, Table};
 use crate::room::keys::RoomKeys;
 
-type Kem = hpke::kem::X25519HkdfSha256;
-type Kdf = hpke::kdf::HkdfSha256;
-type Aead = hpke::aead::AesGcm256;
+use super::format::{HpkeAead as Aead, HpkeKdf as Kdf, HpkeKem as Kem};
 
 /// Why a sealed dataset was refused. Nothing from a refused dataset is used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

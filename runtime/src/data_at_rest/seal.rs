@@ -26,12 +26,9 @@ use crate::dataset::schema::DatasetSchema;
 use crate::dataset::{ColumnData, Table};
 use crate::room::keys::RoomPublicKeys;
 
-type Kem = hpke::kem::X25519HkdfSha256;
-type Kdf = hpke::kdf::HkdfSha256;
-type Aead = hpke::aead::AesGcm256;
+use super::format::{HpkeAead as Aead, HpkeKdf as Kdf, HpkeKem as Kem};
 
-/// The HPKE suite, as the header names it.
-pub const HPKE_SUITE: &str = "DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-256-GCM";
+pub use super::format::HPKE_SUITE;
 
 /// Why sealing failed. No output file is left behind.
 #[derive(Debug, thiserror::Error)]
