@@ -276,3 +276,197 @@ fn sealing_refuses_bad_input_and_leaves_no_file() {
         "temporary files left behind: {leftovers:?}"
     );
 }
+
+fn write_parquet(path: &Path, batch: arrow_array::RecordBatch) {
+    let file = std::fs::File::create(path).expect("create");
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_max_row_group_row_count(Some(500))
+        .build();
+    let mut w =
+        parquet::arrow::ArrowWriter::try_new(file, batch.schema(), Some(props)).expect("writer");
+    w.write(&batch).expect("write");
+    w.close().expect("close");
+}
+
+fn bank_parquet(
+    dir: &Path,
+    bank: &synthetic::SyntheticBank,
+    bad_mcc_at: Option<usize>,
+) -> Vec<(String, PathBuf)> {
+    use arrow_array::{
+        ArrayRef, BooleanArray, Date32Array, Float64Array, Int64Array, RecordBatch, StringArray,
+    };
+    use std::sync::Arc;
+    let label = |d: &[&str], i: &u32| d[*i as usize].to_string();
+    let customers = RecordBatch::try_from_iter(vec![
+        (
+            "customer_id",
+            Arc::new(StringArray::from(bank.customer_id.clone())) as ArrayRef,
+        ),
+        (
+            "email",
+            Arc::new(StringArray::from(bank.email.clone())) as ArrayRef,
+        ),
+        (
+            "phone",
+            Arc::new(StringArray::from(bank.phone.clone())) as ArrayRef,
+        ),
+        (
+            "age_band",
+            Arc::new(StringArray::from(
+                bank.age_band
+                    .iter()
+                    .map(|i| label(synthetic::AGE_BANDS, i))
+                    .collect::<Vec<_>>(),
+            )) as ArrayRef,
+        ),
+        (
+            "region",
+            Arc::new(StringArray::from(
+                bank.region
+                    .iter()
+                    .map(|i| label(synthetic::REGIONS, i))
+                    .collect::<Vec<_>>(),
+            )) as ArrayRef,
+        ),
+        (
+            "account_type",
+            Arc::new(StringArray::from(
+                bank.account_type
+                    .iter()
+                    .map(|i| label(synthetic::ACCOUNT_TYPES, i))
+                    .collect::<Vec<_>>(),
+            )) as ArrayRef,
+        ),
+        (
+            "tenure_years",
+            Arc::new(Int64Array::from(bank.tenure_years.clone())) as ArrayRef,
+        ),
+    ])
+    .expect("customers batch");
+    let mcc: Vec<&str> = synthetic::MCC_GROUPS.iter().map(|g| g.0).collect();
+    let mut mcc_labels: Vec<String> = bank.tx_mcc_group.iter().map(|i| label(&mcc, i)).collect();
+    if let Some(at) = bad_mcc_at {
+        mcc_labels[at] = "Casinos".into();
+    }
+    let transactions = RecordBatch::try_from_iter(vec![
+        (
+            "customer_id",
+            Arc::new(StringArray::from(
+                bank.tx_customer
+                    .iter()
+                    .map(|&c| bank.customer_id[c as usize].clone())
+                    .collect::<Vec<_>>(),
+            )) as ArrayRef,
+        ),
+        (
+            "date",
+            Arc::new(Date32Array::from(bank.tx_date.clone())) as ArrayRef,
+        ),
+        (
+            "mcc_group",
+            Arc::new(StringArray::from(mcc_labels)) as ArrayRef,
+        ),
+        (
+            "amount",
+            Arc::new(Float64Array::from(bank.tx_amount.clone())) as ArrayRef,
+        ),
+        (
+            "online",
+            Arc::new(BooleanArray::from(bank.tx_online.clone())) as ArrayRef,
+        ),
+    ])
+    .expect("transactions batch");
+    write_parquet(&dir.join("customers.parquet"), customers);
+    write_parquet(&dir.join("transactions.parquet"), transactions);
+    vec![
+        ("customers".to_string(), dir.join("customers.parquet")),
+        ("transactions".to_string(), dir.join("transactions.parquet")),
+    ]
+}
+
+#[test]
+fn parquet_input_seals_to_the_same_data_and_bad_values_name_the_row_group() {
+    let f = fixture();
+    let bank = synthetic::generate(150, 8.0, 12);
+    let dir = f.dir.path().join("pq");
+    bank.write_csv(&dir).expect("csv and schema");
+    let schema = DatasetSchema::load(&dir.join("schema.toml")).expect("schema");
+    let tables = bank_parquet(&dir, &bank, None);
+    let out = f.dir.path().join("pq.sealed");
+    seal(&schema, &tables, &f.room.public, &f.party, 300, &out, false)
+        .expect("sealed from Parquet");
+    let opened = std::sync::Arc::new(
+        SealedFile::read(&out)
+            .expect("read")
+            .open(&f.room, 2)
+            .expect("opens"),
+    );
+    let plain = std::sync::Arc::new(bank.dataset());
+    let module = prepare(&example("spend-by-category"));
+    assert_eq!(
+        run(&module, &opened, RunLimits::default()).aggregate,
+        run(&module, &plain, RunLimits::default()).aggregate
+    );
+
+    let bad = bank_parquet(&dir, &bank, Some(700));
+    let err = seal(
+        &schema,
+        &bad,
+        &f.room.public,
+        &f.party,
+        300,
+        &f.dir.path().join("bad.sealed"),
+        false,
+    )
+    .expect_err("refused");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("transactions.parquet")
+            && msg.contains("row group 1, row 200")
+            && msg.contains("'Casinos'"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_tiny_memory_budget_spills_and_seals_the_same_data() {
+    use strongroom::data_at_rest::seal::{SealOptions, seal_with};
+    let f = fixture();
+    let bank = synthetic::generate(300, 10.0, 13);
+    let dir = f.dir.path().join("spill");
+    bank.write_csv(&dir).expect("csv");
+    let schema = DatasetSchema::load(&dir.join("schema.toml")).expect("schema");
+    let tables = vec![
+        ("customers".to_string(), dir.join("customers.csv")),
+        ("transactions".to_string(), dir.join("transactions.csv")),
+    ];
+    let out = f.dir.path().join("spilled.sealed");
+    // 64 KiB holds a few hundred rows: thousands of rows force many sorted runs on disk.
+    seal_with(
+        &schema,
+        &tables,
+        &f.room.public,
+        &f.party,
+        &SealOptions {
+            chunk_rows: 1000,
+            memory_budget: 64 << 10,
+            progress: false,
+        },
+        &out,
+    )
+    .expect("sealed");
+    let opened = std::sync::Arc::new(
+        SealedFile::read(&out)
+            .expect("read")
+            .open(&f.room, 2)
+            .expect("opens"),
+    );
+    let plain = std::sync::Arc::new(bank.dataset());
+    assert_eq!(opened.entity_keys, plain.entity_keys);
+    let module = prepare(&example("spend-by-category"));
+    assert_eq!(
+        run(&module, &opened, RunLimits::default()).aggregate,
+        run(&module, &plain, RunLimits::default()).aggregate
+    );
+}

@@ -109,6 +109,9 @@ enum Command {
         /// Rows per encrypted chunk.
         #[arg(long, default_value_t = 65_536)]
         chunk_rows: usize,
+        /// Memory for sorting rows by entity before spilling to disk, in MiB.
+        #[arg(long, default_value_t = 256)]
+        memory_budget_mib: usize,
     },
     /// Sealed datasets.
     #[command(subcommand)]
@@ -160,7 +163,16 @@ pub fn main() -> ExitCode {
             tables,
             out,
             chunk_rows,
-        } => seal_cmd::seal_command(&schema, &room_key, &party_key, &tables, &out, chunk_rows),
+            memory_budget_mib,
+        } => seal_cmd::seal_command(
+            &schema,
+            &room_key,
+            &party_key,
+            &tables,
+            &out,
+            chunk_rows,
+            memory_budget_mib,
+        ),
         Command::Dataset(cmd) => seal_cmd::dataset(cmd),
     };
     match result {

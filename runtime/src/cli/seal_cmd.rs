@@ -11,7 +11,7 @@ use super::render::{number, table};
 use super::room_cmd::{RoomArgs, open_room, runtime};
 use crate::data_at_rest::open::SealedFile;
 use crate::data_at_rest::party::PartyKey;
-use crate::data_at_rest::seal::seal;
+use crate::data_at_rest::seal::{SealOptions, seal_with};
 use crate::dataset::schema::DatasetSchema;
 use crate::room::keys::RoomPublicKeys;
 
@@ -45,7 +45,6 @@ pub(super) fn party_key(name: &str, out: &Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-#[allow(clippy::too_many_arguments)]
 pub(super) fn seal_command(
     schema: &Path,
     room_key: &Path,
@@ -53,6 +52,7 @@ pub(super) fn seal_command(
     tables: &[String],
     out: &Path,
     chunk_rows: usize,
+    memory_budget_mib: usize,
 ) -> anyhow::Result<ExitCode> {
     let schema = DatasetSchema::load(schema)?;
     let text = std::fs::read_to_string(room_key)
@@ -73,16 +73,30 @@ pub(super) fn seal_command(
         room.name,
         room.fingerprint()
     );
-    let summary = seal(&schema, &inputs, &room, &party, chunk_rows, out, true)?;
+    let options = SealOptions {
+        chunk_rows,
+        memory_budget: memory_budget_mib.max(1) << 20,
+        progress: true,
+    };
+    let summary = seal_with(&schema, &inputs, &room, &party, &options, out)?;
     println!(
-        "wrote {} ({} bytes, {} chunks) in {:.2} s: {:.1} MB/s of input",
+        "wrote {} ({} bytes, {} chunks) in {:.2} s: {:.1} MB/s of input; peak memory {} MiB",
         out.display(),
         number(summary.bytes as f64, 0),
         summary.header.chunks,
         summary.seconds,
-        summary.input_bytes as f64 / summary.seconds.max(1e-9) / 1e6
+        summary.input_bytes as f64 / summary.seconds.max(1e-9) / 1e6,
+        peak_rss_mib().map_or("unknown".into(), |m| m.to_string())
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// This process's peak resident memory (Linux `VmHWM`), in MiB.
+fn peak_rss_mib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024)
 }
 
 pub(super) fn dataset(cmd: DatasetCommand) -> anyhow::Result<ExitCode> {

@@ -7,6 +7,8 @@
 //! - `party.rs`: the sealing party's signing key.
 
 pub mod format;
+pub mod input;
 pub mod open;
 pub mod party;
 pub mod seal;
+pub mod spill;

@@ -1,5 +1,6 @@
 //! Sealing, on the bank's machine, with only the room's public key.
 
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,10 +21,11 @@ use super::format::{
     ChunkCipher, ENTITIES_TABLE, HEADER_SIGNATURE_CONTEXT, HPKE_INFO, Header, IndexEntry, MAGIC,
     SealedBy, TableSummary, header_hash,
 };
+use super::input::{Cell, RowSource, RowValidator};
 use super::party::PartyKey;
-use crate::dataset::csv_input::load_csv_tables;
+use super::spill::ExternalSorter;
+use crate::dataset::csv_input::InputError;
 use crate::dataset::schema::DatasetSchema;
-use crate::dataset::{ColumnData, Table};
 use crate::room::keys::RoomPublicKeys;
 
 use super::format::{HpkeAead as Aead, HpkeKdf as Kdf, HpkeKem as Kem};
@@ -63,60 +65,101 @@ pub struct SealSummary {
     pub seconds: f64,
 }
 
+/// Builds one record batch from rows of one table (entity ordinal first, then the columns).
 fn rows_batch(
-    table: &Table,
     schema: &crate::dataset::schema::TableSchema,
-    from: usize,
-    to: usize,
+    rows: &[(u32, Vec<Cell>)],
 ) -> Result<RecordBatch, SealError> {
     use crate::dataset::schema::Role;
     let mut fields = vec![Field::new("entity", DataType::UInt32, false)];
     let mut arrays: Vec<ArrayRef> = vec![Arc::new(UInt32Array::from(
-        table.entity_of_row[from..to].to_vec(),
+        rows.iter().map(|r| r.0).collect::<Vec<_>>(),
     ))];
-    for c in &schema.columns {
+    let bad = || SealError::Crypto("a validated row does not match its schema".into());
+    for (k, c) in schema.columns.iter().enumerate() {
+        let cells = rows.iter().map(|r| &r.1[k]);
         let (dt, array): (DataType, ArrayRef) = match c.role {
             Role::Entity => continue,
-            Role::Identifier => {
-                let values = table
-                    .identifiers
-                    .iter()
-                    .find(|i| i.name == c.name)
-                    .map(|i| &i.values[from..to])
-                    .unwrap_or_default();
-                (
-                    DataType::Utf8,
-                    Arc::new(StringArray::from_iter_values(values.iter())),
-                )
-            }
-            _ => match table.column(&c.name).map(|col| &col.data) {
-                Some(ColumnData::Int(v)) => (
-                    DataType::Int64,
-                    Arc::new(Int64Array::from(v[from..to].to_vec())),
-                ),
-                Some(ColumnData::Float(v)) => (
-                    DataType::Float64,
-                    Arc::new(Float64Array::from(v[from..to].to_vec())),
-                ),
-                Some(ColumnData::Bool(v)) => (
-                    DataType::Boolean,
-                    Arc::new(BooleanArray::from(v[from..to].to_vec())),
-                ),
-                Some(ColumnData::Date(v)) => (
-                    DataType::Date32,
-                    Arc::new(Date32Array::from(v[from..to].to_vec())),
-                ),
-                Some(ColumnData::Category(v)) => (
-                    DataType::UInt32,
-                    Arc::new(UInt32Array::from(v[from..to].to_vec())),
-                ),
-                None => {
-                    return Err(SealError::Crypto(format!(
-                        "column {} missing after loading",
-                        c.name
-                    )));
-                }
-            },
+            Role::Identifier => (
+                DataType::Utf8,
+                Arc::new(StringArray::from_iter_values(cells.map(|x| {
+                    if let Cell::Text(t) = x {
+                        t.as_str()
+                    } else {
+                        ""
+                    }
+                }))),
+            ),
+            Role::Int => (
+                DataType::Int64,
+                Arc::new(Int64Array::from(
+                    cells
+                        .map(|x| {
+                            if let Cell::Int(v) = x {
+                                Ok(*v)
+                            } else {
+                                Err(bad())
+                            }
+                        })
+                        .collect::<Result<Vec<_>, _>>()?,
+                )),
+            ),
+            Role::Float => (
+                DataType::Float64,
+                Arc::new(Float64Array::from(
+                    cells
+                        .map(|x| {
+                            if let Cell::Float(v) = x {
+                                Ok(*v)
+                            } else {
+                                Err(bad())
+                            }
+                        })
+                        .collect::<Result<Vec<_>, _>>()?,
+                )),
+            ),
+            Role::Bool => (
+                DataType::Boolean,
+                Arc::new(BooleanArray::from(
+                    cells
+                        .map(|x| {
+                            if let Cell::Bool(v) = x {
+                                Ok(*v)
+                            } else {
+                                Err(bad())
+                            }
+                        })
+                        .collect::<Result<Vec<_>, _>>()?,
+                )),
+            ),
+            Role::Date => (
+                DataType::Date32,
+                Arc::new(Date32Array::from(
+                    cells
+                        .map(|x| {
+                            if let Cell::Date(v) = x {
+                                Ok(*v)
+                            } else {
+                                Err(bad())
+                            }
+                        })
+                        .collect::<Result<Vec<_>, _>>()?,
+                )),
+            ),
+            Role::Category => (
+                DataType::UInt32,
+                Arc::new(UInt32Array::from(
+                    cells
+                        .map(|x| {
+                            if let Cell::Category(v) = x {
+                                Ok(*v)
+                            } else {
+                                Err(bad())
+                            }
+                        })
+                        .collect::<Result<Vec<_>, _>>()?,
+                )),
+            ),
         };
         fields.push(Field::new(&c.name, dt, false));
         arrays.push(array);
@@ -153,7 +196,29 @@ fn ipc(batch: &RecordBatch) -> Result<Zeroizing<Vec<u8>>, SealError> {
     ))
 }
 
-/// Seals CSV `tables` described by `schema` to `room`, signed by `party`, into `out`.
+/// How to seal.
+#[derive(Debug, Clone)]
+pub struct SealOptions {
+    /// Rows per encrypted chunk.
+    pub chunk_rows: usize,
+    /// Rows held in memory before sorting and spilling a run to disk, in bytes (approximate).
+    pub memory_budget: usize,
+    /// Print progress to stderr.
+    pub progress: bool,
+}
+
+impl Default for SealOptions {
+    fn default() -> Self {
+        SealOptions {
+            chunk_rows: 65_536,
+            memory_budget: 256 << 20,
+            progress: false,
+        }
+    }
+}
+
+/// Seals `tables` (CSV, or Parquet by the `.parquet` extension) described by `schema` to
+/// `room`, signed by `party`, into `out`, with the default memory budget.
 pub fn seal(
     schema: &DatasetSchema,
     tables: &[(String, PathBuf)],
@@ -162,6 +227,32 @@ pub fn seal(
     chunk_rows: usize,
     out: &Path,
     progress: bool,
+) -> Result<SealSummary, SealError> {
+    seal_with(
+        schema,
+        tables,
+        room,
+        party,
+        &SealOptions {
+            chunk_rows,
+            progress,
+            ..SealOptions::default()
+        },
+        out,
+    )
+}
+
+/// Seals with explicit options. Memory stays near `options.memory_budget` whatever the input
+/// size: rows are validated as they stream in, sorted by entity in bounded runs spilled to a
+/// private temporary directory beside `out`, and merged chunk by chunk into the output. Nothing
+/// is left behind on failure.
+pub fn seal_with(
+    schema: &DatasetSchema,
+    tables: &[(String, PathBuf)],
+    room: &RoomPublicKeys,
+    party: &PartyKey,
+    options: &SealOptions,
+    out: &Path,
 ) -> Result<SealSummary, SealError> {
     let started = Instant::now();
     let out_err = |message: String| SealError::Output {
@@ -172,33 +263,73 @@ pub fn seal(
         .iter()
         .map(|(_, p)| std::fs::metadata(p).map_or(0, |m| m.len()))
         .sum();
-    let (dataset, _) = load_csv_tables(tables, Some(schema), "")?;
-    let chunk_rows = chunk_rows.max(1);
-
-    // The plan of chunks: (table name, row range) per chunk, then the entity keys.
-    let mut plan: Vec<(String, usize, usize)> = Vec::new();
-    let mut summaries = Vec::new();
-    for t in &dataset.tables {
-        let before = plan.len();
-        let mut from = 0;
-        while from < t.rows() {
-            let to = (from + chunk_rows).min(t.rows());
-            plan.push((t.name.clone(), from, to));
-            from = to;
+    let chunk_rows = options.chunk_rows.max(1);
+    for (name, _) in tables {
+        if !schema.tables.iter().any(|t| &t.name == name) {
+            return Err(InputError::Tables(format!("table '{name}' is not in the schema")).into());
         }
-        summaries.push(TableSummary {
-            name: t.name.clone(),
-            rows: t.rows() as u64,
-            chunks: (plan.len() - before) as u64,
-        });
+        if tables.iter().filter(|(n, _)| n == name).count() > 1 {
+            return Err(InputError::Tables(format!("table '{name}' is given twice")).into());
+        }
     }
-    let mut from = 0;
-    while from < dataset.entities() {
-        let to = (from + chunk_rows).min(dataset.entities());
-        plan.push((ENTITIES_TABLE.to_string(), from, to));
-        from = to;
-    }
+    let dir = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let spill_dir = tempfile::Builder::new()
+        .prefix(".strongroom-seal-")
+        .tempdir_in(dir)
+        .map_err(|e| out_err(e.to_string()))?;
 
+    // Pass 1: validate every row, collect the entity keys, sort each table by entity.
+    let mut keys: BTreeSet<String> = BTreeSet::new();
+    let mut sorted = Vec::new();
+    let mut summaries = Vec::new();
+    let mut rows_read = 0u64;
+    for ts in &schema.tables {
+        let Some((_, path)) = tables.iter().find(|(n, _)| n == &ts.name) else {
+            return Err(InputError::Tables(format!(
+                "the schema declares table '{}' but no file was given for it",
+                ts.name
+            ))
+            .into());
+        };
+        let mut source = RowSource::open(path)?;
+        let validator = RowValidator::new(ts, source.header(), source.path())?;
+        let table_dir = spill_dir.path().join(&ts.name);
+        std::fs::create_dir_all(&table_dir).map_err(|e| out_err(e.to_string()))?;
+        let mut sorter = ExternalSorter::new(&table_dir, options.memory_budget);
+        while let Some(row) = source.next_row() {
+            let (location, cells) = row?;
+            let (key, cells) = validator.validate(source.path(), location, &cells)?;
+            if !keys.contains(&key) {
+                keys.insert(key.clone());
+            }
+            sorter
+                .push((key, cells))
+                .map_err(|e| out_err(format!("spilling sorted rows: {e}")))?;
+            rows_read += 1;
+            if options.progress && rows_read.is_multiple_of(100_000) {
+                let secs = started.elapsed().as_secs_f64().max(1e-9);
+                eprint!(
+                    "\rsealing: read {rows_read} rows ({:.0} rows/s)   ",
+                    rows_read as f64 / secs
+                );
+            }
+        }
+        let rows = sorter.rows();
+        summaries.push(TableSummary {
+            name: ts.name.clone(),
+            rows,
+            chunks: rows.div_ceil(chunk_rows as u64),
+        });
+        sorted.push((ts, sorter));
+    }
+    let keys: Vec<String> = keys.into_iter().collect();
+    let entity_chunks = (keys.len() as u64).div_ceil(chunk_rows as u64);
+    let total_chunks = summaries.iter().map(|t| t.chunks).sum::<u64>() + entity_chunks + 1;
+
+    // The header: everything but the chunks is known now.
     let rng = SystemRandom::new();
     let mut data_key = Zeroizing::new([0u8; 32]);
     let mut dataset_id = [0u8; 16];
@@ -221,7 +352,6 @@ pub fn seal(
         &mut csprng,
     )
     .map_err(|e| SealError::Crypto(format!("HPKE: {e}")))?;
-
     let schema_toml = schema.to_inline_toml();
     let header = Header {
         format: 1,
@@ -237,8 +367,8 @@ pub fn seal(
         wrapped_key: B64.encode(&wrapped),
         nonce_prefix: B64.encode(prefix),
         chunk_rows: chunk_rows as u64,
-        chunks: plan.len() as u64 + 1,
-        entities: dataset.entities() as u64,
+        chunks: total_chunks,
+        entities: keys.len() as u64,
         tables: summaries,
         sealed_by: SealedBy {
             name: party.name.clone(),
@@ -253,10 +383,7 @@ pub fn seal(
     let cipher = ChunkCipher::new(&data_key, prefix, header_hash(&header_bytes))
         .ok_or_else(|| SealError::Crypto("bad data key".into()))?;
 
-    let dir = out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    // Pass 2: merge each table in entity order into encrypted chunks.
     let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| out_err(e.to_string()))?;
     let mut w = std::io::BufWriter::new(tmp.as_file());
     let mut written = 0u64;
@@ -270,59 +397,79 @@ pub fn seal(
     put(&mut w, &header_bytes)?;
     put(&mut w, &(signature.len() as u16).to_le_bytes())?;
     put(&mut w, &signature)?;
-    let mut index = Vec::with_capacity(plan.len());
-    let mut rows_done = 0u64;
-    for (i, (table, from, to)) in plan.iter().enumerate() {
-        let (batch, first, last) = if table == ENTITIES_TABLE {
-            (
-                entities_batch(&dataset.entity_keys, *from, *to)?,
-                *from as u32,
-                (*to as u32).saturating_sub(1),
-            )
-        } else {
-            let t = dataset
-                .table(table)
-                .expect("planned from the dataset's own tables");
-            let ts = schema
-                .tables
-                .iter()
-                .find(|s| &s.name == table)
-                .expect("loaded against this schema");
-            (
-                rows_batch(t, ts, *from, *to)?,
-                t.entity_of_row[*from],
-                t.entity_of_row[*to - 1],
-            )
-        };
-        let mut buf = ipc(&batch)?;
-        index.push(IndexEntry {
-            table: table.clone(),
-            rows: (*to - *from) as u64,
-            first_entity: first,
-            last_entity: last,
-        });
-        let mut sealed = std::mem::take(&mut *buf);
+    let mut index: Vec<IndexEntry> = Vec::with_capacity(total_chunks as usize);
+    let mut write_chunk = |w: &mut std::io::BufWriter<&std::fs::File>,
+                           batch: RecordBatch,
+                           entry: IndexEntry|
+     -> Result<(), SealError> {
+        let i = index.len() as u64;
+        let mut sealed = std::mem::take(&mut *ipc(&batch)?);
         cipher
-            .seal(i as u64, false, &mut sealed)
+            .seal(i, false, &mut sealed)
             .ok_or_else(|| SealError::Crypto("chunk encryption failed".into()))?;
-        put(&mut w, &(sealed.len() as u32).to_le_bytes())?;
-        put(&mut w, &sealed)?;
-        rows_done += (*to - *from) as u64;
-        if progress {
-            let secs = started.elapsed().as_secs_f64().max(1e-9);
-            eprint!(
-                "\rsealing: chunk {}/{}, {} rows, {:.0} rows/s, {:.1} MB/s   ",
-                i + 1,
-                plan.len() + 1,
-                rows_done,
-                rows_done as f64 / secs,
-                input_bytes as f64 * (i + 1) as f64 / (plan.len() + 1) as f64 / secs / 1e6
-            );
+        put(w, &(sealed.len() as u32).to_le_bytes())?;
+        put(w, &sealed)?;
+        index.push(entry);
+        if options.progress {
+            eprint!("\rsealing: wrote chunk {}/{total_chunks}   ", i + 1);
         }
+        Ok(())
+    };
+    let ordinal = |key: &str| {
+        keys.binary_search_by(|k| k.as_str().cmp(key))
+            .map(|i| i as u32)
+            .map_err(|_| SealError::Crypto("an entity key went missing between passes".into()))
+    };
+    for (ts, sorter) in sorted {
+        let mut rows: Vec<(u32, Vec<Cell>)> = Vec::with_capacity(chunk_rows.min(1 << 20));
+        for row in sorter
+            .into_sorted()
+            .map_err(|e| out_err(format!("reading sorted rows: {e}")))?
+        {
+            let (key, cells) = row.map_err(|e| out_err(format!("reading sorted rows: {e}")))?;
+            rows.push((ordinal(&key)?, cells));
+            if rows.len() == chunk_rows {
+                let entry = IndexEntry {
+                    table: ts.name.clone(),
+                    rows: rows.len() as u64,
+                    first_entity: rows[0].0,
+                    last_entity: rows[rows.len() - 1].0,
+                };
+                write_chunk(&mut w, rows_batch(ts, &rows)?, entry)?;
+                rows.clear();
+            }
+        }
+        if !rows.is_empty() {
+            let entry = IndexEntry {
+                table: ts.name.clone(),
+                rows: rows.len() as u64,
+                first_entity: rows[0].0,
+                last_entity: rows[rows.len() - 1].0,
+            };
+            write_chunk(&mut w, rows_batch(ts, &rows)?, entry)?;
+        }
+    }
+    let mut from = 0;
+    while from < keys.len() {
+        let to = (from + chunk_rows).min(keys.len());
+        let entry = IndexEntry {
+            table: ENTITIES_TABLE.to_string(),
+            rows: (to - from) as u64,
+            first_entity: from as u32,
+            last_entity: to as u32 - 1,
+        };
+        write_chunk(&mut w, entities_batch(&keys, from, to)?, entry)?;
+        from = to;
+    }
+    if index.len() as u64 + 1 != total_chunks {
+        return Err(SealError::Crypto(format!(
+            "planned {total_chunks} chunks, wrote {}",
+            index.len() + 1
+        )));
     }
     let mut last = serde_json::to_vec(&index).map_err(|e| SealError::Crypto(e.to_string()))?;
     cipher
-        .seal(plan.len() as u64, true, &mut last)
+        .seal(index.len() as u64, true, &mut last)
         .ok_or_else(|| SealError::Crypto("index encryption failed".into()))?;
     put(&mut w, &(last.len() as u32).to_le_bytes())?;
     put(&mut w, &last)?;
@@ -332,7 +479,7 @@ pub fn seal(
         .sync_all()
         .map_err(|e| out_err(e.to_string()))?;
     tmp.persist(out).map_err(|e| out_err(e.error.to_string()))?;
-    if progress {
+    if options.progress {
         eprintln!();
     }
     Ok(SealSummary {

@@ -83,7 +83,8 @@ pub fn parse_date(s: &str) -> Option<i32> {
     Some(era * 146_097 + doe - 719_468)
 }
 
-fn parse_bool(s: &str) -> Option<bool> {
+/// true/false, t/f, 1/0, yes/no (any case).
+pub fn parse_bool(s: &str) -> Option<bool> {
     match s.to_ascii_lowercase().as_str() {
         "true" | "t" | "1" | "yes" => Some(true),
         "false" | "f" | "0" | "no" => Some(false),
@@ -358,7 +359,8 @@ fn convert(schema: &TableSchema, raw: RawTable) -> Result<UngroupedTable, InputE
     })
 }
 
-fn check_bounds(c: &ColumnSchema, x: f64) -> Result<(), String> {
+/// Checks a number against a column's declared `min` and `max`.
+pub fn check_bounds(c: &ColumnSchema, x: f64) -> Result<(), String> {
     if let Some(lo) = c.min
         && x < lo
     {

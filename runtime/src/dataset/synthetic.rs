@@ -178,7 +178,8 @@ columns = [
     )
 }
 
-fn date_string(days: i32) -> String {
+/// `YYYY-MM-DD` for days since 1970-01-01.
+pub fn date_string(days: i32) -> String {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
