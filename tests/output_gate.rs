@@ -363,3 +363,63 @@ async fn policy_limits_are_enforced_before_any_charge() {
         0
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn table_mode_needs_the_banks_approval_by_hash() {
+    let both = Policy::parse(
+        "partner = \"socialco\"\ndataset = \"bank\"\nbudget_rho = \"5\"\nmodes = [\"isolated\", \"table\"]\nmin_group_size = 1\n",
+    )
+    .expect("policy");
+    let (_dir, room) = room_with(&both).await;
+    let data = small_bank(100);
+    let module = example("column-sum");
+    let hash = hex::encode(ring::digest::digest(&ring::digest::SHA256, &module).as_ref());
+    match run_job(&room, sandbox(), request(&module, &data, NANO / 10)).await {
+        Err(JobError::Refused(why)) => assert!(why.contains("needs the bank's approval"), "{why}"),
+        other => panic!("an unapproved table-mode module must be refused, got {other:?}"),
+    }
+    room.decide_module(
+        &hash,
+        "socialco",
+        true,
+        "analyst@bank",
+        "reviewed the source",
+    )
+    .await
+    .expect("approve");
+    let result = run_job(&room, sandbox(), request(&module, &data, NANO / 10))
+        .await
+        .expect("job");
+    assert_eq!(result.outcome, "completed");
+    // A rejection withdraws the approval.
+    room.decide_module(&hash, "socialco", false, "ciso@bank", "withdrawn")
+        .await
+        .expect("reject");
+    assert!(matches!(
+        run_job(&room, sandbox(), request(&module, &data, NANO / 10)).await,
+        Err(JobError::Refused(_))
+    ));
+    let events: Vec<String> = room
+        .audit()
+        .entries(0)
+        .await
+        .expect("entries")
+        .into_iter()
+        .map(|e| e.entry)
+        .collect();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.contains("\"event\":\"module.approved\"") && e.contains("analyst@bank"))
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e.contains("\"event\":\"module.rejected\""))
+    );
+    assert!(
+        room.decide_module("not-a-hash", "socialco", true, "x", "")
+            .await
+            .is_err()
+    );
+}

@@ -94,6 +94,10 @@ pub mod event {
     pub const POLICY_SET: &str = "policy.set";
     /// A module was vetted (hash, result).
     pub const MODULE_VETTED: &str = "module.vetted";
+    /// The bank approved a module (by hash) for a partner.
+    pub const MODULE_APPROVED: &str = "module.approved";
+    /// The bank rejected a module (by hash) for a partner.
+    pub const MODULE_REJECTED: &str = "module.rejected";
     /// A job was refused before any charge (reason).
     pub const JOB_REFUSED: &str = "job.refused";
     /// A job's cost was charged to the budget.

@@ -128,6 +128,10 @@ enum ModuleCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The bank approves a module, by hash, for a partner (required for table mode).
+    Approve(room_cmd::DecisionArgs),
+    /// The bank rejects a module, by hash, for a partner.
+    Reject(room_cmd::DecisionArgs),
 }
 
 /// Entry point of the binary.
@@ -136,6 +140,8 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Dev(cmd) => dev::run(cmd),
         Command::Module(ModuleCommand::Inspect { module, json }) => dev::inspect(&module, json),
+        Command::Module(ModuleCommand::Approve(args)) => room_cmd::decide(args, true),
+        Command::Module(ModuleCommand::Reject(args)) => room_cmd::decide(args, false),
         Command::DemoData {
             customers,
             transactions_per_customer,

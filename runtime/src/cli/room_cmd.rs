@@ -706,3 +706,45 @@ pub(super) fn receipt(cmd: ReceiptCommand) -> anyhow::Result<ExitCode> {
         }
     }
 }
+
+/// A bank's decision on a module.
+#[derive(Args, Debug)]
+pub(super) struct DecisionArgs {
+    #[command(flatten)]
+    room: RoomArgs,
+    /// The module's SHA-256 (from `strongroom module inspect`).
+    #[arg(long)]
+    module_sha256: String,
+    /// The partner the decision is for.
+    #[arg(long)]
+    partner: String,
+    /// Who decides (recorded in the audit log).
+    #[arg(long)]
+    by: String,
+    /// Why (recorded in the audit log).
+    #[arg(long, default_value = "")]
+    comment: String,
+}
+
+pub(super) fn decide(args: DecisionArgs, approve: bool) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async {
+        let room = open_room(&args.room).await?;
+        room.decide_module(
+            &args.module_sha256,
+            &args.partner,
+            approve,
+            &args.by,
+            &args.comment,
+        )
+        .await?;
+        anyhow::Ok(())
+    })?;
+    println!(
+        "module {} {} for partner '{}' by {}",
+        args.module_sha256,
+        if approve { "approved" } else { "rejected" },
+        args.partner,
+        args.by
+    );
+    Ok(ExitCode::SUCCESS)
+}

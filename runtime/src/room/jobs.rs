@@ -260,6 +260,28 @@ async fn run_job_inner(
         .map_err(RoomError::from)?;
     let module = vetted.map_err(|e| JobError::Refused(e.to_string()))?;
     let manifest = module.manifest.clone();
+    // Table mode sees whole tables: only modules the bank approved by hash may use it.
+    if manifest.mode == crate::guest_boundary::manifest::Mode::Table
+        || policy.approval_required_for_isolated
+    {
+        match room
+            .module_decision(&module_sha256, request.partner)
+            .await?
+        {
+            Some(true) => {}
+            Some(false) => {
+                return Err(JobError::Refused(format!(
+                    "the bank rejected module {module_sha256}"
+                )));
+            }
+            None => {
+                return Err(JobError::Refused(format!(
+                    "module {module_sha256} needs the bank's approval for {} mode (`strongroom module approve`)",
+                    manifest.mode
+                )));
+            }
+        }
+    }
     let mut seed = [0u8; 32];
     SystemRandom::new()
         .fill(&mut seed)

@@ -222,6 +222,61 @@ impl Room {
         Ok(())
     }
 
+    /// Records the bank's decision on a module (by hash) for a partner, replacing any earlier
+    /// one, and logs it.
+    pub async fn decide_module(
+        &self,
+        module_sha256: &str,
+        partner: &str,
+        approve: bool,
+        by: &str,
+        comment: &str,
+    ) -> Result<(), RoomError> {
+        if module_sha256.len() != 64 || !module_sha256.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(RoomError::Invalid(format!(
+                "'{module_sha256}' is not a module's SHA-256 (64 hex digits)"
+            )));
+        }
+        let decision = if approve { "approved" } else { "rejected" };
+        sqlx::query(
+            "INSERT INTO approvals (module_sha256, partner, decision, decided_by, comment, decided_at) VALUES (?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (module_sha256, partner) DO UPDATE SET decision = excluded.decision, \
+             decided_by = excluded.decided_by, comment = excluded.comment, decided_at = excluded.decided_at",
+        )
+        .bind(module_sha256.to_ascii_lowercase())
+        .bind(partner)
+        .bind(decision)
+        .bind(by)
+        .bind(comment)
+        .bind(db::now_rfc3339())
+        .execute(&self.pool)
+        .await?;
+        self.audit()
+            .append(
+                if approve { event::MODULE_APPROVED } else { event::MODULE_REJECTED },
+                serde_json::json!({ "actor": "bank", "by": by, "partner": partner,
+                                    "module_sha256": module_sha256.to_ascii_lowercase(), "comment": comment }),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The bank's decision on a module for a partner: Some(true) approved, Some(false) rejected.
+    pub async fn module_decision(
+        &self,
+        module_sha256: &str,
+        partner: &str,
+    ) -> Result<Option<bool>, RoomError> {
+        let decision: Option<String> = sqlx::query_scalar(
+            "SELECT decision FROM approvals WHERE module_sha256 = ? AND partner = ?",
+        )
+        .bind(module_sha256)
+        .bind(partner)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(decision.map(|d| d == "approved"))
+    }
+
     /// The policy for a partner on a dataset.
     pub async fn policy(&self, partner: &str, dataset: &str) -> Result<Policy, RoomError> {
         let row = sqlx::query("SELECT policy_toml FROM policies WHERE partner = ? AND dataset = ?")

@@ -54,6 +54,8 @@ struct PolicyFile {
     max_groups_per_entity: u32,
     #[serde(default = "default_delta")]
     delta: f64,
+    #[serde(default)]
+    approval_required_for_isolated: bool,
 }
 
 fn default_mechanism() -> Mechanism {
@@ -96,6 +98,8 @@ pub struct Policy {
     pub max_groups_per_entity: u32,
     /// delta used to show the budget as (epsilon, delta).
     pub delta: f64,
+    /// Whether isolated-mode modules also need the bank's approval (table mode always does).
+    pub approval_required_for_isolated: bool,
     /// The policy text as the bank wrote it.
     pub text: String,
     /// SHA-256 of the text, hex: the policy's identity in receipts.
@@ -133,6 +137,7 @@ impl Policy {
             modes: file.modes,
             max_groups_per_entity: file.max_groups_per_entity,
             delta: file.delta,
+            approval_required_for_isolated: file.approval_required_for_isolated,
             text: text.to_string(),
             sha256: hex::encode(digest.as_ref()),
         })
