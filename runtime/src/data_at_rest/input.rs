@@ -254,15 +254,13 @@ impl RowSource {
     }
 }
 
+/// How to read one schema column from a file: its position, its schema, and for a category
+/// its dictionary lookup and the code unknown values map to (if any).
+type ColumnPlan = (usize, ColumnSchema, Option<HashMap<String, u32>>, Option<u32>);
+
 /// Checks each row of one table against its schema.
 pub struct RowValidator {
-    /// For each schema column: its position in the file and how to parse it.
-    columns: Vec<(
-        usize,
-        ColumnSchema,
-        Option<HashMap<String, u32>>,
-        Option<u32>,
-    )>,
+    columns: Vec<ColumnPlan>,
     entity: usize,
 }
 
