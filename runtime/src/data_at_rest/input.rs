@@ -178,6 +178,14 @@ impl RowSource {
         &self.path
     }
 
+    /// Bytes of the file consumed so far (CSV), or 0 where the reader cannot tell (Parquet).
+    pub fn bytes_read(&self) -> u64 {
+        match &self.reader {
+            Reader::Csv(r) => r.position().byte(),
+            Reader::Parquet { .. } => 0,
+        }
+    }
+
     /// The next row's cells as text, or None at the end.
     pub fn next_row(&mut self) -> Option<Result<(Location, Vec<String>), InputError>> {
         let path = self.path.clone();
@@ -256,7 +264,12 @@ impl RowSource {
 
 /// How to read one schema column from a file: its position, its schema, and for a category
 /// its dictionary lookup and the code unknown values map to (if any).
-type ColumnPlan = (usize, ColumnSchema, Option<HashMap<String, u32>>, Option<u32>);
+type ColumnPlan = (
+    usize,
+    ColumnSchema,
+    Option<HashMap<String, u32>>,
+    Option<u32>,
+);
 
 /// Checks each row of one table against its schema.
 pub struct RowValidator {

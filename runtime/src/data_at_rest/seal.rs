@@ -286,6 +286,7 @@ pub fn seal_with(
     let mut sorted = Vec::new();
     let mut summaries = Vec::new();
     let mut rows_read = 0u64;
+    let mut bytes_done = 0u64;
     for ts in &schema.tables {
         let Some((_, path)) = tables.iter().find(|(n, _)| n == &ts.name) else {
             return Err(InputError::Tables(format!(
@@ -311,12 +312,16 @@ pub fn seal_with(
             rows_read += 1;
             if options.progress && rows_read.is_multiple_of(100_000) {
                 let secs = started.elapsed().as_secs_f64().max(1e-9);
+                let bytes = bytes_done + source.bytes_read();
                 eprint!(
-                    "\rsealing: read {rows_read} rows ({:.0} rows/s)   ",
-                    rows_read as f64 / secs
+                    "\rsealing: read {rows_read} rows, {:.1} MB ({:.0} rows/s, {:.1} MB/s)   ",
+                    bytes as f64 / 1e6,
+                    rows_read as f64 / secs,
+                    bytes as f64 / 1e6 / secs
                 );
             }
         }
+        bytes_done += source.bytes_read();
         let rows = sorter.rows();
         summaries.push(TableSummary {
             name: ts.name.clone(),
