@@ -102,6 +102,8 @@ pub mod event {
     pub const JOB_REFUSED: &str = "job.refused";
     /// A job's cost was charged to the budget.
     pub const BUDGET_CHARGED: &str = "budget.charged";
+    /// A job's module started running (admitted and charged).
+    pub const JOB_STARTED: &str = "job.started";
     /// A job finished (outcome, fuel bucket).
     pub const JOB_FINISHED: &str = "job.finished";
     /// Bank-only diagnostics of a job (trap text, guest stderr), stored as escaped data.

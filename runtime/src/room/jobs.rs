@@ -328,6 +328,13 @@ async fn run_job_inner(
         .await
         .map_err(RoomError::from)?;
 
+    audit
+        .append(
+            event::JOB_STARTED,
+            json!({ "actor": "room", "job": job_id, "mode": manifest.mode.to_string(), "entities": request.dataset.entities() as u64 }),
+        )
+        .await
+        .map_err(RoomError::from)?;
     let report = sandbox.run(&prepared, Arc::new(ctx), request.threads);
     let outcome = report.outcome.code().to_string();
     let mut bank_detail = report.detail.clone();
