@@ -234,3 +234,48 @@ fn bad_csv_input_names_file_line_and_column() {
         "{msg}"
     );
 }
+
+#[test]
+fn the_table_mode_analyst_query_joins_by_entity_and_matches_a_native_computation() {
+    let data = small_bank(400);
+    let module = prepare(&example("analyst-spend-by-region"));
+    let report = run(&module, &data, RunLimits::default());
+    assert_eq!(report.outcome, Outcome::Completed, "{:?}", report.detail);
+    let aggregate = report.aggregate.expect("aggregate");
+    // Natively: per customer, total spend in row order, in cents, clamped to [0, 20,000].
+    let region = categories(&data, "customers", "region");
+    let amount = floats(&data, "transactions", "amount");
+    let customers = data.table("customers").expect("customers");
+    let tx = data.table("transactions").expect("transactions");
+    let mut expected: BTreeMap<u32, (u64, i128)> = BTreeMap::new();
+    for e in 0..data.entities() as u32 {
+        let Some(c) = customers.entity_rows(e).next() else {
+            continue;
+        };
+        let total: f64 = tx.entity_rows(e).map(|r| amount[r]).sum();
+        let acc = expected.entry(region[c]).or_default();
+        acc.0 += 1;
+        acc.1 += i128::from(((total * 100.0).round() as i64).clamp(0, 2_000_000));
+    }
+    let (spend, count) = (&aggregate.metrics[0], &aggregate.metrics[1]);
+    assert_eq!(spend.rows.len(), expected.len());
+    for row in &spend.rows {
+        let (customers, cents) = expected[&row.key[0]];
+        assert_eq!(
+            (row.entities, row.sum_fixed),
+            (customers, cents),
+            "region {}",
+            row.key[0]
+        );
+    }
+    for row in &count.rows {
+        assert_eq!(
+            (row.entities, row.contributions),
+            (expected[&row.key[0]].0, expected[&row.key[0]].0)
+        );
+    }
+    assert_eq!(
+        aggregate.entities, 400,
+        "every customer contributed once, attributed by row"
+    );
+}
