@@ -279,3 +279,41 @@ fn the_table_mode_analyst_query_joins_by_entity_and_matches_a_native_computation
         "every customer contributed once, attributed by row"
     );
 }
+
+#[test]
+fn fraud_alert_share_by_region_matches_a_native_computation() {
+    let data = small_bank(500);
+    let module = prepare(&example("fraud-alerts-by-region"));
+    let report = run(&module, &data, RunLimits::default());
+    assert_eq!(report.outcome, Outcome::Completed, "{:?}", report.detail);
+    let aggregate = report.aggregate.expect("aggregate");
+    let region = categories(&data, "customers", "region");
+    let alerts = match &data
+        .table("customers")
+        .and_then(|t| t.column("fraud_alerts_last_quarter"))
+        .map(|c| &c.data)
+    {
+        Some(strongroom::dataset::ColumnData::Int(v)) => v.clone(),
+        other => panic!("alerts column: {other:?}"),
+    };
+    let mut expected: BTreeMap<u32, (u64, i128)> = BTreeMap::new();
+    for (r, a) in region.iter().zip(&alerts) {
+        let acc = expected.entry(*r).or_default();
+        acc.0 += 1;
+        acc.1 += if *a > 0 { 10_000 } else { 0 };
+    }
+    assert!(
+        expected.values().any(|(_, with)| *with > 0),
+        "the synthetic bank has some alerts"
+    );
+    let share = &aggregate.metrics[0];
+    for row in &share.rows {
+        assert_eq!(
+            (row.contributions, row.sum_fixed),
+            expected[&row.key[0]],
+            "region {}",
+            row.key[0]
+        );
+    }
+    assert_eq!(share.rows.len(), expected.len());
+}

@@ -342,6 +342,14 @@ fn bank_parquet(
             "tenure_years",
             Arc::new(Int64Array::from(bank.tenure_years.clone())) as ArrayRef,
         ),
+        (
+            "avg_monthly_balance",
+            Arc::new(Float64Array::from(bank.avg_monthly_balance.clone())) as ArrayRef,
+        ),
+        (
+            "fraud_alerts_last_quarter",
+            Arc::new(Int64Array::from(bank.fraud_alerts_last_quarter.clone())) as ArrayRef,
+        ),
     ])
     .expect("customers batch");
     let mcc: Vec<&str> = synthetic::MCC_GROUPS.iter().map(|g| g.0).collect();

@@ -399,6 +399,26 @@ pub fn build_examples(examples: &Path) -> anyhow::Result<PathBuf> {
 
 const DEMO_MARKER: &str = ".strongroom-demo";
 
+/// Writes one CSV per released metric into `dir`.
+fn write_result_csvs(
+    dir: &Path,
+    released: &crate::output_gate::release::ReleasedTable,
+) -> anyhow::Result<()> {
+    for metric in &released.metrics {
+        let mut w = csv::Writer::from_path(dir.join(format!("{}.csv", metric.name)))?;
+        let mut header = metric.key.clone();
+        header.extend(["value".into(), "entities".into()]);
+        w.write_record(&header)?;
+        for g in &metric.groups {
+            let mut cells = g.labels.clone();
+            cells.extend([format!("{:.4}", g.value), format!("{:.0}", g.entities)]);
+            w.write_record(&cells)?;
+        }
+        w.flush()?;
+    }
+    Ok(())
+}
+
 fn fresh_demo_dir(out: &Path) -> anyhow::Result<()> {
     if out.exists() {
         let is_ours = out.join(DEMO_MARKER).exists();
@@ -451,9 +471,10 @@ pub(super) fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     step(
         1,
         "partner",
-        "builds its query module from source (examples/spend-by-category)",
+        "builds its query modules from source (examples/spend-by-category, fraud-alerts-by-region)",
     );
-    let module_path = build_examples(&examples)?.join("spend_by_category.wasm");
+    let wasm_dir = build_examples(&examples)?;
+    let module_path = wasm_dir.join("spend_by_category.wasm");
     let module = std::fs::read(&module_path)
         .with_context(|| format!("cannot read {}", module_path.display()))?;
 
@@ -552,15 +573,16 @@ pub(super) fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         number(dataset.entities() as f64, 0)
     );
     let started = Instant::now();
+    let origin = format!(
+        "sealed by {} at {}",
+        sealed_file.header.sealed_by.name, sealed_file.header.sealed_at
+    );
     let request = JobRequest {
         partner: "socialco",
         module: &module,
         dataset: Arc::clone(&dataset),
         dataset_sha256: sealed_file.header_sha256(),
-        dataset_origin: format!(
-            "sealed by {} at {}",
-            sealed_file.header.sealed_by.name, sealed_file.header.sealed_at
-        ),
+        dataset_origin: origin.clone(),
         cost_nano: 500_000_000,
         threads,
     };
@@ -586,25 +608,40 @@ pub(super) fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     super::room_cmd::print_released(released);
     let results = args.out.join("results");
     std::fs::create_dir_all(&results)?;
-    for metric in &released.metrics {
-        let mut w = csv::Writer::from_path(results.join(format!("{}.csv", metric.name)))?;
-        let mut header = metric.key.clone();
-        header.extend(["value".into(), "entities".into()]);
-        w.write_record(&header)?;
-        for g in &metric.groups {
-            let mut cells = g.labels.clone();
-            cells.extend([format!("{:.2}", g.value), format!("{:.0}", g.entities)]);
-            w.write_record(&cells)?;
-        }
-        w.flush()?;
-    }
+    write_result_csvs(&results, released)?;
     std::fs::write(
         results.join("result.json"),
         serde_json::to_string(released)?,
     )?;
     std::fs::write(results.join("receipt.txt"), &result.receipt)?;
     println!(
-        "\n      written to {} (one CSV per metric, result.json, receipt.txt)",
+        "\n      a second question, the share of customers with a fraud alert last quarter (rho 0.25):"
+    );
+    let fraud_module = std::fs::read(wasm_dir.join("fraud_alerts_by_region.wasm"))?;
+    let second = rt.block_on(run_job(
+        &room,
+        &sandbox,
+        JobRequest {
+            partner: "socialco",
+            module: &fraud_module,
+            dataset: Arc::clone(&dataset),
+            dataset_sha256: sealed_file.header_sha256(),
+            dataset_origin: origin,
+            cost_nano: 250_000_000,
+            threads,
+        },
+    ))?;
+    let Some(second_released) = &second.released else {
+        bail!(
+            "the second demo job did not release a result (outcome {})",
+            second.outcome
+        );
+    };
+    super::room_cmd::print_released(second_released);
+    write_result_csvs(&results, second_released)?;
+    std::fs::write(results.join("receipt-fraud-alerts.txt"), &second.receipt)?;
+    println!(
+        "\n      written to {} (one CSV per metric, result.json, receipt.txt, receipt-fraud-alerts.txt)",
         results.display()
     );
 
@@ -633,10 +670,16 @@ pub(super) fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         &receipt.policy_sha256[..12],
         &receipt.result_sha256[..12]
     );
+    Receipt::verify(&second.receipt, &verifier).map_err(anyhow::Error::msg)?;
     println!(
-        "      budget: charged rho {}, rho {} of 1.0 left for socialco on bank",
+        "      valid: the second receipt too (job {})",
+        second.job_id
+    );
+    println!(
+        "      budget: charged rho {} and {}, rho {} of 1.0 left for socialco on bank",
         format_nano(result.charged_nano_rho),
-        format_nano(result.remaining_nano_rho)
+        format_nano(second.charged_nano_rho),
+        format_nano(second.remaining_nano_rho)
     );
     println!("\n[8/8] security team: exports the audit log and verifies it offline");
     let (export, checkpoint) = rt.block_on(async {

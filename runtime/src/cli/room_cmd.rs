@@ -523,7 +523,7 @@ pub fn print_released(released: &ReleasedTable) {
             .iter()
             .map(|g| {
                 let mut cells = g.labels.clone();
-                cells.push(number(g.value, 2));
+                cells.push(number(g.value, if g.value.abs() < 10.0 { 4 } else { 2 }));
                 cells.push(number(g.entities, 0));
                 cells
             })

@@ -63,6 +63,10 @@ pub struct SyntheticBank {
     pub account_type: Vec<u32>,
     /// Years with the bank.
     pub tenure_years: Vec<i64>,
+    /// Average monthly balance over the year, in dollars (log-normal; premium accounts higher).
+    pub avg_monthly_balance: Vec<f64>,
+    /// Fraud alerts raised on the customer's accounts in the last quarter (most have none).
+    pub fraud_alerts_last_quarter: Vec<i64>,
     /// transactions: owning customer (index into `customer_id`).
     pub tx_customer: Vec<u32>,
     /// Days since 1970-01-01, within 2025.
@@ -86,6 +90,8 @@ pub fn generate(customers: usize, mean_transactions: f64, seed: u64) -> Syntheti
         region: Vec::with_capacity(customers),
         account_type: Vec::with_capacity(customers),
         tenure_years: Vec::with_capacity(customers),
+        avg_monthly_balance: Vec::with_capacity(customers),
+        fraud_alerts_last_quarter: Vec::with_capacity(customers),
         tx_customer: Vec::new(),
         tx_date: Vec::new(),
         tx_mcc_group: Vec::new(),
@@ -105,6 +111,17 @@ pub fn generate(customers: usize, mean_transactions: f64, seed: u64) -> Syntheti
         // Activity is log-normal: many light users, a few heavy spenders.
         let activity = (0.8 * normal(&mut rng) - 0.32).exp();
         let n = (mean_transactions * activity * (0.5 + uniform(&mut rng))).round() as usize;
+        let premium = if bank.account_type[c] == 2 { 4.0 } else { 1.0 };
+        let balance = (premium * (7.6 + 1.1 * normal(&mut rng)).exp() * 100.0).round() / 100.0;
+        bank.avg_monthly_balance.push(balance);
+        // Heavy card users see more alerts; about 4% of customers have one in a quarter.
+        let alert_chance = (0.03 * activity).min(0.5);
+        let alerts = if uniform(&mut rng) < alert_chance {
+            1 + (rng.next_u64() % 3) as i64
+        } else {
+            0
+        };
+        bank.fraud_alerts_last_quarter.push(alerts);
         for _ in 0..n {
             let mut w = (rng.next_u64() % u64::from(total_weight)) as u32;
             let mut group = 0;
@@ -159,6 +176,8 @@ columns = [
   {{ name = "region", role = "category", dictionary = [{}] }},
   {{ name = "account_type", role = "category", dictionary = [{}] }},
   {{ name = "tenure_years", role = "int", min = 0, max = 100 }},
+  {{ name = "avg_monthly_balance", role = "float", min = -1000000.0, max = 1000000000.0 }},
+  {{ name = "fraud_alerts_last_quarter", role = "int", min = 0, max = 1000 }},
 ]
 
 [[tables]]
@@ -204,19 +223,21 @@ impl SyntheticBank {
         let mut c = std::io::BufWriter::new(std::fs::File::create(dir.join("customers.csv"))?);
         writeln!(
             c,
-            "customer_id,email,phone,age_band,region,account_type,tenure_years"
+            "customer_id,email,phone,age_band,region,account_type,tenure_years,avg_monthly_balance,fraud_alerts_last_quarter"
         )?;
         for i in 0..self.customer_id.len() {
             writeln!(
                 c,
-                "{},{},{},{},{},{},{}",
+                "{},{},{},{},{},{},{},{:.2},{}",
                 self.customer_id[i],
                 self.email[i],
                 self.phone[i],
                 AGE_BANDS[self.age_band[i] as usize],
                 REGIONS[self.region[i] as usize],
                 ACCOUNT_TYPES[self.account_type[i] as usize],
-                self.tenure_years[i]
+                self.tenure_years[i],
+                self.avg_monthly_balance[i],
+                self.fraud_alerts_last_quarter[i]
             )?;
         }
         c.flush()?;
@@ -262,6 +283,16 @@ impl SyntheticBank {
                 Column {
                     name: "tenure_years".into(),
                     data: ColumnData::Int(self.tenure_years.clone()),
+                    dictionary: None,
+                },
+                Column {
+                    name: "avg_monthly_balance".into(),
+                    data: ColumnData::Float(self.avg_monthly_balance.clone()),
+                    dictionary: None,
+                },
+                Column {
+                    name: "fraud_alerts_last_quarter".into(),
+                    data: ColumnData::Int(self.fraud_alerts_last_quarter.clone()),
                     dictionary: None,
                 },
             ],

@@ -1,0 +1,47 @@
+//! Example query 2: the share of customers with a fraud alert in the last quarter, by region.
+//!
+//! Isolated mode, one customer per fresh instance. Each customer contributes 1 or 0 to the mean
+//! `share_with_alert` under their region, and 1 to `customers`. A customer reaches one group and
+//! moves each number by at most 1, so modest noise already hides any single customer.
+
+use strongroom_guest::prelude::*;
+
+#[derive(Row)]
+#[row(table = "customers")]
+struct Customer {
+    region: Category,
+    fraud_alerts_last_quarter: i64,
+}
+
+const BY_REGION: &[Domain] = &[Domain::column("customers", "region")];
+/// Share of customers with at least one alert (mean of 0/1), to four decimals.
+const SHARE_WITH_ALERT: Metric = Metric::mean("share_with_alert", BY_REGION, 0.0, 1.0).decimals(4);
+/// Customers per region.
+const CUSTOMERS: Metric = Metric::count("customers", BY_REGION);
+
+strongroom_guest::query! {
+    manifest: Manifest {
+        name: "fraud-alerts-by-region",
+        version: "0.1.0",
+        mode: Mode::Isolated,
+        reads: &[Customer::READS],
+        metrics: &[SHARE_WITH_ALERT, CUSTOMERS],
+        max_groups_per_entity: 1,
+    },
+    run: run,
+}
+
+fn run() -> Result<(), QueryError> {
+    let Some(customer) = rows::<Customer>().into_iter().next() else {
+        return Ok(());
+    };
+    let key = [customer.region.index()];
+    let alerted = if customer.fraud_alerts_last_quarter > 0 {
+        1.0
+    } else {
+        0.0
+    };
+    SHARE_WITH_ALERT.add(&key, alerted);
+    CUSTOMERS.add_one(&key);
+    Ok(())
+}
