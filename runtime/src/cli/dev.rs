@@ -549,20 +549,25 @@ pub(super) fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     step(
         4,
         "room",
-        "vets the module: imports, WIT world, manifest, size",
+        "vets the modules: imports, WIT world, manifest, size",
     );
-    let vetted = vet(&module, DEFAULT_MAX_MODULE_BYTES)?;
-    println!(
-        "      accepted {} {} (sha256 {})",
-        vetted.manifest.name,
-        vetted.manifest.version,
-        &vetted.hash_hex()[..16]
-    );
+    for name in ["spend_by_category.wasm", "fraud_alerts_by_region.wasm"] {
+        let vetted = vet(
+            &std::fs::read(wasm_dir.join(name))?,
+            DEFAULT_MAX_MODULE_BYTES,
+        )?;
+        println!(
+            "      accepted {} {} (sha256 {})",
+            vetted.manifest.name,
+            vetted.manifest.version,
+            &vetted.hash_hex()[..16]
+        );
+    }
 
     step(
         5,
         "room",
-        "opens the sealed data in memory, charges rho 0.5 to the partner's budget, runs the module one customer per fresh sandbox",
+        "opens the sealed data in memory, charges rho 0.5 to the partner's budget, runs the first module one customer per fresh sandbox",
     );
     let sandbox = Sandbox::new(&EngineSettings::default()).map_err(|e| anyhow::anyhow!("{e:#}"))?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
