@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::schema::{ColumnSchema, DatasetSchema, OnUnknown, Role, TableSchema};
+use super::validate::{Cell, Location, RowValidator};
 use super::{Column, ColumnData, Dataset, IdentifierColumn, UngroupedTable};
 
 /// Why input could not be read.
@@ -95,44 +96,18 @@ pub fn parse_bool(s: &str) -> Option<bool> {
 struct RawTable {
     path: String,
     header: Vec<String>,
-    records: Vec<(u64, Vec<String>)>,
+    records: Vec<(Location, Vec<String>)>,
 }
 
 fn read_raw(path: &Path) -> Result<RawTable, InputError> {
-    let shown = path.display().to_string();
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .from_path(path)
-        .map_err(|e| InputError::Io {
-            path: shown.clone(),
-            message: e.to_string(),
-        })?;
-    let header: Vec<String> = reader
-        .headers()
-        .map_err(|e| InputError::Header {
-            path: shown.clone(),
-            message: e.to_string(),
-        })?
-        .iter()
-        .map(|h| h.trim().to_string())
-        .collect();
+    let mut source = crate::data_at_rest::input::RowSource::open(path)?;
     let mut records = Vec::new();
-    for record in reader.records() {
-        let record = record.map_err(|e| {
-            let line = e.position().map(|p| p.line()).unwrap_or(0);
-            InputError::Value {
-                path: shown.clone(),
-                line,
-                column: "-".into(),
-                message: format!("malformed row: {e}"),
-            }
-        })?;
-        let line = record.position().map(|p| p.line()).unwrap_or(0);
-        records.push((line, record.iter().map(|v| v.trim().to_string()).collect()));
+    while let Some(row) = source.next_row() {
+        records.push(row?);
     }
     Ok(RawTable {
-        path: shown,
-        header,
+        path: source.path().to_string(),
+        header: source.header().to_vec(),
         records,
     })
 }
@@ -208,148 +183,58 @@ fn infer(
 }
 
 fn convert(schema: &TableSchema, raw: RawTable) -> Result<UngroupedTable, InputError> {
-    let path = raw.path.clone();
-    for c in &schema.columns {
-        if !raw.header.contains(&c.name) {
-            return Err(InputError::Header {
-                path,
-                message: format!("column '{}' of table '{}' is missing", c.name, schema.name),
-            });
+    let validator = RowValidator::new(schema, &raw.header, &raw.path)?;
+    let mut entity_keys = Vec::with_capacity(raw.records.len());
+    let mut cells: Vec<Vec<Cell>> = schema
+        .columns
+        .iter()
+        .map(|_| Vec::with_capacity(raw.records.len()))
+        .collect();
+    for (location, row) in &raw.records {
+        let (key, row_cells) = validator.validate(&raw.path, *location, row)?;
+        entity_keys.push(key);
+        for (column, cell) in cells.iter_mut().zip(row_cells) {
+            column.push(cell);
         }
     }
-    if let Some(extra) = raw
-        .header
-        .iter()
-        .find(|h| !schema.columns.iter().any(|c| &c.name == *h))
-    {
-        return Err(InputError::Header {
-            path,
-            message: format!(
-                "column '{extra}' is not in the schema of table '{}'",
-                schema.name
-            ),
-        });
-    }
-    let index = |name: &str| raw.header.iter().position(|h| h == name).unwrap_or(0);
-    let mut entity_keys = Vec::with_capacity(raw.records.len());
     let mut columns = Vec::new();
     let mut identifiers = Vec::new();
-    for c in &schema.columns {
-        let i = index(&c.name);
-        let bad = |line: u64, message: String| InputError::Value {
-            path: path.clone(),
-            line,
-            column: c.name.clone(),
-            message,
-        };
-        let cells = raw
-            .records
-            .iter()
-            .map(|(line, r)| (*line, r.get(i).map(String::as_str).unwrap_or("")));
-        match c.role {
-            Role::Entity => {
-                for (line, v) in cells {
-                    if v.is_empty() {
-                        return Err(bad(line, "missing entity key".into()));
-                    }
-                    entity_keys.push(v.to_string());
-                }
-            }
-            Role::Identifier => identifiers.push(IdentifierColumn {
-                name: c.name.clone(),
-                values: cells.map(|(_, v)| v.to_string()).collect(),
-            }),
-            Role::Int => {
-                let mut out = Vec::new();
-                for (line, v) in cells {
-                    let x: i64 = v
-                        .parse()
-                        .map_err(|_| bad(line, format!("'{v}' is not an integer")))?;
-                    check_bounds(c, x as f64).map_err(|m| bad(line, m))?;
-                    out.push(x);
-                }
-                columns.push(Column {
-                    name: c.name.clone(),
-                    data: ColumnData::Int(out),
-                    dictionary: None,
-                });
-            }
-            Role::Float => {
-                let mut out = Vec::new();
-                for (line, v) in cells {
-                    let x: f64 = v
-                        .parse()
-                        .map_err(|_| bad(line, format!("'{v}' is not a number")))?;
-                    if !x.is_finite() {
-                        return Err(bad(line, format!("'{v}' is not a finite number")));
-                    }
-                    check_bounds(c, x).map_err(|m| bad(line, m))?;
-                    out.push(x);
-                }
-                columns.push(Column {
-                    name: c.name.clone(),
-                    data: ColumnData::Float(out),
-                    dictionary: None,
-                });
-            }
-            Role::Bool => {
-                let mut out = Vec::new();
-                for (line, v) in cells {
-                    out.push(
-                        parse_bool(v)
-                            .ok_or_else(|| bad(line, format!("'{v}' is not true or false")))?,
-                    );
-                }
-                columns.push(Column {
-                    name: c.name.clone(),
-                    data: ColumnData::Bool(out),
-                    dictionary: None,
-                });
-            }
-            Role::Date => {
-                let mut out = Vec::new();
-                for (line, v) in cells {
-                    out.push(
-                        parse_date(v).ok_or_else(|| {
-                            bad(line, format!("'{v}' is not a date (YYYY-MM-DD)"))
-                        })?,
-                    );
-                }
-                columns.push(Column {
-                    name: c.name.clone(),
-                    data: ColumnData::Date(out),
-                    dictionary: None,
-                });
-            }
-            Role::Category => {
-                let dict: Vec<String> = c.dictionary.clone().unwrap_or_default();
-                let lookup: std::collections::HashMap<&str, u32> = dict
-                    .iter()
-                    .enumerate()
-                    .map(|(i, d)| (d.as_str(), i as u32))
-                    .collect();
-                let other = c.other.as_deref().and_then(|o| lookup.get(o).copied());
-                let mut out = Vec::new();
-                for (line, v) in cells {
-                    match (lookup.get(v), c.on_unknown, other) {
-                        (Some(&code), _, _) => out.push(code),
-                        (None, OnUnknown::Other, Some(code)) => out.push(code),
-                        _ => {
-                            return Err(bad(
-                                line,
-                                format!("'{v}' is not in the column's dictionary"),
-                            ));
+    for (c, values) in schema.columns.iter().zip(cells) {
+        macro_rules! collect {
+            ($variant:ident) => {
+                values
+                    .into_iter()
+                    .map(|v| {
+                        if let Cell::$variant(x) = v {
+                            x
+                        } else {
+                            Default::default()
                         }
-                    }
-                }
-                let dictionary: Arc<[String]> = dict.into();
-                columns.push(Column {
-                    name: c.name.clone(),
-                    data: ColumnData::Category(out),
-                    dictionary: Some(dictionary),
-                });
-            }
+                    })
+                    .collect()
+            };
         }
+        let data = match c.role {
+            Role::Entity => continue,
+            Role::Identifier => {
+                identifiers.push(IdentifierColumn {
+                    name: c.name.clone(),
+                    values: collect!(Text),
+                });
+                continue;
+            }
+            Role::Int => ColumnData::Int(collect!(Int)),
+            Role::Float => ColumnData::Float(collect!(Float)),
+            Role::Bool => ColumnData::Bool(collect!(Bool)),
+            Role::Date => ColumnData::Date(collect!(Date)),
+            Role::Category => ColumnData::Category(collect!(Category)),
+        };
+        let dictionary = c.dictionary.clone().map(|d| -> Arc<[String]> { d.into() });
+        columns.push(Column {
+            name: c.name.clone(),
+            data,
+            dictionary,
+        });
     }
     Ok(UngroupedTable {
         name: schema.name.clone(),

@@ -8,6 +8,7 @@
 pub mod csv_input;
 pub mod schema;
 pub mod synthetic;
+pub mod validate;
 
 use std::sync::Arc;
 
