@@ -317,3 +317,142 @@ fn fraud_alert_share_by_region_matches_a_native_computation() {
     }
     assert_eq!(share.rows.len(), expected.len());
 }
+
+/// The bank, with the partner's list matched in the host, and the matched customers' ordinals.
+fn bank_with_audience(customers: usize) -> (std::sync::Arc<Dataset>, Vec<bool>) {
+    use strongroom::dataset::audience::AudienceList;
+    let bank = synthetic::generate(customers, 20.0, 42);
+    let users = synthetic::partner_users(&bank, customers / 5, 42);
+    let list = AudienceList::from_values([
+        ("email", users.email.iter().map(String::as_str).collect()),
+        ("phone", users.phone.iter().map(String::as_str).collect()),
+    ]);
+    let mut dataset = bank.dataset();
+    list.attach(&mut dataset).expect("attach");
+    let matched = match &dataset
+        .table("customers")
+        .and_then(|t| t.column("in_partner_audience"))
+        .map(|c| &c.data)
+    {
+        Some(strongroom::dataset::ColumnData::Bool(v)) => v.clone(),
+        other => panic!("audience column: {other:?}"),
+    };
+    (std::sync::Arc::new(dataset), matched)
+}
+
+#[test]
+fn the_messenger_question_counts_only_matched_customers_and_matches_a_native_computation() {
+    let (data, matched) = bank_with_audience(800);
+    let n_matched = matched.iter().filter(|&&m| m).count() as u64;
+    assert!(n_matched > 100 && n_matched < 700, "{n_matched}");
+    let module = prepare(&example("messenger-audience"));
+    let report = run(&module, &data, RunLimits::default());
+    assert_eq!(report.outcome, Outcome::Completed, "{:?}", report.detail);
+    let aggregate = report.aggregate.expect("aggregate");
+
+    let balance = floats(&data, "customers", "avg_monthly_balance");
+    let mcc = categories(&data, "transactions", "mcc_group");
+    let amount = floats(&data, "transactions", "amount");
+    let tx = data.table("transactions").expect("transactions");
+    let band = |b: f64| match b {
+        b if b < 1_000.0 => 0u32,
+        b if b < 5_000.0 => 1,
+        b if b < 25_000.0 => 2,
+        b if b < 100_000.0 => 3,
+        _ => 4,
+    };
+    let mut bands: BTreeMap<u32, u64> = BTreeMap::new();
+    let mut spend: BTreeMap<u32, (u64, i128)> = BTreeMap::new();
+    for e in 0..data.entities() {
+        if !matched[e] {
+            continue;
+        }
+        *bands.entry(band(balance[e])).or_default() += 1;
+        let mut mine: BTreeMap<u32, f64> = BTreeMap::new();
+        for r in tx.entity_rows(e as u32) {
+            *mine.entry(mcc[r]).or_default() += amount[r];
+        }
+        for (g, total) in mine {
+            let acc = spend.entry(g).or_default();
+            acc.0 += 1;
+            acc.1 += i128::from(cents(total).clamp(0, 500_000));
+        }
+    }
+    let by_name = |name: &str| {
+        aggregate
+            .metrics
+            .iter()
+            .find(|m| m.name == name)
+            .unwrap_or_else(|| panic!("metric {name}"))
+    };
+    let got_bands: BTreeMap<u32, u64> = by_name("balance_band")
+        .rows
+        .iter()
+        .map(|r| (r.key[0], r.contributions))
+        .collect();
+    assert_eq!(got_bands, bands);
+    assert_eq!(got_bands.values().sum::<u64>(), n_matched, "one band each");
+    let got_spend: BTreeMap<u32, (u64, i128)> = by_name("spend")
+        .rows
+        .iter()
+        .map(|r| (r.key[0], (r.entities, r.sum_fixed)))
+        .collect();
+    assert_eq!(got_spend, spend);
+    let spenders: BTreeMap<u32, u64> = by_name("spenders")
+        .rows
+        .iter()
+        .map(|r| (r.key[0], r.contributions))
+        .collect();
+    assert_eq!(
+        spenders,
+        spend
+            .iter()
+            .map(|(g, (n, _))| (*g, *n))
+            .collect::<BTreeMap<_, _>>()
+    );
+}
+
+#[test]
+fn the_audience_column_exists_only_when_a_list_was_matched() {
+    use strongroom::guest_boundary::RunContext;
+    let module = prepare(&example("messenger-audience"));
+    let err = RunContext::new(
+        small_bank(50),
+        module.module.manifest.clone(),
+        Mode::Isolated,
+        RunLimits::default(),
+        [1; 32],
+    )
+    .err()
+    .expect("refused without a list");
+    assert!(
+        err.to_string()
+            .contains("exists only in a job that matches a partner's audience list"),
+        "{err}"
+    );
+}
+
+#[test]
+fn query_one_in_table_mode_gives_exactly_the_isolated_aggregates() {
+    let data = small_bank(400);
+    let isolated = run(
+        &prepare(&example("spend-by-category")),
+        &data,
+        RunLimits::default(),
+    );
+    let table = run(
+        &prepare(&example("spend-by-category-table")),
+        &data,
+        RunLimits::default(),
+    );
+    assert_eq!(table.outcome, Outcome::Completed, "{:?}", table.detail);
+    let (a, b) = (
+        isolated.aggregate.expect("isolated"),
+        table.aggregate.expect("table"),
+    );
+    assert_eq!(a.metrics.len(), b.metrics.len());
+    for (x, y) in a.metrics.iter().zip(&b.metrics) {
+        assert!(!x.rows.is_empty());
+        assert_eq!(x.rows, y.rows, "metric {}", x.name);
+    }
+}

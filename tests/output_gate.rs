@@ -141,6 +141,7 @@ fn request<'a>(module: &'a [u8], data: &Arc<Dataset>, cost: u64) -> JobRequest<'
         dataset_origin: "synthetic test bank".into(),
         cost_nano: cost,
         threads: 2,
+        audience: None,
     }
 }
 

@@ -1,6 +1,8 @@
 //! The `strongroom` command line. Thin: parses arguments, calls the library, prints results.
 
 mod audit_cmd;
+mod chart;
+mod demo;
 mod dev;
 mod render;
 mod room_cmd;
@@ -29,7 +31,8 @@ enum Command {
     /// Query modules: vet and inspect.
     #[command(subcommand)]
     Module(ModuleCommand),
-    /// Generate the synthetic bank (customers, card transactions) as CSV plus its schema.
+    /// Generate the synthetic bank (customers, card transactions) as CSV plus its schema, and the
+    /// partner's user list (emails, phone numbers) in `OUT/partner`.
     DemoData {
         /// Number of customers.
         #[arg(long, default_value_t = 1000)]
@@ -44,9 +47,10 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
-    /// The bank-and-partner story on the example query: builds the example module, generates a
-    /// synthetic bank, vets and runs the module, prints the result.
-    Demo(dev::DemoArgs),
+    /// The bank-and-partner story end to end: builds the example modules, creates a room, seals
+    /// a synthetic bank and the partner's user list, vets and approves the modules, runs four
+    /// questions, writes CSV and SVG results, and verifies the audit log offline.
+    Demo(demo::DemoArgs),
     /// Create a room: its sealing and signing keys (encrypted under the operator secret) and
     /// its database.
     Keygen {
@@ -148,7 +152,7 @@ pub fn main() -> ExitCode {
             seed,
             out,
         } => dev::demo_data(customers, transactions_per_customer, seed, &out),
-        Command::Demo(args) => dev::demo(args),
+        Command::Demo(args) => demo::demo(args),
         Command::Keygen {
             room,
             name,

@@ -20,7 +20,9 @@ use crate::output_gate::receipt::Receipt;
 use crate::output_gate::release::ReleasedTable;
 use crate::output_gate::sampling::Rational;
 use crate::room::Room;
-use crate::room::jobs::{JobRequest, JobStatus, decide_held, list_jobs, plan_job, run_job};
+use crate::room::jobs::{
+    AudienceInput, JobRequest, JobStatus, decide_held, list_jobs, plan_job, run_job,
+};
 use crate::room::keys::{OperatorSecret, RoomPublicKeys};
 use crate::room::policy::Policy;
 
@@ -177,6 +179,10 @@ pub(super) struct RunArgs {
     /// Worker threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
+    /// The partner's audience list, sealed to the room: adds `in_partner_audience` to the bank's
+    /// customers for this job (the policy must allow matching).
+    #[arg(long, value_name = "FILE.sealed")]
+    audience: Option<PathBuf>,
     /// Write the released result as JSON here.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -543,6 +549,12 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let result = runtime()?.block_on(async {
         let room = open_room(&args.room).await?;
         let (dataset, digest, origin) = load_data(&args.data, &room)?;
+        let audience = match &args.audience {
+            Some(path) => {
+                Some(AudienceInput::open(path, &room, threads).map_err(anyhow::Error::msg)?)
+            }
+            None => None,
+        };
         let request = JobRequest {
             partner: &args.partner,
             module: &module,
@@ -551,6 +563,7 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             dataset_origin: origin,
             cost_nano,
             threads,
+            audience,
         };
         anyhow::Ok(run_job(&room, &sandbox, request).await?)
     })?;

@@ -5,6 +5,7 @@
 //! are kept here, host-side, and are never part of what a guest can ask for: `guest_columns`
 //! holds only int, float, bool, date and category columns.
 
+pub mod audience;
 pub mod csv_input;
 pub mod schema;
 pub mod synthetic;

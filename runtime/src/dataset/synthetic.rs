@@ -211,6 +211,111 @@ pub fn date_string(days: i32) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
+/// The partner's side of the story: its users' emails and phone numbers, written the way the
+/// partner's own systems write them (other letter case, sub-address tags, formatted phone
+/// numbers), overlapping part of the bank's customers, younger customers more often.
+#[derive(Debug, Clone)]
+pub struct PartnerUsers {
+    /// The partner's user ids (its entity key).
+    pub user_id: Vec<String>,
+    /// Email, or empty when the partner has none.
+    pub email: Vec<String>,
+    /// Phone, or empty when the partner has none.
+    pub phone: Vec<String>,
+}
+
+/// Chance, per age band, that a bank customer is also one of the partner's users.
+const PARTNER_SHARE_BY_AGE: [f64; 6] = [0.7, 0.6, 0.45, 0.35, 0.25, 0.15];
+
+/// The partner's user list: the bank customers who use the partner (about 45% of them, more
+/// among the young), plus `others` people who are not the bank's customers.
+pub fn partner_users(bank: &SyntheticBank, others: usize, seed: u64) -> PartnerUsers {
+    let mut rng = ChaCha20Rng::seed_from_u64(seed ^ 0x005e_ed0f_9a27_4e55);
+    let mut users = PartnerUsers {
+        user_id: Vec::new(),
+        email: Vec::new(),
+        phone: Vec::new(),
+    };
+    let push = |users: &mut PartnerUsers, email: String, phone: String| {
+        users
+            .user_id
+            .push(format!("U{:09}", users.user_id.len() + 1));
+        users.email.push(email);
+        users.phone.push(phone);
+    };
+    for c in 0..bank.customer_id.len() {
+        if uniform(&mut rng) >= PARTNER_SHARE_BY_AGE[bank.age_band[c] as usize] {
+            continue;
+        }
+        // How the partner knows this person: by email (in its own spelling), by phone (in its
+        // own format), or both.
+        let how = rng.next_u64() % 4;
+        let email = match how {
+            0 => String::new(),
+            1 => bank.email[c].to_uppercase(),
+            2 => bank.email[c].replace('@', "+social@"),
+            _ => bank.email[c].clone(),
+        };
+        let phone = if how == 0 || how == 3 {
+            let p = &bank.phone[c]; // +1 NPA NXX XXXX
+            format!("({}) {}-{}", &p[2..5], &p[5..8], &p[8..])
+        } else {
+            String::new()
+        };
+        push(&mut users, email, phone);
+    }
+    for i in 0..others {
+        let email = format!("user{}@example.net", i + 1);
+        let phone = if rng.next_u64() % 2 == 0 {
+            format!("+44 7700 9{:05}", i % 100_000)
+        } else {
+            String::new()
+        };
+        push(&mut users, email, phone);
+    }
+    users
+}
+
+/// The schema (TOML) of the partner's user list.
+pub fn partner_schema_toml() -> String {
+    r#"# The partner's audience list (see docs/privacy.md, "Audience matching").
+name = "partner-audience"
+
+[[tables]]
+name = "users"
+columns = [
+  { name = "user_id", role = "entity" },
+  { name = "email", role = "identifier" },
+  { name = "phone", role = "identifier" },
+]
+"#
+    .to_string()
+}
+
+impl PartnerUsers {
+    /// Number of users.
+    pub fn len(&self) -> usize {
+        self.user_id.len()
+    }
+
+    /// True when the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.user_id.is_empty()
+    }
+
+    /// Writes `users.csv` and `schema.toml` into `dir`.
+    pub fn write_csv(&self, dir: &Path) -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        let mut w = std::io::BufWriter::new(std::fs::File::create(dir.join("users.csv"))?);
+        writeln!(w, "user_id,email,phone")?;
+        for i in 0..self.len() {
+            writeln!(w, "{},{},{}", self.user_id[i], self.email[i], self.phone[i])?;
+        }
+        w.flush()?;
+        std::fs::write(dir.join("schema.toml"), partner_schema_toml())
+    }
+}
+
 impl SyntheticBank {
     /// Number of transactions.
     pub fn transactions(&self) -> usize {
@@ -400,6 +505,27 @@ mod tests {
             };
             assert!((sum(t) - sum(g)).abs() < 1e-9);
         }
+    }
+
+    #[test]
+    fn every_partner_user_from_the_bank_matches_after_normalization() {
+        use crate::dataset::audience::{AUDIENCE_COLUMN, AudienceList};
+        let bank = generate(2_000, 2.0, 5);
+        let users = partner_users(&bank, 300, 5);
+        let from_bank = users.len() - 300;
+        // About 45% of customers, more of the young.
+        assert!((700..1_100).contains(&from_bank), "{from_bank}");
+        let list = AudienceList::from_values([
+            ("email", users.email.iter().map(String::as_str).collect()),
+            ("phone", users.phone.iter().map(String::as_str).collect()),
+        ]);
+        let mut dataset = bank.dataset();
+        list.attach(&mut dataset).expect("attach");
+        let customers = dataset.table("customers").expect("customers");
+        let ColumnData::Bool(flags) = &customers.column(AUDIENCE_COLUMN).expect("flag").data else {
+            panic!("bool")
+        };
+        assert_eq!(flags.iter().filter(|&&f| f).count(), from_bank);
     }
 
     #[test]

@@ -127,6 +127,8 @@ impl RunContext {
                     let hidden = table.identifiers.iter().any(|i| &i.name == name);
                     let why = if hidden {
                         "an identifier column, which never reaches a module".to_string()
+                    } else if name == crate::dataset::audience::AUDIENCE_COLUMN {
+                        "it exists only in a job that matches a partner's audience list".to_string()
                     } else {
                         "not a column a module can read (no such column, or the entity key)"
                             .to_string()

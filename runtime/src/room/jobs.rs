@@ -10,6 +10,7 @@ use super::policy::{Policy, ReleaseMode};
 use super::{Room, RoomError, db};
 use crate::audit_log::entry::event;
 use crate::dataset::Dataset;
+use crate::dataset::audience::AudienceList;
 use crate::guest_boundary::manifest::{Domain, Manifest};
 use crate::guest_boundary::vetting::DEFAULT_MAX_MODULE_BYTES;
 use crate::guest_boundary::{RunContext, RunLimits, Sandbox, vet};
@@ -36,6 +37,42 @@ pub struct JobRequest<'a> {
     pub cost_nano: u64,
     /// Worker threads for isolated runs.
     pub threads: usize,
+    /// The partner's audience list to match against the bank's identifiers, if the job uses one.
+    pub audience: Option<AudienceInput>,
+}
+
+/// A partner's sealed audience list, opened in the room, for one job.
+#[derive(Debug, Clone)]
+pub struct AudienceInput {
+    /// The normalized list.
+    pub list: Arc<AudienceList>,
+    /// SHA-256 of the sealed list's header, hex: its identity in the log.
+    pub sha256: String,
+    /// The party named in the sealed list's signed header.
+    pub sealed_by: String,
+}
+
+impl AudienceInput {
+    /// Opens a list the partner sealed to this room: every chunk authenticated and decrypted in
+    /// memory, identifiers normalized. The plaintext list is dropped once normalized.
+    pub fn open(
+        path: &std::path::Path,
+        room: &Room,
+        threads: usize,
+    ) -> Result<AudienceInput, String> {
+        let sealed = crate::data_at_rest::open::SealedFile::read(path)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let dataset = sealed
+            .open(&room.keys, threads)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let list =
+            AudienceList::from_dataset(&dataset).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(AudienceInput {
+            list: Arc::new(list),
+            sha256: sealed.header_sha256(),
+            sealed_by: sealed.header.sealed_by.name.clone(),
+        })
+    }
 }
 
 /// How a job ended, as recorded.
@@ -260,6 +297,34 @@ async fn run_job_inner(
         .map_err(RoomError::from)?;
     let module = vetted.map_err(|e| JobError::Refused(e.to_string()))?;
     let manifest = module.manifest.clone();
+    let mut request = request;
+    if let Some(audience) = &request.audience {
+        let Some(limits) = policy.audience else {
+            return Err(JobError::Refused(format!(
+                "the policy for '{}' on '{dataset_name}' does not allow audience matching",
+                request.partner
+            )));
+        };
+        if audience.sealed_by != request.partner {
+            return Err(JobError::Refused(format!(
+                "the audience list was sealed by '{}', not by '{}'",
+                audience.sealed_by, request.partner
+            )));
+        }
+        let members = audience.list.members() as u64;
+        if members < limits.min_size || members > limits.max_size {
+            return Err(JobError::Refused(format!(
+                "the audience list has {members} members; the policy allows {} to {}",
+                limits.min_size, limits.max_size
+            )));
+        }
+        // Cloned only when the caller still shares the dataset with other jobs.
+        audience
+            .list
+            .attach(Arc::make_mut(&mut request.dataset))
+            .map_err(|e| JobError::Refused(e.to_string()))?;
+    }
+    let request = request;
     // Table mode sees whole tables: only modules the bank approved by hash may use it.
     if manifest.mode == crate::guest_boundary::manifest::Mode::Table
         || policy.approval_required_for_isolated
@@ -313,7 +378,11 @@ async fn run_job_inner(
             event::DATASET_LOADED,
             json!({ "actor": "room", "job": job_id, "dataset": dataset_name, "dataset_sha256": request.dataset_sha256,
                     "origin": request.dataset_origin,
-                    "entities": request.dataset.entities() as u64 }),
+                    "entities": request.dataset.entities() as u64,
+                    // The list's identity and size, never how many customers it matched.
+                    "audience": request.audience.as_ref().map(|a| json!({
+                        "list_sha256": a.sha256, "sealed_by": a.sealed_by,
+                        "members": a.list.members() as u64 })) }),
         )
         .await
         .map_err(RoomError::from)?;

@@ -56,6 +56,21 @@ struct PolicyFile {
     delta: f64,
     #[serde(default)]
     approval_required_for_isolated: bool,
+    #[serde(default)]
+    audience: Option<AudienceLimits>,
+}
+
+/// Whether, and with how large a list, the partner may match its audience against the bank's
+/// customers (`[audience]` in the policy). Absent: matching is not allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AudienceLimits {
+    /// Fewest members a list may have: a list of a handful of people is a lookup, not an
+    /// audience.
+    pub min_size: u64,
+    /// Most members a list may have: a list of every possible phone number is a dictionary
+    /// attack on the bank's customer base.
+    pub max_size: u64,
 }
 
 fn default_mechanism() -> Mechanism {
@@ -100,6 +115,8 @@ pub struct Policy {
     pub delta: f64,
     /// Whether isolated-mode modules also need the bank's approval (table mode always does).
     pub approval_required_for_isolated: bool,
+    /// Audience matching limits; `None` when matching is not allowed.
+    pub audience: Option<AudienceLimits>,
     /// The policy text as the bank wrote it.
     pub text: String,
     /// SHA-256 of the text, hex: the policy's identity in receipts.
@@ -126,6 +143,11 @@ impl Policy {
         if !(file.delta > 0.0 && file.delta < 1.0) {
             return Err("delta must be between 0 and 1".into());
         }
+        if let Some(a) = &file.audience
+            && (a.min_size == 0 || a.min_size > a.max_size)
+        {
+            return Err("audience: min_size must be at least 1 and at most max_size".into());
+        }
         let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
         Ok(Policy {
             partner: file.partner,
@@ -138,6 +160,7 @@ impl Policy {
             max_groups_per_entity: file.max_groups_per_entity,
             delta: file.delta,
             approval_required_for_isolated: file.approval_required_for_isolated,
+            audience: file.audience,
             text: text.to_string(),
             sha256: hex::encode(digest.as_ref()),
         })
@@ -171,5 +194,19 @@ mod tests {
             Policy::parse("partner = \"a\"\ndataset = \"b\"\nbudget_rho = 1\nmodes = []\n")
                 .is_err()
         );
+        assert_eq!(
+            p.audience, None,
+            "matching is off unless the bank turns it on"
+        );
+        let with = "partner = \"a\"\ndataset = \"b\"\nbudget_rho = 1\n[audience]\nmin_size = 100\nmax_size = 1000\n";
+        assert_eq!(
+            Policy::parse(with).expect("audience").audience,
+            Some(AudienceLimits {
+                min_size: 100,
+                max_size: 1000
+            })
+        );
+        assert!(Policy::parse(&with.replace("100\n", "5000\n")).is_err());
+        assert!(Policy::parse(&with.replace("max_size", "most")).is_err());
     }
 }

@@ -1,0 +1,378 @@
+//! Audience matching inside the room.
+//!
+//! A partner seals a list of its users' emails and phone numbers to the room. For a job that asks
+//! for it, the host normalizes both sides' identifiers, joins them in memory, and adds one boolean
+//! guest column, [`AUDIENCE_COLUMN`], to each bank table that holds a matched identifier: true
+//! for every row of an entity (customer) with at least one identifier on the partner's list.
+//! Guests never see an identifier; neither party sees the other's list; the number of matches
+//! is never logged or returned and leaves only through the output gate, as any aggregate does.
+//!
+//! Normalization rules (docs/privacy.md, "Audience matching"):
+//! - an identifier column named `email` (or ending in `_email`): trimmed, lower-cased; the
+//!   local part loses a `+tag` (RFC 5233 sub-addressing); for `gmail.com` and `googlemail.com`
+//!   the local part also loses its dots and the domain becomes `gmail.com`. Not exactly one
+//!   `@`, an empty side, whitespace inside or a domain without a dot: not an email, skipped.
+//! - a column named `phone` (or ending in `_phone`): E.164. Spaces, dashes, dots, slashes and
+//!   parentheses are dropped; a leading `00` becomes `+`; ten digits without a country code are
+//!   North American (+1); eleven digits starting with 1 get a `+`. The result must be `+`
+//!   followed by 8 to 15 digits, else it is skipped.
+//! - any other identifier column: trimmed, compared exactly.
+//!
+//! Columns are matched by name: the bank's `email` against the list's `email`, `phone` against
+//! `phone`.
+
+use std::collections::{HashMap, HashSet};
+
+use super::{Column, ColumnData, Dataset};
+
+/// The guest column a matched job adds.
+pub const AUDIENCE_COLUMN: &str = "in_partner_audience";
+
+/// How an identifier column is normalized, chosen by its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdentifierKind {
+    /// Email addresses.
+    Email,
+    /// Phone numbers (to E.164).
+    Phone,
+    /// Anything else: trimmed, exact.
+    Exact,
+}
+
+impl IdentifierKind {
+    /// The kind of a column, by its name.
+    pub fn of(column: &str) -> IdentifierKind {
+        let c = column.to_ascii_lowercase();
+        if c == "email" || c.ends_with("_email") {
+            IdentifierKind::Email
+        } else if c == "phone" || c.ends_with("_phone") {
+            IdentifierKind::Phone
+        } else {
+            IdentifierKind::Exact
+        }
+    }
+
+    /// The normalized form of `value`, or `None` when it is not a valid identifier of this kind.
+    pub fn normalize(self, value: &str) -> Option<String> {
+        match self {
+            IdentifierKind::Email => normalize_email(value),
+            IdentifierKind::Phone => normalize_phone(value),
+            IdentifierKind::Exact => {
+                let v = value.trim();
+                (!v.is_empty()).then(|| v.to_string())
+            }
+        }
+    }
+}
+
+/// An email address in its matching form (see the module documentation).
+pub fn normalize_email(value: &str) -> Option<String> {
+    let v = value.trim().to_lowercase();
+    let (local, domain) = v.split_once('@')?;
+    if local.is_empty()
+        || domain.is_empty()
+        || domain.contains('@')
+        || !domain.contains('.')
+        || domain.starts_with('.')
+        || domain.ends_with('.')
+        || v.chars().any(char::is_whitespace)
+    {
+        return None;
+    }
+    let local = local.split('+').next().unwrap_or_default();
+    let (local, domain) = match domain {
+        "gmail.com" | "googlemail.com" => (local.replace('.', ""), "gmail.com"),
+        _ => (local.to_string(), domain),
+    };
+    if local.is_empty() {
+        return None;
+    }
+    Some(format!("{local}@{domain}"))
+}
+
+/// A phone number in E.164 (see the module documentation).
+pub fn normalize_phone(value: &str) -> Option<String> {
+    let v = value.trim();
+    let mut digits = String::with_capacity(v.len());
+    let mut plus = false;
+    for (i, c) in v.chars().enumerate() {
+        match c {
+            '+' if i == 0 => plus = true,
+            '0'..='9' => digits.push(c),
+            ' ' | '-' | '.' | '/' | '(' | ')' => {}
+            _ => return None,
+        }
+    }
+    if !plus && let Some(rest) = digits.strip_prefix("00") {
+        digits = rest.to_string();
+        plus = true;
+    }
+    if !plus {
+        if digits.len() == 10 {
+            digits.insert(0, '1');
+        } else if !(digits.len() == 11 && digits.starts_with('1')) {
+            return None;
+        }
+    }
+    if !(8..=15).contains(&digits.len()) || digits.starts_with('0') {
+        return None;
+    }
+    Some(format!("+{digits}"))
+}
+
+/// Why a list cannot be matched.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AudienceError {
+    /// The list has no identifier columns.
+    #[error(
+        "the audience list has no identifier columns (seal it with email and/or phone as role = \"identifier\")"
+    )]
+    NoIdentifiers,
+    /// The list and the bank share no identifier column name.
+    #[error(
+        "the audience list's identifier columns ({list}) share no name with the bank's ({bank}); name them email or phone"
+    )]
+    NothingInCommon {
+        /// The list's identifier columns.
+        list: String,
+        /// The bank's identifier columns.
+        bank: String,
+    },
+    /// The bank's data already has a column of that name.
+    #[error("table '{0}' already has a column named {AUDIENCE_COLUMN}")]
+    ColumnExists(String),
+}
+
+/// A partner's list, normalized, held in the host's memory only.
+#[derive(Debug, Clone, Default)]
+pub struct AudienceList {
+    sets: HashMap<String, HashSet<String>>,
+    members: usize,
+    skipped: u64,
+}
+
+impl AudienceList {
+    /// Reads every identifier column of every table of the partner's dataset. A member is one
+    /// entity of that dataset (one user) with at least one valid identifier.
+    pub fn from_dataset(list: &Dataset) -> Result<AudienceList, AudienceError> {
+        let mut out = AudienceList::default();
+        let mut member = vec![false; list.entities()];
+        for table in &list.tables {
+            for column in &table.identifiers {
+                let kind = IdentifierKind::of(&column.name);
+                let set = out
+                    .sets
+                    .entry(column.name.to_ascii_lowercase())
+                    .or_default();
+                for (row, value) in column.values.iter().enumerate() {
+                    match kind.normalize(value) {
+                        Some(v) => {
+                            set.insert(v);
+                            if let Some(m) = member.get_mut(table.entity_of_row[row] as usize) {
+                                *m = true;
+                            }
+                        }
+                        None if value.trim().is_empty() => {}
+                        None => out.skipped += 1,
+                    }
+                }
+            }
+        }
+        if out.sets.is_empty() {
+            return Err(AudienceError::NoIdentifiers);
+        }
+        out.members = member.iter().filter(|&&m| m).count();
+        Ok(out)
+    }
+
+    /// Builds a list from plain values per column name (tests, tools).
+    pub fn from_values<'a>(
+        columns: impl IntoIterator<Item = (&'a str, Vec<&'a str>)>,
+    ) -> AudienceList {
+        let mut out = AudienceList::default();
+        for (name, values) in columns {
+            let kind = IdentifierKind::of(name);
+            let set = out.sets.entry(name.to_ascii_lowercase()).or_default();
+            for v in values {
+                match kind.normalize(v) {
+                    Some(n) => {
+                        set.insert(n);
+                        out.members += 1;
+                    }
+                    None => out.skipped += 1,
+                }
+            }
+        }
+        out
+    }
+
+    /// Members: the list's entities with at least one valid identifier. What policy bounds.
+    pub fn members(&self) -> usize {
+        self.members
+    }
+
+    /// List values that were not valid identifiers of their column's kind, skipped.
+    pub fn skipped(&self) -> u64 {
+        self.skipped
+    }
+
+    /// Adds [`AUDIENCE_COLUMN`] to every table of `dataset` holding an identifier column the
+    /// list also has. Only the host calls this; the count of matches is not returned.
+    pub fn attach(&self, dataset: &mut Dataset) -> Result<(), AudienceError> {
+        let mut matched = vec![false; dataset.entities()];
+        let mut tables_with_match = Vec::new();
+        let mut bank_names = Vec::new();
+        for (t, table) in dataset.tables.iter().enumerate() {
+            for column in &table.identifiers {
+                bank_names.push(column.name.clone());
+                let Some(set) = self.sets.get(&column.name.to_ascii_lowercase()) else {
+                    continue;
+                };
+                if !tables_with_match.contains(&t) {
+                    tables_with_match.push(t);
+                }
+                let kind = IdentifierKind::of(&column.name);
+                for (row, value) in column.values.iter().enumerate() {
+                    if kind.normalize(value).is_some_and(|v| set.contains(&v))
+                        && let Some(m) = matched.get_mut(table.entity_of_row[row] as usize)
+                    {
+                        *m = true;
+                    }
+                }
+            }
+        }
+        if tables_with_match.is_empty() {
+            let mut list: Vec<&str> = self.sets.keys().map(String::as_str).collect();
+            list.sort_unstable();
+            return Err(AudienceError::NothingInCommon {
+                list: list.join(", "),
+                bank: if bank_names.is_empty() {
+                    "none".into()
+                } else {
+                    bank_names.join(", ")
+                },
+            });
+        }
+        for &t in &tables_with_match {
+            if dataset.tables[t].column(AUDIENCE_COLUMN).is_some() {
+                return Err(AudienceError::ColumnExists(dataset.tables[t].name.clone()));
+            }
+        }
+        for t in tables_with_match {
+            let table = &mut dataset.tables[t];
+            let values = table
+                .entity_of_row
+                .iter()
+                .map(|&e| matched[e as usize])
+                .collect();
+            table.guest_columns.push(Column {
+                name: AUDIENCE_COLUMN.into(),
+                data: ColumnData::Bool(values),
+                dictionary: None,
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_normalize_by_the_documented_rules() {
+        let n = normalize_email;
+        assert_eq!(n("  Alice@Example.COM "), Some("alice@example.com".into()));
+        assert_eq!(n("bob+news@example.com"), Some("bob@example.com".into()));
+        assert_eq!(n("j.doe+x@googlemail.com"), Some("jdoe@gmail.com".into()));
+        assert_eq!(n("j.doe@example.com"), Some("j.doe@example.com".into()));
+        for bad in [
+            "",
+            "no-at.example.com",
+            "a@b@c.com",
+            "@example.com",
+            "a@",
+            "a@localhost",
+            "a b@example.com",
+            "+tag@example.com",
+            "a@.com",
+        ] {
+            assert_eq!(n(bad), None, "{bad:?} must be refused");
+        }
+    }
+
+    #[test]
+    fn phones_normalize_to_e164() {
+        let n = normalize_phone;
+        assert_eq!(n("(555) 000-0001"), Some("+15550000001".into()));
+        assert_eq!(n("555.000.0001"), Some("+15550000001".into()));
+        assert_eq!(n("1-555-000-0001"), Some("+15550000001".into()));
+        assert_eq!(n("+1 555 000 0001"), Some("+15550000001".into()));
+        assert_eq!(n("0044 20 7946 0958"), Some("+442079460958".into()));
+        assert_eq!(n("+44 20 7946 0958"), Some("+442079460958".into()));
+        for bad in [
+            "",
+            "12345",
+            "555-0001",
+            "+1 555 000 0001 ext 2",
+            "+0 555 000 0001",
+            "phone",
+            "+1234567890123456",
+            "1+5550000001",
+        ] {
+            assert_eq!(n(bad), None, "{bad:?} must be refused");
+        }
+    }
+
+    #[test]
+    fn kinds_follow_column_names() {
+        assert_eq!(IdentifierKind::of("email"), IdentifierKind::Email);
+        assert_eq!(IdentifierKind::of("work_email"), IdentifierKind::Email);
+        assert_eq!(IdentifierKind::of("Phone"), IdentifierKind::Phone);
+        assert_eq!(IdentifierKind::of("loyalty_id"), IdentifierKind::Exact);
+    }
+
+    #[test]
+    fn attach_marks_every_row_of_a_matched_entity_and_only_those() {
+        let bank = crate::dataset::synthetic::generate(30, 3.0, 11);
+        let mut dataset = bank.dataset();
+        // Customer 3 by email in another spelling, customer 7 by phone in another format, and a
+        // stranger.
+        let list = AudienceList::from_values([
+            ("email", vec!["CUSTOMER3@example.com", "nobody@example.org"]),
+            ("phone", vec!["(555) 000-0007"]),
+        ]);
+        assert_eq!(list.members(), 3);
+        list.attach(&mut dataset).expect("attach");
+        let customers = dataset.table("customers").expect("customers");
+        let ColumnData::Bool(flags) = &customers.column(AUDIENCE_COLUMN).expect("column").data
+        else {
+            panic!("bool column")
+        };
+        let expected: Vec<bool> = (0..30).map(|c| c == 2 || c == 6).collect();
+        assert_eq!(flags, &expected);
+        // Transactions hold no identifiers: no column there.
+        assert!(
+            dataset
+                .table("transactions")
+                .expect("transactions")
+                .column(AUDIENCE_COLUMN)
+                .is_none()
+        );
+        // A second attach is refused rather than shadowing the first.
+        assert_eq!(
+            list.attach(&mut dataset),
+            Err(AudienceError::ColumnExists("customers".into()))
+        );
+    }
+
+    #[test]
+    fn a_list_with_no_shared_identifier_is_refused() {
+        let mut dataset = crate::dataset::synthetic::generate(5, 1.0, 1).dataset();
+        let list = AudienceList::from_values([("device_id", vec!["abc"])]);
+        let err = list.attach(&mut dataset).expect_err("nothing in common");
+        assert!(err.to_string().contains("device_id"), "{err}");
+        assert!(err.to_string().contains("email, phone"), "{err}");
+    }
+}

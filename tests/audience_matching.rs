@@ -1,0 +1,233 @@
+//! Audience matching under attack: the partner's list is sealed and matched in the host, the
+//! guest sees only a boolean, the policy bounds the list's size (no lookups of one person, no
+//! dictionaries of every phone number), the match count is never logged or returned, and a list
+//! built to single one customer out learns nothing the output gate does not release.
+
+use std::sync::Arc;
+
+use strongroom::data_at_rest::party::PartyKey;
+use strongroom::data_at_rest::seal::seal;
+use strongroom::dataset::audience::AudienceList;
+use strongroom::dataset::schema::DatasetSchema;
+use strongroom::dataset::{Dataset, synthetic};
+use strongroom::room::Room;
+use strongroom::room::jobs::{AudienceInput, JobError, JobRequest, JobStatus, run_job};
+use strongroom::room::keys::OperatorSecret;
+use strongroom::room::policy::Policy;
+use strongroom_tests::{example, sandbox};
+
+const AUDIENCE_POLICY: &str = "partner = \"socialco\"\ndataset = \"bank\"\nbudget_rho = \"2.0\"\nmin_group_size = 20\n[audience]\nmin_size = 100\nmax_size = 5000\n";
+
+async fn room_with(policy: &str) -> (tempfile::TempDir, Room) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let room = Room::create(
+        &dir.path().join("room"),
+        "test-room",
+        &OperatorSecret::new(b"test secret"),
+    )
+    .await
+    .expect("room");
+    room.set_policy(&Policy::parse(policy).expect("policy"))
+        .await
+        .expect("policy set");
+    (dir, room)
+}
+
+fn bank() -> (synthetic::SyntheticBank, Arc<Dataset>) {
+    let bank = synthetic::generate(600, 10.0, 42);
+    let dataset = Arc::new(bank.dataset());
+    (bank, dataset)
+}
+
+fn list_of(emails: Vec<String>, sealed_by: &str) -> AudienceInput {
+    AudienceInput {
+        list: Arc::new(AudienceList::from_values([(
+            "email",
+            emails.iter().map(String::as_str).collect(),
+        )])),
+        sha256: "ab".repeat(32),
+        sealed_by: sealed_by.into(),
+    }
+}
+
+fn request<'a>(
+    module: &'a [u8],
+    data: &Arc<Dataset>,
+    audience: Option<AudienceInput>,
+) -> JobRequest<'a> {
+    JobRequest {
+        partner: "socialco",
+        module,
+        dataset: Arc::clone(data),
+        dataset_sha256: "00".repeat(32),
+        dataset_origin: "synthetic test bank".into(),
+        cost_nano: 500_000_000,
+        threads: 2,
+        audience,
+    }
+}
+
+async fn spent(room: &Room) -> u64 {
+    room.ledger()
+        .status("socialco", "bank")
+        .await
+        .expect("status")
+        .spent_nano_rho
+}
+
+async fn log_text(room: &Room) -> String {
+    room.audit()
+        .entries(0)
+        .await
+        .expect("entries")
+        .iter()
+        .map(|e| e.entry.clone())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sealed_partner_list_is_matched_in_the_host_and_released_through_the_gate() {
+    let (dir, room) = room_with(AUDIENCE_POLICY).await;
+    let (bank, data) = bank();
+    // The partner writes and seals its list on its own machine, to the room's public key.
+    let users = synthetic::partner_users(&bank, 100, 42);
+    let partner_dir = dir.path().join("partner");
+    users.write_csv(&partner_dir).expect("write list");
+    let party = PartyKey::generate("socialco", &dir.path().join("socialco.key")).expect("key");
+    let sealed = dir.path().join("audience.sealed");
+    seal(
+        &DatasetSchema::load(&partner_dir.join("schema.toml")).expect("schema"),
+        &[("users".into(), partner_dir.join("users.csv"))],
+        &room.keys.public,
+        &party,
+        1024,
+        &sealed,
+        false,
+    )
+    .expect("seal");
+    let audience = AudienceInput::open(&sealed, &room, 2).expect("open list");
+    assert_eq!(audience.list.members(), users.len());
+
+    let module = example("messenger-audience");
+    let result = run_job(&room, sandbox(), request(&module, &data, Some(audience)))
+        .await
+        .expect("job");
+    assert_eq!(result.outcome, "completed");
+    assert_eq!(result.status, JobStatus::Released);
+    let released = result.released.expect("released");
+    let bands = released
+        .metrics
+        .iter()
+        .find(|m| m.name == "balance_band")
+        .expect("balance bands");
+    assert!(
+        !bands.groups.is_empty(),
+        "some band has 20+ matched customers"
+    );
+
+    // The log names the list and its size, never how many customers it matched.
+    let log = log_text(&room).await;
+    assert!(log.contains("\"members\":"), "{log}");
+    assert!(log.contains("\"sealed_by\":\"socialco\""), "{log}");
+    assert!(!log.to_lowercase().contains("matched"), "{log}");
+    assert!(!log.contains("@example"), "no identifier reaches the log");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn matching_needs_the_policy_and_a_list_of_the_allowed_size_sealed_by_the_partner() {
+    let module = example("messenger-audience");
+    let (_, data) = bank();
+    let customers: Vec<String> = (1..=300)
+        .map(|c| format!("customer{c}@example.com"))
+        .collect();
+
+    // No [audience] in the policy: refused, nothing charged.
+    let (_d1, room) =
+        room_with("partner = \"socialco\"\ndataset = \"bank\"\nbudget_rho = \"2.0\"\n").await;
+    let refused = run_job(
+        &room,
+        sandbox(),
+        request(&module, &data, Some(list_of(customers.clone(), "socialco"))),
+    )
+    .await;
+    assert!(
+        matches!(&refused, Err(JobError::Refused(why)) if why.contains("does not allow audience matching")),
+        "{refused:?}"
+    );
+    assert_eq!(spent(&room).await, 0);
+
+    let (_d2, room) = room_with(AUDIENCE_POLICY).await;
+    // A lookup: one customer's email. Refused before any charge.
+    let lookup = run_job(
+        &room,
+        sandbox(),
+        request(
+            &module,
+            &data,
+            Some(list_of(vec!["customer17@example.com".into()], "socialco")),
+        ),
+    )
+    .await;
+    assert!(
+        matches!(&lookup, Err(JobError::Refused(why)) if why.contains("1 members; the policy allows 100 to 5000")),
+        "{lookup:?}"
+    );
+    // A dictionary: far more identifiers than the policy allows.
+    let dictionary: Vec<String> = (0..6000).map(|i| format!("guess{i}@example.com")).collect();
+    let too_many = run_job(
+        &room,
+        sandbox(),
+        request(&module, &data, Some(list_of(dictionary, "socialco"))),
+    )
+    .await;
+    assert!(
+        matches!(&too_many, Err(JobError::Refused(why)) if why.contains("6000 members")),
+        "{too_many:?}"
+    );
+    // Another party's list.
+    let borrowed = run_job(
+        &room,
+        sandbox(),
+        request(&module, &data, Some(list_of(customers, "otherco"))),
+    )
+    .await;
+    assert!(
+        matches!(&borrowed, Err(JobError::Refused(why)) if why.contains("sealed by 'otherco'")),
+        "{borrowed:?}"
+    );
+    assert_eq!(spent(&room).await, 0, "refusals cost nothing");
+    assert!(log_text(&room).await.contains("job.refused"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_padded_around_one_customer_learns_nothing_past_the_threshold() {
+    // The attack: one target's email plus 199 people who are not customers, so that any group
+    // with a match is the target. Every such group is under the 20-customer threshold: nothing
+    // is released, and the query is charged like any other.
+    let (_d, room) = room_with(AUDIENCE_POLICY).await;
+    let (_, data) = bank();
+    let mut padded: Vec<String> = (0..199)
+        .map(|i| format!("stranger{i}@example.org"))
+        .collect();
+    padded.push("customer17@example.com".into());
+    let module = example("messenger-audience");
+    let result = run_job(
+        &room,
+        sandbox(),
+        request(&module, &data, Some(list_of(padded, "socialco"))),
+    )
+    .await
+    .expect("job");
+    assert_eq!(result.outcome, "completed");
+    let released = result.released.expect("released");
+    for m in &released.metrics {
+        assert!(
+            m.groups.is_empty(),
+            "metric {} released {:?}",
+            m.name,
+            m.groups
+        );
+    }
+    assert_eq!(spent(&room).await, 500_000_000, "charged like any query");
+}

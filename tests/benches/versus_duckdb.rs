@@ -1,0 +1,422 @@
+//! Query 1 (spend by merchant category and age band) against what a user would pick instead, in
+//! one run, on the same generated data:
+//! - Strongroom, isolated mode, end to end on sealed data (open and authenticate every chunk,
+//!   decrypt, one customer per fresh instance, output gate with noise, ledger, audit log,
+//!   receipt);
+//! - Strongroom, table mode (the bank-approved module that scans whole tables), same path;
+//! - DuckDB (from PyPI) on the plaintext as Parquet;
+//! - a native Rust loop on the plaintext Parquet (arrow-rs reader, one thread).
+//!
+//! Each contender runs in a child process of its own so that its peak resident memory (VmHWM,
+//! or ru_maxrss for DuckDB's Python process) is its own.
+//!
+//! `cargo bench -p strongroom-tests --bench versus_duckdb`
+//! Size: STRONGROOM_BENCH_CUSTOMERS (default 1000000, about 20M transactions). Needs `python3`
+//! with `duckdb` (`pip install duckdb`); without it the DuckDB line says so and the rest runs.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Instant;
+
+use strongroom::data_at_rest::open::SealedFile;
+use strongroom::data_at_rest::party::PartyKey;
+use strongroom::data_at_rest::seal::seal;
+use strongroom::dataset::schema::DatasetSchema;
+use strongroom::dataset::synthetic;
+use strongroom::guest_boundary::Sandbox;
+use strongroom::guest_boundary::sandbox::EngineSettings;
+use strongroom::guest_boundary::vetting::DEFAULT_MAX_MODULE_BYTES;
+use strongroom::room::Room;
+use strongroom::room::jobs::{JobRequest, run_job};
+use strongroom::room::keys::OperatorSecret;
+use strongroom::room::policy::Policy;
+use strongroom_tests::example;
+
+const SECRET: &[u8] = b"bench operator secret";
+const PHASE_ENV: &str = "STRONGROOM_BENCH_PHASE";
+const DIR_ENV: &str = "STRONGROOM_BENCH_DIR";
+
+/// The DuckDB side: converts the CSV to Parquet (untimed), then times query 1 over Parquet.
+/// Per customer and group: spend clamped to [0, 3000], purchases capped at 30, tickets clamped
+/// to [0, 300]; then summed by (merchant category group, age band).
+const DUCKDB_SCRIPT: &str = r#"
+import json, resource, sys, time
+import duckdb
+d = sys.argv[1]
+con = duckdb.connect()
+for t in ("customers", "transactions"):
+    con.execute(f"COPY (SELECT * FROM read_csv_auto('{d}/{t}.csv')) TO '{d}/{t}.parquet' (FORMAT PARQUET)")
+query = f"""
+WITH per AS (
+  SELECT t.customer_id, t.mcc_group, count(*) AS n,
+         least(greatest(sum(t.amount), 0), 3000) AS spend,
+         sum(least(greatest(t.amount, 0), 300)) AS tickets
+  FROM '{d}/transactions.parquet' t GROUP BY t.customer_id, t.mcc_group)
+SELECT per.mcc_group, c.age_band, count(*) AS customers, sum(spend) AS spend,
+       sum(least(n, 30)) AS purchases, sum(tickets) / sum(n) AS average_ticket
+FROM per JOIN '{d}/customers.parquet' c USING (customer_id)
+GROUP BY per.mcc_group, c.age_band
+"""
+start = time.perf_counter()
+rows = con.execute(query).fetchall()
+secs = time.perf_counter() - start
+print(json.dumps({"seconds": secs, "groups": len(rows),
+                  "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "version": duckdb.__version__}))
+"#;
+
+fn peak_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// One contender's numbers, as its child process reports them on its last line.
+#[derive(Debug, Default)]
+struct Report {
+    seconds: f64,
+    detail: String,
+    peak_mib: f64,
+}
+
+fn parse_report(stdout: &str) -> Option<Report> {
+    let line = stdout.lines().rev().find(|l| l.starts_with('{'))?;
+    let v: serde_json::Value = serde_json::from_str(line).ok()?;
+    Some(Report {
+        seconds: v["seconds"].as_f64()?,
+        detail: v["detail"].as_str().unwrap_or_default().to_string(),
+        peak_mib: v["peak_mib"].as_f64().unwrap_or(0.0),
+    })
+}
+
+fn child(phase: &str, dir: &Path) -> Result<Report, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let out = Command::new(exe)
+        .env(PHASE_ENV, phase)
+        .env(DIR_ENV, dir)
+        .output()
+        .map_err(|e| e.to_string())?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        return Err(format!(
+            "{phase} failed: {}{}",
+            stdout,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    parse_report(&stdout).ok_or_else(|| format!("{phase}: no report in {stdout}"))
+}
+
+fn duckdb(dir: &Path) -> Result<(Report, String), String> {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(DUCKDB_SCRIPT)
+        .arg(dir)
+        .output()
+        .map_err(|e| format!("python3: {e}"))?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .last()
+            .unwrap_or("duckdb failed")
+            .to_string());
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .ok_or("no report")?;
+    let v: serde_json::Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
+    Ok((
+        Report {
+            seconds: v["seconds"].as_f64().unwrap_or(0.0),
+            detail: format!("{} groups", v["groups"]),
+            peak_mib: v["peak_mib"].as_f64().unwrap_or(0.0),
+        },
+        v["version"].as_str().unwrap_or("?").to_string(),
+    ))
+}
+
+/// In a child: opens the room and the sealed data, runs the module as a job, reports.
+fn strongroom_phase(dir: &Path, module: &str, partner: &str) -> Report {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let sandbox = Sandbox::new(&EngineSettings::default()).expect("engine");
+    let bytes = std::fs::read(dir.join(module)).expect("module");
+    rt.block_on(async {
+        let room = Room::open(&dir.join("room"), &OperatorSecret::new(SECRET))
+            .await
+            .expect("room");
+        let started = Instant::now();
+        let sealed = SealedFile::read(&dir.join("bank.sealed")).expect("sealed");
+        let dataset = Arc::new(sealed.open(&room.keys, threads).expect("open"));
+        let opened = started.elapsed().as_secs_f64();
+        let result = run_job(
+            &room,
+            &sandbox,
+            JobRequest {
+                partner,
+                module: &bytes,
+                dataset,
+                dataset_sha256: sealed.header_sha256(),
+                dataset_origin: "bench".into(),
+                cost_nano: 10_000_000,
+                threads,
+                audience: None,
+            },
+        )
+        .await
+        .expect("job");
+        assert_eq!(result.outcome, "completed");
+        let groups = result
+            .released
+            .as_ref()
+            .map_or(0, |r| r.metrics[0].groups.len());
+        Report {
+            seconds: started.elapsed().as_secs_f64(),
+            detail: format!(
+                "open+decrypt {opened:.2} s, run+gate+log {:.2} s, {groups} groups released",
+                started.elapsed().as_secs_f64() - opened
+            ),
+            peak_mib: 0.0,
+        }
+    })
+}
+
+/// Per (category, age band): customers, spend, purchases, ticket sum, tickets.
+type Totals = (u64, f64, u64, f64, u64);
+
+/// In a child: query 1 as a plain Rust loop over the plaintext Parquet files.
+fn native_phase(dir: &Path) -> Report {
+    use arrow_array::{Array, Float64Array, StringArray};
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let started = Instant::now();
+    let read = |table: &str, columns: &[&str]| -> Vec<arrow_array::RecordBatch> {
+        let file = std::fs::File::open(dir.join(format!("{table}.parquet"))).expect("parquet");
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file).expect("reader");
+        let mask = parquet::arrow::ProjectionMask::columns(
+            builder.parquet_schema(),
+            columns.iter().copied(),
+        );
+        builder
+            .with_projection(mask)
+            .build()
+            .expect("build")
+            .map(|b| b.expect("batch"))
+            .collect()
+    };
+    let customers = read("customers", &["customer_id", "age_band"]);
+    let transactions = read("transactions", &["customer_id", "mcc_group", "amount"]);
+    let loaded = started.elapsed().as_secs_f64();
+    let loop_start = Instant::now();
+    let string = |b: &arrow_array::RecordBatch, name: &str| -> StringArray {
+        let c = b.column_by_name(name).expect("column");
+        arrow_array::cast::AsArray::as_string::<i32>(c).clone()
+    };
+    let mut age: HashMap<String, String> = HashMap::new();
+    for b in &customers {
+        let (id, band) = (string(b, "customer_id"), string(b, "age_band"));
+        for i in 0..b.num_rows() {
+            age.insert(id.value(i).to_string(), band.value(i).to_string());
+        }
+    }
+    // Per (customer, category): spend, purchases, clamped ticket sum.
+    let mut per: HashMap<(&str, &str), (f64, u64, f64)> = HashMap::new();
+    let mut keep = Vec::new();
+    for b in &transactions {
+        keep.push((
+            string(b, "customer_id"),
+            string(b, "mcc_group"),
+            b.column_by_name("amount")
+                .expect("amount")
+                .as_any()
+                .downcast_ref::<Float64Array>()
+                .expect("f64")
+                .clone(),
+        ));
+    }
+    for (id, mcc, amount) in &keep {
+        for i in 0..amount.len() {
+            let cell = per.entry((id.value(i), mcc.value(i))).or_default();
+            cell.0 += amount.value(i);
+            cell.1 += 1;
+            cell.2 += amount.value(i).clamp(0.0, 300.0);
+        }
+    }
+    let mut out: HashMap<(&str, &str), Totals> = HashMap::new();
+    for ((customer, mcc), (spend, n, tickets)) in &per {
+        let Some(band) = age.get(*customer) else {
+            continue;
+        };
+        let g = out.entry((mcc, band.as_str())).or_default();
+        g.0 += 1;
+        g.1 += spend.clamp(0.0, 3_000.0);
+        g.2 += (*n).min(30);
+        g.3 += tickets;
+        g.4 += n;
+    }
+    Report {
+        seconds: started.elapsed().as_secs_f64(),
+        detail: format!(
+            "read Parquet {loaded:.2} s, loop {:.2} s, {} groups",
+            loop_start.elapsed().as_secs_f64(),
+            out.len()
+        ),
+        peak_mib: 0.0,
+    }
+}
+
+fn report_line(r: &Report) {
+    println!(
+        "{}",
+        serde_json::json!({ "seconds": r.seconds, "detail": r.detail, "peak_mib": peak_mib() })
+    );
+}
+
+fn setup(dir: &Path, customers: usize) -> Result<(), String> {
+    let t = Instant::now();
+    let bank = synthetic::generate(customers, 20.0, 2018);
+    bank.write_csv(dir).map_err(|e| e.to_string())?;
+    println!(
+        "data: {customers} customers, {} transactions, generated as CSV in {:.1} s",
+        bank.transactions(),
+        t.elapsed().as_secs_f64()
+    );
+    drop(bank);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        let room = Room::create(&dir.join("room"), "bench", &OperatorSecret::new(SECRET))
+            .await
+            .map_err(|e| e.to_string())?;
+        for (partner, modes) in [("partner", "[\"isolated\"]"), ("analysts", "[\"table\"]")] {
+            let policy = Policy::parse(&format!(
+                "partner = \"{partner}\"\ndataset = \"bank\"\nbudget_rho = \"100\"\nmin_group_size = 50\nmodes = {modes}\n"
+            ))?;
+            room.set_policy(&policy).await.map_err(|e| e.to_string())?;
+        }
+        for (name, file) in [
+            ("spend-by-category", "isolated.wasm"),
+            ("spend-by-category-table", "table.wasm"),
+        ] {
+            let bytes = example(name);
+            std::fs::write(dir.join(file), &bytes).map_err(|e| e.to_string())?;
+            let hash = strongroom::guest_boundary::vet(&bytes, DEFAULT_MAX_MODULE_BYTES)
+                .map_err(|e| e.to_string())?
+                .hash_hex();
+            room.decide_module(&hash, "analysts", true, "bench", "benchmark")
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        let schema = DatasetSchema::load(&dir.join("schema.toml")).map_err(|e| e.to_string())?;
+        let party =
+            PartyKey::generate("bank", &dir.join("bank.key")).map_err(|e| e.to_string())?;
+        let summary = seal(
+            &schema,
+            &[
+                ("customers".into(), dir.join("customers.csv")),
+                ("transactions".into(), dir.join("transactions.csv")),
+            ],
+            &room.keys.public,
+            &party,
+            65_536,
+            &dir.join("bank.sealed"),
+            false,
+        )
+        .map_err(|e| e.to_string())?;
+        println!(
+            "sealed: {:.0} MB of CSV into {:.0} MB in {:.1} s (not part of any timing below)",
+            summary.input_bytes as f64 / 1e6,
+            summary.bytes as f64 / 1e6,
+            summary.seconds
+        );
+        Ok::<(), String>(())
+    })
+}
+
+fn main() {
+    if let Ok(phase) = std::env::var(PHASE_ENV) {
+        let dir = PathBuf::from(std::env::var(DIR_ENV).expect("bench dir"));
+        let report = match phase.as_str() {
+            "isolated" => strongroom_phase(&dir, "isolated.wasm", "partner"),
+            "table" => strongroom_phase(&dir, "table.wasm", "analysts"),
+            "native" => native_phase(&dir),
+            other => panic!("unknown phase {other}"),
+        };
+        report_line(&report);
+        return;
+    }
+    let customers: usize = std::env::var("STRONGROOM_BENCH_CUSTOMERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    println!(
+        "Query 1 (spend by merchant category and age band): Strongroom against DuckDB and native Rust"
+    );
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    setup(dir, customers).expect("setup");
+
+    let (duck, version) = match duckdb(dir) {
+        Ok((r, v)) => (Some(r), v),
+        Err(e) => {
+            println!("duckdb: not run ({e}); `pip install duckdb` to include it");
+            (None, String::new())
+        }
+    };
+    let native = if dir.join("transactions.parquet").exists() {
+        Some(child("native", dir).expect("native"))
+    } else {
+        None
+    };
+    let table = child("table", dir).expect("table mode");
+    let isolated = child("isolated", dir).expect("isolated mode");
+
+    println!(
+        "\n{:<34} {:>9} {:>10} {:>9} {:>9}  detail",
+        "contender", "seconds", "peak MiB", "x DuckDB", "x native"
+    );
+    let ratio = |s: f64, base: &Option<Report>| match base {
+        Some(b) if b.seconds > 0.0 => format!("{:.1}", s / b.seconds),
+        _ => "-".into(),
+    };
+    let rows: Vec<(String, &Report)> = [
+        duck.as_ref()
+            .map(|r| (format!("DuckDB {version} (Parquet, plaintext)"), r)),
+        native
+            .as_ref()
+            .map(|r| ("native Rust (Parquet, plaintext)".to_string(), r)),
+        Some(("Strongroom table mode (sealed)".to_string(), &table)),
+        Some(("Strongroom isolated mode (sealed)".to_string(), &isolated)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    for (name, r) in rows {
+        println!(
+            "{:<34} {:>9.2} {:>10.0} {:>9} {:>9}  {}",
+            name,
+            r.seconds,
+            r.peak_mib,
+            ratio(r.seconds, &duck),
+            ratio(r.seconds, &native),
+            r.detail
+        );
+    }
+    println!("\ntargets: table mode within 2x of DuckDB, isolated mode within 10x");
+}
