@@ -64,6 +64,7 @@ fn request<'a>(
         cost_nano: 500_000_000,
         threads: 2,
         audience,
+        job_id: None,
     }
 }
 

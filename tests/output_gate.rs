@@ -142,6 +142,7 @@ fn request<'a>(module: &'a [u8], data: &Arc<Dataset>, cost: u64) -> JobRequest<'
         cost_nano: cost,
         threads: 2,
         audience: None,
+        job_id: None,
     }
 }
 

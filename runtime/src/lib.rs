@@ -20,3 +20,4 @@ pub mod dataset;
 pub mod guest_boundary;
 pub mod output_gate;
 pub mod room;
+pub mod service;

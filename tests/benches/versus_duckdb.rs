@@ -176,6 +176,7 @@ fn strongroom_phase(dir: &Path, module: &str, partner: &str) -> Report {
                 cost_nano: 10_000_000,
                 threads,
                 audience: None,
+                job_id: None,
             },
         )
         .await

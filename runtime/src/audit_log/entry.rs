@@ -116,6 +116,24 @@ pub mod event {
     pub const RESULT_RELEASED_BY_BANK: &str = "result.released_by_bank";
     /// A person at the bank withheld a held result.
     pub const RESULT_WITHHELD: &str = "result.withheld";
+    /// A party was added (name, role, token id; never the token).
+    pub const PARTY_ADDED: &str = "party.added";
+    /// A party's token was replaced.
+    pub const PARTY_TOKEN_ROTATED: &str = "party.token_rotated";
+    /// A party's token was revoked.
+    pub const PARTY_REVOKED: &str = "party.revoked";
+    /// A request to the service was refused: no, wrong or revoked token, or a role not allowed.
+    pub const ACCESS_DENIED: &str = "access.denied";
+    /// The bank uploaded a sealed dataset (name, header hash, sealing party).
+    pub const DATASET_UPLOADED: &str = "dataset.uploaded";
+    /// A partner uploaded a sealed audience list (header hash).
+    pub const AUDIENCE_UPLOADED: &str = "audience.uploaded";
+    /// A partner uploaded a module (hash, vetting result).
+    pub const MODULE_UPLOADED: &str = "module.uploaded";
+    /// A partner queued a job.
+    pub const JOB_QUEUED: &str = "job.queued";
+    /// A job was running when the service stopped; it is failed, its charge stands.
+    pub const JOB_INTERRUPTED: &str = "job.interrupted";
 }
 
 #[cfg(test)]

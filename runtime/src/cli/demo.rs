@@ -383,6 +383,7 @@ pub(super) fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
                 cost_nano: q.cost_nano,
                 threads,
                 audience: q.audience.then(|| audience.clone()),
+                job_id: None,
             },
         ))?;
         println!(

@@ -7,6 +7,7 @@ mod dev;
 mod render;
 mod room_cmd;
 mod seal_cmd;
+mod service_cmd;
 pub mod toolchain;
 
 use std::path::PathBuf;
@@ -120,6 +121,11 @@ enum Command {
     /// Sealed datasets.
     #[command(subcommand)]
     Dataset(seal_cmd::DatasetCommand),
+    /// Serve the room over HTTP (docs/api.md).
+    Serve(service_cmd::ServeArgs),
+    /// Parties that may call the service, and their tokens.
+    #[command(subcommand)]
+    Party(service_cmd::PartyCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -184,6 +190,8 @@ pub fn main() -> ExitCode {
             memory_budget_mib,
         ),
         Command::Dataset(cmd) => seal_cmd::dataset(cmd),
+        Command::Serve(args) => service_cmd::serve(args),
+        Command::Party(cmd) => service_cmd::party(cmd),
     };
     match result {
         Ok(code) => code,

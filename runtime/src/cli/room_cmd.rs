@@ -564,6 +564,7 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             cost_nano,
             threads,
             audience,
+            job_id: None,
         };
         anyhow::Ok(run_job(&room, &sandbox, request).await?)
     })?;

@@ -39,6 +39,8 @@ pub struct JobRequest<'a> {
     pub threads: usize,
     /// The partner's audience list to match against the bank's identifiers, if the job uses one.
     pub audience: Option<AudienceInput>,
+    /// The job's id when a queue assigned one already; `None` makes a fresh one.
+    pub job_id: Option<String>,
 }
 
 /// A partner's sealed audience list, opened in the room, for one job.
@@ -204,7 +206,8 @@ pub fn plan_job(
     .map_err(|e| JobError::Refused(e.to_string()))
 }
 
-fn new_job_id() -> String {
+/// A fresh job id: time and 64 random bits.
+pub fn new_job_id() -> String {
     let mut bytes = [0u8; 8];
     // A failing system generator leaves zeros; the timestamp still keeps ids apart.
     let _ = SystemRandom::new().fill(&mut bytes);
@@ -366,7 +369,7 @@ async fn run_job_inner(
         .map_err(|e| JobError::Refused(format!("{e:#}")))?;
 
     // Charge first, durably. From here on nothing is refunded.
-    let job_id = new_job_id();
+    let job_id = request.job_id.clone().unwrap_or_else(new_job_id);
     let charged = mechanism::ledger_cost(policy.mechanism, request.cost_nano);
     let status = room
         .ledger()

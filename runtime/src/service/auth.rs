@@ -1,0 +1,304 @@
+//! Parties, their roles and their bearer tokens.
+//!
+//! A token is `sr_<id>_<secret>`: the id (16 hex digits) finds the party's row, the secret (32
+//! random bytes, base64url) is checked against the stored SHA-256 with a constant-time
+//! comparison. Only the hash is stored; the token is shown once, when the party is added.
+//! Revoked tokens stop working at once.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use ring::rand::{SecureRandom, SystemRandom};
+use sqlx::Row;
+use subtle::ConstantTimeEq;
+
+use crate::audit_log::entry::event;
+use crate::room::{Room, RoomError, db};
+
+/// What a party may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// The bank: uploads sealed data, sets policies, approves modules, releases held results.
+    Bank,
+    /// A partner: uploads modules and audience lists, submits jobs, reads its own results.
+    Partner,
+    /// The security team: reads the audit log, checkpoints and proofs.
+    Auditor,
+}
+
+impl Role {
+    /// Its name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Bank => "bank",
+            Role::Partner => "partner",
+            Role::Auditor => "auditor",
+        }
+    }
+
+    /// Parses a role name.
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "bank" => Some(Role::Bank),
+            "partner" => Some(Role::Partner),
+            "auditor" => Some(Role::Auditor),
+            _ => None,
+        }
+    }
+
+    /// Every role.
+    pub const ALL: [Role; 3] = [Role::Bank, Role::Partner, Role::Auditor];
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// Party name.
+    pub party: String,
+    /// Its role.
+    pub role: Role,
+}
+
+impl Caller {
+    /// How the caller appears as an actor in the audit log.
+    pub fn actor(&self) -> String {
+        format!("{}:{}", self.role.as_str(), self.party)
+    }
+}
+
+/// A party as listed.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PartyRecord {
+    /// Name.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+    /// When added.
+    pub created_at: String,
+    /// When revoked, if it was.
+    pub revoked_at: Option<String>,
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())
+}
+
+/// Adds a party and returns its token (shown once; only its hash is kept).
+pub async fn add_party(room: &Room, name: &str, role: Role) -> Result<String, RoomError> {
+    if !valid_name(name) {
+        return Err(RoomError::Invalid(format!(
+            "party name '{name}': use 1-64 letters, digits, '-', '_' or '.'"
+        )));
+    }
+    let rng = SystemRandom::new();
+    let mut id = [0u8; 8];
+    let mut secret = [0u8; 32];
+    rng.fill(&mut id)
+        .and_then(|()| rng.fill(&mut secret))
+        .map_err(|_| RoomError::Invalid("no system randomness".into()))?;
+    let id = hex::encode(id);
+    let secret = B64.encode(secret);
+    let done = sqlx::query(
+        "INSERT INTO parties (name, role, token_id, token_sha256, created_at) VALUES (?, ?, ?, ?, ?) \
+         ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(name)
+    .bind(role.as_str())
+    .bind(&id)
+    .bind(sha256_hex(secret.as_bytes()))
+    .bind(db::now_rfc3339())
+    .execute(&room.pool)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(RoomError::Invalid(format!(
+            "a party named '{name}' exists; revoke it and add it under another name, or `party rotate`"
+        )));
+    }
+    room.audit()
+        .append(
+            event::PARTY_ADDED,
+            serde_json::json!({ "actor": "operator", "party": name, "role": role.as_str(), "token_id": id }),
+        )
+        .await?;
+    Ok(format!("sr_{id}_{secret}"))
+}
+
+/// Issues a new token for an existing party (the old one stops working).
+pub async fn rotate_token(room: &Room, name: &str) -> Result<String, RoomError> {
+    let rng = SystemRandom::new();
+    let mut id = [0u8; 8];
+    let mut secret = [0u8; 32];
+    rng.fill(&mut id)
+        .and_then(|()| rng.fill(&mut secret))
+        .map_err(|_| RoomError::Invalid("no system randomness".into()))?;
+    let id = hex::encode(id);
+    let secret = B64.encode(secret);
+    let done = sqlx::query(
+        "UPDATE parties SET token_id = ?, token_sha256 = ?, revoked_at = NULL WHERE name = ?",
+    )
+    .bind(&id)
+    .bind(sha256_hex(secret.as_bytes()))
+    .bind(name)
+    .execute(&room.pool)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(RoomError::Invalid(format!("no party named '{name}'")));
+    }
+    room.audit()
+        .append(
+            event::PARTY_TOKEN_ROTATED,
+            serde_json::json!({ "actor": "operator", "party": name, "token_id": id }),
+        )
+        .await?;
+    Ok(format!("sr_{id}_{secret}"))
+}
+
+/// Revokes a party's token.
+pub async fn revoke_party(room: &Room, name: &str) -> Result<(), RoomError> {
+    let done =
+        sqlx::query("UPDATE parties SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL")
+            .bind(db::now_rfc3339())
+            .bind(name)
+            .execute(&room.pool)
+            .await?;
+    if done.rows_affected() == 0 {
+        return Err(RoomError::Invalid(format!(
+            "no active party named '{name}'"
+        )));
+    }
+    room.audit()
+        .append(
+            event::PARTY_REVOKED,
+            serde_json::json!({ "actor": "operator", "party": name }),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Every party.
+pub async fn list_parties(room: &Room) -> Result<Vec<PartyRecord>, RoomError> {
+    let rows = sqlx::query("SELECT name, role, created_at, revoked_at FROM parties ORDER BY name")
+        .fetch_all(&room.pool)
+        .await?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| {
+            Some(PartyRecord {
+                name: r.get("name"),
+                role: Role::parse(r.get::<String, _>("role").as_str())?,
+                created_at: r.get("created_at"),
+                revoked_at: r.get("revoked_at"),
+            })
+        })
+        .collect())
+}
+
+/// Why a token was not accepted (the caller is told only "unauthorized").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// No `Authorization: Bearer` header.
+    Missing,
+    /// Not a token of ours, or a wrong secret.
+    Invalid,
+    /// A revoked token.
+    Revoked,
+}
+
+/// Checks a bearer token.
+pub async fn authenticate(room: &Room, token: &str) -> Result<Caller, AuthFailure> {
+    let Some((id, secret)) = token
+        .strip_prefix("sr_")
+        .and_then(|rest| rest.split_once('_'))
+    else {
+        return Err(AuthFailure::Invalid);
+    };
+    if id.len() != 16 || !id.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(AuthFailure::Invalid);
+    }
+    let row =
+        sqlx::query("SELECT name, role, token_sha256, revoked_at FROM parties WHERE token_id = ?")
+            .bind(id)
+            .fetch_optional(&room.pool)
+            .await
+            .map_err(|_| AuthFailure::Invalid)?;
+    // Hash even when there is no row, so a wrong id costs the same as a wrong secret.
+    let presented = sha256_hex(secret.as_bytes());
+    let Some(row) = row else {
+        let _ = bool::from(presented.as_bytes().ct_eq(sha256_hex(b"").as_bytes()));
+        return Err(AuthFailure::Invalid);
+    };
+    let stored: String = row.get("token_sha256");
+    if !bool::from(presented.as_bytes().ct_eq(stored.as_bytes())) {
+        return Err(AuthFailure::Invalid);
+    }
+    if row.get::<Option<String>, _>("revoked_at").is_some() {
+        return Err(AuthFailure::Revoked);
+    }
+    let role = Role::parse(row.get::<String, _>("role").as_str()).ok_or(AuthFailure::Invalid)?;
+    Ok(Caller {
+        party: row.get("name"),
+        role,
+    })
+}
+
+/// A token bucket per party: `rate` requests a second on average, bursts of `burst`.
+pub struct RateLimiter {
+    rate: f64,
+    burst: f64,
+    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+}
+
+impl RateLimiter {
+    /// A limiter.
+    pub fn new(rate: f64, burst: f64) -> Self {
+        RateLimiter {
+            rate,
+            burst,
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes one token for `party`; false when its bucket is empty.
+    pub fn allow(&self, party: &str) -> bool {
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let (tokens, last) = buckets
+            .entry(party.to_string())
+            .or_insert((self.burst, now));
+        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * self.rate).min(self.burst);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bucket_refuses_past_the_burst_and_refills() {
+        let limiter = RateLimiter::new(1000.0, 3.0);
+        assert!(limiter.allow("a") && limiter.allow("a") && limiter.allow("a"));
+        assert!(!limiter.allow("a"), "burst of 3 spent");
+        assert!(limiter.allow("b"), "buckets are per party");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        assert!(limiter.allow("a"), "refilled");
+    }
+}

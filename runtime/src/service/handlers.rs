@@ -1,0 +1,729 @@
+//! The endpoint handlers. Authorization by role happened before any of these runs; here each
+//! handler scopes what it returns to the caller's party (a partner sees its own modules, jobs,
+//! results and budgets, and only the datasets the bank granted it). "Not yours" and "does not
+//! exist" give the same 404.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use futures_util::StreamExt;
+use ring::rand::{SecureRandom, SystemRandom};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sqlx::Row;
+use tokio::io::AsyncWriteExt;
+
+use super::auth::{Caller, Role};
+use super::problem::Problem;
+use super::problem::extract::{Bytes, Json as ApiJson, Query, Text};
+use super::{AppState, OPENAPI};
+use crate::audit_log::entry::event;
+use crate::data_at_rest::open::SealedFile;
+use crate::dataset::audience::AudienceList;
+use crate::guest_boundary::vet;
+use crate::output_gate::mechanism::parse_nano;
+use crate::room::db;
+use crate::room::jobs::{decide_held, new_job_id};
+use crate::room::policy::Policy;
+
+type Shared = State<Arc<AppState>>;
+type Caller_ = axum::Extension<Caller>;
+type Answer = Result<Response, Problem>;
+
+fn ok(value: Value) -> Answer {
+    Ok(Json(value).into_response())
+}
+
+fn created(value: Value) -> Answer {
+    Ok((StatusCode::CREATED, Json(value)).into_response())
+}
+
+pub(super) async fn health() -> impl IntoResponse {
+    Json(json!({ "status": "ok" }))
+}
+
+pub(super) async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+}
+
+pub(super) async fn room(State(state): Shared) -> Answer {
+    let keys = &state.room.keys.public;
+    ok(json!({
+        "name": state.room.name(),
+        "fingerprint": keys.fingerprint(),
+        "public_keys": keys.encode(),
+    }))
+}
+
+/// Streams a request body to a fresh file under the room's `uploads/`, refusing past `cap`.
+async fn receive(state: &AppState, body: Body, cap: u64) -> Result<PathBuf, Problem> {
+    let mut name = [0u8; 12];
+    SystemRandom::new()
+        .fill(&mut name)
+        .map_err(|_| Problem::internal())?;
+    let path = state
+        .room
+        .dir
+        .join("uploads")
+        .join(format!("{}.part", hex::encode(name)));
+    let mut file = tokio::fs::File::create(&path).await.map_err(|e| {
+        super::problem::tracing_log(&e.to_string());
+        Problem::internal()
+    })?;
+    let mut stream = body.into_data_stream();
+    let mut written = 0u64;
+    let result = async {
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|_| Problem::bad_request("the upload was cut off"))?;
+            written += chunk.len() as u64;
+            if written > cap {
+                return Err(Problem::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "too_large",
+                    format!("uploads are limited to {cap} bytes"),
+                ));
+            }
+            file.write_all(&chunk).await.map_err(|e| {
+                super::problem::tracing_log(&e.to_string());
+                Problem::internal()
+            })?;
+        }
+        file.flush().await.map_err(|_| Problem::internal())?;
+        if written == 0 {
+            return Err(Problem::bad_request("the body is empty"));
+        }
+        Ok(())
+    }
+    .await;
+    match result {
+        Ok(()) => Ok(path),
+        Err(p) => {
+            let _ = tokio::fs::remove_file(&path).await;
+            Err(p)
+        }
+    }
+}
+
+/// Reads and authenticates an uploaded sealed file (every chunk), off the async threads.
+async fn check_sealed(state: &Arc<AppState>, path: PathBuf) -> Result<SealedFile, Problem> {
+    let st = Arc::clone(state);
+    let checked = tokio::task::spawn_blocking(move || {
+        let sealed = SealedFile::read(&path).map_err(|e| e.to_string())?;
+        sealed
+            .verify(&st.room.keys, st.config.threads_per_job.max(1))
+            .map_err(|e| e.to_string())?;
+        Ok::<_, String>(sealed)
+    })
+    .await
+    .map_err(|_| Problem::internal())?;
+    checked.map_err(|e| {
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "not_sealed_to_this_room",
+            format!("the upload is not a valid dataset sealed to this room: {e}"),
+        )
+    })
+}
+
+async fn partner_has_policy(state: &AppState, partner: &str, dataset: &str) -> bool {
+    sqlx::query("SELECT 1 FROM policies WHERE partner = ? AND dataset = ?")
+        .bind(partner)
+        .bind(dataset)
+        .fetch_optional(&state.room.pool)
+        .await
+        .ok()
+        .flatten()
+        .is_some()
+}
+
+fn dataset_json(r: &sqlx::sqlite::SqliteRow) -> Value {
+    json!({
+        "name": r.get::<String, _>("name"),
+        "header_sha256": r.get::<String, _>("header_sha256"),
+        "sealed_by": r.get::<String, _>("sealed_by"),
+        "entities": r.get::<i64, _>("entities"),
+        "uploaded_at": r.get::<String, _>("uploaded_at"),
+    })
+}
+
+pub(super) async fn list_datasets(State(state): Shared, caller: Caller_) -> Answer {
+    let rows = sqlx::query(
+        "SELECT name, header_sha256, sealed_by, entities, uploaded_at FROM datasets \
+         WHERE ? <> 'partner' OR name IN (SELECT dataset FROM policies WHERE partner = ?) ORDER BY name",
+    )
+    .bind(caller.role.as_str())
+    .bind(&caller.party)
+    .fetch_all(&state.room.pool)
+    .await?;
+    ok(Value::Array(rows.iter().map(dataset_json).collect()))
+}
+
+pub(super) async fn upload_dataset(State(state): Shared, caller: Caller_, body: Body) -> Answer {
+    let part = receive(&state, body, state.config.max_upload_bytes).await?;
+    let sealed = match check_sealed(&state, part.clone()).await {
+        Ok(s) => s,
+        Err(p) => {
+            let _ = tokio::fs::remove_file(&part).await;
+            return Err(p);
+        }
+    };
+    let h = &sealed.header;
+    let name = h.dataset.clone();
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        || name.is_empty()
+    {
+        let _ = tokio::fs::remove_file(&part).await;
+        return Err(Problem::bad_request(format!(
+            "dataset name '{name}' must be letters, digits, '-', '_' or '.'"
+        )));
+    }
+    let sha = sealed.header_sha256();
+    let file = format!("datasets/{name}-{}.sealed", &sha[..16]);
+    tokio::fs::rename(&part, state.room.dir.join(&file))
+        .await
+        .map_err(|_| Problem::internal())?;
+    sqlx::query(
+        "INSERT INTO datasets (name, header_sha256, file, sealed_by, schema_toml, entities, uploaded_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET header_sha256 = excluded.header_sha256, \
+         file = excluded.file, sealed_by = excluded.sealed_by, schema_toml = excluded.schema_toml, \
+         entities = excluded.entities, uploaded_at = excluded.uploaded_at",
+    )
+    .bind(&name)
+    .bind(&sha)
+    .bind(&file)
+    .bind(&h.sealed_by.name)
+    .bind(&h.schema_toml)
+    .bind(h.entities as i64)
+    .bind(db::now_rfc3339())
+    .execute(&state.room.pool)
+    .await?;
+    state
+        .room
+        .audit()
+        .append(
+            event::DATASET_UPLOADED,
+            json!({ "actor": caller.actor(), "dataset": name, "header_sha256": sha,
+                    "sealed_by": h.sealed_by.name, "sealed_by_ed25519": h.sealed_by.ed25519,
+                    "entities": h.entities }),
+        )
+        .await
+        .map_err(|e| Problem::from(crate::room::RoomError::from(e)))?;
+    created(
+        json!({ "name": name, "header_sha256": sha, "sealed_by": h.sealed_by.name, "entities": h.entities }),
+    )
+}
+
+pub(super) async fn get_dataset(
+    State(state): Shared,
+    caller: Caller_,
+    Path(name): Path<String>,
+) -> Answer {
+    if caller.role == Role::Partner && !partner_has_policy(&state, &caller.party, &name).await {
+        return Err(Problem::not_found("dataset"));
+    }
+    let row = sqlx::query(
+        "SELECT name, header_sha256, sealed_by, entities, uploaded_at, schema_toml FROM datasets WHERE name = ?",
+    )
+    .bind(&name)
+    .fetch_optional(&state.room.pool)
+    .await?
+    .ok_or_else(|| Problem::not_found("dataset"))?;
+    let mut v = dataset_json(&row);
+    // The schema: column names, roles and public dictionaries. Never a value.
+    v["schema_toml"] = json!(row.get::<String, _>("schema_toml"));
+    ok(v)
+}
+
+pub(super) async fn list_policies(State(state): Shared, caller: Caller_) -> Answer {
+    let rows = sqlx::query(
+        "SELECT partner, dataset, policy_toml, policy_sha256, set_at FROM policies \
+         WHERE ? <> 'partner' OR partner = ? ORDER BY partner, dataset",
+    )
+    .bind(caller.role.as_str())
+    .bind(&caller.party)
+    .fetch_all(&state.room.pool)
+    .await?;
+    ok(Value::Array(
+        rows.iter()
+            .map(|r| {
+                json!({
+                    "partner": r.get::<String, _>("partner"),
+                    "dataset": r.get::<String, _>("dataset"),
+                    "policy_toml": r.get::<String, _>("policy_toml"),
+                    "policy_sha256": r.get::<String, _>("policy_sha256"),
+                    "set_at": r.get::<String, _>("set_at"),
+                })
+            })
+            .collect(),
+    ))
+}
+
+pub(super) async fn set_policy(State(state): Shared, Text(body): Text) -> Answer {
+    let policy = Policy::parse(&body).map_err(|e| {
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_policy",
+            format!("policy: {e}"),
+        )
+    })?;
+    state.room.set_policy(&policy).await?;
+    ok(
+        json!({ "partner": policy.partner, "dataset": policy.dataset, "policy_sha256": policy.sha256 }),
+    )
+}
+
+pub(super) async fn upload_audience(State(state): Shared, caller: Caller_, body: Body) -> Answer {
+    let part = receive(&state, body, state.config.max_upload_bytes).await?;
+    let sealed = match check_sealed(&state, part.clone()).await {
+        Ok(s) => s,
+        Err(p) => {
+            let _ = tokio::fs::remove_file(&part).await;
+            return Err(p);
+        }
+    };
+    let fail = |p: Problem| async {
+        let _ = tokio::fs::remove_file(&part).await;
+        Err::<Response, Problem>(p)
+    };
+    if sealed.header.sealed_by.name != caller.party {
+        return fail(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "wrong_sealer",
+            format!(
+                "the list was sealed by '{}'; seal it with your own party key",
+                sealed.header.sealed_by.name
+            ),
+        ))
+        .await;
+    }
+    let st = Arc::clone(&state);
+    let members = tokio::task::spawn_blocking(move || {
+        let dataset = sealed.open(&st.room.keys, 1).map_err(|e| e.to_string())?;
+        AudienceList::from_dataset(&dataset)
+            .map(|l| (l.members(), sealed.header_sha256()))
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|_| Problem::internal())?;
+    let (members, sha) = match members {
+        Ok(m) => m,
+        Err(e) => {
+            return fail(Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "not_an_audience_list",
+                e,
+            ))
+            .await;
+        }
+    };
+    let file = format!("audience-lists/{sha}.sealed");
+    tokio::fs::rename(&part, state.room.dir.join(&file))
+        .await
+        .map_err(|_| Problem::internal())?;
+    sqlx::query(
+        "INSERT INTO audience_lists (list_sha256, partner, file, uploaded_at) VALUES (?, ?, ?, ?) \
+         ON CONFLICT (list_sha256) DO NOTHING",
+    )
+    .bind(&sha)
+    .bind(&caller.party)
+    .bind(&file)
+    .bind(db::now_rfc3339())
+    .execute(&state.room.pool)
+    .await?;
+    state
+        .room
+        .audit()
+        .append(
+            event::AUDIENCE_UPLOADED,
+            json!({ "actor": caller.actor(), "list_sha256": sha, "members": members as u64 }),
+        )
+        .await
+        .map_err(|e| Problem::from(crate::room::RoomError::from(e)))?;
+    created(json!({ "list_sha256": sha, "members": members }))
+}
+
+pub(super) async fn list_modules(State(state): Shared, caller: Caller_) -> Answer {
+    let rows = sqlx::query(
+        "SELECT m.module_sha256, m.partner, m.name, m.version, m.mode, m.uploaded_at, a.decision \
+         FROM modules m LEFT JOIN approvals a ON a.module_sha256 = m.module_sha256 AND a.partner = m.partner \
+         WHERE ? <> 'partner' OR m.partner = ? ORDER BY m.uploaded_at, m.module_sha256",
+    )
+    .bind(caller.role.as_str())
+    .bind(&caller.party)
+    .fetch_all(&state.room.pool)
+    .await?;
+    ok(Value::Array(
+        rows.iter()
+            .map(|r| {
+                json!({
+                    "module_sha256": r.get::<String, _>("module_sha256"),
+                    "partner": r.get::<String, _>("partner"),
+                    "name": r.get::<String, _>("name"),
+                    "version": r.get::<String, _>("version"),
+                    "mode": r.get::<String, _>("mode"),
+                    "uploaded_at": r.get::<String, _>("uploaded_at"),
+                    "decision": r.get::<Option<String>, _>("decision"),
+                })
+            })
+            .collect(),
+    ))
+}
+
+pub(super) async fn upload_module(
+    State(state): Shared,
+    caller: Caller_,
+    Bytes(body): Bytes,
+) -> Answer {
+    let hash = hex::encode(ring::digest::digest(&ring::digest::SHA256, &body).as_ref());
+    let vetted = vet(&body, state.config.max_module_bytes);
+    state
+        .room
+        .audit()
+        .append(
+            event::MODULE_UPLOADED,
+            json!({ "actor": caller.actor(), "module_sha256": hash,
+                    "result": if vetted.is_ok() { "accepted" } else { "refused" },
+                    "reason": vetted.as_ref().err().map(|e| e.to_string()) }),
+        )
+        .await
+        .map_err(|e| Problem::from(crate::room::RoomError::from(e)))?;
+    let module = vetted.map_err(|e| {
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "module_refused",
+            e.to_string(),
+        )
+    })?;
+    let m = &module.manifest;
+    tokio::fs::write(
+        state.room.dir.join("modules").join(format!("{hash}.wasm")),
+        &body,
+    )
+    .await
+    .map_err(|_| Problem::internal())?;
+    sqlx::query(
+        "INSERT INTO modules (module_sha256, partner, name, version, mode, uploaded_at) VALUES (?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (module_sha256, partner) DO NOTHING",
+    )
+    .bind(&hash)
+    .bind(&caller.party)
+    .bind(&m.name)
+    .bind(&m.version)
+    .bind(m.mode.to_string())
+    .bind(db::now_rfc3339())
+    .execute(&state.room.pool)
+    .await?;
+    let decision = state.room.module_decision(&hash, &caller.party).await?;
+    created(json!({
+        "module_sha256": hash, "name": m.name, "version": m.version, "mode": m.mode.to_string(),
+        "metrics": m.metrics.iter().map(|x| x.name.clone()).collect::<Vec<_>>(),
+        "vetting": "accepted",
+        "decision": decision.map(|d| if d { "approved" } else { "rejected" }),
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ModuleDecision {
+    partner: String,
+    approve: bool,
+    #[serde(default)]
+    comment: String,
+}
+
+pub(super) async fn decide_module(
+    State(state): Shared,
+    caller: Caller_,
+    Path(sha256): Path<String>,
+    ApiJson(body): ApiJson<ModuleDecision>,
+) -> Answer {
+    state
+        .room
+        .decide_module(
+            &sha256,
+            &body.partner,
+            body.approve,
+            &caller.party,
+            &body.comment,
+        )
+        .await?;
+    ok(
+        json!({ "module_sha256": sha256.to_ascii_lowercase(), "partner": body.partner,
+               "decision": if body.approve { "approved" } else { "rejected" } }),
+    )
+}
+
+const JOB_COLUMNS: &str = "q.job_id, q.partner, q.dataset, q.module_sha256, q.cost, q.state, q.error, \
+    q.submitted_at, q.finished_at, j.outcome, j.status, j.result_json, j.receipt, j.bank_detail";
+
+fn job_json(r: &sqlx::sqlite::SqliteRow, role: Role, full: bool) -> Value {
+    let status: Option<String> = r.get("status");
+    let mut v = json!({
+        "job_id": r.get::<String, _>("job_id"),
+        "partner": r.get::<String, _>("partner"),
+        "dataset": r.get::<String, _>("dataset"),
+        "module_sha256": r.get::<String, _>("module_sha256"),
+        "cost": r.get::<String, _>("cost"),
+        "state": r.get::<String, _>("state"),
+        "error": r.get::<Option<String>, _>("error"),
+        "outcome": r.get::<Option<String>, _>("outcome"),
+        "status": status,
+        "submitted_at": r.get::<String, _>("submitted_at"),
+        "finished_at": r.get::<Option<String>, _>("finished_at"),
+    });
+    if full {
+        v["receipt"] = json!(r.get::<Option<String>, _>("receipt"));
+        let released = status.as_deref() == Some("released");
+        if released || role == Role::Bank {
+            v["result"] = r
+                .get::<Option<String>, _>("result_json")
+                .and_then(|j| serde_json::from_str(&j).ok())
+                .unwrap_or(Value::Null);
+        }
+        if role == Role::Bank {
+            v["bank_detail"] = json!(r.get::<Option<String>, _>("bank_detail"));
+        }
+    }
+    v
+}
+
+pub(super) async fn list_jobs(State(state): Shared, caller: Caller_) -> Answer {
+    let rows = sqlx::query(&format!(
+        "SELECT {JOB_COLUMNS} FROM job_queue q LEFT JOIN jobs j ON j.job_id = q.job_id \
+         WHERE ? <> 'partner' OR q.partner = ? ORDER BY q.submitted_at DESC, q.job_id DESC LIMIT 1000"
+    ))
+    .bind(caller.role.as_str())
+    .bind(&caller.party)
+    .fetch_all(&state.room.pool)
+    .await?;
+    ok(Value::Array(
+        rows.iter()
+            .map(|r| job_json(r, caller.role, false))
+            .collect(),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct JobSubmission {
+    module_sha256: String,
+    dataset: String,
+    cost: String,
+    #[serde(default)]
+    audience_list: Option<String>,
+}
+
+pub(super) async fn submit_job(
+    State(state): Shared,
+    caller: Caller_,
+    ApiJson(body): ApiJson<JobSubmission>,
+) -> Answer {
+    parse_nano(&body.cost).map_err(|e| Problem::bad_request(format!("cost: {e}")))?;
+    let pool = &state.room.pool;
+    let module = sqlx::query("SELECT 1 FROM modules WHERE module_sha256 = ? AND partner = ?")
+        .bind(body.module_sha256.to_ascii_lowercase())
+        .bind(&caller.party)
+        .fetch_optional(pool)
+        .await?;
+    if module.is_none() {
+        return Err(Problem::not_found("module (upload it first)"));
+    }
+    let dataset = sqlx::query("SELECT 1 FROM datasets WHERE name = ?")
+        .bind(&body.dataset)
+        .fetch_optional(pool)
+        .await?;
+    if dataset.is_none() || !partner_has_policy(&state, &caller.party, &body.dataset).await {
+        return Err(Problem::not_found("dataset"));
+    }
+    if let Some(list) = &body.audience_list {
+        let found =
+            sqlx::query("SELECT 1 FROM audience_lists WHERE list_sha256 = ? AND partner = ?")
+                .bind(list)
+                .bind(&caller.party)
+                .fetch_optional(pool)
+                .await?;
+        if found.is_none() {
+            return Err(Problem::not_found("audience list"));
+        }
+    }
+    let queued: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM job_queue WHERE partner = ? AND state IN ('queued', 'running')",
+    )
+    .bind(&caller.party)
+    .fetch_one(pool)
+    .await?;
+    if queued >= state.config.max_queued_per_partner {
+        return Err(Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "queue_full",
+            format!(
+                "you have {queued} jobs waiting; at most {} may wait at once",
+                state.config.max_queued_per_partner
+            ),
+        ));
+    }
+    let job_id = new_job_id();
+    sqlx::query(
+        "INSERT INTO job_queue (job_id, partner, dataset, module_sha256, cost, audience, state, submitted_at) \
+         VALUES (?, ?, ?, ?, ?, ?, 'queued', ?)",
+    )
+    .bind(&job_id)
+    .bind(&caller.party)
+    .bind(&body.dataset)
+    .bind(body.module_sha256.to_ascii_lowercase())
+    .bind(&body.cost)
+    .bind(&body.audience_list)
+    .bind(db::now_rfc3339())
+    .execute(pool)
+    .await?;
+    state
+        .room
+        .audit()
+        .append(
+            event::JOB_QUEUED,
+            json!({ "actor": caller.actor(), "job": job_id, "dataset": body.dataset,
+                    "module_sha256": body.module_sha256.to_ascii_lowercase(), "cost": body.cost }),
+        )
+        .await
+        .map_err(|e| Problem::from(crate::room::RoomError::from(e)))?;
+    state.queue.wake();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "job_id": job_id, "state": "queued" })),
+    )
+        .into_response())
+}
+
+pub(super) async fn get_job(
+    State(state): Shared,
+    caller: Caller_,
+    Path(id): Path<String>,
+) -> Answer {
+    let row = sqlx::query(&format!(
+        "SELECT {JOB_COLUMNS} FROM job_queue q LEFT JOIN jobs j ON j.job_id = q.job_id WHERE q.job_id = ?"
+    ))
+    .bind(&id)
+    .fetch_optional(&state.room.pool)
+    .await?
+    .ok_or_else(|| Problem::not_found("job"))?;
+    if caller.role == Role::Partner && row.get::<String, _>("partner") != caller.party {
+        return Err(Problem::not_found("job"));
+    }
+    ok(job_json(&row, caller.role, true))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct JobDecision {
+    release: bool,
+}
+
+pub(super) async fn decide_job(
+    State(state): Shared,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<JobDecision>,
+) -> Answer {
+    match decide_held(&state.room, &id, body.release).await {
+        Ok(_) => ok(
+            json!({ "job_id": id, "status": if body.release { "released" } else { "withheld" } }),
+        ),
+        Err(crate::room::jobs::JobError::Refused(why)) => {
+            Err(Problem::new(StatusCode::CONFLICT, "not_held", why))
+        }
+        Err(e) => {
+            super::problem::tracing_log(&e.to_string());
+            Err(Problem::internal())
+        }
+    }
+}
+
+pub(super) async fn budgets(State(state): Shared, caller: Caller_) -> Answer {
+    let all = state.room.ledger().all().await.map_err(|e| {
+        super::problem::tracing_log(&e.to_string());
+        Problem::internal()
+    })?;
+    ok(Value::Array(
+        all.into_iter()
+            .filter(|b| caller.role != Role::Partner || b.partner == caller.party)
+            .map(|b| {
+                json!({ "partner": b.partner, "dataset": b.dataset,
+                        "total_rho": crate::output_gate::mechanism::format_nano(b.total_nano_rho),
+                        "spent_rho": crate::output_gate::mechanism::format_nano(b.spent_nano_rho),
+                        "jobs": b.jobs })
+            })
+            .collect(),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct EntriesQuery {
+    #[serde(default)]
+    from: u64,
+    #[serde(default)]
+    limit: Option<u64>,
+}
+
+pub(super) async fn audit_entries(State(state): Shared, Query(q): Query<EntriesQuery>) -> Answer {
+    let limit = q.limit.unwrap_or(1000).clamp(1, 1000) as usize;
+    let entries = state.room.audit().entries(q.from).await.map_err(|e| {
+        super::problem::tracing_log(&e.to_string());
+        Problem::internal()
+    })?;
+    ok(Value::Array(
+        entries
+            .into_iter()
+            .take(limit)
+            .map(|e| json!({ "index": e.index, "entry": e.entry, "tree_head_signature": e.signature }))
+            .collect(),
+    ))
+}
+
+pub(super) async fn audit_checkpoint(State(state): Shared) -> Answer {
+    let (cp, note) = state.room.audit().checkpoint().await.map_err(|e| {
+        super::problem::tracing_log(&e.to_string());
+        Problem::internal()
+    })?;
+    ok(json!({ "size": cp.size, "root": B64.encode(cp.root), "note": note }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ProofQuery {
+    #[serde(default)]
+    index: Option<u64>,
+    #[serde(default)]
+    old: Option<u64>,
+    #[serde(default)]
+    size: Option<u64>,
+}
+
+pub(super) async fn audit_proof(State(state): Shared, Query(q): Query<ProofQuery>) -> Answer {
+    let tree = state.room.audit().tree().await.map_err(|e| {
+        super::problem::tracing_log(&e.to_string());
+        Problem::internal()
+    })?;
+    let size = q.size.unwrap_or(tree.size());
+    let encode = |p: Vec<[u8; 32]>| p.iter().map(|h| B64.encode(h)).collect::<Vec<_>>();
+    let bad = |e: crate::audit_log::merkle::ProofError| Problem::bad_request(e.to_string());
+    let root = tree.root(size).map_err(bad)?;
+    match (q.index, q.old) {
+        (Some(i), None) => ok(json!({ "kind": "inclusion", "index": i, "size": size,
+                                       "root": B64.encode(root), "proof": encode(tree.inclusion_proof(i, size).map_err(bad)?) })),
+        (None, Some(old)) => ok(json!({ "kind": "consistency", "old": old, "size": size,
+                                         "old_root": B64.encode(tree.root(old).map_err(bad)?), "root": B64.encode(root),
+                                         "proof": encode(tree.consistency_proof(old, size).map_err(bad)?) })),
+        _ => Err(Problem::bad_request(
+            "give index (inclusion proof) or old (consistency proof), not both",
+        )),
+    }
+}

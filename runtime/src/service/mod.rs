@@ -1,0 +1,274 @@
+//! The room as a service: boundary 4 of DESIGN.md, the network API.
+//!
+//! axum on tokio over the room's database. Every request passes one authorization layer that
+//! finds the route in [`routes::ROUTES`], checks the bearer token ([`auth`]) and the caller's
+//! role, and applies a per-party rate limit; handlers then scope what a partner sees to its
+//! own modules, jobs, results and budgets. Jobs go into a persisted queue ([`queue`]) that a
+//! bounded pool of worker threads drains, off the async runtime. Errors are RFC 9457 problem
+//! details ([`problem`]). Bodies are size-capped, requests time out, connections are bounded.
+
+pub mod auth;
+mod handlers;
+pub mod problem;
+pub mod queue;
+pub mod routes;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::header::AUTHORIZATION;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::audit_log::entry::event;
+use crate::guest_boundary::Sandbox;
+use crate::room::Room;
+use auth::{AuthFailure, RateLimiter};
+use problem::Problem;
+
+/// The OpenAPI document, served at `/v1/openapi.json` and kept in the repository.
+pub const OPENAPI: &str = include_str!("../../../docs/openapi.json");
+
+/// Service settings.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// Worker threads that run jobs.
+    pub workers: usize,
+    /// Threads each job may use for isolated runs.
+    pub threads_per_job: usize,
+    /// Largest sealed upload (datasets, audience lists), bytes.
+    pub max_upload_bytes: u64,
+    /// Largest module, bytes.
+    pub max_module_bytes: usize,
+    /// Largest JSON or TOML body, bytes.
+    pub max_body_bytes: usize,
+    /// Requests per second per party, on average.
+    pub rate_per_second: f64,
+    /// Burst of requests per party.
+    pub burst: f64,
+    /// Whole-request timeout.
+    pub request_timeout: Duration,
+    /// Most queued jobs per partner.
+    pub max_queued_per_partner: i64,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            workers: 2,
+            threads_per_job: 1,
+            max_upload_bytes: 8 << 30,
+            max_module_bytes: crate::guest_boundary::vetting::DEFAULT_MAX_MODULE_BYTES,
+            max_body_bytes: 64 << 10,
+            rate_per_second: 50.0,
+            burst: 100.0,
+            request_timeout: Duration::from_secs(600),
+            max_queued_per_partner: 100,
+        }
+    }
+}
+
+/// What handlers share.
+pub struct AppState {
+    /// The room.
+    pub room: Arc<Room>,
+    /// The engine jobs run in.
+    pub sandbox: Arc<Sandbox>,
+    /// Settings.
+    pub config: ServiceConfig,
+    /// Per-party rate limits.
+    pub limiter: RateLimiter,
+    /// The job queue.
+    pub queue: queue::Queue,
+}
+
+async fn authorize(
+    State(state): State<Arc<AppState>>,
+    matched: Option<MatchedPath>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let method = request.method().as_str().to_string();
+    let Some(route) = matched.and_then(|m| routes::find(&method, m.as_str())) else {
+        // Registered in the router but not in the table: nobody may call it.
+        return Problem::forbidden().into_response();
+    };
+    if route.roles.is_empty() {
+        return next.run(request).await;
+    }
+    let token = request
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let caller = match token {
+        None => Err(AuthFailure::Missing),
+        Some(t) => auth::authenticate(&state.room, t).await,
+    };
+    let caller = match caller {
+        Ok(c) => c,
+        Err(failure) => {
+            if failure != AuthFailure::Missing {
+                let reason = if failure == AuthFailure::Revoked {
+                    "revoked token"
+                } else {
+                    "invalid token"
+                };
+                let _ = state
+                    .room
+                    .audit()
+                    .append(
+                        event::ACCESS_DENIED,
+                        json!({ "actor": "unknown", "reason": reason, "method": method, "route": route.path }),
+                    )
+                    .await;
+            }
+            return Problem::unauthorized().into_response();
+        }
+    };
+    if !route.roles.contains(&caller.role) {
+        let _ = state
+            .room
+            .audit()
+            .append(
+                event::ACCESS_DENIED,
+                json!({ "actor": caller.actor(), "reason": "role", "method": method, "route": route.path }),
+            )
+            .await;
+        return Problem::forbidden().into_response();
+    }
+    if !state.limiter.allow(&caller.party) {
+        return Problem::new(
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many requests; slow down and retry",
+        )
+        .into_response();
+    }
+    request.extensions_mut().insert(caller);
+    next.run(request).await
+}
+
+/// The router, with every layer.
+pub fn router(state: Arc<AppState>) -> Router {
+    let uploads = DefaultBodyLimit::disable();
+    let modules = DefaultBodyLimit::max(state.config.max_module_bytes);
+    let small = DefaultBodyLimit::max(state.config.max_body_bytes);
+    Router::new()
+        .route("/v1/health", get(handlers::health))
+        .route("/v1/openapi.json", get(handlers::openapi))
+        .route("/v1/room", get(handlers::room))
+        .route(
+            "/v1/datasets",
+            get(handlers::list_datasets).put(handlers::upload_dataset.layer(uploads)),
+        )
+        .route("/v1/datasets/{name}", get(handlers::get_dataset))
+        .route(
+            "/v1/policies",
+            get(handlers::list_policies).put(handlers::set_policy.layer(small)),
+        )
+        .route(
+            "/v1/audience-lists",
+            post(handlers::upload_audience.layer(uploads)),
+        )
+        .route(
+            "/v1/modules",
+            get(handlers::list_modules).post(handlers::upload_module.layer(modules)),
+        )
+        .route(
+            "/v1/modules/{sha256}/decision",
+            post(handlers::decide_module.layer(small)),
+        )
+        .route(
+            "/v1/jobs",
+            get(handlers::list_jobs).post(handlers::submit_job.layer(small)),
+        )
+        .route("/v1/jobs/{id}", get(handlers::get_job))
+        .route(
+            "/v1/jobs/{id}/decision",
+            post(handlers::decide_job.layer(small)),
+        )
+        .route("/v1/budgets", get(handlers::budgets))
+        .route("/v1/audit/entries", get(handlers::audit_entries))
+        .route("/v1/audit/checkpoint", get(handlers::audit_checkpoint))
+        .route("/v1/audit/proof", get(handlers::audit_proof))
+        .route_layer(middleware::from_fn_with_state(
+            Arc::clone(&state),
+            authorize,
+        ))
+        .fallback(|| async { Problem::not_found("endpoint").into_response() })
+        .method_not_allowed_fallback(|| async {
+            Problem::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this endpoint does not take that method",
+            )
+            .into_response()
+        })
+        .layer(small)
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            state.config.request_timeout,
+        ))
+        .layer(tower::limit::ConcurrencyLimitLayer::new(512))
+        .with_state(state)
+}
+
+use axum::handler::Handler;
+
+/// Builds the state: recovers the queue (a job that was running is failed, its charge stands;
+/// queued jobs stay queued) and starts the workers.
+pub async fn start(room: Room, config: ServiceConfig) -> anyhow::Result<Arc<AppState>> {
+    let sandbox = Arc::new(
+        Sandbox::new(&crate::guest_boundary::sandbox::EngineSettings::default())
+            .map_err(|e| anyhow::anyhow!("{e:#}"))?,
+    );
+    let room = Arc::new(room);
+    for dir in ["datasets", "modules", "audience-lists", "uploads"] {
+        std::fs::create_dir_all(room.dir.join(dir))?;
+    }
+    let interrupted = queue::recover(&room).await?;
+    if interrupted > 0 {
+        eprintln!(
+            "strongroom serve: {interrupted} job(s) were running when the service stopped; marked failed (their charges stand)"
+        );
+    }
+    let state = Arc::new(AppState {
+        limiter: RateLimiter::new(config.rate_per_second, config.burst),
+        queue: queue::Queue::new(),
+        room,
+        sandbox,
+        config,
+    });
+    queue::spawn_workers(&state, tokio::runtime::Handle::current());
+    Ok(state)
+}
+
+/// Serves until Ctrl-C (or SIGTERM), then lets running jobs finish their current step.
+pub async fn serve(room: Room, listen: SocketAddr, config: ServiceConfig) -> anyhow::Result<()> {
+    let state = start(room, config).await?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+    let local = listener.local_addr()?;
+    println!(
+        "strongroom: serving room '{}' on http://{local}",
+        state.room.name()
+    );
+    println!("strongroom: OpenAPI document at http://{local}/v1/openapi.json");
+    let app = router(Arc::clone(&state));
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    state.queue.shutdown();
+    Ok(())
+}

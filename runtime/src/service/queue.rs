@@ -1,0 +1,272 @@
+//! The persisted job queue and its workers.
+//!
+//! A submitted job is a row in `job_queue` (state `queued`) before the partner hears back. A
+//! worker claims a row with one conditional `UPDATE ... WHERE state = 'queued'`, so two workers
+//! (or two processes) never run the same job; then runs it through [`run_job`], which charges
+//! the budget before the module starts. On start, a row still `running` belongs to a job the
+//! service was killed in the middle of: it is marked `failed` (its charge, if it got that far,
+//! stands) and logged; `queued` rows simply run. Nothing is lost, nothing runs twice.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::json;
+use sqlx::Row;
+use tokio::sync::Notify;
+
+use super::AppState;
+use crate::audit_log::entry::event;
+use crate::data_at_rest::open::SealedFile;
+use crate::dataset::Dataset;
+use crate::output_gate::mechanism::parse_nano;
+use crate::room::jobs::{AudienceInput, JobError, JobRequest, run_job};
+use crate::room::{Room, db};
+
+/// Wakes workers and remembers opened datasets.
+pub struct Queue {
+    notify: Notify,
+    stop: AtomicBool,
+    datasets: Mutex<HashMap<String, Arc<Dataset>>>,
+}
+
+impl Default for Queue {
+    fn default() -> Self {
+        Queue::new()
+    }
+}
+
+impl Queue {
+    /// An empty queue.
+    pub fn new() -> Self {
+        Queue {
+            notify: Notify::new(),
+            stop: AtomicBool::new(false),
+            datasets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Wakes a worker: a job was queued.
+    pub fn wake(&self) {
+        self.notify.notify_one();
+    }
+
+    /// Asks workers to stop after their current job.
+    pub fn shutdown(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+}
+
+/// Marks jobs left `running` by a stopped service as failed. Returns how many.
+pub async fn recover(room: &Room) -> Result<u64, sqlx::Error> {
+    let rows = sqlx::query("SELECT job_id, partner FROM job_queue WHERE state = 'running'")
+        .fetch_all(&room.pool)
+        .await?;
+    for row in &rows {
+        let job: String = row.get("job_id");
+        let partner: String = row.get("partner");
+        sqlx::query(
+            "UPDATE job_queue SET state = 'failed', error = ?, finished_at = ? WHERE job_id = ? AND state = 'running'",
+        )
+        .bind("interrupted: the service stopped while the job ran; any charge stands")
+        .bind(db::now_rfc3339())
+        .bind(&job)
+        .execute(&room.pool)
+        .await?;
+        let _ = room
+            .audit()
+            .append(
+                event::JOB_INTERRUPTED,
+                json!({ "actor": "room", "job": job, "partner": partner }),
+            )
+            .await;
+    }
+    Ok(rows.len() as u64)
+}
+
+/// A claimed job.
+struct Claimed {
+    job_id: String,
+    partner: String,
+    dataset: String,
+    module_sha256: String,
+    cost: String,
+    audience: Option<String>,
+}
+
+async fn claim(room: &Room) -> Result<Option<Claimed>, sqlx::Error> {
+    loop {
+        let next = sqlx::query(
+            "SELECT job_id, partner, dataset, module_sha256, cost, audience FROM job_queue \
+             WHERE state = 'queued' ORDER BY submitted_at, job_id LIMIT 1",
+        )
+        .fetch_optional(&room.pool)
+        .await?;
+        let Some(row) = next else { return Ok(None) };
+        let job_id: String = row.get("job_id");
+        let won = sqlx::query(
+            "UPDATE job_queue SET state = 'running' WHERE job_id = ? AND state = 'queued'",
+        )
+        .bind(&job_id)
+        .execute(&room.pool)
+        .await?
+        .rows_affected()
+            == 1;
+        if won {
+            return Ok(Some(Claimed {
+                job_id,
+                partner: row.get("partner"),
+                dataset: row.get("dataset"),
+                module_sha256: row.get("module_sha256"),
+                cost: row.get("cost"),
+                audience: row.get("audience"),
+            }));
+        }
+        // Another worker took it first: look again.
+    }
+}
+
+async fn finish(room: &Room, job_id: &str, error: Option<&str>) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE job_queue SET state = ?, error = ?, finished_at = ? WHERE job_id = ?")
+        .bind(if error.is_some() {
+            "failed"
+        } else {
+            "finished"
+        })
+        .bind(error)
+        .bind(db::now_rfc3339())
+        .bind(job_id)
+        .execute(&room.pool)
+        .await?;
+    Ok(())
+}
+
+fn open_dataset(state: &AppState, file: &Path, sha: &str) -> Result<Arc<Dataset>, String> {
+    let mut cache = state
+        .queue
+        .datasets
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    if let Some(d) = cache.get(sha) {
+        return Ok(Arc::clone(d));
+    }
+    let sealed = SealedFile::read(file).map_err(|e| e.to_string())?;
+    let dataset = Arc::new(
+        sealed
+            .open(&state.room.keys, state.config.threads_per_job)
+            .map_err(|e| e.to_string())?,
+    );
+    cache.insert(sha.to_string(), Arc::clone(&dataset));
+    Ok(dataset)
+}
+
+async fn run_claimed(state: &AppState, job: &Claimed) -> Result<(), String> {
+    let room = &state.room;
+    let cost = parse_nano(&job.cost).map_err(|e| format!("cost: {e}"))?;
+    let row = sqlx::query("SELECT header_sha256, file, sealed_by FROM datasets WHERE name = ?")
+        .bind(&job.dataset)
+        .fetch_optional(&room.pool)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("no dataset '{}'", job.dataset))?;
+    let sha: String = row.get("header_sha256");
+    let file: String = row.get("file");
+    let sealed_by: String = row.get("sealed_by");
+    let dataset = open_dataset(state, &room.dir.join(&file), &sha)?;
+    let module = std::fs::read(
+        room.dir
+            .join("modules")
+            .join(format!("{}.wasm", job.module_sha256)),
+    )
+    .map_err(|_| format!("no module {}", job.module_sha256))?;
+    let audience = match &job.audience {
+        None => None,
+        Some(list) => {
+            let row = sqlx::query(
+                "SELECT file FROM audience_lists WHERE list_sha256 = ? AND partner = ?",
+            )
+            .bind(list)
+            .bind(&job.partner)
+            .fetch_optional(&room.pool)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("no audience list {list}"))?;
+            let file: String = row.get("file");
+            Some(AudienceInput::open(
+                &room.dir.join(file),
+                room,
+                state.config.threads_per_job,
+            )?)
+        }
+    };
+    let request = JobRequest {
+        partner: &job.partner,
+        module: &module,
+        dataset,
+        dataset_sha256: sha,
+        dataset_origin: format!("uploaded, sealed by {sealed_by}"),
+        cost_nano: cost,
+        threads: state.config.threads_per_job,
+        audience,
+        job_id: Some(job.job_id.clone()),
+    };
+    match run_job(room, &state.sandbox, request).await {
+        Ok(_) => Ok(()),
+        Err(JobError::Refused(why)) => Err(format!("refused: {why}")),
+        Err(JobError::Budget(e)) => Err(e.to_string()),
+        Err(JobError::Room(crate::room::RoomError::NoPolicy { partner, dataset })) => Err(format!(
+            "the bank has no policy for '{partner}' on '{dataset}'"
+        )),
+        Err(e) => {
+            super::problem::tracing_log(&e.to_string());
+            Err("internal error; the operator has the details".into())
+        }
+    }
+}
+
+/// Starts `config.workers` threads that drain the queue. Each runs jobs on its own thread and
+/// uses the async runtime only to reach the database.
+pub fn spawn_workers(state: &Arc<AppState>, handle: tokio::runtime::Handle) {
+    for n in 0..state.config.workers.max(1) {
+        let state = Arc::clone(state);
+        let handle = handle.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("strongroom-worker-{n}"))
+            .spawn(move || {
+                while !state.queue.stop.load(Ordering::SeqCst) {
+                    let claimed = handle.block_on(claim(&state.room));
+                    match claimed {
+                        Ok(Some(job)) => {
+                            let outcome = handle.block_on(run_claimed(&state, &job));
+                            if let Err(e) = handle.block_on(finish(
+                                &state.room,
+                                &job.job_id,
+                                outcome.err().as_deref(),
+                            )) {
+                                super::problem::tracing_log(&e.to_string());
+                            }
+                        }
+                        Ok(None) => {
+                            handle.block_on(async {
+                                let _ = tokio::time::timeout(
+                                    Duration::from_millis(500),
+                                    state.queue.notify.notified(),
+                                )
+                                .await;
+                            });
+                        }
+                        Err(e) => {
+                            super::problem::tracing_log(&e.to_string());
+                            std::thread::sleep(Duration::from_secs(1));
+                        }
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            super::problem::tracing_log(&format!("cannot start a worker: {e}"));
+        }
+    }
+}

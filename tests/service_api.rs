@@ -1,0 +1,637 @@
+//! The room as a service, through its real router: every route against every kind of caller
+//! (the authorization matrix of docs/api.md), the OpenAPI document against the routes, the
+//! bank-and-partner story over HTTP, and the job queue across a crash.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use serde_json::{Value, json};
+use strongroom::data_at_rest::party::PartyKey;
+use strongroom::data_at_rest::seal::seal;
+use strongroom::dataset::schema::DatasetSchema;
+use strongroom::dataset::synthetic;
+use strongroom::room::Room;
+use strongroom::room::keys::OperatorSecret;
+use strongroom::service::auth::{self, Role};
+use strongroom::service::routes::ROUTES;
+use strongroom::service::{AppState, ServiceConfig, router, start};
+use strongroom_tests::{example, hostile, repo_root};
+use tower::ServiceExt;
+
+struct Service {
+    _dir: tempfile::TempDir,
+    state: Arc<AppState>,
+    app: Router,
+    bank: String,
+    partner: String,
+    other_partner: String,
+    auditor: String,
+    revoked: String,
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.state.queue.shutdown();
+    }
+}
+
+async fn service() -> Service {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let room = Room::create(
+        &dir.path().join("room"),
+        "api-room",
+        &OperatorSecret::new(b"api test"),
+    )
+    .await
+    .expect("room");
+    let bank = auth::add_party(&room, "bigbank", Role::Bank)
+        .await
+        .expect("bank");
+    let partner = auth::add_party(&room, "socialco", Role::Partner)
+        .await
+        .expect("partner");
+    let other_partner = auth::add_party(&room, "otherco", Role::Partner)
+        .await
+        .expect("other");
+    let auditor = auth::add_party(&room, "secteam", Role::Auditor)
+        .await
+        .expect("auditor");
+    let revoked = auth::add_party(&room, "former", Role::Bank)
+        .await
+        .expect("former");
+    auth::revoke_party(&room, "former").await.expect("revoke");
+    let state = start(room, ServiceConfig::default()).await.expect("start");
+    let app = router(Arc::clone(&state));
+    Service {
+        _dir: dir,
+        state,
+        app,
+        bank,
+        partner,
+        other_partner,
+        auditor,
+        revoked,
+    }
+}
+
+async fn call(
+    app: &Router,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Body,
+) -> (StatusCode, String, Value) {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("content-type", "application/json");
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let response = app
+        .clone()
+        .oneshot(req.body(body).expect("request"))
+        .await
+        .expect("response");
+    let status = response.status();
+    let ctype = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .expect("body");
+    let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (status, ctype, value)
+}
+
+fn json_body(v: Value) -> Body {
+    Body::from(v.to_string())
+}
+
+fn concrete(path: &str) -> String {
+    path.replace("{name}", "bank")
+        .replace("{sha256}", &"ab".repeat(32))
+        .replace("{id}", "job-0-none")
+}
+
+#[test]
+fn every_route_is_in_the_openapi_document_and_nothing_else() {
+    let doc: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo_root().join("docs/openapi.json")).expect("openapi.json"),
+    )
+    .expect("json");
+    assert_eq!(
+        doc,
+        serde_json::from_str::<Value>(strongroom::service::OPENAPI).expect("served")
+    );
+    let mut documented = BTreeSet::new();
+    for (path, ops) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in ops.as_object().expect("ops") {
+            let m = method.to_uppercase();
+            let route = ROUTES
+                .iter()
+                .find(|r| r.method == m && r.path == path)
+                .unwrap_or_else(|| panic!("{m} {path} is documented but not served"));
+            // The roles the document states are the roles the server enforces.
+            let roles: Vec<&str> = route.roles.iter().map(|r| r.as_str()).collect();
+            let stated = op["description"].as_str().expect("description");
+            let expected = if roles.is_empty() {
+                "Roles: public (no token)".to_string()
+            } else {
+                format!("Roles: {}", roles.join(", "))
+            };
+            assert_eq!(stated, expected, "{m} {path}");
+            documented.insert((m, path.clone()));
+        }
+    }
+    let served: BTreeSet<(String, String)> = ROUTES
+        .iter()
+        .map(|r| (r.method.to_string(), r.path.to_string()))
+        .collect();
+    assert_eq!(documented, served);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authorization_matrix_every_route_times_every_caller() {
+    let s = service().await;
+    let callers: Vec<(&str, Option<&str>, Option<Role>)> = vec![
+        ("no token", None, None),
+        (
+            "wrong token",
+            Some("sr_0123456789abcdef_notarealsecret"),
+            None,
+        ),
+        ("garbage", Some("Bearer-ish nonsense"), None),
+        ("revoked", Some(s.revoked.as_str()), None),
+        ("bank", Some(s.bank.as_str()), Some(Role::Bank)),
+        ("partner", Some(s.partner.as_str()), Some(Role::Partner)),
+        ("auditor", Some(s.auditor.as_str()), Some(Role::Auditor)),
+    ];
+    let mut checked = 0;
+    for route in ROUTES {
+        for (who, token, role) in &callers {
+            let (status, ctype, body) = call(
+                &s.app,
+                route.method,
+                &concrete(route.path),
+                *token,
+                Body::from("{}"),
+            )
+            .await;
+            let what = format!("{} {} as {who}", route.method, route.path);
+            if route.roles.is_empty() {
+                assert!(status.is_success(), "{what}: public, got {status} {body}");
+            } else if role.is_none() {
+                assert_eq!(status, StatusCode::UNAUTHORIZED, "{what}: {body}");
+                assert_eq!(ctype, "application/problem+json", "{what}");
+                assert_eq!(body["code"], "unauthorized", "{what}");
+            } else if !route.roles.contains(&role.expect("role")) {
+                assert_eq!(status, StatusCode::FORBIDDEN, "{what}: {body}");
+                assert_eq!(body["code"], "forbidden", "{what}");
+            } else {
+                assert!(
+                    status != StatusCode::UNAUTHORIZED
+                        && status != StatusCode::FORBIDDEN
+                        && !status.is_server_error(),
+                    "{what}: allowed, got {status} {body}"
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, ROUTES.len() * callers.len());
+    // Refusals of a presented token are in the audit log, for the security team.
+    let (_, _, entries) = call(
+        &s.app,
+        "GET",
+        "/v1/audit/entries?from=0",
+        Some(&s.auditor),
+        Body::empty(),
+    )
+    .await;
+    let text = entries.to_string();
+    assert!(text.contains("access.denied") && text.contains("revoked token"));
+    // Unknown endpoints and methods are problems too, never a bare 500.
+    let (status, ctype, _) = call(&s.app, "GET", "/v1/nothing", None, Body::empty()).await;
+    assert_eq!(
+        (status, ctype.as_str()),
+        (StatusCode::NOT_FOUND, "application/problem+json")
+    );
+}
+
+fn sealed_bank(dir: &std::path::Path, room: &Room) -> Vec<u8> {
+    let data = dir.join("bank-data");
+    synthetic::generate(300, 5.0, 9)
+        .write_csv(&data)
+        .expect("csv");
+    let party = PartyKey::generate("bigbank", &dir.join("bank.key")).expect("key");
+    let out = dir.join("bank.sealed");
+    seal(
+        &DatasetSchema::load(&data.join("schema.toml")).expect("schema"),
+        &[
+            ("customers".into(), data.join("customers.csv")),
+            ("transactions".into(), data.join("transactions.csv")),
+        ],
+        &room.keys.public,
+        &party,
+        4096,
+        &out,
+        false,
+    )
+    .expect("seal");
+    std::fs::read(out).expect("read")
+}
+
+async fn wait_for_job(s: &Service, id: &str) -> Value {
+    for _ in 0..600 {
+        let (status, _, job) = call(
+            &s.app,
+            "GET",
+            &format!("/v1/jobs/{id}"),
+            Some(&s.partner),
+            Body::empty(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{job}");
+        if job["state"] != "queued" && job["state"] != "running" {
+            return job;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("job {id} did not finish");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bank_and_partner_story_over_http() {
+    let s = service().await;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let sealed = sealed_bank(tmp.path(), &s.state.room);
+
+    // The bank uploads sealed data; garbage is refused and nothing is kept.
+    let (status, _, bad) = call(
+        &s.app,
+        "PUT",
+        "/v1/datasets",
+        Some(&s.bank),
+        Body::from(vec![7u8; 1000]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+    let (status, _, up) = call(
+        &s.app,
+        "PUT",
+        "/v1/datasets",
+        Some(&s.bank),
+        Body::from(sealed),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{up}");
+    assert_eq!(up["name"], "bank");
+    assert_eq!(
+        std::fs::read_dir(s.state.room.dir.join("uploads"))
+            .expect("uploads")
+            .count(),
+        0,
+        "no partial upload is left behind"
+    );
+
+    // Before a policy, the partner cannot see the dataset.
+    let (_, _, list) = call(
+        &s.app,
+        "GET",
+        "/v1/datasets",
+        Some(&s.partner),
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(list, json!([]));
+    let policy =
+        "partner = \"socialco\"\ndataset = \"bank\"\nbudget_rho = \"1.0\"\nmin_group_size = 20\n";
+    let (status, _, set) = call(
+        &s.app,
+        "PUT",
+        "/v1/policies",
+        Some(&s.bank),
+        Body::from(policy),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{set}");
+    let (_, _, list) = call(
+        &s.app,
+        "GET",
+        "/v1/datasets",
+        Some(&s.partner),
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(list[0]["name"], "bank");
+    let (_, _, schema) = call(
+        &s.app,
+        "GET",
+        "/v1/datasets/bank",
+        Some(&s.partner),
+        Body::empty(),
+    )
+    .await;
+    assert!(
+        schema["schema_toml"]
+            .as_str()
+            .expect("schema")
+            .contains("mcc_group")
+    );
+    let (status, _, _) = call(
+        &s.app,
+        "GET",
+        "/v1/datasets/bank",
+        Some(&s.other_partner),
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "not granted to otherco");
+
+    // The partner uploads a module: vetted at once; a hostile import is refused with a reason.
+    let (status, _, refused) = call(
+        &s.app,
+        "POST",
+        "/v1/modules",
+        Some(&s.partner),
+        Body::from(hostile("imports-sockets")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert_eq!(refused["code"], "module_refused");
+    let (status, _, module) = call(
+        &s.app,
+        "POST",
+        "/v1/modules",
+        Some(&s.partner),
+        Body::from(example("fraud-alerts-by-region")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{module}");
+    let sha = module["module_sha256"].as_str().expect("sha").to_string();
+
+    // Jobs: queued, run by a worker, released with a receipt.
+    let submit = json!({ "module_sha256": sha, "dataset": "bank", "cost": "0.25" });
+    let (status, _, queued) = call(
+        &s.app,
+        "POST",
+        "/v1/jobs",
+        Some(&s.partner),
+        json_body(submit.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{queued}");
+    let id = queued["job_id"].as_str().expect("id").to_string();
+    let job = wait_for_job(&s, &id).await;
+    assert_eq!(job["state"], "finished", "{job}");
+    assert_eq!(job["status"], "released");
+    assert!(job["result"]["metrics"].is_array());
+    assert!(job["receipt"].as_str().expect("receipt").contains(&id));
+    assert!(
+        job.get("bank_detail").is_none(),
+        "bank-only detail stays with the bank"
+    );
+
+    // Another partner sees neither the job nor the module; cannot run the module as its own.
+    let (status, _, _) = call(
+        &s.app,
+        "GET",
+        &format!("/v1/jobs/{id}"),
+        Some(&s.other_partner),
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, _, theirs) = call(
+        &s.app,
+        "GET",
+        "/v1/modules",
+        Some(&s.other_partner),
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(theirs, json!([]));
+    let (status, _, _) = call(
+        &s.app,
+        "POST",
+        "/v1/jobs",
+        Some(&s.other_partner),
+        json_body(submit),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, _, budgets) = call(
+        &s.app,
+        "GET",
+        "/v1/budgets",
+        Some(&s.partner),
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(budgets[0]["spent_rho"], "0.25");
+    let (_, _, budgets) = call(
+        &s.app,
+        "GET",
+        "/v1/budgets",
+        Some(&s.other_partner),
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(budgets, json!([]));
+
+    // Malformed input is a 4xx problem, never a 5xx.
+    for (path, body) in [
+        ("/v1/jobs", "{\"module_sha256\": 5}"),
+        ("/v1/jobs", "not json"),
+        (
+            "/v1/jobs",
+            "{\"module_sha256\":\"x\",\"dataset\":\"bank\",\"cost\":\"-1\"}",
+        ),
+    ] {
+        let (status, _, p) = call(&s.app, "POST", path, Some(&s.partner), Body::from(body)).await;
+        assert!(status.is_client_error(), "{path} {body}: {status} {p}");
+    }
+    let (status, _, _) = call(
+        &s.app,
+        "PUT",
+        "/v1/policies",
+        Some(&s.bank),
+        Body::from("partner = 1"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    // The auditor reads the log and proves an entry's inclusion.
+    let (_, _, cp) = call(
+        &s.app,
+        "GET",
+        "/v1/audit/checkpoint",
+        Some(&s.auditor),
+        Body::empty(),
+    )
+    .await;
+    let size = cp["size"].as_u64().expect("size");
+    assert!(size > 5);
+    let (status, _, proof) = call(
+        &s.app,
+        "GET",
+        &format!("/v1/audit/proof?index=1&size={size}"),
+        Some(&s.auditor),
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{proof}");
+    assert_eq!(proof["root"], cp["root"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_crash_a_running_job_fails_once_and_queued_jobs_run_exactly_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let room_dir = dir.path().join("room");
+    let secret = OperatorSecret::new(b"crash test");
+    let room = Room::create(&room_dir, "crash-room", &secret)
+        .await
+        .expect("room");
+    let sealed = sealed_bank(dir.path(), &room);
+    let partner = auth::add_party(&room, "socialco", Role::Partner)
+        .await
+        .expect("partner");
+    let bank = auth::add_party(&room, "bigbank", Role::Bank)
+        .await
+        .expect("bank");
+    // First life: data, policy, module, three jobs queued, no workers picking them up yet.
+    let config = ServiceConfig {
+        workers: 0,
+        ..ServiceConfig::default()
+    };
+    let state = start(
+        room,
+        ServiceConfig {
+            workers: 1,
+            ..config.clone()
+        },
+    )
+    .await
+    .expect("start");
+    state.queue.shutdown(); // the worker stops at once: jobs stay queued
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let app = router(Arc::clone(&state));
+    call(&app, "PUT", "/v1/datasets", Some(&bank), Body::from(sealed)).await;
+    call(
+        &app,
+        "PUT",
+        "/v1/policies",
+        Some(&bank),
+        Body::from("partner = \"socialco\"\ndataset = \"bank\"\nbudget_rho = \"1.0\"\nmin_group_size = 20\n"),
+    )
+    .await;
+    let (_, _, module) = call(
+        &app,
+        "POST",
+        "/v1/modules",
+        Some(&partner),
+        Body::from(example("fraud-alerts-by-region")),
+    )
+    .await;
+    let sha = module["module_sha256"].as_str().expect("sha").to_string();
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let (status, _, q) = call(
+            &app,
+            "POST",
+            "/v1/jobs",
+            Some(&partner),
+            json_body(json!({ "module_sha256": sha, "dataset": "bank", "cost": "0.1" })),
+        )
+        .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{q}");
+        ids.push(q["job_id"].as_str().expect("id").to_string());
+    }
+    // The crash: the first job was claimed (running) when the process died.
+    sqlx::query("UPDATE job_queue SET state = 'running' WHERE job_id = ?")
+        .bind(&ids[0])
+        .execute(&state.room.pool)
+        .await
+        .expect("claim");
+    let pool = state.room.pool.clone();
+    drop(app);
+    drop(state);
+    pool.close().await;
+
+    // Second life.
+    let room = Room::open(&room_dir, &secret).await.expect("reopen");
+    let state = start(
+        room,
+        ServiceConfig {
+            workers: 2,
+            ..config
+        },
+    )
+    .await
+    .expect("restart");
+    let mut states = Vec::new();
+    for id in &ids {
+        let mut last = Value::Null;
+        for _ in 0..600 {
+            let row: (String, Option<String>) =
+                sqlx::query_as("SELECT state, error FROM job_queue WHERE job_id = ?")
+                    .bind(id)
+                    .fetch_one(&state.room.pool)
+                    .await
+                    .expect("row");
+            last = json!(row);
+            if row.0 != "queued" && row.0 != "running" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        states.push(last);
+    }
+    state.queue.shutdown();
+    assert_eq!(states[0][0], "failed");
+    assert!(
+        states[0][1]
+            .as_str()
+            .expect("error")
+            .starts_with("interrupted")
+    );
+    assert_eq!(states[1][0], "finished", "{states:?}");
+    assert_eq!(states[2][0], "finished", "{states:?}");
+    // Each queued job ran exactly once: one charge and one result each; the interrupted job
+    // never ran again.
+    for (i, id) in ids.iter().enumerate() {
+        let charges: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM charges WHERE job_id = ?")
+            .bind(id)
+            .fetch_one(&state.room.pool)
+            .await
+            .expect("charges");
+        let results: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE job_id = ?")
+            .bind(id)
+            .fetch_one(&state.room.pool)
+            .await
+            .expect("jobs");
+        let expected = if i == 0 { 0 } else { 1 };
+        assert_eq!((charges, results), (expected, expected), "job {i}");
+    }
+    let log: Vec<String> = state
+        .room
+        .audit()
+        .entries(0)
+        .await
+        .expect("log")
+        .into_iter()
+        .map(|e| e.entry)
+        .collect();
+    assert_eq!(
+        log.iter().filter(|e| e.contains("job.interrupted")).count(),
+        1
+    );
+}
