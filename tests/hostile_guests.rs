@@ -235,3 +235,18 @@ fn every_hostile_guest_has_a_test() {
         );
     }
 }
+
+#[test]
+fn a_table_mode_spinner_is_stopped_by_its_fuel_or_deadline() {
+    let limits = RunLimits {
+        fuel_per_table_run: 2_000_000_000,
+        deadline: Duration::from_secs(60),
+        ..RunLimits::default()
+    };
+    let module = prepare(&hostile("table-spin"));
+    let started = std::time::Instant::now();
+    let report = run(&module, &small_bank(50), limits);
+    assert_eq!(report.outcome, Outcome::OutOfFuel, "{:?}", report.detail);
+    assert!(report.aggregate.is_none(), "nothing leaves a failed run");
+    assert!(started.elapsed() < Duration::from_secs(60));
+}

@@ -2,6 +2,7 @@
 
 mod audit_cmd;
 mod chart;
+mod client;
 mod demo;
 mod dev;
 mod render;
@@ -20,6 +21,12 @@ use clap::{Parser, Subcommand};
 #[derive(Parser, Debug)]
 #[command(name = "strongroom", version, about)]
 pub struct Cli {
+    /// A served room (`strongroom serve`): the commands that can, talk to it over HTTP.
+    #[arg(long, global = true, env = "STRONGROOM_SERVER")]
+    server: Option<String>,
+    /// The caller's token for --server (from `strongroom party add`).
+    #[arg(long, global = true, env = "STRONGROOM_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -126,6 +133,22 @@ enum Command {
     /// Parties that may call the service, and their tokens.
     #[command(subcommand)]
     Party(service_cmd::PartyCommand),
+    /// Jobs on a served room (--server): submit, show, result, list, release, withhold.
+    #[command(subcommand)]
+    Job(client::JobCommand),
+    /// A partner's audience lists on a served room (--server).
+    #[command(subcommand)]
+    Audience(AudienceCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum AudienceCommand {
+    /// Upload a list sealed with `strongroom seal` under the partner's own party key; prints its
+    /// hash, to name in `job submit --audience-list`.
+    Upload {
+        /// The sealed list.
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -142,16 +165,102 @@ enum ModuleCommand {
     Approve(room_cmd::DecisionArgs),
     /// The bank rejects a module, by hash, for a partner.
     Reject(room_cmd::DecisionArgs),
+    /// Upload a module to a served room (--server, partner); it is vetted at once.
+    Submit {
+        /// The component (.wasm).
+        module: PathBuf,
+    },
+    /// Modules on a served room (--server): a partner sees its own.
+    List,
 }
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
+    let remote = match &cli.server {
+        Some(server) => match client::Remote::new(server, cli.token.as_deref()) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
+    let result = match (remote.as_ref(), cli.command) {
+        (Some(r), command) => remote_command(r, command),
+        (None, command) => local_command(command),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn needs_server() -> anyhow::Result<ExitCode> {
+    anyhow::bail!(
+        "this command talks to a served room: pass --server URL --token T (or set STRONGROOM_SERVER and STRONGROOM_TOKEN)"
+    )
+}
+
+/// The commands that work against a served room.
+fn remote_command(r: &client::Remote, command: Command) -> anyhow::Result<ExitCode> {
+    use room_cmd::{BudgetCommand, PolicyCommand, RoomCommand};
+    match command {
+        Command::Module(ModuleCommand::Submit { module }) => {
+            client::show(r.send_file("POST", "/v1/modules", &module, "application/wasm"))
+        }
+        Command::Module(ModuleCommand::List) => client::show(r.get("/v1/modules")),
+        Command::Module(ModuleCommand::Approve(args)) => room_cmd::decide(args, true, Some(r)),
+        Command::Module(ModuleCommand::Reject(args)) => room_cmd::decide(args, false, Some(r)),
+        Command::Job(cmd) => client::job(r, cmd),
+        Command::Audience(AudienceCommand::Upload { file }) => client::show(r.send_file(
+            "POST",
+            "/v1/audience-lists",
+            &file,
+            "application/octet-stream",
+        )),
+        Command::Dataset(seal_cmd::DatasetCommand::Upload { file }) => {
+            client::show(r.send_file("PUT", "/v1/datasets", &file, "application/octet-stream"))
+        }
+        Command::Dataset(seal_cmd::DatasetCommand::List) => client::show(r.get("/v1/datasets")),
+        Command::Policy(PolicyCommand::Set { file, .. }) => {
+            client::show(r.send_file("PUT", "/v1/policies", &file, "application/toml"))
+        }
+        Command::Budget(BudgetCommand::Show { .. }) => client::show(r.get("/v1/budgets")),
+        Command::Room(RoomCommand::Pubkey { .. }) => client::show(r.get("/v1/room")),
+        Command::Audit(audit_cmd::AuditCommand::Export { out, .. }) => {
+            client::audit_export(r, &out)
+        }
+        Command::Audit(audit_cmd::AuditCommand::Checkpoint { out, .. }) => {
+            client::audit_checkpoint(r, &out)
+        }
+        other => anyhow::bail!(
+            "this command works on a local room only (drop --server): {}",
+            format!("{other:?}")
+                .split([' ', '(', '{'])
+                .next()
+                .unwrap_or_default()
+        ),
+    }
+}
+
+/// The commands that work on a room directory or on local files.
+fn local_command(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
         Command::Dev(cmd) => dev::run(cmd),
         Command::Module(ModuleCommand::Inspect { module, json }) => dev::inspect(&module, json),
-        Command::Module(ModuleCommand::Approve(args)) => room_cmd::decide(args, true),
-        Command::Module(ModuleCommand::Reject(args)) => room_cmd::decide(args, false),
+        Command::Module(ModuleCommand::Approve(args)) => room_cmd::decide(args, true, None),
+        Command::Module(ModuleCommand::Reject(args)) => room_cmd::decide(args, false, None),
+        Command::Module(ModuleCommand::Submit { .. } | ModuleCommand::List)
+        | Command::Job(_)
+        | Command::Audience(_)
+        | Command::Dataset(
+            seal_cmd::DatasetCommand::Upload { .. } | seal_cmd::DatasetCommand::List,
+        ) => needs_server(),
         Command::DemoData {
             customers,
             transactions_per_customer,
@@ -192,12 +301,5 @@ pub fn main() -> ExitCode {
         Command::Dataset(cmd) => seal_cmd::dataset(cmd),
         Command::Serve(args) => service_cmd::serve(args),
         Command::Party(cmd) => service_cmd::party(cmd),
-    };
-    match result {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(2)
-        }
     }
 }

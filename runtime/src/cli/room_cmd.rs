@@ -29,9 +29,9 @@ use crate::room::policy::Policy;
 /// Where the room is and how to open its keys.
 #[derive(Args, Debug, Clone)]
 pub struct RoomArgs {
-    /// The room directory.
+    /// The room directory (on the room's machine; with --server, the served room is used).
     #[arg(long)]
-    pub(super) room: PathBuf,
+    pub(super) room: Option<PathBuf>,
     /// File holding the operator secret (default: the STRONGROOM_PASSPHRASE environment variable).
     #[arg(long)]
     pub(super) secret_file: Option<PathBuf>,
@@ -203,7 +203,12 @@ pub(super) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 pub(super) async fn open_room(args: &RoomArgs) -> anyhow::Result<Room> {
     let secret = OperatorSecret::from_env_or_file(args.secret_file.as_deref())?;
-    Ok(Room::open(&args.room, &secret).await?)
+    let Some(dir) = &args.room else {
+        bail!(
+            "give the room: --room DIR on the room's machine, or --server URL --token T for a served room"
+        );
+    };
+    Ok(Room::open(dir, &secret).await?)
 }
 
 pub(super) fn keygen(
@@ -732,22 +737,36 @@ pub(super) struct DecisionArgs {
     /// The partner the decision is for.
     #[arg(long)]
     partner: String,
-    /// Who decides (recorded in the audit log).
+    /// Who decides (recorded in the audit log; with --server, the token's party).
     #[arg(long)]
-    by: String,
+    by: Option<String>,
     /// Why (recorded in the audit log).
     #[arg(long, default_value = "")]
     comment: String,
 }
 
-pub(super) fn decide(args: DecisionArgs, approve: bool) -> anyhow::Result<ExitCode> {
+pub(super) fn decide(
+    args: DecisionArgs,
+    approve: bool,
+    remote: Option<&super::client::Remote>,
+) -> anyhow::Result<ExitCode> {
+    if let Some(remote) = remote {
+        return super::client::show(remote.send_json(
+            "POST",
+            &format!("/v1/modules/{}/decision", args.module_sha256),
+            &serde_json::json!({ "partner": args.partner, "approve": approve, "comment": args.comment }),
+        ));
+    }
+    let Some(by) = args.by.clone() else {
+        bail!("--by NAME is required: who decides is recorded in the audit log");
+    };
     runtime()?.block_on(async {
         let room = open_room(&args.room).await?;
         room.decide_module(
             &args.module_sha256,
             &args.partner,
             approve,
-            &args.by,
+            &by,
             &args.comment,
         )
         .await?;
@@ -758,7 +777,7 @@ pub(super) fn decide(args: DecisionArgs, approve: bool) -> anyhow::Result<ExitCo
         args.module_sha256,
         if approve { "approved" } else { "rejected" },
         args.partner,
-        args.by
+        by
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -17,6 +17,13 @@ use crate::room::keys::RoomPublicKeys;
 
 #[derive(Subcommand, Debug)]
 pub(super) enum DatasetCommand {
+    /// Upload a sealed dataset to a served room (--server, bank): streamed, authenticated there.
+    Upload {
+        /// The sealed dataset.
+        file: PathBuf,
+    },
+    /// Datasets on a served room (--server): a partner sees those granted to it.
+    List,
     /// Header, schema, sizes, row counts and who sealed it, without any key; with --verify and
     /// a room, authenticate every chunk.
     Inspect {
@@ -101,6 +108,9 @@ fn peak_rss_mib() -> Option<u64> {
 
 pub(super) fn dataset(cmd: DatasetCommand) -> anyhow::Result<ExitCode> {
     match cmd {
+        DatasetCommand::Upload { .. } | DatasetCommand::List => {
+            anyhow::bail!("this command talks to a served room: pass --server URL --token T")
+        }
         DatasetCommand::Inspect {
             file,
             verify,
@@ -154,7 +164,7 @@ pub(super) fn dataset(cmd: DatasetCommand) -> anyhow::Result<ExitCode> {
             );
             if verify {
                 let args = RoomArgs {
-                    room: room.expect("clap requires --room with --verify"),
+                    room: Some(room.expect("clap requires --room with --verify")),
                     secret_file,
                 };
                 let threads = std::thread::available_parallelism().map_or(1, |n| n.get());

@@ -484,10 +484,13 @@ fn job_json(r: &sqlx::sqlite::SqliteRow, role: Role, full: bool) -> Value {
         v["receipt"] = json!(r.get::<Option<String>, _>("receipt"));
         let released = status.as_deref() == Some("released");
         if released || role == Role::Bank {
-            v["result"] = r
-                .get::<Option<String>, _>("result_json")
-                .and_then(|j| serde_json::from_str(&j).ok())
+            let text: Option<String> = r.get("result_json");
+            v["result"] = text
+                .as_deref()
+                .and_then(|j| serde_json::from_str(j).ok())
                 .unwrap_or(Value::Null);
+            // The exact bytes the receipt's result hash covers.
+            v["result_json"] = json!(text);
         }
         if role == Role::Bank {
             v["bank_detail"] = json!(r.get::<Option<String>, _>("bank_detail"));

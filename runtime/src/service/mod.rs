@@ -258,11 +258,21 @@ pub async fn serve(room: Room, listen: SocketAddr, config: ServiceConfig) -> any
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
     let local = listener.local_addr()?;
-    println!(
-        "strongroom: serving room '{}' on http://{local}",
-        state.room.name()
-    );
-    println!("strongroom: OpenAPI document at http://{local}/v1/openapi.json");
+    // A closed stdout (a supervisor that stopped reading) must not stop the service.
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(
+            out,
+            "strongroom: serving room '{}' on http://{local}",
+            state.room.name()
+        );
+        let _ = writeln!(
+            out,
+            "strongroom: OpenAPI document at http://{local}/v1/openapi.json"
+        );
+        let _ = out.flush();
+    }
     let app = router(Arc::clone(&state));
     axum::serve(listener, app)
         .with_graceful_shutdown(async {

@@ -1,0 +1,296 @@
+//! The CLI as a client of a served room (`--server URL --token T`, or `STRONGROOM_SERVER` and
+//! `STRONGROOM_TOKEN`): the same API as docs/api.md, so everything is scriptable.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Subcommand;
+use serde_json::{Value, json};
+
+/// A served room and a token for it.
+#[derive(Debug, Clone)]
+pub struct Remote {
+    base: String,
+    token: String,
+    agent: ureq::Agent,
+}
+
+impl Remote {
+    /// A client for `server` (e.g. `http://127.0.0.1:8443`) with `token`.
+    pub fn new(server: &str, token: Option<&str>) -> anyhow::Result<Remote> {
+        let Some(token) = token else {
+            bail!("--server needs a token: pass --token T or set STRONGROOM_TOKEN");
+        };
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(900)))
+            .build()
+            .new_agent();
+        Ok(Remote {
+            base: server.trim_end_matches('/').to_string(),
+            token: token.to_string(),
+            agent,
+        })
+    }
+
+    fn answer(
+        &self,
+        what: &str,
+        response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> anyhow::Result<Value> {
+        let mut response =
+            response.with_context(|| format!("{what}: cannot reach {}", self.base))?;
+        let status = response.status();
+        let text = response
+            .body_mut()
+            .with_config()
+            .limit(256 << 20)
+            .read_to_string()
+            .with_context(|| format!("{what}: reading the answer"))?;
+        let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        if !status.is_success() {
+            let code = value["code"].as_str().unwrap_or("error");
+            let detail = value["detail"].as_str().unwrap_or_default();
+            bail!("{what}: {} {code}: {detail}", status.as_u16());
+        }
+        Ok(value)
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn auth(&self) -> String {
+        format!("Bearer {}", self.token)
+    }
+
+    /// GET a JSON answer.
+    pub fn get(&self, path: &str) -> anyhow::Result<Value> {
+        let r = self
+            .agent
+            .get(self.url(path))
+            .header("authorization", self.auth())
+            .call();
+        self.answer(&format!("GET {path}"), r)
+    }
+
+    /// POST or PUT JSON.
+    pub fn send_json(&self, method: &str, path: &str, body: &Value) -> anyhow::Result<Value> {
+        let builder = match method {
+            "PUT" => self.agent.put(self.url(path)),
+            _ => self.agent.post(self.url(path)),
+        };
+        let r = builder.header("authorization", self.auth()).send_json(body);
+        self.answer(&format!("{method} {path}"), r)
+    }
+
+    /// POST or PUT a body (text, wasm, a sealed file streamed from disk).
+    pub fn send_file(
+        &self,
+        method: &str,
+        path: &str,
+        file: &Path,
+        content_type: &str,
+    ) -> anyhow::Result<Value> {
+        let f =
+            std::fs::File::open(file).with_context(|| format!("cannot read {}", file.display()))?;
+        let builder = match method {
+            "PUT" => self.agent.put(self.url(path)),
+            _ => self.agent.post(self.url(path)),
+        };
+        let r = builder
+            .header("authorization", self.auth())
+            .header("content-type", content_type)
+            .send(f);
+        self.answer(&format!("{method} {path}"), r)
+    }
+}
+
+fn print(value: &Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+/// `strongroom job ...`: jobs on a served room.
+#[derive(Subcommand, Debug)]
+pub(super) enum JobCommand {
+    /// Submit a job (partner). Prints the job id; `--wait` waits for it and prints the result.
+    Submit {
+        /// The module's SHA-256 (from `module submit`).
+        #[arg(long)]
+        module_sha256: String,
+        /// The dataset's name.
+        #[arg(long)]
+        dataset: String,
+        /// Privacy cost (rho under a Gaussian policy, epsilon under a Laplace one).
+        #[arg(long)]
+        cost: String,
+        /// An audience list's hash (from `audience upload`).
+        #[arg(long)]
+        audience_list: Option<String>,
+        /// Wait until the job finishes, then print it.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// A job's state, outcome, result and receipt.
+    Show {
+        /// Job id.
+        id: String,
+    },
+    /// Wait for a job and write its released result and receipt.
+    Result {
+        /// Job id.
+        id: String,
+        /// Write the released result (JSON) here.
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+        /// Write the receipt here.
+        #[arg(long)]
+        receipt: Option<std::path::PathBuf>,
+    },
+    /// Jobs (a partner sees its own).
+    List,
+    /// Release a held result (bank).
+    Release {
+        /// Job id.
+        id: String,
+    },
+    /// Withhold a held result (bank).
+    Withhold {
+        /// Job id.
+        id: String,
+    },
+}
+
+fn wait_for(remote: &Remote, id: &str) -> anyhow::Result<Value> {
+    let started = Instant::now();
+    loop {
+        let job = remote.get(&format!("/v1/jobs/{id}"))?;
+        match job["state"].as_str() {
+            Some("queued") | Some("running") => {
+                if started.elapsed() > Duration::from_secs(3600) {
+                    bail!("job {id} is still {} after an hour", job["state"]);
+                }
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            _ => return Ok(job),
+        }
+    }
+}
+
+pub(super) fn job(remote: &Remote, cmd: JobCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        JobCommand::Submit {
+            module_sha256,
+            dataset,
+            cost,
+            audience_list,
+            wait,
+        } => {
+            let queued = remote.send_json(
+                "POST",
+                "/v1/jobs",
+                &json!({ "module_sha256": module_sha256, "dataset": dataset, "cost": cost,
+                         "audience_list": audience_list }),
+            )?;
+            let id = queued["job_id"].as_str().unwrap_or_default().to_string();
+            if wait {
+                let job = wait_for(remote, &id)?;
+                print(&job)?;
+                return Ok(if job["status"] == "released" || job["status"] == "held" {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(1)
+                });
+            }
+            println!("{id}");
+        }
+        JobCommand::Show { id } => print(&remote.get(&format!("/v1/jobs/{id}"))?)?,
+        JobCommand::Result { id, out, receipt } => {
+            let job = wait_for(remote, &id)?;
+            if let (Some(path), Some(r)) = (&receipt, job["receipt"].as_str()) {
+                std::fs::write(path, r)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
+            if job["status"] != "released" {
+                bail!(
+                    "job {id} is {} (state {}, outcome {}{})",
+                    job["status"],
+                    job["state"],
+                    job["outcome"],
+                    job["error"]
+                        .as_str()
+                        .map(|e| format!(", {e}"))
+                        .unwrap_or_default()
+                );
+            }
+            match &out {
+                // The exact bytes the receipt's result hash covers.
+                Some(path) => std::fs::write(path, job["result_json"].as_str().unwrap_or_default())
+                    .with_context(|| format!("cannot write {}", path.display()))?,
+                None => print(&job["result"])?,
+            }
+        }
+        JobCommand::List => print(&remote.get("/v1/jobs")?)?,
+        JobCommand::Release { id } => print(&remote.send_json(
+            "POST",
+            &format!("/v1/jobs/{id}/decision"),
+            &json!({ "release": true }),
+        )?)?,
+        JobCommand::Withhold { id } => print(&remote.send_json(
+            "POST",
+            &format!("/v1/jobs/{id}/decision"),
+            &json!({ "release": false }),
+        )?)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes the audit log as `audit export` does, fetched from the server page by page.
+pub(super) fn audit_export(remote: &Remote, out: &Path) -> anyhow::Result<ExitCode> {
+    let mut text = String::new();
+    let mut from = 0u64;
+    loop {
+        let page = remote.get(&format!("/v1/audit/entries?from={from}&limit=1000"))?;
+        let entries = page.as_array().cloned().unwrap_or_default();
+        if entries.is_empty() {
+            break;
+        }
+        for e in &entries {
+            let index = e["index"].as_u64().context("entry without index")?;
+            text.push_str(&crate::audit_log::log::export_line(
+                index,
+                e["entry"].as_str().unwrap_or_default(),
+                e["tree_head_signature"].as_str().unwrap_or_default(),
+            )?);
+            text.push('\n');
+            from = index + 1;
+        }
+    }
+    crate::guest_boundary::cache::write_private_atomically(out, text.as_bytes())
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    println!("exported {from} entries to {}", out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes the server's current signed checkpoint.
+pub(super) fn audit_checkpoint(remote: &Remote, out: &Path) -> anyhow::Result<ExitCode> {
+    let cp = remote.get("/v1/audit/checkpoint")?;
+    std::fs::write(out, cp["note"].as_str().unwrap_or_default())
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    println!(
+        "checkpoint of {} entries, root {}, written to {}",
+        cp["size"],
+        cp["root"].as_str().unwrap_or_default(),
+        out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints a JSON answer (for the simple remote commands).
+pub(super) fn show(value: anyhow::Result<Value>) -> anyhow::Result<ExitCode> {
+    print(&value?)?;
+    Ok(ExitCode::SUCCESS)
+}

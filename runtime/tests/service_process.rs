@@ -1,0 +1,289 @@
+//! The served room as a user meets it: the real `strongroom` binary serving over loopback, the
+//! same binary as the client (`--server URL --token T`), and a SIGKILL in the middle of a job.
+//! After the restart the interrupted job is failed exactly once with its charge standing, the
+//! next job runs, its receipt verifies offline, and the audit log exported over HTTP verifies
+//! offline against the room's key.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const PASSPHRASE: &str = "service process test secret";
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_strongroom"));
+    c.env("STRONGROOM_PASSPHRASE", PASSPHRASE)
+        .env_remove("STRONGROOM_SERVER")
+        .env_remove("STRONGROOM_TOKEN");
+    c
+}
+
+fn ok(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("strongroom runs");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn json(cmd: &mut Command) -> Value {
+    let text = ok(cmd);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("repo")
+        .to_path_buf()
+}
+
+struct Server(Child, String);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve(room: &Path) -> Server {
+    let mut child = bin()
+        .args(["serve", "--room"])
+        .arg(room)
+        .args(["--listen", "127.0.0.1:0", "--workers", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("serve");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("first line");
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string();
+    Server(child, url)
+}
+
+fn client(server: &Server, token: &str) -> Command {
+    let mut c = bin();
+    c.args(["--server", &server.1, "--token", token]);
+    c
+}
+
+fn wait_state(server: &Server, token: &str, id: &str, want: &[&str]) -> Value {
+    let started = Instant::now();
+    loop {
+        let job = json(client(server, token).args(["job", "show", id]));
+        if want.contains(&job["state"].as_str().unwrap_or_default()) {
+            return job;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "job {id} stuck: {job}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn the_cli_drives_a_served_room_and_a_killed_job_fails_once_with_its_charge_standing() {
+    let examples =
+        strongroom::cli::toolchain::build_guest_workspace(&repo().join("examples"), false)
+            .expect("examples build");
+    let guests =
+        strongroom::cli::toolchain::build_guest_workspace(&repo().join("tests/guests"), false)
+            .expect("guests build");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let room = d.join("room");
+    ok(bin().args(["keygen", "--room"]).arg(&room));
+    let token = |name: &str, role: &str| {
+        ok(bin()
+            .args(["party", "add", name, "--role", role, "--room"])
+            .arg(&room))
+        .trim()
+        .to_string()
+    };
+    let (bank, partner, auditor) = (
+        token("bigbank", "bank"),
+        token("socialco", "partner"),
+        token("secteam", "auditor"),
+    );
+
+    // The bank prepares and seals its data on its own machine.
+    ok(bin()
+        .args(["demo-data", "--customers", "400", "--out"])
+        .arg(d.join("data")));
+    ok(bin()
+        .args(["party-key", "--name", "bigbank", "--out"])
+        .arg(d.join("bank.key")));
+    ok(bin()
+        .arg("seal")
+        .arg("--schema")
+        .arg(d.join("data/schema.toml"))
+        .arg("--room-key")
+        .arg(room.join("keys/room.pub"))
+        .arg("--party-key")
+        .arg(d.join("bank.key"))
+        .arg("--table")
+        .arg(format!(
+            "customers={}",
+            d.join("data/customers.csv").display()
+        ))
+        .arg("--table")
+        .arg(format!(
+            "transactions={}",
+            d.join("data/transactions.csv").display()
+        ))
+        .arg("--out")
+        .arg(d.join("bank.sealed")));
+    std::fs::write(
+        d.join("policy.toml"),
+        "partner = \"socialco\"\ndataset = \"bank\"\nbudget_rho = \"1.0\"\nmin_group_size = 20\nmodes = [\"isolated\", \"table\"]\n",
+    )
+    .expect("policy");
+
+    let server = serve(&room);
+    json(
+        client(&server, &bank)
+            .args(["dataset", "upload"])
+            .arg(d.join("bank.sealed")),
+    );
+    json(
+        client(&server, &bank)
+            .args(["policy", "set", "--file"])
+            .arg(d.join("policy.toml")),
+    );
+    let spin = json(
+        client(&server, &partner)
+            .args(["module", "submit"])
+            .arg(guests.join("table_spin.wasm")),
+    );
+    let spin = spin["module_sha256"].as_str().expect("sha").to_string();
+    let query = json(
+        client(&server, &partner)
+            .args(["module", "submit"])
+            .arg(examples.join("fraud_alerts_by_region.wasm")),
+    );
+    let query = query["module_sha256"].as_str().expect("sha").to_string();
+    // A partner cannot approve its own module.
+    let denied = client(&server, &partner)
+        .args([
+            "module",
+            "approve",
+            "--module-sha256",
+            &spin,
+            "--partner",
+            "socialco",
+        ])
+        .output()
+        .expect("runs");
+    assert!(!denied.status.success());
+    assert!(String::from_utf8_lossy(&denied.stderr).contains("403 forbidden"));
+    json(client(&server, &bank).args([
+        "module",
+        "approve",
+        "--module-sha256",
+        &spin,
+        "--partner",
+        "socialco",
+        "--comment",
+        "crash test",
+    ]));
+
+    // A long job starts; the server is killed in the middle of it.
+    let id = ok(client(&server, &partner).args([
+        "job",
+        "submit",
+        "--module-sha256",
+        &spin,
+        "--dataset",
+        "bank",
+        "--cost",
+        "0.1",
+    ]))
+    .trim()
+    .to_string();
+    wait_state(&server, &partner, &id, &["running"]);
+    // Give the worker time to charge the budget and start the module.
+    std::thread::sleep(Duration::from_millis(1500));
+    drop(server); // SIGKILL
+
+    let server = serve(&room);
+    let job = wait_state(&server, &partner, &id, &["failed", "finished"]);
+    assert_eq!(job["state"], "failed", "{job}");
+    assert!(
+        job["error"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("interrupted"),
+        "{job}"
+    );
+    let budgets = json(client(&server, &partner).args(["budget", "show"]));
+    assert_eq!(
+        budgets[0]["spent_rho"], "0.1",
+        "the interrupted job's charge stands"
+    );
+
+    // The room keeps serving: the next job runs once and its receipt verifies offline.
+    let done = json(client(&server, &partner).args([
+        "job",
+        "submit",
+        "--module-sha256",
+        &query,
+        "--dataset",
+        "bank",
+        "--cost",
+        "0.2",
+        "--wait",
+    ]));
+    assert_eq!(done["status"], "released", "{done}");
+    let next = done["job_id"].as_str().expect("id");
+    ok(client(&server, &partner)
+        .args(["job", "result", next, "--out"])
+        .arg(d.join("result.json"))
+        .arg("--receipt")
+        .arg(d.join("receipt.txt")));
+    ok(bin()
+        .args(["receipt", "verify", "--receipt"])
+        .arg(d.join("receipt.txt"))
+        .arg("--key")
+        .arg(room.join("keys/room.vkey"))
+        .arg("--result")
+        .arg(d.join("result.json")));
+    let budgets = json(client(&server, &partner).args(["budget", "show"]));
+    assert_eq!(budgets[0]["spent_rho"], "0.3");
+    assert_eq!(budgets[0]["jobs"], 2, "the killed job was never run again");
+
+    // The security team exports the log over HTTP and verifies it offline.
+    ok(client(&server, &auditor)
+        .args(["audit", "export", "--out"])
+        .arg(d.join("log.jsonl")));
+    ok(client(&server, &auditor)
+        .args(["audit", "checkpoint", "--out"])
+        .arg(d.join("cp.txt")));
+    ok(bin()
+        .args(["audit", "verify", "--log"])
+        .arg(d.join("log.jsonl"))
+        .arg("--checkpoint")
+        .arg(d.join("cp.txt"))
+        .arg("--key")
+        .arg(room.join("keys/room.vkey")));
+    let log = std::fs::read_to_string(d.join("log.jsonl")).expect("log");
+    assert_eq!(log.matches("job.interrupted").count(), 1);
+    assert!(
+        log.contains("access.denied"),
+        "the partner's approval attempt"
+    );
+    assert!(!log.contains(&partner), "tokens never reach the log");
+}
