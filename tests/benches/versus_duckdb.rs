@@ -227,47 +227,82 @@ fn native_phase(dir: &Path) -> Report {
         let c = b.column_by_name(name).expect("column");
         arrow_array::cast::AsArray::as_string::<i32>(c).clone()
     };
-    let mut age: HashMap<String, String> = HashMap::new();
-    for b in &customers {
-        let (id, band) = (string(b, "customer_id"), string(b, "age_band"));
-        for i in 0..b.num_rows() {
-            age.insert(id.value(i).to_string(), band.value(i).to_string());
+    // Dense indices: each customer id and category name to a small integer, once.
+    let mut customer_index: HashMap<&str, u32> = HashMap::new();
+    let mut band_of: Vec<u32> = Vec::new();
+    let mut bands: Vec<String> = Vec::new();
+    let customer_cols: Vec<(StringArray, StringArray)> = customers
+        .iter()
+        .map(|b| (string(b, "customer_id"), string(b, "age_band")))
+        .collect();
+    for (id, band) in &customer_cols {
+        for i in 0..id.len() {
+            let band = band.value(i);
+            let bi = match bands.iter().position(|x| x == band) {
+                Some(p) => p,
+                None => {
+                    bands.push(band.to_string());
+                    bands.len() - 1
+                }
+            };
+            customer_index.insert(id.value(i), band_of.len() as u32);
+            band_of.push(bi as u32);
         }
     }
-    // Per (customer, category): spend, purchases, clamped ticket sum.
-    let mut per: HashMap<(&str, &str), (f64, u64, f64)> = HashMap::new();
-    let mut keep = Vec::new();
-    for b in &transactions {
-        keep.push((
-            string(b, "customer_id"),
-            string(b, "mcc_group"),
-            b.column_by_name("amount")
-                .expect("amount")
-                .as_any()
-                .downcast_ref::<Float64Array>()
-                .expect("f64")
-                .clone(),
-        ));
-    }
-    for (id, mcc, amount) in &keep {
+    let tx_cols: Vec<(StringArray, StringArray, Float64Array)> = transactions
+        .iter()
+        .map(|b| {
+            (
+                string(b, "customer_id"),
+                string(b, "mcc_group"),
+                b.column_by_name("amount")
+                    .expect("amount")
+                    .as_any()
+                    .downcast_ref::<Float64Array>()
+                    .expect("f64")
+                    .clone(),
+            )
+        })
+        .collect();
+    // Per (customer, category): spend, purchases, clamped ticket sum, in flat arrays.
+    let mut categories: Vec<String> = Vec::new();
+    const MAX_CATEGORIES: usize = 16;
+    let n = band_of.len() * MAX_CATEGORIES;
+    let (mut spend, mut count, mut tickets) = (vec![0f64; n], vec![0u32; n], vec![0f64; n]);
+    for (id, mcc, amount) in &tx_cols {
         for i in 0..amount.len() {
-            let cell = per.entry((id.value(i), mcc.value(i))).or_default();
-            cell.0 += amount.value(i);
-            cell.1 += 1;
-            cell.2 += amount.value(i).clamp(0.0, 300.0);
+            let Some(&c) = customer_index.get(id.value(i)) else {
+                continue;
+            };
+            let name = mcc.value(i);
+            let g = match categories.iter().position(|x| x == name) {
+                Some(p) => p,
+                None => {
+                    categories.push(name.to_string());
+                    categories.len() - 1
+                }
+            };
+            let cell = c as usize * MAX_CATEGORIES + g;
+            let a = amount.value(i);
+            spend[cell] += a;
+            count[cell] += 1;
+            tickets[cell] += a.clamp(0.0, 300.0);
         }
     }
-    let mut out: HashMap<(&str, &str), Totals> = HashMap::new();
-    for ((customer, mcc), (spend, n, tickets)) in &per {
-        let Some(band) = age.get(*customer) else {
-            continue;
-        };
-        let g = out.entry((mcc, band.as_str())).or_default();
-        g.0 += 1;
-        g.1 += spend.clamp(0.0, 3_000.0);
-        g.2 += (*n).min(30);
-        g.3 += tickets;
-        g.4 += n;
+    let mut out: HashMap<(usize, u32), Totals> = HashMap::new();
+    for (c, &band) in band_of.iter().enumerate() {
+        for g in 0..categories.len() {
+            let cell = c * MAX_CATEGORIES + g;
+            if count[cell] == 0 {
+                continue;
+            }
+            let t = out.entry((g, band)).or_default();
+            t.0 += 1;
+            t.1 += spend[cell].clamp(0.0, 3_000.0);
+            t.2 += u64::from(count[cell].min(30));
+            t.3 += tickets[cell];
+            t.4 += u64::from(count[cell]);
+        }
     }
     Report {
         seconds: started.elapsed().as_secs_f64(),
