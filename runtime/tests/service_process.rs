@@ -54,10 +54,15 @@ impl Drop for Server {
 }
 
 fn serve(room: &Path) -> Server {
+    serve_with(room, &[])
+}
+
+fn serve_with(room: &Path, extra: &[&str]) -> Server {
     let mut child = bin()
         .args(["serve", "--room"])
         .arg(room)
         .args(["--listen", "127.0.0.1:0", "--workers", "1"])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -68,7 +73,7 @@ fn serve(room: &Path) -> Server {
         .expect("first line");
     let url = line
         .split_whitespace()
-        .find(|w| w.starts_with("http://"))
+        .find(|w| w.starts_with("http://") || w.starts_with("https://"))
         .unwrap_or_else(|| panic!("no address in {line:?}"))
         .to_string();
     Server(child, url)
@@ -286,4 +291,52 @@ fn the_cli_drives_a_served_room_and_a_killed_job_fails_once_with_its_charge_stan
         "the partner's approval attempt"
     );
     assert!(!log.contains(&partner), "tokens never reach the log");
+}
+
+#[test]
+fn tls_with_a_development_certificate_is_trusted_only_when_given() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let room = dir.path().join("room");
+    ok(bin().args(["keygen", "--room"]).arg(&room));
+    let auditor = ok(bin()
+        .args(["party", "add", "secteam", "--role", "auditor", "--room"])
+        .arg(&room))
+    .trim()
+    .to_string();
+    let server = serve_with(&room, &["--tls-self-signed"]);
+    assert!(server.1.starts_with("https://127.0.0.1:"), "{}", server.1);
+    let cert = room.join("tls/self-signed-DEVELOPMENT-ONLY.crt.pem");
+    let key = std::fs::metadata(room.join("tls/self-signed-DEVELOPMENT-ONLY.key.pem"))
+        .expect("key written");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(key.permissions().mode() & 0o077, 0, "the key is private");
+
+    // Trusted explicitly: the room answers over TLS.
+    let answer = json(
+        client(&server, &auditor)
+            .arg("--ca-cert")
+            .arg(&cert)
+            .args(["room", "pubkey"]),
+    );
+    assert_eq!(answer["name"], "room");
+    // Not trusted: the client refuses the connection.
+    let refused = client(&server, &auditor)
+        .args(["room", "pubkey"])
+        .output()
+        .expect("runs");
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr).to_lowercase();
+    assert!(err.contains("certificate") || err.contains("tls"), "{err}");
+    // Plain HTTP to the TLS port gets nothing useful.
+    let plain = bin()
+        .args([
+            "--server",
+            &server.1.replace("https://", "http://"),
+            "--token",
+            &auditor,
+        ])
+        .args(["room", "pubkey"])
+        .output()
+        .expect("runs");
+    assert!(!plain.status.success());
 }

@@ -19,15 +19,36 @@ pub struct Remote {
 
 impl Remote {
     /// A client for `server` (e.g. `http://127.0.0.1:8443`) with `token`.
-    pub fn new(server: &str, token: Option<&str>) -> anyhow::Result<Remote> {
+    pub fn new(
+        server: &str,
+        token: Option<&str>,
+        ca_cert: Option<&Path>,
+    ) -> anyhow::Result<Remote> {
         let Some(token) = token else {
             bail!("--server needs a token: pass --token T or set STRONGROOM_TOKEN");
         };
-        let agent = ureq::Agent::config_builder()
+        let mut config = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(900)))
-            .build()
-            .new_agent();
+            .timeout_global(Some(Duration::from_secs(900)));
+        if let Some(path) = ca_cert {
+            let pem =
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            let certs: Vec<_> = ureq::tls::parse_pem(&pem)
+                .filter_map(|item| match item {
+                    Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                    _ => None,
+                })
+                .collect();
+            if certs.is_empty() {
+                bail!("{} holds no PEM certificate", path.display());
+            }
+            config = config.tls_config(
+                ureq::tls::TlsConfig::builder()
+                    .root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(certs)))
+                    .build(),
+            );
+        }
+        let agent = config.build().new_agent();
         Ok(Remote {
             base: server.trim_end_matches('/').to_string(),
             token: token.to_string(),

@@ -27,6 +27,9 @@ pub struct Cli {
     /// The caller's token for --server (from `strongroom party add`).
     #[arg(long, global = true, env = "STRONGROOM_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// A certificate to trust for an https --server (e.g. a room's development certificate).
+    #[arg(long, global = true, env = "STRONGROOM_CA_CERT")]
+    ca_cert: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -178,13 +181,15 @@ enum ModuleCommand {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let remote = match &cli.server {
-        Some(server) => match client::Remote::new(server, cli.token.as_deref()) {
-            Ok(r) => Some(r),
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                return ExitCode::from(2);
+        Some(server) => {
+            match client::Remote::new(server, cli.token.as_deref(), cli.ca_cert.as_deref()) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    return ExitCode::from(2);
+                }
             }
-        },
+        }
         None => None,
     };
     let result = match (remote.as_ref(), cli.command) {

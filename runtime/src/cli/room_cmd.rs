@@ -55,9 +55,9 @@ pub(super) struct DataArgs {
 pub(super) enum RoomCommand {
     /// Print the room's public keys and fingerprint, to share with banks.
     Pubkey {
-        /// The room directory.
+        /// The room directory (or --server for a served room).
         #[arg(long)]
-        room: PathBuf,
+        room: Option<PathBuf>,
     },
 }
 
@@ -247,6 +247,9 @@ pub(super) fn keygen(
 pub(super) fn room(cmd: RoomCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         RoomCommand::Pubkey { room } => {
+            let Some(room) = room else {
+                bail!("give the room: --room DIR, or --server URL --token T for a served room");
+            };
             let path = room.join("keys").join("room.pub");
             let text = std::fs::read_to_string(&path)
                 .with_context(|| format!("cannot read {}", path.display()))?;

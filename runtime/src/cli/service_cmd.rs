@@ -28,6 +28,16 @@ pub(super) struct ServeArgs {
     /// Largest sealed upload, MiB.
     #[arg(long, default_value_t = 8192)]
     max_upload_mib: u64,
+    /// TLS certificate chain (PEM); with --tls-key.
+    #[arg(long, requires = "tls_key", conflicts_with = "tls_self_signed")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// TLS private key (PEM); with --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+    /// Serve TLS with a self-signed certificate kept in the room's tls/ directory: for
+    /// development only; clients pass it as --ca-cert.
+    #[arg(long)]
+    tls_self_signed: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -76,7 +86,12 @@ pub(super) fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             max_upload_bytes: args.max_upload_mib << 20,
             ..ServiceConfig::default()
         };
-        crate::service::serve(room, args.listen, config).await
+        let tls = match (args.tls_cert, args.tls_key, args.tls_self_signed) {
+            (Some(cert), Some(key), _) => crate::service::Tls::Files { cert, key },
+            (_, _, true) => crate::service::Tls::SelfSigned,
+            _ => crate::service::Tls::Off,
+        };
+        crate::service::serve(room, args.listen, config, tls).await
     })?;
     Ok(ExitCode::SUCCESS)
 }

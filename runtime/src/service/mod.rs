@@ -251,9 +251,103 @@ pub async fn start(room: Room, config: ServiceConfig) -> anyhow::Result<Arc<AppS
     Ok(state)
 }
 
-/// Serves until Ctrl-C (or SIGTERM), then lets running jobs finish their current step.
-pub async fn serve(room: Room, listen: SocketAddr, config: ServiceConfig) -> anyhow::Result<()> {
+/// How the service speaks TLS.
+#[derive(Debug, Clone)]
+pub enum Tls {
+    /// Plain HTTP (loopback, or behind a TLS-terminating proxy).
+    Off,
+    /// A certificate chain and private key, PEM files.
+    Files {
+        /// Certificate chain (PEM).
+        cert: std::path::PathBuf,
+        /// Private key (PEM).
+        key: std::path::PathBuf,
+    },
+    /// A self-signed certificate for `localhost` and `127.0.0.1`, made once and kept in the
+    /// room's `tls/` directory. For development only.
+    SelfSigned,
+}
+
+/// Makes (once) the development certificate and returns (cert, key) paths.
+fn self_signed(room: &Room) -> anyhow::Result<(std::path::PathBuf, std::path::PathBuf)> {
+    let dir = room.dir.join("tls");
+    let (cert, key) = (
+        dir.join("self-signed-DEVELOPMENT-ONLY.crt.pem"),
+        dir.join("self-signed-DEVELOPMENT-ONLY.key.pem"),
+    );
+    if !cert.exists() || !key.exists() {
+        std::fs::create_dir_all(&dir)?;
+        let made = rcgen::generate_simple_self_signed(vec![
+            "localhost".to_string(),
+            "127.0.0.1".to_string(),
+        ])?;
+        std::fs::write(&cert, made.cert.pem())?;
+        crate::guest_boundary::cache::write_private_atomically(
+            &key,
+            made.key_pair.serialize_pem().as_bytes(),
+        )?;
+    }
+    Ok((cert, key))
+}
+
+/// Serves until Ctrl-C, then stops taking requests and lets workers finish their current job.
+pub async fn serve(
+    room: Room,
+    listen: SocketAddr,
+    config: ServiceConfig,
+    tls: Tls,
+) -> anyhow::Result<()> {
+    let files = match &tls {
+        Tls::Off => None,
+        Tls::Files { cert, key } => Some((cert.clone(), key.clone())),
+        Tls::SelfSigned => Some(self_signed(&room)?),
+    };
     let state = start(room, config).await?;
+    if let Some((cert, key)) = files {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let rustls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key)
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "TLS certificate {} / key {}: {e}",
+                    cert.display(),
+                    key.display()
+                )
+            })?;
+        let listener = std::net::TcpListener::bind(listen)
+            .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+        listener.set_nonblocking(true)?;
+        let local = listener.local_addr()?;
+        {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(
+                out,
+                "strongroom: serving room '{}' on https://{local}",
+                state.room.name()
+            );
+            if matches!(tls, Tls::SelfSigned) {
+                let _ = writeln!(
+                    out,
+                    "strongroom: SELF-SIGNED CERTIFICATE, FOR DEVELOPMENT ONLY: clients must trust {} (--ca-cert)",
+                    cert.display()
+                );
+            }
+            let _ = out.flush();
+        }
+        let handle = axum_server::Handle::new();
+        let stopper = handle.clone();
+        tokio::spawn(async move {
+            let _ = tokio::signal::ctrl_c().await;
+            stopper.graceful_shutdown(Some(std::time::Duration::from_secs(30)));
+        });
+        axum_server::from_tcp_rustls(listener, rustls)
+            .handle(handle)
+            .serve(router(Arc::clone(&state)).into_make_service())
+            .await?;
+        state.queue.shutdown();
+        return Ok(());
+    }
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
