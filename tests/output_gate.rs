@@ -367,6 +367,36 @@ async fn policy_limits_are_enforced_before_any_charge() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_grant_refuses_jobs_before_any_charge() {
+    let expired = Policy::parse(
+        "partner = \"socialco\"\ndataset = \"bank\"\nbudget_rho = \"1\"\nexpires = \"2020-01-01T00:00:00Z\"\n",
+    )
+    .expect("policy");
+    let (_dir, room) = room_with(&expired).await;
+    let data = small_bank(20);
+    let module = example("spend-by-category");
+    match run_job(&room, sandbox(), request(&module, &data, NANO / 10)).await {
+        Err(JobError::Refused(why)) => assert!(why.contains("expired at 2020-01-01"), "{why}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    // The bank extends the grant: the same job runs.
+    let extended = Policy::parse(
+        "partner = \"socialco\"\ndataset = \"bank\"\nbudget_rho = \"1\"\nmin_group_size = 5\nexpires = \"2999-01-01T00:00:00Z\"\n",
+    )
+    .expect("policy");
+    room.set_policy(&extended).await.expect("set");
+    let result = run_job(&room, sandbox(), request(&module, &data, NANO / 10))
+        .await
+        .expect("runs");
+    assert_eq!(result.outcome, "completed");
+    assert_eq!(
+        result.charged_nano_rho,
+        NANO / 10,
+        "charged only once it ran"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn table_mode_needs_the_banks_approval_by_hash() {
     let both = Policy::parse(
         "partner = \"socialco\"\ndataset = \"bank\"\nbudget_rho = \"5\"\nmodes = [\"isolated\", \"table\"]\nmin_group_size = 1\n",

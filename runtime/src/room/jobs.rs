@@ -283,6 +283,17 @@ async fn run_job_inner(
 ) -> Result<JobResult, JobError> {
     let dataset_name = request.dataset.name.clone();
     let policy = room.policy(request.partner, &dataset_name).await?;
+    if let Some(expires) = policy.expires
+        && time::OffsetDateTime::now_utc() >= expires
+    {
+        return Err(JobError::Refused(format!(
+            "the policy for '{}' on '{dataset_name}' expired at {}",
+            request.partner,
+            expires
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default()
+        )));
+    }
     let actor = format!("partner:{}", request.partner);
     let vetted = vet(request.module, DEFAULT_MAX_MODULE_BYTES);
     let module_sha256 =

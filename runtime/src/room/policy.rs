@@ -58,6 +58,8 @@ struct PolicyFile {
     approval_required_for_isolated: bool,
     #[serde(default)]
     audience: Option<AudienceLimits>,
+    #[serde(default)]
+    expires: Option<String>,
 }
 
 /// Whether, and with how large a list, the partner may match its audience against the bank's
@@ -117,6 +119,8 @@ pub struct Policy {
     pub approval_required_for_isolated: bool,
     /// Audience matching limits; `None` when matching is not allowed.
     pub audience: Option<AudienceLimits>,
+    /// When the grant ends (RFC 3339); jobs after it are refused before any charge.
+    pub expires: Option<time::OffsetDateTime>,
     /// The policy text as the bank wrote it.
     pub text: String,
     /// SHA-256 of the text, hex: the policy's identity in receipts.
@@ -148,6 +152,15 @@ impl Policy {
         {
             return Err("audience: min_size must be at least 1 and at most max_size".into());
         }
+        let expires = match &file.expires {
+            None => None,
+            Some(t) => Some(
+                time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+                    .map_err(|e| {
+                        format!("expires: '{t}' is not an RFC 3339 time such as 2027-06-30T00:00:00Z ({e})")
+                    })?,
+            ),
+        };
         let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
         Ok(Policy {
             partner: file.partner,
@@ -161,6 +174,7 @@ impl Policy {
             delta: file.delta,
             approval_required_for_isolated: file.approval_required_for_isolated,
             audience: file.audience,
+            expires,
             text: text.to_string(),
             sha256: hex::encode(digest.as_ref()),
         })
@@ -198,6 +212,15 @@ mod tests {
             p.audience, None,
             "matching is off unless the bank turns it on"
         );
+        assert_eq!(p.expires, None);
+        let dated = Policy::parse(
+            "partner = \"a\"\ndataset = \"b\"\nbudget_rho = 1\nexpires = \"2027-06-30T00:00:00Z\"\n",
+        )
+        .expect("expiry");
+        assert_eq!(dated.expires.map(|t| t.year()), Some(2027));
+        let bad =
+            Policy::parse("partner = \"a\"\ndataset = \"b\"\nbudget_rho = 1\nexpires = \"June\"\n");
+        assert!(bad.expect_err("refused").contains("RFC 3339"));
         let with = "partner = \"a\"\ndataset = \"b\"\nbudget_rho = 1\n[audience]\nmin_size = 100\nmax_size = 1000\n";
         assert_eq!(
             Policy::parse(with).expect("audience").audience,
