@@ -65,6 +65,7 @@ fn request<'a>(
         threads: 2,
         audience,
         job_id: None,
+        parameters: Vec::new(),
     }
 }
 

@@ -2,6 +2,7 @@
 //! same plaintext, with the same bounding rules. Exact fixed-point sums make the comparison exact.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use strongroom::dataset::csv_input::load_csv_tables;
 use strongroom::dataset::schema::DatasetSchema;
@@ -319,7 +320,7 @@ fn fraud_alert_share_by_region_matches_a_native_computation() {
 }
 
 /// The bank, with the partner's list matched in the host, and the matched customers' ordinals.
-fn bank_with_audience(customers: usize) -> (std::sync::Arc<Dataset>, Vec<bool>) {
+fn bank_with_audience(customers: usize) -> (Arc<Dataset>, Vec<bool>) {
     use strongroom::dataset::audience::AudienceList;
     let bank = synthetic::generate(customers, 20.0, 42);
     let users = synthetic::partner_users(&bank, customers / 5, 42);
@@ -337,7 +338,7 @@ fn bank_with_audience(customers: usize) -> (std::sync::Arc<Dataset>, Vec<bool>) 
         Some(strongroom::dataset::ColumnData::Bool(v)) => v.clone(),
         other => panic!("audience column: {other:?}"),
     };
-    (std::sync::Arc::new(dataset), matched)
+    (Arc::new(dataset), matched)
 }
 
 #[test]
@@ -454,5 +455,77 @@ fn query_one_in_table_mode_gives_exactly_the_isolated_aggregates() {
     for (x, y) in a.metrics.iter().zip(&b.metrics) {
         assert!(!x.rows.is_empty());
         assert_eq!(x.rows, y.rows, "metric {}", x.name);
+    }
+}
+
+#[test]
+fn parameters_reach_the_module_and_bad_ones_are_refused() {
+    use strongroom::guest_boundary::RunContext;
+    let data = small_bank(500);
+    let module = prepare(&example("fraud-alerts-by-region"));
+    let run_with = |params: &[(&str, &str)]| {
+        let params: Vec<(String, String)> = params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let ctx = RunContext::new(
+            Arc::clone(&data),
+            module.module.manifest.clone(),
+            Mode::Isolated,
+            RunLimits::default(),
+            [3; 32],
+        )
+        .expect("admitted")
+        .with_parameters(&params)
+        .expect("valid parameters");
+        strongroom_tests::sandbox().run(&module, Arc::new(ctx), 2)
+    };
+    let alerts = match &data
+        .table("customers")
+        .and_then(|t| t.column("fraud_alerts_last_quarter"))
+        .map(|c| &c.data)
+    {
+        Some(strongroom::dataset::ColumnData::Int(v)) => v.clone(),
+        other => panic!("alerts column: {other:?}"),
+    };
+    let share_sum = |report: strongroom::guest_boundary::RunReport| -> i128 {
+        let aggregate = report.aggregate.expect("aggregate");
+        aggregate.metrics[0].rows.iter().map(|r| r.sum_fixed).sum()
+    };
+    // Default: at least one alert; with min_alerts=2, at least two. Shares in 1/10,000.
+    let at_least = |n: i64| alerts.iter().filter(|&&a| a >= n).count() as i128 * 10_000;
+    assert_eq!(share_sum(run_with(&[])), at_least(1));
+    assert_eq!(share_sum(run_with(&[("min_alerts", "2")])), at_least(2));
+    assert!(
+        at_least(2) < at_least(1),
+        "the parameter changes the answer"
+    );
+    // A value the module cannot use ends the run with a guest error; nothing is released.
+    let bad = run_with(&[("min_alerts", "many")]);
+    assert_eq!(bad.outcome, Outcome::GuestError);
+    assert!(bad.aggregate.is_none());
+    // The room refuses malformed parameters before anything runs.
+    let ctx = || {
+        RunContext::new(
+            Arc::clone(&data),
+            module.module.manifest.clone(),
+            Mode::Isolated,
+            RunLimits::default(),
+            [3; 32],
+        )
+        .expect("admitted")
+    };
+    for bad in [
+        vec![("Min".to_string(), "1".to_string())],
+        vec![("a".to_string(), "x".repeat(300))],
+        vec![
+            ("a".to_string(), "1".to_string()),
+            ("a".to_string(), "2".to_string()),
+        ],
+        (0..40)
+            .map(|i| (format!("p{i}"), "1".to_string()))
+            .collect(),
+    ] {
+        assert!(ctx().with_parameters(&bad).is_err(), "{bad:?}");
     }
 }

@@ -143,6 +143,7 @@ fn request<'a>(module: &'a [u8], data: &Arc<Dataset>, cost: u64) -> JobRequest<'
         threads: 2,
         audience: None,
         job_id: None,
+        parameters: Vec::new(),
     }
 }
 

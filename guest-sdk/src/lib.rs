@@ -130,6 +130,19 @@ pub mod schema {
         wit_schema::dictionary(table, column)
     }
 
+    /// The job's parameters (name, value), sorted by name, as the partner submitted them.
+    pub fn parameters() -> Vec<(String, String)> {
+        wit_schema::parameters()
+    }
+
+    /// One parameter's value, if the job has it.
+    pub fn parameter(name: &str) -> Option<String> {
+        parameters()
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v)
+    }
+
     /// Whether this run is isolated (one entity per call) or table mode.
     pub fn mode() -> crate::Mode {
         match wit_schema::run_mode() {

@@ -250,9 +250,12 @@ fn the_cli_drives_a_served_room_and_a_killed_job_fails_once_with_its_charge_stan
         "bank",
         "--cost",
         "0.2",
+        "--param",
+        "min_alerts=2",
         "--wait",
     ]));
     assert_eq!(done["status"], "released", "{done}");
+    assert_eq!(done["parameters"]["min_alerts"], "2", "{done}");
     let next = done["job_id"].as_str().expect("id");
     ok(client(&server, &partner)
         .args(["job", "result", next, "--out"])
@@ -291,6 +294,10 @@ fn the_cli_drives_a_served_room_and_a_killed_job_fails_once_with_its_charge_stan
         "the partner's approval attempt"
     );
     assert!(!log.contains(&partner), "tokens never reach the log");
+    assert!(
+        log.contains(r#""parameters":[["min_alerts","2"]]"#),
+        "the job's parameters are on record: {log}"
+    );
 }
 
 #[test]

@@ -177,6 +177,7 @@ fn strongroom_phase(dir: &Path, module: &str, partner: &str) -> Report {
                 threads,
                 audience: None,
                 job_id: None,
+                parameters: Vec::new(),
             },
         )
         .await

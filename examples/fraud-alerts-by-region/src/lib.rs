@@ -3,6 +3,9 @@
 //! Isolated mode, one customer per fresh instance. Each customer contributes 1 or 0 to the mean
 //! `share_with_alert` under their region, and 1 to `customers`. A customer reaches one group and
 //! moves each number by at most 1, so modest noise already hides any single customer.
+//!
+//! Parameter `min_alerts` (default 1): how many alerts in the quarter count as "with an alert",
+//! e.g. `--param min_alerts=2` for repeat alerts.
 
 use strongroom_guest::prelude::*;
 
@@ -35,8 +38,14 @@ fn run() -> Result<(), QueryError> {
     let Some(customer) = rows::<Customer>().into_iter().next() else {
         return Ok(());
     };
+    let min_alerts = match schema::parameter("min_alerts") {
+        None => 1,
+        Some(v) => v
+            .parse::<i64>()
+            .map_err(|_| QueryError("min_alerts must be a whole number".into()))?,
+    };
     let key = [customer.region.index()];
-    let alerted = if customer.fraud_alerts_last_quarter > 0 {
+    let alerted = if customer.fraud_alerts_last_quarter >= min_alerts {
         1.0
     } else {
         0.0

@@ -151,6 +151,9 @@ pub(super) enum JobCommand {
         /// An audience list's hash (from `audience upload`).
         #[arg(long)]
         audience_list: Option<String>,
+        /// A parameter for the module, NAME=VALUE; repeat for each.
+        #[arg(long = "param", value_name = "NAME=VALUE")]
+        params: Vec<String>,
         /// Wait until the job finishes, then print it.
         #[arg(long)]
         wait: bool,
@@ -208,13 +211,19 @@ pub(super) fn job(remote: &Remote, cmd: JobCommand) -> anyhow::Result<ExitCode> 
             dataset,
             cost,
             audience_list,
+            params,
             wait,
         } => {
+            let parameters: serde_json::Map<String, Value> =
+                super::room_cmd::parse_params(&params)?
+                    .into_iter()
+                    .map(|(k, v)| (k, Value::String(v)))
+                    .collect();
             let queued = remote.send_json(
                 "POST",
                 "/v1/jobs",
                 &json!({ "module_sha256": module_sha256, "dataset": dataset, "cost": cost,
-                         "audience_list": audience_list }),
+                         "audience_list": audience_list, "parameters": parameters }),
             )?;
             let id = queued["job_id"].as_str().unwrap_or_default().to_string();
             if wait {

@@ -384,6 +384,7 @@ pub(super) fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
                 threads,
                 audience: q.audience.then(|| audience.clone()),
                 job_id: None,
+                parameters: Vec::new(),
             },
         ))?;
         println!(

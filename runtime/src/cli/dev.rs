@@ -55,6 +55,9 @@ pub(super) struct DevRunArgs {
     /// Do not use the compiled-module cache.
     #[arg(long)]
     no_cache: bool,
+    /// A parameter for the module, NAME=VALUE; repeat for each.
+    #[arg(long = "param", value_name = "NAME=VALUE")]
+    params: Vec<String>,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -148,7 +151,9 @@ fn dev_run(args: DevRunArgs) -> anyhow::Result<ExitCode> {
         mode,
         RunLimits::default(),
         seed,
-    )?;
+    )?
+    .with_parameters(&super::room_cmd::parse_params(&args.params)?)
+    .map_err(anyhow::Error::msg)?;
     let started = Instant::now();
     let report = sandbox.run(&prepared, Arc::new(ctx), threads);
     let elapsed = started.elapsed();

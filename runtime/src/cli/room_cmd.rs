@@ -183,6 +183,10 @@ pub(super) struct RunArgs {
     /// customers for this job (the policy must allow matching).
     #[arg(long, value_name = "FILE.sealed")]
     audience: Option<PathBuf>,
+    /// A parameter for the module, NAME=VALUE; repeat for each (the module reads them with
+    /// `schema::parameter`).
+    #[arg(long = "param", value_name = "NAME=VALUE")]
+    params: Vec<String>,
     /// Write the released result as JSON here.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -192,6 +196,17 @@ pub(super) struct RunArgs {
     /// Print JSON instead of tables.
     #[arg(long)]
     json: bool,
+}
+
+/// `NAME=VALUE` pairs from the command line.
+pub(super) fn parse_params(params: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    params
+        .iter()
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => Ok((k.to_string(), v.to_string())),
+            None => bail!("--param expects NAME=VALUE, got '{p}'"),
+        })
+        .collect()
 }
 
 pub(super) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -557,6 +572,7 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let result = runtime()?.block_on(async {
         let room = open_room(&args.room).await?;
         let (dataset, digest, origin) = load_data(&args.data, &room)?;
+        let parameters = parse_params(&args.params)?;
         let audience = match &args.audience {
             Some(path) => {
                 Some(AudienceInput::open(path, &room, threads).map_err(anyhow::Error::msg)?)
@@ -573,6 +589,7 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             threads,
             audience,
             job_id: None,
+            parameters: parameters.clone(),
         };
         anyhow::Ok(run_job(&room, &sandbox, request).await?)
     })?;

@@ -249,6 +249,10 @@ impl schema::Host for GuestState {
             Mode::Table => types::Mode::Table,
         })
     }
+
+    fn parameters(&mut self) -> wasmtime::Result<Vec<(String, String)>> {
+        Ok(self.ctx.parameters.clone())
+    }
 }
 
 impl data::Host for GuestState {

@@ -88,6 +88,8 @@ pub struct RunContext {
     pub limits: RunLimits,
     /// Seed of the guest's randomness and of the entity aliases (recorded with the run).
     pub seed: [u8; 32],
+    /// The job's parameters (name, value), sorted by name: partner input, never data.
+    pub parameters: Vec<(String, String)>,
 }
 
 impl RunContext {
@@ -188,6 +190,56 @@ impl RunContext {
             entity_alias,
             limits,
             seed,
+            parameters: Vec::new(),
         })
     }
+
+    /// The same context with the job's parameters, checked (see [`check_parameters`]).
+    pub fn with_parameters(
+        mut self,
+        parameters: &[(String, String)],
+    ) -> Result<RunContext, String> {
+        self.parameters = check_parameters(parameters)?;
+        Ok(self)
+    }
+}
+
+/// Most parameters a job may carry.
+pub const MAX_PARAMETERS: usize = 32;
+/// Longest parameter value, bytes.
+pub const MAX_PARAMETER_BYTES: usize = 256;
+
+/// Checks a job's parameters: at most 32, names of 1-64 lower-case letters, digits and `_`,
+/// values of at most 256 bytes, no name twice. Returns them sorted by name.
+pub fn check_parameters(parameters: &[(String, String)]) -> Result<Vec<(String, String)>, String> {
+    if parameters.len() > MAX_PARAMETERS {
+        return Err(format!(
+            "{} parameters; at most {MAX_PARAMETERS}",
+            parameters.len()
+        ));
+    }
+    let mut sorted = parameters.to_vec();
+    sorted.sort();
+    for (i, (name, value)) in sorted.iter().enumerate() {
+        if name.is_empty()
+            || name.len() > 64
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            return Err(format!(
+                "parameter name '{name}': use 1-64 lower-case letters, digits or '_'"
+            ));
+        }
+        if value.len() > MAX_PARAMETER_BYTES {
+            return Err(format!(
+                "parameter '{name}' is {} bytes; at most {MAX_PARAMETER_BYTES}",
+                value.len()
+            ));
+        }
+        if i > 0 && sorted[i - 1].0 == *name {
+            return Err(format!("parameter '{name}' is given twice"));
+        }
+    }
+    Ok(sorted)
 }

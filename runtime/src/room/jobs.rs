@@ -41,6 +41,9 @@ pub struct JobRequest<'a> {
     pub audience: Option<AudienceInput>,
     /// The job's id when a queue assigned one already; `None` makes a fresh one.
     pub job_id: Option<String>,
+    /// The partner's parameters for the module (name, value); see
+    /// [`crate::guest_boundary::check_parameters`].
+    pub parameters: Vec<(String, String)>,
 }
 
 /// A partner's sealed audience list, opened in the room, for one job.
@@ -372,7 +375,10 @@ async fn run_job_inner(
         RunLimits::default(),
         seed,
     )
-    .map_err(|e| JobError::Refused(e.to_string()))?;
+    .map_err(|e| JobError::Refused(e.to_string()))?
+    .with_parameters(&request.parameters)
+    .map_err(JobError::Refused)?;
+    let parameters = ctx.parameters.clone();
     let plan = plan_job(&policy, &manifest, &request.dataset, request.cost_nano)?;
     let cache = room.module_cache()?;
     let prepared = sandbox
@@ -414,7 +420,8 @@ async fn run_job_inner(
     audit
         .append(
             event::JOB_STARTED,
-            json!({ "actor": "room", "job": job_id, "mode": manifest.mode.to_string(), "entities": request.dataset.entities() as u64 }),
+            json!({ "actor": "room", "job": job_id, "mode": manifest.mode.to_string(), "entities": request.dataset.entities() as u64,
+                    "parameters": parameters.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>() }),
         )
         .await
         .map_err(RoomError::from)?;

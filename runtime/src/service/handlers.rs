@@ -462,7 +462,7 @@ pub(super) async fn decide_module(
     )
 }
 
-const JOB_COLUMNS: &str = "q.job_id, q.partner, q.dataset, q.module_sha256, q.cost, q.state, q.error, \
+const JOB_COLUMNS: &str = "q.job_id, q.partner, q.dataset, q.module_sha256, q.cost, q.parameters, q.state, q.error, \
     q.submitted_at, q.finished_at, j.outcome, j.status, j.result_json, j.receipt, j.bank_detail";
 
 fn job_json(r: &sqlx::sqlite::SqliteRow, role: Role, full: bool) -> Value {
@@ -473,6 +473,9 @@ fn job_json(r: &sqlx::sqlite::SqliteRow, role: Role, full: bool) -> Value {
         "dataset": r.get::<String, _>("dataset"),
         "module_sha256": r.get::<String, _>("module_sha256"),
         "cost": r.get::<String, _>("cost"),
+        "parameters": serde_json::from_str::<Vec<(String, String)>>(&r.get::<String, _>("parameters"))
+            .map(|p| p.into_iter().collect::<std::collections::BTreeMap<_, _>>())
+            .unwrap_or_default(),
         "state": r.get::<String, _>("state"),
         "error": r.get::<Option<String>, _>("error"),
         "outcome": r.get::<Option<String>, _>("outcome"),
@@ -523,6 +526,8 @@ pub(super) struct JobSubmission {
     cost: String,
     #[serde(default)]
     audience_list: Option<String>,
+    #[serde(default)]
+    parameters: std::collections::BTreeMap<String, String>,
 }
 
 pub(super) async fn submit_job(
@@ -531,6 +536,9 @@ pub(super) async fn submit_job(
     ApiJson(body): ApiJson<JobSubmission>,
 ) -> Answer {
     parse_nano(&body.cost).map_err(|e| Problem::bad_request(format!("cost: {e}")))?;
+    let parameters: Vec<(String, String)> = body.parameters.clone().into_iter().collect();
+    crate::guest_boundary::check_parameters(&parameters)
+        .map_err(|e| Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_parameters", e))?;
     let pool = &state.room.pool;
     let module = sqlx::query("SELECT 1 FROM modules WHERE module_sha256 = ? AND partner = ?")
         .bind(body.module_sha256.to_ascii_lowercase())
@@ -576,8 +584,8 @@ pub(super) async fn submit_job(
     }
     let job_id = new_job_id();
     sqlx::query(
-        "INSERT INTO job_queue (job_id, partner, dataset, module_sha256, cost, audience, state, submitted_at) \
-         VALUES (?, ?, ?, ?, ?, ?, 'queued', ?)",
+        "INSERT INTO job_queue (job_id, partner, dataset, module_sha256, cost, audience, parameters, state, submitted_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?)",
     )
     .bind(&job_id)
     .bind(&caller.party)
@@ -585,6 +593,7 @@ pub(super) async fn submit_job(
     .bind(body.module_sha256.to_ascii_lowercase())
     .bind(&body.cost)
     .bind(&body.audience_list)
+    .bind(serde_json::to_string(&parameters).unwrap_or_else(|_| "[]".into()))
     .bind(db::now_rfc3339())
     .execute(pool)
     .await?;

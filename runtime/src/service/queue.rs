@@ -95,12 +95,13 @@ struct Claimed {
     module_sha256: String,
     cost: String,
     audience: Option<String>,
+    parameters: Vec<(String, String)>,
 }
 
 async fn claim(room: &Room) -> Result<Option<Claimed>, sqlx::Error> {
     loop {
         let next = sqlx::query(
-            "SELECT job_id, partner, dataset, module_sha256, cost, audience FROM job_queue \
+            "SELECT job_id, partner, dataset, module_sha256, cost, audience, parameters FROM job_queue \
              WHERE state = 'queued' ORDER BY submitted_at, job_id LIMIT 1",
         )
         .fetch_optional(&room.pool)
@@ -123,6 +124,8 @@ async fn claim(room: &Room) -> Result<Option<Claimed>, sqlx::Error> {
                 module_sha256: row.get("module_sha256"),
                 cost: row.get("cost"),
                 audience: row.get("audience"),
+                parameters: serde_json::from_str(&row.get::<String, _>("parameters"))
+                    .unwrap_or_default(),
             }));
         }
         // Another worker took it first: look again.
@@ -212,6 +215,7 @@ async fn run_claimed(state: &AppState, job: &Claimed) -> Result<(), String> {
         threads: state.config.threads_per_job,
         audience,
         job_id: Some(job.job_id.clone()),
+        parameters: job.parameters.clone(),
     };
     match run_job(room, &state.sandbox, request).await {
         Ok(_) => Ok(()),
