@@ -635,3 +635,128 @@ async fn after_a_crash_a_running_job_fails_once_and_queued_jobs_run_exactly_once
         1
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_results_wait_for_the_bank_and_only_then_reach_the_partner() {
+    let s = service().await;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let sealed = sealed_bank(tmp.path(), &s.state.room);
+    call(
+        &s.app,
+        "PUT",
+        "/v1/datasets",
+        Some(&s.bank),
+        Body::from(sealed),
+    )
+    .await;
+    let policy = "partner = \"socialco\"\ndataset = \"bank\"\nbudget_rho = \"1.0\"\nmin_group_size = 20\nrelease = \"held\"\n";
+    call(
+        &s.app,
+        "PUT",
+        "/v1/policies",
+        Some(&s.bank),
+        Body::from(policy),
+    )
+    .await;
+    let (_, _, module) = call(
+        &s.app,
+        "POST",
+        "/v1/modules",
+        Some(&s.partner),
+        Body::from(example("fraud-alerts-by-region")),
+    )
+    .await;
+    let sha = module["module_sha256"].as_str().expect("sha").to_string();
+    let (_, _, queued) = call(
+        &s.app,
+        "POST",
+        "/v1/jobs",
+        Some(&s.partner),
+        json_body(
+            json!({ "module_sha256": sha, "dataset": "bank", "cost": "0.2",
+                          "parameters": { "min_alerts": "1" } }),
+        ),
+    )
+    .await;
+    let id = queued["job_id"].as_str().expect("id").to_string();
+    let job = wait_for_job(&s, &id).await;
+    assert_eq!(job["status"], "held", "{job}");
+    assert!(
+        job.get("result").is_none(),
+        "a held result stays with the bank: {job}"
+    );
+    assert_eq!(job["parameters"]["min_alerts"], "1");
+
+    let (_, _, held) = call(
+        &s.app,
+        "GET",
+        "/v1/jobs?status=held",
+        Some(&s.bank),
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(held.as_array().map(Vec::len), Some(1), "{held}");
+    assert_eq!(held[0]["job_id"], id.as_str());
+    let (_, _, seen) = call(
+        &s.app,
+        "GET",
+        &format!("/v1/jobs/{id}"),
+        Some(&s.bank),
+        Body::empty(),
+    )
+    .await;
+    assert!(
+        seen["result"]["metrics"].is_array(),
+        "the bank reviews it first"
+    );
+
+    // Bad parameters are refused at submission.
+    let (status, _, p) = call(
+        &s.app,
+        "POST",
+        "/v1/jobs",
+        Some(&s.partner),
+        json_body(
+            json!({ "module_sha256": sha, "dataset": "bank", "cost": "0.2",
+                          "parameters": { "Bad Name": "1" } }),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(p["code"], "invalid_parameters");
+
+    let (status, _, _) = call(
+        &s.app,
+        "POST",
+        &format!("/v1/jobs/{id}/decision"),
+        Some(&s.bank),
+        json_body(json!({ "release": true })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let job = wait_for_job(&s, &id).await;
+    assert_eq!(job["status"], "released");
+    assert!(job["result"]["metrics"].is_array());
+    // Deciding twice is a conflict, not a second release.
+    let (status, _, p) = call(
+        &s.app,
+        "POST",
+        &format!("/v1/jobs/{id}/decision"),
+        Some(&s.bank),
+        json_body(json!({ "release": false })),
+    )
+    .await;
+    assert_eq!(
+        (status, p["code"].as_str()),
+        (StatusCode::CONFLICT, Some("not_held"))
+    );
+    let (_, _, held) = call(
+        &s.app,
+        "GET",
+        "/v1/jobs?status=held",
+        Some(&s.bank),
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(held, json!([]));
+}

@@ -174,8 +174,12 @@ pub(super) enum JobCommand {
         #[arg(long)]
         receipt: Option<std::path::PathBuf>,
     },
-    /// Jobs (a partner sees its own).
-    List,
+    /// Jobs (a partner sees its own); `--held` for the bank's held results.
+    List {
+        /// Only results waiting for the bank's decision.
+        #[arg(long)]
+        held: bool,
+    },
     /// Release a held result (bank).
     Release {
         /// Job id.
@@ -263,7 +267,11 @@ pub(super) fn job(remote: &Remote, cmd: JobCommand) -> anyhow::Result<ExitCode> 
                 None => print(&job["result"])?,
             }
         }
-        JobCommand::List => print(&remote.get("/v1/jobs")?)?,
+        JobCommand::List { held } => print(&remote.get(if held {
+            "/v1/jobs?status=held"
+        } else {
+            "/v1/jobs"
+        })?)?,
         JobCommand::Release { id } => print(&remote.send_json(
             "POST",
             &format!("/v1/jobs/{id}/decision"),

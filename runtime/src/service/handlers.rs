@@ -502,13 +502,28 @@ fn job_json(r: &sqlx::sqlite::SqliteRow, role: Role, full: bool) -> Value {
     v
 }
 
-pub(super) async fn list_jobs(State(state): Shared, caller: Caller_) -> Answer {
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct JobsQuery {
+    /// Only jobs with this result status (released, held, withheld, failed).
+    #[serde(default)]
+    status: Option<String>,
+}
+
+pub(super) async fn list_jobs(
+    State(state): Shared,
+    caller: Caller_,
+    Query(q): Query<JobsQuery>,
+) -> Answer {
     let rows = sqlx::query(&format!(
         "SELECT {JOB_COLUMNS} FROM job_queue q LEFT JOIN jobs j ON j.job_id = q.job_id \
-         WHERE ? <> 'partner' OR q.partner = ? ORDER BY q.submitted_at DESC, q.job_id DESC LIMIT 1000"
+         WHERE (? <> 'partner' OR q.partner = ?) AND (? IS NULL OR j.status = ?) \
+         ORDER BY q.submitted_at DESC, q.job_id DESC LIMIT 1000"
     ))
     .bind(caller.role.as_str())
     .bind(&caller.party)
+    .bind(&q.status)
+    .bind(&q.status)
     .fetch_all(&state.room.pool)
     .await?;
     ok(Value::Array(
