@@ -287,6 +287,8 @@ fn the_cli_drives_a_served_room_and_a_killed_job_fails_once_with_its_charge_stan
         .arg(d.join("cp.txt"))
         .arg("--key")
         .arg(room.join("keys/room.vkey")));
+    let proof = json(client(&server, &auditor).args(["audit", "prove", "--index", "1"]));
+    assert_eq!(proof["kind"], "inclusion", "{proof}");
     let log = std::fs::read_to_string(d.join("log.jsonl")).expect("log");
     assert_eq!(log.matches("job.interrupted").count(), 1);
     assert!(
