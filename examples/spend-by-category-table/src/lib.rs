@@ -43,15 +43,54 @@ strongroom_guest::query! {
     run: run,
 }
 
+/// Each customer's age band by entity ordinal. Tables list customers in the same order, so the
+/// lookup walks forward through the customers as transactions arrive (a merge join); the hash
+/// map (entity to position) is the fallback that also re-synchronizes the walk, e.g. after
+/// customers without transactions.
+struct AgeBands {
+    in_order: Vec<(u32, u32)>,
+    next: usize,
+    by_entity: HashMap<u32, usize>,
+}
+
+impl AgeBands {
+    fn get(&mut self, entity: u32) -> Option<u32> {
+        if let Some(&(e, band)) = self.in_order.get(self.next)
+            && e == entity
+        {
+            return Some(band);
+        }
+        if let Some(&(e, band)) = self.in_order.get(self.next + 1)
+            && e == entity
+        {
+            self.next += 1;
+            return Some(band);
+        }
+        let position = *self.by_entity.get(&entity)?;
+        self.next = position;
+        Some(self.in_order[position].1)
+    }
+}
+
 fn run() -> Result<(), QueryError> {
-    let mut age: HashMap<u32, u32> = HashMap::new();
+    let mut in_order = Vec::new();
     for batch in batches::<Customer>(65_536) {
         for (row, customer) in batch.iter() {
-            age.insert(row.entity, customer.age_band.index());
+            in_order.push((row.entity, customer.age_band.index()));
         }
     }
+    let by_entity = in_order
+        .iter()
+        .enumerate()
+        .map(|(position, &(entity, _))| (entity, position))
+        .collect();
+    let mut age = AgeBands {
+        in_order,
+        next: 0,
+        by_entity,
+    };
     // Rows come grouped by customer: a customer's totals are complete when the entity changes.
-    let mut current: Option<(u32, RowId)> = None;
+    let mut current: Option<(u32, RowId, u32)> = None;
     let mut totals: Vec<(u32, f64)> = Vec::new();
     let flush = |row: RowId, band: u32, totals: &mut Vec<(u32, f64)>| {
         for (group, total) in totals.drain(..) {
@@ -60,16 +99,15 @@ fn run() -> Result<(), QueryError> {
     };
     for batch in batches::<Transaction>(65_536) {
         for (row, tx) in batch.iter() {
-            let Some(&band) = age.get(&row.entity) else {
+            let Some(band) = age.get(row.entity) else {
                 continue;
             };
             match current {
-                Some((entity, first)) if entity != row.entity => {
-                    let prev = age.get(&entity).copied().unwrap_or(band);
+                Some((entity, first, prev)) if entity != row.entity => {
                     flush(first, prev, &mut totals);
-                    current = Some((row.entity, row));
+                    current = Some((row.entity, row, band));
                 }
-                None => current = Some((row.entity, row)),
+                None => current = Some((row.entity, row, band)),
                 _ => {}
             }
             let key = [tx.mcc_group.index(), band];
@@ -82,8 +120,7 @@ fn run() -> Result<(), QueryError> {
             }
         }
     }
-    if let Some((entity, first)) = current {
-        let band = age.get(&entity).copied().unwrap_or(0);
+    if let Some((_, first, band)) = current {
         flush(first, band, &mut totals);
     }
     Ok(())

@@ -9,7 +9,6 @@
 //! - a contribution names a declared metric, a group key inside its public domains, a finite
 //!   value, and (table mode) a real row; anything else is a contract violation that ends the run.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use wasmtime::component::ResourceTable;
@@ -134,7 +133,7 @@ pub struct GuestState {
     /// Isolated mode: the entity's bounded contributions.
     pub entity_contributions: EntityContributions,
     /// Table mode: bounded contributions per entity ordinal.
-    pub table_contributions: HashMap<u32, EntityContributions>,
+    pub table_contributions: Vec<EntityContributions>,
     contributions: u64,
     /// Why the host stopped the guest, if it did.
     pub stop: Option<Stop>,
@@ -159,7 +158,7 @@ impl GuestState {
             ctx,
             entity,
             entity_contributions: EntityContributions::default(),
-            table_contributions: HashMap::new(),
+            table_contributions: Vec::new(),
             contributions: 0,
             stop: None,
         }
@@ -405,7 +404,17 @@ impl contribute::Host for GuestState {
                             metric.name, batch.source_table
                         ));
                     };
-                    let cell = self.table_contributions.entry(entity).or_default();
+                    // Indexed by entity ordinal: one slot per entity, no hashing per contribution.
+                    if self.table_contributions.is_empty() {
+                        self.table_contributions
+                            .resize_with(ctx.dataset.entities(), EntityContributions::default);
+                    }
+                    let Some(cell) = self.table_contributions.get_mut(entity as usize) else {
+                        return self.violation(format!(
+                            "metric '{}': source row {row} names no entity",
+                            metric.name
+                        ));
+                    };
                     ctx.bounds.add(cell, m, GroupKey::new(key), value);
                 }
             }

@@ -261,10 +261,9 @@ impl Sandbox {
         match result {
             Ok(()) => {
                 let mut aggregator = Aggregator::new(&ctx.manifest);
-                let mut entities: Vec<(u32, EntityContributions)> =
-                    store.data_mut().table_contributions.drain().collect();
-                entities.sort_by_key(|(e, _)| *e);
-                for (_, contributions) in entities {
+                let entities: Vec<EntityContributions> =
+                    std::mem::take(&mut store.data_mut().table_contributions);
+                for contributions in entities {
                     aggregator.merge_entity(contributions);
                 }
                 report.aggregate = Some(aggregator.finish(&ctx.manifest));
