@@ -416,6 +416,8 @@ fn main() {
             (None, String::new())
         }
     };
+    // Every contender reads its input from a warm page cache: read the sealed file once here.
+    let _ = std::fs::read(dir.join("bank.sealed"));
     let native = if dir.join("transactions.parquet").exists() {
         Some(child("native", dir).expect("native"))
     } else {
