@@ -8,7 +8,7 @@ use crate::output_gate::release::ReleasedTable;
 /// Most bars drawn per metric; the rest are summarized in a note.
 pub const MAX_BARS: usize = 25;
 
-const WIDTH: f64 = 860.0;
+const WIDTH: f64 = 960.0;
 const LABEL_WIDTH: f64 = 300.0;
 const VALUE_WIDTH: f64 = 110.0;
 const BAR_HEIGHT: f64 = 18.0;
@@ -46,7 +46,7 @@ fn short(value: f64) -> String {
 /// The SVG text of a chart of `released`, titled `title`.
 pub fn released_svg(title: &str, released: &ReleasedTable) -> String {
     let mut body = String::new();
-    let mut y = 56.0;
+    let mut y = 84.0;
     for metric in &released.metrics {
         let mut groups: Vec<_> = metric.groups.iter().collect();
         groups.sort_by(|a, b| b.value.total_cmp(&a.value));
@@ -118,8 +118,8 @@ pub fn released_svg(title: &str, released: &ReleasedTable) -> String {
         r##"<?xml version="1.0" encoding="UTF-8"?>
 <svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}" font-family="Helvetica, Arial, sans-serif">
 <rect width="100%" height="100%" fill="white"/>
-<text x="16" y="28" font-size="18" font-weight="bold">{}</text>
-<text x="16" y="44" font-size="11" fill="#555">released by the output gate: {}, groups under {} entities suppressed, cost rho {}</text>
+<text x="16" y="28" font-size="16" font-weight="bold">{}</text>
+<text x="16" y="48" font-size="11" fill="#555">released by the output gate: {}, groups under {} entities suppressed, cost rho {}</text>
 {body}
 </svg>
 "##,
