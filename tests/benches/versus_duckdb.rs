@@ -11,7 +11,8 @@
 //! or ru_maxrss for DuckDB's Python process) is its own.
 //!
 //! `cargo bench -p strongroom-tests --bench versus_duckdb`
-//! Size: STRONGROOM_BENCH_CUSTOMERS (default 1000000, about 20M transactions). Needs `python3`
+//! Size: STRONGROOM_BENCH_CUSTOMERS (default 1000000, about 20M transactions); keep the data
+//! for profiling with STRONGROOM_BENCH_KEEP=DIR (an empty directory). Needs `python3`
 //! with `duckdb` (`pip install duckdb`); without it the DuckDB line says so and the rest runs.
 
 use std::collections::HashMap;
@@ -405,8 +406,14 @@ fn main() {
     println!(
         "Query 1 (spend by merchant category and age band): Strongroom against DuckDB and native Rust"
     );
+    // STRONGROOM_BENCH_KEEP=DIR keeps the data, room and modules in DIR (for profiling one
+    // contender: STRONGROOM_BENCH_PHASE=table STRONGROOM_BENCH_DIR=DIR <bench binary>).
     let tmp = tempfile::tempdir().expect("tempdir");
-    let dir = tmp.path();
+    let kept = std::env::var_os("STRONGROOM_BENCH_KEEP").map(std::path::PathBuf::from);
+    if let Some(k) = &kept {
+        std::fs::create_dir_all(k).expect("keep dir");
+    }
+    let dir = kept.as_deref().unwrap_or(tmp.path());
     setup(dir, customers).expect("setup");
 
     let (duck, version) = match duckdb(dir) {
