@@ -8,7 +8,8 @@
 //! - a native Rust loop on the plaintext Parquet (arrow-rs reader, one thread).
 //!
 //! Each contender runs in a child process of its own so that its peak resident memory (VmHWM,
-//! or ru_maxrss for DuckDB's Python process) is its own.
+//! or ru_maxrss for DuckDB's Python process) is its own; each runs twice and the faster run is
+//! shown (DuckDB: the faster of two queries in one process).
 //!
 //! `cargo bench -p strongroom-tests --bench versus_duckdb`
 //! Size: STRONGROOM_BENCH_CUSTOMERS (default 1000000, about 20M transactions); keep the data
@@ -60,9 +61,12 @@ SELECT per.mcc_group, c.age_band, count(*) AS customers, sum(spend) AS spend,
 FROM per JOIN '{d}/customers.parquet' c USING (customer_id)
 GROUP BY per.mcc_group, c.age_band
 """
-start = time.perf_counter()
-rows = con.execute(query).fetchall()
-secs = time.perf_counter() - start
+secs = None
+for _ in range(2):
+    start = time.perf_counter()
+    rows = con.execute(query).fetchall()
+    t = time.perf_counter() - start
+    secs = t if secs is None else min(secs, t)
 print(json.dumps({"seconds": secs, "groups": len(rows),
                   "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   "version": duckdb.__version__}))
@@ -96,6 +100,14 @@ fn parse_report(stdout: &str) -> Option<Report> {
         detail: v["detail"].as_str().unwrap_or_default().to_string(),
         peak_mib: v["peak_mib"].as_f64().unwrap_or(0.0),
     })
+}
+
+/// Runs a contender twice, each time in a fresh process, and keeps the faster run (the first
+/// heavy process after setup pays for the kernel reclaiming page cache).
+fn best_of_two(phase: &str, dir: &Path) -> Result<Report, String> {
+    let a = child(phase, dir)?;
+    let b = child(phase, dir)?;
+    Ok(if b.seconds < a.seconds { b } else { a })
 }
 
 fn child(phase: &str, dir: &Path) -> Result<Report, String> {
@@ -428,12 +440,12 @@ fn main() {
     let _ = Command::new("sync").status();
     let _ = std::fs::read(dir.join("bank.sealed"));
     let native = if dir.join("transactions.parquet").exists() {
-        Some(child("native", dir).expect("native"))
+        Some(best_of_two("native", dir).expect("native"))
     } else {
         None
     };
-    let table = child("table", dir).expect("table mode");
-    let isolated = child("isolated", dir).expect("isolated mode");
+    let table = best_of_two("table", dir).expect("table mode");
+    let isolated = best_of_two("isolated", dir).expect("isolated mode");
 
     println!(
         "\n{:<34} {:>9} {:>10} {:>9} {:>9}  detail",
