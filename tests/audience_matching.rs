@@ -12,26 +12,10 @@ use strongroom::dataset::schema::DatasetSchema;
 use strongroom::dataset::{Dataset, synthetic};
 use strongroom::room::Room;
 use strongroom::room::jobs::{AudienceInput, JobError, JobRequest, JobStatus, run_job};
-use strongroom::room::keys::OperatorSecret;
 use strongroom::room::policy::Policy;
-use strongroom_tests::{example, sandbox};
+use strongroom_tests::{example, room_with, sandbox};
 
 const AUDIENCE_POLICY: &str = "partner = \"socialco\"\ndataset = \"bank\"\nbudget_rho = \"2.0\"\nmin_group_size = 20\n[audience]\nmin_size = 100\nmax_size = 5000\n";
-
-async fn room_with(policy: &str) -> (tempfile::TempDir, Room) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let room = Room::create(
-        &dir.path().join("room"),
-        "test-room",
-        &OperatorSecret::new(b"test secret"),
-    )
-    .await
-    .expect("room");
-    room.set_policy(&Policy::parse(policy).expect("policy"))
-        .await
-        .expect("policy set");
-    (dir, room)
-}
 
 fn bank() -> (synthetic::SyntheticBank, Arc<Dataset>) {
     let bank = synthetic::generate(600, 10.0, 42);
@@ -90,7 +74,7 @@ async fn log_text(room: &Room) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sealed_partner_list_is_matched_in_the_host_and_released_through_the_gate() {
-    let (dir, room) = room_with(AUDIENCE_POLICY).await;
+    let (dir, room) = room_with(&Policy::parse(AUDIENCE_POLICY).expect("policy")).await;
     let (bank, data) = bank();
     // The partner writes and seals its list on its own machine, to the room's public key.
     let users = synthetic::partner_users(&bank, 100, 42);
@@ -145,8 +129,11 @@ async fn matching_needs_the_policy_and_a_list_of_the_allowed_size_sealed_by_the_
         .collect();
 
     // No [audience] in the policy: refused, nothing charged.
-    let (_d1, room) =
-        room_with("partner = \"socialco\"\ndataset = \"bank\"\nbudget_rho = \"2.0\"\n").await;
+    let (_d1, room) = room_with(
+        &Policy::parse("partner = \"socialco\"\ndataset = \"bank\"\nbudget_rho = \"2.0\"\n")
+            .expect("policy"),
+    )
+    .await;
     let refused = run_job(
         &room,
         sandbox(),
@@ -159,7 +146,7 @@ async fn matching_needs_the_policy_and_a_list_of_the_allowed_size_sealed_by_the_
     );
     assert_eq!(spent(&room).await, 0);
 
-    let (_d2, room) = room_with(AUDIENCE_POLICY).await;
+    let (_d2, room) = room_with(&Policy::parse(AUDIENCE_POLICY).expect("policy")).await;
     // A lookup: one customer's email. Refused before any charge.
     let lookup = run_job(
         &room,
@@ -207,7 +194,7 @@ async fn a_list_padded_around_one_customer_learns_nothing_past_the_threshold() {
     // The attack: one target's email plus 199 people who are not customers, so that any group
     // with a match is the target. Every such group is under the 20-customer threshold: nothing
     // is released, and the query is charged like any other.
-    let (_d, room) = room_with(AUDIENCE_POLICY).await;
+    let (_d, room) = room_with(&Policy::parse(AUDIENCE_POLICY).expect("policy")).await;
     let (_, data) = bank();
     let mut padded: Vec<String> = (0..199)
         .map(|i| format!("stranger{i}@example.org"))

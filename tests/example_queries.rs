@@ -9,7 +9,9 @@ use strongroom::dataset::schema::DatasetSchema;
 use strongroom::dataset::{Dataset, synthetic};
 use strongroom::guest_boundary::manifest::Mode;
 use strongroom::guest_boundary::{Outcome, RunLimits};
-use strongroom_tests::{categories, example, floats, prepare, run, run_in, small_bank};
+use strongroom_tests::{
+    bools, categories, example, floats, ints, prepare, run, run_in, small_bank,
+};
 
 /// Exact per-group results of the native computation: entities, kept purchases, spend cents,
 /// ticket cents.
@@ -289,14 +291,7 @@ fn fraud_alert_share_by_region_matches_a_native_computation() {
     assert_eq!(report.outcome, Outcome::Completed, "{:?}", report.detail);
     let aggregate = report.aggregate.expect("aggregate");
     let region = categories(&data, "customers", "region");
-    let alerts = match &data
-        .table("customers")
-        .and_then(|t| t.column("fraud_alerts_last_quarter"))
-        .map(|c| &c.data)
-    {
-        Some(strongroom::dataset::ColumnData::Int(v)) => v.clone(),
-        other => panic!("alerts column: {other:?}"),
-    };
+    let alerts = ints(&data, "customers", "fraud_alerts_last_quarter");
     let mut expected: BTreeMap<u32, (u64, i128)> = BTreeMap::new();
     for (r, a) in region.iter().zip(&alerts) {
         let acc = expected.entry(*r).or_default();
@@ -330,14 +325,7 @@ fn bank_with_audience(customers: usize) -> (Arc<Dataset>, Vec<bool>) {
     ]);
     let mut dataset = bank.dataset();
     list.attach(&mut dataset).expect("attach");
-    let matched = match &dataset
-        .table("customers")
-        .and_then(|t| t.column("in_partner_audience"))
-        .map(|c| &c.data)
-    {
-        Some(strongroom::dataset::ColumnData::Bool(v)) => v.clone(),
-        other => panic!("audience column: {other:?}"),
-    };
+    let matched = bools(&dataset, "customers", "in_partner_audience");
     (Arc::new(dataset), matched)
 }
 
@@ -480,14 +468,7 @@ fn parameters_reach_the_module_and_bad_ones_are_refused() {
         .expect("valid parameters");
         strongroom_tests::sandbox().run(&module, Arc::new(ctx), 2)
     };
-    let alerts = match &data
-        .table("customers")
-        .and_then(|t| t.column("fraud_alerts_last_quarter"))
-        .map(|c| &c.data)
-    {
-        Some(strongroom::dataset::ColumnData::Int(v)) => v.clone(),
-        other => panic!("alerts column: {other:?}"),
-    };
+    let alerts = ints(&data, "customers", "fraud_alerts_last_quarter");
     let share_sum = |report: strongroom::guest_boundary::RunReport| -> i128 {
         let aggregate = report.aggregate.expect("aggregate");
         aggregate.metrics[0].rows.iter().map(|r| r.sum_fixed).sum()

@@ -10,13 +10,13 @@ use strongroom::output_gate::ledger::{LedgerError, PrivacyLedger};
 use strongroom::output_gate::mechanism::{self, Mechanism, NANO};
 use strongroom::output_gate::receipt::Receipt;
 use strongroom::output_gate::release::release;
-use strongroom::room::Room;
 use strongroom::room::jobs::{
     JobError, JobRequest, JobStatus, decide_held, domain_labels, run_job,
 };
-use strongroom::room::keys::OperatorSecret;
 use strongroom::room::policy::Policy;
-use strongroom_tests::{SeededBytes, example, floats, hostile, prepare, run, sandbox, small_bank};
+use strongroom_tests::{
+    SeededBytes, example, floats, hostile, prepare, room_with, run, sandbox, small_bank,
+};
 
 #[test]
 fn keys_that_single_out_customers_are_suppressed_by_the_threshold() {
@@ -117,19 +117,6 @@ fn policy(budget: &str, release: &str) -> Policy {
         "partner = \"socialco\"\ndataset = \"bank\"\nbudget_rho = \"{budget}\"\nrelease = \"{release}\"\nmin_group_size = 20\n"
     ))
     .expect("policy")
-}
-
-async fn room_with(policy: &Policy) -> (tempfile::TempDir, Room) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let room = Room::create(
-        &dir.path().join("room"),
-        "test-room",
-        &OperatorSecret::new(b"test secret"),
-    )
-    .await
-    .expect("room");
-    room.set_policy(policy).await.expect("policy set");
-    (dir, room)
 }
 
 fn request<'a>(module: &'a [u8], data: &Arc<Dataset>, cost: u64) -> JobRequest<'a> {

@@ -111,6 +111,11 @@ async fn call(
     (status, ctype, value)
 }
 
+/// A GET as `token`.
+async fn get(app: &Router, path: &str, token: &str) -> (StatusCode, String, Value) {
+    call(app, "GET", path, Some(token), Body::empty()).await
+}
+
 fn json_body(v: Value) -> Body {
     Body::from(v.to_string())
 }
@@ -208,14 +213,7 @@ async fn authorization_matrix_every_route_times_every_caller() {
     }
     assert_eq!(checked, ROUTES.len() * callers.len());
     // Refusals of a presented token are in the audit log, for the security team.
-    let (_, _, entries) = call(
-        &s.app,
-        "GET",
-        "/v1/audit/entries?from=0",
-        Some(&s.auditor),
-        Body::empty(),
-    )
-    .await;
+    let (_, _, entries) = get(&s.app, "/v1/audit/entries?from=0", &s.auditor).await;
     let text = entries.to_string();
     assert!(text.contains("access.denied") && text.contains("revoked token"));
     // Unknown endpoints and methods are problems too, never a bare 500.
@@ -251,14 +249,7 @@ fn sealed_bank(dir: &std::path::Path, room: &Room) -> Vec<u8> {
 
 async fn wait_for_job(s: &Service, id: &str) -> Value {
     for _ in 0..600 {
-        let (status, _, job) = call(
-            &s.app,
-            "GET",
-            &format!("/v1/jobs/{id}"),
-            Some(&s.partner),
-            Body::empty(),
-        )
-        .await;
+        let (status, _, job) = get(&s.app, &format!("/v1/jobs/{id}"), &s.partner).await;
         assert_eq!(status, StatusCode::OK, "{job}");
         if job["state"] != "queued" && job["state"] != "running" {
             return job;
@@ -303,14 +294,7 @@ async fn the_bank_and_partner_story_over_http() {
     );
 
     // Before a policy, the partner cannot see the dataset.
-    let (_, _, list) = call(
-        &s.app,
-        "GET",
-        "/v1/datasets",
-        Some(&s.partner),
-        Body::empty(),
-    )
-    .await;
+    let (_, _, list) = get(&s.app, "/v1/datasets", &s.partner).await;
     assert_eq!(list, json!([]));
     let policy =
         "partner = \"socialco\"\ndataset = \"bank\"\nbudget_rho = \"1.0\"\nmin_group_size = 20\n";
@@ -323,37 +307,16 @@ async fn the_bank_and_partner_story_over_http() {
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{set}");
-    let (_, _, list) = call(
-        &s.app,
-        "GET",
-        "/v1/datasets",
-        Some(&s.partner),
-        Body::empty(),
-    )
-    .await;
+    let (_, _, list) = get(&s.app, "/v1/datasets", &s.partner).await;
     assert_eq!(list[0]["name"], "bank");
-    let (_, _, schema) = call(
-        &s.app,
-        "GET",
-        "/v1/datasets/bank",
-        Some(&s.partner),
-        Body::empty(),
-    )
-    .await;
+    let (_, _, schema) = get(&s.app, "/v1/datasets/bank", &s.partner).await;
     assert!(
         schema["schema_toml"]
             .as_str()
             .expect("schema")
             .contains("mcc_group")
     );
-    let (status, _, _) = call(
-        &s.app,
-        "GET",
-        "/v1/datasets/bank",
-        Some(&s.other_partner),
-        Body::empty(),
-    )
-    .await;
+    let (status, _, _) = get(&s.app, "/v1/datasets/bank", &s.other_partner).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "not granted to otherco");
 
     // The partner uploads a module: vetted at once; a hostile import is refused with a reason.
@@ -401,23 +364,9 @@ async fn the_bank_and_partner_story_over_http() {
     );
 
     // Another partner sees neither the job nor the module; cannot run the module as its own.
-    let (status, _, _) = call(
-        &s.app,
-        "GET",
-        &format!("/v1/jobs/{id}"),
-        Some(&s.other_partner),
-        Body::empty(),
-    )
-    .await;
+    let (status, _, _) = get(&s.app, &format!("/v1/jobs/{id}"), &s.other_partner).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (_, _, theirs) = call(
-        &s.app,
-        "GET",
-        "/v1/modules",
-        Some(&s.other_partner),
-        Body::empty(),
-    )
-    .await;
+    let (_, _, theirs) = get(&s.app, "/v1/modules", &s.other_partner).await;
     assert_eq!(theirs, json!([]));
     let (status, _, _) = call(
         &s.app,
@@ -428,23 +377,9 @@ async fn the_bank_and_partner_story_over_http() {
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (_, _, budgets) = call(
-        &s.app,
-        "GET",
-        "/v1/budgets",
-        Some(&s.partner),
-        Body::empty(),
-    )
-    .await;
+    let (_, _, budgets) = get(&s.app, "/v1/budgets", &s.partner).await;
     assert_eq!(budgets[0]["spent_rho"], "0.25");
-    let (_, _, budgets) = call(
-        &s.app,
-        "GET",
-        "/v1/budgets",
-        Some(&s.other_partner),
-        Body::empty(),
-    )
-    .await;
+    let (_, _, budgets) = get(&s.app, "/v1/budgets", &s.other_partner).await;
     assert_eq!(budgets, json!([]));
 
     // Malformed input is a 4xx problem, never a 5xx.
@@ -470,22 +405,13 @@ async fn the_bank_and_partner_story_over_http() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
 
     // The auditor reads the log and proves an entry's inclusion.
-    let (_, _, cp) = call(
-        &s.app,
-        "GET",
-        "/v1/audit/checkpoint",
-        Some(&s.auditor),
-        Body::empty(),
-    )
-    .await;
+    let (_, _, cp) = get(&s.app, "/v1/audit/checkpoint", &s.auditor).await;
     let size = cp["size"].as_u64().expect("size");
     assert!(size > 5);
-    let (status, _, proof) = call(
+    let (status, _, proof) = get(
         &s.app,
-        "GET",
         &format!("/v1/audit/proof?index=1&size={size}"),
-        Some(&s.auditor),
-        Body::empty(),
+        &s.auditor,
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{proof}");
@@ -687,24 +613,10 @@ async fn held_results_wait_for_the_bank_and_only_then_reach_the_partner() {
     );
     assert_eq!(job["parameters"]["min_alerts"], "1");
 
-    let (_, _, held) = call(
-        &s.app,
-        "GET",
-        "/v1/jobs?status=held",
-        Some(&s.bank),
-        Body::empty(),
-    )
-    .await;
+    let (_, _, held) = get(&s.app, "/v1/jobs?status=held", &s.bank).await;
     assert_eq!(held.as_array().map(Vec::len), Some(1), "{held}");
     assert_eq!(held[0]["job_id"], id.as_str());
-    let (_, _, seen) = call(
-        &s.app,
-        "GET",
-        &format!("/v1/jobs/{id}"),
-        Some(&s.bank),
-        Body::empty(),
-    )
-    .await;
+    let (_, _, seen) = get(&s.app, &format!("/v1/jobs/{id}"), &s.bank).await;
     assert!(
         seen["result"]["metrics"].is_array(),
         "the bank reviews it first"
@@ -750,13 +662,6 @@ async fn held_results_wait_for_the_bank_and_only_then_reach_the_partner() {
         (status, p["code"].as_str()),
         (StatusCode::CONFLICT, Some("not_held"))
     );
-    let (_, _, held) = call(
-        &s.app,
-        "GET",
-        "/v1/jobs?status=held",
-        Some(&s.bank),
-        Body::empty(),
-    )
-    .await;
+    let (_, _, held) = get(&s.app, "/v1/jobs?status=held", &s.bank).await;
     assert_eq!(held, json!([]));
 }

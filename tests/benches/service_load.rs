@@ -36,18 +36,6 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
-fn peak_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
@@ -247,7 +235,7 @@ fn main() {
     );
     println!(
         "peak memory of the process (server and clients): {:.0} MiB",
-        peak_mib()
+        strongroom_tests::peak_resident_mib()
     );
     assert_eq!(ran as usize, total, "no job lost or run twice");
     assert_eq!(charges as usize, total);

@@ -72,18 +72,6 @@ print(json.dumps({"seconds": secs, "groups": len(rows),
                   "version": duckdb.__version__}))
 "#;
 
-fn peak_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
 /// One contender's numbers, as its child process reports them on its last line.
 #[derive(Debug, Default)]
 struct Report {
@@ -332,7 +320,7 @@ fn native_phase(dir: &Path) -> Report {
 fn report_line(r: &Report) {
     println!(
         "{}",
-        serde_json::json!({ "seconds": r.seconds, "detail": r.detail, "peak_mib": peak_mib() })
+        serde_json::json!({ "seconds": r.seconds, "detail": r.detail, "peak_mib": strongroom_tests::peak_resident_mib() })
     );
 }
 

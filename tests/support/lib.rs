@@ -113,6 +113,35 @@ pub fn resident_bytes() -> u64 {
     pages * 4096
 }
 
+/// Peak resident set size of this process (Linux `VmHWM`), in MiB; 0 where unknown.
+pub fn peak_resident_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// A new room in a temporary directory, with `policy` set.
+pub async fn room_with(
+    policy: &strongroom::room::policy::Policy,
+) -> (tempfile::TempDir, strongroom::room::Room) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let room = strongroom::room::Room::create(
+        &dir.path().join("room"),
+        "test-room",
+        &strongroom::room::keys::OperatorSecret::new(b"test secret"),
+    )
+    .await
+    .expect("room");
+    room.set_policy(policy).await.expect("policy set");
+    (dir, room)
+}
+
 /// A seeded ChaCha20 byte stream for the noise samplers, so statistical tests reproduce.
 pub struct SeededBytes(pub rand_chacha::ChaCha20Rng);
 
@@ -143,6 +172,30 @@ pub fn floats(d: &Dataset, table: &str, column: &str) -> Vec<f64> {
     {
         Some(strongroom::dataset::ColumnData::Float(v)) => v.clone(),
         other => panic!("{table}.{column} is not a float column: {other:?}"),
+    }
+}
+
+/// The values of an int column.
+pub fn ints(d: &Dataset, table: &str, column: &str) -> Vec<i64> {
+    match d
+        .table(table)
+        .and_then(|t| t.column(column))
+        .map(|c| &c.data)
+    {
+        Some(strongroom::dataset::ColumnData::Int(v)) => v.clone(),
+        other => panic!("{table}.{column} is not an int column: {other:?}"),
+    }
+}
+
+/// The values of a bool column.
+pub fn bools(d: &Dataset, table: &str, column: &str) -> Vec<bool> {
+    match d
+        .table(table)
+        .and_then(|t| t.column(column))
+        .map(|c| &c.data)
+    {
+        Some(strongroom::dataset::ColumnData::Bool(v)) => v.clone(),
+        other => panic!("{table}.{column} is not a bool column: {other:?}"),
     }
 }
 

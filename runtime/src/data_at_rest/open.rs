@@ -319,7 +319,7 @@ impl SealedFile {
                 .get(ts.name.as_str())
                 .map(Vec::as_slice)
                 .unwrap_or_default();
-            tables.push(decode_table(ts, parts, entities)?);
+            tables.push(Arc::new(decode_table(ts, parts, entities)?));
         }
         Ok(Dataset {
             name: schema.name.clone(),

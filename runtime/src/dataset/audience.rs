@@ -22,6 +22,7 @@
 //! `phone`.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use super::{Column, ColumnData, Dataset};
 
@@ -260,7 +261,8 @@ impl AudienceList {
             }
         }
         for t in tables_with_match {
-            let table = &mut dataset.tables[t];
+            // Copies this table if other jobs share it; the other tables stay shared.
+            let table = Arc::make_mut(&mut dataset.tables[t]);
             let values = table
                 .entity_of_row
                 .iter()
@@ -364,6 +366,27 @@ mod tests {
         assert_eq!(
             list.attach(&mut dataset),
             Err(AudienceError::ColumnExists("customers".into()))
+        );
+    }
+
+    #[test]
+    fn a_job_on_a_shared_dataset_copies_only_the_table_that_gains_the_column() {
+        let shared = Arc::new(crate::dataset::synthetic::generate(20, 5.0, 2).dataset());
+        let mut job = Arc::clone(&shared);
+        let list = AudienceList::from_values([("email", vec!["customer1@example.com"])]);
+        list.attach(Arc::make_mut(&mut job)).expect("attach");
+        let index =
+            |d: &Dataset, name: &str| d.tables.iter().position(|t| t.name == name).expect("table");
+        let (c, t) = (index(&shared, "customers"), index(&shared, "transactions"));
+        assert!(
+            Arc::ptr_eq(&job.tables[t], &shared.tables[t]),
+            "transactions stay shared"
+        );
+        assert!(!Arc::ptr_eq(&job.tables[c], &shared.tables[c]));
+        assert!(job.tables[c].column(AUDIENCE_COLUMN).is_some());
+        assert!(
+            shared.tables[c].column(AUDIENCE_COLUMN).is_none(),
+            "other jobs never see this job's column"
         );
     }
 

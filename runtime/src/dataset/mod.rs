@@ -128,13 +128,14 @@ impl Table {
     }
 }
 
-/// A whole dataset: tables sharing one entity space.
+/// A whole dataset: tables sharing one entity space. Tables are shared (`Arc`), so a job that
+/// adds a column to one table (audience matching) copies that table only, not the dataset.
 #[derive(Debug, Clone)]
 pub struct Dataset {
     /// Dataset name.
     pub name: String,
     /// Tables.
-    pub tables: Vec<Table>,
+    pub tables: Vec<Arc<Table>>,
     /// Entity key of each ordinal, in sorted order. Host-only.
     pub entity_keys: Vec<String>,
 }
@@ -147,7 +148,7 @@ impl Dataset {
 
     /// A table by name.
     pub fn table(&self, name: &str) -> Option<&Table> {
-        self.tables.iter().find(|t| t.name == name)
+        self.tables.iter().find(|t| t.name == name).map(|t| &**t)
     }
 }
 
@@ -192,7 +193,7 @@ impl Dataset {
                 for e in 0..keys.len() {
                     entity_starts[e + 1] += entity_starts[e];
                 }
-                Table {
+                Arc::new(Table {
                     name: t.name,
                     guest_columns: t
                         .columns
@@ -213,7 +214,7 @@ impl Dataset {
                         .collect(),
                     entity_of_row,
                     entity_starts,
-                }
+                })
             })
             .collect();
         Dataset {

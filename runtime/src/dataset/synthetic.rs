@@ -467,7 +467,7 @@ impl SyntheticBank {
             let transactions_table = table(transactions, self.tx_customer.clone(), starts);
             return Dataset {
                 name: "bank".into(),
-                tables: vec![customers_table, transactions_table],
+                tables: vec![Arc::new(customers_table), Arc::new(transactions_table)],
                 entity_keys: self.customer_id.clone(),
             };
         }

@@ -335,7 +335,8 @@ async fn run_job_inner(
                 limits.min_size, limits.max_size
             )));
         }
-        // Cloned only when the caller still shares the dataset with other jobs.
+        // A shared dataset is copied shallowly: its tables stay shared except the one that gains
+        // the column (the entity keys are copied too).
         audience
             .list
             .attach(Arc::make_mut(&mut request.dataset))

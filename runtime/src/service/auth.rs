@@ -95,6 +95,17 @@ fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())
 }
 
+/// A fresh token's id (16 hex digits) and secret (32 random bytes, base64url).
+fn new_token() -> Result<(String, String), RoomError> {
+    let rng = SystemRandom::new();
+    let mut id = [0u8; 8];
+    let mut secret = [0u8; 32];
+    rng.fill(&mut id)
+        .and_then(|()| rng.fill(&mut secret))
+        .map_err(|_| RoomError::Invalid("no system randomness".into()))?;
+    Ok((hex::encode(id), B64.encode(secret)))
+}
+
 /// Adds a party and returns its token (shown once; only its hash is kept).
 pub async fn add_party(room: &Room, name: &str, role: Role) -> Result<String, RoomError> {
     if !valid_name(name) {
@@ -102,14 +113,7 @@ pub async fn add_party(room: &Room, name: &str, role: Role) -> Result<String, Ro
             "party name '{name}': use 1-64 letters, digits, '-', '_' or '.'"
         )));
     }
-    let rng = SystemRandom::new();
-    let mut id = [0u8; 8];
-    let mut secret = [0u8; 32];
-    rng.fill(&mut id)
-        .and_then(|()| rng.fill(&mut secret))
-        .map_err(|_| RoomError::Invalid("no system randomness".into()))?;
-    let id = hex::encode(id);
-    let secret = B64.encode(secret);
+    let (id, secret) = new_token()?;
     let done = sqlx::query(
         "INSERT INTO parties (name, role, token_id, token_sha256, created_at) VALUES (?, ?, ?, ?, ?) \
          ON CONFLICT (name) DO NOTHING",
@@ -137,14 +141,7 @@ pub async fn add_party(room: &Room, name: &str, role: Role) -> Result<String, Ro
 
 /// Issues a new token for an existing party (the old one stops working).
 pub async fn rotate_token(room: &Room, name: &str) -> Result<String, RoomError> {
-    let rng = SystemRandom::new();
-    let mut id = [0u8; 8];
-    let mut secret = [0u8; 32];
-    rng.fill(&mut id)
-        .and_then(|()| rng.fill(&mut secret))
-        .map_err(|_| RoomError::Invalid("no system randomness".into()))?;
-    let id = hex::encode(id);
-    let secret = B64.encode(secret);
+    let (id, secret) = new_token()?;
     let done = sqlx::query(
         "UPDATE parties SET token_id = ?, token_sha256 = ?, revoked_at = NULL WHERE name = ?",
     )

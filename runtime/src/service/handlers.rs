@@ -62,74 +62,96 @@ pub(super) async fn room(State(state): Shared) -> Answer {
     }))
 }
 
+/// A request body received under the room's `uploads/`: deleted when dropped, unless moved into
+/// place with [`Upload::keep`]. No failure path can leave a partial or refused file behind.
+struct Upload {
+    path: PathBuf,
+    kept: bool,
+}
+
+impl Upload {
+    /// Moves the file to `dest`.
+    async fn keep(mut self, dest: &std::path::Path) -> Result<(), Problem> {
+        tokio::fs::rename(&self.path, dest).await.map_err(|e| {
+            super::problem::tracing_log(&format!("keeping an upload: {e}"));
+            Problem::internal()
+        })?;
+        self.kept = true;
+        Ok(())
+    }
+}
+
+impl Drop for Upload {
+    fn drop(&mut self) {
+        if !self.kept {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
 /// Streams a request body to a fresh file under the room's `uploads/`, refusing past `cap`.
-async fn receive(state: &AppState, body: Body, cap: u64) -> Result<PathBuf, Problem> {
+async fn receive(state: &AppState, body: Body, cap: u64) -> Result<Upload, Problem> {
     let mut name = [0u8; 12];
     SystemRandom::new()
         .fill(&mut name)
         .map_err(|_| Problem::internal())?;
-    let path = state
-        .room
-        .dir
-        .join("uploads")
-        .join(format!("{}.part", hex::encode(name)));
-    let mut file = tokio::fs::File::create(&path).await.map_err(|e| {
+    let upload = Upload {
+        path: state
+            .room
+            .dir
+            .join("uploads")
+            .join(format!("{}.part", hex::encode(name))),
+        kept: false,
+    };
+    let mut file = tokio::fs::File::create(&upload.path).await.map_err(|e| {
         super::problem::tracing_log(&e.to_string());
         Problem::internal()
     })?;
     let mut stream = body.into_data_stream();
     let mut written = 0u64;
-    let result = async {
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|_| Problem::bad_request("the upload was cut off"))?;
-            written += chunk.len() as u64;
-            if written > cap {
-                return Err(Problem::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "too_large",
-                    format!("uploads are limited to {cap} bytes"),
-                ));
-            }
-            file.write_all(&chunk).await.map_err(|e| {
-                super::problem::tracing_log(&e.to_string());
-                Problem::internal()
-            })?;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| Problem::bad_request("the upload was cut off"))?;
+        written += chunk.len() as u64;
+        if written > cap {
+            return Err(Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!("uploads are limited to {cap} bytes"),
+            ));
         }
-        file.flush().await.map_err(|_| Problem::internal())?;
-        if written == 0 {
-            return Err(Problem::bad_request("the body is empty"));
-        }
-        Ok(())
+        file.write_all(&chunk).await.map_err(|e| {
+            super::problem::tracing_log(&e.to_string());
+            Problem::internal()
+        })?;
     }
-    .await;
-    match result {
-        Ok(()) => Ok(path),
-        Err(p) => {
-            let _ = tokio::fs::remove_file(&path).await;
-            Err(p)
-        }
+    file.flush().await.map_err(|_| Problem::internal())?;
+    if written == 0 {
+        return Err(Problem::bad_request("the body is empty"));
     }
+    Ok(upload)
 }
 
-/// Reads and authenticates an uploaded sealed file (every chunk), off the async threads.
-async fn check_sealed(state: &Arc<AppState>, path: PathBuf) -> Result<SealedFile, Problem> {
-    let st = Arc::clone(state);
-    let checked = tokio::task::spawn_blocking(move || {
-        let sealed = SealedFile::read(&path).map_err(|e| e.to_string())?;
-        sealed
-            .verify(&st.room.keys, st.config.threads_per_job.max(1))
-            .map_err(|e| e.to_string())?;
-        Ok::<_, String>(sealed)
+/// Reads an uploaded sealed file and hands it to `check` (which authenticates its chunks), off
+/// the async threads.
+async fn with_sealed<T: Send + 'static>(
+    upload: &Upload,
+    check: impl FnOnce(SealedFile) -> Result<T, Problem> + Send + 'static,
+) -> Result<T, Problem> {
+    let path = upload.path.clone();
+    tokio::task::spawn_blocking(move || {
+        let sealed = SealedFile::read(&path).map_err(not_sealed)?;
+        check(sealed)
     })
     .await
-    .map_err(|_| Problem::internal())?;
-    checked.map_err(|e| {
-        Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "not_sealed_to_this_room",
-            format!("the upload is not a valid dataset sealed to this room: {e}"),
-        )
-    })
+    .map_err(|_| Problem::internal())?
+}
+
+fn not_sealed(e: impl std::fmt::Display) -> Problem {
+    Problem::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "not_sealed_to_this_room",
+        format!("the upload is not a valid file sealed to this room: {e}"),
+    )
 }
 
 async fn partner_has_policy(state: &AppState, partner: &str, dataset: &str) -> bool {
@@ -166,14 +188,15 @@ pub(super) async fn list_datasets(State(state): Shared, caller: Caller_) -> Answ
 }
 
 pub(super) async fn upload_dataset(State(state): Shared, caller: Caller_, body: Body) -> Answer {
-    let part = receive(&state, body, state.config.max_upload_bytes).await?;
-    let sealed = match check_sealed(&state, part.clone()).await {
-        Ok(s) => s,
-        Err(p) => {
-            let _ = tokio::fs::remove_file(&part).await;
-            return Err(p);
-        }
-    };
+    let upload = receive(&state, body, state.config.max_upload_bytes).await?;
+    let st = Arc::clone(&state);
+    let sealed = with_sealed(&upload, move |sealed| {
+        sealed
+            .verify(&st.room.keys, st.config.threads_per_job.max(1))
+            .map_err(not_sealed)?;
+        Ok(sealed)
+    })
+    .await?;
     let h = &sealed.header;
     let name = h.dataset.clone();
     if !name
@@ -181,16 +204,13 @@ pub(super) async fn upload_dataset(State(state): Shared, caller: Caller_, body: 
         .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
         || name.is_empty()
     {
-        let _ = tokio::fs::remove_file(&part).await;
         return Err(Problem::bad_request(format!(
             "dataset name '{name}' must be letters, digits, '-', '_' or '.'"
         )));
     }
     let sha = sealed.header_sha256();
     let file = format!("datasets/{name}-{}.sealed", &sha[..16]);
-    tokio::fs::rename(&part, state.room.dir.join(&file))
-        .await
-        .map_err(|_| Problem::internal())?;
+    upload.keep(&state.room.dir.join(&file)).await?;
     sqlx::query(
         "INSERT INTO datasets (name, header_sha256, file, sealed_by, schema_toml, entities, uploaded_at) \
          VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET header_sha256 = excluded.header_sha256, \
@@ -282,53 +302,34 @@ pub(super) async fn set_policy(State(state): Shared, Text(body): Text) -> Answer
 }
 
 pub(super) async fn upload_audience(State(state): Shared, caller: Caller_, body: Body) -> Answer {
-    let part = receive(&state, body, state.config.max_upload_bytes).await?;
-    let sealed = match check_sealed(&state, part.clone()).await {
-        Ok(s) => s,
-        Err(p) => {
-            let _ = tokio::fs::remove_file(&part).await;
-            return Err(p);
-        }
-    };
-    let fail = |p: Problem| async {
-        let _ = tokio::fs::remove_file(&part).await;
-        Err::<Response, Problem>(p)
-    };
-    if sealed.header.sealed_by.name != caller.party {
-        return fail(Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "wrong_sealer",
-            format!(
-                "the list was sealed by '{}'; seal it with your own party key",
-                sealed.header.sealed_by.name
-            ),
-        ))
-        .await;
-    }
+    let upload = receive(&state, body, state.config.max_upload_bytes).await?;
     let st = Arc::clone(&state);
-    let members = tokio::task::spawn_blocking(move || {
-        let dataset = sealed.open(&st.room.keys, 1).map_err(|e| e.to_string())?;
-        AudienceList::from_dataset(&dataset)
-            .map(|l| (l.members(), sealed.header_sha256()))
-            .map_err(|e| e.to_string())
-    })
-    .await
-    .map_err(|_| Problem::internal())?;
-    let (members, sha) = match members {
-        Ok(m) => m,
-        Err(e) => {
-            return fail(Problem::new(
+    let party = caller.party.clone();
+    // Opening authenticates every chunk; the plaintext list is dropped once counted.
+    let (members, sha) = with_sealed(&upload, move |sealed| {
+        if sealed.header.sealed_by.name != party {
+            return Err(Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "wrong_sealer",
+                format!(
+                    "the list was sealed by '{}'; seal it with your own party key",
+                    sealed.header.sealed_by.name
+                ),
+            ));
+        }
+        let dataset = sealed.open(&st.room.keys, 1).map_err(not_sealed)?;
+        let list = AudienceList::from_dataset(&dataset).map_err(|e| {
+            Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "not_an_audience_list",
-                e,
-            ))
-            .await;
-        }
-    };
+                e.to_string(),
+            )
+        })?;
+        Ok((list.members(), sealed.header_sha256()))
+    })
+    .await?;
     let file = format!("audience-lists/{sha}.sealed");
-    tokio::fs::rename(&part, state.room.dir.join(&file))
-        .await
-        .map_err(|_| Problem::internal())?;
+    upload.keep(&state.room.dir.join(&file)).await?;
     sqlx::query(
         "INSERT INTO audience_lists (list_sha256, partner, file, uploaded_at) VALUES (?, ?, ?, ?) \
          ON CONFLICT (list_sha256) DO NOTHING",
