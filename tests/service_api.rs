@@ -216,6 +216,15 @@ async fn authorization_matrix_every_route_times_every_caller() {
     let (_, _, entries) = get(&s.app, "/v1/audit/entries?from=0", &s.auditor).await;
     let text = entries.to_string();
     assert!(text.contains("access.denied") && text.contains("revoked token"));
+    // Pages are what they say: `limit` entries from `from`.
+    let (_, _, page) = get(&s.app, "/v1/audit/entries?from=2&limit=3", &s.auditor).await;
+    let indexes: Vec<u64> = page
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|e| e["index"].as_u64().expect("index"))
+        .collect();
+    assert_eq!(indexes, vec![2, 3, 4]);
     // Unknown endpoints and methods are problems too, never a bare 500.
     let (status, ctype, _) = call(&s.app, "GET", "/v1/nothing", None, Body::empty()).await;
     assert_eq!(

@@ -252,10 +252,16 @@ impl<'a> AuditLog<'a> {
 
     /// Entries from `from` on, in order.
     pub async fn entries(&self, from: u64) -> Result<Vec<StoredEntry>, LogError> {
+        self.entries_page(from, u64::MAX).await
+    }
+
+    /// At most `limit` entries from `from` on, in order (the database reads only those).
+    pub async fn entries_page(&self, from: u64, limit: u64) -> Result<Vec<StoredEntry>, LogError> {
         let rows = sqlx::query(
-            "SELECT idx, entry, tree_head_signature FROM audit_entries WHERE idx >= ? ORDER BY idx",
+            "SELECT idx, entry, tree_head_signature FROM audit_entries WHERE idx >= ? ORDER BY idx LIMIT ?",
         )
-        .bind(from as i64)
+        .bind(i64::try_from(from).unwrap_or(i64::MAX))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(self.pool)
         .await?;
         Ok(rows

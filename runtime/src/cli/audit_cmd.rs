@@ -279,7 +279,12 @@ pub(super) fn run(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
                     |proof: Vec<[u8; 32]>| proof.iter().map(|h| B64.encode(h)).collect::<Vec<_>>();
                 let value = match (index, old_size) {
                     (Some(i), None) => {
-                        let entry = log.entries(i).await?.into_iter().next().map(|e| e.entry);
+                        let entry = log
+                            .entries_page(i, 1)
+                            .await?
+                            .into_iter()
+                            .next()
+                            .map(|e| e.entry);
                         serde_json::json!({ "index": i, "size": size, "root": B64.encode(root),
                             "proof": encode(tree.inclusion_proof(i, size)?), "entry": entry })
                     }

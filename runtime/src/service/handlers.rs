@@ -702,15 +702,19 @@ pub(super) struct EntriesQuery {
 }
 
 pub(super) async fn audit_entries(State(state): Shared, Query(q): Query<EntriesQuery>) -> Answer {
-    let limit = q.limit.unwrap_or(1000).clamp(1, 1000) as usize;
-    let entries = state.room.audit().entries(q.from).await.map_err(|e| {
-        super::problem::tracing_log(&e.to_string());
-        Problem::internal()
-    })?;
+    let limit = q.limit.unwrap_or(1000).clamp(1, 1000);
+    let entries = state
+        .room
+        .audit()
+        .entries_page(q.from, limit)
+        .await
+        .map_err(|e| {
+            super::problem::tracing_log(&e.to_string());
+            Problem::internal()
+        })?;
     ok(Value::Array(
         entries
             .into_iter()
-            .take(limit)
             .map(|e| json!({ "index": e.index, "entry": e.entry, "tree_head_signature": e.signature }))
             .collect(),
     ))
