@@ -15,7 +15,7 @@ use strongroom::room::jobs::{AudienceInput, JobError, JobRequest, JobStatus, run
 use strongroom::room::policy::Policy;
 use strongroom_tests::{example, room_with, sandbox};
 
-const AUDIENCE_POLICY: &str = "partner = \"socialco\"\ndataset = \"bank\"\nbudget_rho = \"2.0\"\nmin_group_size = 20\n[audience]\nmin_size = 100\nmax_size = 5000\n";
+const AUDIENCE_POLICY: &str = "partner = \"socialco\"\ndataset = \"bank\"\nbudget_rho = \"2.0\"\nresult_delay_seconds = 0\nmin_group_size = 20\n[audience]\nmin_size = 100\nmax_size = 5000\n";
 
 fn bank() -> (synthetic::SyntheticBank, Arc<Dataset>) {
     let bank = synthetic::generate(600, 10.0, 42);
@@ -45,6 +45,7 @@ fn request<'a>(
         dataset: Arc::clone(data),
         dataset_sha256: "00".repeat(32),
         dataset_origin: "synthetic test bank".into(),
+        sealed_by: "bigbank".into(),
         cost_nano: 500_000_000,
         threads: 2,
         audience,
@@ -130,7 +131,7 @@ async fn matching_needs_the_policy_and_a_list_of_the_allowed_size_sealed_by_the_
 
     // No [audience] in the policy: refused, nothing charged.
     let (_d1, room) = room_with(
-        &Policy::parse("partner = \"socialco\"\ndataset = \"bank\"\nbudget_rho = \"2.0\"\n")
+        &Policy::parse("partner = \"socialco\"\ndataset = \"bank\"\nbudget_rho = \"2.0\"\nresult_delay_seconds = 0\n")
             .expect("policy"),
     )
     .await;

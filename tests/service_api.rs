@@ -305,8 +305,7 @@ async fn the_bank_and_partner_story_over_http() {
     // Before a policy, the partner cannot see the dataset.
     let (_, _, list) = get(&s.app, "/v1/datasets", &s.partner).await;
     assert_eq!(list, json!([]));
-    let policy =
-        "partner = \"socialco\"\ndataset = \"bank\"\nbudget_rho = \"1.0\"\nmin_group_size = 20\n";
+    let policy = "partner = \"socialco\"\ndataset = \"bank\"\nbudget_rho = \"1.0\"\nresult_delay_seconds = 0\nmin_group_size = 20\n";
     let (status, _, set) = call(
         &s.app,
         "PUT",
@@ -465,7 +464,7 @@ async fn after_a_crash_a_running_job_fails_once_and_queued_jobs_run_exactly_once
         "PUT",
         "/v1/policies",
         Some(&bank),
-        Body::from("partner = \"socialco\"\ndataset = \"bank\"\nbudget_rho = \"1.0\"\nmin_group_size = 20\n"),
+        Body::from("partner = \"socialco\"\ndataset = \"bank\"\nbudget_rho = \"1.0\"\nresult_delay_seconds = 0\nmin_group_size = 20\n"),
     )
     .await;
     let (_, _, module) = call(
@@ -584,7 +583,7 @@ async fn held_results_wait_for_the_bank_and_only_then_reach_the_partner() {
         Body::from(sealed),
     )
     .await;
-    let policy = "partner = \"socialco\"\ndataset = \"bank\"\nbudget_rho = \"1.0\"\nmin_group_size = 20\nrelease = \"held\"\n";
+    let policy = "partner = \"socialco\"\ndataset = \"bank\"\nbudget_rho = \"1.0\"\nresult_delay_seconds = 0\nmin_group_size = 20\nrelease = \"held\"\n";
     call(
         &s.app,
         "PUT",

@@ -154,7 +154,7 @@ fn the_cli_drives_a_served_room_and_a_killed_job_fails_once_with_its_charge_stan
         .arg(d.join("bank.sealed")));
     std::fs::write(
         d.join("policy.toml"),
-        "partner = \"socialco\"\ndataset = \"bank\"\nbudget_rho = \"1.0\"\nmin_group_size = 20\nmodes = [\"isolated\", \"table\"]\n",
+        "partner = \"socialco\"\ndataset = \"bank\"\nbudget_rho = \"1.0\"\nresult_delay_seconds = 0\nmin_group_size = 20\nmodes = [\"isolated\", \"table\"]\n",
     )
     .expect("policy");
 

@@ -34,7 +34,7 @@ AUDITOR="$("$BIN" party add secteam --role auditor --room "$ROOM" 2>/dev/null)"
 "$BIN" seal --schema "$WORK/data/schema.toml" --room-key "$ROOM/keys/room.pub" --party-key "$WORK/bank.key" \
   --table "customers=$WORK/data/customers.csv" --table "transactions=$WORK/data/transactions.csv" \
   --out "$WORK/bank.sealed" >/dev/null
-printf 'partner = "socialco"\ndataset = "bank"\nbudget_rho = "5.0"\nmin_group_size = 20\n' > "$WORK/policy.toml"
+printf 'partner = "socialco"\ndataset = "bank"\nbudget_rho = "5.0"\nresult_delay_seconds = 0\nmin_group_size = 20\n' > "$WORK/policy.toml"
 
 "$BIN" serve --room "$ROOM" --listen 127.0.0.1:0 --rate 10000 > "$WORK/serve.log" 2>&1 &
 SERVER_PID=$!

@@ -104,7 +104,7 @@ fn main() {
         )
         .expect("admitted"),
     );
-    let deadline = sandbox().deadline_for(&ctx.limits);
+    let deadline = sandbox().unit_deadline_for(&ctx.limits);
     for e in 0..1000.min(units as u32) {
         black_box(
             sandbox()

@@ -174,6 +174,7 @@ fn strongroom_phase(dir: &Path, module: &str, partner: &str) -> Report {
                 dataset,
                 dataset_sha256: sealed.header_sha256(),
                 dataset_origin: "bench".into(),
+                sealed_by: "bench".into(),
                 cost_nano: 10_000_000,
                 threads,
                 audience: None,
@@ -344,7 +345,7 @@ fn setup(dir: &Path, customers: usize) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
         for (partner, modes) in [("partner", "[\"isolated\"]"), ("analysts", "[\"table\"]")] {
             let policy = Policy::parse(&format!(
-                "partner = \"{partner}\"\ndataset = \"bank\"\nbudget_rho = \"100\"\nmin_group_size = 50\nmodes = {modes}\n"
+                "partner = \"{partner}\"\ndataset = \"bank\"\nbudget_rho = \"100\"\nresult_delay_seconds = 0\nmin_group_size = 50\nmodes = {modes}\n"
             ))?;
             room.set_policy(&policy).await.map_err(|e| e.to_string())?;
         }
@@ -357,7 +358,7 @@ fn setup(dir: &Path, customers: usize) -> Result<(), String> {
             let hash = strongroom::guest_boundary::vet(&bytes, DEFAULT_MAX_MODULE_BYTES)
                 .map_err(|e| e.to_string())?
                 .hash_hex();
-            room.decide_module(&hash, "analysts", true, "bench", "benchmark")
+            room.decide_module(&hash, "analysts", true, "bench", "benchmark", &Default::default())
                 .await
                 .map_err(|e| e.to_string())?;
         }

@@ -106,8 +106,8 @@ pub mod event {
     pub const JOB_STARTED: &str = "job.started";
     /// A job finished (outcome, fuel bucket).
     pub const JOB_FINISHED: &str = "job.finished";
-    /// Bank-only diagnostics of a job (trap text, guest stderr), stored as escaped data.
-    pub const JOB_DIAGNOSTICS: &str = "job.diagnostics";
+    /// A job ended without a result (table mode run failed, or a host fault): nothing released.
+    pub const RESULT_NONE: &str = "result.none";
     /// A result was released automatically.
     pub const RESULT_RELEASED: &str = "result.released";
     /// A result was held for the bank.

@@ -132,6 +132,14 @@ pub struct AuditLog<'a> {
     origin: String,
 }
 
+/// 128 random bits, hex.
+fn fresh_salt() -> Result<String, LogError> {
+    let mut salt = [0u8; 16];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut salt)
+        .map_err(|_| LogError::Corrupt("no system randomness for an entry's salt".into()))?;
+    Ok(hex::encode(salt))
+}
+
 impl<'a> AuditLog<'a> {
     /// The log in `pool`, signing with `signer` (the room's key, named after the room).
     pub fn new(pool: &'a SqlitePool, signer: Signer, room: &str) -> Self {
@@ -181,6 +189,10 @@ impl<'a> AuditLog<'a> {
         };
         map.insert("index".into(), json!(index));
         map.insert("time".into(), json!(now_rfc3339()));
+        // A fresh random salt in every entry: a leaf hash (which a partner sees as a sibling in
+        // its own inclusion proofs) then says nothing about the entry's content, however
+        // predictable the rest of it is.
+        map.insert("salt".into(), json!(fresh_salt()?));
         map.insert("event".into(), json!(event));
         let entry = canonical(&Value::Object(map)).map_err(|e| LogError::Corrupt(e.to_string()))?;
         let leaf = leaf_hash(entry.as_bytes());

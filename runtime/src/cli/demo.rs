@@ -264,12 +264,12 @@ pub(super) fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         "# The bank's policy for socialco on its customer data.\n\
          partner = \"{PARTNER}\"\ndataset = \"bank\"\nbudget_rho = \"1.5\"\nmechanism = \"gaussian\"\n\
          min_group_size = 50\nrelease = \"automatic\"\nmodes = [\"isolated\"]\n\
-         approval_required_for_isolated = true\n\n[audience]\nmin_size = 1000\nmax_size = 5000000\n"
+         approval_required_for_isolated = true\nresult_delay_seconds = 2\n\n[audience]\nmin_size = 1000\nmax_size = 5000000\n"
     );
     let analyst_policy = format!(
         "# The bank's own analysts: table mode, for modules the bank approved by hash.\n\
          partner = \"{ANALYSTS}\"\ndataset = \"bank\"\nbudget_rho = \"1.0\"\nmin_group_size = 50\n\
-         modes = [\"table\"]\n"
+         modes = [\"table\"]\nresult_delay_seconds = 2\n"
     );
     for (file, text) in [
         ("policy-socialco.toml", &partner_policy),
@@ -327,6 +327,7 @@ pub(super) fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             true,
             "risk-committee",
             "reviewed for the demo",
+            &Default::default(),
         ))?;
         println!(
             "      vetted and approved for {}: {} {} ({} mode, sha256 {}...)",
@@ -380,6 +381,7 @@ pub(super) fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
                 dataset: Arc::clone(&dataset),
                 dataset_sha256: sealed_file.header_sha256(),
                 dataset_origin: origin.clone(),
+                sealed_by: sealed_file.header.sealed_by.name.clone(),
                 cost_nano: q.cost_nano,
                 threads,
                 audience: q.audience.then(|| audience.clone()),

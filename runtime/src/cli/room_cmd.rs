@@ -303,7 +303,8 @@ pub(super) fn policy(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn load_data(data: &DataArgs, room: &Room) -> anyhow::Result<(Dataset, String, String)> {
+/// The dataset, its content hash, where it came from (for the log) and who sealed it.
+fn load_data(data: &DataArgs, room: &Room) -> anyhow::Result<(Dataset, String, String, String)> {
     if let Some(path) = &data.dataset {
         let sealed = crate::data_at_rest::open::SealedFile::read(path)?;
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -315,7 +316,12 @@ fn load_data(data: &DataArgs, room: &Room) -> anyhow::Result<(Dataset, String, S
             "sealed by {} (ed25519 {}) at {}",
             h.sealed_by.name, h.sealed_by.ed25519, h.sealed_at
         );
-        return Ok((dataset, sealed.header_sha256(), origin));
+        return Ok((
+            dataset,
+            sealed.header_sha256(),
+            origin,
+            h.sealed_by.name.clone(),
+        ));
     }
     let Some(schema_path) = &data.schema else {
         bail!(
@@ -347,6 +353,7 @@ fn load_data(data: &DataArgs, room: &Room) -> anyhow::Result<(Dataset, String, S
         dataset,
         digest,
         "plaintext CSV read through the bank's schema".to_string(),
+        "local".to_string(),
     ))
 }
 
@@ -460,7 +467,7 @@ pub(super) fn budget(cmd: BudgetCommand) -> anyhow::Result<ExitCode> {
             let vetted = vet(&bytes, DEFAULT_MAX_MODULE_BYTES)?;
             let (dataset, policy, status) = runtime()?.block_on(async {
                 let room = open_room(&room).await?;
-                let (dataset, _, _) = load_data(&data, &room)?;
+                let (dataset, _, _, _) = load_data(&data, &room)?;
                 let policy = room.policy(&partner, &dataset.name).await?;
                 let status = room.ledger().status(&partner, &dataset.name).await?;
                 anyhow::Ok((dataset, policy, status))
@@ -571,7 +578,7 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let sandbox = Sandbox::new(&EngineSettings::default()).map_err(|e| anyhow::anyhow!("{e:#}"))?;
     let result = runtime()?.block_on(async {
         let room = open_room(&args.room).await?;
-        let (dataset, digest, origin) = load_data(&args.data, &room)?;
+        let (dataset, digest, origin, sealed_by) = load_data(&args.data, &room)?;
         let parameters = parse_params(&args.params)?;
         let audience = match &args.audience {
             Some(path) => {
@@ -585,6 +592,7 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             dataset: Arc::new(dataset),
             dataset_sha256: digest,
             dataset_origin: origin,
+            sealed_by,
             cost_nano,
             threads,
             audience,
@@ -763,6 +771,11 @@ pub(super) struct DecisionArgs {
     /// Why (recorded in the audit log).
     #[arg(long, default_value = "")]
     comment: String,
+    /// A parameter jobs may give the module, as reviewed: `name=v1,v2` (exactly these values)
+    /// or `name=min..max` (a number in the range). Repeat for each; none means jobs may pass
+    /// no parameters.
+    #[arg(long = "parameter")]
+    parameters: Vec<String>,
 }
 
 pub(super) fn decide(
@@ -770,11 +783,14 @@ pub(super) fn decide(
     approve: bool,
     remote: Option<&super::client::Remote>,
 ) -> anyhow::Result<ExitCode> {
+    let rules = crate::room::approval::ParameterRules::parse_args(&args.parameters)
+        .map_err(anyhow::Error::msg)?;
     if let Some(remote) = remote {
         return super::client::show(remote.send_json(
             "POST",
             &format!("/v1/modules/{}/decision", args.module_sha256),
-            &serde_json::json!({ "partner": args.partner, "approve": approve, "comment": args.comment }),
+            &serde_json::json!({ "partner": args.partner, "approve": approve, "comment": args.comment,
+                                 "parameters": rules }),
         ));
     }
     let Some(by) = args.by.clone() else {
@@ -788,6 +804,7 @@ pub(super) fn decide(
             approve,
             &by,
             &args.comment,
+            &rules,
         )
         .await?;
         anyhow::Ok(())

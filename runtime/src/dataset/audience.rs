@@ -187,30 +187,67 @@ impl AudienceList {
         Ok(out)
     }
 
-    /// Builds a list from plain values per column name (tests, tools).
+    /// Builds a list from plain values per column name (tests, tools); the i-th value of every
+    /// column belongs to the i-th member.
     pub fn from_values<'a>(
         columns: impl IntoIterator<Item = (&'a str, Vec<&'a str>)>,
     ) -> AudienceList {
         let mut out = AudienceList::default();
+        let mut member: Vec<bool> = Vec::new();
         for (name, values) in columns {
             let kind = IdentifierKind::of(name);
             let set = out.sets.entry(name.to_ascii_lowercase()).or_default();
-            for v in values {
+            if member.len() < values.len() {
+                member.resize(values.len(), false);
+            }
+            for (i, v) in values.into_iter().enumerate() {
                 match kind.normalize(v) {
                     Some(n) => {
                         set.insert(n);
-                        out.members += 1;
+                        member[i] = true;
                     }
+                    None if v.trim().is_empty() => {}
                     None => out.skipped += 1,
                 }
             }
         }
+        out.members = member.iter().filter(|&&m| m).count();
         out
     }
 
     /// Members: the list's entities with at least one valid identifier. What policy bounds.
     pub fn members(&self) -> usize {
         self.members
+    }
+
+    /// Distinct normalized identifiers per identifier column (lower-cased name), sorted by name.
+    pub fn identifier_counts(&self) -> std::collections::BTreeMap<String, u64> {
+        self.sets
+            .iter()
+            .map(|(name, set)| (name.clone(), set.len() as u64))
+            .collect()
+    }
+
+    /// Checks the list's size against a policy's bounds, on counts a list cannot inflate or
+    /// shrink by repetition: the members (distinct entities with at least one valid identifier)
+    /// and, for every identifier column, its distinct normalized identifiers. A thousand
+    /// entities that all carry one e-mail address are one address (a lookup of one person);
+    /// a thousand entities carrying fifty thousand addresses are fifty thousand (a dictionary).
+    pub fn check_size(&self, min: u64, max: u64) -> Result<(), String> {
+        let members = self.members as u64;
+        if members < min || members > max {
+            return Err(format!(
+                "the audience list has {members} members; the policy allows {min} to {max}"
+            ));
+        }
+        for (name, count) in self.identifier_counts() {
+            if count < min || count > max {
+                return Err(format!(
+                    "the audience list's column '{name}' has {count} distinct identifiers; the policy allows {min} to {max} per column"
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// List values that were not valid identifiers of their column's kind, skipped.
@@ -328,6 +365,38 @@ mod tests {
     }
 
     #[test]
+    fn sizes_count_distinct_identifiers_and_members() {
+        let same = vec!["target@example.com"; 1000];
+        let lookup = AudienceList::from_values([("email", same)]);
+        assert_eq!(lookup.members(), 1000);
+        let why = lookup
+            .check_size(1000, 5000)
+            .expect_err("one address is a lookup");
+        assert!(why.contains("1 distinct"), "{why}");
+        let emails: Vec<String> = (0..3000).map(|i| format!("u{i}@example.com")).collect();
+        let wide = AudienceList::from_values([(
+            "email",
+            emails.iter().map(String::as_str).collect::<Vec<_>>(),
+        )]);
+        assert!(wide.check_size(1000, 5000).is_ok());
+        assert!(wide.check_size(1000, 2000).is_err(), "too many identifiers");
+        // Many addresses on few entities: the identifier count, not the members, trips the cap.
+        let phones: Vec<String> = (0..3000).map(|i| format!("+1415555{i:04}")).collect();
+        let mut both = wide.clone();
+        both.members = 10;
+        assert!(both.check_size(5, 1000).is_err());
+        let few = AudienceList::from_values([(
+            "phone",
+            phones
+                .iter()
+                .take(5)
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
+        )]);
+        assert!(few.check_size(5, 10).is_ok());
+    }
+
+    #[test]
     fn kinds_follow_column_names() {
         assert_eq!(IdentifierKind::of("email"), IdentifierKind::Email);
         assert_eq!(IdentifierKind::of("work_email"), IdentifierKind::Email);
@@ -343,7 +412,7 @@ mod tests {
         // stranger.
         let list = AudienceList::from_values([
             ("email", vec!["CUSTOMER3@example.com", "nobody@example.org"]),
-            ("phone", vec!["(555) 000-0007"]),
+            ("phone", vec!["", "", "(555) 000-0007"]),
         ]);
         assert_eq!(list.members(), 3);
         list.attach(&mut dataset).expect("attach");

@@ -9,8 +9,10 @@ pub struct RunLimits {
     pub fuel_per_entity: u64,
     /// Fuel for the whole run in table mode.
     pub fuel_per_table_run: u64,
-    /// Wall-clock deadline for the whole run, enforced by epoch interruption.
+    /// Wall-clock deadline for a table-mode run, enforced by epoch interruption.
     pub deadline: Duration,
+    /// Wall-clock deadline for each isolation unit (isolated mode); a unit past it fails alone.
+    pub unit_deadline: Duration,
     /// Linear memory, summed over all memories of an instance, in bytes.
     pub max_memory_bytes: usize,
     /// Table elements, summed over all tables of an instance.
@@ -39,6 +41,7 @@ impl Default for RunLimits {
             fuel_per_entity: 20_000_000,
             fuel_per_table_run: 200_000_000_000,
             deadline: Duration::from_secs(600),
+            unit_deadline: Duration::from_secs(1),
             max_memory_bytes: 64 << 20,
             max_table_elements: 20_000,
             max_instances: 16,

@@ -6,13 +6,15 @@
 //! - `manifest.rs`: the manifest a module carries in a custom section;
 //! - `sandbox.rs`: the engine, its limits and the isolated/table runners;
 //! - `cache.rs`: compiled modules, authenticated before they are loaded;
-//! - `limits.rs`, `outcome.rs`: per-run limits and typed outcomes.
+//! - `limits.rs`, `outcome.rs`: per-run limits and typed outcomes;
+//! - `run_keys.rs`: independent keys for each random thing in a run, from its seed.
 
 pub mod cache;
 pub mod host_api;
 pub mod limits;
 pub mod manifest;
 pub mod outcome;
+pub mod run_keys;
 pub mod sandbox;
 pub mod vetting;
 pub mod wasi;
@@ -86,8 +88,10 @@ pub struct RunContext {
     pub entity_alias: Vec<u32>,
     /// Limits.
     pub limits: RunLimits,
-    /// Seed of the guest's randomness and of the entity aliases (recorded with the run).
+    /// The run's seed (recorded for the bank); every use takes its own key from it.
     pub seed: [u8; 32],
+    /// Keys derived from the seed: the guest's randomness, the entity ordinals.
+    pub keys: run_keys::RunKeys,
     /// The job's parameters (name, value), sorted by name: partner input, never data.
     pub parameters: Vec<(String, String)>,
 }
@@ -174,7 +178,8 @@ impl RunContext {
             }
             domain_sizes.push(sizes);
         }
-        let mut rng = ChaCha20Rng::from_seed(seed);
+        let keys = run_keys::RunKeys::derive(&seed);
+        let mut rng = ChaCha20Rng::from_seed(keys.ordinals);
         let mut entity_alias: Vec<u32> = (0..dataset.entities() as u32).collect();
         for i in (1..entity_alias.len()).rev() {
             let j = (rng.next_u64() % (i as u64 + 1)) as usize;
@@ -190,6 +195,7 @@ impl RunContext {
             entity_alias,
             limits,
             seed,
+            keys,
             parameters: Vec::new(),
         })
     }

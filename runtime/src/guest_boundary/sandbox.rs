@@ -8,6 +8,7 @@
 //!   wasmtime's defaults.
 //! - Every failure becomes a typed [`Outcome`]; nothing a guest does panics the host.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -83,16 +84,23 @@ pub struct PreparedModule {
     pub cache: CacheStatus,
 }
 
-/// What a run produced. Only `outcome.code()` and, when completed, the aggregate may go towards
-/// a partner (through the output gate); everything else is for the bank.
+/// What a run produced. Only [`RunReport::partner_outcome`] and the aggregate may go towards a
+/// partner (the aggregate through the output gate); everything else is for the bank.
+///
+/// In isolated mode units fail alone: a failing unit's contributions are dropped (removing one
+/// customer is within the neighbour relation) and the run completes with the others.
 #[derive(Debug)]
 pub struct RunReport {
-    /// How it ended.
+    /// Bank only. Table mode: how the run ended. Isolated mode: the outcome of the failing unit
+    /// with the lowest entity ordinal, or `Completed` when no unit failed.
     pub outcome: Outcome,
     /// Trap text, guest error text, the entity ordinal that failed: bank only.
     pub detail: Option<String>,
-    /// Exact, bounded aggregates, present only when the run completed.
+    /// Exact, bounded aggregates of every unit that completed; `None` when the run as a whole
+    /// failed (table mode, or a host fault).
     pub aggregate: Option<Aggregate>,
+    /// Isolated mode: units that failed, by outcome code (bank only).
+    pub failed_units: std::collections::BTreeMap<&'static str, u64>,
     /// Captured stdout (bounded), bank only.
     pub stdout: Vec<u8>,
     /// Captured stderr (bounded), bank only.
@@ -106,6 +114,31 @@ pub struct RunReport {
     /// The run's seed (recorded so a run can be replayed).
     pub seed: [u8; 32],
 }
+
+impl RunReport {
+    /// The one code a partner may see about how a run went. It depends only on whether the run
+    /// as a whole produced an aggregate, never on which units failed or why: `completed`, or, in
+    /// table mode, `run_failed` (the one data-dependent bit table mode keeps, bounded by the
+    /// bank's approval), or `host_error` when the host itself failed.
+    pub fn partner_outcome(&self) -> &'static str {
+        match (&self.aggregate, &self.outcome) {
+            (Some(_), _) => "completed",
+            (None, Outcome::Trap(kind)) if kind == HOST_FAULT => "host_error",
+            (None, _) => "run_failed",
+        }
+    }
+
+    /// Units that failed, all codes together.
+    pub fn failed_unit_count(&self) -> u64 {
+        self.failed_units.values().sum()
+    }
+}
+
+/// The trap kind recorded when the host, not the guest, failed (a worker thread died).
+pub const HOST_FAULT: &str = "host fault: a worker thread failed";
+
+/// Failure details kept for the bank per run (the lowest entity ordinals).
+const MAX_FAILURE_DETAILS: usize = 16;
 
 impl Sandbox {
     /// An engine for hostile guests.
@@ -205,8 +238,8 @@ impl Sandbox {
         })
     }
 
-    fn deadline_tick(&self, limits: &RunLimits) -> u64 {
-        let ticks = (limits.deadline.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
+    fn deadline_tick(&self, limit: Duration) -> u64 {
+        let ticks = (limit.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
         self.epoch.ticks.load(Ordering::Relaxed) + ticks
     }
 
@@ -217,7 +250,7 @@ impl Sandbox {
         fuel: u64,
         deadline_tick: u64,
     ) -> (Store<GuestState>, CapturedOutput) {
-        let (wasi_ctx, output) = wasi::context(ctx.seed, ctx.limits.max_output_bytes);
+        let (wasi_ctx, output) = wasi::context(&ctx.keys, ctx.limits.max_output_bytes);
         let mut store = Store::new(
             &self.engine,
             GuestState::new(Arc::clone(ctx), entity, wasi_ctx),
@@ -241,7 +274,7 @@ impl Sandbox {
     }
 
     fn run_table(&self, module: &PreparedModule, ctx: Arc<RunContext>) -> RunReport {
-        let deadline = self.deadline_tick(&ctx.limits);
+        let deadline = self.deadline_tick(ctx.limits.deadline);
         let fuel = ctx.limits.fuel_per_table_run;
         let (mut store, output) = self.new_store(&ctx, None, fuel, deadline);
         let result = call_run(&module.pre, &mut store);
@@ -251,6 +284,7 @@ impl Sandbox {
             outcome: Outcome::Completed,
             detail: None,
             aggregate: None,
+            failed_units: Default::default(),
             stdout: output.stdout.contents().to_vec(),
             stderr: output.stderr.contents().to_vec(),
             fuel_consumed,
@@ -283,11 +317,12 @@ impl Sandbox {
         ctx: Arc<RunContext>,
         threads: usize,
     ) -> RunReport {
-        let deadline = self.deadline_tick(&ctx.limits);
         let entities = ctx.dataset.entities() as u32;
         let next = AtomicU32::new(0);
-        let failed = AtomicBool::new(false);
-        let failure: Mutex<Option<(u32, Outcome, String)>> = Mutex::new(None);
+        // (entity, outcome, detail) of the failing units with the lowest ordinals, and a count
+        // per outcome code: the bank's record. Nothing here stops the other units.
+        let failures: Mutex<(Vec<(u32, Outcome, String)>, BTreeMap<&'static str, u64>)> =
+            Mutex::new((Vec::new(), BTreeMap::new()));
         let cap = ctx.limits.max_output_bytes;
         let stdout = Mutex::new(Vec::new());
         let stderr = Mutex::new(Vec::new());
@@ -301,15 +336,16 @@ impl Sandbox {
                     scope.spawn(|| {
                         let mut aggregator = Aggregator::new(&ctx.manifest);
                         let fuel = ctx.limits.fuel_per_entity;
-                        'work: loop {
+                        loop {
                             let start = next.fetch_add(CHUNK, Ordering::Relaxed);
                             if start >= entities {
                                 break;
                             }
                             for entity in start..(start + CHUNK).min(entities) {
-                                if failed.load(Ordering::Relaxed) {
-                                    break 'work;
-                                }
+                                // Each unit has its own wall-clock limit (fuel does not count
+                                // page faults or host time): a slow unit fails alone, and no
+                                // deadline ever cuts the run short for the other customers.
+                                let deadline = self.deadline_tick(ctx.limits.unit_deadline);
                                 let unit = self.run_unit(module, &ctx, entity, fuel, deadline);
                                 fuel_total.fetch_add(unit.fuel_consumed, Ordering::Relaxed);
                                 peak_memory.fetch_max(unit.memory_bytes, Ordering::Relaxed);
@@ -318,15 +354,14 @@ impl Sandbox {
                                 match unit.result {
                                     Ok(contributions) => aggregator.merge_entity(contributions),
                                     Err((outcome, detail)) => {
-                                        failed.store(true, Ordering::Relaxed);
                                         let mut slot =
-                                            failure.lock().unwrap_or_else(|p| p.into_inner());
-                                        // Keep the failure of the lowest entity ordinal, so the
-                                        // recorded outcome does not depend on thread timing.
-                                        if slot.as_ref().is_none_or(|(e, _, _)| entity < *e) {
-                                            *slot = Some((entity, outcome, detail));
-                                        }
-                                        break 'work;
+                                            failures.lock().unwrap_or_else(|p| p.into_inner());
+                                        *slot.1.entry(outcome.code()).or_default() += 1;
+                                        // Keep the lowest ordinals, so what is recorded does not
+                                        // depend on thread timing.
+                                        slot.0.push((entity, outcome, detail));
+                                        slot.0.sort_by_key(|f| f.0);
+                                        slot.0.truncate(MAX_FAILURE_DETAILS);
                                     }
                                 }
                             }
@@ -338,10 +373,12 @@ impl Sandbox {
             workers.into_iter().filter_map(|w| w.join().ok()).collect()
         });
 
+        let (first_failures, by_code) = failures.into_inner().unwrap_or_else(|p| p.into_inner());
         let mut report = RunReport {
             outcome: Outcome::Completed,
             detail: None,
             aggregate: None,
+            failed_units: by_code,
             stdout: stdout.into_inner().unwrap_or_else(|p| p.into_inner()),
             stderr: stderr.into_inner().unwrap_or_else(|p| p.into_inner()),
             fuel_consumed: fuel_total.load(Ordering::Relaxed),
@@ -349,22 +386,25 @@ impl Sandbox {
             units: u64::from(next.load(Ordering::Relaxed).min(entities)),
             seed: ctx.seed,
         };
-        match failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
-            Some((entity, outcome, detail)) => {
-                report.outcome = outcome;
-                report.detail = Some(format!("entity #{entity}: {detail}"));
-            }
-            None if aggregators.len() != threads => {
-                report.outcome = Outcome::Trap("worker thread failed".into());
-            }
-            None => {
-                let mut total = Aggregator::new(&ctx.manifest);
-                for a in aggregators {
-                    total.merge(a);
-                }
-                report.aggregate = Some(total.finish(&ctx.manifest));
-            }
+        if let Some((_, outcome, _)) = first_failures.first() {
+            report.outcome = outcome.clone();
+            report.detail = Some(
+                first_failures
+                    .iter()
+                    .map(|(entity, _, detail)| format!("entity #{entity}: {detail}"))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            );
         }
+        if aggregators.len() != threads {
+            report.outcome = Outcome::Trap(HOST_FAULT.into());
+            return report;
+        }
+        let mut total = Aggregator::new(&ctx.manifest);
+        for a in aggregators {
+            total.merge(a);
+        }
+        report.aggregate = Some(total.finish(&ctx.manifest));
         report
     }
 }
@@ -415,9 +455,9 @@ impl Sandbox {
         }
     }
 
-    /// The epoch tick at which a run starting now with `limits` must stop.
-    pub fn deadline_for(&self, limits: &RunLimits) -> u64 {
-        self.deadline_tick(limits)
+    /// The epoch tick at which an isolation unit starting now with `limits` must stop.
+    pub fn unit_deadline_for(&self, limits: &RunLimits) -> u64 {
+        self.deadline_tick(limits.unit_deadline)
     }
 }
 

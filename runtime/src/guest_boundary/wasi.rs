@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use super::run_keys::RunKeys;
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 use wasmtime::component::{HasData, Linker, ResourceTable};
@@ -56,20 +57,18 @@ impl CapturedOutput {
 }
 
 /// A fresh virtual WASI context, plus handles to read what the guest printed.
-pub fn context(seed: [u8; 32], output_cap: usize) -> (WasiCtx, CapturedOutput) {
+pub fn context(keys: &RunKeys, output_cap: usize) -> (WasiCtx, CapturedOutput) {
     let stdout = MemoryOutputPipe::new(output_cap);
     let stderr = MemoryOutputPipe::new(output_cap);
-    let mut insecure_seed = [0u8; 16];
-    insecure_seed.copy_from_slice(&seed[..16]);
     let mut builder = WasiCtxBuilder::new();
     builder
         .stdout(stdout.clone())
         .stderr(stderr.clone())
         .wall_clock(FrozenWallClock)
         .monotonic_clock(FrozenMonotonicClock)
-        .secure_random(ChaCha20Rng::from_seed(seed))
-        .insecure_random(ChaCha20Rng::from_seed(seed))
-        .insecure_random_seed(u128::from_le_bytes(insecure_seed))
+        .secure_random(ChaCha20Rng::from_seed(keys.guest_random))
+        .insecure_random(ChaCha20Rng::from_seed(keys.guest_random))
+        .insecure_random_seed(keys.guest_insecure_seed)
         .allow_tcp(false)
         .allow_udp(false)
         .allow_ip_name_lookup(false);

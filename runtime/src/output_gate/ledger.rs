@@ -1,6 +1,8 @@
-//! The privacy ledger: per partner and dataset, a total budget and the charges against it, in
-//! nano-rho (zCDP). A job's cost is charged durably before its module runs, and a charge is never
-//! refunded, whatever happens to the job after it.
+//! The privacy ledger: per partner and privacy domain, the charges against a budget, in nano-rho
+//! (zCDP). A domain groups the datasets that describe the same people, so re-sealing the same
+//! customers under another name does not give a partner a fresh budget. A job's cost is charged
+//! durably before its module runs, and a charge is never refunded, whatever happens to the job
+//! after it. The total is the one the policy for the job's dataset sets.
 //!
 //! A charge is one `BEGIN IMMEDIATE` transaction: it takes SQLite's write lock before reading
 //! what is spent, so two jobs racing for the last of a budget are serialised and cannot both pass.
@@ -33,6 +35,12 @@ pub enum LedgerError {
         /// Total.
         total: u64,
     },
+    /// The partner ran as many jobs in the last 24 hours as the policy allows.
+    #[error("the policy allows {cap} jobs a day in this privacy domain; try again later")]
+    TooManyJobs {
+        /// The cap.
+        cap: u64,
+    },
     /// The same job id was charged before.
     #[error("job '{0}' was already charged")]
     DuplicateJob(String),
@@ -48,12 +56,31 @@ pub struct BudgetStatus {
     pub partner: String,
     /// Dataset.
     pub dataset: String,
+    /// The privacy domain whose charges count against this budget.
+    pub domain: String,
     /// Total, nano-rho.
     pub total_nano_rho: u64,
     /// Spent, nano-rho.
     pub spent_nano_rho: u64,
     /// Number of charges.
     pub jobs: u64,
+}
+
+/// One charge to make.
+#[derive(Debug, Clone)]
+pub struct Charge<'a> {
+    /// Partner.
+    pub partner: &'a str,
+    /// Dataset the job runs on (its policy sets the total).
+    pub dataset: &'a str,
+    /// The dataset's privacy domain.
+    pub domain: &'a str,
+    /// Job id.
+    pub job_id: &'a str,
+    /// Cost, nano-rho.
+    pub cost: u64,
+    /// Most jobs in any 24 hours in the domain, if capped.
+    pub max_jobs_per_day: Option<u64>,
 }
 
 impl BudgetStatus {
@@ -98,31 +125,52 @@ impl PrivacyLedger {
         Ok(())
     }
 
-    /// Charges `cost` to the budget, durably, or refuses. Returns the status after the charge.
-    pub async fn charge(
-        &self,
-        partner: &str,
-        dataset: &str,
-        job_id: &str,
-        cost: u64,
-    ) -> Result<BudgetStatus, LedgerError> {
+    /// Charges a job to its partner's budget in its domain, durably, or refuses. Records the
+    /// dataset's domain on first use. Returns the status after the charge.
+    pub async fn charge(&self, charge: &Charge<'_>) -> Result<BudgetStatus, LedgerError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let status = status_in(&mut tx, partner, dataset).await?;
-        if status.remaining() < cost {
+        sqlx::query(
+            "INSERT INTO dataset_domains (dataset, domain) VALUES (?, ?) \
+             ON CONFLICT (dataset) DO UPDATE SET domain = excluded.domain",
+        )
+        .bind(charge.dataset)
+        .bind(charge.domain)
+        .execute(&mut *tx)
+        .await?;
+        let status = status_in(&mut tx, charge.partner, charge.dataset).await?;
+        if let Some(cap) = charge.max_jobs_per_day {
+            let since = (time::OffsetDateTime::now_utc() - time::Duration::days(1))
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default();
+            let recent: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM charges WHERE partner = ? AND domain = ? AND charged_at > ?",
+            )
+            .bind(charge.partner)
+            .bind(charge.domain)
+            .bind(&since)
+            .fetch_one(&mut *tx)
+            .await?;
+            if recent.max(0) as u64 >= cap {
+                tx.rollback().await?;
+                return Err(LedgerError::TooManyJobs { cap });
+            }
+        }
+        if status.remaining() < charge.cost {
             tx.rollback().await?;
             return Err(LedgerError::Exhausted {
-                cost,
+                cost: charge.cost,
                 remaining: status.remaining(),
                 total: status.total_nano_rho,
             });
         }
         let inserted = sqlx::query(
-            "INSERT INTO charges (job_id, partner, dataset, cost_nano_rho, charged_at) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO charges (job_id, partner, dataset, domain, cost_nano_rho, charged_at) VALUES (?, ?, ?, ?, ?, ?)",
         )
-        .bind(job_id)
-        .bind(partner)
-        .bind(dataset)
-        .bind(to_i64(cost))
+        .bind(charge.job_id)
+        .bind(charge.partner)
+        .bind(charge.dataset)
+        .bind(charge.domain)
+        .bind(to_i64(charge.cost))
         .bind(now_rfc3339())
         .execute(&mut *tx)
         .await;
@@ -130,12 +178,12 @@ impl PrivacyLedger {
             && e.is_unique_violation()
         {
             tx.rollback().await?;
-            return Err(LedgerError::DuplicateJob(job_id.to_string()));
+            return Err(LedgerError::DuplicateJob(charge.job_id.to_string()));
         }
         inserted?;
         tx.commit().await?;
         Ok(BudgetStatus {
-            spent_nano_rho: status.spent_nano_rho + cost,
+            spent_nano_rho: status.spent_nano_rho + charge.cost,
             jobs: status.jobs + 1,
             ..status
         })
@@ -150,10 +198,11 @@ impl PrivacyLedger {
     /// Every budget.
     pub async fn all(&self) -> Result<Vec<BudgetStatus>, LedgerError> {
         let rows = sqlx::query(
-            "SELECT b.partner, b.dataset, b.total_nano_rho, \
+            "SELECT b.partner, b.dataset, COALESCE(d.domain, b.dataset) AS domain, b.total_nano_rho, \
                     COALESCE(SUM(c.cost_nano_rho), 0) AS spent, COUNT(c.job_id) AS jobs \
-             FROM budgets b LEFT JOIN charges c ON c.partner = b.partner AND c.dataset = b.dataset \
-             GROUP BY b.partner, b.dataset, b.total_nano_rho ORDER BY b.partner, b.dataset",
+             FROM budgets b LEFT JOIN dataset_domains d ON d.dataset = b.dataset \
+             LEFT JOIN charges c ON c.partner = b.partner AND c.domain = COALESCE(d.domain, b.dataset) \
+             GROUP BY b.partner, b.dataset, d.domain, b.total_nano_rho ORDER BY b.partner, b.dataset",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -162,6 +211,7 @@ impl PrivacyLedger {
             .map(|r| BudgetStatus {
                 partner: r.get("partner"),
                 dataset: r.get("dataset"),
+                domain: r.get("domain"),
                 total_nano_rho: r.get::<i64, _>("total_nano_rho").max(0) as u64,
                 spent_nano_rho: r.get::<i64, _>("spent").max(0) as u64,
                 jobs: r.get::<i64, _>("jobs").max(0) as u64,
@@ -187,16 +237,23 @@ async fn status_in(
             dataset: dataset.into(),
         });
     };
+    let domain: Option<String> =
+        sqlx::query_scalar("SELECT domain FROM dataset_domains WHERE dataset = ?")
+            .bind(dataset)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let domain = domain.unwrap_or_else(|| dataset.to_string());
     let row = sqlx::query(
-        "SELECT COALESCE(SUM(cost_nano_rho), 0) AS spent, COUNT(*) AS jobs FROM charges WHERE partner = ? AND dataset = ?",
+        "SELECT COALESCE(SUM(cost_nano_rho), 0) AS spent, COUNT(*) AS jobs FROM charges WHERE partner = ? AND domain = ?",
     )
     .bind(partner)
-    .bind(dataset)
+    .bind(&domain)
     .fetch_one(&mut *conn)
     .await?;
     Ok(BudgetStatus {
         partner: partner.into(),
         dataset: dataset.into(),
+        domain,
         total_nano_rho: total.max(0) as u64,
         spent_nano_rho: row.get::<i64, _>("spent").max(0) as u64,
         jobs: row.get::<i64, _>("jobs").max(0) as u64,

@@ -70,19 +70,18 @@ impl Rational {
 
     /// An approximation for display; never used for sampling.
     pub fn to_f64(&self) -> f64 {
-        // Scale both down together so large values keep their ratio.
-        let shift = self.num.bits().max(self.den.bits()).saturating_sub(60);
-        let n = (&self.num >> shift)
-            .to_u64_digits()
-            .first()
-            .copied()
-            .unwrap_or(0) as f64;
-        let d = (&self.den >> shift)
-            .to_u64_digits()
-            .first()
-            .copied()
-            .unwrap_or(0) as f64;
-        if d == 0.0 { f64::INFINITY } else { n / d }
+        // Each side to its top 60 bits and a power of two, so a ratio above 2^60 stays finite.
+        let top = |x: &BigUint| {
+            let shift = x.bits().saturating_sub(60);
+            let mantissa = (x >> shift).to_u64_digits().first().copied().unwrap_or(0) as f64;
+            (mantissa, i32::try_from(shift).unwrap_or(i32::MAX))
+        };
+        let (n, n_shift) = top(&self.num);
+        let (d, d_shift) = top(&self.den);
+        if d == 0.0 {
+            return f64::INFINITY;
+        }
+        (n / d) * 2f64.powi(n_shift.saturating_sub(d_shift))
     }
 }
 
@@ -252,5 +251,11 @@ mod tests {
         assert_eq!(Rational::new(1u32, 4u32).to_f64(), 0.25);
         let big = Rational::new(BigUint::from(3u32) << 200, BigUint::from(2u32) << 200);
         assert!((big.to_f64() - 1.5).abs() < 1e-12);
+        // A ratio above 2^60 stays finite: the denominator must not shift down to zero.
+        let huge = Rational::new(BigUint::from(3u32) << 200u32, BigUint::from(1u32));
+        let expected = 3.0 * 2f64.powi(200);
+        assert!(((huge.to_f64() - expected) / expected).abs() < 1e-12);
+        let tiny = Rational::new(BigUint::from(1u32), BigUint::from(1u32) << 100u32);
+        assert!((tiny.to_f64() - 2f64.powi(-100)).abs() < 1e-40);
     }
 }

@@ -14,7 +14,7 @@ use crate::dataset::audience::AudienceList;
 use crate::guest_boundary::manifest::{Domain, Manifest};
 use crate::guest_boundary::vetting::DEFAULT_MAX_MODULE_BYTES;
 use crate::guest_boundary::{RunContext, RunLimits, Sandbox, vet};
-use crate::output_gate::ledger::LedgerError;
+use crate::output_gate::ledger::{Charge, LedgerError};
 use crate::output_gate::mechanism::{self, NoisePlan, format_nano};
 use crate::output_gate::receipt::{LogPosition, Receipt};
 use crate::output_gate::release::{self, ReleasedTable};
@@ -33,6 +33,8 @@ pub struct JobRequest<'a> {
     pub dataset_sha256: String,
     /// Where the data came from, for the log (e.g. "sealed by bigbank (ed25519 ...)").
     pub dataset_origin: String,
+    /// The party that sealed the dataset: its privacy domain unless the policy names one.
+    pub sealed_by: String,
     /// Privacy cost in the policy mechanism's unit, nano (rho for Gaussian, epsilon for Laplace).
     pub cost_nano: u64,
     /// Worker threads for isolated runs.
@@ -110,8 +112,11 @@ impl JobStatus {
 pub struct JobResult {
     /// Job id.
     pub job_id: String,
-    /// Coarse outcome code: all a partner learns about the run itself.
+    /// The partner's outcome code (see [`crate::guest_boundary::RunReport::partner_outcome`]):
+    /// all a partner learns about the run itself.
     pub outcome: String,
+    /// When the outcome became visible to the partner (RFC 3339), fixed before the run.
+    pub release_at: String,
     /// Released, held or failed.
     pub status: JobStatus,
     /// The released table, if released.
@@ -122,8 +127,10 @@ pub struct JobResult {
     pub charged_nano_rho: u64,
     /// Budget remaining, nano-rho.
     pub remaining_nano_rho: u64,
-    /// For the bank only: trap text, guest error, stderr.
+    /// For the bank only: failed units, trap text, guest error, stderr.
     pub bank_detail: Option<String>,
+    /// For the bank only: isolation units that failed (their contributions were dropped).
+    pub failed_units: u64,
 }
 
 /// Why a job was refused before it ran (nothing was charged) or could not be recorded.
@@ -198,6 +205,15 @@ pub fn plan_job(
                 m.name
             )));
         }
+    }
+    let charged = mechanism::ledger_cost(policy.mechanism, cost_nano);
+    if policy.mechanism != mechanism::Mechanism::None && charged < policy.min_cost_nano_rho {
+        return Err(JobError::Refused(format!(
+            "a job costs at least rho {} under the policy for '{}' (asked: rho {})",
+            format_nano(policy.min_cost_nano_rho),
+            policy.partner,
+            format_nano(charged)
+        )));
     }
     mechanism::plan(
         manifest,
@@ -328,13 +344,10 @@ async fn run_job_inner(
                 audience.sealed_by, request.partner
             )));
         }
-        let members = audience.list.members() as u64;
-        if members < limits.min_size || members > limits.max_size {
-            return Err(JobError::Refused(format!(
-                "the audience list has {members} members; the policy allows {} to {}",
-                limits.min_size, limits.max_size
-            )));
-        }
+        audience
+            .list
+            .check_size(limits.min_size, limits.max_size)
+            .map_err(JobError::Refused)?;
         // A shared dataset is copied shallowly: its tables stay shared except the one that gains
         // the column (the entity keys are copied too).
         audience
@@ -351,8 +364,19 @@ async fn run_job_inner(
             .module_decision(&module_sha256, request.partner)
             .await?
         {
-            Some(true) => {}
-            Some(false) => {
+            Some(approval) if approval.approved => {
+                // The approval covers the parameters too: a module reviewed as a segment
+                // benchmark must not be pointed at one customer by its inputs.
+                approval
+                    .parameters
+                    .check(&request.parameters)
+                    .map_err(|why| {
+                        JobError::Refused(format!(
+                            "module {module_sha256} is approved, but not with these parameters: {why}"
+                        ))
+                    })?;
+            }
+            Some(_) => {
                 return Err(JobError::Refused(format!(
                     "the bank rejected module {module_sha256}"
                 )));
@@ -389,21 +413,46 @@ async fn run_job_inner(
     // Charge first, durably. From here on nothing is refunded.
     let job_id = request.job_id.clone().unwrap_or_else(new_job_id);
     let charged = mechanism::ledger_cost(policy.mechanism, request.cost_nano);
+    let domain = policy
+        .domain
+        .clone()
+        .unwrap_or_else(|| request.sealed_by.clone());
     let status = room
         .ledger()
-        .charge(request.partner, &dataset_name, &job_id, charged)
+        .charge(&Charge {
+            partner: request.partner,
+            dataset: &dataset_name,
+            domain: &domain,
+            job_id: &job_id,
+            cost: charged,
+            max_jobs_per_day: policy.max_jobs_per_day,
+        })
+        .await?;
+    // When the partner will see the outcome: fixed now, before the run, from the policy alone.
+    let started = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap_or_else(|_| time::OffsetDateTime::now_utc());
+    let release_at = started + time::Duration::seconds(policy.result_delay_seconds as i64);
+    let release_at_text = db::rfc3339(release_at);
+    sqlx::query("UPDATE job_queue SET release_at = ? WHERE job_id = ?")
+        .bind(&release_at_text)
+        .bind(&job_id)
+        .execute(&room.pool)
         .await?;
     let audit = room.audit();
+    // Every job writes the same entries in the same order, whatever its data: dataset.loaded,
+    // budget.charged, job.started now; job.finished and the result entry at the release time.
     audit
         .append(
             event::DATASET_LOADED,
             json!({ "actor": "room", "job": job_id, "dataset": dataset_name, "dataset_sha256": request.dataset_sha256,
-                    "origin": request.dataset_origin,
+                    "origin": request.dataset_origin, "domain": domain,
                     "entities": request.dataset.entities() as u64,
                     // The list's identity and size, never how many customers it matched.
                     "audience": request.audience.as_ref().map(|a| json!({
                         "list_sha256": a.sha256, "sealed_by": a.sealed_by,
-                        "members": a.list.members() as u64 })) }),
+                        "members": a.list.members() as u64,
+                        "identifiers": a.list.identifier_counts() })) }),
         )
         .await
         .map_err(RoomError::from)?;
@@ -411,6 +460,7 @@ async fn run_job_inner(
         .append(
             event::BUDGET_CHARGED,
             json!({ "actor": actor, "job": job_id, "partner": request.partner, "dataset": dataset_name,
+                    "domain": domain,
                     "module_sha256": prepared.module.hash_hex(), "policy_sha256": policy.sha256,
                     "mechanism": format!("{:?}", policy.mechanism).to_lowercase(),
                     "cost_nano_rho": charged, "remaining_nano_rho": status.remaining() }),
@@ -422,42 +472,50 @@ async fn run_job_inner(
         .append(
             event::JOB_STARTED,
             json!({ "actor": "room", "job": job_id, "mode": manifest.mode.to_string(), "entities": request.dataset.entities() as u64,
+                    "release_at": release_at_text,
                     "parameters": parameters.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>() }),
         )
         .await
         .map_err(RoomError::from)?;
     let report = sandbox.run(&prepared, Arc::new(ctx), request.threads);
-    let outcome = report.outcome.code().to_string();
-    let mut bank_detail = report.detail.clone();
-    if !report.stderr.is_empty() {
-        let stderr = String::from_utf8_lossy(&report.stderr);
-        bank_detail = Some(format!(
-            "{}\nstderr:\n{stderr}",
-            bank_detail.unwrap_or_default()
+    let outcome = report.partner_outcome().to_string();
+    let failed_units = report.failed_unit_count();
+    let mut bank_detail = String::new();
+    if report.outcome != crate::guest_boundary::Outcome::Completed {
+        bank_detail.push_str(&format!("outcome: {}\n", report.outcome));
+    }
+    if failed_units > 0 {
+        bank_detail.push_str(&format!(
+            "{failed_units} of {} units failed; their contributions were dropped ({})\n",
+            report.units,
+            report
+                .failed_units
+                .iter()
+                .map(|(code, n)| format!("{code}: {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
     }
-    audit
-        .append(
-            event::JOB_FINISHED,
-            json!({ "actor": "room", "job": job_id, "outcome": outcome, "units": report.units,
-                    "fuel_bucket": fuel_bucket(report.fuel_consumed),
-                    "memory_bucket_mib": memory_bucket(report.peak_memory_bytes), "seed": hex::encode(report.seed) }),
-        )
-        .await
-        .map_err(RoomError::from)?;
-    if report.detail.is_some() || !report.stderr.is_empty() || !report.stdout.is_empty() {
-        // Guest-controlled text: stored as escaped data, shown only to the bank's roles.
-        audit
-            .append(
-                event::JOB_DIAGNOSTICS,
-                json!({ "actor": "room", "job": job_id, "visibility": "bank",
-                        "trap_or_error": report.detail.as_deref().map(bounded),
-                        "guest_stdout": bounded(&String::from_utf8_lossy(&report.stdout)),
-                        "guest_stderr": bounded(&String::from_utf8_lossy(&report.stderr)) }),
-            )
-            .await
-            .map_err(RoomError::from)?;
+    if let Some(detail) = &report.detail {
+        bank_detail.push_str(detail);
+        bank_detail.push('\n');
     }
+    if !report.stderr.is_empty() {
+        bank_detail.push_str(&format!(
+            "stderr:\n{}",
+            String::from_utf8_lossy(&report.stderr)
+        ));
+    }
+    let bank_detail = (!bank_detail.is_empty()).then_some(bank_detail);
+    // Guest-controlled text, for the bank only: kept outside the log's leaves; the log holds a
+    // salted commitment to it, so neither its presence nor its content moves a leaf hash.
+    let diagnostics = serde_json::to_string(&json!({
+        "trap_or_error": report.detail.as_deref().map(bounded),
+        "guest_stdout": bounded(&String::from_utf8_lossy(&report.stdout)),
+        "guest_stderr": bounded(&String::from_utf8_lossy(&report.stderr)),
+    }))
+    .unwrap_or_default();
+    let (diagnostics_salt, diagnostics_sha256) = commit_diagnostics(&diagnostics)?;
     let released = match &report.aggregate {
         Some(aggregate) => {
             let labels = domain_labels(&manifest, &request.dataset);
@@ -489,11 +547,24 @@ async fn run_job_inner(
         (Some(_), ReleaseMode::Automatic) => JobStatus::Released,
         (Some(_), ReleaseMode::Held) => JobStatus::Held,
     };
-    let finished = db::now_rfc3339();
+    // Nothing about the run reaches the partner, or the log, before the release time.
+    let overran = sleep_until(release_at).await;
+    audit
+        .append(
+            event::JOB_FINISHED,
+            json!({ "actor": "room", "job": job_id, "outcome": outcome,
+                    "run_outcome": report.outcome.code(), "units": report.units,
+                    "failed_units": report.failed_units, "overran_release_time": overran,
+                    "fuel_bucket": fuel_bucket(report.fuel_consumed),
+                    "memory_bucket_mib": memory_bucket(report.peak_memory_bytes), "seed": hex::encode(report.seed),
+                    "diagnostics_sha256": diagnostics_sha256 }),
+        )
+        .await
+        .map_err(RoomError::from)?;
     let release_event = match job_status {
         JobStatus::Released => event::RESULT_RELEASED,
         JobStatus::Held => event::RESULT_HELD,
-        _ => event::JOB_FINISHED,
+        _ => event::RESULT_NONE,
     };
     let logged = audit
         .append_with_proof(
@@ -516,7 +587,8 @@ async fn run_job_inner(
         outcome: outcome.clone(),
         result_sha256,
         cost_rho: format_nano(charged),
-        time: finished.clone(),
+        // The release time, fixed before the run: the receipt carries no duration.
+        time: release_at_text.clone(),
         log: Some(LogPosition {
             index: logged.index,
             size: logged.checkpoint.size,
@@ -527,9 +599,10 @@ async fn run_job_inner(
     }
     .sign(&room.keys.signer())
     .map_err(|e| JobError::Refused(e.to_string()))?;
+    let mut tx = room.pool.begin().await?;
     sqlx::query(
-        "INSERT INTO jobs (job_id, partner, dataset, module_sha256, outcome, status, result_json, receipt, bank_detail, finished_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO jobs (job_id, partner, dataset, module_sha256, outcome, status, result_json, receipt, bank_detail, finished_at, release_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&job_id)
     .bind(request.partner)
@@ -540,12 +613,21 @@ async fn run_job_inner(
     .bind(&result_json)
     .bind(&receipt)
     .bind(&bank_detail)
-    .bind(&finished)
-    .execute(&room.pool)
+    .bind(db::now_rfc3339())
+    .bind(&release_at_text)
+    .execute(&mut *tx)
     .await?;
+    sqlx::query("INSERT INTO job_diagnostics (job_id, salt, text) VALUES (?, ?, ?)")
+        .bind(&job_id)
+        .bind(&diagnostics_salt)
+        .bind(&diagnostics)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
     Ok(JobResult {
         job_id,
         outcome,
+        release_at: release_at_text,
         released: if job_status == JobStatus::Released {
             released
         } else {
@@ -556,7 +638,36 @@ async fn run_job_inner(
         charged_nano_rho: charged,
         remaining_nano_rho: status.remaining(),
         bank_detail,
+        failed_units,
     })
+}
+
+/// Waits until `at`. Returns whether `at` had already passed (the run overran its release time:
+/// the outcome then becomes visible when the run ends, the residual timing channel).
+async fn sleep_until(at: time::OffsetDateTime) -> bool {
+    let left = at - time::OffsetDateTime::now_utc();
+    if left.is_negative() {
+        return true;
+    }
+    tokio::time::sleep(left.unsigned_abs()).await;
+    false
+}
+
+/// A salted commitment to the diagnostics text: (salt hex, SHA-256(salt || text) hex).
+pub fn commit_diagnostics(text: &str) -> Result<(String, String), JobError> {
+    let mut salt = [0u8; 16];
+    SystemRandom::new()
+        .fill(&mut salt)
+        .map_err(|_| JobError::Refused("no system randomness".into()))?;
+    Ok((hex::encode(salt), diagnostics_commitment(&salt, text)))
+}
+
+/// SHA-256(salt || text), hex: what `job.finished` records as `diagnostics_sha256`.
+pub fn diagnostics_commitment(salt: &[u8], text: &str) -> String {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    ctx.update(salt);
+    ctx.update(text.as_bytes());
+    hex::encode(ctx.finish().as_ref())
 }
 
 /// A recorded job, as the bank sees it.

@@ -8,9 +8,11 @@
 //!   module-cache/        compiled modules, HMAC-authenticated
 //! ```
 
+pub mod approval;
 pub mod db;
 pub mod jobs;
 pub mod keys;
+pub mod partner_view;
 pub mod policy;
 
 use std::path::{Path, PathBuf};
@@ -222,8 +224,8 @@ impl Room {
         Ok(())
     }
 
-    /// Records the bank's decision on a module (by hash) for a partner, replacing any earlier
-    /// one, and logs it.
+    /// Records the bank's decision on a module (by hash) for a partner, with the parameters jobs
+    /// may give it, replacing any earlier one, and logs it.
     pub async fn decide_module(
         &self,
         module_sha256: &str,
@@ -231,6 +233,7 @@ impl Room {
         approve: bool,
         by: &str,
         comment: &str,
+        parameters: &approval::ParameterRules,
     ) -> Result<(), RoomError> {
         if module_sha256.len() != 64 || !module_sha256.chars().all(|c| c.is_ascii_hexdigit()) {
             return Err(RoomError::Invalid(format!(
@@ -239,9 +242,10 @@ impl Room {
         }
         let decision = if approve { "approved" } else { "rejected" };
         sqlx::query(
-            "INSERT INTO approvals (module_sha256, partner, decision, decided_by, comment, decided_at) VALUES (?, ?, ?, ?, ?, ?) \
+            "INSERT INTO approvals (module_sha256, partner, decision, decided_by, comment, decided_at, parameters) VALUES (?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (module_sha256, partner) DO UPDATE SET decision = excluded.decision, \
-             decided_by = excluded.decided_by, comment = excluded.comment, decided_at = excluded.decided_at",
+             decided_by = excluded.decided_by, comment = excluded.comment, decided_at = excluded.decided_at, \
+             parameters = excluded.parameters",
         )
         .bind(module_sha256.to_ascii_lowercase())
         .bind(partner)
@@ -249,32 +253,39 @@ impl Room {
         .bind(by)
         .bind(comment)
         .bind(db::now_rfc3339())
+        .bind(parameters.to_json())
         .execute(&self.pool)
         .await?;
         self.audit()
             .append(
                 if approve { event::MODULE_APPROVED } else { event::MODULE_REJECTED },
                 serde_json::json!({ "actor": "bank", "by": by, "partner": partner,
-                                    "module_sha256": module_sha256.to_ascii_lowercase(), "comment": comment }),
+                                    "module_sha256": module_sha256.to_ascii_lowercase(), "comment": comment,
+                                    "parameters": serde_json::to_value(parameters).unwrap_or_default() }),
             )
             .await?;
         Ok(())
     }
 
-    /// The bank's decision on a module for a partner: Some(true) approved, Some(false) rejected.
+    /// The bank's decision on a module for a partner, if it made one.
     pub async fn module_decision(
         &self,
         module_sha256: &str,
         partner: &str,
-    ) -> Result<Option<bool>, RoomError> {
-        let decision: Option<String> = sqlx::query_scalar(
-            "SELECT decision FROM approvals WHERE module_sha256 = ? AND partner = ?",
+    ) -> Result<Option<approval::Approval>, RoomError> {
+        let row = sqlx::query(
+            "SELECT decision, parameters FROM approvals WHERE module_sha256 = ? AND partner = ?",
         )
         .bind(module_sha256)
         .bind(partner)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(decision.map(|d| d == "approved"))
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(approval::Approval {
+            approved: row.get::<String, _>("decision") == "approved",
+            parameters: approval::ParameterRules::from_json(&row.get::<String, _>("parameters"))
+                .map_err(RoomError::Invalid)?,
+        }))
     }
 
     /// The policy for a partner on a dataset.

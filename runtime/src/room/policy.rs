@@ -60,6 +60,16 @@ struct PolicyFile {
     audience: Option<AudienceLimits>,
     #[serde(default)]
     expires: Option<String>,
+    #[serde(default)]
+    domain: Option<String>,
+    #[serde(default)]
+    min_cost_rho: Option<Decimal>,
+    #[serde(default)]
+    max_jobs_per_day: Option<u64>,
+    #[serde(default)]
+    allow_unnoised: bool,
+    #[serde(default = "default_result_delay")]
+    result_delay_seconds: u64,
 }
 
 /// Whether, and with how large a list, the partner may match its audience against the bank's
@@ -93,6 +103,17 @@ fn default_max_groups() -> u32 {
 fn default_delta() -> f64 {
     1e-6
 }
+fn default_result_delay() -> u64 {
+    DEFAULT_RESULT_DELAY_SECONDS
+}
+
+/// The default wait between a job's start and the moment its result (or failure) becomes
+/// visible to the partner, whatever the run took.
+pub const DEFAULT_RESULT_DELAY_SECONDS: u64 = 60;
+/// The longest result delay a policy may set (a day).
+pub const MAX_RESULT_DELAY_SECONDS: u64 = 86_400;
+/// The default minimum cost of a job, as a fraction of the budget: at most this many jobs.
+pub const DEFAULT_MIN_COST_DIVISOR: u64 = 100;
 
 /// A checked policy.
 #[derive(Debug, Clone, PartialEq)]
@@ -121,6 +142,17 @@ pub struct Policy {
     pub audience: Option<AudienceLimits>,
     /// When the grant ends (RFC 3339); jobs after it are refused before any charge.
     pub expires: Option<time::OffsetDateTime>,
+    /// The privacy domain the budget is kept in: every dataset of a domain describes the same
+    /// people and shares one budget per partner. `None`: the party that sealed the dataset.
+    pub domain: Option<String>,
+    /// Least a job may cost, nano-rho (default: 1% of the budget), so probing is never free.
+    pub min_cost_nano_rho: u64,
+    /// Most jobs the partner may run in this domain in any 24 hours; `None`: no cap.
+    pub max_jobs_per_day: Option<u64>,
+    /// Whether the bank explicitly allows `mechanism = "none"` (exact, unnoised results).
+    pub allow_unnoised: bool,
+    /// Seconds from a job's start to when its outcome becomes visible to the partner.
+    pub result_delay_seconds: u64,
     /// The policy text as the bank wrote it.
     pub text: String,
     /// SHA-256 of the text, hex: the policy's identity in receipts.
@@ -161,6 +193,38 @@ impl Policy {
                     })?,
             ),
         };
+        if file.mechanism == Mechanism::None && !file.allow_unnoised {
+            return Err(
+                "mechanism = \"none\" releases exact results: set allow_unnoised = true to mean it"
+                    .into(),
+            );
+        }
+        if file.result_delay_seconds > MAX_RESULT_DELAY_SECONDS {
+            return Err(format!(
+                "result_delay_seconds: at most {MAX_RESULT_DELAY_SECONDS} (a day)"
+            ));
+        }
+        if let Some(d) = &file.domain
+            && (d.is_empty()
+                || d.len() > 64
+                || !d
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c)))
+        {
+            return Err(format!(
+                "domain '{d}': use 1-64 letters, digits, '-', '_', '.' or ':'"
+            ));
+        }
+        let min_cost = match &file.min_cost_rho {
+            Some(m) => m.nano().map_err(|e| format!("min_cost_rho: {e}"))?,
+            None => (budget / DEFAULT_MIN_COST_DIVISOR).max(1),
+        };
+        if file.mechanism != Mechanism::None && min_cost == 0 {
+            return Err("min_cost_rho must be positive: a free job is a free probe".into());
+        }
+        if file.max_jobs_per_day == Some(0) {
+            return Err("max_jobs_per_day must be at least 1 (remove it for no cap)".into());
+        }
         let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
         Ok(Policy {
             partner: file.partner,
@@ -175,6 +239,11 @@ impl Policy {
             approval_required_for_isolated: file.approval_required_for_isolated,
             audience: file.audience,
             expires,
+            domain: file.domain,
+            min_cost_nano_rho: min_cost,
+            max_jobs_per_day: file.max_jobs_per_day,
+            allow_unnoised: file.allow_unnoised,
+            result_delay_seconds: file.result_delay_seconds,
             text: text.to_string(),
             sha256: hex::encode(digest.as_ref()),
         })
@@ -213,6 +282,25 @@ mod tests {
             "matching is off unless the bank turns it on"
         );
         assert_eq!(p.expires, None);
+        assert_eq!(
+            p.min_cost_nano_rho, 5_000_000,
+            "1% of the budget by default"
+        );
+        assert_eq!(p.result_delay_seconds, DEFAULT_RESULT_DELAY_SECONDS);
+        assert_eq!(p.domain, None);
+        let base = "partner = \"a\"\ndataset = \"b\"\nbudget_rho = 1\n";
+        let none = Policy::parse(&format!("{base}mechanism = \"none\"\n"));
+        assert!(none.expect_err("needs opt-in").contains("allow_unnoised"));
+        assert!(
+            Policy::parse(&format!(
+                "{base}mechanism = \"none\"\nallow_unnoised = true\n"
+            ))
+            .is_ok()
+        );
+        assert!(Policy::parse(&format!("{base}min_cost_rho = \"0\"\n")).is_err());
+        assert!(Policy::parse(&format!("{base}max_jobs_per_day = 0\n")).is_err());
+        assert!(Policy::parse(&format!("{base}domain = \"a b\"\n")).is_err());
+        assert!(Policy::parse(&format!("{base}result_delay_seconds = 100000\n")).is_err());
         let dated = Policy::parse(
             "partner = \"a\"\ndataset = \"b\"\nbudget_rho = 1\nexpires = \"2027-06-30T00:00:00Z\"\n",
         )

@@ -31,6 +31,7 @@ use crate::guest_boundary::vet;
 use crate::output_gate::mechanism::parse_nano;
 use crate::room::db;
 use crate::room::jobs::{decide_held, new_job_id};
+use crate::room::partner_view;
 use crate::room::policy::Policy;
 
 type Shared = State<Arc<AppState>>;
@@ -428,7 +429,7 @@ pub(super) async fn upload_module(
         "module_sha256": hash, "name": m.name, "version": m.version, "mode": m.mode.to_string(),
         "metrics": m.metrics.iter().map(|x| x.name.clone()).collect::<Vec<_>>(),
         "vetting": "accepted",
-        "decision": decision.map(|d| if d { "approved" } else { "rejected" }),
+        "decision": decision.map(|d| if d.approved { "approved" } else { "rejected" }),
     }))
 }
 
@@ -439,6 +440,9 @@ pub(super) struct ModuleDecision {
     approve: bool,
     #[serde(default)]
     comment: String,
+    /// What parameters jobs may give the module (exact values or ranges); none by default.
+    #[serde(default)]
+    parameters: crate::room::approval::ParameterRules,
 }
 
 pub(super) async fn decide_module(
@@ -455,6 +459,7 @@ pub(super) async fn decide_module(
             body.approve,
             &caller.party,
             &body.comment,
+            &body.parameters,
         )
         .await?;
     ok(
@@ -464,7 +469,7 @@ pub(super) async fn decide_module(
 }
 
 const JOB_COLUMNS: &str = "q.job_id, q.partner, q.dataset, q.module_sha256, q.cost, q.parameters, q.state, q.error, \
-    q.submitted_at, q.finished_at, j.outcome, j.status, j.result_json, j.receipt, j.bank_detail";
+    q.submitted_at, q.finished_at, q.release_at, j.outcome, j.status, j.result_json, j.receipt, j.bank_detail";
 
 fn job_json(r: &sqlx::sqlite::SqliteRow, role: Role, full: bool) -> Value {
     let status: Option<String> = r.get("status");
@@ -482,6 +487,7 @@ fn job_json(r: &sqlx::sqlite::SqliteRow, role: Role, full: bool) -> Value {
         "outcome": r.get::<Option<String>, _>("outcome"),
         "status": status,
         "submitted_at": r.get::<String, _>("submitted_at"),
+        "release_at": r.get::<Option<String>, _>("release_at"),
         "finished_at": r.get::<Option<String>, _>("finished_at"),
     });
     if full {
@@ -516,6 +522,11 @@ pub(super) async fn list_jobs(
     caller: Caller_,
     Query(q): Query<JobsQuery>,
 ) -> Answer {
+    if caller.role == Role::Partner {
+        // Partners see the one partner view, nothing else.
+        let views = partner_view::jobs(&state.room, &caller.party, q.status.as_deref()).await?;
+        return ok(serde_json::to_value(views).unwrap_or_default());
+    }
     let rows = sqlx::query(&format!(
         "SELECT {JOB_COLUMNS} FROM job_queue q LEFT JOIN jobs j ON j.job_id = q.job_id \
          WHERE (? <> 'partner' OR q.partner = ?) AND (? IS NULL OR j.status = ?) \
@@ -636,6 +647,12 @@ pub(super) async fn get_job(
     caller: Caller_,
     Path(id): Path<String>,
 ) -> Answer {
+    if caller.role == Role::Partner {
+        let view = partner_view::job(&state.room, &caller.party, &id)
+            .await?
+            .ok_or_else(|| Problem::not_found("job"))?;
+        return ok(serde_json::to_value(view).unwrap_or_default());
+    }
     let row = sqlx::query(&format!(
         "SELECT {JOB_COLUMNS} FROM job_queue q LEFT JOIN jobs j ON j.job_id = q.job_id WHERE q.job_id = ?"
     ))
@@ -683,7 +700,7 @@ pub(super) async fn budgets(State(state): Shared, caller: Caller_) -> Answer {
         all.into_iter()
             .filter(|b| caller.role != Role::Partner || b.partner == caller.party)
             .map(|b| {
-                json!({ "partner": b.partner, "dataset": b.dataset,
+                json!({ "partner": b.partner, "dataset": b.dataset, "domain": b.domain,
                         "total_rho": crate::output_gate::mechanism::format_nano(b.total_nano_rho),
                         "spent_rho": crate::output_gate::mechanism::format_nano(b.spent_nano_rho),
                         "jobs": b.jobs })
@@ -739,7 +756,31 @@ pub(super) struct ProofQuery {
     size: Option<u64>,
 }
 
-pub(super) async fn audit_proof(State(state): Shared, Query(q): Query<ProofQuery>) -> Answer {
+pub(super) async fn audit_proof(
+    State(state): Shared,
+    caller: Caller_,
+    Query(q): Query<ProofQuery>,
+) -> Answer {
+    if caller.role == Role::Partner
+        && let Some(index) = q.index
+    {
+        // A partner gets inclusion proofs of entries about its own requests and jobs only.
+        let entry = state
+            .room
+            .audit()
+            .entries_page(index, 1)
+            .await
+            .map_err(|e| {
+                super::problem::tracing_log(&e.to_string());
+                Problem::internal()
+            })?;
+        let mine = entry.first().is_some_and(|e| {
+            e.index == index && partner_view::entry_is_partners(&e.entry, &caller.party)
+        });
+        if !mine {
+            return Err(Problem::not_found("log entry"));
+        }
+    }
     let tree = state.room.audit().tree().await.map_err(|e| {
         super::problem::tracing_log(&e.to_string());
         Problem::internal()

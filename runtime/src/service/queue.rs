@@ -211,6 +211,7 @@ async fn run_claimed(state: &AppState, job: &Claimed) -> Result<(), String> {
         dataset,
         dataset_sha256: sha,
         dataset_origin: format!("uploaded, sealed by {sealed_by}"),
+        sealed_by: sealed_by.clone(),
         cost_nano: cost,
         threads: state.config.threads_per_job,
         audience,
