@@ -151,12 +151,13 @@ impl PrivacyLedger {
             .fetch_one(&mut *tx)
             .await?;
             if recent.max(0) as u64 >= cap {
-                tx.rollback().await?;
+                // Keeps the dataset's domain (the only write so far), charges nothing.
+                tx.commit().await?;
                 return Err(LedgerError::TooManyJobs { cap });
             }
         }
         if status.remaining() < charge.cost {
-            tx.rollback().await?;
+            tx.commit().await?;
             return Err(LedgerError::Exhausted {
                 cost: charge.cost,
                 remaining: status.remaining(),
