@@ -15,7 +15,7 @@ use strongroom::audit_log::verify::verify_export;
 use strongroom_tests::repo_root;
 
 fn vectors() -> PathBuf {
-    repo_root().join("..").join("shared").join("vectors")
+    repo_root().join("tests").join("vectors")
 }
 
 fn json_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -48,7 +48,7 @@ fn hashes(v: &Value) -> Result<Vec<Hash>, ProofError> {
         .unwrap_or(Ok(Vec::new()))
 }
 
-/// The eight leaves the vectors are built from (shared/vectors/merkle/README.md).
+/// The eight leaves the vectors are built from (tests/vectors/merkle/README.md).
 fn reference_tree() -> MerkleTree {
     let leaves = [
         "",

@@ -30,7 +30,8 @@ pub struct PartnerJobView {
     /// Parameters given.
     pub parameters: std::collections::BTreeMap<String, String>,
     /// `queued` (waiting for a worker), `running` (admitted; the outcome is not visible yet),
-    /// `finished` (visible) or `refused` (refused before any charge; see `error`).
+    /// `finished` (visible), `refused` (refused before any charge; see `error`) or `failed` (the
+    /// host failed after the charge, shown after the release time; see `error`).
     pub state: String,
     /// Why the job was refused before any charge (policy, budget, module): never data.
     pub error: Option<String>,
@@ -80,8 +81,10 @@ pub fn from_row(
         "finished"
     } else if release_at.is_none() && queue_state == "failed" {
         "refused"
-    } else if release_at.is_some() && (queue_state == "failed" && visible) {
-        "finished"
+    } else if release_at.is_some() && queue_state == "failed" && visible {
+        // The host failed after the charge (a crash, a database fault): said only once the
+        // release time has passed, so not even a crash tells a partner how long the run took.
+        "failed"
     } else if queue_state == "queued" {
         "queued"
     } else {
