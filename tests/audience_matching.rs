@@ -175,6 +175,25 @@ async fn matching_needs_the_policy_and_a_list_of_the_allowed_size_sealed_by_the_
         matches!(&too_many, Err(JobError::Refused(why)) if why.contains("6000 members")),
         "{too_many:?}"
     );
+    // A lookup dressed as an audience: 300 entities that all carry the target's address. The
+    // list has 300 members but one identifier, so it is refused as the lookup it is.
+    let repeated = run_job(
+        &room,
+        sandbox(),
+        request(
+            &module,
+            &data,
+            Some(list_of(
+                vec!["customer17@example.com".into(); 300],
+                "socialco",
+            )),
+        ),
+    )
+    .await;
+    assert!(
+        matches!(&repeated, Err(JobError::Refused(why)) if why.contains("'email' has 1 distinct identifiers")),
+        "{repeated:?}"
+    );
     // Another party's list.
     let borrowed = run_job(
         &room,

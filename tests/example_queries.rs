@@ -481,10 +481,12 @@ fn parameters_reach_the_module_and_bad_ones_are_refused() {
         at_least(2) < at_least(1),
         "the parameter changes the answer"
     );
-    // A value the module cannot use ends the run with a guest error; nothing is released.
+    // A value the module cannot use fails every unit with a guest error (units fail alone, so
+    // the run completes with nothing contributed; the bank sees why).
     let bad = run_with(&[("min_alerts", "many")]);
     assert_eq!(bad.outcome, Outcome::GuestError);
-    assert!(bad.aggregate.is_none());
+    assert_eq!(bad.failed_unit_count(), bad.units);
+    assert_eq!(bad.aggregate.expect("aggregate").entities, 0);
     // The room refuses malformed parameters before anything runs.
     let ctx = || {
         RunContext::new(

@@ -14,10 +14,21 @@ fn attack(name: &str, limits: RunLimits) -> RunReport {
     let data = small_bank(40);
     let module = prepare(&hostile(name));
     let report = run(&module, &data, limits);
-    assert!(
-        report.aggregate.is_none() || report.outcome.is_completed(),
-        "{name}: a failed run must release nothing"
-    );
+    if !report.outcome.is_completed()
+        && let Some(aggregate) = &report.aggregate
+    {
+        // Isolated mode: units fail alone. Every unit of these programs attacks, so every unit
+        // failed and nothing was contributed.
+        assert_eq!(
+            report.failed_unit_count(),
+            report.units,
+            "{name}: every unit attacks"
+        );
+        assert_eq!(
+            aggregate.entities, 0,
+            "{name}: a failed unit contributes nothing"
+        );
+    }
     // The host keeps serving: the example query runs normally right after.
     let normal = prepare(&example("spend-by-category"));
     let after = run(&normal, &data, RunLimits::default());
@@ -40,7 +51,7 @@ fn infinite_loop_runs_out_of_fuel() {
 fn infinite_loop_with_unlimited_fuel_hits_the_deadline() {
     let limits = RunLimits {
         fuel_per_entity: u64::MAX / 4,
-        deadline: Duration::from_millis(300),
+        unit_deadline: Duration::from_millis(300),
         ..RunLimits::default()
     };
     let started = std::time::Instant::now();

@@ -388,6 +388,7 @@ pub(super) fn budget(cmd: BudgetCommand) -> anyhow::Result<ExitCode> {
             let header: Vec<String> = [
                 "partner",
                 "dataset",
+                "privacy domain",
                 "rho total",
                 "rho spent",
                 "rho left",
@@ -404,6 +405,7 @@ pub(super) fn budget(cmd: BudgetCommand) -> anyhow::Result<ExitCode> {
                     vec![
                         s.partner.clone(),
                         s.dataset.clone(),
+                        s.domain.clone(),
                         format_nano(s.total_nano_rho),
                         format_nano(s.spent_nano_rho),
                         format_nano(s.remaining()),
@@ -412,7 +414,7 @@ pub(super) fn budget(cmd: BudgetCommand) -> anyhow::Result<ExitCode> {
                     ]
                 })
                 .collect();
-            print!("{}", table(&header, &rows, 2));
+            print!("{}", table(&header, &rows, 3));
             Ok(ExitCode::SUCCESS)
         }
         BudgetCommand::Scale {

@@ -87,7 +87,8 @@ impl ParameterRules {
         Ok(rules)
     }
 
-    fn validate(&self) -> Result<(), String> {
+    /// Checks the rules themselves: values given, finite ranges with min at most max.
+    pub fn validate(&self) -> Result<(), String> {
         for (name, rule) in &self.0 {
             match rule {
                 ParameterRule::Values { values } if values.is_empty() => {

@@ -108,10 +108,7 @@ pub fn from_row(
         .unwrap_or_default(),
         state: state.to_string(),
         error: match state {
-            "refused" => error,
-            "finished" if status.is_none() => {
-                Some("the job failed in the room; the operator has the details".into())
-            }
+            "refused" | "failed" => error,
             _ => None,
         },
         outcome: if finished { r.get("outcome") } else { None },

@@ -451,6 +451,9 @@ pub(super) async fn decide_module(
     Path(sha256): Path<String>,
     ApiJson(body): ApiJson<ModuleDecision>,
 ) -> Answer {
+    body.parameters
+        .validate()
+        .map_err(|e| Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_parameters", e))?;
     state
         .room
         .decide_module(
