@@ -146,7 +146,6 @@ async fn probe(channel: &str, data: &Arc<Dataset>, module: &[u8]) -> Value {
     .execute(&room.pool)
     .await
     .expect("queue row");
-    let started = time::OffsetDateTime::now_utc();
     let request = JobRequest {
         partner: "socialco",
         module,
@@ -182,11 +181,25 @@ async fn probe(channel: &str, data: &Arc<Dataset>, module: &[u8]) -> Value {
         &time::format_description::well_known::Rfc3339,
     )
     .expect("release time");
-    let start_second = started.replace_nanosecond(0).expect("second");
+    let charged = room
+        .audit()
+        .entries(0)
+        .await
+        .expect("entries")
+        .into_iter()
+        .find(|e| e.entry.contains("\"event\":\"budget.charged\""))
+        .expect("budget.charged");
+    let charged: Value = serde_json::from_str(&charged.entry).expect("entry");
+    let charged = time::OffsetDateTime::parse(
+        charged["time"].as_str().expect("time"),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .expect("time");
+    let after = release - charged;
     assert!(
-        release >= start_second + time::Duration::seconds(DELAY as i64)
-            && release <= start_second + time::Duration::seconds(DELAY as i64 + 1),
-        "{channel}: release {release} for a job started at {started}"
+        after >= time::Duration::seconds(DELAY as i64 - 1)
+            && after <= time::Duration::seconds(DELAY as i64 + 1),
+        "{channel}: released {after} after the charge"
     );
     assert!(
         finished >= release,

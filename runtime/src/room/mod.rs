@@ -261,7 +261,8 @@ impl Room {
                 if approve { event::MODULE_APPROVED } else { event::MODULE_REJECTED },
                 serde_json::json!({ "actor": "bank", "by": by, "partner": partner,
                                     "module_sha256": module_sha256.to_ascii_lowercase(), "comment": comment,
-                                    "parameters": serde_json::to_value(parameters).unwrap_or_default() }),
+                                    // As JSON text: ranges are decimals, and log entries hold integers only.
+                                    "parameters": parameters.to_json() }),
             )
             .await?;
         Ok(())
