@@ -137,6 +137,9 @@ impl RunReport {
 /// The trap kind recorded when the host, not the guest, failed (a worker thread died).
 pub const HOST_FAULT: &str = "host fault: a worker thread failed";
 
+/// The failing units with the lowest ordinals (entity, outcome, detail), and a count per code.
+type UnitFailures = (Vec<(u32, Outcome, String)>, BTreeMap<&'static str, u64>);
+
 /// Failure details kept for the bank per run (the lowest entity ordinals).
 const MAX_FAILURE_DETAILS: usize = 16;
 
@@ -321,8 +324,7 @@ impl Sandbox {
         let next = AtomicU32::new(0);
         // (entity, outcome, detail) of the failing units with the lowest ordinals, and a count
         // per outcome code: the bank's record. Nothing here stops the other units.
-        let failures: Mutex<(Vec<(u32, Outcome, String)>, BTreeMap<&'static str, u64>)> =
-            Mutex::new((Vec::new(), BTreeMap::new()));
+        let failures: Mutex<UnitFailures> = Mutex::new((Vec::new(), BTreeMap::new()));
         let cap = ctx.limits.max_output_bytes;
         let stdout = Mutex::new(Vec::new());
         let stderr = Mutex::new(Vec::new());

@@ -36,10 +36,10 @@ strongroom_guest::query! {
     run: run,
 }
 
+#[allow(unconditional_recursion)]
+#[inline(never)]
 fn recurse(depth: u64) -> u64 {
-    let local = [depth; 64];
-    std::hint::black_box(&local);
-    recurse(depth + 1) + local[3]
+    std::hint::black_box(recurse(std::hint::black_box(depth + 1))) ^ depth
 }
 
 fn run() -> Result<(), QueryError> {
@@ -50,7 +50,12 @@ fn run() -> Result<(), QueryError> {
         }
         match channel.as_str() {
             "trap" => panic!("balance {}", c.avg_monthly_balance),
-            "error" => return Err(QueryError::from(format!("balance {}", c.avg_monthly_balance))),
+            "error" => {
+                return Err(QueryError::from(format!(
+                    "balance {}",
+                    c.avg_monthly_balance
+                )));
+            }
             "memory" => {
                 let mut hoard: Vec<Vec<u8>> = Vec::new();
                 loop {
