@@ -8,19 +8,15 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use serde_json::{Value, json};
-use strongroom::data_at_rest::party::PartyKey;
-use strongroom::data_at_rest::seal::seal;
-use strongroom::dataset::schema::DatasetSchema;
-use strongroom::dataset::synthetic;
 use strongroom::room::Room;
 use strongroom::room::keys::OperatorSecret;
 use strongroom::service::auth::{self, Role};
 use strongroom::service::routes::ROUTES;
 use strongroom::service::{AppState, ServiceConfig, router, start};
+use strongroom_tests::http::{call, get, json_body, sealed_bank};
 use strongroom_tests::{example, hostile, repo_root};
-use tower::ServiceExt;
 
 struct Service {
     _dir: tempfile::TempDir,
@@ -76,48 +72,6 @@ async fn service() -> Service {
         auditor,
         revoked,
     }
-}
-
-async fn call(
-    app: &Router,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Body,
-) -> (StatusCode, String, Value) {
-    let mut req = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("content-type", "application/json");
-    if let Some(t) = token {
-        req = req.header("authorization", format!("Bearer {t}"));
-    }
-    let response = app
-        .clone()
-        .oneshot(req.body(body).expect("request"))
-        .await
-        .expect("response");
-    let status = response.status();
-    let ctype = response
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .expect("body");
-    let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    (status, ctype, value)
-}
-
-/// A GET as `token`.
-async fn get(app: &Router, path: &str, token: &str) -> (StatusCode, String, Value) {
-    call(app, "GET", path, Some(token), Body::empty()).await
-}
-
-fn json_body(v: Value) -> Body {
-    Body::from(v.to_string())
 }
 
 fn concrete(path: &str) -> String {
@@ -231,29 +185,6 @@ async fn authorization_matrix_every_route_times_every_caller() {
         (status, ctype.as_str()),
         (StatusCode::NOT_FOUND, "application/problem+json")
     );
-}
-
-fn sealed_bank(dir: &std::path::Path, room: &Room) -> Vec<u8> {
-    let data = dir.join("bank-data");
-    synthetic::generate(300, 5.0, 9)
-        .write_csv(&data)
-        .expect("csv");
-    let party = PartyKey::generate("bigbank", &dir.join("bank.key")).expect("key");
-    let out = dir.join("bank.sealed");
-    seal(
-        &DatasetSchema::load(&data.join("schema.toml")).expect("schema"),
-        &[
-            ("customers".into(), data.join("customers.csv")),
-            ("transactions".into(), data.join("transactions.csv")),
-        ],
-        &room.keys.public,
-        &party,
-        4096,
-        &out,
-        false,
-    )
-    .expect("seal");
-    std::fs::read(out).expect("read")
 }
 
 async fn wait_for_job(s: &Service, id: &str) -> Value {

@@ -210,3 +210,5 @@ pub fn categories(d: &Dataset, table: &str, column: &str) -> Vec<u32> {
         other => panic!("{table}.{column} is not a category column: {other:?}"),
     }
 }
+
+pub mod http;

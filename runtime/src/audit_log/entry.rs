@@ -134,6 +134,14 @@ pub mod event {
     pub const JOB_QUEUED: &str = "job.queued";
     /// A job was running when the service stopped; it is failed, its charge stands.
     pub const JOB_INTERRUPTED: &str = "job.interrupted";
+    /// A worker failed inside a job (a panic): the job is failed, its charge stands, and the
+    /// worker goes on with the next job.
+    pub const JOB_CRASHED: &str = "job.crashed";
+    /// A dataset could not be opened for a job: no job runs on it until it is uploaded again.
+    pub const DATASET_QUARANTINED: &str = "dataset.quarantined";
+    /// Requests with no, a wrong or a revoked token, counted per source address over a period
+    /// (one entry per address and period, written only when the period had refusals).
+    pub const ACCESS_DENIED_SUMMARY: &str = "access.denied_summary";
 }
 
 #[cfg(test)]

@@ -34,8 +34,19 @@ pub const HPKE_INFO: &[u8] = b"strongroom dataset key v1\0";
 pub const ENTITIES_TABLE: &str = "__entities";
 /// Largest header accepted, so a hostile file cannot make the reader allocate without bound.
 pub const MAX_HEADER_BYTES: usize = 64 << 20;
-/// Largest chunk accepted.
-pub const MAX_CHUNK_BYTES: usize = 1 << 30;
+/// Largest chunk accepted (ciphertext). Readers hold one chunk at a time, so this bounds the
+/// memory a hostile file can make a streaming check use.
+pub const MAX_CHUNK_BYTES: usize = 64 << 20;
+/// Most entities a dataset may hold: ordinals are 32-bit.
+pub const MAX_ENTITIES: u64 = u32::MAX as u64;
+/// Most rows a table may hold: row offsets are 32-bit.
+pub const MAX_TABLE_ROWS: u64 = u32::MAX as u64;
+/// Most rows a chunk may hold.
+pub const MAX_CHUNK_ROWS: u64 = 1 << 24;
+/// Most tables a dataset may hold.
+pub const MAX_TABLES: usize = 64;
+/// The fewest bytes a chunk takes in the file: its length and the AES-GCM tag.
+pub const MIN_CHUNK_BYTES: u64 = 4 + 16;
 
 /// Row and entity counts of one table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,6 +107,70 @@ pub struct Header {
     pub sealed_by: SealedBy,
     /// When, RFC 3339 UTC.
     pub sealed_at: String,
+}
+
+impl Header {
+    /// Checks every count the header declares against the format's limits, against each other
+    /// and against the bytes present, before anything is sized by them. A header that
+    /// authenticates can still lie (anyone with the room's public key can seal a file), so
+    /// nothing reads a count from a header that has not passed this.
+    pub fn check(&self, file_bytes: u64) -> Result<(), String> {
+        if self.format != 1 {
+            return Err(format!(
+                "format {} is not supported (this room reads format 1)",
+                self.format
+            ));
+        }
+        if self.chunk_rows == 0 || self.chunk_rows > MAX_CHUNK_ROWS {
+            return Err(format!(
+                "chunk_rows {} is out of range (1 to {MAX_CHUNK_ROWS})",
+                self.chunk_rows
+            ));
+        }
+        if self.tables.len() > MAX_TABLES {
+            return Err(format!(
+                "{} tables declared; at most {MAX_TABLES} are allowed",
+                self.tables.len()
+            ));
+        }
+        // Every row, and every entity, carries a 4-byte ordinal inside a chunk.
+        let most_rows = file_bytes / 4;
+        if self.entities > MAX_ENTITIES || self.entities > most_rows {
+            return Err(format!(
+                "the header claims {} entities, more than a file of {file_bytes} bytes can hold",
+                self.entities
+            ));
+        }
+        let mut chunks = self.entities.div_ceil(self.chunk_rows) + 1;
+        for t in &self.tables {
+            if t.rows > MAX_TABLE_ROWS || t.rows > most_rows {
+                return Err(format!(
+                    "the header claims {} rows in table '{}', more than a file of {file_bytes} bytes can hold",
+                    t.rows, t.name
+                ));
+            }
+            if t.chunks != t.rows.div_ceil(self.chunk_rows) {
+                return Err(format!(
+                    "table '{}' claims {} chunks for {} rows of {} per chunk",
+                    t.name, t.chunks, t.rows, self.chunk_rows
+                ));
+            }
+            chunks += t.chunks;
+        }
+        if chunks != self.chunks {
+            return Err(format!(
+                "the header claims {} chunks, but its tables need {chunks}",
+                self.chunks
+            ));
+        }
+        if self.chunks > file_bytes / MIN_CHUNK_BYTES || self.chunks > u64::from(u32::MAX) {
+            return Err(format!(
+                "the header claims {} chunks, more than a file of {file_bytes} bytes can hold",
+                self.chunks
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// One entry of the index: which rows of which table a chunk holds.

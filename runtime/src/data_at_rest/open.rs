@@ -3,6 +3,7 @@
 //! dataset, naming the chunk, and nothing decrypted from it is used. Plaintext stays in memory.
 
 use std::collections::HashMap;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -76,22 +77,72 @@ pub struct SealedFile {
     pub bytes: u64,
 }
 
-struct Cursor<'a> {
-    bytes: &'a [u8],
-    pos: usize,
+/// The part of a sealed file before its chunks.
+struct Prefix {
+    header: Header,
+    header_bytes: Vec<u8>,
+    signature: Vec<u8>,
+    /// Bytes the prefix takes.
+    len: u64,
 }
 
-impl<'a> Cursor<'a> {
-    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], OpenError> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|&e| e <= self.bytes.len())
-            .ok_or_else(|| OpenError::Malformed(format!("truncated in the {what}")))?;
-        let out = &self.bytes[self.pos..end];
-        self.pos = end;
-        Ok(out)
+fn read_exact(r: &mut impl Read, n: usize, what: &str) -> Result<Vec<u8>, OpenError> {
+    let mut buf = Vec::new();
+    r.take(n as u64)
+        .read_to_end(&mut buf)
+        .map_err(|e| OpenError::Io(e.to_string()))?;
+    if buf.len() != n {
+        return Err(OpenError::Malformed(format!("truncated in the {what}")));
     }
+    Ok(buf)
+}
+
+fn read_u32(r: &mut impl Read, what: &str) -> Result<u32, OpenError> {
+    let b = read_exact(r, 4, what)?;
+    Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+/// Reads and checks the magic, the header (whose counts are checked against the file's size) and
+/// the signature. Every length is checked against a limit and the bytes left before it is read.
+fn read_prefix(r: &mut impl Read, file_bytes: u64) -> Result<Prefix, OpenError> {
+    if read_exact(r, 8, "magic")? != MAGIC {
+        return Err(OpenError::Malformed(
+            "wrong magic (not a strongroom sealed dataset)".into(),
+        ));
+    }
+    let len = read_u32(r, "header length")? as usize;
+    if len > MAX_HEADER_BYTES || len as u64 > file_bytes {
+        return Err(OpenError::Malformed(format!(
+            "header length {len} is out of range"
+        )));
+    }
+    let header_bytes = read_exact(r, len, "header")?;
+    let header: Header = serde_json::from_slice(&header_bytes)
+        .map_err(|e| OpenError::Malformed(format!("header: {e}")))?;
+    header.check(file_bytes).map_err(OpenError::Malformed)?;
+    let b = read_exact(r, 2, "signature length")?;
+    let sig_len = u16::from_le_bytes([b[0], b[1]]) as usize;
+    let signature = read_exact(r, sig_len, "signature")?;
+    Ok(Prefix {
+        header,
+        header_bytes,
+        signature,
+        len: 8 + 4 + len as u64 + 2 + sig_len as u64,
+    })
+}
+
+/// Checks a chunk length read from the file against the format's limit and the bytes left.
+fn chunk_len(n: u32, index: u64, left: u64) -> Result<usize, OpenError> {
+    let n = n as usize;
+    if n > MAX_CHUNK_BYTES {
+        return Err(OpenError::Malformed(format!(
+            "chunk {index} length {n} is out of range"
+        )));
+    }
+    if n as u64 > left {
+        return Err(OpenError::Malformed(format!("truncated in chunk {index}")));
+    }
+    Ok(n)
 }
 
 impl SealedFile {
@@ -104,107 +155,35 @@ impl SealedFile {
 
     /// Splits sealed bytes.
     pub fn parse(bytes: &[u8]) -> Result<SealedFile, OpenError> {
-        let mut c = Cursor { bytes, pos: 0 };
-        if c.take(8, "magic")? != MAGIC {
-            return Err(OpenError::Malformed(
-                "wrong magic (not a strongroom sealed dataset)".into(),
-            ));
-        }
-        let len =
-            u32::from_le_bytes(c.take(4, "header length")?.try_into().expect("4 bytes")) as usize;
-        if len > MAX_HEADER_BYTES {
-            return Err(OpenError::Malformed(format!(
-                "header length {len} is out of range"
-            )));
-        }
-        let header_bytes = c.take(len, "header")?.to_vec();
-        let header: Header = serde_json::from_slice(&header_bytes)
-            .map_err(|e| OpenError::Malformed(format!("header: {e}")))?;
-        let sig_len =
-            u16::from_le_bytes(c.take(2, "signature length")?.try_into().expect("2 bytes"))
-                as usize;
-        let signature = c.take(sig_len, "signature")?.to_vec();
+        let total = bytes.len() as u64;
+        let mut r = bytes;
+        let prefix = read_prefix(&mut r, total)?;
         let mut chunks = Vec::new();
-        while c.pos < bytes.len() {
-            let n = u32::from_le_bytes(c.take(4, "chunk length")?.try_into().expect("4 bytes"))
-                as usize;
-            if n > MAX_CHUNK_BYTES {
-                return Err(OpenError::Malformed(format!(
-                    "chunk {} length {n} is out of range",
-                    chunks.len()
-                )));
-            }
-            chunks.push(c.take(n, &format!("chunk {}", chunks.len()))?.to_vec());
+        while !r.is_empty() {
+            let index = chunks.len() as u64;
+            let n = read_u32(&mut r, "chunk length")?;
+            let n = chunk_len(n, index, r.len() as u64)?;
+            let (chunk, rest) = r.split_at(n);
+            chunks.push(chunk.to_vec());
+            r = rest;
         }
         Ok(SealedFile {
-            header,
-            header_bytes,
-            signature,
+            header: prefix.header,
+            header_bytes: prefix.header_bytes,
+            signature: prefix.signature,
             chunks,
-            bytes: bytes.len() as u64,
+            bytes: total,
         })
     }
 
     /// Checks the sealing party's signature over the header (with the key the header names).
     pub fn header_signature_valid(&self) -> bool {
-        let Ok(key) = B64.decode(&self.header.sealed_by.ed25519) else {
-            return false;
-        };
-        let mut signed = HEADER_SIGNATURE_CONTEXT.to_vec();
-        signed.extend_from_slice(&self.header_bytes);
-        UnparsedPublicKey::new(&ED25519, key)
-            .verify(&signed, &self.signature)
-            .is_ok()
+        signature_valid(&self.header, &self.header_bytes, &self.signature)
     }
 
     /// SHA-256 of the header: the dataset's identity in receipts and the log.
     pub fn header_sha256(&self) -> String {
         hex::encode(header_hash(&self.header_bytes))
-    }
-
-    fn cipher(&self, room: &RoomKeys) -> Result<ChunkCipher, OpenError> {
-        if !self.header_signature_valid() {
-            return Err(OpenError::BadHeaderSignature);
-        }
-        if self.header.room_fingerprint != room.public.fingerprint() {
-            return Err(OpenError::OtherRoom(self.header.room_fingerprint.clone()));
-        }
-        let sk = <Kem as hpke::Kem>::PrivateKey::from_bytes(room.sealing_secret())
-            .map_err(|_| OpenError::KeyUnwrap)?;
-        let enc_bytes = B64
-            .decode(&self.header.encapsulated_key)
-            .map_err(|_| OpenError::KeyUnwrap)?;
-        let enc = <Kem as hpke::Kem>::EncappedKey::from_bytes(&enc_bytes)
-            .map_err(|_| OpenError::KeyUnwrap)?;
-        let wrapped = B64
-            .decode(&self.header.wrapped_key)
-            .map_err(|_| OpenError::KeyUnwrap)?;
-        let mut info = HPKE_INFO.to_vec();
-        info.extend_from_slice(
-            &hex::decode(&self.header.dataset_id).map_err(|_| OpenError::KeyUnwrap)?,
-        );
-        let key = Zeroizing::new(
-            hpke::single_shot_open::<Aead, Kdf, Kem>(
-                &OpModeR::Base,
-                &sk,
-                &enc,
-                &info,
-                &wrapped,
-                b"",
-            )
-            .map_err(|_| OpenError::KeyUnwrap)?,
-        );
-        let key: [u8; 32] = key
-            .as_slice()
-            .try_into()
-            .map_err(|_| OpenError::KeyUnwrap)?;
-        let key = Zeroizing::new(key);
-        let prefix: [u8; 7] = B64
-            .decode(&self.header.nonce_prefix)
-            .ok()
-            .and_then(|p| p.try_into().ok())
-            .ok_or_else(|| OpenError::Malformed("nonce prefix".into()))?;
-        ChunkCipher::new(&key, prefix, header_hash(&self.header_bytes)).ok_or(OpenError::KeyUnwrap)
     }
 
     /// Authenticates and decrypts every chunk (in parallel), returning the plaintexts.
@@ -213,7 +192,7 @@ impl SealedFile {
         room: &RoomKeys,
         threads: usize,
     ) -> Result<Vec<Zeroizing<Vec<u8>>>, OpenError> {
-        let cipher = self.cipher(room)?;
+        let cipher = cipher(&self.header, &self.header_bytes, &self.signature, room)?;
         let total = self.header.chunks;
         // Chunks beyond what the header declares can never authenticate; missing ones are
         // reported after every present chunk was checked, so the error names the first bad one.
@@ -267,54 +246,61 @@ impl SealedFile {
         Ok(out)
     }
 
-    /// Authenticates every chunk without decoding (for `dataset inspect --verify`).
-    pub fn verify(&self, room: &RoomKeys, threads: usize) -> Result<(), OpenError> {
-        self.decrypt_all(room, threads).map(|_| ())
+    /// Authenticates every chunk and returns the plaintexts, the index last, unchecked (for
+    /// tools that re-seal a file's content, and tests).
+    pub fn plaintext_chunks(&self, room: &RoomKeys) -> Result<Vec<Zeroizing<Vec<u8>>>, OpenError> {
+        self.decrypt_all(room, 1)
     }
 
-    /// Opens the dataset: authenticates every chunk, then decodes it into memory.
+    /// Authenticates every chunk and checks everything [`SealedFile::open`] will trust (the
+    /// index, every batch against the schema and the index, entity ordinals, category codes),
+    /// without keeping the rows (for `dataset inspect --verify`).
+    pub fn verify(&self, room: &RoomKeys, threads: usize) -> Result<(), OpenError> {
+        let plain = self.decrypt_all(room, threads)?;
+        let (index_bytes, chunks) = plain
+            .split_last()
+            .ok_or_else(|| OpenError::Content("no chunks".into()))?;
+        let mut checker = Checker::new(&self.header, index_bytes)?;
+        for (i, bytes) in chunks.iter().enumerate() {
+            checker.chunk(i, bytes)?;
+        }
+        checker.finish()
+    }
+
+    /// Opens the dataset: authenticates every chunk, checks it, then decodes it into memory.
     pub fn open(&self, room: &RoomKeys, threads: usize) -> Result<Dataset, OpenError> {
         let plain = self.decrypt_all(room, threads)?;
         let (index_bytes, chunks) = plain
             .split_last()
             .ok_or_else(|| OpenError::Content("no chunks".into()))?;
-        let index: Vec<IndexEntry> = serde_json::from_slice(index_bytes)
-            .map_err(|e| OpenError::Content(format!("index: {e}")))?;
-        if index.len() != chunks.len() {
-            return Err(OpenError::Content(
-                "the index does not list every chunk".into(),
-            ));
+        let mut checker = Checker::new(&self.header, index_bytes)?;
+        let mut batches: HashMap<String, Vec<RecordBatch>> = HashMap::new();
+        for (i, bytes) in chunks.iter().enumerate() {
+            let batch = checker.chunk(i, bytes)?;
+            batches
+                .entry(checker.index[i].table.clone())
+                .or_default()
+                .push(batch);
         }
-        let schema = DatasetSchema::parse_inline(&self.header.schema_toml, "sealed header")
-            .map_err(|e| OpenError::Content(e.to_string()))?;
-        let mut batches: HashMap<&str, Vec<RecordBatch>> = HashMap::new();
-        for (entry, bytes) in index.iter().zip(chunks) {
-            let reader =
-                arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(&bytes[..]), None)
-                    .map_err(|e| OpenError::Content(e.to_string()))?;
-            for batch in reader {
-                let batch = batch.map_err(|e| OpenError::Content(e.to_string()))?;
-                batches.entry(entry.table.as_str()).or_default().push(batch);
-            }
-        }
+        checker.finish()?;
         let entities = self.header.entities as usize;
-        let mut entity_keys = vec![String::new(); entities];
+        // Checked: the entities table lists ordinals 0, 1, ... entities - 1 in order.
+        let mut entity_keys = Vec::new();
         for batch in batches
             .get(ENTITIES_TABLE)
             .map(Vec::as_slice)
             .unwrap_or_default()
         {
-            let ordinals = downcast::<UInt32Array>(batch, "entity")?;
             let keys = downcast::<StringArray>(batch, "key")?;
-            for i in 0..batch.num_rows() {
-                let slot = entity_keys
-                    .get_mut(ordinals.value(i) as usize)
-                    .ok_or_else(|| OpenError::Content("entity ordinal out of range".into()))?;
-                *slot = keys.value(i).to_string();
-            }
+            entity_keys.extend((0..batch.num_rows()).map(|i| keys.value(i).to_string()));
+        }
+        if entity_keys.len() != entities {
+            return Err(OpenError::Content(
+                "the entities table does not list every entity".into(),
+            ));
         }
         let mut tables = Vec::new();
-        for ts in &schema.tables {
+        for ts in &checker.schema.tables {
             let parts = batches
                 .get(ts.name.as_str())
                 .map(Vec::as_slice)
@@ -322,10 +308,355 @@ impl SealedFile {
             tables.push(Arc::new(decode_table(ts, parts, entities)?));
         }
         Ok(Dataset {
-            name: schema.name.clone(),
+            name: checker.schema.name.clone(),
             tables,
             entity_keys,
         })
+    }
+}
+
+fn signature_valid(header: &Header, header_bytes: &[u8], signature: &[u8]) -> bool {
+    let Ok(key) = B64.decode(&header.sealed_by.ed25519) else {
+        return false;
+    };
+    let mut signed = HEADER_SIGNATURE_CONTEXT.to_vec();
+    signed.extend_from_slice(header_bytes);
+    UnparsedPublicKey::new(&ED25519, key)
+        .verify(&signed, signature)
+        .is_ok()
+}
+
+/// The chunk cipher of a dataset, once its header's signature verified and its data key
+/// unwrapped with the room's key.
+fn cipher(
+    header: &Header,
+    header_bytes: &[u8],
+    signature: &[u8],
+    room: &RoomKeys,
+) -> Result<ChunkCipher, OpenError> {
+    if !signature_valid(header, header_bytes, signature) {
+        return Err(OpenError::BadHeaderSignature);
+    }
+    if header.room_fingerprint != room.public.fingerprint() {
+        return Err(OpenError::OtherRoom(header.room_fingerprint.clone()));
+    }
+    let sk = <Kem as hpke::Kem>::PrivateKey::from_bytes(room.sealing_secret())
+        .map_err(|_| OpenError::KeyUnwrap)?;
+    let enc_bytes = B64
+        .decode(&header.encapsulated_key)
+        .map_err(|_| OpenError::KeyUnwrap)?;
+    let enc = <Kem as hpke::Kem>::EncappedKey::from_bytes(&enc_bytes)
+        .map_err(|_| OpenError::KeyUnwrap)?;
+    let wrapped = B64
+        .decode(&header.wrapped_key)
+        .map_err(|_| OpenError::KeyUnwrap)?;
+    let mut info = HPKE_INFO.to_vec();
+    info.extend_from_slice(&hex::decode(&header.dataset_id).map_err(|_| OpenError::KeyUnwrap)?);
+    let key = Zeroizing::new(
+        hpke::single_shot_open::<Aead, Kdf, Kem>(&OpModeR::Base, &sk, &enc, &info, &wrapped, b"")
+            .map_err(|_| OpenError::KeyUnwrap)?,
+    );
+    let key: [u8; 32] = key
+        .as_slice()
+        .try_into()
+        .map_err(|_| OpenError::KeyUnwrap)?;
+    let key = Zeroizing::new(key);
+    let prefix: [u8; 7] = B64
+        .decode(&header.nonce_prefix)
+        .ok()
+        .and_then(|p| p.try_into().ok())
+        .ok_or_else(|| OpenError::Malformed("nonce prefix".into()))?;
+    ChunkCipher::new(&key, prefix, header_hash(header_bytes)).ok_or(OpenError::KeyUnwrap)
+}
+
+/// What a streaming check of a sealed file found.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    /// The header.
+    pub header: Header,
+    /// SHA-256 of the header, hex.
+    pub header_sha256: String,
+    /// File size.
+    pub bytes: u64,
+}
+
+/// Checks a sealed file on disk as [`SealedFile::verify`] does, holding one chunk in memory at
+/// a time (uploads are checked this way, so a large or hostile upload cannot exhaust memory).
+/// Two passes: the first walks the chunk lengths to find the index (the last chunk), the second
+/// authenticates and checks every chunk in order.
+pub fn verify_file(path: &Path, room: &RoomKeys) -> Result<Verified, OpenError> {
+    let io = |e: std::io::Error| OpenError::Io(format!("{}: {e}", path.display()));
+    let file = std::fs::File::open(path).map_err(io)?;
+    let total = file.metadata().map_err(io)?.len();
+    let mut r = std::io::BufReader::new(file);
+    let prefix = read_prefix(&mut r, total)?;
+    let cipher = cipher(
+        &prefix.header,
+        &prefix.header_bytes,
+        &prefix.signature,
+        room,
+    )?;
+    let declared = prefix.header.chunks;
+    // Pass 1: lengths only.
+    let mut pos = prefix.len;
+    let mut count = 0u64;
+    let mut last_at = None;
+    while pos < total {
+        let n = read_u32(&mut r, "chunk length")?;
+        let n = chunk_len(n, count, total - pos - 4)?;
+        last_at = Some((pos + 4, n));
+        r.seek_relative(n as i64).map_err(io)?;
+        pos += 4 + n as u64;
+        count += 1;
+    }
+    let missing = |present: u64| OpenError::Chunk {
+        index: present.min(declared.saturating_sub(1)),
+        total: declared,
+    };
+    let Some((index_at, index_len)) = last_at else {
+        return Err(missing(0));
+    };
+    let open_at = |r: &mut std::io::BufReader<std::fs::File>,
+                   at: u64,
+                   n: usize,
+                   i: u64|
+     -> Result<Zeroizing<Vec<u8>>, OpenError> {
+        r.seek(SeekFrom::Start(at)).map_err(io)?;
+        let mut buf = Zeroizing::new(read_exact(r, n, "chunk")?);
+        let len = cipher
+            .open(i, i + 1 == declared, &mut buf)
+            .ok_or(OpenError::Chunk {
+                index: i,
+                total: declared,
+            })?;
+        buf.truncate(len);
+        Ok(buf)
+    };
+    if count != declared {
+        // Authenticate what is present first, so the error names the first bad chunk.
+        let mut at = prefix.len;
+        for i in 0..count.min(declared) {
+            r.seek(SeekFrom::Start(at)).map_err(io)?;
+            let n = read_u32(&mut r, "chunk length")? as usize;
+            open_at(&mut r, at + 4, n, i)?;
+            at += 4 + n as u64;
+        }
+        return Err(missing(count));
+    }
+    let index = open_at(&mut r, index_at, index_len, declared - 1)?;
+    let mut checker = Checker::new(&prefix.header, &index)?;
+    drop(index);
+    // Pass 2: every data chunk, in order.
+    let mut at = prefix.len;
+    for i in 0..declared - 1 {
+        r.seek(SeekFrom::Start(at)).map_err(io)?;
+        let n = read_u32(&mut r, "chunk length")? as usize;
+        let plain = open_at(&mut r, at + 4, n, i)?;
+        checker.chunk(i as usize, &plain)?;
+        at += 4 + n as u64;
+    }
+    checker.finish()?;
+    Ok(Verified {
+        header_sha256: hex::encode(header_hash(&prefix.header_bytes)),
+        header: prefix.header,
+        bytes: total,
+    })
+}
+
+/// Checks decrypted chunks against the header, the schema and the index, one at a time and in
+/// order, before anything from them is used: what [`SealedFile::open`] trusts.
+struct Checker {
+    schema: DatasetSchema,
+    index: Vec<IndexEntry>,
+    entities: u64,
+    chunk_rows: u64,
+    /// Per table: rows seen and the last entity ordinal seen.
+    seen: HashMap<String, (u64, Option<u32>)>,
+    /// Rows each table declares in the header.
+    declared: HashMap<String, u64>,
+}
+
+impl Checker {
+    fn new(header: &Header, index_bytes: &[u8]) -> Result<Checker, OpenError> {
+        let content = |m: String| OpenError::Content(m);
+        let schema = DatasetSchema::parse_inline(&header.schema_toml, "sealed header")
+            .map_err(|e| content(e.to_string()))?;
+        let index: Vec<IndexEntry> =
+            serde_json::from_slice(index_bytes).map_err(|e| content(format!("index: {e}")))?;
+        if index.len() as u64 + 1 != header.chunks {
+            return Err(content("the index does not list every chunk".into()));
+        }
+        let mut declared: HashMap<String, u64> = header
+            .tables
+            .iter()
+            .map(|t| (t.name.clone(), t.rows))
+            .collect();
+        if declared.len() != header.tables.len()
+            || schema.tables.len() != header.tables.len()
+            || schema
+                .tables
+                .iter()
+                .any(|t| !declared.contains_key(&t.name))
+        {
+            return Err(content(
+                "the header's tables are not the schema's tables".into(),
+            ));
+        }
+        declared.insert(ENTITIES_TABLE.to_string(), header.entities);
+        let mut listed: HashMap<&str, u64> = HashMap::new();
+        for (i, e) in index.iter().enumerate() {
+            if !declared.contains_key(&e.table) {
+                return Err(content(format!(
+                    "index entry {i} names table '{}', which the header does not declare",
+                    e.table
+                )));
+            }
+            if e.rows == 0
+                || e.rows > header.chunk_rows
+                || e.first_entity > e.last_entity
+                || u64::from(e.last_entity) >= header.entities
+            {
+                return Err(content(format!("index entry {i} is out of range")));
+            }
+            *listed.entry(e.table.as_str()).or_default() += e.rows;
+        }
+        for (table, rows) in &declared {
+            if listed.get(table.as_str()).copied().unwrap_or(0) != *rows {
+                return Err(content(format!(
+                    "the index lists a different number of rows for table '{table}' than the header"
+                )));
+            }
+        }
+        Ok(Checker {
+            schema,
+            index,
+            entities: header.entities,
+            chunk_rows: header.chunk_rows,
+            seen: HashMap::new(),
+            declared,
+        })
+    }
+
+    /// Decodes chunk `i` (one Arrow IPC batch) and checks it; returns the batch.
+    fn chunk(&mut self, i: usize, bytes: &[u8]) -> Result<RecordBatch, OpenError> {
+        let entry = self
+            .index
+            .get(i)
+            .ok_or_else(|| OpenError::Content(format!("chunk {i} is not in the index")))?
+            .clone();
+        let content = |m: String| OpenError::Content(format!("chunk {i} ({}): {m}", entry.table));
+        // The Arrow decoder reads authenticated but untrusted bytes: a panic inside it is a
+        // refusal of this file, never a crashed worker.
+        let decoded = std::panic::catch_unwind(|| -> Result<Vec<RecordBatch>, String> {
+            let reader =
+                arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None)
+                    .map_err(|e| e.to_string())?;
+            reader
+                .take(2)
+                .map(|b| b.map_err(|e| e.to_string()))
+                .collect()
+        })
+        .map_err(|_| content("the Arrow decoder failed on this chunk".into()))?
+        .map_err(content)?;
+        let [batch] = <[RecordBatch; 1]>::try_from(decoded)
+            .map_err(|_| content("a chunk holds exactly one record batch".into()))?;
+        if batch.num_rows() as u64 != entry.rows || entry.rows > self.chunk_rows {
+            return Err(content(format!(
+                "{} rows where the index lists {}",
+                batch.num_rows(),
+                entry.rows
+            )));
+        }
+        if batch.columns().iter().any(|c| c.null_count() > 0) {
+            return Err(content("a column holds nulls".into()));
+        }
+        let ordinals = downcast::<UInt32Array>(&batch, "entity")?.values();
+        let (seen_rows, last) = self.seen.entry(entry.table.clone()).or_default();
+        if entry.table == ENTITIES_TABLE {
+            // The entity keys: ordinals 0, 1, 2, ... in order, one row each.
+            if batch.num_columns() != 2 {
+                return Err(content("the entities table has two columns".into()));
+            }
+            downcast::<StringArray>(&batch, "key")?;
+            let next = last.map_or(0, |l| u64::from(l) + 1);
+            if ordinals
+                .iter()
+                .enumerate()
+                .any(|(k, &o)| u64::from(o) != next + k as u64)
+            {
+                return Err(content("entity ordinals are not consecutive".into()));
+            }
+        } else {
+            let ts = self
+                .schema
+                .tables
+                .iter()
+                .find(|t| t.name == entry.table)
+                .ok_or_else(|| content("not a table of the schema".into()))?;
+            if batch.num_columns() != ts.columns.len() {
+                return Err(content(format!(
+                    "{} columns where the schema has {}",
+                    batch.num_columns(),
+                    ts.columns.len()
+                )));
+            }
+            for c in &ts.columns {
+                let name = c.name.as_str();
+                match c.role {
+                    Role::Entity => {}
+                    Role::Identifier => {
+                        downcast::<StringArray>(&batch, name)?;
+                    }
+                    Role::Int => {
+                        downcast::<Int64Array>(&batch, name)?;
+                    }
+                    Role::Float => {
+                        downcast::<Float64Array>(&batch, name)?;
+                    }
+                    Role::Date => {
+                        downcast::<Date32Array>(&batch, name)?;
+                    }
+                    Role::Bool => {
+                        downcast::<BooleanArray>(&batch, name)?;
+                    }
+                    Role::Category => {
+                        let size = c.dictionary.as_ref().map_or(0, Vec::len);
+                        if downcast::<UInt32Array>(&batch, name)?
+                            .values()
+                            .iter()
+                            .any(|&x| x as usize >= size)
+                        {
+                            return Err(content(format!(
+                                "column {name} has a code outside its dictionary"
+                            )));
+                        }
+                    }
+                }
+            }
+            let grouped = ordinals.is_sorted()
+                && ordinals
+                    .first()
+                    .is_some_and(|&f| f == entry.first_entity && last.is_none_or(|l| f >= l))
+                && ordinals.last() == Some(&entry.last_entity);
+            if !grouped || u64::from(entry.last_entity) >= self.entities {
+                return Err(content("rows are not grouped by entity".into()));
+            }
+        }
+        *seen_rows += entry.rows;
+        *last = ordinals.last().copied();
+        Ok(batch)
+    }
+
+    /// Checks that every table's chunks held exactly the rows the header declares.
+    fn finish(&self) -> Result<(), OpenError> {
+        for (table, rows) in &self.declared {
+            if self.seen.get(table).map_or(0, |s| s.0) != *rows {
+                return Err(OpenError::Content(format!(
+                    "table '{table}' holds a different number of rows than the header declares"
+                )));
+            }
+        }
+        Ok(())
     }
 }
 

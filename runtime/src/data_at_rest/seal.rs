@@ -19,7 +19,7 @@ use zeroize::Zeroizing;
 
 use super::format::{
     ChunkCipher, ENTITIES_TABLE, HEADER_SIGNATURE_CONTEXT, HPKE_INFO, Header, IndexEntry, MAGIC,
-    SealedBy, TableSummary, header_hash,
+    MAX_CHUNK_BYTES, MAX_CHUNK_ROWS, SealedBy, TableSummary, header_hash,
 };
 use super::input::{Cell, RowSource, RowValidator};
 use super::party::PartyKey;
@@ -50,6 +50,9 @@ pub enum SealError {
     /// Cryptography failed (no randomness, a bad room key).
     #[error("{0}")]
     Crypto(String),
+    /// An option or the data is outside the format's limits.
+    #[error("{0}")]
+    Limit(String),
 }
 
 /// What sealing produced.
@@ -263,7 +266,13 @@ pub fn seal_with(
         .iter()
         .map(|(_, p)| std::fs::metadata(p).map_or(0, |m| m.len()))
         .sum();
-    let chunk_rows = options.chunk_rows.max(1);
+    if options.chunk_rows == 0 || options.chunk_rows as u64 > MAX_CHUNK_ROWS {
+        return Err(SealError::Limit(format!(
+            "--chunk-rows must be between 1 and {MAX_CHUNK_ROWS}, not {}",
+            options.chunk_rows
+        )));
+    }
+    let chunk_rows = options.chunk_rows;
     for (name, _) in tables {
         if !schema.tables.iter().any(|t| &t.name == name) {
             return Err(InputError::Tables(format!("table '{name}' is not in the schema")).into());
@@ -335,32 +344,11 @@ pub fn seal_with(
     let total_chunks = summaries.iter().map(|t| t.chunks).sum::<u64>() + entity_chunks + 1;
 
     // The header: everything but the chunks is known now.
-    let rng = SystemRandom::new();
-    let mut data_key = Zeroizing::new([0u8; 32]);
-    let mut dataset_id = [0u8; 16];
-    let mut prefix = [0u8; 7];
-    for buf in [&mut data_key[..], &mut dataset_id[..], &mut prefix[..]] {
-        rng.fill(buf)
-            .map_err(|_| SealError::Crypto("no system randomness".into()))?;
-    }
-    let room_key = <Kem as hpke::Kem>::PublicKey::from_bytes(&room.sealing)
-        .map_err(|_| SealError::Crypto("the room's sealing key is not an X25519 key".into()))?;
-    let mut info = HPKE_INFO.to_vec();
-    info.extend_from_slice(&dataset_id);
-    let mut csprng = hpke_rand::UnwrapErr(hpke_rand::OsRng);
-    let (encapped, wrapped) = hpke::single_shot_seal::<Aead, Kdf, Kem, _>(
-        &OpModeS::Base,
-        &room_key,
-        &info,
-        &data_key[..],
-        b"",
-        &mut csprng,
-    )
-    .map_err(|e| SealError::Crypto(format!("HPKE: {e}")))?;
+    let keyed = DataKey::new(room)?;
     let schema_toml = schema.to_inline_toml();
     let header = Header {
         format: 1,
-        dataset_id: hex::encode(dataset_id),
+        dataset_id: hex::encode(keyed.dataset_id),
         dataset: schema.name.clone(),
         schema_sha256: hex::encode(
             ring::digest::digest(&ring::digest::SHA256, schema_toml.as_bytes()).as_ref(),
@@ -368,9 +356,9 @@ pub fn seal_with(
         schema_toml,
         room_fingerprint: room.fingerprint(),
         hpke_suite: HPKE_SUITE.into(),
-        encapsulated_key: B64.encode(encapped.to_bytes()),
-        wrapped_key: B64.encode(&wrapped),
-        nonce_prefix: B64.encode(prefix),
+        encapsulated_key: keyed.encapsulated_key.clone(),
+        wrapped_key: keyed.wrapped_key.clone(),
+        nonce_prefix: B64.encode(keyed.prefix),
         chunk_rows: chunk_rows as u64,
         chunks: total_chunks,
         entities: keys.len() as u64,
@@ -381,12 +369,7 @@ pub fn seal_with(
         },
         sealed_at: crate::room::db::now_rfc3339(),
     };
-    let header_bytes = serde_json::to_vec(&header).map_err(|e| SealError::Crypto(e.to_string()))?;
-    let mut signed = HEADER_SIGNATURE_CONTEXT.to_vec();
-    signed.extend_from_slice(&header_bytes);
-    let signature = party.sign(&signed);
-    let cipher = ChunkCipher::new(&data_key, prefix, header_hash(&header_bytes))
-        .ok_or_else(|| SealError::Crypto("bad data key".into()))?;
+    let (header_bytes, signature, cipher) = keyed.sign(&header, party)?;
 
     // Pass 2: merge each table in entity order into encrypted chunks.
     let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| out_err(e.to_string()))?;
@@ -412,6 +395,15 @@ pub fn seal_with(
         cipher
             .seal(i, false, &mut sealed)
             .ok_or_else(|| SealError::Crypto("chunk encryption failed".into()))?;
+        if sealed.len() > MAX_CHUNK_BYTES {
+            return Err(SealError::Limit(format!(
+                "a chunk of {} rows of table '{}' takes {} bytes, over the format's limit of {} MiB: seal with a smaller --chunk-rows",
+                entry.rows,
+                entry.table,
+                sealed.len(),
+                MAX_CHUNK_BYTES >> 20
+            )));
+        }
         put(w, &(sealed.len() as u32).to_le_bytes())?;
         put(w, &sealed)?;
         index.push(entry);
@@ -493,4 +485,101 @@ pub fn seal_with(
         input_bytes,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// A fresh data key, wrapped to the room.
+struct DataKey {
+    key: Zeroizing<[u8; 32]>,
+    dataset_id: [u8; 16],
+    prefix: [u8; 7],
+    encapsulated_key: String,
+    wrapped_key: String,
+}
+
+impl DataKey {
+    fn new(room: &RoomPublicKeys) -> Result<DataKey, SealError> {
+        let rng = SystemRandom::new();
+        let mut key = Zeroizing::new([0u8; 32]);
+        let mut dataset_id = [0u8; 16];
+        let mut prefix = [0u8; 7];
+        for buf in [&mut key[..], &mut dataset_id[..], &mut prefix[..]] {
+            rng.fill(buf)
+                .map_err(|_| SealError::Crypto("no system randomness".into()))?;
+        }
+        let room_key = <Kem as hpke::Kem>::PublicKey::from_bytes(&room.sealing)
+            .map_err(|_| SealError::Crypto("the room's sealing key is not an X25519 key".into()))?;
+        let mut info = HPKE_INFO.to_vec();
+        info.extend_from_slice(&dataset_id);
+        let mut csprng = hpke_rand::UnwrapErr(hpke_rand::OsRng);
+        let (encapped, wrapped) = hpke::single_shot_seal::<Aead, Kdf, Kem, _>(
+            &OpModeS::Base,
+            &room_key,
+            &info,
+            &key[..],
+            b"",
+            &mut csprng,
+        )
+        .map_err(|e| SealError::Crypto(format!("HPKE: {e}")))?;
+        Ok(DataKey {
+            key,
+            dataset_id,
+            prefix,
+            encapsulated_key: B64.encode(encapped.to_bytes()),
+            wrapped_key: B64.encode(&wrapped),
+        })
+    }
+
+    /// The header's bytes, the party's signature over them, and the chunk cipher bound to them.
+    fn sign(
+        &self,
+        header: &Header,
+        party: &PartyKey,
+    ) -> Result<(Vec<u8>, Vec<u8>, ChunkCipher), SealError> {
+        let header_bytes =
+            serde_json::to_vec(header).map_err(|e| SealError::Crypto(e.to_string()))?;
+        let mut signed = HEADER_SIGNATURE_CONTEXT.to_vec();
+        signed.extend_from_slice(&header_bytes);
+        let signature = party.sign(&signed);
+        let cipher = ChunkCipher::new(&self.key, self.prefix, header_hash(&header_bytes))
+            .ok_or_else(|| SealError::Crypto("bad data key".into()))?;
+        Ok((header_bytes, signature, cipher))
+    }
+}
+
+/// Seals exactly the given header and chunk plaintexts (the last one is the index), with a fresh
+/// data key wrapped to `room` and the header signed by `party`: the header's key fields, room
+/// fingerprint and sealing party are filled in, nothing else is checked. This is what anyone
+/// holding the room's public key can produce, so tests and fuzzers use it to build files that
+/// authenticate but lie, and to reach past authentication into the decoders.
+pub fn seal_raw(
+    room: &RoomPublicKeys,
+    party: &PartyKey,
+    mut header: Header,
+    plaintexts: &[Vec<u8>],
+) -> Result<Vec<u8>, SealError> {
+    let keyed = DataKey::new(room)?;
+    header.dataset_id = hex::encode(keyed.dataset_id);
+    header.room_fingerprint = room.fingerprint();
+    header.encapsulated_key = keyed.encapsulated_key.clone();
+    header.wrapped_key = keyed.wrapped_key.clone();
+    header.nonce_prefix = B64.encode(keyed.prefix);
+    header.sealed_by = SealedBy {
+        name: party.name.clone(),
+        ed25519: B64.encode(party.public()),
+    };
+    let (header_bytes, signature, cipher) = keyed.sign(&header, party)?;
+    let mut out = MAGIC.to_vec();
+    out.extend_from_slice(&(header_bytes.len() as u32).to_le_bytes());
+    out.extend_from_slice(&header_bytes);
+    out.extend_from_slice(&(signature.len() as u16).to_le_bytes());
+    out.extend_from_slice(&signature);
+    for (i, plain) in plaintexts.iter().enumerate() {
+        let mut buf = plain.clone();
+        cipher
+            .seal(i as u64, i + 1 == plaintexts.len(), &mut buf)
+            .ok_or_else(|| SealError::Crypto("chunk encryption failed".into()))?;
+        out.extend_from_slice(&(buf.len() as u32).to_le_bytes());
+        out.extend_from_slice(&buf);
+    }
+    Ok(out)
 }

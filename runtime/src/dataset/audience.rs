@@ -29,6 +29,10 @@ use super::{Column, ColumnData, Dataset};
 /// The guest column a matched job adds.
 pub const AUDIENCE_COLUMN: &str = "in_partner_audience";
 
+/// Most people an audience list may hold. A list is decoded into memory to be matched, so this,
+/// checked against the list's verified header before it is opened, bounds that memory.
+pub const MAX_LIST_ENTITIES: u64 = 20_000_000;
+
 /// How an identifier column is normalized, chosen by its name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IdentifierKind {

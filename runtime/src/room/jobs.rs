@@ -69,6 +69,14 @@ impl AudienceInput {
     ) -> Result<AudienceInput, String> {
         let sealed = crate::data_at_rest::open::SealedFile::read(path)
             .map_err(|e| format!("{}: {e}", path.display()))?;
+        if sealed.header.entities > crate::dataset::audience::MAX_LIST_ENTITIES {
+            return Err(format!(
+                "{}: the list holds {} people, over the limit of {}",
+                path.display(),
+                sealed.header.entities,
+                crate::dataset::audience::MAX_LIST_ENTITIES
+            ));
+        }
         let dataset = sealed
             .open(&room.keys, threads)
             .map_err(|e| format!("{}: {e}", path.display()))?;
@@ -428,6 +436,7 @@ async fn run_job_inner(
             max_jobs_per_day: policy.max_jobs_per_day,
         })
         .await?;
+    fail::fail_point!("job.after_charge");
     // When the partner will see the outcome: fixed now, before the run, from the policy alone.
     let started = time::OffsetDateTime::now_utc()
         .replace_nanosecond(0)

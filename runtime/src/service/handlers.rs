@@ -25,8 +25,8 @@ use super::problem::Problem;
 use super::problem::extract::{Bytes, Json as ApiJson, Query, Text};
 use super::{AppState, OPENAPI};
 use crate::audit_log::entry::event;
-use crate::data_at_rest::open::SealedFile;
-use crate::dataset::audience::AudienceList;
+use crate::data_at_rest::open::{SealedFile, Verified, verify_file};
+use crate::dataset::audience::{AudienceList, MAX_LIST_ENTITIES};
 use crate::guest_boundary::vet;
 use crate::output_gate::mechanism::parse_nano;
 use crate::room::db;
@@ -132,19 +132,14 @@ async fn receive(state: &AppState, body: Body, cap: u64) -> Result<Upload, Probl
     Ok(upload)
 }
 
-/// Reads an uploaded sealed file and hands it to `check` (which authenticates its chunks), off
-/// the async threads.
-async fn with_sealed<T: Send + 'static>(
-    upload: &Upload,
-    check: impl FnOnce(SealedFile) -> Result<T, Problem> + Send + 'static,
-) -> Result<T, Problem> {
+/// Checks an uploaded sealed file chunk by chunk, off the async threads, holding one chunk in
+/// memory at a time: every chunk authenticated and everything a job will trust checked.
+async fn verified(state: &Arc<AppState>, upload: &Upload) -> Result<Verified, Problem> {
     let path = upload.path.clone();
-    tokio::task::spawn_blocking(move || {
-        let sealed = SealedFile::read(&path).map_err(not_sealed)?;
-        check(sealed)
-    })
-    .await
-    .map_err(|_| Problem::internal())?
+    let st = Arc::clone(state);
+    tokio::task::spawn_blocking(move || verify_file(&path, &st.room.keys).map_err(not_sealed))
+        .await
+        .map_err(|_| Problem::internal())?
 }
 
 fn not_sealed(e: impl std::fmt::Display) -> Problem {
@@ -190,14 +185,7 @@ pub(super) async fn list_datasets(State(state): Shared, caller: Caller_) -> Answ
 
 pub(super) async fn upload_dataset(State(state): Shared, caller: Caller_, body: Body) -> Answer {
     let upload = receive(&state, body, state.config.max_upload_bytes).await?;
-    let st = Arc::clone(&state);
-    let sealed = with_sealed(&upload, move |sealed| {
-        sealed
-            .verify(&st.room.keys, st.config.threads_per_job.max(1))
-            .map_err(not_sealed)?;
-        Ok(sealed)
-    })
-    .await?;
+    let sealed = verified(&state, &upload).await?;
     let h = &sealed.header;
     let name = h.dataset.clone();
     if !name
@@ -209,14 +197,14 @@ pub(super) async fn upload_dataset(State(state): Shared, caller: Caller_, body: 
             "dataset name '{name}' must be letters, digits, '-', '_' or '.'"
         )));
     }
-    let sha = sealed.header_sha256();
+    let sha = sealed.header_sha256.clone();
     let file = format!("datasets/{name}-{}.sealed", &sha[..16]);
     upload.keep(&state.room.dir.join(&file)).await?;
     sqlx::query(
         "INSERT INTO datasets (name, header_sha256, file, sealed_by, schema_toml, entities, uploaded_at) \
          VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET header_sha256 = excluded.header_sha256, \
          file = excluded.file, sealed_by = excluded.sealed_by, schema_toml = excluded.schema_toml, \
-         entities = excluded.entities, uploaded_at = excluded.uploaded_at",
+         entities = excluded.entities, uploaded_at = excluded.uploaded_at, quarantined = NULL",
     )
     .bind(&name)
     .bind(&sha)
@@ -304,31 +292,48 @@ pub(super) async fn set_policy(State(state): Shared, Text(body): Text) -> Answer
 
 pub(super) async fn upload_audience(State(state): Shared, caller: Caller_, body: Body) -> Answer {
     let upload = receive(&state, body, state.config.max_upload_bytes).await?;
+    let sealed = verified(&state, &upload).await?;
+    if sealed.header.sealed_by.name != caller.party {
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "wrong_sealer",
+            format!(
+                "the list was sealed by '{}'; seal it with your own party key",
+                sealed.header.sealed_by.name
+            ),
+        ));
+    }
+    if sealed.header.entities > MAX_LIST_ENTITIES {
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "not_an_audience_list",
+            format!(
+                "the list holds {} people; an audience list may hold at most {MAX_LIST_ENTITIES}",
+                sealed.header.entities
+            ),
+        ));
+    }
+    let sha = sealed.header_sha256.clone();
+    // Checked and bounded above; opening normalizes identifiers to count members, and the
+    // plaintext list is dropped once counted.
     let st = Arc::clone(&state);
-    let party = caller.party.clone();
-    // Opening authenticates every chunk; the plaintext list is dropped once counted.
-    let (members, sha) = with_sealed(&upload, move |sealed| {
-        if sealed.header.sealed_by.name != party {
-            return Err(Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "wrong_sealer",
-                format!(
-                    "the list was sealed by '{}'; seal it with your own party key",
-                    sealed.header.sealed_by.name
-                ),
-            ));
-        }
-        let dataset = sealed.open(&st.room.keys, 1).map_err(not_sealed)?;
-        let list = AudienceList::from_dataset(&dataset).map_err(|e| {
-            Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "not_an_audience_list",
-                e.to_string(),
-            )
-        })?;
-        Ok((list.members(), sealed.header_sha256()))
+    let path = upload.path.clone();
+    let members = tokio::task::spawn_blocking(move || {
+        let dataset = SealedFile::read(&path)
+            .and_then(|f| f.open(&st.room.keys, 1))
+            .map_err(not_sealed)?;
+        AudienceList::from_dataset(&dataset)
+            .map(|l| l.members())
+            .map_err(|e| {
+                Problem::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "not_an_audience_list",
+                    e.to_string(),
+                )
+            })
     })
-    .await?;
+    .await
+    .map_err(|_| Problem::internal())??;
     let file = format!("audience-lists/{sha}.sealed");
     upload.keep(&state.room.dir.join(&file)).await?;
     sqlx::query(
@@ -578,12 +583,22 @@ pub(super) async fn submit_job(
     if module.is_none() {
         return Err(Problem::not_found("module (upload it first)"));
     }
-    let dataset = sqlx::query("SELECT 1 FROM datasets WHERE name = ?")
+    let dataset = sqlx::query("SELECT quarantined FROM datasets WHERE name = ?")
         .bind(&body.dataset)
         .fetch_optional(pool)
         .await?;
-    if dataset.is_none() || !partner_has_policy(&state, &caller.party, &body.dataset).await {
+    let Some(dataset) = dataset else {
         return Err(Problem::not_found("dataset"));
+    };
+    if !partner_has_policy(&state, &caller.party, &body.dataset).await {
+        return Err(Problem::not_found("dataset"));
+    }
+    if dataset.get::<Option<String>, _>("quarantined").is_some() {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            "dataset_quarantined",
+            super::queue::quarantined_error(&body.dataset),
+        ));
     }
     if let Some(list) = &body.audience_list {
         let found =
@@ -596,26 +611,14 @@ pub(super) async fn submit_job(
             return Err(Problem::not_found("audience list"));
         }
     }
-    let queued: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM job_queue WHERE partner = ? AND state IN ('queued', 'running')",
-    )
-    .bind(&caller.party)
-    .fetch_one(pool)
-    .await?;
-    if queued >= state.config.max_queued_per_partner {
-        return Err(Problem::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "queue_full",
-            format!(
-                "you have {queued} jobs waiting; at most {} may wait at once",
-                state.config.max_queued_per_partner
-            ),
-        ));
-    }
+    // The cap is checked and the job inserted in one statement, so concurrent submissions
+    // cannot overshoot it (SQLite runs each statement as one write transaction).
     let job_id = new_job_id();
-    sqlx::query(
+    let max = state.config.max_queued_per_partner;
+    let inserted = sqlx::query(
         "INSERT INTO job_queue (job_id, partner, dataset, module_sha256, cost, audience, parameters, state, submitted_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?)",
+         SELECT ?, ?, ?, ?, ?, ?, ?, 'queued', ? \
+         WHERE (SELECT COUNT(*) FROM job_queue WHERE partner = ? AND state IN ('queued', 'running')) < ?",
     )
     .bind(&job_id)
     .bind(&caller.party)
@@ -625,8 +628,17 @@ pub(super) async fn submit_job(
     .bind(&body.audience_list)
     .bind(serde_json::to_string(&parameters).unwrap_or_else(|_| "[]".into()))
     .bind(db::now_rfc3339())
+    .bind(&caller.party)
+    .bind(max)
     .execute(pool)
     .await?;
+    if inserted.rows_affected() == 0 {
+        return Err(Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "queue_full",
+            format!("you have {max} jobs waiting; at most {max} may wait at once"),
+        ));
+    }
     state
         .room
         .audit()

@@ -8,6 +8,7 @@
 //! stands) and logged; `queued` rows simply run. Nothing is lost, nothing runs twice.
 
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -19,7 +20,7 @@ use tokio::sync::Notify;
 
 use super::AppState;
 use crate::audit_log::entry::event;
-use crate::data_at_rest::open::SealedFile;
+use crate::data_at_rest::open::{OpenError, SealedFile};
 use crate::dataset::Dataset;
 use crate::output_gate::mechanism::parse_nano;
 use crate::room::jobs::{AudienceInput, JobError, JobRequest, run_job};
@@ -147,7 +148,14 @@ async fn finish(room: &Room, job_id: &str, error: Option<&str>) -> Result<(), sq
     Ok(())
 }
 
-fn open_dataset(state: &AppState, file: &Path, sha: &str) -> Result<Arc<Dataset>, String> {
+/// Why a dataset could not be opened for a job.
+struct OpenFailure {
+    message: String,
+    /// The file itself is at fault (not the disk): quarantine it.
+    quarantine: bool,
+}
+
+fn open_dataset(state: &AppState, file: &Path, sha: &str) -> Result<Arc<Dataset>, OpenFailure> {
     let mut cache = state
         .queue
         .datasets
@@ -156,29 +164,91 @@ fn open_dataset(state: &AppState, file: &Path, sha: &str) -> Result<Arc<Dataset>
     if let Some(d) = cache.get(sha) {
         return Ok(Arc::clone(d));
     }
-    let sealed = SealedFile::read(file).map_err(|e| e.to_string())?;
-    let dataset = Arc::new(
-        sealed
-            .open(&state.room.keys, state.config.threads_per_job)
-            .map_err(|e| e.to_string())?,
-    );
+    let opened = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        SealedFile::read(file).and_then(|s| s.open(&state.room.keys, state.config.threads_per_job))
+    }));
+    let dataset = match opened {
+        Ok(Ok(d)) => Arc::new(d),
+        Ok(Err(e)) => {
+            return Err(OpenFailure {
+                quarantine: !matches!(e, OpenError::Io(_)),
+                message: e.to_string(),
+            });
+        }
+        Err(panic) => {
+            return Err(OpenFailure {
+                message: format!("opening it failed: {}", panic_message(&*panic)),
+                quarantine: true,
+            });
+        }
+    };
     cache.insert(sha.to_string(), Arc::clone(&dataset));
     Ok(dataset)
+}
+
+/// The text of a caught panic.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".into())
+}
+
+/// Marks a dataset quarantined (until the bank uploads it again) and logs it.
+async fn quarantine(room: &Room, dataset: &str, sha: &str, reason: &str) {
+    let marked = sqlx::query(
+        "UPDATE datasets SET quarantined = ? WHERE name = ? AND header_sha256 = ? AND quarantined IS NULL",
+    )
+    .bind(reason)
+    .bind(dataset)
+    .bind(sha)
+    .execute(&room.pool)
+    .await;
+    if let Ok(r) = marked
+        && r.rows_affected() == 1
+    {
+        let _ = room
+            .audit()
+            .append(
+                event::DATASET_QUARANTINED,
+                json!({ "actor": "room", "dataset": dataset, "header_sha256": sha, "reason": reason }),
+            )
+            .await;
+    }
 }
 
 async fn run_claimed(state: &AppState, job: &Claimed) -> Result<(), String> {
     let room = &state.room;
     let cost = parse_nano(&job.cost).map_err(|e| format!("cost: {e}"))?;
-    let row = sqlx::query("SELECT header_sha256, file, sealed_by FROM datasets WHERE name = ?")
-        .bind(&job.dataset)
-        .fetch_optional(&room.pool)
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("no dataset '{}'", job.dataset))?;
+    let row = sqlx::query(
+        "SELECT header_sha256, file, sealed_by, quarantined FROM datasets WHERE name = ?",
+    )
+    .bind(&job.dataset)
+    .fetch_optional(&room.pool)
+    .await
+    .map_err(|e| e.to_string())?
+    .ok_or_else(|| format!("no dataset '{}'", job.dataset))?;
     let sha: String = row.get("header_sha256");
     let file: String = row.get("file");
     let sealed_by: String = row.get("sealed_by");
-    let dataset = open_dataset(state, &room.dir.join(&file), &sha)?;
+    if row.get::<Option<String>, _>("quarantined").is_some() {
+        return Err(quarantined_error(&job.dataset));
+    }
+    let dataset = match open_dataset(state, &room.dir.join(&file), &sha) {
+        Ok(d) => d,
+        Err(failure) => {
+            super::problem::tracing_log(&format!(
+                "dataset '{}' does not open: {}",
+                job.dataset, failure.message
+            ));
+            if failure.quarantine {
+                quarantine(room, &job.dataset, &sha, &failure.message).await;
+                return Err(quarantined_error(&job.dataset));
+            }
+            return Err("the dataset could not be read; the operator has the details".into());
+        }
+    };
     let module = std::fs::read(
         room.dir
             .join("modules")
@@ -232,6 +302,39 @@ async fn run_claimed(state: &AppState, job: &Claimed) -> Result<(), String> {
     }
 }
 
+/// The error a job on a quarantined dataset ends with.
+pub fn quarantined_error(dataset: &str) -> String {
+    format!(
+        "dataset '{dataset}' is quarantined: it failed the checks a job needs; the bank must upload it again"
+    )
+}
+
+/// Runs a claimed job; a panic anywhere inside it fails the job (any charge stands) and is
+/// logged, and the worker goes on.
+fn run_guarded(
+    state: &AppState,
+    handle: &tokio::runtime::Handle,
+    job: &Claimed,
+) -> Result<(), String> {
+    match std::panic::catch_unwind(AssertUnwindSafe(|| {
+        handle.block_on(run_claimed(state, job))
+    })) {
+        Ok(outcome) => outcome,
+        Err(panic) => {
+            let message = panic_message(&*panic);
+            super::problem::tracing_log(&format!(
+                "job {} failed in a worker: {message}",
+                job.job_id
+            ));
+            let _ = handle.block_on(state.room.audit().append(
+                event::JOB_CRASHED,
+                json!({ "actor": "room", "job": job.job_id, "partner": job.partner }),
+            ));
+            Err("internal error: the run failed and any charge stands; the operator has the details".into())
+        }
+    }
+}
+
 /// Starts `config.workers` threads that drain the queue. Each runs jobs on its own thread and
 /// uses the async runtime only to reach the database.
 pub fn spawn_workers(state: &Arc<AppState>, handle: tokio::runtime::Handle) {
@@ -245,7 +348,7 @@ pub fn spawn_workers(state: &Arc<AppState>, handle: tokio::runtime::Handle) {
                     let claimed = handle.block_on(claim(&state.room));
                     match claimed {
                         Ok(Some(job)) => {
-                            let outcome = handle.block_on(run_claimed(&state, &job));
+                            let outcome = run_guarded(&state, &handle, &job);
                             if let Err(e) = handle.block_on(finish(
                                 &state.room,
                                 &job.job_id,

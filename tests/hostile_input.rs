@@ -1,0 +1,424 @@
+//! Authentic but hostile input: files sealed with the room's public key, which authenticate but
+//! lie in their counts or contents, and failures inside a worker. Each test here failed before
+//! its defence existed (the process aborted on an allocation, a worker died with its job, a
+//! check passed that the decoder then trusted, a cap was overshot).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+use sqlx::Row;
+use strongroom::data_at_rest::format::Header;
+use strongroom::data_at_rest::open::{OpenError, SealedFile, verify_file};
+use strongroom::data_at_rest::party::PartyKey;
+use strongroom::data_at_rest::seal::seal_raw;
+use strongroom::room::Room;
+use strongroom::room::keys::OperatorSecret;
+use strongroom::service::auth::{self, Role};
+use strongroom::service::{AppState, ServiceConfig, router, start};
+use strongroom_tests::example;
+use strongroom_tests::http::{call, get, json_body, sealed_bank};
+
+/// Jobs run by the tests that switch on a failure point must not overlap other jobs.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Re-seals the content of `sealed` (opened with the room's key) after `lie` changed its header or
+/// its chunk plaintexts, signed by a party of the attacker's own: it authenticates.
+fn reseal(
+    sealed: &[u8],
+    room: &Room,
+    party: &PartyKey,
+    lie: impl FnOnce(&mut Header, &mut Vec<Vec<u8>>),
+) -> Vec<u8> {
+    let file = SealedFile::parse(sealed).expect("parses");
+    let mut chunks: Vec<Vec<u8>> = file
+        .plaintext_chunks(&room.keys)
+        .expect("opens")
+        .iter()
+        .map(|c| c.to_vec())
+        .collect();
+    let mut header = file.header.clone();
+    lie(&mut header, &mut chunks);
+    seal_raw(&room.keys.public, party, header, &chunks).expect("seals")
+}
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    state: Arc<AppState>,
+    app: axum::Router,
+    bank: String,
+    partner: String,
+    sealed: Vec<u8>,
+    attacker: PartyKey,
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        self.state.queue.shutdown();
+    }
+}
+
+async fn setup(config: ServiceConfig) -> Setup {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let room = Room::create(
+        &dir.path().join("room"),
+        "hostile-room",
+        &OperatorSecret::new(b"hostile"),
+    )
+    .await
+    .expect("room");
+    let bank = auth::add_party(&room, "bigbank", Role::Bank)
+        .await
+        .expect("bank");
+    let partner = auth::add_party(&room, "socialco", Role::Partner)
+        .await
+        .expect("partner");
+    let sealed = sealed_bank(dir.path(), &room);
+    let attacker = PartyKey::generate("socialco", &dir.path().join("socialco.key")).expect("key");
+    let state = start(room, config).await.expect("start");
+    let app = router(Arc::clone(&state));
+    Setup {
+        _dir: dir,
+        state,
+        app,
+        bank,
+        partner,
+        sealed,
+        attacker,
+    }
+}
+
+/// Headers claiming more than the file can hold, checked before anything is sized by them.
+fn lying_headers() -> Vec<(&'static str, Box<dyn Fn(&mut Header)>)> {
+    vec![
+        ("2^56 entities", Box::new(|h| h.entities = 1 << 56)),
+        ("2^62 entities", Box::new(|h| h.entities = 1 << 62)),
+        ("u64::MAX entities", Box::new(|h| h.entities = u64::MAX)),
+        (
+            "2^40 rows",
+            Box::new(|h| {
+                h.tables[0].rows = 1 << 40;
+            }),
+        ),
+        ("zero rows per chunk", Box::new(|h| h.chunk_rows = 0)),
+        ("2^40 chunks", Box::new(|h| h.chunks = 1 << 40)),
+        ("format 7", Box::new(|h| h.format = 7)),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_that_lie_about_counts_are_refused_before_anything_is_allocated() {
+    let s = setup(ServiceConfig::default()).await;
+    for (what, lie) in lying_headers() {
+        let bytes = reseal(&s.sealed, &s.state.room, &s.attacker, |h, _| lie(h));
+        let refused = SealedFile::parse(&bytes).err();
+        assert!(
+            matches!(refused, Some(OpenError::Malformed(_))),
+            "{what}: {refused:?}"
+        );
+        // The bank's upload and a partner's audience list: refused with a reason, and the
+        // service keeps serving.
+        let (status, _, problem) = call(
+            &s.app,
+            "PUT",
+            "/v1/datasets",
+            Some(&s.bank),
+            Body::from(bytes.clone()),
+        )
+        .await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{what}: {problem}"
+        );
+        let (status, _, problem) = call(
+            &s.app,
+            "POST",
+            "/v1/audience-lists",
+            Some(&s.partner),
+            Body::from(bytes),
+        )
+        .await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{what}: {problem}"
+        );
+    }
+    let (status, _, _) = get(&s.app, "/v1/datasets", &s.bank).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        std::fs::read_dir(s.state.room.dir.join("uploads"))
+            .expect("uploads")
+            .count(),
+        0,
+        "refused uploads leave nothing behind"
+    );
+}
+
+/// Contents that authenticate but do not match the header, the index or the schema.
+fn lying_contents() -> Vec<(&'static str, Box<dyn Fn(&mut Header, &mut Vec<Vec<u8>>)>)> {
+    vec![
+        (
+            "index claims other row counts",
+            Box::new(|_, c| {
+                let last = c.len() - 1;
+                let mut index: Vec<Value> = serde_json::from_slice(&c[last]).expect("index");
+                index[0]["rows"] = json!(index[0]["rows"].as_u64().expect("rows") - 1);
+                c[last] = serde_json::to_vec(&index).expect("json");
+            }),
+        ),
+        (
+            "two chunks of a table swapped",
+            Box::new(|_, c| {
+                // Chunks 0 and 1 are the customers table's first two (4096 rows each is more
+                // than 300 customers, so take transactions: chunks 1 and 2).
+                c.swap(1, 2);
+            }),
+        ),
+        (
+            "a chunk of one table holds another's batch",
+            Box::new(|_, c| {
+                c[1] = c[0].clone();
+            }),
+        ),
+        (
+            "an entity ordinal beyond the header's count",
+            Box::new(|h, _| {
+                h.entities -= 1;
+            }),
+        ),
+        (
+            "a chunk that is not Arrow",
+            Box::new(|_, c| {
+                c[1] = vec![0xff; 64];
+            }),
+        ),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contents_that_lie_are_refused_by_verify_as_by_open() {
+    let s = setup(ServiceConfig::default()).await;
+    let room = &s.state.room;
+    let dir = tempfile::tempdir().expect("tmp");
+    // The honest file passes all three ways of reading it.
+    let honest = SealedFile::parse(&s.sealed).expect("parses");
+    honest.verify(&room.keys, 2).expect("verifies");
+    honest.open(&room.keys, 2).expect("opens");
+    for (what, lie) in lying_contents() {
+        let bytes = reseal(&s.sealed, room, &s.attacker, |h, c| lie(h, c));
+        let file = SealedFile::parse(&bytes).expect("the header is consistent");
+        let opened = file.open(&room.keys, 2).err();
+        assert!(
+            matches!(opened, Some(OpenError::Content(_))),
+            "{what}: open: {opened:?}"
+        );
+        // `dataset inspect --verify` checks what open trusts: never "verified" for these.
+        let verified = file.verify(&room.keys, 2).err();
+        assert_eq!(verified, opened, "{what}: verify agrees with open");
+        let path = dir.path().join("lie.sealed");
+        std::fs::write(&path, &bytes).expect("write");
+        let streamed = verify_file(&path, &room.keys).err();
+        assert!(
+            matches!(streamed, Some(OpenError::Content(_))),
+            "{what}: streaming check: {streamed:?}"
+        );
+        let (status, _, problem) = call(
+            &s.app,
+            "PUT",
+            "/v1/datasets",
+            Some(&s.bank),
+            Body::from(bytes),
+        )
+        .await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{what}: {problem}"
+        );
+    }
+}
+
+async fn wait_for(s: &Setup, id: &str) -> Value {
+    for _ in 0..600 {
+        let (_, _, job) = get(&s.app, &format!("/v1/jobs/{id}"), &s.bank).await;
+        if job["state"] != "queued" && job["state"] != "running" {
+            return job;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("job {id} is stuck");
+}
+
+/// Uploads the honest bank, a policy and a module; returns the module's hash.
+async fn ready(s: &Setup) -> String {
+    let (status, _, up) = call(
+        &s.app,
+        "PUT",
+        "/v1/datasets",
+        Some(&s.bank),
+        Body::from(s.sealed.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{up}");
+    let policy = "partner = \"socialco\"\ndataset = \"bank\"\nbudget_rho = \"1.0\"\nresult_delay_seconds = 0\nmin_group_size = 20\n";
+    let (status, _, _) = call(
+        &s.app,
+        "PUT",
+        "/v1/policies",
+        Some(&s.bank),
+        Body::from(policy),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, module) = call(
+        &s.app,
+        "POST",
+        "/v1/modules",
+        Some(&s.partner),
+        Body::from(example("fraud-alerts-by-region")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{module}");
+    module["module_sha256"].as_str().expect("sha").to_string()
+}
+
+async fn submit(s: &Setup, module: &str) -> (StatusCode, Value) {
+    let (status, _, body) = call(
+        &s.app,
+        "POST",
+        "/v1/jobs",
+        Some(&s.partner),
+        json_body(json!({ "module_sha256": module, "dataset": "bank", "cost": "0.05" })),
+    )
+    .await;
+    (status, body)
+}
+
+async fn events(room: &Room, kind: &str) -> i64 {
+    sqlx::query("SELECT COUNT(*) AS n FROM audit_entries WHERE json_extract(entry, '$.event') = ?")
+        .bind(kind)
+        .fetch_one(&room.pool)
+        .await
+        .expect("count")
+        .get("n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dataset_that_fails_to_open_is_quarantined_and_the_worker_goes_on() {
+    let _serial = SERIAL.lock().await;
+    let s = setup(ServiceConfig {
+        workers: 1,
+        ..ServiceConfig::default()
+    })
+    .await;
+    let module = ready(&s).await;
+    // A file the upload checks would refuse, put in place of the accepted one (as a file
+    // accepted by an older version, or changed on disk, would be).
+    let hostile = reseal(&s.sealed, &s.state.room, &s.attacker, |_, c| c.swap(1, 2));
+    let file: String = sqlx::query("SELECT file FROM datasets WHERE name = 'bank'")
+        .fetch_one(&s.state.room.pool)
+        .await
+        .expect("row")
+        .get("file");
+    std::fs::write(s.state.room.dir.join(&file), &hostile).expect("plant");
+
+    let (status, queued) = submit(&s, &module).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{queued}");
+    let job = wait_for(&s, queued["job_id"].as_str().expect("id")).await;
+    assert_eq!(job["state"], "failed", "{job}");
+    assert!(
+        job["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("quarantined"),
+        "{job}"
+    );
+    assert_eq!(events(&s.state.room, "dataset.quarantined").await, 1);
+    // No job is queued on it until the bank uploads it again.
+    let (status, refused) = submit(&s, &module).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+    assert_eq!(refused["code"], "dataset_quarantined");
+    // The same worker runs the next job once the bank uploads a good file.
+    std::fs::remove_file(s.state.room.dir.join(&file)).expect("remove");
+    let (status, _, up) = call(
+        &s.app,
+        "PUT",
+        "/v1/datasets",
+        Some(&s.bank),
+        Body::from(s.sealed.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{up}");
+    let (status, queued) = submit(&s, &module).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{queued}");
+    let job = wait_for(&s, queued["job_id"].as_str().expect("id")).await;
+    assert_eq!(job["state"], "finished", "{job}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_panics_fails_its_job_keeps_the_charge_and_runs_the_next() {
+    let _serial = SERIAL.lock().await;
+    let s = setup(ServiceConfig {
+        workers: 1,
+        ..ServiceConfig::default()
+    })
+    .await;
+    let module = ready(&s).await;
+    fail::cfg("job.after_charge", "1*panic(injected)").expect("failpoint");
+    let (status, queued) = submit(&s, &module).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{queued}");
+    let job = wait_for(&s, queued["job_id"].as_str().expect("id")).await;
+    fail::remove("job.after_charge");
+    assert_eq!(job["state"], "failed", "{job}");
+    assert_eq!(events(&s.state.room, "job.crashed").await, 1);
+    let (_, _, budgets) = get(&s.app, "/v1/budgets", &s.partner).await;
+    assert_eq!(
+        budgets[0]["spent_rho"], "0.05",
+        "the charge stands: {budgets}"
+    );
+    // The worker is still there.
+    let (status, queued) = submit(&s, &module).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{queued}");
+    let job = wait_for(&s, queued["job_id"].as_str().expect("id")).await;
+    assert_eq!(job["state"], "finished", "{job}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_waiting_job_cap_holds_under_concurrent_submissions() {
+    let s = setup(ServiceConfig {
+        workers: 1,
+        max_queued_per_partner: 10,
+        ..ServiceConfig::default()
+    })
+    .await;
+    s.state.queue.shutdown(); // nothing leaves the queue while the partner floods it
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let module = ready(&s).await;
+    let s = Arc::new(s);
+    let tasks: Vec<_> = (0..200)
+        .map(|_| {
+            let s = Arc::clone(&s);
+            let module = module.clone();
+            tokio::spawn(async move { submit(&s, &module).await.0 })
+        })
+        .collect();
+    let mut accepted = 0;
+    for t in tasks {
+        match t.await.expect("task") {
+            StatusCode::ACCEPTED => accepted += 1,
+            StatusCode::TOO_MANY_REQUESTS => {}
+            other => panic!("unexpected {other}"),
+        }
+    }
+    let waiting: i64 =
+        sqlx::query("SELECT COUNT(*) AS n FROM job_queue WHERE partner = 'socialco'")
+            .fetch_one(&s.state.room.pool)
+            .await
+            .expect("count")
+            .get("n");
+    assert_eq!((accepted, waiting), (10, 10));
+}
