@@ -23,7 +23,7 @@ use super::format::{
 };
 use super::input::{Cell, RowSource, RowValidator};
 use super::party::PartyKey;
-use super::spill::ExternalSorter;
+use super::spill::{ExternalSorter, SpillDir};
 use crate::dataset::csv_input::InputError;
 use crate::dataset::schema::DatasetSchema;
 use crate::room::keys::RoomPublicKeys;
@@ -285,10 +285,13 @@ pub fn seal_with(
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let spill_dir = tempfile::Builder::new()
-        .prefix(".strongroom-seal-")
-        .tempdir_in(dir)
-        .map_err(|e| out_err(e.to_string()))?;
+    let (spill_dir, swept) = SpillDir::new(dir).map_err(|e| out_err(e.to_string()))?;
+    if swept > 0 && options.progress {
+        eprintln!(
+            "removed {swept} spill director{} left by an interrupted seal (encrypted, unreadable)",
+            if swept == 1 { "y" } else { "ies" }
+        );
+    }
 
     // Pass 1: validate every row, collect the entity keys, sort each table by entity.
     let mut keys: BTreeSet<String> = BTreeSet::new();
@@ -306,9 +309,11 @@ pub fn seal_with(
         };
         let mut source = RowSource::open(path)?;
         let validator = RowValidator::new(ts, source.header(), source.path())?;
-        let table_dir = spill_dir.path().join(&ts.name);
-        std::fs::create_dir_all(&table_dir).map_err(|e| out_err(e.to_string()))?;
-        let mut sorter = ExternalSorter::new(&table_dir, options.memory_budget);
+        let table_dir = spill_dir
+            .subdir(&ts.name)
+            .map_err(|e| out_err(e.to_string()))?;
+        let mut sorter = ExternalSorter::new(&table_dir, options.memory_budget)
+            .map_err(|e| out_err(e.to_string()))?;
         while let Some(row) = source.next_row() {
             let (location, cells) = row?;
             let (key, cells) = validator.validate(source.path(), location, &cells)?;
@@ -372,7 +377,9 @@ pub fn seal_with(
     let (header_bytes, signature, cipher) = keyed.sign(&header, party)?;
 
     // Pass 2: merge each table in entity order into encrypted chunks.
-    let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| out_err(e.to_string()))?;
+    // Inside the spill directory, so an interrupted seal's partial output goes with it.
+    let tmp =
+        tempfile::NamedTempFile::new_in(spill_dir.path()).map_err(|e| out_err(e.to_string()))?;
     let mut w = std::io::BufWriter::new(tmp.as_file());
     let mut written = 0u64;
     let mut put =

@@ -1,15 +1,247 @@
 //! Sorting rows by entity with bounded memory: rows are buffered up to a budget, sorted (stably,
-//! so one entity's rows keep their input order) and spilled to temporary run files in a private
-//! directory on the sealing machine, then merged in entity order. The run files are deleted when
-//! sealing ends, whatever the outcome.
+//! so one entity's rows keep their input order) and spilled to temporary run files, then merged
+//! in entity order.
+//!
+//! Spilled rows are customer data, so a run file never holds plaintext: it is a sequence of
+//! AES-256-GCM blocks under a key drawn when the sorter is made, which lives only in the sealing
+//! process's memory. A run file left behind by a killed process is unreadable. Run files are
+//! 0600 in a 0700 directory, removed when sealing ends whatever the outcome, removed by the
+//! signal handler on SIGINT, SIGTERM and SIGHUP ([`SpillDir`]), and swept at the next seal in the
+//! same directory when the process was killed outright.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+use ring::rand::{SecureRandom, SystemRandom};
+use zeroize::Zeroizing;
 
 use super::input::Cell;
+
+/// Plaintext bytes per encrypted block of a run file.
+const BLOCK: usize = 256 << 10;
+/// The name every spill directory starts with, followed by the owning process id and a dash.
+pub const SPILL_PREFIX: &str = ".strongroom-seal-";
+
+/// Spill directories of this process, removed by the signal handler.
+static LIVE: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// A private spill directory beside the sealed output: 0700, named after this process, removed
+/// when dropped and by the signal handler this installs on first use.
+pub struct SpillDir {
+    inner: tempfile::TempDir,
+}
+
+impl SpillDir {
+    /// Creates one in `parent`, first sweeping directories left there by sealing processes that
+    /// no longer run (killed outright, so no handler ran). Returns it and how many were swept.
+    pub fn new(parent: &Path) -> std::io::Result<(SpillDir, usize)> {
+        let swept = sweep(parent);
+        install_signal_handler();
+        let inner = tempfile::Builder::new()
+            .prefix(&format!("{SPILL_PREFIX}{}-", std::process::id()))
+            .permissions(private_dir())
+            .tempdir_in(parent)?;
+        LIVE.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(inner.path().to_path_buf());
+        Ok((SpillDir { inner }, swept))
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        self.inner.path()
+    }
+
+    /// A private subdirectory (0700).
+    pub fn subdir(&self, name: &str) -> std::io::Result<PathBuf> {
+        let dir = self.inner.path().join(name);
+        create_private_dir(&dir)?;
+        Ok(dir)
+    }
+}
+
+impl Drop for SpillDir {
+    fn drop(&mut self) {
+        LIVE.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|p| p != self.inner.path());
+    }
+}
+
+fn private_dir() -> std::fs::Permissions {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::Permissions::from_mode(0o700)
+}
+
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir)
+}
+
+fn create_private_file(path: &Path) -> std::io::Result<File> {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    o.open(path)
+}
+
+/// Removes spill directories in `parent` whose process is gone. Returns how many.
+fn sweep(parent: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return 0;
+    };
+    let mut swept = 0;
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix(SPILL_PREFIX)
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id()
+            && !Path::new(&format!("/proc/{pid}")).exists()
+            && std::fs::remove_dir_all(e.path()).is_ok()
+        {
+            swept += 1;
+        }
+    }
+    swept
+}
+
+/// On SIGINT, SIGTERM or SIGHUP: removes this process's spill directories and exits with
+/// 128 + 2 (the usual status of an interrupted command).
+fn install_signal_handler() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Fails only when another handler is installed (a process that serves as well): then
+        // the drop guards and the next seal's sweep still remove the files.
+        let _ = ctrlc::set_handler(|| {
+            let dirs = LIVE.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            for d in dirs {
+                let _ = std::fs::remove_dir_all(d);
+            }
+            eprintln!("\ninterrupted: spill files removed, nothing written");
+            std::process::exit(130);
+        });
+    });
+}
+
+/// Encrypts a run file block by block under the sorter's key.
+struct SealedWriter {
+    out: BufWriter<File>,
+    key: &'static LessSafeKey,
+    run: u32,
+    block: u64,
+    buf: Zeroizing<Vec<u8>>,
+}
+
+fn block_nonce(run: u32, block: u64) -> Nonce {
+    let mut n = [0u8; 12];
+    n[..4].copy_from_slice(&run.to_be_bytes());
+    n[4..].copy_from_slice(&block.to_be_bytes());
+    Nonce::assume_unique_for_key(n)
+}
+
+impl SealedWriter {
+    fn flush_block(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        self.key
+            .seal_in_place_append_tag(
+                block_nonce(self.run, self.block),
+                Aad::empty(),
+                &mut *self.buf,
+            )
+            .map_err(|_| std::io::Error::other("spill encryption failed"))?;
+        self.out.write_all(&(self.buf.len() as u32).to_le_bytes())?;
+        self.out.write_all(&self.buf)?;
+        self.buf.clear();
+        self.block += 1;
+        Ok(())
+    }
+
+    fn finish(mut self) -> std::io::Result<()> {
+        self.flush_block()?;
+        self.out.flush()
+    }
+}
+
+impl Write for SealedWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let n = data.len().min(BLOCK - self.buf.len());
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() == BLOCK {
+            self.flush_block()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Decrypts a run file block by block.
+struct SealedReader {
+    input: BufReader<File>,
+    key: &'static LessSafeKey,
+    run: u32,
+    block: u64,
+    buf: Zeroizing<Vec<u8>>,
+    pos: usize,
+}
+
+impl Read for SealedReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if self.pos == self.buf.len() {
+            let mut len = [0u8; 4];
+            match self.input.read_exact(&mut len) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(0),
+                Err(e) => return Err(e),
+            }
+            let n = u32::from_le_bytes(len) as usize;
+            if n > BLOCK + 16 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "a spill block is too long",
+                ));
+            }
+            self.buf.resize(n, 0);
+            self.input.read_exact(&mut self.buf)?;
+            let plain = self
+                .key
+                .open_in_place(
+                    block_nonce(self.run, self.block),
+                    Aad::empty(),
+                    &mut self.buf,
+                )
+                .map_err(|_| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        "a spill block does not authenticate",
+                    )
+                })?
+                .len();
+            self.buf.truncate(plain);
+            self.block += 1;
+            self.pos = 0;
+        }
+        let n = out.len().min(self.buf.len() - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
 
 /// A row: its entity key and its cells in schema order.
 pub type Row = (String, Vec<Cell>);
@@ -66,9 +298,12 @@ fn read_exact<const N: usize>(r: &mut impl Read) -> std::io::Result<[u8; N]> {
 }
 
 fn read_str(r: &mut impl Read) -> std::io::Result<String> {
-    let n = u32::from_le_bytes(read_exact(r)?) as usize;
-    let mut b = vec![0u8; n];
-    r.read_exact(&mut b)?;
+    let n = u32::from_le_bytes(read_exact(r)?) as u64;
+    let mut b = Vec::new();
+    r.take(n).read_to_end(&mut b)?;
+    if b.len() as u64 != n {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
     String::from_utf8(b).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
@@ -78,12 +313,15 @@ fn read_row(r: &mut impl Read) -> std::io::Result<Option<Row>> {
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
         Err(e) => return Err(e),
     };
-    let mut key = vec![0u8; n];
-    r.read_exact(&mut key)?;
+    let mut key = Vec::new();
+    r.take(n as u64).read_to_end(&mut key)?;
+    if key.len() != n {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
     let key = String::from_utf8(key)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
     let cells = u32::from_le_bytes(read_exact(r)?) as usize;
-    let mut out = Vec::with_capacity(cells);
+    let mut out = Vec::with_capacity(cells.min(1024));
     for _ in 0..cells {
         let [tag] = read_exact::<1>(r)?;
         out.push(match tag {
@@ -106,6 +344,7 @@ fn read_row(r: &mut impl Read) -> std::io::Result<Option<Row>> {
 
 /// Rows of one table, sorted by entity with at most `budget` bytes held in memory.
 pub struct ExternalSorter {
+    key: &'static LessSafeKey,
     dir: PathBuf,
     budget: usize,
     buffer: Vec<Row>,
@@ -115,16 +354,27 @@ pub struct ExternalSorter {
 }
 
 impl ExternalSorter {
-    /// A sorter spilling into `dir` (a private temporary directory).
-    pub fn new(dir: &Path, budget: usize) -> Self {
-        ExternalSorter {
+    /// A sorter spilling into `dir` (a private temporary directory), under a fresh key.
+    pub fn new(dir: &Path, budget: usize) -> std::io::Result<Self> {
+        let mut raw = Zeroizing::new([0u8; 32]);
+        SystemRandom::new()
+            .fill(&mut raw[..])
+            .map_err(|_| std::io::Error::other("no system randomness"))?;
+        let key = LessSafeKey::new(
+            UnboundKey::new(&AES_256_GCM, &raw[..])
+                .map_err(|_| std::io::Error::other("bad spill key"))?,
+        );
+        // Leaked on purpose: a few hundred bytes per sorter, so readers can outlive the sorter.
+        let key: &'static LessSafeKey = Box::leak(Box::new(key));
+        Ok(ExternalSorter {
+            key,
             dir: dir.to_path_buf(),
             budget: budget.max(1 << 16),
             buffer: Vec::new(),
             held: 0,
             runs: Vec::new(),
             rows: 0,
-        }
+        })
     }
 
     /// Adds a row.
@@ -145,12 +395,19 @@ impl ExternalSorter {
 
     fn spill(&mut self) -> std::io::Result<()> {
         self.buffer.sort_by(|a, b| a.0.cmp(&b.0));
-        let path = self.dir.join(format!("run-{}.bin", self.runs.len()));
-        let mut w = BufWriter::new(File::create(&path)?);
+        let run = self.runs.len() as u32;
+        let path = self.dir.join(format!("run-{run}.bin"));
+        let mut w = SealedWriter {
+            out: BufWriter::new(create_private_file(&path)?),
+            key: self.key,
+            run,
+            block: 0,
+            buf: Zeroizing::new(Vec::with_capacity(BLOCK + 16)),
+        };
         for row in self.buffer.drain(..) {
             write_row(&mut w, &row)?;
         }
-        w.flush()?;
+        w.finish()?;
         self.runs.push(path);
         self.held = 0;
         Ok(())
@@ -167,9 +424,16 @@ impl ExternalSorter {
         if !self.buffer.is_empty() {
             self.spill()?;
         }
-        let mut readers: Vec<BufReader<File>> = Vec::new();
-        for path in &self.runs {
-            readers.push(BufReader::new(File::open(path)?));
+        let mut readers: Vec<SealedReader> = Vec::new();
+        for (run, path) in self.runs.iter().enumerate() {
+            readers.push(SealedReader {
+                input: BufReader::new(File::open(path)?),
+                key: self.key,
+                run: run as u32,
+                block: 0,
+                buf: Zeroizing::new(Vec::new()),
+                pos: 0,
+            });
         }
         let mut heap = BinaryHeap::new();
         let mut heads: Vec<Option<Row>> = Vec::with_capacity(readers.len());
@@ -203,7 +467,7 @@ mod tests {
     #[test]
     fn sorts_stably_across_spilled_runs() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut sorter = ExternalSorter::new(dir.path(), 1);
+        let mut sorter = ExternalSorter::new(dir.path(), 1).expect("sorter");
         let keys = ["c", "a", "b", "a", "c", "a"];
         for (i, k) in keys.iter().enumerate() {
             sorter
