@@ -422,3 +422,53 @@ async fn the_waiting_job_cap_holds_under_concurrent_submissions() {
             .get("n");
     assert_eq!((accepted, waiting), (10, 10));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_empty_or_restored_database_is_refused_with_how_to_recover() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let room_dir = dir.path().join("room");
+    let secret = OperatorSecret::new(b"rollback");
+    let room = Room::create(&room_dir, "rollback-room", &secret)
+        .await
+        .expect("room");
+    room.pool.close().await;
+    let db = room_dir.join("room.db");
+    let backup = dir.path().join("room.db.backup");
+    std::fs::copy(&db, &backup).expect("backup");
+
+    // The partner spends budget after the backup was taken.
+    let room = Room::open(&room_dir, &secret).await.expect("reopens");
+    let partner = auth::add_party(&room, "socialco", Role::Partner)
+        .await
+        .expect("partner");
+    assert!(!partner.is_empty());
+    room.pool.close().await;
+    assert!(Room::open(&room_dir, &secret).await.is_ok());
+
+    let refused = |e: Result<Room, strongroom::room::RoomError>| match e {
+        Ok(_) => panic!("opened"),
+        Err(e) => e.to_string(),
+    };
+    // Restored from the older backup: the ledger and log would roll back.
+    std::fs::copy(&backup, &db).expect("restore");
+    let why = refused(Room::open(&room_dir, &secret).await);
+    assert!(why.contains("older copy"), "{why}");
+    assert!(why.contains("log.witness"), "says how to recover: {why}");
+    // Empty.
+    std::fs::write(&db, b"").expect("truncate");
+    let why = refused(Room::open(&room_dir, &secret).await);
+    assert!(why.contains("is empty"), "{why}");
+    // Missing: not silently recreated.
+    std::fs::remove_file(&db).expect("remove");
+    let why = refused(Room::open(&room_dir, &secret).await);
+    assert!(why.contains("is missing"), "{why}");
+    assert!(!db.exists(), "no fresh database was created");
+    // Accepting the backup knowingly: move the witness aside.
+    std::fs::copy(&backup, &db).expect("restore");
+    std::fs::rename(
+        room_dir.join("keys/log.witness"),
+        dir.path().join("log.witness.old"),
+    )
+    .expect("move aside");
+    assert!(Room::open(&room_dir, &secret).await.is_ok());
+}

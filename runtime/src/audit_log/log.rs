@@ -130,6 +130,52 @@ pub struct AuditLog<'a> {
     pool: &'a SqlitePool,
     signer: Signer,
     origin: String,
+    witness: Option<Witness>,
+}
+
+/// The last checkpoint the room signed, kept in a file outside the database (`keys/log.witness`),
+/// so that restoring an old `room.db` (which would reset the budget ledger) is caught: the room
+/// refuses a database whose log does not extend this checkpoint.
+#[derive(Debug, Clone)]
+pub struct Witness {
+    path: std::path::PathBuf,
+}
+
+/// Serializes witness updates within the process, so a smaller checkpoint never replaces a
+/// larger one.
+static WITNESS_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+impl Witness {
+    /// The witness file at `path`.
+    pub fn at(path: std::path::PathBuf) -> Witness {
+        Witness { path }
+    }
+
+    /// The checkpoint recorded, if any.
+    pub fn read(&self) -> Result<Option<Checkpoint>, String> {
+        match std::fs::read_to_string(&self.path) {
+            Ok(text) => Checkpoint::parse(&text)
+                .map(Some)
+                .map_err(|e| format!("{}: {e}", self.path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(format!("{}: {e}", self.path.display())),
+        }
+    }
+
+    /// Records `checkpoint` unless a larger one is already recorded (written aside, then
+    /// renamed into place, so the file is always whole).
+    pub fn record(&self, checkpoint: &Checkpoint) -> Result<(), String> {
+        let _guard = WITNESS_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+        if let Ok(Some(current)) = self.read()
+            && current.size >= checkpoint.size
+        {
+            return Ok(());
+        }
+        let tmp = self.path.with_extension("witness.tmp");
+        std::fs::write(&tmp, checkpoint.text())
+            .and_then(|()| std::fs::rename(&tmp, &self.path))
+            .map_err(|e| format!("{}: {e}", self.path.display()))
+    }
 }
 
 /// 128 random bits, hex.
@@ -147,7 +193,45 @@ impl<'a> AuditLog<'a> {
             pool,
             signer,
             origin: origin_for(room),
+            witness: None,
         }
+    }
+
+    /// Records every new checkpoint in `witness` too, once its entry is committed.
+    pub fn with_witness(mut self, witness: Witness) -> Self {
+        self.witness = Some(witness);
+        self
+    }
+
+    /// Checks that the stored log extends the witnessed checkpoint (and is not empty); records
+    /// the current checkpoint when there is no witness yet.
+    pub async fn check_witness(&self) -> Result<(), String> {
+        let size = self.size().await.map_err(|e| e.to_string())?;
+        if size == 0 {
+            return Err("the database holds no audit log: it is empty or not this room's".into());
+        }
+        let Some(witness) = &self.witness else {
+            return Ok(());
+        };
+        let recorded = witness.read()?;
+        let Some(recorded) = recorded else {
+            let (checkpoint, _) = self.checkpoint().await.map_err(|e| e.to_string())?;
+            return witness.record(&checkpoint);
+        };
+        if recorded.size > size {
+            return Err(format!(
+                "the database's audit log has {size} entries, but the room signed a checkpoint of {} (an older copy of the database was restored?)",
+                recorded.size
+            ));
+        }
+        let tree = self.tree().await.map_err(|e| e.to_string())?;
+        if tree.root(recorded.size).ok() != Some(recorded.root) {
+            return Err(format!(
+                "the database's audit log does not extend the checkpoint of {} entries the room signed (a different or modified database?)",
+                recorded.size
+            ));
+        }
+        Ok(())
     }
 
     /// Appends an event, durably; returns its index. `fields` is an object of event details;
@@ -224,6 +308,9 @@ impl<'a> AuditLog<'a> {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        if let Some(witness) = &self.witness {
+            witness.record(&checkpoint).map_err(LogError::Corrupt)?;
+        }
         Ok(Appended {
             index,
             entry,

@@ -9,10 +9,19 @@ use std::time::Duration;
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-/// Opens (creating if needed) the database at `path` and applies migrations.
+/// Creates (if needed) the database at `path` and applies migrations: for a new room.
 pub async fn open(path: &Path) -> Result<SqlitePool, sqlx::Error> {
+    connect(path, true).await
+}
+
+/// Opens the existing database at `path` (never creating one) and applies migrations.
+pub async fn open_existing(path: &Path) -> Result<SqlitePool, sqlx::Error> {
+    connect(path, false).await
+}
+
+async fn connect(path: &Path, create: bool) -> Result<SqlitePool, sqlx::Error> {
     let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
-        .create_if_missing(true)
+        .create_if_missing(create)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full)
         .busy_timeout(Duration::from_secs(30))

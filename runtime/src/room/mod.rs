@@ -4,6 +4,8 @@
 //! ROOM/
 //!   room.toml            name
 //!   keys/                sealing.key, signing.key (encrypted, 0600), room.pub, room.vkey
+//!   keys/log.witness     the last checkpoint signed, outside the database (catches a restored
+//!                        old room.db, which would reset the budgets)
 //!   room.db              SQLite (WAL, synchronous FULL)
 //!   module-cache/        compiled modules, HMAC-authenticated
 //! ```
@@ -21,7 +23,7 @@ use serde::Deserialize;
 use sqlx::{Row, SqlitePool};
 
 use crate::audit_log::entry::event;
-use crate::audit_log::log::{AuditLog, LogError};
+use crate::audit_log::log::{AuditLog, LogError, Witness};
 use crate::guest_boundary::cache::ModuleCache;
 use crate::output_gate::ledger::PrivacyLedger;
 use keys::{KeyError, OperatorSecret, RoomKeys};
@@ -128,12 +130,36 @@ impl Room {
     pub async fn open(dir: &Path, secret: &OperatorSecret) -> Result<Room, RoomError> {
         let name = Room::name_of(dir)?;
         let keys = RoomKeys::open(&name, &dir.join("keys"), secret)?;
-        let pool = db::open(&dir.join("room.db")).await?;
-        Ok(Room {
+        let db_path = dir.join("room.db");
+        let recover = "restore room.db from the backup taken after the last checkpoint, or, to \
+             accept this database knowingly (the budgets it holds become the room's), move keys/log.witness \
+             aside; see docs/reliability.md";
+        match std::fs::metadata(&db_path) {
+            Err(_) => {
+                return Err(RoomError::Invalid(format!(
+                    "{} is missing: the room will not start with an empty budget ledger and log; {recover}",
+                    db_path.display()
+                )));
+            }
+            Ok(m) if m.len() == 0 => {
+                return Err(RoomError::Invalid(format!(
+                    "{} is empty: the room will not start with an empty budget ledger and log; {recover}",
+                    db_path.display()
+                )));
+            }
+            Ok(_) => {}
+        }
+        let pool = db::open_existing(&db_path).await?;
+        let room = Room {
             dir: dir.to_path_buf(),
             keys,
             pool,
-        })
+        };
+        room.audit()
+            .check_witness()
+            .await
+            .map_err(|e| RoomError::Invalid(format!("{}: {e}; {recover}", db_path.display())))?;
+        Ok(room)
     }
 
     /// The name in `dir/room.toml`.
@@ -158,6 +184,7 @@ impl Room {
     /// The audit log, signing with the room's key.
     pub fn audit(&self) -> AuditLog<'_> {
         AuditLog::new(&self.pool, self.keys.signer(), self.name())
+            .with_witness(Witness::at(self.dir.join("keys").join("log.witness")))
     }
 
     /// The privacy ledger.
