@@ -367,6 +367,41 @@ async fn tampering_with_a_stored_log_is_detected_and_located() {
 }
 
 #[tokio::test]
+async fn only_the_exact_canonical_bytes_verify() {
+    let log = stored_log(6).await;
+    check(&log, &log.lines).expect("the untouched log verifies");
+    let line = &log.lines[3];
+    let forged_entry = r#"{"event":"budget.charged","index":3,"partner":"nobody"}"#;
+    let variants = [
+        // A reader that keeps the first of two keys would see an entry never logged.
+        (
+            "duplicate entry key",
+            format!("{{\"entry\":{forged_entry},{}", &line[1..]),
+        ),
+        (
+            "extra field",
+            format!(
+                "{},\"zz_extra\":\"never logged\"}}",
+                &line[..line.len() - 1]
+            ),
+        ),
+        ("spacing", line.replacen(':', ": ", 1)),
+        (
+            "escaped letter",
+            line.replacen("entry 3", "\\u0065ntry 3", 1),
+        ),
+        ("carriage return", format!("{line}\r")),
+    ];
+    for (what, variant) in variants {
+        assert_ne!(&variant, line);
+        let mut lines = log.lines.clone();
+        lines[3] = variant;
+        let err = check(&log, &lines).expect_err(what);
+        assert_eq!(err.entry, Some(3), "{what}: {}", err.message);
+    }
+}
+
+#[tokio::test]
 async fn rollback_and_forks_are_caught_with_an_earlier_checkpoint() {
     let small = stored_log(5).await;
     let big = stored_log(12).await;

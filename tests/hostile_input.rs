@@ -472,3 +472,59 @@ async fn a_missing_empty_or_restored_database_is_refused_with_how_to_recover() {
     .expect("move aside");
     assert!(Room::open(&room_dir, &secret).await.is_ok());
 }
+
+/// A request from `source` with `token`, through the router as the server would see it.
+async fn from_source(s: &Setup, source: &str, token: &str) -> StatusCode {
+    use tower::ServiceExt;
+    let addr: std::net::SocketAddr = format!("{source}:40000").parse().expect("addr");
+    let mut request = axum::http::Request::builder()
+        .uri("/v1/datasets")
+        .header("authorization", format!("Bearer {token}"))
+        .body(Body::empty())
+        .expect("request");
+    request
+        .extensions_mut()
+        .insert(axum::extract::ConnectInfo(addr));
+    s.app
+        .clone()
+        .oneshot(request)
+        .await
+        .expect("response")
+        .status()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_bad_tokens_is_limited_per_source_and_logged_as_counted_summaries() {
+    let s = setup(ServiceConfig {
+        failures_per_source: 20.0,
+        denied_summary_every: Duration::from_millis(500),
+        ..ServiceConfig::default()
+    })
+    .await;
+    let before = s.state.room.audit().size().await.expect("size");
+    let mut statuses = std::collections::BTreeMap::new();
+    for _ in 0..3000 {
+        *statuses
+            .entry(from_source(&s, "203.0.113.9", "sr_wrong_token").await)
+            .or_insert(0) += 1;
+    }
+    assert_eq!(
+        statuses.get(&StatusCode::UNAUTHORIZED),
+        Some(&20),
+        "{statuses:?}"
+    );
+    assert_eq!(statuses.get(&StatusCode::TOO_MANY_REQUESTS), Some(&2980));
+    // Another source with a good token is served meanwhile.
+    assert_eq!(
+        from_source(&s, "198.51.100.4", &s.bank).await,
+        StatusCode::OK
+    );
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let entries = s.state.room.audit().entries(before).await.expect("entries");
+    assert_eq!(entries.len(), 1, "one summary, not one entry per request");
+    let summary: Value = serde_json::from_str(&entries[0].entry).expect("json");
+    assert_eq!(summary["event"], "access.denied_summary");
+    assert_eq!(summary["source"], "203.0.113.9");
+    assert_eq!(summary["refusals"]["invalid_token"], 20);
+    assert_eq!(summary["refusals"]["rate_limited"], 2980);
+}

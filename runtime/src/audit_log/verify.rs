@@ -72,7 +72,7 @@ pub fn verify_export(
     };
     let mut tree = MerkleTree::new();
     let mut count = 0u64;
-    for (line_no, line) in export.lines().enumerate() {
+    for (line_no, line) in export.split_terminator('\n').enumerate() {
         let i = line_no as u64;
         let bad = |what: &str| VerifyError {
             entry: Some(i),
@@ -82,6 +82,15 @@ pub fn verify_export(
             ),
         };
         let value: Value = serde_json::from_str(line).map_err(|_| bad("is not JSON"))?;
+        // The canonical form is the only accepted form: what a log reader parses must be what
+        // was hashed and signed, so duplicate keys (a reader may take the first), extra fields,
+        // other spacing or escapes are refused, not re-canonicalized away.
+        let exact = canonical(&value).map_err(|_| bad("is not canonical"))?;
+        if exact != line || value.as_object().map_or(0, serde_json::Map::len) != 3 {
+            return Err(bad(
+                "is not, byte for byte, the room's canonical export line (duplicate or extra keys, spacing or escapes differ)",
+            ));
+        }
         let entry = value.get("entry").ok_or_else(|| bad("has no entry"))?;
         let text = canonical(entry).map_err(|_| bad("is not canonical"))?;
         let signature = value

@@ -5,7 +5,7 @@
 //! comparison. Only the hash is stored; the token is shown once, when the party is added.
 //! Revoked tokens stop working at once.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -281,6 +281,61 @@ impl RateLimiter {
             true
         } else {
             false
+        }
+    }
+}
+
+impl RateLimiter {
+    /// Whether `key`'s bucket is empty now (takes nothing).
+    pub fn exhausted(&self, key: &str) -> bool {
+        let now = Instant::now();
+        let buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        buckets.get(key).is_some_and(|(tokens, last)| {
+            (*tokens + now.duration_since(*last).as_secs_f64() * self.rate).min(self.burst) < 1.0
+        })
+    }
+}
+
+/// Requests refused for a missing, wrong or revoked token, counted per source address and
+/// reason until the next summary is written to the log. Nothing is written per request, so a
+/// flood of bad tokens cannot grow the log faster than one entry per source and period.
+#[derive(Default)]
+pub struct DeniedCounter {
+    counts: Mutex<HashMap<(String, &'static str), u64>>,
+}
+
+impl DeniedCounter {
+    /// Counts one refusal.
+    pub fn count(&self, source: &str, reason: &'static str) {
+        *self
+            .counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry((source.to_string(), reason))
+            .or_default() += 1;
+    }
+
+    /// Takes the counts so far, per source: reason -> refusals.
+    pub fn take(&self) -> BTreeMap<String, BTreeMap<&'static str, u64>> {
+        let counts = std::mem::take(&mut *self.counts.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut out: BTreeMap<String, BTreeMap<&'static str, u64>> = BTreeMap::new();
+        for ((source, reason), n) in counts {
+            out.entry(source).or_default().insert(reason, n);
+        }
+        out
+    }
+
+    /// Writes one `access.denied_summary` entry per source with refusals since the last call.
+    pub async fn flush(&self, room: &Room, period_seconds: u64) {
+        for (source, reasons) in self.take() {
+            let _ = room
+                .audit()
+                .append(
+                    event::ACCESS_DENIED_SUMMARY,
+                    serde_json::json!({ "actor": "unknown", "source": source,
+                        "refusals": reasons, "period_seconds": period_seconds }),
+                )
+                .await;
         }
     }
 }

@@ -29,7 +29,7 @@ use tower_http::timeout::TimeoutLayer;
 use crate::audit_log::entry::event;
 use crate::guest_boundary::Sandbox;
 use crate::room::Room;
-use auth::{AuthFailure, RateLimiter};
+use auth::{AuthFailure, DeniedCounter, RateLimiter};
 use problem::Problem;
 
 /// The OpenAPI document, served at `/v1/openapi.json` and kept in the repository.
@@ -56,6 +56,11 @@ pub struct ServiceConfig {
     pub request_timeout: Duration,
     /// Most queued jobs per partner.
     pub max_queued_per_partner: i64,
+    /// Requests with a missing, wrong or revoked token allowed per source address: a burst of
+    /// this many, refilled at one a second; beyond it, 429 before the token is looked at.
+    pub failures_per_source: f64,
+    /// How often refused requests are summarized in the log (one entry per source address).
+    pub denied_summary_every: Duration,
 }
 
 impl Default for ServiceConfig {
@@ -70,6 +75,8 @@ impl Default for ServiceConfig {
             burst: 100.0,
             request_timeout: Duration::from_secs(600),
             max_queued_per_partner: 100,
+            failures_per_source: 20.0,
+            denied_summary_every: Duration::from_secs(60),
         }
     }
 }
@@ -84,8 +91,21 @@ pub struct AppState {
     pub config: ServiceConfig,
     /// Per-party rate limits.
     pub limiter: RateLimiter,
+    /// Per-source limits on requests with a missing, wrong or revoked token.
+    pub failures: RateLimiter,
+    /// Refused requests, counted until the next summary entry.
+    pub denied: DeniedCounter,
     /// The job queue.
     pub queue: queue::Queue,
+}
+
+fn rate_limited() -> Response {
+    Problem::new(
+        axum::http::StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        "too many requests; slow down and retry",
+    )
+    .into_response()
 }
 
 async fn authorize(
@@ -102,6 +122,15 @@ async fn authorize(
     if route.roles.is_empty() {
         return next.run(request).await;
     }
+    let source = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map_or_else(|| "unknown".to_string(), |c| c.0.ip().to_string());
+    // A source that keeps presenting bad tokens is refused before its token is even looked at.
+    if state.failures.exhausted(&source) {
+        state.denied.count(&source, "rate_limited");
+        return rate_limited();
+    }
     let token = request
         .headers()
         .get(AUTHORIZATION)
@@ -115,24 +144,21 @@ async fn authorize(
     let caller = match caller {
         Ok(c) => c,
         Err(failure) => {
-            if failure != AuthFailure::Missing {
-                let reason = if failure == AuthFailure::Revoked {
-                    "revoked token"
-                } else {
-                    "invalid token"
-                };
-                let _ = state
-                    .room
-                    .audit()
-                    .append(
-                        event::ACCESS_DENIED,
-                        json!({ "actor": "unknown", "reason": reason, "method": method, "route": route.path }),
-                    )
-                    .await;
-            }
+            state.denied.count(
+                &source,
+                match failure {
+                    AuthFailure::Missing => "missing_token",
+                    AuthFailure::Revoked => "revoked_token",
+                    _ => "invalid_token",
+                },
+            );
+            state.failures.allow(&source);
             return Problem::unauthorized().into_response();
         }
     };
+    if !state.limiter.allow(&caller.party) {
+        return rate_limited();
+    }
     if !route.roles.contains(&caller.role) {
         let _ = state
             .room
@@ -143,14 +169,6 @@ async fn authorize(
             )
             .await;
         return Problem::forbidden().into_response();
-    }
-    if !state.limiter.allow(&caller.party) {
-        return Problem::new(
-            axum::http::StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            "too many requests; slow down and retry",
-        )
-        .into_response();
     }
     request.extensions_mut().insert(caller);
     next.run(request).await
@@ -242,12 +260,27 @@ pub async fn start(room: Room, config: ServiceConfig) -> anyhow::Result<Arc<AppS
     }
     let state = Arc::new(AppState {
         limiter: RateLimiter::new(config.rate_per_second, config.burst),
+        failures: RateLimiter::new(1.0, config.failures_per_source),
+        denied: DeniedCounter::default(),
         queue: queue::Queue::new(),
         room,
         sandbox,
         config,
     });
     queue::spawn_workers(&state, tokio::runtime::Handle::current());
+    let summaries = Arc::downgrade(&state);
+    let every = state.config.denied_summary_every;
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let Some(state) = summaries.upgrade() else {
+                return;
+            };
+            state.denied.flush(&state.room, every.as_secs()).await;
+        }
+    });
     Ok(state)
 }
 
@@ -343,9 +376,13 @@ pub async fn serve(
         });
         axum_server::from_tcp_rustls(listener, rustls)
             .handle(handle)
-            .serve(router(Arc::clone(&state)).into_make_service())
+            .serve(router(Arc::clone(&state)).into_make_service_with_connect_info::<SocketAddr>())
             .await?;
         state.queue.shutdown();
+        state
+            .denied
+            .flush(&state.room, state.config.denied_summary_every.as_secs())
+            .await;
         return Ok(());
     }
     let listener = tokio::net::TcpListener::bind(listen)
@@ -368,11 +405,18 @@ pub async fn serve(
         let _ = out.flush();
     }
     let app = router(Arc::clone(&state));
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
     state.queue.shutdown();
+    state
+        .denied
+        .flush(&state.room, state.config.denied_summary_every.as_secs())
+        .await;
     Ok(())
 }
