@@ -431,10 +431,13 @@ async fn a_missing_empty_or_restored_database_is_refused_with_how_to_recover() {
     let room = Room::create(&room_dir, "rollback-room", &secret)
         .await
         .expect("room");
-    room.pool.close().await;
-    let db = room_dir.join("room.db");
     let backup = dir.path().join("room.db.backup");
-    std::fs::copy(&db, &backup).expect("backup");
+    // A backup as an operator takes one of a live SQLite database.
+    sqlx::query(&format!("VACUUM INTO '{}'", backup.display()))
+        .execute(&room.pool)
+        .await
+        .expect("backup");
+    room.pool.close().await;
 
     // The partner spends budget after the backup was taken.
     let room = Room::open(&room_dir, &secret).await.expect("reopens");
@@ -443,34 +446,55 @@ async fn a_missing_empty_or_restored_database_is_refused_with_how_to_recover() {
         .expect("partner");
     assert!(!partner.is_empty());
     room.pool.close().await;
-    assert!(Room::open(&room_dir, &secret).await.is_ok());
+    let reopened = Room::open(&room_dir, &secret).await.expect("reopens");
+    reopened.pool.close().await;
+    drop(reopened);
 
+    // Each case on a copy of the room's directory (keys and witness) that no process has open,
+    // with the database as the case puts it.
+    let case = |name: &str, database: Option<&[u8]>| {
+        let copy = dir.path().join(name);
+        std::fs::create_dir_all(copy.join("keys")).expect("copy");
+        std::fs::copy(room_dir.join("room.toml"), copy.join("room.toml")).expect("copy");
+        for key in std::fs::read_dir(room_dir.join("keys"))
+            .expect("keys")
+            .flatten()
+        {
+            std::fs::copy(key.path(), copy.join("keys").join(key.file_name())).expect("copy");
+        }
+        if let Some(bytes) = database {
+            std::fs::write(copy.join("room.db"), bytes).expect("database");
+        }
+        copy
+    };
     let refused = |e: Result<Room, strongroom::room::RoomError>| match e {
         Ok(_) => panic!("opened"),
         Err(e) => e.to_string(),
     };
+    let old = std::fs::read(&backup).expect("backup");
     // Restored from the older backup: the ledger and log would roll back.
-    std::fs::copy(&backup, &db).expect("restore");
-    let why = refused(Room::open(&room_dir, &secret).await);
+    let restored = case("restored", Some(&old));
+    let why = refused(Room::open(&restored, &secret).await);
     assert!(why.contains("older copy"), "{why}");
     assert!(why.contains("log.witness"), "says how to recover: {why}");
     // Empty.
-    std::fs::write(&db, b"").expect("truncate");
-    let why = refused(Room::open(&room_dir, &secret).await);
+    let why = refused(Room::open(&case("empty", Some(b"")), &secret).await);
     assert!(why.contains("is empty"), "{why}");
     // Missing: not silently recreated.
-    std::fs::remove_file(&db).expect("remove");
-    let why = refused(Room::open(&room_dir, &secret).await);
+    let missing = case("missing", None);
+    let why = refused(Room::open(&missing, &secret).await);
     assert!(why.contains("is missing"), "{why}");
-    assert!(!db.exists(), "no fresh database was created");
+    assert!(
+        !missing.join("room.db").exists(),
+        "no fresh database was created"
+    );
     // Accepting the backup knowingly: move the witness aside.
-    std::fs::copy(&backup, &db).expect("restore");
     std::fs::rename(
-        room_dir.join("keys/log.witness"),
+        restored.join("keys/log.witness"),
         dir.path().join("log.witness.old"),
     )
     .expect("move aside");
-    assert!(Room::open(&room_dir, &secret).await.is_ok());
+    assert!(Room::open(&restored, &secret).await.is_ok());
 }
 
 /// A request from `source` with `token`, through the router as the server would see it.
@@ -527,4 +551,28 @@ async fn a_flood_of_bad_tokens_is_limited_per_source_and_logged_as_counted_summa
     assert_eq!(summary["source"], "203.0.113.9");
     assert_eq!(summary["refusals"]["invalid_token"], 20);
     assert_eq!(summary["refusals"]["rate_limited"], 2980);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_partial_uploads_go_at_start_and_a_bad_path_is_a_problem_document() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let room_dir = dir.path().join("room");
+    let secret = OperatorSecret::new(b"stale");
+    let room = Room::create(&room_dir, "stale-room", &secret)
+        .await
+        .expect("room");
+    let bank = auth::add_party(&room, "bigbank", Role::Bank)
+        .await
+        .expect("bank");
+    std::fs::create_dir_all(room_dir.join("uploads")).expect("uploads");
+    let stale = room_dir.join("uploads/0123456789abcdef.part");
+    std::fs::write(&stale, b"half of a sealed file").expect("stale");
+    let state = start(room, ServiceConfig::default()).await.expect("start");
+    assert!(!stale.exists(), "a partial upload survived the restart");
+    let app = router(Arc::clone(&state));
+    let (status, ctype, problem) = get(&app, "/v1/datasets/%ff", &bank).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+    assert_eq!(ctype, "application/problem+json");
+    assert_eq!(problem["status"], 400);
+    state.queue.shutdown();
 }

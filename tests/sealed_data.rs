@@ -269,12 +269,76 @@ fn sealing_refuses_bad_input_and_leaves_no_file() {
     let leftovers: Vec<_> = std::fs::read_dir(f.dir.path())
         .expect("dir")
         .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp"))
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.starts_with(".tmp") || name.starts_with(".strongroom-seal-")
+        })
         .collect();
     assert!(
         leftovers.is_empty(),
         "temporary files left behind: {leftovers:?}"
     );
+}
+
+#[test]
+fn inputs_that_would_seal_wrongly_are_refused_with_a_reason() {
+    let f = fixture();
+    let data = f.dir.path().join("odd");
+    synthetic::generate(20, 3.0, 1)
+        .write_csv(&data)
+        .expect("csv");
+    let schema = DatasetSchema::load(&data.join("schema.toml")).expect("schema");
+    let customers = std::fs::read_to_string(data.join("customers.csv")).expect("read");
+    let (header, rows) = customers.split_once('\n').expect("header");
+    let email_at = header
+        .split(',')
+        .position(|c| c == "email")
+        .expect("an email column");
+    let with_email = |email: &str| {
+        let mut lines: Vec<String> = rows.lines().map(String::from).collect();
+        let mut cells: Vec<String> = lines[0].split(',').map(String::from).collect();
+        cells[email_at] = email.to_string();
+        lines[0] = cells.join(",");
+        format!("{header}\n{}\n", lines.join("\n"))
+    };
+    let duplicate = format!(
+        "{header},email\n{}",
+        rows.lines()
+            .map(|l| format!("{l},x@example.com\n"))
+            .collect::<String>()
+    );
+    let cases = [
+        ("NUL", with_email("ann\0@example.com"), 100, "NUL byte"),
+        (
+            "long field",
+            with_email(&format!("{}@example.com", "a".repeat(70_000))),
+            100,
+            "over the limit",
+        ),
+        ("duplicate column", duplicate, 100, "appears twice"),
+        ("zero rows per chunk", customers.clone(), 0, "--chunk-rows"),
+    ];
+    for (what, text, chunk_rows, expected) in cases {
+        let path = f.dir.path().join("customers-odd.csv");
+        std::fs::write(&path, text).expect("write");
+        let tables = vec![
+            ("customers".to_string(), path),
+            ("transactions".to_string(), data.join("transactions.csv")),
+        ];
+        let out = f.dir.path().join("odd.sealed");
+        let err = seal(
+            &schema,
+            &tables,
+            &f.room.public,
+            &f.party,
+            chunk_rows,
+            &out,
+            false,
+        )
+        .expect_err(what);
+        assert!(err.to_string().contains(expected), "{what}: {err}");
+        assert!(!out.exists(), "{what}: no output");
+    }
 }
 
 fn write_parquet(path: &Path, batch: arrow_array::RecordBatch) {

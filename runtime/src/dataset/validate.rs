@@ -57,6 +57,9 @@ pub struct RowValidator {
     entity: usize,
 }
 
+/// Longest value a cell may hold, in bytes.
+pub const MAX_FIELD_BYTES: usize = 64 << 10;
+
 impl RowValidator {
     /// A validator for `schema` over a file with `header`.
     pub fn new(
@@ -71,6 +74,17 @@ impl RowValidator {
                     message: format!("column '{}' of table '{}' is missing", c.name, schema.name),
                 });
             }
+        }
+        if let Some(twice) = header
+            .iter()
+            .enumerate()
+            .find(|(i, h)| header[..*i].contains(h))
+            .map(|(_, h)| h)
+        {
+            return Err(InputError::Header {
+                path: path.into(),
+                message: format!("column '{twice}' appears twice in the header"),
+            });
         }
         if let Some(extra) = header
             .iter()
@@ -132,6 +146,15 @@ impl RowValidator {
                     message,
                 }
             };
+            if raw.len() > MAX_FIELD_BYTES {
+                return Err(bad(format!(
+                    "a value of {} bytes is over the limit of {MAX_FIELD_BYTES}",
+                    raw.len()
+                )));
+            }
+            if raw.contains('\0') {
+                return Err(bad("contains a NUL byte".into()));
+            }
             let cell = match c.role {
                 Role::Entity if raw.is_empty() => return Err(bad("missing entity key".into())),
                 Role::Entity | Role::Identifier => Cell::Text(raw.to_string()),

@@ -17,7 +17,8 @@ pub enum ReleaseMode {
     Held,
 }
 
-/// A number given either as a TOML string (exact) or a float.
+/// A number given as a TOML string (an exact decimal) or an integer. A TOML float is refused:
+/// it is binary, so `0.1` is not what the bank meant, and budgets are exact.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(untagged)]
 enum Decimal {
@@ -30,7 +31,9 @@ impl Decimal {
     fn nano(&self) -> Result<u64, String> {
         match self {
             Decimal::Text(s) => parse_nano(s),
-            Decimal::Float(f) => parse_nano(&format!("{f}")),
+            Decimal::Float(f) => Err(format!(
+                "write it as an exact decimal string, e.g. \"{f}\" (a TOML float is binary, not exact)"
+            )),
             Decimal::Int(i) => parse_nano(&i.to_string()),
         }
     }
@@ -262,11 +265,17 @@ mod tests {
         assert_eq!(p.min_group_size, 50);
         assert_eq!(p.mechanism, Mechanism::Gaussian);
         assert_eq!(p.modes, vec![Mode::Isolated]);
+        let float = Policy::parse("partner = \"a\"\ndataset = \"b\"\nbudget_rho = 1.5\n")
+            .expect_err("a float is not exact");
+        assert!(
+            float.contains("budget_rho") && float.contains("\"1.5\""),
+            "{float}"
+        );
         assert_eq!(
-            Policy::parse("partner = \"a\"\ndataset = \"b\"\nbudget_rho = 0.25\n")
-                .expect("float")
+            Policy::parse("partner = \"a\"\ndataset = \"b\"\nbudget_rho = 2\n")
+                .expect("integer")
                 .budget_nano_rho,
-            250_000_000
+            2_000_000_000
         );
         assert!(
             Policy::parse("partner = \"a\"\ndataset = \"b\"\nbudget_rho = 1\nsurprise = 1\n")

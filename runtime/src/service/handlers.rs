@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -22,7 +22,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::auth::{Caller, Role};
 use super::problem::Problem;
-use super::problem::extract::{Bytes, Json as ApiJson, Query, Text};
+use super::problem::extract::{Bytes, Json as ApiJson, Path, Query, Text};
 use super::{AppState, OPENAPI};
 use crate::audit_log::entry::event;
 use crate::data_at_rest::open::{SealedFile, Verified, verify_file};

@@ -252,6 +252,16 @@ pub async fn start(room: Room, config: ServiceConfig) -> anyhow::Result<Arc<AppS
     for dir in ["datasets", "modules", "audience-lists", "uploads"] {
         std::fs::create_dir_all(room.dir.join(dir))?;
     }
+    // Partial uploads of a process that was killed mid-request: nothing refers to them.
+    let mut stale = 0;
+    for entry in std::fs::read_dir(room.dir.join("uploads"))?.flatten() {
+        if std::fs::remove_file(entry.path()).is_ok() {
+            stale += 1;
+        }
+    }
+    if stale > 0 {
+        eprintln!("strongroom serve: removed {stale} partial upload(s) left by a stopped service");
+    }
     let interrupted = queue::recover(&room).await?;
     if interrupted > 0 {
         eprintln!(

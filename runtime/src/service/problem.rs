@@ -161,6 +161,19 @@ pub mod extract {
         }
     }
 
+    /// Path parameters (a segment that is not valid percent-encoded UTF-8 is a 400 problem).
+    pub struct Path<T>(pub T);
+
+    impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
+        type Rejection = Problem;
+        async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+            axum::extract::Path::<T>::from_request_parts(parts, state)
+                .await
+                .map(|axum::extract::Path(v)| Path(v))
+                .map_err(|r| rejection(r.status(), r.body_text()))
+        }
+    }
+
     /// A whole body as bytes (size-capped by the route's limit).
     pub struct Bytes(pub axum::body::Bytes);
 
