@@ -261,3 +261,37 @@ fn a_table_mode_spinner_is_stopped_by_its_fuel_or_deadline() {
     assert!(report.aggregate.is_none(), "nothing leaves a failed run");
     assert!(started.elapsed() < Duration::from_secs(60));
 }
+
+#[test]
+fn a_pooled_slot_comes_back_fresh_and_the_self_test_sees_stale_memory() {
+    use strongroom::guest_boundary::Sandbox;
+    use strongroom::guest_boundary::freshness::{self, MemoryReset, Probe, canary_module};
+    use strongroom::guest_boundary::sandbox::EngineSettings;
+    // An engine of its own, so no other test's instances take the slot in between.
+    let sandbox = Sandbox::new(&EngineSettings::default()).expect("the self-test passes");
+    assert!(matches!(
+        sandbox.memory_reset(),
+        MemoryReset::PageScan | MemoryReset::Fallback(_)
+    ));
+    let engine = sandbox.engine();
+    let module = canary_module(engine).expect("canary");
+
+    // The detector sees a dirtied slot that was not reset (the same instance, inspected again).
+    let mut dirty = Probe::new(engine, &module).expect("instance");
+    assert!(dirty.inspect().expect("inspect").is_fresh());
+    dirty.scribble().expect("scribble");
+    let seen = dirty.inspect().expect("inspect");
+    assert!(
+        seen.stale_bytes > 40 * 65536 && seen.extra_pages == 8 && seen.stale_elements == 64,
+        "{seen:?}"
+    );
+    let slot = seen.address;
+    drop(dirty);
+
+    // The next instance lands in that slot and sees the pristine image.
+    let mut next = Probe::new(engine, &module).expect("instance");
+    let seen = next.inspect().expect("inspect");
+    assert_eq!(seen.address, slot, "the pool reuses the dirtied slot");
+    assert!(seen.is_fresh(), "{seen:?}");
+    freshness::self_test(engine).expect("and again, as at start");
+}

@@ -10,6 +10,7 @@
 //! - `run_keys.rs`: independent keys for each random thing in a run, from its seed.
 
 pub mod cache;
+pub mod freshness;
 pub mod host_api;
 pub mod limits;
 pub mod manifest;

@@ -20,6 +20,7 @@ use wasmtime::{
 };
 
 use super::cache::{CacheStatus, ModuleCache};
+use super::freshness::{self, MemoryReset};
 use super::host_api::{GuestState, Query, QueryPre, Stop};
 use super::manifest::Mode;
 use super::outcome::Outcome;
@@ -73,6 +74,58 @@ pub struct Sandbox {
     engine: Engine,
     linker: Linker<GuestState>,
     epoch: EpochTicker,
+    memory_reset: MemoryReset,
+}
+
+/// The engine's configuration; `page_scan` chooses how pooled memory is reset.
+fn engine_config(settings: &EngineSettings, page_scan: bool) -> Config {
+    let mut pool = PoolingAllocationConfig::new();
+    let n = settings.max_concurrent_instances;
+    pool.total_component_instances(n)
+        .total_core_instances(n * 16)
+        .total_memories(n * 4)
+        .total_tables(n * 8)
+        .total_stacks(n)
+        .max_core_instances_per_component(16)
+        .max_memories_per_component(4)
+        .max_tables_per_component(8)
+        .max_memories_per_module(1)
+        .max_tables_per_module(4)
+        .table_elements(settings.max_table_elements)
+        .max_memory_size(settings.max_memory_per_memory)
+        // Reset an instance's memory by rewriting only the pages it dirtied (found with
+        // Linux's PAGEMAP_SCAN where available) instead of unmapping them: an isolation unit
+        // then costs no page faults and takes no process-wide VM lock, so threads scale. The
+        // fallback rewrites the whole resident part, reading no page flags.
+        .linear_memory_keep_resident(settings.keep_resident_bytes)
+        .table_keep_resident(settings.keep_resident_bytes)
+        .pagemap_scan(if page_scan {
+            Enabled::Auto
+        } else {
+            Enabled::No
+        });
+
+    let mut config = Config::new();
+    config
+        .wasm_component_model(true)
+        .consume_fuel(true)
+        .epoch_interruption(true)
+        .max_wasm_stack(settings.max_wasm_stack)
+        .memory_init_cow(true)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+        // Proposals a query module does not need: off, so their code paths are not attack
+        // surface (GC, function references, exceptions, threads and component-model async
+        // are not even compiled in). Vetting refuses modules that use them with a message naming the feature.
+        .wasm_memory64(false)
+        .wasm_multi_memory(false)
+        .wasm_tail_call(false)
+        .wasm_relaxed_simd(false)
+        .wasm_gc(false)
+        .wasm_stack_switching(false)
+        .wasm_wide_arithmetic(false)
+        .wasm_custom_page_sizes(false)
+        .wasm_branch_hinting(false);
+    config
 }
 
 /// A vetted module, compiled and linked, ready for many instances.
@@ -144,50 +197,30 @@ type UnitFailures = (Vec<(u32, Outcome, String)>, BTreeMap<&'static str, u64>);
 const MAX_FAILURE_DETAILS: usize = 16;
 
 impl Sandbox {
-    /// An engine for hostile guests.
+    /// An engine for hostile guests, once it has proven that a pooled slot comes back fresh
+    /// (see [`super::freshness`]): with the page-scan reset when swap is off and the self-test
+    /// passes, else with the reset that reads no page flags; refused if neither passes.
     pub fn new(settings: &EngineSettings) -> wasmtime::Result<Sandbox> {
-        let mut pool = PoolingAllocationConfig::new();
-        let n = settings.max_concurrent_instances;
-        pool.total_component_instances(n)
-            .total_core_instances(n * 16)
-            .total_memories(n * 4)
-            .total_tables(n * 8)
-            .total_stacks(n)
-            .max_core_instances_per_component(16)
-            .max_memories_per_component(4)
-            .max_tables_per_component(8)
-            .max_memories_per_module(1)
-            .max_tables_per_module(4)
-            .table_elements(settings.max_table_elements)
-            .max_memory_size(settings.max_memory_per_memory)
-            // Reset an instance's memory by rewriting only the pages it dirtied (found with
-            // Linux's PAGEMAP_SCAN where available) instead of unmapping them: an isolation unit
-            // then costs no page faults and takes no process-wide VM lock, so threads scale.
-            .linear_memory_keep_resident(settings.keep_resident_bytes)
-            .table_keep_resident(settings.keep_resident_bytes)
-            .pagemap_scan(Enabled::Auto);
-
-        let mut config = Config::new();
-        config
-            .wasm_component_model(true)
-            .consume_fuel(true)
-            .epoch_interruption(true)
-            .max_wasm_stack(settings.max_wasm_stack)
-            .memory_init_cow(true)
-            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
-            // Proposals a query module does not need: off, so their code paths are not attack
-            // surface (GC, function references, exceptions, threads and component-model async
-            // are not even compiled in). Vetting refuses modules that use them with a message naming the feature.
-            .wasm_memory64(false)
-            .wasm_multi_memory(false)
-            .wasm_tail_call(false)
-            .wasm_relaxed_simd(false)
-            .wasm_gc(false)
-            .wasm_stack_switching(false)
-            .wasm_wide_arithmetic(false)
-            .wasm_custom_page_sizes(false)
-            .wasm_branch_hinting(false);
-        let engine = Engine::new(&config)?;
+        let fallback = |why: String| -> wasmtime::Result<(Engine, MemoryReset)> {
+            let engine = Engine::new(&engine_config(settings, false))?;
+            freshness::self_test(&engine).map_err(|e| {
+                wasmtime::Error::msg(format!(
+                    "isolated mode refuses to start: a pooled instance slot does not come back fresh even without page-flag resets ({e}); first: {why}"
+                ))
+            })?;
+            Ok((engine, MemoryReset::Fallback(why)))
+        };
+        let (engine, memory_reset) = if freshness::swap_enabled() {
+            fallback(
+                "swap is enabled, and a dirty page swapped out is not seen by a page scan".into(),
+            )?
+        } else {
+            let engine = Engine::new(&engine_config(settings, true))?;
+            match freshness::self_test(&engine) {
+                Ok(()) => (engine, MemoryReset::PageScan),
+                Err(e) => fallback(format!("the page-scan reset failed the self-test: {e}"))?,
+            }
+        };
 
         let mut linker = Linker::new(&engine);
         wasi::add_to_linker(&mut linker)?;
@@ -211,7 +244,13 @@ impl Sandbox {
             engine,
             linker,
             epoch: EpochTicker { ticks, stop },
+            memory_reset,
         })
+    }
+
+    /// How instance memory is reset between units, as proven when the engine was made.
+    pub fn memory_reset(&self) -> &MemoryReset {
+        &self.memory_reset
     }
 
     /// The engine (for caching and benchmarks).

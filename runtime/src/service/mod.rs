@@ -248,6 +248,7 @@ pub async fn start(room: Room, config: ServiceConfig) -> anyhow::Result<Arc<AppS
         Sandbox::new(&crate::guest_boundary::sandbox::EngineSettings::default())
             .map_err(|e| anyhow::anyhow!("{e:#}"))?,
     );
+    eprintln!("strongroom serve: isolation: {}", sandbox.memory_reset());
     let room = Arc::new(room);
     for dir in ["datasets", "modules", "audience-lists", "uploads"] {
         std::fs::create_dir_all(room.dir.join(dir))?;
