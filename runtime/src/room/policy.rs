@@ -23,8 +23,8 @@ pub enum ReleaseMode {
 #[serde(untagged)]
 enum Decimal {
     Text(String),
-    Float(f64),
     Int(u64),
+    Float(f64),
 }
 
 impl Decimal {

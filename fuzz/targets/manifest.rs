@@ -1,0 +1,9 @@
+//! The manifest custom section a partner's module carries.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use strongroom::guest_boundary::manifest::Manifest;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = Manifest::decode(data);
+});

@@ -1,0 +1,28 @@
+//! Signed notes, checkpoints, receipts and the room's published keys. The fuzzed text is also
+//! signed with a real key, so the parsers behind the signature check are reached.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use strongroom::audit_log::log::Checkpoint;
+use strongroom::audit_log::note::{Note, Verifier};
+use strongroom::output_gate::receipt::Receipt;
+use strongroom::room::keys::RoomPublicKeys;
+use strongroom_fuzz::fixture;
+
+fuzz_target!(|data: &[u8]| {
+    let f = fixture();
+    if let Ok(note) = Note::parse_bytes(data) {
+        let _ = note.verify(&f.verifier);
+    }
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let _ = Verifier::parse(text);
+    let _ = RoomPublicKeys::parse(text);
+    let _ = Checkpoint::open(text, &f.verifier);
+    let _ = Receipt::verify(text, &f.verifier);
+    if let Ok(signed) = f.signer.sign(text) {
+        let _ = Checkpoint::open(&signed, &f.verifier);
+        let _ = Receipt::verify(&signed, &f.verifier);
+    }
+});
