@@ -17,7 +17,7 @@ work="target/fuzz"
 mkdir -p "$work/artifacts"
 RUSTC_WORKSPACE_WRAPPER="$PWD/fuzz/instrument.sh" cargo build --quiet -p strongroom-fuzz --bins
 rm -rf "$work/seeds"
-target/debug/fuzz-seeds "$work/seeds"
+export FUZZ_SEEDS="$work/seeds"
 printf '%-22s %12s %8s %8s %10s\n' target executions "exec/s" edges corpus
 for t in "${targets[@]}"; do
   mkdir -p "$work/corpus/$t" "$work/seeds/$t"

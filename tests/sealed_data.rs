@@ -341,6 +341,81 @@ fn inputs_that_would_seal_wrongly_are_refused_with_a_reason() {
     }
 }
 
+/// Overwrites the offset of the first buffer of the first record batch in an Arrow IPC stream.
+fn corrupt_first_buffer_offset(stream: &mut [u8], offset: i64) {
+    let mut pos = 0;
+    loop {
+        let meta_len = u32::from_le_bytes(stream[pos + 4..pos + 8].try_into().expect("4")) as usize;
+        let meta_at = pos + 8;
+        let message =
+            arrow_ipc::root_as_message(&stream[meta_at..meta_at + meta_len]).expect("message");
+        let body = message.bodyLength() as usize;
+        if let Some(batch) = message.header_as_record_batch() {
+            let buffers = batch.buffers().expect("buffers");
+            let at = buffers.bytes().as_ptr() as usize - stream.as_ptr() as usize;
+            stream[at..at + 8].copy_from_slice(&offset.to_le_bytes());
+            return;
+        }
+        pos = meta_at + meta_len + body;
+    }
+}
+
+#[test]
+fn an_arrow_buffer_outside_its_body_is_refused_before_the_decoder_slices_by_it() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static PANICS: AtomicUsize = AtomicUsize::new(0);
+    let f = fixture();
+    let data = f.dir.path().join("arrow");
+    synthetic::generate(20, 3.0, 1)
+        .write_csv(&data)
+        .expect("csv");
+    let out = f.dir.path().join("arrow.sealed");
+    seal(
+        &DatasetSchema::load(&data.join("schema.toml")).expect("schema"),
+        &[
+            ("customers".into(), data.join("customers.csv")),
+            ("transactions".into(), data.join("transactions.csv")),
+        ],
+        &f.room.public,
+        &f.party,
+        16,
+        &out,
+        false,
+    )
+    .expect("seal");
+    let file = SealedFile::read(&out).expect("read");
+    let mut chunks: Vec<Vec<u8>> = file
+        .plaintext_chunks(&f.room)
+        .expect("opens")
+        .iter()
+        .map(|c| c.to_vec())
+        .collect();
+    // The offset the fuzzer found (sealed_content), which made arrow-ipc panic on a slice.
+    corrupt_first_buffer_offset(&mut chunks[0], -2_810_246_167_479_189_376);
+    let hostile = strongroom::data_at_rest::seal::seal_raw(
+        &f.room.public,
+        &f.party,
+        file.header.clone(),
+        &chunks,
+    )
+    .expect("seal");
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {
+        PANICS.fetch_add(1, Ordering::SeqCst);
+    }));
+    let opened = SealedFile::parse(&hostile)
+        .expect("parses")
+        .open(&f.room, 1);
+    std::panic::set_hook(previous);
+    match opened {
+        Err(OpenError::Content(why)) => {
+            assert!(why.contains("outside its message body"), "{why}")
+        }
+        other => panic!("{:?}", other.err()),
+    }
+    assert_eq!(PANICS.load(Ordering::SeqCst), 0, "the decoder panicked");
+}
+
 fn write_parquet(path: &Path, batch: arrow_array::RecordBatch) {
     let file = std::fs::File::create(path).expect("create");
     let props = parquet::file::properties::WriterProperties::builder()

@@ -133,3 +133,18 @@ fn audit_export(db: &std::path::Path) -> (String, String) {
 pub fn scratch(name: &str) -> PathBuf {
     fixture().dir.path().join(name)
 }
+
+/// Writes a target's seed inputs (real, valid inputs from the fixtures) into `$FUZZ_SEEDS/NAME/`
+/// when that variable is set, so fuzzing starts from inputs that pass every check. Called from
+/// each target's `init`, which libFuzzer runs before it reads its corpus directories.
+pub fn seed(target: &str, inputs: &[(&str, Vec<u8>)]) {
+    let Some(root) = std::env::var_os("FUZZ_SEEDS") else {
+        return;
+    };
+    let dir = std::path::Path::new(&root).join(target);
+    if std::fs::create_dir_all(&dir).is_ok() {
+        for (name, bytes) in inputs {
+            let _ = std::fs::write(dir.join(name), bytes);
+        }
+    }
+}

@@ -6,7 +6,10 @@ use libfuzzer_sys::fuzz_target;
 use strongroom::audit_log::verify::verify_export;
 use strongroom_fuzz::fixture;
 
-fuzz_target!(|data: &[u8]| {
+fuzz_target!(init: {
+    let f = fixture();
+    strongroom_fuzz::seed("audit_export", &[("export", f.export.as_bytes().to_vec())]);
+}, |data: &[u8]| {
     let f = fixture();
     let Ok(text) = std::str::from_utf8(data) else {
         return;

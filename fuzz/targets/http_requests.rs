@@ -65,7 +65,16 @@ fn served() -> &'static Served {
     })
 }
 
-fuzz_target!(|data: &[u8]| {
+fuzz_target!(init: {
+    served();
+    strongroom_fuzz::seed(
+        "http_requests",
+        &[(
+            "submit",
+            b"\x0e\x01\x00{\"module_sha256\":\"00\",\"dataset\":\"bank\",\"cost\":\"0.1\"}".to_vec(),
+        )],
+    );
+}, |data: &[u8]| {
     let s = served();
     let [route, caller, segment, body @ ..] = data else {
         return;

@@ -4,6 +4,8 @@
 use libfuzzer_sys::fuzz_target;
 use strongroom::guest_boundary::manifest::Manifest;
 
-fuzz_target!(|data: &[u8]| {
+fuzz_target!(init: {
+    strongroom_fuzz::seed("manifest", &[("empty", b"SRMF\x01".to_vec())]);
+}, |data: &[u8]| {
     let _ = Manifest::decode(data);
 });

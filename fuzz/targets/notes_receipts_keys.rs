@@ -9,7 +9,16 @@ use strongroom::output_gate::receipt::Receipt;
 use strongroom::room::keys::RoomPublicKeys;
 use strongroom_fuzz::fixture;
 
-fuzz_target!(|data: &[u8]| {
+fuzz_target!(init: {
+    let f = fixture();
+    strongroom_fuzz::seed(
+        "notes_receipts_keys",
+        &[
+            ("checkpoint", f.checkpoint.as_bytes().to_vec()),
+            ("room.pub", f.room.public.encode().into_bytes()),
+        ],
+    );
+}, |data: &[u8]| {
     let f = fixture();
     if let Ok(note) = Note::parse_bytes(data) {
         let _ = note.verify(&f.verifier);

@@ -5,7 +5,19 @@ use libfuzzer_sys::fuzz_target;
 use strongroom::dataset::schema::DatasetSchema;
 use strongroom::room::policy::Policy;
 
-fuzz_target!(|data: &[u8]| {
+fuzz_target!(init: {
+    let f = strongroom_fuzz::fixture();
+    strongroom_fuzz::seed(
+        "schema_and_policy",
+        &[
+            ("schema", f.header.schema_toml.as_bytes().to_vec()),
+            (
+                "policy",
+                b"partner = \"socialco\"\ndataset = \"bank\"\nbudget_rho = \"1.0\"\nmin_group_size = 20\nmodes = [\"isolated\", \"table\"]\n[audience]\nmin_size = 10\n".to_vec(),
+            ),
+        ],
+    );
+}, |data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };

@@ -11,7 +11,18 @@ use strongroom::data_at_rest::open::SealedFile;
 use strongroom::data_at_rest::seal::seal_raw;
 use strongroom_fuzz::fixture;
 
-fuzz_target!(|data: &[u8]| {
+fuzz_target!(init: {
+    let f = fixture();
+    let mut seeds = vec![(
+        "header".to_string(),
+        [&[0u8][..], &serde_json::to_vec(&f.header).unwrap_or_default()].concat(),
+    )];
+    for (i, chunk) in f.chunks.iter().enumerate() {
+        seeds.push((format!("chunk-{i}"), [&[i as u8 + 1][..], chunk].concat()));
+    }
+    let seeds: Vec<(&str, Vec<u8>)> = seeds.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
+    strongroom_fuzz::seed("sealed_content", &seeds);
+}, |data: &[u8]| {
     let f = fixture();
     let Some((&selector, rest)) = data.split_first() else {
         return;

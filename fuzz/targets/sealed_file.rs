@@ -7,7 +7,10 @@ use libfuzzer_sys::fuzz_target;
 use strongroom::data_at_rest::open::{SealedFile, verify_file};
 use strongroom_fuzz::{fixture, scratch};
 
-fuzz_target!(|data: &[u8]| {
+fuzz_target!(init: {
+    let f = fixture();
+    strongroom_fuzz::seed("sealed_file", &[("bank.sealed", f.sealed.clone())]);
+}, |data: &[u8]| {
     let f = fixture();
     if let Ok(file) = SealedFile::parse(data) {
         let _ = file.open(&f.room, 1);

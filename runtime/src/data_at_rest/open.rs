@@ -545,6 +545,9 @@ impl Checker {
             .ok_or_else(|| OpenError::Content(format!("chunk {i} is not in the index")))?
             .clone();
         let content = |m: String| OpenError::Content(format!("chunk {i} ({}): {m}", entry.table));
+        // Every offset and length in the IPC framing is checked against the bytes present
+        // before the Arrow decoder slices by them.
+        check_ipc_layout(bytes, self.chunk_rows).map_err(content)?;
         // The Arrow decoder reads authenticated but untrusted bytes: a panic inside it is a
         // refusal of this file, never a crashed worker.
         let decoded = std::panic::catch_unwind(|| -> Result<Vec<RecordBatch>, String> {
@@ -657,6 +660,80 @@ impl Checker {
             }
         }
         Ok(())
+    }
+}
+
+/// Checks the framing of an Arrow IPC stream (what the sealer writes: a schema message, then
+/// record batches, each `0xFFFFFFFF`, a metadata length, the flatbuffer metadata, the body):
+/// every message's flatbuffer verifies, every body fits in the bytes present, and every buffer of
+/// a batch lies inside its body; no dictionaries, no compression, and at most `max_rows` rows a
+/// node. The Arrow decoder trusts these numbers (a buffer outside its body panics inside it).
+pub fn check_ipc_layout(bytes: &[u8], max_rows: u64) -> Result<(), String> {
+    let mut pos = 0usize;
+    loop {
+        let word = |at: usize| -> Result<u32, String> {
+            bytes
+                .get(at..at + 4)
+                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .ok_or_else(|| "the Arrow stream is truncated".to_string())
+        };
+        if word(pos)? != 0xFFFF_FFFF {
+            return Err("an Arrow message lacks its continuation marker".into());
+        }
+        let meta_len = word(pos + 4)? as usize;
+        pos += 8;
+        if meta_len == 0 {
+            return if pos == bytes.len() {
+                Ok(())
+            } else {
+                Err("bytes follow the end of the Arrow stream".into())
+            };
+        }
+        let meta = bytes
+            .get(pos..pos.saturating_add(meta_len))
+            .ok_or("an Arrow message's metadata runs past the chunk")?;
+        let message = arrow_ipc::root_as_message(meta)
+            .map_err(|e| format!("an Arrow message does not verify: {e}"))?;
+        pos += meta_len;
+        let body = usize::try_from(message.bodyLength())
+            .ok()
+            .filter(|&b| b <= bytes.len() - pos)
+            .ok_or("an Arrow message's body runs past the chunk")?;
+        match message.header_type() {
+            arrow_ipc::MessageHeader::Schema => {}
+            arrow_ipc::MessageHeader::RecordBatch => {
+                let batch = message
+                    .header_as_record_batch()
+                    .ok_or("an Arrow record batch has no header")?;
+                if batch.compression().is_some() {
+                    return Err("an Arrow record batch is compressed".into());
+                }
+                let fits = |n: i64| u64::try_from(n).is_ok_and(|n| n <= max_rows);
+                if !fits(batch.length()) {
+                    return Err("an Arrow record batch claims too many rows".into());
+                }
+                for node in batch.nodes().iter().flatten() {
+                    if !fits(node.length())
+                        || node.null_count() < 0
+                        || node.null_count() > node.length()
+                    {
+                        return Err("an Arrow field node's counts are out of range".into());
+                    }
+                }
+                for buffer in batch.buffers().iter().flatten() {
+                    let inside = u64::try_from(buffer.offset())
+                        .ok()
+                        .zip(u64::try_from(buffer.length()).ok())
+                        .and_then(|(o, l)| o.checked_add(l))
+                        .is_some_and(|end| end <= body as u64);
+                    if !inside {
+                        return Err("an Arrow buffer lies outside its message body".into());
+                    }
+                }
+            }
+            _ => return Err("an Arrow message is neither a schema nor a record batch".into()),
+        }
+        pos += body;
     }
 }
 
