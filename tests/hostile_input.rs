@@ -91,7 +91,13 @@ async fn setup(config: ServiceConfig) -> Setup {
 }
 
 /// Headers claiming more than the file can hold, checked before anything is sized by them.
-fn lying_headers() -> Vec<(&'static str, Box<dyn Fn(&mut Header)>)> {
+/// A named change to a header.
+type HeaderLie = (&'static str, Box<dyn Fn(&mut Header)>);
+
+/// A named change to a header and the chunk plaintexts.
+type ContentLie = (&'static str, Box<dyn Fn(&mut Header, &mut Vec<Vec<u8>>)>);
+
+fn lying_headers() -> Vec<HeaderLie> {
     vec![
         ("2^56 entities", Box::new(|h| h.entities = 1 << 56)),
         ("2^62 entities", Box::new(|h| h.entities = 1 << 62)),
@@ -159,7 +165,7 @@ async fn headers_that_lie_about_counts_are_refused_before_anything_is_allocated(
 }
 
 /// Contents that authenticate but do not match the header, the index or the schema.
-fn lying_contents() -> Vec<(&'static str, Box<dyn Fn(&mut Header, &mut Vec<Vec<u8>>)>)> {
+fn lying_contents() -> Vec<ContentLie> {
     vec![
         (
             "index claims other row counts",
