@@ -365,32 +365,61 @@ async fn a_dataset_that_fails_to_open_is_quarantined_and_the_worker_goes_on() {
     assert_eq!(job["state"], "finished", "{job}");
 }
 
+/// Every point of a job where a worker can fail, in order.
+const JOB_STEPS: [&str; 5] = [
+    "job.after_charge",
+    "job.after_started",
+    "job.after_run",
+    "job.after_finished_entry",
+    "job.after_result_entry",
+];
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_worker_that_panics_fails_its_job_keeps_the_charge_and_runs_the_next() {
+async fn a_worker_failing_at_every_step_of_a_job_leaves_one_failed_job_one_charge_and_a_valid_log()
+{
     let _serial = SERIAL.lock().await;
-    let s = setup(ServiceConfig {
-        workers: 1,
-        ..ServiceConfig::default()
-    })
-    .await;
-    let module = ready(&s).await;
-    fail::cfg("job.after_charge", "1*panic(injected)").expect("failpoint");
-    let (status, queued) = submit(&s, &module).await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{queued}");
-    let job = wait_for(&s, queued["job_id"].as_str().expect("id")).await;
-    fail::remove("job.after_charge");
-    assert_eq!(job["state"], "failed", "{job}");
-    assert_eq!(events(&s.state.room, "job.crashed").await, 1);
-    let (_, _, budgets) = get(&s.app, "/v1/budgets", &s.partner).await;
-    assert_eq!(
-        budgets[0]["spent_rho"], "0.05",
-        "the charge stands: {budgets}"
-    );
-    // The worker is still there.
-    let (status, queued) = submit(&s, &module).await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{queued}");
-    let job = wait_for(&s, queued["job_id"].as_str().expect("id")).await;
-    assert_eq!(job["state"], "finished", "{job}");
+    for step in JOB_STEPS {
+        let s = setup(ServiceConfig {
+            workers: 1,
+            ..ServiceConfig::default()
+        })
+        .await;
+        let module = ready(&s).await;
+        fail::cfg(step, "1*panic(injected)").expect("failpoint");
+        let (_, queued) = submit(&s, &module).await;
+        let job = wait_for(&s, queued["job_id"].as_str().expect("id")).await;
+        fail::remove(step);
+        assert_eq!(job["state"], "failed", "{step}: {job}");
+        assert_eq!(events(&s.state.room, "job.crashed").await, 1, "{step}");
+        let (_, _, budgets) = get(&s.app, "/v1/budgets", &s.partner).await;
+        assert_eq!(
+            budgets[0]["spent_rho"], "0.05",
+            "{step}: charged once: {budgets}"
+        );
+        // The worker goes on; the next job is charged once more and released.
+        let (_, queued) = submit(&s, &module).await;
+        let job = wait_for(&s, queued["job_id"].as_str().expect("id")).await;
+        assert_eq!(job["state"], "finished", "{step}: {job}");
+        let (_, _, budgets) = get(&s.app, "/v1/budgets", &s.partner).await;
+        assert_eq!(budgets[0]["spent_rho"], "0.1", "{step}: {budgets}");
+        // The log still verifies offline, end to end.
+        let log = s.state.room.audit();
+        let export: String = log
+            .entries(0)
+            .await
+            .expect("entries")
+            .iter()
+            .map(|e| {
+                strongroom::audit_log::log::export_line(e.index, &e.entry, &e.signature)
+                    .expect("line")
+                    + "\n"
+            })
+            .collect();
+        let (_, checkpoint) = log.checkpoint().await.expect("checkpoint");
+        let verifier = s.state.room.keys.public.verifier().expect("verifier");
+        strongroom::audit_log::verify::verify_export(&export, &checkpoint, None, &verifier)
+            .unwrap_or_else(|e| panic!("{step}: {e}"));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

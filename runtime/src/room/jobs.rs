@@ -486,7 +486,9 @@ async fn run_job_inner(
         )
         .await
         .map_err(RoomError::from)?;
+    fail::fail_point!("job.after_started");
     let report = sandbox.run(&prepared, Arc::new(ctx), request.threads);
+    fail::fail_point!("job.after_run");
     let outcome = report.partner_outcome().to_string();
     let failed_units = report.failed_unit_count();
     let mut bank_detail = String::new();
@@ -570,6 +572,7 @@ async fn run_job_inner(
         )
         .await
         .map_err(RoomError::from)?;
+    fail::fail_point!("job.after_finished_entry");
     let release_event = match job_status {
         JobStatus::Released => event::RESULT_RELEASED,
         JobStatus::Held => event::RESULT_HELD,
@@ -585,6 +588,7 @@ async fn run_job_inner(
         )
         .await
         .map_err(RoomError::from)?;
+    fail::fail_point!("job.after_result_entry");
     let receipt = Receipt {
         room: room.name().to_string(),
         job: job_id.clone(),
