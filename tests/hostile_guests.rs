@@ -295,3 +295,53 @@ fn a_pooled_slot_comes_back_fresh_and_the_self_test_sees_stale_memory() {
     assert!(seen.is_fresh(), "{seen:?}");
     freshness::self_test(engine).expect("and again, as at start");
 }
+
+#[test]
+fn scripted_host_calls_end_units_never_the_host() {
+    // The scripts the fuzz target `host_calls` starts from, and a few hostile ones: reads of
+    // unknown tables and huge row ranges, contributions with NaN and keys outside the domain.
+    let scripts: [&[u8]; 5] = [
+        &[7, 7],
+        &[4, 0, 1, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0, 3, 5, 1],
+        &[6, 0, 2, 1, 0, 0, 0, 2, 0, 0, 0, 2, 3, 4, 0, 1, 3],
+        &[
+            5, 0, 255, 255, 255, 255, 255, 255, 255, 255, 4, 200, 255, 9, 1, 1, 1,
+        ],
+        &[
+            6, 3, 255, 255, 255, 255, 255, 2, 0, 0, 6, 0, 1, 1, 7, 1, 2, 0, 0, 0, 0, 0, 0, 0,
+        ],
+    ];
+    let module = prepare(&hostile("host-call-script"));
+    let dataset = small_bank(5);
+    for script in scripts {
+        let parameters = vec![(
+            "s00".to_string(),
+            script
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>(),
+        )];
+        let ctx = strongroom::guest_boundary::RunContext::new(
+            std::sync::Arc::clone(&dataset),
+            module.module.manifest.clone(),
+            module.module.manifest.mode,
+            RunLimits::default(),
+            [1; 32],
+        )
+        .expect("admitted")
+        .with_parameters(&parameters)
+        .expect("parameters");
+        let report = strongroom_tests::sandbox().run(&module, std::sync::Arc::new(ctx), 2);
+        assert_eq!(
+            report.partner_outcome(),
+            "completed",
+            "{script:?}: {:?}",
+            report.detail
+        );
+        let aggregate = format!("{:?}", report.aggregate.expect("aggregate"));
+        assert!(
+            !aggregate.contains("NaN") && !aggregate.contains("inf"),
+            "{aggregate}"
+        );
+    }
+}
