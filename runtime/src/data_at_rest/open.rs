@@ -176,6 +176,12 @@ impl SealedFile {
         })
     }
 
+    /// Reads and checks only the header of a sealed file of `file_bytes` bytes (counts checked,
+    /// not yet authenticated: the streaming check that follows authenticates it).
+    pub fn read_header(r: &mut impl Read, file_bytes: u64) -> Result<Header, OpenError> {
+        read_prefix(r, file_bytes).map(|p| p.header)
+    }
+
     /// Checks the sealing party's signature over the header (with the key the header names).
     pub fn header_signature_valid(&self) -> bool {
         signature_valid(&self.header, &self.header_bytes, &self.signature)
@@ -385,6 +391,17 @@ pub struct Verified {
 /// Two passes: the first walks the chunk lengths to find the index (the last chunk), the second
 /// authenticates and checks every chunk in order.
 pub fn verify_file(path: &Path, room: &RoomKeys) -> Result<Verified, OpenError> {
+    verify_file_visiting(path, room, |_, _| {})
+}
+
+/// [`verify_file`], handing each checked batch (with its table's name) to `visit` before it is
+/// dropped: what an upload needs to know of the content (an audience list's members) without
+/// holding it.
+pub fn verify_file_visiting(
+    path: &Path,
+    room: &RoomKeys,
+    mut visit: impl FnMut(&str, &RecordBatch),
+) -> Result<Verified, OpenError> {
     let io = |e: std::io::Error| OpenError::Io(format!("{}: {e}", path.display()));
     let file = std::fs::File::open(path).map_err(io)?;
     let total = file.metadata().map_err(io)?.len();
@@ -452,7 +469,8 @@ pub fn verify_file(path: &Path, room: &RoomKeys) -> Result<Verified, OpenError> 
         r.seek(SeekFrom::Start(at)).map_err(io)?;
         let n = read_u32(&mut r, "chunk length")? as usize;
         let plain = open_at(&mut r, at + 4, n, i)?;
-        checker.chunk(i as usize, &plain)?;
+        let batch = checker.chunk(i as usize, &plain)?;
+        visit(&checker.index[i as usize].table, &batch);
         at += 4 + n as u64;
     }
     checker.finish()?;

@@ -33,6 +33,79 @@ pub const AUDIENCE_COLUMN: &str = "in_partner_audience";
 /// checked against the list's verified header before it is opened, bounds that memory.
 pub const MAX_LIST_ENTITIES: u64 = 20_000_000;
 
+/// Counts an audience list's members (people with at least one valid identifier) batch by batch,
+/// as an upload streams through its check, holding one bit per person.
+pub struct MemberCounter {
+    identifiers: std::collections::HashMap<String, Vec<String>>,
+    member: Vec<bool>,
+}
+
+impl MemberCounter {
+    /// A counter for a list with `schema` and `entities` people (already checked against
+    /// [`MAX_LIST_ENTITIES`]).
+    pub fn new(
+        schema: &crate::dataset::schema::DatasetSchema,
+        entities: u64,
+    ) -> Result<MemberCounter, AudienceError> {
+        let identifiers: std::collections::HashMap<String, Vec<String>> = schema
+            .tables
+            .iter()
+            .map(|t| {
+                let columns = t
+                    .columns
+                    .iter()
+                    .filter(|c| c.role == crate::dataset::schema::Role::Identifier)
+                    .map(|c| c.name.clone())
+                    .collect::<Vec<_>>();
+                (t.name.clone(), columns)
+            })
+            .filter(|(_, c)| !c.is_empty())
+            .collect();
+        if identifiers.is_empty() {
+            return Err(AudienceError::NoIdentifiers);
+        }
+        Ok(MemberCounter {
+            identifiers,
+            member: vec![false; usize::try_from(entities.min(MAX_LIST_ENTITIES)).unwrap_or(0)],
+        })
+    }
+
+    /// Marks the members one checked batch of `table` shows.
+    pub fn visit(&mut self, table: &str, batch: &arrow_array::RecordBatch) {
+        use arrow_array::{Array, StringArray, UInt32Array};
+        let Some(columns) = self.identifiers.get(table) else {
+            return;
+        };
+        let Some(entity) = batch
+            .column_by_name("entity")
+            .and_then(|c| c.as_any().downcast_ref::<UInt32Array>())
+        else {
+            return;
+        };
+        for name in columns {
+            let kind = IdentifierKind::of(name);
+            let Some(values) = batch
+                .column_by_name(name)
+                .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+            else {
+                continue;
+            };
+            for row in 0..values.len() {
+                if kind.normalize(values.value(row)).is_some()
+                    && let Some(m) = self.member.get_mut(entity.value(row) as usize)
+                {
+                    *m = true;
+                }
+            }
+        }
+    }
+
+    /// Members counted.
+    pub fn members(&self) -> usize {
+        self.member.iter().filter(|&&m| m).count()
+    }
+}
+
 /// How an identifier column is normalized, chosen by its name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IdentifierKind {

@@ -25,8 +25,9 @@ use super::problem::Problem;
 use super::problem::extract::{Bytes, Json as ApiJson, Path, Query, Text};
 use super::{AppState, OPENAPI};
 use crate::audit_log::entry::event;
-use crate::data_at_rest::open::{SealedFile, Verified, verify_file};
-use crate::dataset::audience::{AudienceList, MAX_LIST_ENTITIES};
+use crate::data_at_rest::open::{SealedFile, Verified, verify_file, verify_file_visiting};
+use crate::dataset::audience::{MAX_LIST_ENTITIES, MemberCounter};
+use crate::dataset::schema::DatasetSchema;
 use crate::guest_boundary::vet;
 use crate::output_gate::mechanism::parse_nano;
 use crate::room::db;
@@ -292,45 +293,50 @@ pub(super) async fn set_policy(State(state): Shared, Text(body): Text) -> Answer
 
 pub(super) async fn upload_audience(State(state): Shared, caller: Caller_, body: Body) -> Answer {
     let upload = receive(&state, body, state.config.max_upload_bytes).await?;
-    let sealed = verified(&state, &upload).await?;
-    if sealed.header.sealed_by.name != caller.party {
-        return Err(Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "wrong_sealer",
-            format!(
-                "the list was sealed by '{}'; seal it with your own party key",
-                sealed.header.sealed_by.name
-            ),
-        ));
-    }
-    if sealed.header.entities > MAX_LIST_ENTITIES {
-        return Err(Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "not_an_audience_list",
-            format!(
-                "the list holds {} people; an audience list may hold at most {MAX_LIST_ENTITIES}",
-                sealed.header.entities
-            ),
-        ));
-    }
-    let sha = sealed.header_sha256.clone();
-    // Checked and bounded above; opening normalizes identifiers to count members, and the
-    // plaintext list is dropped once counted.
+    // The verified header first (who sealed it, how many people), then the content, checked
+    // chunk by chunk while members are counted: one chunk in memory at a time.
     let st = Arc::clone(&state);
     let path = upload.path.clone();
-    let members = tokio::task::spawn_blocking(move || {
-        let dataset = SealedFile::read(&path)
-            .and_then(|f| f.open(&st.room.keys, 1))
-            .map_err(not_sealed)?;
-        AudienceList::from_dataset(&dataset)
-            .map(|l| l.members())
-            .map_err(|e| {
-                Problem::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "not_an_audience_list",
-                    e.to_string(),
-                )
-            })
+    let party = caller.party.clone();
+    let (members, sha) = tokio::task::spawn_blocking(move || -> Result<_, Problem> {
+        let list = |message: String| {
+            Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "not_an_audience_list",
+                message,
+            )
+        };
+        let header = std::fs::File::open(&path)
+            .map_err(|_| Problem::internal())
+            .and_then(|f| {
+                let bytes = f.metadata().map_err(|_| Problem::internal())?.len();
+                SealedFile::read_header(&mut std::io::BufReader::new(f), bytes).map_err(not_sealed)
+            })?;
+        if header.sealed_by.name != party {
+            return Err(Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "wrong_sealer",
+                format!(
+                    "the list was sealed by '{}'; seal it with your own party key",
+                    header.sealed_by.name
+                ),
+            ));
+        }
+        if header.entities > MAX_LIST_ENTITIES {
+            return Err(list(format!(
+                "the list holds {} people; an audience list may hold at most {MAX_LIST_ENTITIES}",
+                header.entities
+            )));
+        }
+        let schema = DatasetSchema::parse_inline(&header.schema_toml, "the list's header")
+            .map_err(|e| list(e.to_string()))?;
+        let mut counter =
+            MemberCounter::new(&schema, header.entities).map_err(|e| list(e.to_string()))?;
+        let verified = verify_file_visiting(&path, &st.room.keys, |table, batch| {
+            counter.visit(table, batch)
+        })
+        .map_err(not_sealed)?;
+        Ok((counter.members(), verified.header_sha256))
     })
     .await
     .map_err(|_| Problem::internal())??;
