@@ -611,3 +611,28 @@ async fn stale_partial_uploads_go_at_start_and_a_bad_path_is_a_problem_document(
     assert_eq!(problem["status"], 400);
     state.queue.shutdown();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_that_times_out_gets_a_problem_document() {
+    let s = setup(ServiceConfig {
+        request_timeout: Duration::from_millis(100),
+        ..ServiceConfig::default()
+    })
+    .await;
+    // An upload whose body arrives too slowly.
+    let slow = futures_util::stream::once(async {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        Ok::<_, std::io::Error>(axum::body::Bytes::from_static(b"late"))
+    });
+    let (status, ctype, problem) = call(
+        &s.app,
+        "PUT",
+        "/v1/datasets",
+        Some(&s.bank),
+        Body::from_stream(slow),
+    )
+    .await;
+    assert_eq!(status, StatusCode::REQUEST_TIMEOUT, "{problem}");
+    assert_eq!(ctype, "application/problem+json");
+    assert_eq!(problem["code"], "timeout");
+}

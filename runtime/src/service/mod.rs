@@ -235,8 +235,31 @@ pub fn router(state: Arc<AppState>) -> Router {
             axum::http::StatusCode::REQUEST_TIMEOUT,
             state.config.request_timeout,
         ))
+        .layer(middleware::map_response(as_problem))
         .layer(tower::limit::ConcurrencyLimitLayer::new(512))
         .with_state(state)
+}
+
+/// Every error answer is a problem document: one a layer produced without a body (a timeout)
+/// or with plain text (an extractor's rejection) is rewritten with its status kept.
+async fn as_problem(response: Response) -> Response {
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return response;
+    }
+    let (code, detail) = match status {
+        axum::http::StatusCode::REQUEST_TIMEOUT => {
+            ("timeout", "the request took longer than the server allows")
+        }
+        axum::http::StatusCode::PAYLOAD_TOO_LARGE => ("too_large", "the body is too large"),
+        s if s.is_server_error() => ("internal", "internal error; the operator has the details"),
+        _ => ("bad_request", "the request could not be read"),
+    };
+    Problem::new(status, code, detail).into_response()
 }
 
 use axum::handler::Handler;
