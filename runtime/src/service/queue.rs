@@ -335,6 +335,48 @@ fn run_guarded(
     }
 }
 
+/// Claims and runs one job, or waits a little for one.
+fn work_once(state: &AppState, handle: &tokio::runtime::Handle) {
+    match handle.block_on(claim(&state.room)) {
+        Ok(Some(job)) => {
+            let outcome = run_guarded(state, handle, &job);
+            finish_reliably(state, handle, &job.job_id, outcome.err().as_deref());
+        }
+        Ok(None) => {
+            handle.block_on(async {
+                let _ =
+                    tokio::time::timeout(Duration::from_millis(500), state.queue.notify.notified())
+                        .await;
+            });
+        }
+        Err(e) => {
+            super::problem::tracing_log(&e.to_string());
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
+}
+
+/// Records a job's end, retrying while the database refuses (a job left `running` would wait
+/// for the next restart): the worker does not go on with a job still in hand.
+fn finish_reliably(
+    state: &AppState,
+    handle: &tokio::runtime::Handle,
+    job_id: &str,
+    error: Option<&str>,
+) {
+    for attempt in 1..=30u64 {
+        match handle.block_on(finish(&state.room, job_id, error)) {
+            Ok(()) => return,
+            Err(e) => {
+                super::problem::tracing_log(&format!(
+                    "recording the end of job {job_id} (attempt {attempt}): {e}"
+                ));
+                std::thread::sleep(Duration::from_secs(attempt.min(10)));
+            }
+        }
+    }
+}
+
 /// Starts `config.workers` threads that drain the queue. Each runs jobs on its own thread and
 /// uses the async runtime only to reach the database.
 pub fn spawn_workers(state: &Arc<AppState>, handle: tokio::runtime::Handle) {
@@ -344,32 +386,17 @@ pub fn spawn_workers(state: &Arc<AppState>, handle: tokio::runtime::Handle) {
         let spawned = std::thread::Builder::new()
             .name(format!("strongroom-worker-{n}"))
             .spawn(move || {
+                // Nothing inside an iteration can take the thread down: a panic outside a job
+                // (claiming, recording) is logged and the worker carries on.
                 while !state.queue.stop.load(Ordering::SeqCst) {
-                    let claimed = handle.block_on(claim(&state.room));
-                    match claimed {
-                        Ok(Some(job)) => {
-                            let outcome = run_guarded(&state, &handle, &job);
-                            if let Err(e) = handle.block_on(finish(
-                                &state.room,
-                                &job.job_id,
-                                outcome.err().as_deref(),
-                            )) {
-                                super::problem::tracing_log(&e.to_string());
-                            }
-                        }
-                        Ok(None) => {
-                            handle.block_on(async {
-                                let _ = tokio::time::timeout(
-                                    Duration::from_millis(500),
-                                    state.queue.notify.notified(),
-                                )
-                                .await;
-                            });
-                        }
-                        Err(e) => {
-                            super::problem::tracing_log(&e.to_string());
-                            std::thread::sleep(Duration::from_secs(1));
-                        }
+                    if let Err(panic) =
+                        std::panic::catch_unwind(AssertUnwindSafe(|| work_once(&state, &handle)))
+                    {
+                        super::problem::tracing_log(&format!(
+                            "a worker failed between jobs: {}",
+                            panic_message(&*panic)
+                        ));
+                        std::thread::sleep(Duration::from_secs(1));
                     }
                 }
             });
