@@ -145,7 +145,11 @@ fn run() -> Result<(), QueryError> {
                 let _ = data::read(&table, &columns, first, max);
             }
             5 => {
-                let first = if s.byte().is_multiple_of(2) { s.u64() } else { 0 };
+                let first = if s.byte().is_multiple_of(2) {
+                    s.u64()
+                } else {
+                    0
+                };
                 let _ = data::read("transactions", &["amount".to_string()], first, u32::MAX);
             }
             6 => {
