@@ -13,7 +13,8 @@ shift || true
 all=(sealed_file sealed_content manifest schema_and_policy audit_export notes_receipts_keys http_requests host_calls)
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then targets=("${all[@]}"); fi
-work="target/fuzz"
+target_dir="${CARGO_TARGET_DIR:-target}"
+work="$target_dir/fuzz"
 mkdir -p "$work/artifacts"
 RUSTC_WORKSPACE_WRAPPER="$PWD/fuzz/instrument.sh" cargo build --quiet -p strongroom-fuzz --bins
 rm -rf "$work/seeds"
@@ -22,7 +23,7 @@ printf '%-22s %12s %8s %8s %10s\n' target executions "exec/s" edges corpus
 for t in "${targets[@]}"; do
   mkdir -p "$work/corpus/$t" "$work/seeds/$t"
   log="$work/$t.log"
-  if ! "target/debug/$t" "$work/corpus/$t" "$work/seeds/$t" \
+  if ! "$target_dir/debug/$t" "$work/corpus/$t" "$work/seeds/$t" \
       -max_total_time="$secs" -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 \
       -artifact_prefix="$work/artifacts/$t-" >"$log" 2>&1; then
     echo "fuzz target $t found a failure; the input is in $work/artifacts/, the log in $log" >&2
