@@ -423,6 +423,40 @@ async fn a_worker_failing_at_every_step_of_a_job_leaves_one_failed_job_one_charg
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_after_the_charge_is_logged_as_a_failure_not_a_refusal() {
+    let _serial = SERIAL.lock().await;
+    let s = setup(ServiceConfig {
+        workers: 1,
+        ..ServiceConfig::default()
+    })
+    .await;
+    let module = ready(&s).await;
+    fail::cfg("job.release_error", "1*return").expect("failpoint");
+    let (_, queued) = submit(&s, &module).await;
+    let job = wait_for(&s, queued["job_id"].as_str().expect("id")).await;
+    fail::remove("job.release_error");
+    assert_eq!(job["state"], "failed", "{job}");
+    assert!(
+        job["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("after its charge"),
+        "{job}"
+    );
+    assert_eq!(events(&s.state.room, "job.failed").await, 1);
+    assert_eq!(
+        events(&s.state.room, "job.refused").await,
+        0,
+        "job.refused means refused before any charge"
+    );
+    let (_, _, budgets) = get(&s.app, "/v1/budgets", &s.partner).await;
+    assert_eq!(
+        budgets[0]["spent_rho"], "0.05",
+        "the charge stands: {budgets}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_waiting_job_cap_holds_under_concurrent_submissions() {
     let s = setup(ServiceConfig {
         workers: 1,

@@ -134,6 +134,9 @@ pub mod event {
     pub const JOB_QUEUED: &str = "job.queued";
     /// A job was running when the service stopped; it is failed, its charge stands.
     pub const JOB_INTERRUPTED: &str = "job.interrupted";
+    /// A job failed after its charge (releasing or signing its receipt failed); the charge
+    /// stands. Not a refusal: `job.refused` means refused before any charge.
+    pub const JOB_FAILED: &str = "job.failed";
     /// A worker failed inside a job (a panic): the job is failed, its charge stands, and the
     /// worker goes on with the next job.
     pub const JOB_CRASHED: &str = "job.crashed";

@@ -28,6 +28,9 @@ pub(super) struct ServeArgs {
     /// Largest sealed upload, MiB.
     #[arg(long, default_value_t = 8192)]
     max_upload_mib: u64,
+    /// Memory for opened datasets kept between jobs, MiB (least recently used evicted first).
+    #[arg(long, default_value_t = 4096)]
+    dataset_cache_mib: u64,
     /// TLS certificate chain (PEM); with --tls-key.
     #[arg(long, requires = "tls_key", conflicts_with = "tls_self_signed")]
     tls_cert: Option<std::path::PathBuf>,
@@ -84,6 +87,7 @@ pub(super) fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             rate_per_second: args.rate,
             burst: (args.rate * 2.0).max(1.0),
             max_upload_bytes: args.max_upload_mib << 20,
+            dataset_cache_bytes: args.dataset_cache_mib << 20,
             ..ServiceConfig::default()
         };
         let tls = match (args.tls_cert, args.tls_key, args.tls_self_signed) {

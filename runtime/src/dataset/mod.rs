@@ -53,6 +53,28 @@ impl ColumnData {
         }
     }
 
+    /// Bytes the values take.
+    pub fn bytes(&self) -> usize {
+        match self {
+            ColumnData::Int(v) => v.len() * 8,
+            ColumnData::Float(v) => v.len() * 8,
+            ColumnData::Bool(v) => v.len(),
+            ColumnData::Date(v) => v.len() * 4,
+            ColumnData::Category(v) => v.len() * 4,
+        }
+    }
+
+    fn zeroize(&mut self) {
+        use zeroize::Zeroize;
+        match self {
+            ColumnData::Int(v) => v.zeroize(),
+            ColumnData::Float(v) => v.zeroize(),
+            ColumnData::Bool(v) => v.zeroize(),
+            ColumnData::Date(v) => v.zeroize(),
+            ColumnData::Category(v) => v.zeroize(),
+        }
+    }
+
     /// True when there are no values.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -107,7 +129,37 @@ pub struct Table {
     pub entity_starts: Vec<u32>,
 }
 
+/// A table's rows are customer data: overwritten with zeros when the last user drops them.
+impl Drop for Table {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        for c in &mut self.guest_columns {
+            c.data.zeroize();
+        }
+        for c in &mut self.identifiers {
+            c.values.zeroize();
+        }
+        self.entity_of_row.zeroize();
+        self.entity_starts.zeroize();
+    }
+}
+
 impl Table {
+    /// Approximate bytes held (values, identifiers, row indexes).
+    pub fn approx_bytes(&self) -> usize {
+        self.guest_columns
+            .iter()
+            .map(|c| c.data.bytes())
+            .sum::<usize>()
+            + self
+                .identifiers
+                .iter()
+                .flat_map(|c| c.values.iter())
+                .map(|v| v.len() + 24)
+                .sum::<usize>()
+            + (self.entity_of_row.len() + self.entity_starts.len()) * 4
+    }
+
     /// Number of rows.
     pub fn rows(&self) -> usize {
         self.entity_of_row.len()
@@ -140,7 +192,20 @@ pub struct Dataset {
     pub entity_keys: Vec<String>,
 }
 
+/// Entity keys are customer identifiers: overwritten with zeros when dropped.
+impl Drop for Dataset {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.entity_keys);
+    }
+}
+
 impl Dataset {
+    /// Approximate bytes held: tables (shared tables counted in full) and entity keys.
+    pub fn approx_bytes(&self) -> u64 {
+        (self.tables.iter().map(|t| t.approx_bytes()).sum::<usize>()
+            + self.entity_keys.iter().map(|k| k.len() + 24).sum::<usize>()) as u64
+    }
+
     /// Number of entities.
     pub fn entities(&self) -> usize {
         self.entity_keys.len()

@@ -157,6 +157,14 @@ pub enum JobError {
     /// Database trouble.
     #[error("room database: {0}")]
     Database(#[from] sqlx::Error),
+    /// The job failed after its charge (the charge stands): releasing, signing the receipt.
+    #[error("job {job} failed after its charge: {reason}")]
+    AfterCharge {
+        /// The job.
+        job: String,
+        /// What failed.
+        reason: String,
+    },
 }
 
 /// The decoded members of each metric's key domains.
@@ -285,6 +293,16 @@ pub async fn run_job(
     let module_sha256 =
         hex::encode(ring::digest::digest(&ring::digest::SHA256, request.module).as_ref());
     let result = run_job_inner(room, sandbox, request).await;
+    if let Err(JobError::AfterCharge { job, reason }) = &result {
+        // Not a refusal: the charge was made and stands.
+        room.audit()
+            .append(
+                event::JOB_FAILED,
+                json!({ "actor": "room", "job": job, "partner": partner, "reason": reason }),
+            )
+            .await
+            .map_err(RoomError::from)?;
+    }
     if let Err(e) = &result
         && matches!(
             e,
@@ -526,7 +544,15 @@ async fn run_job_inner(
         "guest_stderr": bounded(&String::from_utf8_lossy(&report.stderr)),
     }))
     .unwrap_or_default();
-    let (diagnostics_salt, diagnostics_sha256) = commit_diagnostics(&diagnostics)?;
+    let after_charge = |reason: String| JobError::AfterCharge {
+        job: job_id.clone(),
+        reason,
+    };
+    let (diagnostics_salt, diagnostics_sha256) =
+        commit_diagnostics(&diagnostics).map_err(|e| after_charge(e.to_string()))?;
+    fail::fail_point!("job.release_error", |_| Err(after_charge(
+        "injected release error".into()
+    )));
     let released = match &report.aggregate {
         Some(aggregate) => {
             let labels = domain_labels(&manifest, &request.dataset);
@@ -538,7 +564,7 @@ async fn run_job_inner(
                 policy.min_group_size,
                 SystemRandomBytes::new(),
             )
-            .map_err(|e| JobError::Refused(e.to_string()))?;
+            .map_err(|e| after_charge(e.to_string()))?;
             Some(ReleasedTable {
                 cost_rho: format_nano(charged),
                 remaining_rho: format_nano(status.remaining()),
@@ -611,7 +637,7 @@ async fn run_job_inner(
         }),
     }
     .sign(&room.keys.signer())
-    .map_err(|e| JobError::Refused(e.to_string()))?;
+    .map_err(|e| after_charge(format!("signing the receipt: {e}")))?;
     let mut tx = room.pool.begin().await?;
     sqlx::query(
         "INSERT INTO jobs (job_id, partner, dataset, module_sha256, outcome, status, result_json, receipt, bank_detail, finished_at, release_at) \

@@ -8,6 +8,7 @@
 //! details ([`problem`]). Bodies are size-capped, requests time out, connections are bounded.
 
 pub mod auth;
+pub mod dataset_cache;
 mod handlers;
 pub mod problem;
 pub mod queue;
@@ -61,6 +62,8 @@ pub struct ServiceConfig {
     pub failures_per_source: f64,
     /// How often refused requests are summarized in the log (one entry per source address).
     pub denied_summary_every: Duration,
+    /// Bytes of opened datasets kept for the next job (least recently used evicted first).
+    pub dataset_cache_bytes: u64,
 }
 
 impl Default for ServiceConfig {
@@ -77,6 +80,7 @@ impl Default for ServiceConfig {
             max_queued_per_partner: 100,
             failures_per_source: 20.0,
             denied_summary_every: Duration::from_secs(60),
+            dataset_cache_bytes: 4 << 30,
         }
     }
 }
@@ -296,7 +300,7 @@ pub async fn start(room: Room, config: ServiceConfig) -> anyhow::Result<Arc<AppS
         limiter: RateLimiter::new(config.rate_per_second, config.burst),
         failures: RateLimiter::new(1.0, config.failures_per_source),
         denied: DeniedCounter::default(),
-        queue: queue::Queue::new(),
+        queue: queue::Queue::new(config.dataset_cache_bytes),
         room,
         sandbox,
         config,

@@ -7,11 +7,10 @@
 //! service was killed in the middle of: it is marked `failed` (its charge, if it got that far,
 //! stands) and logged; `queued` rows simply run. Nothing is lost, nothing runs twice.
 
-use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::json;
@@ -19,6 +18,7 @@ use sqlx::Row;
 use tokio::sync::Notify;
 
 use super::AppState;
+use super::dataset_cache::DatasetCache;
 use crate::audit_log::entry::event;
 use crate::data_at_rest::open::{OpenError, SealedFile};
 use crate::dataset::Dataset;
@@ -26,26 +26,21 @@ use crate::output_gate::mechanism::parse_nano;
 use crate::room::jobs::{AudienceInput, JobError, JobRequest, run_job};
 use crate::room::{Room, db};
 
-/// Wakes workers and remembers opened datasets.
+/// Wakes workers and keeps opened datasets.
 pub struct Queue {
     notify: Notify,
     stop: AtomicBool,
-    datasets: Mutex<HashMap<String, Arc<Dataset>>>,
-}
-
-impl Default for Queue {
-    fn default() -> Self {
-        Queue::new()
-    }
+    /// Opened datasets, bounded in bytes.
+    pub datasets: DatasetCache,
 }
 
 impl Queue {
-    /// An empty queue.
-    pub fn new() -> Self {
+    /// An empty queue whose dataset cache holds at most `cache_bytes`.
+    pub fn new(cache_bytes: u64) -> Self {
         Queue {
             notify: Notify::new(),
             stop: AtomicBool::new(false),
-            datasets: Mutex::new(HashMap::new()),
+            datasets: DatasetCache::new(cache_bytes),
         }
     }
 
@@ -156,34 +151,23 @@ struct OpenFailure {
 }
 
 fn open_dataset(state: &AppState, file: &Path, sha: &str) -> Result<Arc<Dataset>, OpenFailure> {
-    let mut cache = state
-        .queue
-        .datasets
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
-    if let Some(d) = cache.get(sha) {
-        return Ok(Arc::clone(d));
-    }
-    let opened = std::panic::catch_unwind(AssertUnwindSafe(|| {
-        SealedFile::read(file).and_then(|s| s.open(&state.room.keys, state.config.threads_per_job))
-    }));
-    let dataset = match opened {
-        Ok(Ok(d)) => Arc::new(d),
-        Ok(Err(e)) => {
-            return Err(OpenFailure {
+    state.queue.datasets.get_or_open(sha, || {
+        let opened = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            SealedFile::read(file)
+                .and_then(|s| s.open(&state.room.keys, state.config.threads_per_job))
+        }));
+        match opened {
+            Ok(Ok(d)) => Ok(d),
+            Ok(Err(e)) => Err(OpenFailure {
                 quarantine: !matches!(e, OpenError::Io(_)),
                 message: e.to_string(),
-            });
-        }
-        Err(panic) => {
-            return Err(OpenFailure {
+            }),
+            Err(panic) => Err(OpenFailure {
                 message: format!("opening it failed: {}", panic_message(&*panic)),
                 quarantine: true,
-            });
+            }),
         }
-    };
-    cache.insert(sha.to_string(), Arc::clone(&dataset));
-    Ok(dataset)
+    })
 }
 
 /// The text of a caught panic.
@@ -292,6 +276,9 @@ async fn run_claimed(state: &AppState, job: &Claimed) -> Result<(), String> {
         Ok(_) => Ok(()),
         Err(JobError::Refused(why)) => Err(format!("refused: {why}")),
         Err(JobError::Budget(e)) => Err(e.to_string()),
+        Err(JobError::AfterCharge { .. }) => Err(
+            "the job failed after its charge, which stands; the operator has the details".into(),
+        ),
         Err(JobError::Room(crate::room::RoomError::NoPolicy { partner, dataset })) => Err(format!(
             "the bank has no policy for '{partner}' on '{dataset}'"
         )),
