@@ -328,14 +328,17 @@ impl DeniedCounter {
     /// Writes one `access.denied_summary` entry per source with refusals since the last call.
     pub async fn flush(&self, room: &Room, period_seconds: u64) {
         for (source, reasons) in self.take() {
-            let _ = room
+            if let Err(e) = room
                 .audit()
                 .append(
                     event::ACCESS_DENIED_SUMMARY,
                     serde_json::json!({ "actor": "unknown", "source": source,
                         "refusals": reasons, "period_seconds": period_seconds }),
                 )
-                .await;
+                .await
+            {
+                super::problem::tracing_log(&format!("writing an audit entry: {e}"));
+            }
         }
     }
 }

@@ -164,14 +164,10 @@ async fn authorize(
         return rate_limited();
     }
     if !route.roles.contains(&caller.role) {
-        let _ = state
-            .room
-            .audit()
-            .append(
-                event::ACCESS_DENIED,
-                json!({ "actor": caller.actor(), "reason": "role", "method": method, "route": route.path }),
-            )
-            .await;
+        let entry = json!({ "actor": caller.actor(), "reason": "role", "method": method, "route": route.path });
+        if let Err(e) = state.room.audit().append(event::ACCESS_DENIED, entry).await {
+            problem::tracing_log(&format!("writing an audit entry: {e}"));
+        }
         return Problem::forbidden().into_response();
     }
     request.extensions_mut().insert(caller);

@@ -72,13 +72,10 @@ pub async fn recover(room: &Room) -> Result<u64, sqlx::Error> {
         .bind(&job)
         .execute(&room.pool)
         .await?;
-        let _ = room
-            .audit()
-            .append(
-                event::JOB_INTERRUPTED,
-                json!({ "actor": "room", "job": job, "partner": partner }),
-            )
-            .await;
+        let entry = json!({ "actor": "room", "job": job, "partner": partner });
+        if let Err(e) = room.audit().append(event::JOB_INTERRUPTED, entry).await {
+            super::problem::tracing_log(&format!("writing an audit entry: {e}"));
+        }
     }
     Ok(rows.len() as u64)
 }
@@ -192,13 +189,11 @@ async fn quarantine(room: &Room, dataset: &str, sha: &str, reason: &str) {
     if let Ok(r) = marked
         && r.rows_affected() == 1
     {
-        let _ = room
-            .audit()
-            .append(
-                event::DATASET_QUARANTINED,
-                json!({ "actor": "room", "dataset": dataset, "header_sha256": sha, "reason": reason }),
-            )
-            .await;
+        let entry =
+            json!({ "actor": "room", "dataset": dataset, "header_sha256": sha, "reason": reason });
+        if let Err(e) = room.audit().append(event::DATASET_QUARANTINED, entry).await {
+            super::problem::tracing_log(&format!("writing an audit entry: {e}"));
+        }
     }
 }
 
@@ -313,10 +308,12 @@ fn run_guarded(
                 "job {} failed in a worker: {message}",
                 job.job_id
             ));
-            let _ = handle.block_on(state.room.audit().append(
+            if let Err(e) = handle.block_on(state.room.audit().append(
                 event::JOB_CRASHED,
                 json!({ "actor": "room", "job": job.job_id, "partner": job.partner }),
-            ));
+            )) {
+                super::problem::tracing_log(&format!("writing an audit entry: {e}"));
+            }
             Err("internal error: the run failed and any charge stands; the operator has the details".into())
         }
     }
