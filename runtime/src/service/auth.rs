@@ -285,17 +285,6 @@ impl RateLimiter {
     }
 }
 
-impl RateLimiter {
-    /// Whether `key`'s bucket is empty now (takes nothing).
-    pub fn exhausted(&self, key: &str) -> bool {
-        let now = Instant::now();
-        let buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        buckets.get(key).is_some_and(|(tokens, last)| {
-            (*tokens + now.duration_since(*last).as_secs_f64() * self.rate).min(self.burst) < 1.0
-        })
-    }
-}
-
 /// Requests refused for a missing, wrong or revoked token, counted per source address and
 /// reason until the next summary is written to the log. Nothing is written per request, so a
 /// flood of bad tokens cannot grow the log faster than one entry per source and period.
