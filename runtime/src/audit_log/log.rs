@@ -248,6 +248,21 @@ impl<'a> AuditLog<'a> {
         fields: Value,
     ) -> Result<Appended, LogError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let appended = self.append_in(&mut tx, event, fields).await?;
+        tx.commit().await?;
+        self.committed(&appended)?;
+        Ok(appended)
+    }
+
+    /// Appends an event inside the caller's transaction (begun `IMMEDIATE`), so that a state
+    /// change and the entry recording it commit together or not at all. After committing, the
+    /// caller calls [`AuditLog::committed`].
+    pub async fn append_in(
+        &self,
+        tx: &mut sqlx::SqliteConnection,
+        event: &str,
+        fields: Value,
+    ) -> Result<Appended, LogError> {
         let row = sqlx::query("SELECT size, nodes FROM audit_frontier WHERE id = 1")
             .fetch_optional(&mut *tx)
             .await?;
@@ -307,16 +322,23 @@ impl<'a> AuditLog<'a> {
         .bind(frontier.to_bytes())
         .execute(&mut *tx)
         .await?;
-        tx.commit().await?;
-        if let Some(witness) = &self.witness {
-            witness.record(&checkpoint).map_err(LogError::Corrupt)?;
-        }
         Ok(Appended {
             index,
             entry,
             checkpoint,
             proof,
         })
+    }
+
+    /// Records, once the transaction holding `appended` has committed, its checkpoint as the
+    /// room's witness (see [`Witness`]).
+    pub fn committed(&self, appended: &Appended) -> Result<(), LogError> {
+        match &self.witness {
+            Some(witness) => witness
+                .record(&appended.checkpoint)
+                .map_err(LogError::Corrupt),
+            None => Ok(()),
+        }
     }
 
     /// The number of durable entries.

@@ -129,6 +129,27 @@ impl PrivacyLedger {
     /// dataset's domain on first use. Returns the status after the charge.
     pub async fn charge(&self, charge: &Charge<'_>) -> Result<BudgetStatus, LedgerError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        match Self::charge_in(&mut tx, charge).await {
+            Ok(status) => {
+                tx.commit().await?;
+                Ok(status)
+            }
+            // A refusal keeps the dataset's domain (the only write), charges nothing.
+            Err(e @ (LedgerError::TooManyJobs { .. } | LedgerError::Exhausted { .. })) => {
+                tx.commit().await?;
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// [`PrivacyLedger::charge`] inside the caller's transaction (begun `IMMEDIATE`), so the
+    /// charge commits together with what records it; the caller commits. On `TooManyJobs` or
+    /// `Exhausted` only the dataset's domain was written; on other errors, roll back.
+    pub async fn charge_in(
+        tx: &mut sqlx::SqliteConnection,
+        charge: &Charge<'_>,
+    ) -> Result<BudgetStatus, LedgerError> {
         sqlx::query(
             "INSERT INTO dataset_domains (dataset, domain) VALUES (?, ?) \
              ON CONFLICT (dataset) DO UPDATE SET domain = excluded.domain",
@@ -137,7 +158,7 @@ impl PrivacyLedger {
         .bind(charge.domain)
         .execute(&mut *tx)
         .await?;
-        let status = status_in(&mut tx, charge.partner, charge.dataset).await?;
+        let status = status_in(&mut *tx, charge.partner, charge.dataset).await?;
         if let Some(cap) = charge.max_jobs_per_day {
             let since = (time::OffsetDateTime::now_utc() - time::Duration::days(1))
                 .format(&time::format_description::well_known::Rfc3339)
@@ -151,13 +172,10 @@ impl PrivacyLedger {
             .fetch_one(&mut *tx)
             .await?;
             if recent.max(0) as u64 >= cap {
-                // Keeps the dataset's domain (the only write so far), charges nothing.
-                tx.commit().await?;
                 return Err(LedgerError::TooManyJobs { cap });
             }
         }
         if status.remaining() < charge.cost {
-            tx.commit().await?;
             return Err(LedgerError::Exhausted {
                 cost: charge.cost,
                 remaining: status.remaining(),
@@ -178,11 +196,9 @@ impl PrivacyLedger {
         if let Err(sqlx::Error::Database(e)) = &inserted
             && e.is_unique_violation()
         {
-            tx.rollback().await?;
             return Err(LedgerError::DuplicateJob(charge.job_id.to_string()));
         }
         inserted?;
-        tx.commit().await?;
         Ok(BudgetStatus {
             spent_nano_rho: status.spent_nano_rho + charge.cost,
             jobs: status.jobs + 1,

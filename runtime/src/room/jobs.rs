@@ -14,7 +14,7 @@ use crate::dataset::audience::AudienceList;
 use crate::guest_boundary::manifest::{Domain, Manifest};
 use crate::guest_boundary::vetting::DEFAULT_MAX_MODULE_BYTES;
 use crate::guest_boundary::{RunContext, RunLimits, Sandbox, vet};
-use crate::output_gate::ledger::{Charge, LedgerError};
+use crate::output_gate::ledger::{Charge, LedgerError, PrivacyLedger};
 use crate::output_gate::mechanism::{self, NoisePlan, format_nano};
 use crate::output_gate::receipt::{LogPosition, Receipt};
 use crate::output_gate::release::{self, ReleasedTable};
@@ -443,34 +443,48 @@ async fn run_job_inner(
         .domain
         .clone()
         .unwrap_or_else(|| request.sealed_by.clone());
-    let status = room
-        .ledger()
-        .charge(&Charge {
-            partner: request.partner,
-            dataset: &dataset_name,
-            domain: &domain,
-            job_id: &job_id,
-            cost: charged,
-            max_jobs_per_day: policy.max_jobs_per_day,
-        })
-        .await?;
-    fail::fail_point!("job.after_charge");
     // When the partner will see the outcome: fixed now, before the run, from the policy alone.
     let started = time::OffsetDateTime::now_utc()
         .replace_nanosecond(0)
         .unwrap_or_else(|_| time::OffsetDateTime::now_utc());
     let release_at = started + time::Duration::seconds(policy.result_delay_seconds as i64);
     let release_at_text = db::rfc3339(release_at);
+    let audit = room.audit();
+    // The charge, the job's release time and the entries that record them commit together, or
+    // none of them does. Every job writes the same entries in the same order, whatever its data:
+    // dataset.loaded, budget.charged, job.started now; job.finished and the result entry at the
+    // release time.
+    let mut tx = room.pool.begin_with("BEGIN IMMEDIATE").await?;
+    let status = match PrivacyLedger::charge_in(
+        &mut tx,
+        &Charge {
+            partner: request.partner,
+            dataset: &dataset_name,
+            domain: &domain,
+            job_id: &job_id,
+            cost: charged,
+            max_jobs_per_day: policy.max_jobs_per_day,
+        },
+    )
+    .await
+    {
+        Ok(status) => status,
+        Err(e @ (LedgerError::TooManyJobs { .. } | LedgerError::Exhausted { .. })) => {
+            // Refused: only the dataset's domain was recorded.
+            tx.commit().await?;
+            return Err(e.into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    fail::fail_point!("job.inside_charge");
     sqlx::query("UPDATE job_queue SET release_at = ? WHERE job_id = ?")
         .bind(&release_at_text)
         .bind(&job_id)
-        .execute(&room.pool)
+        .execute(&mut *tx)
         .await?;
-    let audit = room.audit();
-    // Every job writes the same entries in the same order, whatever its data: dataset.loaded,
-    // budget.charged, job.started now; job.finished and the result entry at the release time.
     audit
-        .append(
+        .append_in(
+            &mut tx,
             event::DATASET_LOADED,
             json!({ "actor": "room", "job": job_id, "dataset": dataset_name, "dataset_sha256": request.dataset_sha256,
                     "origin": request.dataset_origin, "domain": domain,
@@ -484,7 +498,8 @@ async fn run_job_inner(
         .await
         .map_err(RoomError::from)?;
     audit
-        .append(
+        .append_in(
+            &mut tx,
             event::BUDGET_CHARGED,
             json!({ "actor": actor, "job": job_id, "partner": request.partner, "dataset": dataset_name,
                     "domain": domain,
@@ -494,9 +509,9 @@ async fn run_job_inner(
         )
         .await
         .map_err(RoomError::from)?;
-
-    audit
-        .append(
+    let started_entry = audit
+        .append_in(
+            &mut tx,
             event::JOB_STARTED,
             json!({ "actor": "room", "job": job_id, "mode": manifest.mode.to_string(), "entities": request.dataset.entities() as u64,
                     "release_at": release_at_text,
@@ -504,6 +519,9 @@ async fn run_job_inner(
         )
         .await
         .map_err(RoomError::from)?;
+    tx.commit().await?;
+    audit.committed(&started_entry).map_err(RoomError::from)?;
+    fail::fail_point!("job.after_charge");
     fail::fail_point!("job.after_started");
     let report = sandbox.run(&prepared, Arc::new(ctx), request.threads);
     fail::fail_point!("job.after_run");
