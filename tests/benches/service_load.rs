@@ -104,7 +104,7 @@ fn main() {
             tokens.push(auth::add_party(&room, &name, Role::Partner).await.expect("p"));
             room.set_policy(
                 &Policy::parse(&format!(
-                    "partner = \"{name}\"\ndataset = \"bank\"\nbudget_rho = \"1000\"\nresult_delay_seconds = 0\nmin_group_size = 20\n"
+                    "partner = \"{name}\"\ndataset = \"bank\"\nbudget_rho = \"1000\"\nmin_cost_rho = \"0.001\"\nresult_delay_seconds = 0\nmin_group_size = 20\n"
                 ))
                 .expect("policy"),
             )

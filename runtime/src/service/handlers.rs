@@ -417,12 +417,19 @@ pub(super) async fn upload_module(
         )
     })?;
     let m = &module.manifest;
-    tokio::fs::write(
-        state.room.dir.join("modules").join(format!("{hash}.wasm")),
-        &body,
-    )
+    // Written aside and renamed into place: partners uploading the same module at once, or a
+    // worker reading it for a job meanwhile, never see a truncated file.
+    let path = state.room.dir.join("modules").join(format!("{hash}.wasm"));
+    let bytes = body.clone();
+    tokio::task::spawn_blocking(move || {
+        crate::guest_boundary::cache::write_private_atomically(&path, &bytes)
+    })
     .await
-    .map_err(|_| Problem::internal())?;
+    .map_err(|_| Problem::internal())?
+    .map_err(|e| {
+        super::problem::tracing_log(&format!("storing a module: {e}"));
+        Problem::internal()
+    })?;
     sqlx::query(
         "INSERT INTO modules (module_sha256, partner, name, version, mode, uploaded_at) VALUES (?, ?, ?, ?, ?, ?) \
          ON CONFLICT (module_sha256, partner) DO NOTHING",
