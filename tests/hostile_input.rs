@@ -687,3 +687,78 @@ async fn a_request_that_times_out_gets_a_problem_document() {
     assert_eq!(ctype, "application/problem+json");
     assert_eq!(problem["code"], "timeout");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_or_a_decision_and_its_entry_commit_together_or_not_at_all() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let room = Room::create(
+        &dir.path().join("room"),
+        "atomic-room",
+        &OperatorSecret::new(b"atomic"),
+    )
+    .await
+    .expect("room");
+    let count = |table: &'static str| {
+        let pool = room.pool.clone();
+        async move {
+            let n: i64 = sqlx::query(&format!("SELECT COUNT(*) AS n FROM {table}"))
+                .fetch_one(&pool)
+                .await
+                .expect("count")
+                .get("n");
+            n
+        }
+    };
+    let policy = strongroom::room::policy::Policy::parse(
+        "partner = \"socialco\"\ndataset = \"bank\"\nbudget_rho = \"1.0\"\n",
+    )
+    .expect("policy");
+    fail::cfg("policy.before_entry", "1*return").expect("failpoint");
+    assert!(room.set_policy(&policy).await.is_err());
+    fail::remove("policy.before_entry");
+    assert_eq!(
+        (
+            count("policies").await,
+            count("budgets").await,
+            events(&room, "policy.set").await
+        ),
+        (0, 0, 0),
+        "a failed policy change leaves no policy, no budget and no entry"
+    );
+    room.set_policy(&policy).await.expect("set");
+    assert_eq!(
+        (
+            count("policies").await,
+            count("budgets").await,
+            events(&room, "policy.set").await
+        ),
+        (1, 1, 1)
+    );
+    let rules = strongroom::room::approval::ParameterRules::default();
+    let module = "ab".repeat(32);
+    fail::cfg("decision.before_entry", "1*return").expect("failpoint");
+    assert!(
+        room.decide_module(&module, "socialco", true, "reviewer", "ok", &rules)
+            .await
+            .is_err()
+    );
+    fail::remove("decision.before_entry");
+    assert_eq!(
+        (
+            count("approvals").await,
+            events(&room, "module.approved").await
+        ),
+        (0, 0)
+    );
+    room.decide_module(&module, "socialco", true, "reviewer", "ok", &rules)
+        .await
+        .expect("decide");
+    assert_eq!(
+        (
+            count("approvals").await,
+            events(&room, "module.approved").await
+        ),
+        (1, 1)
+    );
+}

@@ -113,6 +113,17 @@ impl PrivacyLedger {
         dataset: &str,
         total_nano_rho: u64,
     ) -> Result<(), LedgerError> {
+        let mut conn = self.pool.acquire().await?;
+        Self::set_budget_in(&mut conn, partner, dataset, total_nano_rho).await
+    }
+
+    /// [`PrivacyLedger::set_budget`] inside the caller's transaction.
+    pub async fn set_budget_in(
+        tx: &mut sqlx::SqliteConnection,
+        partner: &str,
+        dataset: &str,
+        total_nano_rho: u64,
+    ) -> Result<(), LedgerError> {
         sqlx::query(
             "INSERT INTO budgets (partner, dataset, total_nano_rho) VALUES (?, ?, ?) \
              ON CONFLICT (partner, dataset) DO UPDATE SET total_nano_rho = excluded.total_nano_rho",
@@ -120,7 +131,7 @@ impl PrivacyLedger {
         .bind(partner)
         .bind(dataset)
         .bind(to_i64(total_nano_rho))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
         Ok(())
     }

@@ -221,6 +221,9 @@ impl Room {
                 policy.text.lines().map(String::from).collect::<Vec<_>>(),
             ),
         };
+        // The policy, its budget and the entry recording them commit together, or none does.
+        let audit = self.audit();
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
             "INSERT INTO policies (partner, dataset, policy_toml, policy_sha256, set_at) VALUES (?, ?, ?, ?, ?) \
              ON CONFLICT (partner, dataset) DO UPDATE SET policy_toml = excluded.policy_toml, \
@@ -231,14 +234,22 @@ impl Room {
         .bind(&policy.text)
         .bind(&policy.sha256)
         .bind(db::now_rfc3339())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        self.ledger()
-            .set_budget(&policy.partner, &policy.dataset, policy.budget_nano_rho)
-            .await
-            .map_err(|e| RoomError::Invalid(e.to_string()))?;
-        self.audit()
-            .append(
+        PrivacyLedger::set_budget_in(
+            &mut tx,
+            &policy.partner,
+            &policy.dataset,
+            policy.budget_nano_rho,
+        )
+        .await
+        .map_err(|e| RoomError::Invalid(e.to_string()))?;
+        fail::fail_point!("policy.before_entry", |_| Err(RoomError::Invalid(
+            "injected failure before the policy's entry".into()
+        )));
+        let entry = audit
+            .append_in(
+                &mut tx,
                 event::POLICY_SET,
                 serde_json::json!({
                     "actor": "bank", "partner": policy.partner, "dataset": policy.dataset,
@@ -248,6 +259,8 @@ impl Room {
                 }),
             )
             .await?;
+        tx.commit().await?;
+        audit.committed(&entry)?;
         Ok(())
     }
 
@@ -268,6 +281,9 @@ impl Room {
             )));
         }
         let decision = if approve { "approved" } else { "rejected" };
+        // The decision and the entry recording it commit together, or neither does.
+        let audit = self.audit();
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
             "INSERT INTO approvals (module_sha256, partner, decision, decided_by, comment, decided_at, parameters) VALUES (?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (module_sha256, partner) DO UPDATE SET decision = excluded.decision, \
@@ -281,10 +297,14 @@ impl Room {
         .bind(comment)
         .bind(db::now_rfc3339())
         .bind(parameters.to_json())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        self.audit()
-            .append(
+        fail::fail_point!("decision.before_entry", |_| Err(RoomError::Invalid(
+            "injected failure before the decision's entry".into()
+        )));
+        let entry = audit
+            .append_in(
+                &mut tx,
                 if approve { event::MODULE_APPROVED } else { event::MODULE_REJECTED },
                 serde_json::json!({ "actor": "bank", "by": by, "partner": partner,
                                     "module_sha256": module_sha256.to_ascii_lowercase(), "comment": comment,
@@ -292,6 +312,8 @@ impl Room {
                                     "parameters": parameters.to_json() }),
             )
             .await?;
+        tx.commit().await?;
+        audit.committed(&entry)?;
         Ok(())
     }
 
