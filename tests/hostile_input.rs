@@ -376,14 +376,33 @@ async fn charges_as_logged(room: &Room) -> (u64, u64) {
 }
 
 /// Every point of a job where a worker can fail, in order.
-const JOB_STEPS: [&str; 6] = [
+const JOB_STEPS: [&str; 8] = [
     "job.inside_charge",
     "job.after_charge",
     "job.after_started",
     "job.after_run",
     "job.after_finished_entry",
     "job.after_result_entry",
+    "job.before_release_commit",
+    "job.after_release",
 ];
+
+/// Jobs whose end is stored, and `result.*` entries in the log.
+async fn results_as_logged(room: &Room) -> (i64, i64) {
+    let stored: i64 = sqlx::query("SELECT COUNT(*) AS n FROM jobs")
+        .fetch_one(&room.pool)
+        .await
+        .expect("count")
+        .get("n");
+    let logged: i64 = sqlx::query(
+        "SELECT COUNT(*) AS n FROM audit_entries WHERE json_extract(entry, '$.event') LIKE 'result.%'",
+    )
+    .fetch_one(&room.pool)
+    .await
+    .expect("count")
+    .get("n");
+    (stored, logged)
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_failing_at_every_step_of_a_job_leaves_charges_as_logged_and_a_valid_log() {
@@ -399,8 +418,20 @@ async fn a_worker_failing_at_every_step_of_a_job_leaves_charges_as_logged_and_a_
         let (_, queued) = submit(&s, &module).await;
         let job = wait_for(&s, queued["job_id"].as_str().expect("id")).await;
         fail::remove(step);
-        assert_eq!(job["state"], "failed", "{step}: {job}");
-        assert_eq!(events(&s.state.room, "job.crashed").await, 1, "{step}");
+        // A failure after the job's end committed leaves a finished job; before, a failed one.
+        let ended = step == "job.after_release";
+        let expected = if ended { "finished" } else { "failed" };
+        assert_eq!(job["state"], expected, "{step}: {job}");
+        assert_eq!(
+            events(&s.state.room, "job.crashed").await,
+            i64::from(!ended),
+            "{step}"
+        );
+        assert_eq!(
+            results_as_logged(&s.state.room).await,
+            (i64::from(ended), i64::from(ended)),
+            "{step}: stored results and result entries"
+        );
         // A failure inside the charge's transaction leaves neither the charge nor its entries;
         // after it, both stand.
         let charged_once = u64::from(step != "job.inside_charge");

@@ -604,8 +604,11 @@ async fn run_job_inner(
     };
     // Nothing about the run reaches the partner, or the log, before the release time.
     let overran = sleep_until(release_at).await;
+    // The job's end, its result entry and its stored result commit together, or none does.
+    let mut tx = room.pool.begin_with("BEGIN IMMEDIATE").await?;
     audit
-        .append(
+        .append_in(
+            &mut tx,
             event::JOB_FINISHED,
             json!({ "actor": "room", "job": job_id, "outcome": outcome,
                     "run_outcome": report.outcome.code(), "units": report.units,
@@ -623,7 +626,8 @@ async fn run_job_inner(
         _ => event::RESULT_NONE,
     };
     let logged = audit
-        .append_with_proof(
+        .append_in(
+            &mut tx,
             release_event,
             json!({ "actor": "room", "job": job_id, "partner": request.partner, "dataset": dataset_name,
                     "dataset_sha256": request.dataset_sha256, "module_sha256": prepared.module.hash_hex(),
@@ -650,13 +654,12 @@ async fn run_job_inner(
             index: logged.index,
             size: logged.checkpoint.size,
             root: logged.checkpoint.root,
-            proof: logged.proof,
-            entry: logged.entry,
+            proof: logged.proof.clone(),
+            entry: logged.entry.clone(),
         }),
     }
     .sign(&room.keys.signer())
     .map_err(|e| after_charge(format!("signing the receipt: {e}")))?;
-    let mut tx = room.pool.begin().await?;
     sqlx::query(
         "INSERT INTO jobs (job_id, partner, dataset, module_sha256, outcome, status, result_json, receipt, bank_detail, finished_at, release_at) \
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -680,7 +683,10 @@ async fn run_job_inner(
         .bind(&diagnostics)
         .execute(&mut *tx)
         .await?;
+    fail::fail_point!("job.before_release_commit");
     tx.commit().await?;
+    audit.committed(&logged).map_err(RoomError::from)?;
+    fail::fail_point!("job.after_release");
     Ok(JobResult {
         job_id,
         outcome,

@@ -64,6 +64,12 @@ pub async fn recover(room: &Room) -> Result<u64, sqlx::Error> {
     for row in &rows {
         let job: String = row.get("job_id");
         let partner: String = row.get("partner");
+        if recorded(room, &job).await? {
+            // It ended (its result and the entries saying so committed together) just before
+            // the service stopped: it finished, it was not interrupted.
+            finish(room, &job, None).await?;
+            continue;
+        }
         sqlx::query(
             "UPDATE job_queue SET state = 'failed', error = ?, finished_at = ? WHERE job_id = ? AND state = 'running'",
         )
@@ -78,6 +84,15 @@ pub async fn recover(room: &Room) -> Result<u64, sqlx::Error> {
         }
     }
     Ok(rows.len() as u64)
+}
+
+/// Whether a job's end is stored (its `jobs` row, committed with its result entry).
+async fn recorded(room: &Room, job_id: &str) -> Result<bool, sqlx::Error> {
+    Ok(sqlx::query("SELECT 1 FROM jobs WHERE job_id = ?")
+        .bind(job_id)
+        .fetch_optional(&room.pool)
+        .await?
+        .is_some())
 }
 
 /// A claimed job.
@@ -304,6 +319,17 @@ fn run_guarded(
         Ok(outcome) => outcome,
         Err(panic) => {
             let message = panic_message(&*panic);
+            if handle
+                .block_on(recorded(&state.room, &job.job_id))
+                .unwrap_or(false)
+            {
+                // The panic came after the job's end was committed: it finished.
+                super::problem::tracing_log(&format!(
+                    "job {} finished, then its worker failed: {message}",
+                    job.job_id
+                ));
+                return Ok(());
+            }
             super::problem::tracing_log(&format!(
                 "job {} failed in a worker: {message}",
                 job.job_id
