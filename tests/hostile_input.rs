@@ -17,9 +17,9 @@ use strongroom::data_at_rest::seal::seal_raw;
 use strongroom::room::Room;
 use strongroom::room::keys::OperatorSecret;
 use strongroom::service::auth::{self, Role};
-use strongroom::service::{AppState, ServiceConfig, router, start};
+use strongroom::service::{ServiceConfig, router, start};
 use strongroom_tests::example;
-use strongroom_tests::http::{call, get, json_body, sealed_bank};
+use strongroom_tests::http::{Served, call, get, json_body, sealed_bank, served};
 
 /// Jobs run by the tests that switch on a failure point must not overlap other jobs.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -44,59 +44,57 @@ fn reseal(
     seal_raw(&room.keys.public, party, header, &chunks).expect("seals")
 }
 
+/// A served room (see `strongroom_tests::http::served`), the bank's data sealed to it, and an
+/// attacker's party key named like the partner.
 struct Setup {
-    _dir: tempfile::TempDir,
-    state: Arc<AppState>,
-    app: axum::Router,
-    bank: String,
-    partner: String,
+    served: Served,
     sealed: Vec<u8>,
     attacker: PartyKey,
 }
 
-impl Drop for Setup {
-    fn drop(&mut self) {
-        self.state.queue.shutdown();
+impl std::ops::Deref for Setup {
+    type Target = Served;
+    fn deref(&self) -> &Served {
+        &self.served
     }
 }
 
 async fn setup(config: ServiceConfig) -> Setup {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let room = Room::create(
-        &dir.path().join("room"),
-        "hostile-room",
-        &OperatorSecret::new(b"hostile"),
-    )
-    .await
-    .expect("room");
-    let bank = auth::add_party(&room, "bigbank", Role::Bank)
-        .await
-        .expect("bank");
-    let partner = auth::add_party(&room, "socialco", Role::Partner)
-        .await
-        .expect("partner");
-    let sealed = sealed_bank(dir.path(), &room);
-    let attacker = PartyKey::generate("socialco", &dir.path().join("socialco.key")).expect("key");
-    let state = start(room, config).await.expect("start");
-    let app = router(Arc::clone(&state));
+    let served = served(config).await;
+    let dir = served.dir.path();
+    let sealed = sealed_bank(dir, &served.state.room);
+    let attacker = PartyKey::generate("socialco", &dir.join("socialco.key")).expect("key");
     Setup {
-        _dir: dir,
-        state,
-        app,
-        bank,
-        partner,
+        served,
         sealed,
         attacker,
     }
 }
 
-/// Headers claiming more than the file can hold, checked before anything is sized by them.
+/// Sends `bytes` to an upload route and expects a refusal (422).
+async fn refused_upload(
+    s: &Setup,
+    method: &str,
+    path: &str,
+    token: &str,
+    bytes: Vec<u8>,
+    what: &str,
+) {
+    let (status, _, problem) = call(&s.app, method, path, Some(token), Body::from(bytes)).await;
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{what}: {problem}"
+    );
+}
+
 /// A named change to a header.
 type HeaderLie = (&'static str, Box<dyn Fn(&mut Header)>);
 
 /// A named change to a header and the chunk plaintexts.
 type ContentLie = (&'static str, Box<dyn Fn(&mut Header, &mut Vec<Vec<u8>>)>);
 
+/// Headers claiming more than the file can hold, checked before anything is sized by them.
 fn lying_headers() -> Vec<HeaderLie> {
     vec![
         ("2^56 entities", Box::new(|h| h.entities = 1 << 56)),
@@ -126,32 +124,8 @@ async fn headers_that_lie_about_counts_are_refused_before_anything_is_allocated(
         );
         // The bank's upload and a partner's audience list: refused with a reason, and the
         // service keeps serving.
-        let (status, _, problem) = call(
-            &s.app,
-            "PUT",
-            "/v1/datasets",
-            Some(&s.bank),
-            Body::from(bytes.clone()),
-        )
-        .await;
-        assert_eq!(
-            status,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "{what}: {problem}"
-        );
-        let (status, _, problem) = call(
-            &s.app,
-            "POST",
-            "/v1/audience-lists",
-            Some(&s.partner),
-            Body::from(bytes),
-        )
-        .await;
-        assert_eq!(
-            status,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "{what}: {problem}"
-        );
+        refused_upload(&s, "PUT", "/v1/datasets", &s.bank, bytes.clone(), what).await;
+        refused_upload(&s, "POST", "/v1/audience-lists", &s.partner, bytes, what).await;
     }
     let (status, _, _) = get(&s.app, "/v1/datasets", &s.bank).await;
     assert_eq!(status, StatusCode::OK);
@@ -232,19 +206,7 @@ async fn contents_that_lie_are_refused_by_verify_as_by_open() {
             matches!(streamed, Some(OpenError::Content(_))),
             "{what}: streaming check: {streamed:?}"
         );
-        let (status, _, problem) = call(
-            &s.app,
-            "PUT",
-            "/v1/datasets",
-            Some(&s.bank),
-            Body::from(bytes),
-        )
-        .await;
-        assert_eq!(
-            status,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "{what}: {problem}"
-        );
+        refused_upload(&s, "PUT", "/v1/datasets", &s.bank, bytes, what).await;
     }
 }
 

@@ -6,7 +6,6 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::Body;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
@@ -14,70 +13,18 @@ use strongroom::room::Room;
 use strongroom::room::keys::OperatorSecret;
 use strongroom::service::auth::{self, Role};
 use strongroom::service::routes::ROUTES;
-use strongroom::service::{AppState, ServiceConfig, router, start};
-use strongroom_tests::http::{call, get, json_body, sealed_bank};
+use strongroom::service::{ServiceConfig, router, start};
+use strongroom_tests::http::{Served, call, get, json_body, sealed_bank, served};
 use strongroom_tests::{example, hostile, repo_root};
 
-struct Service {
-    _dir: tempfile::TempDir,
-    state: Arc<AppState>,
-    app: Router,
-    bank: String,
-    partner: String,
-    other_partner: String,
-    auditor: String,
-    revoked: String,
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        self.state.queue.shutdown();
-    }
-}
-
-async fn service() -> Service {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let room = Room::create(
-        &dir.path().join("room"),
-        "api-room",
-        &OperatorSecret::new(b"api test"),
-    )
-    .await
-    .expect("room");
-    let bank = auth::add_party(&room, "bigbank", Role::Bank)
-        .await
-        .expect("bank");
-    let partner = auth::add_party(&room, "socialco", Role::Partner)
-        .await
-        .expect("partner");
-    let other_partner = auth::add_party(&room, "otherco", Role::Partner)
-        .await
-        .expect("other");
-    let auditor = auth::add_party(&room, "secteam", Role::Auditor)
-        .await
-        .expect("auditor");
-    let revoked = auth::add_party(&room, "former", Role::Bank)
-        .await
-        .expect("former");
-    auth::revoke_party(&room, "former").await.expect("revoke");
-    // The matrix sends many bad tokens from one (in-process) source: no per-source limit here;
-    // tests/hostile_input.rs covers it.
-    let config = ServiceConfig {
+/// The served room of these tests. The authorization matrix sends many bad tokens from one
+/// (in-process) source, so no per-source limit here; tests/hostile_input.rs covers it.
+async fn service() -> Served {
+    served(ServiceConfig {
         failures_per_source: 1e9,
         ..ServiceConfig::default()
-    };
-    let state = start(room, config).await.expect("start");
-    let app = router(Arc::clone(&state));
-    Service {
-        _dir: dir,
-        state,
-        app,
-        bank,
-        partner,
-        other_partner,
-        auditor,
-        revoked,
-    }
+    })
+    .await
 }
 
 fn concrete(path: &str) -> String {
@@ -217,7 +164,7 @@ async fn authorization_matrix_every_route_times_every_caller() {
     );
 }
 
-async fn wait_for_job(s: &Service, id: &str) -> Value {
+async fn wait_for_job(s: &Served, id: &str) -> Value {
     for _ in 0..600 {
         let (status, _, job) = get(&s.app, &format!("/v1/jobs/{id}"), &s.partner).await;
         assert_eq!(status, StatusCode::OK, "{job}");

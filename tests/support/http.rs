@@ -1,6 +1,7 @@
 //! The service through its real router, in process: requests as each party, and a sealed bank.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
@@ -11,6 +12,9 @@ use strongroom::data_at_rest::seal::seal;
 use strongroom::dataset::schema::DatasetSchema;
 use strongroom::dataset::synthetic;
 use strongroom::room::Room;
+use strongroom::room::keys::OperatorSecret;
+use strongroom::service::auth::{self, Role};
+use strongroom::service::{AppState, ServiceConfig, router, start};
 use tower::ServiceExt;
 
 /// Sends one request through the router; returns the status, the content type and the body as
@@ -80,4 +84,69 @@ pub fn sealed_bank(dir: &Path, room: &Room) -> Vec<u8> {
     )
     .expect("seal");
     std::fs::read(out).expect("read")
+}
+
+/// A room served in process through its real router, with a party of each kind: the bank
+/// `bigbank`, the partners `socialco` and `otherco`, the auditor `secteam`, and `former`, a bank
+/// token already revoked. Its workers stop when it is dropped.
+pub struct Served {
+    /// The room's directory (removed when dropped).
+    pub dir: tempfile::TempDir,
+    /// The service's state.
+    pub state: Arc<AppState>,
+    /// The router.
+    pub app: axum::Router,
+    /// Tokens.
+    pub bank: String,
+    /// See `bank`.
+    pub partner: String,
+    /// See `bank`.
+    pub other_partner: String,
+    /// See `bank`.
+    pub auditor: String,
+    /// See `bank`.
+    pub revoked: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.state.queue.shutdown();
+    }
+}
+
+/// A new room, served with `config`.
+pub async fn served(config: ServiceConfig) -> Served {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let room = Room::create(
+        &dir.path().join("room"),
+        "test-room",
+        &OperatorSecret::new(b"test room"),
+    )
+    .await
+    .expect("room");
+    let mut tokens = Vec::new();
+    for (name, role) in [
+        ("bigbank", Role::Bank),
+        ("socialco", Role::Partner),
+        ("otherco", Role::Partner),
+        ("secteam", Role::Auditor),
+        ("former", Role::Bank),
+    ] {
+        tokens.push(auth::add_party(&room, name, role).await.expect("party"));
+    }
+    auth::revoke_party(&room, "former").await.expect("revoke");
+    let state = start(room, config).await.expect("start");
+    let app = router(Arc::clone(&state));
+    let [bank, partner, other_partner, auditor, revoked] =
+        <[String; 5]>::try_from(tokens).expect("five parties");
+    Served {
+        dir,
+        state,
+        app,
+        bank,
+        partner,
+        other_partner,
+        auditor,
+        revoked,
+    }
 }

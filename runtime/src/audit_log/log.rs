@@ -141,9 +141,10 @@ pub struct Witness {
     path: std::path::PathBuf,
 }
 
-/// Serializes witness updates within the process, so a smaller checkpoint never replaces a
-/// larger one.
-static WITNESS_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+/// The size last recorded in each witness file by this process: updates are serialized, a
+/// smaller checkpoint never replaces a larger one, and the file is read once, not per append.
+static RECORDED: std::sync::Mutex<Option<std::collections::HashMap<std::path::PathBuf, u64>>> =
+    std::sync::Mutex::new(None);
 
 impl Witness {
     /// The witness file at `path`.
@@ -165,16 +166,21 @@ impl Witness {
     /// Records `checkpoint` unless a larger one is already recorded (written aside, then
     /// renamed into place, so the file is always whole).
     pub fn record(&self, checkpoint: &Checkpoint) -> Result<(), String> {
-        let _guard = WITNESS_LOCK.lock().unwrap_or_else(|p| p.into_inner());
-        if let Ok(Some(current)) = self.read()
-            && current.size >= checkpoint.size
-        {
+        let mut recorded = RECORDED.lock().unwrap_or_else(|p| p.into_inner());
+        let recorded = recorded.get_or_insert_with(Default::default);
+        let current = match recorded.get(&self.path) {
+            Some(&size) => size,
+            None => self.read().ok().flatten().map_or(0, |c| c.size),
+        };
+        if current >= checkpoint.size {
             return Ok(());
         }
         let tmp = self.path.with_extension("witness.tmp");
         std::fs::write(&tmp, checkpoint.text())
             .and_then(|()| std::fs::rename(&tmp, &self.path))
-            .map_err(|e| format!("{}: {e}", self.path.display()))
+            .map_err(|e| format!("{}: {e}", self.path.display()))?;
+        recorded.insert(self.path.clone(), checkpoint.size);
+        Ok(())
     }
 }
 

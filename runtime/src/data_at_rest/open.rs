@@ -176,12 +176,6 @@ impl SealedFile {
         })
     }
 
-    /// Reads and checks only the header of a sealed file of `file_bytes` bytes (counts checked,
-    /// not yet authenticated: the streaming check that follows authenticates it).
-    pub fn read_header(r: &mut impl Read, file_bytes: u64) -> Result<Header, OpenError> {
-        read_prefix(r, file_bytes).map(|p| p.header)
-    }
-
     /// Checks the sealing party's signature over the header (with the key the header names).
     pub fn header_signature_valid(&self) -> bool {
         signature_valid(&self.header, &self.header_bytes, &self.signature)
@@ -391,17 +385,20 @@ pub struct Verified {
 /// Two passes: the first walks the chunk lengths to find the index (the last chunk), the second
 /// authenticates and checks every chunk in order.
 pub fn verify_file(path: &Path, room: &RoomKeys) -> Result<Verified, OpenError> {
-    verify_file_visiting(path, room, |_, _| {})
+    verify_file_visiting(path, room, |_| Ok::<_, OpenError>(()), |_, _, _| {})
+        .map(|(verified, ())| verified)
 }
 
-/// [`verify_file`], handing each checked batch (with its table's name) to `visit` before it is
-/// dropped: what an upload needs to know of the content (an audience list's members) without
-/// holding it.
-pub fn verify_file_visiting(
+/// [`verify_file`], with a visit: once the header's signature verifies, `start` sees the header
+/// (and may refuse the file) and makes the visit's state; then each checked batch, with its
+/// table's name, is handed to `visit` before it is dropped. What an upload needs to know of the
+/// content (an audience list's members) without holding it.
+pub fn verify_file_visiting<S, E: From<OpenError>>(
     path: &Path,
     room: &RoomKeys,
-    mut visit: impl FnMut(&str, &RecordBatch),
-) -> Result<Verified, OpenError> {
+    start: impl FnOnce(&Header) -> Result<S, E>,
+    mut visit: impl FnMut(&mut S, &str, &RecordBatch),
+) -> Result<(Verified, S), E> {
     let io = |e: std::io::Error| OpenError::Io(format!("{}: {e}", path.display()));
     let file = std::fs::File::open(path).map_err(io)?;
     let total = file.metadata().map_err(io)?.len();
@@ -413,6 +410,7 @@ pub fn verify_file_visiting(
         &prefix.signature,
         room,
     )?;
+    let mut state = start(&prefix.header)?;
     let declared = prefix.header.chunks;
     // Pass 1: lengths only.
     let mut pos = prefix.len;
@@ -431,7 +429,7 @@ pub fn verify_file_visiting(
         total: declared,
     };
     let Some((index_at, index_len)) = last_at else {
-        return Err(missing(0));
+        return Err(missing(0).into());
     };
     let open_at = |r: &mut std::io::BufReader<std::fs::File>,
                    at: u64,
@@ -458,7 +456,7 @@ pub fn verify_file_visiting(
             open_at(&mut r, at + 4, n, i)?;
             at += 4 + n as u64;
         }
-        return Err(missing(count));
+        return Err(missing(count).into());
     }
     let index = open_at(&mut r, index_at, index_len, declared - 1)?;
     let mut checker = Checker::new(&prefix.header, &index)?;
@@ -470,15 +468,16 @@ pub fn verify_file_visiting(
         let n = read_u32(&mut r, "chunk length")? as usize;
         let plain = open_at(&mut r, at + 4, n, i)?;
         let batch = checker.chunk(i as usize, &plain)?;
-        visit(&checker.index[i as usize].table, &batch);
+        visit(&mut state, &checker.index[i as usize].table, &batch);
         at += 4 + n as u64;
     }
     checker.finish()?;
-    Ok(Verified {
+    let verified = Verified {
         header_sha256: hex::encode(header_hash(&prefix.header_bytes)),
         header: prefix.header,
         bytes: total,
-    })
+    };
+    Ok((verified, state))
 }
 
 /// Checks decrypted chunks against the header, the schema and the index, one at a time and in

@@ -25,7 +25,7 @@ use super::problem::Problem;
 use super::problem::extract::{Bytes, Json as ApiJson, Path, Query, Text};
 use super::{AppState, OPENAPI};
 use crate::audit_log::entry::event;
-use crate::data_at_rest::open::{SealedFile, Verified, verify_file, verify_file_visiting};
+use crate::data_at_rest::open::{OpenError, Verified, verify_file, verify_file_visiting};
 use crate::dataset::audience::{MAX_LIST_ENTITIES, MemberCounter};
 use crate::dataset::schema::DatasetSchema;
 use crate::guest_boundary::vet;
@@ -141,6 +141,12 @@ async fn verified(state: &Arc<AppState>, upload: &Upload) -> Result<Verified, Pr
     tokio::task::spawn_blocking(move || verify_file(&path, &st.room.keys).map_err(not_sealed))
         .await
         .map_err(|_| Problem::internal())?
+}
+
+impl From<OpenError> for Problem {
+    fn from(e: OpenError) -> Problem {
+        not_sealed(e)
+    }
 }
 
 fn not_sealed(e: impl std::fmt::Display) -> Problem {
@@ -306,36 +312,31 @@ pub(super) async fn upload_audience(State(state): Shared, caller: Caller_, body:
                 message,
             )
         };
-        let header = std::fs::File::open(&path)
-            .map_err(|_| Problem::internal())
-            .and_then(|f| {
-                let bytes = f.metadata().map_err(|_| Problem::internal())?.len();
-                SealedFile::read_header(&mut std::io::BufReader::new(f), bytes).map_err(not_sealed)
-            })?;
-        if header.sealed_by.name != party {
-            return Err(Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "wrong_sealer",
-                format!(
-                    "the list was sealed by '{}'; seal it with your own party key",
-                    header.sealed_by.name
-                ),
-            ));
-        }
-        if header.entities > MAX_LIST_ENTITIES {
-            return Err(list(format!(
-                "the list holds {} people; an audience list may hold at most {MAX_LIST_ENTITIES}",
-                header.entities
-            )));
-        }
-        let schema = DatasetSchema::parse_inline(&header.schema_toml, "the list's header")
-            .map_err(|e| list(e.to_string()))?;
-        let mut counter =
-            MemberCounter::new(&schema, header.entities).map_err(|e| list(e.to_string()))?;
-        let verified = verify_file_visiting(&path, &st.room.keys, |table, batch| {
-            counter.visit(table, batch)
-        })
-        .map_err(not_sealed)?;
+        // Who sealed it and how many people it holds are checked on the header (its signature
+        // verified) before any chunk is read; the members are counted as the chunks stream by.
+        let start = |header: &crate::data_at_rest::format::Header| {
+            if header.sealed_by.name != party {
+                return Err(Problem::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "wrong_sealer",
+                    format!(
+                        "the list was sealed by '{}'; seal it with your own party key",
+                        header.sealed_by.name
+                    ),
+                ));
+            }
+            if header.entities > MAX_LIST_ENTITIES {
+                return Err(list(format!(
+                    "the list holds {} people; an audience list may hold at most {MAX_LIST_ENTITIES}",
+                    header.entities
+                )));
+            }
+            let schema = DatasetSchema::parse_inline(&header.schema_toml, "the list's header")
+                .map_err(|e| list(e.to_string()))?;
+            MemberCounter::new(&schema, header.entities).map_err(|e| list(e.to_string()))
+        };
+        let (verified, counter) =
+            verify_file_visiting(&path, &st.room.keys, start, MemberCounter::visit)?;
         Ok((counter.members(), verified.header_sha256))
     })
     .await
