@@ -7,12 +7,13 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::Value;
 use strongroom::audit_log::log::{AuditLog, export_line};
-use strongroom::audit_log::merkle::{
+use strongroom::audit_log::signer::Signer;
+use strongroom_tests::repo_root;
+use strongroom_verify::export::verify_export;
+use strongroom_verify::merkle::{
     Hash, MerkleTree, ProofError, hash_from_bytes, leaf_hash, verify_consistency, verify_inclusion,
 };
-use strongroom::audit_log::note::{Note, Signer, Verifier};
-use strongroom::audit_log::verify::verify_export;
-use strongroom_tests::repo_root;
+use strongroom_verify::note::{Note, Verifier};
 
 fn vectors() -> PathBuf {
     repo_root().join("tests").join("vectors")
@@ -311,10 +312,7 @@ async fn stored_log(entries: u64) -> StoredLog {
     }
 }
 
-fn check(
-    log: &StoredLog,
-    lines: &[String],
-) -> Result<(), strongroom::audit_log::verify::VerifyError> {
+fn check(log: &StoredLog, lines: &[String]) -> Result<(), strongroom_verify::export::VerifyError> {
     let export: String = lines.iter().map(|l| format!("{l}\n")).collect();
     verify_export(&export, &log.checkpoint, None, &log.verifier).map(|_| ())
 }
@@ -471,7 +469,7 @@ async fn rollback_and_forks_are_caught_with_an_earlier_checkpoint() {
             for l in &big.lines[..6] {
                 let v: Value = serde_json::from_str(l).expect("json");
                 t.push(leaf_hash(
-                    strongroom::audit_log::entry::canonical(&v["entry"])
+                    strongroom_verify::canonical::canonical(&v["entry"])
                         .expect("canonical")
                         .as_bytes(),
                 ));

@@ -423,7 +423,7 @@ async fn a_worker_failing_at_every_step_of_a_job_leaves_charges_as_logged_and_a_
             .collect();
         let (_, checkpoint) = log.checkpoint().await.expect("checkpoint");
         let verifier = s.state.room.keys.public.verifier().expect("verifier");
-        strongroom::audit_log::verify::verify_export(&export, &checkpoint, None, &verifier)
+        strongroom_verify::export::verify_export(&export, &checkpoint, None, &verifier)
             .unwrap_or_else(|e| panic!("{step}: {e}"));
     }
 }

@@ -8,7 +8,6 @@ use strongroom::dataset::Dataset;
 use strongroom::guest_boundary::{Outcome, RunLimits};
 use strongroom::output_gate::ledger::{Charge, LedgerError, PrivacyLedger};
 use strongroom::output_gate::mechanism::{self, Mechanism, NANO};
-use strongroom::output_gate::receipt::Receipt;
 use strongroom::output_gate::release::release;
 use strongroom::room::approval::ParameterRules;
 use strongroom::room::jobs::{
@@ -18,6 +17,7 @@ use strongroom::room::policy::Policy;
 use strongroom_tests::{
     SeededBytes, example, floats, hostile, prepare, room_with, run, sandbox, small_bank,
 };
+use strongroom_verify::receipt::Receipt;
 
 #[test]
 fn keys_that_single_out_customers_are_suppressed_by_the_threshold() {
@@ -296,7 +296,7 @@ async fn a_released_result_is_close_to_the_truth_and_its_receipt_verifies() {
     }
     // The receipt verifies against the room's published key, and a changed byte breaks it.
     let vkey = std::fs::read_to_string(dir.path().join("room/keys/room.vkey")).expect("vkey");
-    let verifier = strongroom::audit_log::note::Verifier::parse(&vkey).expect("verifier");
+    let verifier = strongroom_verify::note::Verifier::parse(&vkey).expect("verifier");
     let receipt = Receipt::verify(&result.receipt, &verifier).expect("valid receipt");
     assert_eq!(receipt.outcome, "completed");
     assert_eq!(receipt.cost_rho, "2");

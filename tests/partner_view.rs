@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use strongroom::audit_log::merkle::leaf_hash;
 use strongroom::dataset::{ColumnData, Dataset, synthetic};
 use strongroom::guest_boundary::RunLimits;
 use strongroom::guest_boundary::manifest::Mode;
@@ -21,6 +20,7 @@ use strongroom::room::jobs::{JobError, JobRequest, run_job};
 use strongroom::room::partner_view;
 use strongroom::room::policy::Policy;
 use strongroom_tests::{hostile, prepare, room_with, run_in, sandbox};
+use strongroom_verify::merkle::leaf_hash;
 
 /// The balance the probe module looks for (see tests/guests/partner-view-probe).
 const TARGET: f64 = 123_456.78;
@@ -298,9 +298,9 @@ async fn printed_text_cannot_be_recovered_from_the_leaf_hashes_a_partner_gets() 
     // leaf right before it. An attacker who knows every field but the printed text tries every
     // candidate balance: with salted entries, no candidate leaf appears in the proof.
     let vkey = std::fs::read_to_string(dir.path().join("room/keys/room.vkey")).expect("vkey");
-    let verifier = strongroom::audit_log::note::Verifier::parse(&vkey).expect("verifier");
-    let receipt = strongroom::output_gate::receipt::Receipt::verify(&result.receipt, &verifier)
-        .expect("receipt");
+    let verifier = strongroom_verify::note::Verifier::parse(&vkey).expect("verifier");
+    let receipt =
+        strongroom_verify::receipt::Receipt::verify(&result.receipt, &verifier).expect("receipt");
     let proof: Vec<[u8; 32]> = receipt.log.expect("log position").proof;
     assert!(
         proof.contains(&leaf_hash(finished.entry.as_bytes())),
@@ -317,7 +317,7 @@ async fn printed_text_cannot_be_recovered_from_the_leaf_hashes_a_partner_gets() 
             ));
             guessed["salt"] = json!(salt);
             let leaf = leaf_hash(
-                strongroom::audit_log::entry::canonical(&guessed)
+                strongroom_verify::canonical::canonical(&guessed)
                     .expect("canonical")
                     .as_bytes(),
             );

@@ -10,13 +10,14 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use strongroom::audit_log::log::{AuditLog, export_line};
-use strongroom::audit_log::note::{Signer, Verifier};
+use strongroom::audit_log::signer::Signer;
 use strongroom::data_at_rest::open::SealedFile;
 use strongroom::data_at_rest::party::PartyKey;
 use strongroom::data_at_rest::seal::seal;
 use strongroom::dataset::schema::DatasetSchema;
 use strongroom::dataset::synthetic;
 use strongroom::room::keys::{OperatorSecret, RoomKeys};
+use strongroom_verify::note::Verifier;
 
 /// Everything the targets share.
 pub struct Fixture {

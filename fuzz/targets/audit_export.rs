@@ -3,8 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use strongroom::audit_log::verify::verify_export;
 use strongroom_fuzz::fixture;
+use strongroom_verify::export::verify_export;
 
 fuzz_target!(init: {
     let f = fixture();

@@ -3,11 +3,11 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use strongroom::audit_log::log::Checkpoint;
-use strongroom::audit_log::note::{Note, Verifier};
-use strongroom::output_gate::receipt::Receipt;
 use strongroom::room::keys::RoomPublicKeys;
 use strongroom_fuzz::fixture;
+use strongroom_verify::checkpoint::Checkpoint;
+use strongroom_verify::note::{Note, Verifier};
+use strongroom_verify::receipt::Receipt;
 
 fuzz_target!(init: {
     let f = fixture();

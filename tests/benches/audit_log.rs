@@ -8,8 +8,8 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use strongroom::audit_log::log::AuditLog;
-use strongroom::audit_log::merkle::{MerkleTree, leaf_hash, verify_consistency, verify_inclusion};
-use strongroom::audit_log::note::Signer;
+use strongroom::audit_log::signer::Signer;
+use strongroom_verify::merkle::{MerkleTree, leaf_hash, verify_consistency, verify_inclusion};
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)

@@ -11,14 +11,16 @@
 //! covers an entry that is not durable; and the per-entry signatures let an offline verifier name
 //! the first entry that was changed, dropped, reordered or inserted.
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Map, Value, json};
 use sqlx::{Row, SqlitePool};
 
-use super::entry::canonical;
-use super::merkle::{Frontier, Hash, MerkleTree, leaf_hash};
-use super::note::{Note, NoteError, Signer, Verifier};
+use strongroom_verify::canonical::canonical;
+pub use strongroom_verify::checkpoint::Checkpoint;
+use strongroom_verify::checkpoint::origin_for;
+use strongroom_verify::merkle::{Frontier, Hash, MerkleTree, leaf_hash};
+use strongroom_verify::note::NoteError;
+
+use super::signer::Signer;
 use crate::room::db::now_rfc3339;
 
 /// Why the log could not be written or read.
@@ -34,64 +36,6 @@ pub enum LogError {
     /// Signing or parsing a note failed.
     #[error(transparent)]
     Note(#[from] NoteError),
-}
-
-/// A checkpoint: the C2SP tlog-checkpoint body (origin, size, base64 root).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Checkpoint {
-    /// The log's origin line, naming the room.
-    pub origin: String,
-    /// Number of entries.
-    pub size: u64,
-    /// Merkle root.
-    pub root: Hash,
-}
-
-impl Checkpoint {
-    /// The body text.
-    pub fn text(&self) -> String {
-        format!(
-            "{}\n{}\n{}\n",
-            self.origin,
-            self.size,
-            B64.encode(self.root)
-        )
-    }
-
-    /// Parses a body text (extension lines after the root are allowed and ignored).
-    pub fn parse(text: &str) -> Result<Checkpoint, String> {
-        let mut lines = text.lines();
-        let origin = lines
-            .next()
-            .filter(|l| !l.is_empty())
-            .ok_or("checkpoint has no origin line")?;
-        let size = lines
-            .next()
-            .and_then(|l| l.parse::<u64>().ok())
-            .ok_or("checkpoint size is not a number")?;
-        let root: Hash = lines
-            .next()
-            .and_then(|l| B64.decode(l).ok())
-            .and_then(|b| b.try_into().ok())
-            .ok_or("checkpoint root is not a base64 SHA-256 hash")?;
-        Ok(Checkpoint {
-            origin: origin.to_string(),
-            size,
-            root,
-        })
-    }
-
-    /// Opens a signed checkpoint note with the room's verifier.
-    pub fn open(note: &str, verifier: &Verifier) -> Result<Checkpoint, String> {
-        let parsed = Note::parse(note).map_err(|e| e.to_string())?;
-        parsed.verify(verifier).map_err(|e| e.to_string())?;
-        Checkpoint::parse(&parsed.text)
-    }
-}
-
-/// The origin line for a room's log.
-pub fn origin_for(room: &str) -> String {
-    format!("strongroom/{room}")
 }
 
 /// One exported line: the entry, its index, and the signature over the tree head ending with it.

@@ -1,13 +1,12 @@
 //! Boundary: audit log. A verifiable record of everything that happened in the room.
 //!
-//! - `entry.rs`: events and their canonical serialization;
-//! - `merkle.rs`: RFC 6962 hashing, inclusion and consistency proofs;
-//! - `note.rs`: signed notes (checkpoints, receipts);
-//! - `log.rs`: the durable log in the room's database, with signed checkpoints;
-//! - `verify.rs`: the offline verifier the security team runs on an export.
+//! - `event.rs`: what the room records, as typed events;
+//! - `signer.rs`: the room's signing key, for checkpoints and receipts;
+//! - `log.rs`: the durable log in the room's database, with signed checkpoints.
+//!
+//! Everything needed to check the log offline (Merkle proofs, signed notes, checkpoints, the
+//! canonical entry form, the export verifier) is in the `strongroom-verify` crate, which an
+//! auditor runs without this one.
 
-pub mod entry;
 pub mod log;
-pub mod merkle;
-pub mod note;
-pub mod verify;
+pub mod signer;

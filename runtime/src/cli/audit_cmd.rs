@@ -15,7 +15,7 @@ use serde_json::Value;
 use super::render::{number, table};
 use super::room_cmd::{RoomArgs, open_room, read_verifier, runtime};
 use crate::audit_log::log::export_line;
-use crate::audit_log::verify::verify_export;
+use strongroom_verify::export::verify_export;
 
 #[derive(Subcommand, Debug)]
 pub(super) enum AuditCommand {

@@ -28,12 +28,12 @@ use crate::guest_boundary::sandbox::EngineSettings;
 use crate::guest_boundary::vetting::DEFAULT_MAX_MODULE_BYTES;
 use crate::guest_boundary::{Sandbox, vet};
 use crate::output_gate::mechanism::format_nano;
-use crate::output_gate::receipt::Receipt;
 use crate::output_gate::release::ReleasedTable;
 use crate::room::Room;
 use crate::room::jobs::{AudienceInput, JobRequest, JobResult, run_job};
 use crate::room::keys::OperatorSecret;
 use crate::room::policy::Policy;
+use strongroom_verify::receipt::Receipt;
 
 /// Options of `strongroom demo`.
 #[derive(Args, Debug)]
@@ -482,7 +482,7 @@ pub(super) fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     std::fs::write(results.join("audit-log.jsonl"), &export)?;
     std::fs::write(results.join("checkpoint.txt"), &checkpoint)?;
     std::fs::write(results.join("room.pub"), room.keys.public.encode())?;
-    let verified = crate::audit_log::verify::verify_export(&export, &checkpoint, None, &verifier)
+    let verified = strongroom_verify::export::verify_export(&export, &checkpoint, None, &verifier)
         .map_err(|e| anyhow::anyhow!("audit log: {e}"))?;
     println!(
         "      {} entries verified against the signed checkpoint '{}' (size {}, root {}...)",

@@ -8,7 +8,6 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 
 use super::render::{number, table};
-use crate::audit_log::note::Verifier;
 use crate::dataset::Dataset;
 use crate::dataset::csv_input::load_csv_tables;
 use crate::dataset::schema::DatasetSchema;
@@ -16,7 +15,6 @@ use crate::guest_boundary::sandbox::EngineSettings;
 use crate::guest_boundary::vetting::DEFAULT_MAX_MODULE_BYTES;
 use crate::guest_boundary::{Sandbox, vet};
 use crate::output_gate::mechanism::{Mechanism, Noise, format_nano, parse_nano, rho_to_epsilon};
-use crate::output_gate::receipt::Receipt;
 use crate::output_gate::release::ReleasedTable;
 use crate::output_gate::sampling::Rational;
 use crate::room::Room;
@@ -25,6 +23,8 @@ use crate::room::jobs::{
 };
 use crate::room::keys::{OperatorSecret, RoomPublicKeys};
 use crate::room::policy::Policy;
+use strongroom_verify::note::Verifier;
+use strongroom_verify::receipt::Receipt;
 
 /// Where the room is and how to open its keys.
 #[derive(Args, Debug, Clone)]

@@ -7,12 +7,11 @@
 //! Then the release (`release.rs`) noises every group of the declared domains with exact discrete
 //! samplers (`sampling.rs`) at the scale the job's cost and the bounds imply (`mechanism.rs`),
 //! suppresses groups below the policy's threshold, and the ledger (`ledger.rs`) makes sure the
-//! cost was charged first. Receipts (`receipt.rs`) bind the result to the run.
+//! cost was charged first. Receipts (`strongroom_verify::receipt`) bind the result to the run.
 
 pub mod aggregate;
 pub mod ledger;
 pub mod mechanism;
-pub mod receipt;
 pub mod release;
 pub mod sampling;
 

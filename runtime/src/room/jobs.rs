@@ -8,7 +8,6 @@ use sqlx::Row;
 
 use super::policy::{Policy, ReleaseMode};
 use super::{Room, RoomError, db};
-use crate::audit_log::entry::event;
 use crate::dataset::Dataset;
 use crate::dataset::audience::AudienceList;
 use crate::guest_boundary::manifest::{Domain, Manifest};
@@ -16,10 +15,11 @@ use crate::guest_boundary::vetting::DEFAULT_MAX_MODULE_BYTES;
 use crate::guest_boundary::{RunContext, RunLimits, Sandbox, vet};
 use crate::output_gate::ledger::{Charge, LedgerError, PrivacyLedger};
 use crate::output_gate::mechanism::{self, NoisePlan, format_nano};
-use crate::output_gate::receipt::{LogPosition, Receipt};
 use crate::output_gate::release::{self, ReleasedTable};
 use crate::output_gate::sampling::SystemRandomBytes;
 use serde_json::json;
+use strongroom_verify::canonical::event;
+use strongroom_verify::receipt::{LogPosition, Receipt};
 
 /// A partner's request to run a module on a dataset.
 pub struct JobRequest<'a> {
@@ -657,9 +657,12 @@ async fn run_job_inner(
             proof: logged.proof.clone(),
             entry: logged.entry.clone(),
         }),
-    }
-    .sign(&room.keys.signer())
-    .map_err(|e| after_charge(format!("signing the receipt: {e}")))?;
+    };
+    let receipt = room
+        .keys
+        .signer()
+        .sign(&receipt.text())
+        .map_err(|e| after_charge(format!("signing the receipt: {e}")))?;
     sqlx::query(
         "INSERT INTO jobs (job_id, partner, dataset, module_sha256, outcome, status, result_json, receipt, bank_detail, finished_at, release_at) \
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -10,13 +10,12 @@ use std::path::Path;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
-use ring::digest;
 use ring::rand::{SecureRandom, SystemRandom};
 use ring::signature::{Ed25519KeyPair, KeyPair};
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::audit_log::note::{Signer, Verifier};
+use crate::audit_log::signer::Signer;
 use crate::guest_boundary::cache::write_private_atomically;
 
 /// Argon2id parameters (OWASP's recommended minimum: 19 MiB, 2 passes, 1 lane).
@@ -201,83 +200,7 @@ fn open_key(
     Ok(Zeroizing::new(plain.to_vec()))
 }
 
-/// The room's public keys, as a bank receives them.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RoomPublicKeys {
-    /// Room name (also the signing key's name in signed notes).
-    pub name: String,
-    /// X25519 public key for sealing.
-    pub sealing: [u8; 32],
-    /// Ed25519 public key for signatures.
-    pub signing: [u8; 32],
-}
-
-impl RoomPublicKeys {
-    /// A short fingerprint over both keys, readable over the phone: 20 hex digits in groups of 4.
-    pub fn fingerprint(&self) -> String {
-        let mut ctx = digest::Context::new(&digest::SHA256);
-        ctx.update(b"strongroom room key v1\n");
-        ctx.update(self.name.as_bytes());
-        ctx.update(b"\n");
-        ctx.update(&self.sealing);
-        ctx.update(&self.signing);
-        let h = hex::encode(&ctx.finish().as_ref()[..10]);
-        h.as_bytes()
-            .chunks(4)
-            .map(|c| String::from_utf8_lossy(c).into_owned())
-            .collect::<Vec<_>>()
-            .join("-")
-    }
-
-    /// The shareable text form (the `room.pub` file).
-    pub fn encode(&self) -> String {
-        format!(
-            "strongroom room public keys v1\nroom: {}\nsealing-x25519: {}\nsigning-ed25519: {}\nfingerprint: {}\n",
-            self.name,
-            B64.encode(self.sealing),
-            B64.encode(self.signing),
-            self.fingerprint()
-        )
-    }
-
-    /// Parses the text form, checking the fingerprint line.
-    pub fn parse(text: &str) -> Result<RoomPublicKeys, String> {
-        let mut lines = text.lines();
-        if lines.next() != Some("strongroom room public keys v1") {
-            return Err("not a strongroom room public key file".into());
-        }
-        let mut field = |name: &str| -> Result<String, String> {
-            lines
-                .next()
-                .and_then(|l| l.strip_prefix(&format!("{name}: ")))
-                .map(String::from)
-                .ok_or_else(|| format!("missing '{name}:' line"))
-        };
-        let name = field("room")?;
-        let key = |v: String, what: &str| -> Result<[u8; 32], String> {
-            B64.decode(v)
-                .ok()
-                .and_then(|b| b.try_into().ok())
-                .ok_or_else(|| format!("{what} is not a 32-byte base64 key"))
-        };
-        let sealing = key(field("sealing-x25519")?, "sealing key")?;
-        let signing = key(field("signing-ed25519")?, "signing key")?;
-        let keys = RoomPublicKeys {
-            name,
-            sealing,
-            signing,
-        };
-        if field("fingerprint")? != keys.fingerprint() {
-            return Err("fingerprint does not match the keys".into());
-        }
-        Ok(keys)
-    }
-
-    /// The signed-note verifier for this room's signatures.
-    pub fn verifier(&self) -> Result<Verifier, String> {
-        Verifier::new(&self.name, self.signing).map_err(|e| e.to_string())
-    }
-}
+pub use strongroom_verify::room_keys::RoomPublicKeys;
 
 /// The room's private keys, decrypted in memory. Zeroized on drop.
 pub struct RoomKeys {
@@ -331,7 +254,7 @@ impl RoomKeys {
         let vkey_path = keys_dir.join("room.vkey");
         let vkey = keys.public.verifier().map_err(|m| KeyError::Malformed {
             path: name.into(),
-            message: m,
+            message: m.to_string(),
         })?;
         std::fs::write(&vkey_path, format!("{}\n", vkey.encode())).map_err(io(&vkey_path))?;
         Ok(keys)

@@ -22,12 +22,12 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use sqlx::{Row, SqlitePool};
 
-use crate::audit_log::entry::event;
 use crate::audit_log::log::{AuditLog, LogError, Witness};
 use crate::guest_boundary::cache::ModuleCache;
 use crate::output_gate::ledger::PrivacyLedger;
 use keys::{KeyError, OperatorSecret, RoomKeys};
 use policy::Policy;
+use strongroom_verify::canonical::event;
 
 /// Why a room could not be created or used.
 #[derive(Debug, thiserror::Error)]

@@ -15,8 +15,8 @@ use ring::rand::{SecureRandom, SystemRandom};
 use sqlx::Row;
 use subtle::ConstantTimeEq;
 
-use crate::audit_log::entry::event;
 use crate::room::{Room, RoomError, db};
+use strongroom_verify::canonical::event;
 
 /// What a party may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]

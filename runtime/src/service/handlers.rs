@@ -24,7 +24,6 @@ use super::auth::{Caller, Role};
 use super::problem::Problem;
 use super::problem::extract::{Bytes, Json as ApiJson, Path, Query, Text};
 use super::{AppState, OPENAPI};
-use crate::audit_log::entry::event;
 use crate::data_at_rest::open::{OpenError, Verified, verify_file, verify_file_visiting};
 use crate::dataset::audience::{MAX_LIST_ENTITIES, MemberCounter};
 use crate::dataset::schema::DatasetSchema;
@@ -34,6 +33,7 @@ use crate::room::db;
 use crate::room::jobs::{decide_held, new_job_id};
 use crate::room::partner_view;
 use crate::room::policy::Policy;
+use strongroom_verify::canonical::event;
 
 type Shared = State<Arc<AppState>>;
 type Caller_ = axum::Extension<Caller>;
@@ -816,7 +816,7 @@ pub(super) async fn audit_proof(
     })?;
     let size = q.size.unwrap_or(tree.size());
     let encode = |p: Vec<[u8; 32]>| p.iter().map(|h| B64.encode(h)).collect::<Vec<_>>();
-    let bad = |e: crate::audit_log::merkle::ProofError| Problem::bad_request(e.to_string());
+    let bad = |e: strongroom_verify::merkle::ProofError| Problem::bad_request(e.to_string());
     let root = tree.root(size).map_err(bad)?;
     match (q.index, q.old) {
         (Some(i), None) => ok(json!({ "kind": "inclusion", "index": i, "size": size,

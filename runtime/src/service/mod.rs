@@ -27,11 +27,11 @@ use axum::routing::{get, post};
 use serde_json::json;
 use tower_http::timeout::TimeoutLayer;
 
-use crate::audit_log::entry::event;
 use crate::guest_boundary::Sandbox;
 use crate::room::Room;
 use auth::{AuthFailure, DeniedCounter, RateLimiter};
 use problem::Problem;
+use strongroom_verify::canonical::event;
 
 /// The OpenAPI document, served at `/v1/openapi.json` and kept in the repository.
 pub const OPENAPI: &str = include_str!("../../../docs/openapi.json");

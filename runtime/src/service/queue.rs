@@ -19,12 +19,12 @@ use tokio::sync::Notify;
 
 use super::AppState;
 use super::dataset_cache::DatasetCache;
-use crate::audit_log::entry::event;
 use crate::data_at_rest::open::{OpenError, SealedFile};
 use crate::dataset::Dataset;
 use crate::output_gate::mechanism::parse_nano;
 use crate::room::jobs::{AudienceInput, JobError, JobRequest, run_job};
 use crate::room::{Room, db};
+use strongroom_verify::canonical::event;
 
 /// Wakes workers and keeps opened datasets.
 pub struct Queue {

@@ -5,10 +5,10 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::Value;
 
-use super::entry::canonical;
-use super::log::Checkpoint;
-use super::merkle::{MerkleTree, leaf_hash, verify_consistency};
-use super::note::{Note, Verifier};
+use crate::canonical::canonical;
+use crate::checkpoint::Checkpoint;
+use crate::merkle::{MerkleTree, leaf_hash, verify_consistency};
+use crate::note::{Note, Verifier};
 
 /// What the verifier concluded.
 #[derive(Debug, Clone, PartialEq, Eq)]

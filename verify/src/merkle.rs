@@ -5,7 +5,7 @@
 //! from RFC 9162 sections 2.1.3.2 and 2.1.4.2 and tested against the transparency-dev vectors
 //! (shared/vectors/merkle), including every case that must be rejected.
 
-use ring::digest;
+use sha2::{Digest, Sha256};
 
 /// A SHA-256 hash.
 pub type Hash = [u8; 32];
@@ -31,13 +31,11 @@ pub enum ProofError {
 }
 
 fn sha256(parts: &[&[u8]]) -> Hash {
-    let mut ctx = digest::Context::new(&digest::SHA256);
+    let mut ctx = Sha256::new();
     for p in parts {
         ctx.update(p);
     }
-    let mut out = [0u8; 32];
-    out.copy_from_slice(ctx.finish().as_ref());
-    out
+    ctx.finalize().into()
 }
 
 /// A hash from bytes, refusing anything that is not 32 bytes long.

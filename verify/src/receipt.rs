@@ -1,12 +1,30 @@
 //! Receipts: what a partner keeps to prove a result came from the room. A receipt is a signed
 //! note (the same format as audit checkpoints) over a canonical text of the job's facts, signed
-//! with the room's Ed25519 key; `strongroom receipt verify` checks it offline.
+//! with the room's Ed25519 key (the host signs [`Receipt::text`]); `strongroom receipt verify`
+//! checks it offline.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 
-use crate::audit_log::merkle::{Hash, leaf_hash, verify_inclusion};
-use crate::audit_log::note::{NoteError, Signer, Verifier, open};
+use crate::merkle::{Hash, leaf_hash, verify_inclusion};
+use crate::note::{Verifier, open};
+
+/// Why a receipt was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ReceiptError(String);
+
+impl From<String> for ReceiptError {
+    fn from(message: String) -> Self {
+        ReceiptError(message)
+    }
+}
+
+impl From<&str> for ReceiptError {
+    fn from(message: &str) -> Self {
+        ReceiptError(message.to_string())
+    }
+}
 
 /// Where the job's release entry sits in the room's audit log, with the proof that it does.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,14 +113,9 @@ impl Receipt {
         }
     }
 
-    /// Signs the receipt into a signed note.
-    pub fn sign(&self, signer: &Signer) -> Result<String, NoteError> {
-        signer.sign(&self.text())
-    }
-
     /// Verifies a signed receipt against the room's key and parses it; when it carries a log
     /// position, also checks the entry's inclusion proof and that the entry states the same facts.
-    pub fn verify(note: &str, verifier: &Verifier) -> Result<Receipt, String> {
+    pub fn verify(note: &str, verifier: &Verifier) -> Result<Receipt, ReceiptError> {
         let text = open(note, verifier).map_err(|e| e.to_string())?;
         let receipt = Receipt::parse(&text)?;
         if let Some(log) = &receipt.log {
@@ -115,7 +128,7 @@ impl Receipt {
             )
             .map_err(|e| format!("the log inclusion proof does not verify: {e}"))?;
             let entry: serde_json::Value = serde_json::from_str(&log.entry)
-                .map_err(|_| "the log entry is not JSON".to_string())?;
+                .map_err(|_| ReceiptError::from("the log entry is not JSON"))?;
             let field = |k: &str| entry.get(k).and_then(|v| v.as_str()).map(String::from);
             let agrees = field("job").as_deref() == Some(receipt.job.as_str())
                 && field("module_sha256").as_deref() == Some(receipt.module_sha256.as_str())

@@ -3,16 +3,19 @@
 //!
 //! Used for the audit log's checkpoints and for receipts. The verification rules are ours to own,
 //! so they are written out here and tested against Go's reference vectors
-//! (shared/vectors/signed-note).
+//! (tests/vectors/signed-note). Signing lives with the room's keys, in the host.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use ring::digest;
-use ring::signature::{self, Ed25519KeyPair, KeyPair};
+use ed25519_dalek::Verifier as _;
+use ed25519_dalek::{Signature, VerifyingKey};
+use sha2::{Digest, Sha256};
 
-const ALG_ED25519: u8 = 0x01;
+/// The signature algorithm byte for Ed25519 in key hashes and key strings.
+pub const ALG_ED25519: u8 = 0x01;
 const MAX_SIGNATURES: usize = 100;
-const DASH: &str = "\u{2014} ";
+/// What starts every signature line: an em dash and a space.
+pub const DASH: &str = "\u{2014} ";
 
 /// Why a key or note was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -31,16 +34,17 @@ pub enum NoteError {
 
 /// The 4-byte key hash: SHA-256(name || "\n" || alg || public key), first 4 bytes.
 pub fn key_hash(name: &str, public: &[u8]) -> [u8; 4] {
-    let mut ctx = digest::Context::new(&digest::SHA256);
+    let mut ctx = Sha256::new();
     ctx.update(name.as_bytes());
     ctx.update(b"\n");
-    ctx.update(&[ALG_ED25519]);
+    ctx.update([ALG_ED25519]);
     ctx.update(public);
-    let d = ctx.finish();
-    [d.as_ref()[0], d.as_ref()[1], d.as_ref()[2], d.as_ref()[3]]
+    let d = ctx.finalize();
+    [d[0], d[1], d[2], d[3]]
 }
 
-fn valid_name(name: &str) -> bool {
+/// Whether `name` may name a key: non-empty, without '+', spaces or control characters.
+pub fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && !name.contains('+')
         && !name.chars().any(|c| c.is_whitespace() || c.is_control())
@@ -106,87 +110,9 @@ impl Verifier {
     }
 }
 
-/// A key that signs notes.
-pub struct Signer {
-    name: String,
-    hash: [u8; 4],
-    pair: Ed25519KeyPair,
-}
-
-impl Signer {
-    /// A signer from an Ed25519 seed.
-    pub fn from_seed(name: &str, seed: &[u8; 32]) -> Result<Signer, NoteError> {
-        let pair = Ed25519KeyPair::from_seed_unchecked(seed)
-            .map_err(|_| NoteError::BadKey("bad Ed25519 seed"))?;
-        Self::from_pair(name, pair)
-    }
-
-    /// A signer from a ring key pair.
-    pub fn from_pair(name: &str, pair: Ed25519KeyPair) -> Result<Signer, NoteError> {
-        if !valid_name(name) {
-            return Err(NoteError::BadKey(
-                "key names must be non-empty, without '+' or spaces",
-            ));
-        }
-        Ok(Signer {
-            name: name.to_string(),
-            hash: key_hash(name, pair.public_key().as_ref()),
-            pair,
-        })
-    }
-
-    /// Parses `PRIVATE+KEY+NAME+HASH+BASE64(0x01 || seed)`.
-    pub fn parse(text: &str) -> Result<Signer, NoteError> {
-        let rest = text
-            .trim()
-            .strip_prefix("PRIVATE+KEY+")
-            .ok_or(NoteError::BadKey("expected PRIVATE+KEY+..."))?;
-        let mut parts = rest.splitn(3, '+');
-        let (Some(name), Some(hash), Some(key)) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(NoteError::BadKey("expected PRIVATE+KEY+NAME+HASH+KEY"));
-        };
-        let key = B64
-            .decode(key)
-            .map_err(|_| NoteError::BadKey("key is not base64"))?;
-        if key.len() != 33 || key[0] != ALG_ED25519 {
-            return Err(NoteError::BadKey("key is not an Ed25519 key"));
-        }
-        let mut seed = [0u8; 32];
-        seed.copy_from_slice(&key[1..]);
-        let signer = Signer::from_seed(name, &seed)?;
-        if hex::encode(signer.hash) != hash {
-            return Err(NoteError::BadKey("key hash does not match name and key"));
-        }
-        Ok(signer)
-    }
-
-    /// The matching verifier.
-    pub fn verifier(&self) -> Verifier {
-        let mut public = [0u8; 32];
-        public.copy_from_slice(self.pair.public_key().as_ref());
-        Verifier {
-            name: self.name.clone(),
-            hash: self.hash,
-            public,
-        }
-    }
-
-    /// The signature line for `text` (without the leading dash or trailing newline).
-    pub fn signature(&self, text: &str) -> String {
-        let sig = self.pair.sign(text.as_bytes());
-        let mut raw = self.hash.to_vec();
-        raw.extend_from_slice(sig.as_ref());
-        format!("{} {}", self.name, B64.encode(raw))
-    }
-
-    /// Signs `text` (which must end in a newline) into a signed note.
-    pub fn sign(&self, text: &str) -> Result<String, NoteError> {
-        check_text(text)?;
-        Ok(format!("{text}\n{DASH}{}\n", self.signature(text)))
-    }
-}
-
-fn check_text(text: &str) -> Result<(), NoteError> {
+/// Checks that `text` may be signed: it ends in a newline, has no blank line and no control
+/// characters but newlines.
+pub fn check_text(text: &str) -> Result<(), NoteError> {
     if !text.ends_with('\n') {
         return Err(NoteError::Malformed("text must end in a newline"));
     }
@@ -261,11 +187,14 @@ impl Note {
 
     /// Verifies that `verifier` signed this note.
     pub fn verify(&self, verifier: &Verifier) -> Result<(), NoteError> {
-        let key = signature::UnparsedPublicKey::new(&signature::ED25519, verifier.public);
+        // A public key that is not a curve point verifies nothing.
+        let key = VerifyingKey::from_bytes(&verifier.public).ok();
         let signed = self.signatures.iter().any(|(name, hash, sig)| {
             name == &verifier.name
                 && hash == &verifier.hash
-                && key.verify(self.text.as_bytes(), sig).is_ok()
+                && key
+                    .as_ref()
+                    .is_some_and(|key| verify_signature(key, &self.text, sig))
         });
         if signed {
             Ok(())
@@ -273,6 +202,17 @@ impl Note {
             Err(NoteError::NotSigned(verifier.name.clone()))
         }
     }
+}
+
+/// Ed25519 as Go's crypto/ed25519 checks it (the reference for signed notes): a signature is 64
+/// bytes, S is below the group order, and the cofactorless equation holds with R compared as
+/// bytes.
+fn verify_signature(key: &VerifyingKey, text: &str, sig: &[u8]) -> bool {
+    let Ok(bytes) = <[u8; 64]>::try_from(sig) else {
+        return false;
+    };
+    key.verify(text.as_bytes(), &Signature::from_bytes(&bytes))
+        .is_ok()
 }
 
 /// Parses `note` and verifies it against `verifier`, returning the text.
