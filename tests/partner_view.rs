@@ -12,13 +12,13 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use strongroom::dataset::{ColumnData, Dataset, synthetic};
 use strongroom::guest_boundary::RunLimits;
-use strongroom::guest_boundary::manifest::Mode;
 use strongroom::output_gate::ledger::LedgerError;
 use strongroom::output_gate::mechanism::NANO;
 use strongroom::room::Room;
 use strongroom::room::jobs::{JobError, JobRequest, run_job};
 use strongroom::room::partner_view;
 use strongroom::room::policy::Policy;
+use strongroom_contract::manifest::Mode;
 use strongroom_tests::{hostile, prepare, room_with, run_in, sandbox};
 use strongroom_verify::merkle::leaf_hash;
 

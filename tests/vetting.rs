@@ -1,10 +1,10 @@
 //! Vetting: modules that must be refused before anything runs, each with the error that names
 //! what is wrong. Components are written here in WebAssembly text, so every byte is reviewable.
 
-use strongroom::guest_boundary::manifest::{Manifest as HostManifest, ManifestError};
 use strongroom::guest_boundary::{Outcome, RunLimits, VettingError, vet};
+use strongroom_contract::manifest::{Manifest as HostManifest, ManifestError};
 use strongroom_guest::{
-    ColumnSpec, ColumnType, Domain, Manifest, Metric, Mode, TableUse, manifest,
+    ColumnSpec, ColumnType, Domain, Manifest, Metric, Mode, TableRead, manifest,
 };
 use strongroom_tests::{example, prepare, run, small_bank};
 
@@ -15,7 +15,7 @@ const TEST_MANIFEST: Manifest = Manifest {
     name: "wat-module",
     version: "0.1.0",
     mode: Mode::Isolated,
-    reads: &[TableUse {
+    reads: &[TableRead {
         table: "transactions",
         columns: &[ColumnSpec {
             name: "mcc_group",
@@ -179,7 +179,7 @@ fn the_sdk_encoding_round_trips_through_the_host_decoder() {
 #[test]
 fn a_group_key_on_a_non_category_column_is_refused() {
     const M: Manifest = Manifest {
-        reads: &[TableUse {
+        reads: &[TableRead {
             table: "transactions",
             columns: &[ColumnSpec {
                 name: "amount",

@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use strongroom::guest_boundary::manifest::Manifest;
+use strongroom_contract::manifest::Manifest;
 
 fuzz_target!(init: {
     strongroom_fuzz::seed("manifest", &[("empty", b"SRMF\x01".to_vec())]);

@@ -1,10 +1,3 @@
-//! Bindings generated from `wit/query.wit`, the whole host-guest contract.
-#![allow(unsafe_code, missing_docs, clippy::all)]
+//! The WIT world's guest bindings, generated in `strongroom-contract` from its `wit/query.wit`.
 
-wit_bindgen::generate!({
-    world: "query",
-    path: "wit",
-    pub_export_macro: true,
-    export_macro_name: "__export_query",
-    default_bindings_module: "strongroom_guest::bindings",
-});
+pub use strongroom_contract::guest::*;

@@ -107,21 +107,31 @@ pub fn flush() {
     }
 }
 
-impl Metric {
+/// Contributing to a declared [`Metric`]; in the prelude, so `SPEND.add(&key, amount)` reads as a
+/// method of the metric.
+pub trait Contribute {
     /// Contributes `value` to the group `key` (isolated mode: attributed to the current entity).
-    /// For a count, the value is ignored; [`Metric::add_one`] reads better.
-    pub fn add(&self, key: &[u32], value: f64) {
-        push(self, key, value, None);
-    }
+    /// For a count, the value is ignored; [`Contribute::add_one`] reads better.
+    fn add(&self, key: &[u32], value: f64);
 
     /// Contributes one to a count under `key` (isolated mode).
-    pub fn add_one(&self, key: &[u32]) {
-        push(self, key, 1.0, None);
-    }
+    fn add_one(&self, key: &[u32]);
 
     /// Contributes `value` to `key` on behalf of `row` (table mode: the room attributes it to the
     /// row's entity and bounds that entity's influence).
-    pub fn add_for(&self, row: RowId, key: &[u32], value: f64) {
+    fn add_for(&self, row: RowId, key: &[u32], value: f64);
+}
+
+impl Contribute for Metric {
+    fn add(&self, key: &[u32], value: f64) {
+        push(self, key, value, None);
+    }
+
+    fn add_one(&self, key: &[u32]) {
+        push(self, key, 1.0, None);
+    }
+
+    fn add_for(&self, row: RowId, key: &[u32], value: f64) {
         push(self, key, value, Some(row));
     }
 }

@@ -45,8 +45,8 @@ mod contribute;
 pub mod manifest;
 mod rows;
 
-pub use contribute::flush;
-pub use manifest::{ColumnSpec, ColumnType, Domain, Manifest, Metric, MetricKind, Mode, TableUse};
+pub use contribute::{Contribute, flush};
+pub use manifest::{ColumnSpec, ColumnType, Domain, Manifest, Metric, MetricKind, Mode, TableRead};
 pub use rows::{Batch, Category, Date, FromColumn, Row, RowId, batches, column_batches, rows};
 pub use strongroom_guest_derive::Row;
 
@@ -114,7 +114,7 @@ pub mod schema {
                         ty: match c.ty {
                             wit_types::ColumnType::Int => ColumnType::Int,
                             wit_types::ColumnType::Float => ColumnType::Float,
-                            wit_types::ColumnType::Boolean => ColumnType::Boolean,
+                            wit_types::ColumnType::Boolean => ColumnType::Bool,
                             wit_types::ColumnType::Date => ColumnType::Date,
                             wit_types::ColumnType::Category => ColumnType::Category,
                         },
@@ -155,8 +155,8 @@ pub mod schema {
 /// Everything a query module usually needs.
 pub mod prelude {
     pub use crate::{
-        Batch, Category, Date, Domain, Manifest, Metric, Mode, QueryError, Row, RowId, batches,
-        column_batches, rows, schema,
+        Batch, Category, Contribute, Date, Domain, Manifest, Metric, Mode, QueryError, Row, RowId,
+        batches, column_batches, rows, schema,
     };
 }
 

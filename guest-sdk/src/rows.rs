@@ -2,7 +2,7 @@
 
 use crate::bindings::strongroom::query::data;
 use crate::bindings::strongroom::query::types::ColumnValues;
-use crate::manifest::{ColumnSpec, ColumnType, TableUse};
+use crate::manifest::{ColumnSpec, ColumnType, TableRead};
 
 /// A value of a category column: an index into the column's public dictionary.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -74,7 +74,7 @@ macro_rules! from_column {
 
 from_column!(i64, Int, Int, |v| v);
 from_column!(f64, Float, Float, |v| v);
-from_column!(bool, Boolean, Boolean, |v| v);
+from_column!(bool, Boolean, Bool, |v| v);
 from_column!(Date, Date, Date, Date);
 from_column!(Category, Category, Category, Category);
 
@@ -85,7 +85,7 @@ pub trait Row: Sized {
     /// The columns, in field order, with their expected types.
     const COLUMNS: &'static [ColumnSpec];
     /// What the manifest should list for this row type.
-    const READS: TableUse = TableUse {
+    const READS: TableRead = TableRead {
         table: Self::TABLE,
         columns: Self::COLUMNS,
     };

@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use strongroom::dataset::{Dataset, synthetic};
-use strongroom::guest_boundary::manifest::Mode;
 use strongroom::guest_boundary::sandbox::EngineSettings;
 use strongroom::guest_boundary::{PreparedModule, RunContext, RunLimits, RunReport, Sandbox, vet};
+use strongroom_contract::manifest::Mode;
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {

@@ -14,10 +14,10 @@ use crate::dataset::csv_input::load_csv_tables;
 use crate::dataset::schema::DatasetSchema;
 use crate::dataset::{Dataset, synthetic};
 use crate::guest_boundary::cache::ModuleCache;
-use crate::guest_boundary::manifest::{Domain, Manifest, Mode};
 use crate::guest_boundary::sandbox::EngineSettings;
 use crate::guest_boundary::vetting::DEFAULT_MAX_MODULE_BYTES;
 use crate::guest_boundary::{RunContext, RunLimits, RunReport, Sandbox, vet};
+use strongroom_contract::manifest::{Domain, Manifest, Mode};
 
 #[derive(Subcommand, Debug)]
 pub(super) enum DevCommand {
@@ -342,7 +342,7 @@ pub(super) fn inspect(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
             })
             .collect();
         let values = match x.kind {
-            crate::guest_boundary::manifest::MetricKind::Count => String::new(),
+            strongroom_contract::manifest::MetricKind::Count => String::new(),
             _ => format!(
                 ", values in [{}, {}], {} decimals",
                 x.lower, x.upper, x.decimals

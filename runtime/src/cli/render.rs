@@ -1,8 +1,8 @@
 //! Plain-text tables for the terminal, and CSV/JSON forms of a result.
 
 use crate::dataset::Dataset;
-use crate::guest_boundary::manifest::{Domain, Manifest};
 use crate::output_gate::Aggregate;
+use strongroom_contract::manifest::{Domain, Manifest};
 
 /// A result row with decoded labels.
 pub struct LabelledRow {

@@ -13,7 +13,7 @@ pub mod validate;
 
 use std::sync::Arc;
 
-pub use crate::guest_boundary::manifest::ColumnType;
+pub use strongroom_contract::manifest::ColumnType;
 
 /// The values of one column.
 #[derive(Debug, Clone, PartialEq)]

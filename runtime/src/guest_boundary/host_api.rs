@@ -17,22 +17,13 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use super::RunContext;
 use super::limits::RunLimits;
 use crate::dataset::ColumnData;
-use crate::guest_boundary::manifest::{ColumnType, Domain, Mode};
 use crate::output_gate::{EntityContributions, GroupKey};
-
-/// Host bindings generated from `guest-sdk/wit/query.wit`.
-#[allow(missing_docs)]
-mod bindings {
-    wasmtime::component::bindgen!({
-        world: "query",
-        path: "../guest-sdk/wit",
-        imports: { default: trappable },
-    });
-}
+use strongroom_contract::manifest::{ColumnType, Domain, Mode};
 
 use bindings::strongroom::query::types::{Batch, ColumnInfo, ColumnValues, TableInfo};
 use bindings::strongroom::query::{contribute, data, schema, types};
 pub use bindings::{Query, QueryPre};
+use strongroom_contract::host as bindings;
 
 /// Why the host ended a run early, recorded before trapping the guest.
 #[derive(Debug, Clone, PartialEq, Eq)]

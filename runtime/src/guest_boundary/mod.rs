@@ -3,7 +3,6 @@
 //! - `host_api.rs`: every `strongroom:query` function a guest can call (the one file to review);
 //! - `wasi.rs`: the virtual, deny-by-default WASI it also gets;
 //! - `vetting.rs`: what a module must pass before anything runs;
-//! - `manifest.rs`: the manifest a module carries in a custom section;
 //! - `sandbox.rs`: the engine, its limits and the isolated/table runners;
 //! - `cache.rs`: compiled modules, authenticated before they are loaded;
 //! - `limits.rs`, `outcome.rs`: per-run limits and typed outcomes;
@@ -13,7 +12,6 @@ pub mod cache;
 pub mod freshness;
 pub mod host_api;
 pub mod limits;
-pub mod manifest;
 pub mod outcome;
 pub mod run_keys;
 pub mod sandbox;
@@ -28,9 +26,9 @@ use rand_chacha::rand_core::{Rng, SeedableRng};
 use crate::dataset::Dataset;
 use crate::output_gate::ContributionBounds;
 pub use limits::RunLimits;
-use manifest::{Domain, Manifest, Mode};
 pub use outcome::Outcome;
 pub use sandbox::{PreparedModule, RunReport, Sandbox};
+use strongroom_contract::manifest::{Domain, Manifest, Mode};
 pub use vetting::{VettedModule, VettingError, vet};
 
 /// A table a run may read, resolved against the dataset.

@@ -22,12 +22,12 @@ use wasmtime::{
 use super::cache::{CacheStatus, ModuleCache};
 use super::freshness::{self, MemoryReset};
 use super::host_api::{GuestState, Query, QueryPre, Stop};
-use super::manifest::Mode;
 use super::outcome::Outcome;
 use super::vetting::VettedModule;
 use super::wasi::{self, CapturedOutput};
 use super::{RunContext, RunLimits};
 use crate::output_gate::{Aggregate, Aggregator, EntityContributions};
+use strongroom_contract::manifest::Mode;
 
 /// Engine-wide settings: they size the instance pool, so they are fixed when the room starts.
 #[derive(Clone, Debug)]

@@ -9,7 +9,7 @@ use ring::digest;
 use wasmparser::component_types::{ComponentEntityType, ComponentInstanceType, ComponentItem};
 use wasmparser::{Encoding, Parser, Payload, Validator, WasmFeatures};
 
-use super::manifest::{Manifest, ManifestError, SECTION};
+use strongroom_contract::manifest::{Manifest, ManifestError, SECTION};
 
 /// Default cap on a module's size.
 pub const DEFAULT_MAX_MODULE_BYTES: usize = 16 * 1024 * 1024;

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use crate::guest_boundary::manifest::{Manifest, Metric, MetricKind};
+use strongroom_contract::manifest::{Manifest, Metric, MetricKind};
 
 /// A group key: up to four indices into public domains; unused parts are `u32::MAX`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -17,7 +17,7 @@ use std::fmt;
 use num_bigint::BigUint;
 
 use super::sampling::Rational;
-use crate::guest_boundary::manifest::{Manifest, MetricKind};
+use strongroom_contract::manifest::{Manifest, MetricKind};
 
 /// One billion: costs are held in billionths.
 pub const NANO: u64 = 1_000_000_000;

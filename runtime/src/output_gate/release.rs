@@ -13,7 +13,7 @@ use num_traits::ToPrimitive;
 use super::aggregate::{Aggregate, GroupRow};
 use super::mechanism::{Mechanism, Noise, NoisePlan};
 use super::sampling::{RandomBytes, Sampler, SamplingError};
-use crate::guest_boundary::manifest::{Domain, Manifest, MetricKind};
+use strongroom_contract::manifest::{Domain, Manifest, MetricKind};
 
 /// Most groups a metric may have (the product of its key domains).
 pub const MAX_GROUPS_PER_METRIC: u64 = 1_000_000;

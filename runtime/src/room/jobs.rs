@@ -10,7 +10,6 @@ use super::policy::{Policy, ReleaseMode};
 use super::{Room, RoomError, db};
 use crate::dataset::Dataset;
 use crate::dataset::audience::AudienceList;
-use crate::guest_boundary::manifest::{Domain, Manifest};
 use crate::guest_boundary::vetting::DEFAULT_MAX_MODULE_BYTES;
 use crate::guest_boundary::{RunContext, RunLimits, Sandbox, vet};
 use crate::output_gate::ledger::{Charge, LedgerError, PrivacyLedger};
@@ -18,6 +17,7 @@ use crate::output_gate::mechanism::{self, NoisePlan, format_nano};
 use crate::output_gate::release::{self, ReleasedTable};
 use crate::output_gate::sampling::SystemRandomBytes;
 use serde_json::json;
+use strongroom_contract::manifest::{Domain, Manifest};
 use strongroom_verify::canonical::event;
 use strongroom_verify::receipt::{LogPosition, Receipt};
 
@@ -383,7 +383,7 @@ async fn run_job_inner(
     }
     let request = request;
     // Table mode sees whole tables: only modules the bank approved by hash may use it.
-    if manifest.mode == crate::guest_boundary::manifest::Mode::Table
+    if manifest.mode == strongroom_contract::manifest::Mode::Table
         || policy.approval_required_for_isolated
     {
         match room

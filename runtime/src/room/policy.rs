@@ -4,8 +4,8 @@
 
 use serde::Deserialize;
 
-use crate::guest_boundary::manifest::Mode;
 use crate::output_gate::mechanism::{Mechanism, parse_nano};
+use strongroom_contract::manifest::Mode;
 
 /// When results leave.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]

@@ -1,65 +1,13 @@
 //! Decoding the manifest a module carries in its `strongroom-manifest` custom section.
 //!
 //! The partner writes the manifest in Rust through the guest SDK, which encodes it at compile
-//! time (`guest-sdk/src/manifest.rs`); the layout is specified in docs/formats/manifest.md. This
-//! decoder trusts nothing: every length is checked, every enum tag is known, trailing bytes are
+//! time with [`super::declare`]. This decoder trusts nothing: every length is checked, every enum tag is known, trailing bytes are
 //! an error.
 
-use std::fmt;
-
-/// Name of the custom section.
-pub const SECTION: &str = "strongroom-manifest";
-const MAGIC: &[u8; 4] = b"SRMF";
-const FORMAT_VERSION: u8 = 1;
-/// Most parts a group key may have.
-pub const MAX_KEY_PARTS: usize = 4;
-
-/// How the room drives a module.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    /// Once per entity, fresh instance each time.
-    Isolated,
-    /// Once over whole tables (approved modules).
-    Table,
-}
-
-impl fmt::Display for Mode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Mode::Isolated => "isolated",
-            Mode::Table => "table",
-        })
-    }
-}
-
-/// A column type, as both the manifest and the dataset schema name them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ColumnType {
-    /// i64.
-    Int,
-    /// f64.
-    Float,
-    /// bool.
-    Bool,
-    /// Days since 1970-01-01.
-    Date,
-    /// Index into a public dictionary.
-    Category,
-}
-
-impl fmt::Display for ColumnType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            ColumnType::Int => "int",
-            ColumnType::Float => "float",
-            ColumnType::Bool => "bool",
-            ColumnType::Date => "date",
-            ColumnType::Category => "category",
-        })
-    }
-}
+use super::{
+    ColumnType, DOMAIN_COLUMN, DOMAIN_ENUMERATION, FORMAT_VERSION, MAGIC, MAX_DECIMALS,
+    MAX_KEY_PARTS, MetricKind, Mode,
+};
 
 /// Columns a module reads from one table.
 #[derive(Clone, Debug, PartialEq)]
@@ -96,28 +44,6 @@ impl Domain {
             Domain::Column { column, .. } => column.clone(),
             Domain::Enumeration { name, .. } => name.clone(),
         }
-    }
-}
-
-/// Sum, count or mean.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MetricKind {
-    /// Sum of values.
-    Sum,
-    /// Number of contributions.
-    Count,
-    /// Sum / count.
-    Mean,
-}
-
-impl fmt::Display for MetricKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            MetricKind::Sum => "sum",
-            MetricKind::Count => "count",
-            MetricKind::Mean => "mean",
-        })
     }
 }
 
@@ -232,14 +158,11 @@ impl<'a> Reader<'a> {
     }
 
     fn column_type(&mut self) -> Result<ColumnType, ManifestError> {
-        Ok(match self.u8("column type")? {
-            0 => ColumnType::Int,
-            1 => ColumnType::Float,
-            2 => ColumnType::Bool,
-            3 => ColumnType::Date,
-            4 => ColumnType::Category,
-            other => return self.fail(format!("unknown column type {other}")),
-        })
+        let code = self.u8("column type")?;
+        match ColumnType::from_code(code) {
+            Some(ty) => Ok(ty),
+            None => self.fail(format!("unknown column type {code}")),
+        }
     }
 }
 
@@ -247,7 +170,7 @@ impl Manifest {
     /// Decodes and checks a manifest section.
     pub fn decode(bytes: &[u8]) -> Result<Manifest, ManifestError> {
         let mut r = Reader { bytes, pos: 0 };
-        if r.take(4, "magic")? != MAGIC {
+        if r.take(4, "magic")? != MAGIC.as_slice() {
             return Err(ManifestError::Malformed {
                 offset: 0,
                 what: "wrong magic (expected SRMF)".into(),
@@ -261,10 +184,9 @@ impl Manifest {
         }
         let name = r.str("name")?;
         let module_version = r.str("version")?;
-        let mode = match r.u8("mode")? {
-            0 => Mode::Isolated,
-            1 => Mode::Table,
-            other => return r.fail(format!("unknown mode {other}")),
+        let code = r.u8("mode")?;
+        let Some(mode) = Mode::from_code(code) else {
+            return r.fail(format!("unknown mode {code}"));
         };
         let max_groups_per_entity = r.u32("max_groups_per_entity")?;
         let mut reads = Vec::new();
@@ -280,11 +202,9 @@ impl Manifest {
         let mut metrics = Vec::new();
         for _ in 0..r.u16("metric count")? {
             let name = r.str("metric name")?;
-            let kind = match r.u8("metric kind")? {
-                0 => MetricKind::Sum,
-                1 => MetricKind::Count,
-                2 => MetricKind::Mean,
-                other => return r.fail(format!("unknown metric kind {other}")),
+            let code = r.u8("metric kind")?;
+            let Some(kind) = MetricKind::from_code(code) else {
+                return r.fail(format!("unknown metric kind {code}"));
             };
             let decimals = r.u8("decimals")?;
             let lower = r.f64("lower bound")?;
@@ -293,11 +213,11 @@ impl Manifest {
             let mut key = Vec::new();
             for _ in 0..r.u16("group key length")? {
                 key.push(match r.u8("domain tag")? {
-                    0 => Domain::Column {
+                    DOMAIN_COLUMN => Domain::Column {
                         table: r.str("domain table")?,
                         column: r.str("domain column")?,
                     },
-                    1 => {
+                    DOMAIN_ENUMERATION => {
                         let name = r.str("enumeration name")?;
                         let mut members = Vec::new();
                         for _ in 0..r.u16("member count")? {
@@ -365,7 +285,7 @@ impl Manifest {
                     m.name
                 ));
             }
-            if m.decimals > 9 {
+            if m.decimals > MAX_DECIMALS {
                 return invalid(format!("metric '{}': at most 9 decimals", m.name));
             }
             if m.max_contributions_per_group == 0 {

@@ -1,0 +1,20 @@
+//! # strongroom-contract: what a room and a query module agree on
+//!
+//! One crate shared by the host and every guest SDK, as extism shares its manifest crate:
+//!
+//! - `wit/query.wit`: the WIT world `strongroom:query/query`, the whole interface between a module
+//!   and the room; [`guest`] (feature `guest`) and [`host`] (feature `host`) are its bindings,
+//!   generated here so both sides read the same file;
+//! - [`manifest`]: the `strongroom-manifest` custom section, with its one encoder (for the SDK,
+//!   at compile time) and its one decoder (for the host, trusting nothing).
+//!
+//! The crate has no I/O and, without features, no dependency beyond `thiserror`.
+#![deny(unsafe_code)]
+
+pub mod manifest;
+
+#[cfg(feature = "guest")]
+pub mod guest;
+
+#[cfg(feature = "host")]
+pub mod host;
