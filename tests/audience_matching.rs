@@ -7,12 +7,14 @@ use std::sync::Arc;
 
 use strongroom::data_at_rest::party::PartyKey;
 use strongroom::data_at_rest::seal::seal;
-use strongroom::dataset::audience::AudienceList;
+use strongroom::dataset::ColumnData;
+use strongroom::dataset::Dataset;
+use strongroom::dataset::audience::{AUDIENCE_COLUMN, AudienceError, AudienceList};
 use strongroom::dataset::schema::DatasetSchema;
-use strongroom::dataset::{Dataset, synthetic};
 use strongroom::room::Room;
 use strongroom::room::jobs::{AudienceInput, JobError, JobRequest, JobStatus, run_job};
 use strongroom::room::policy::Policy;
+use strongroom_synthetic as synthetic;
 use strongroom_tests::{example, room_with, sandbox};
 
 const AUDIENCE_POLICY: &str = "partner = \"socialco\"\ndataset = \"bank\"\nbudget_rho = \"2.0\"\nresult_delay_seconds = 0\nmin_group_size = 20\n[audience]\nmin_size = 100\nmax_size = 5000\n";
@@ -237,4 +239,69 @@ async fn a_list_padded_around_one_customer_learns_nothing_past_the_threshold() {
         );
     }
     assert_eq!(spent(&room).await, 1_500_000_000, "charged like any query");
+}
+
+// The join itself, on the dataset in memory.
+
+#[test]
+fn attach_marks_every_row_of_a_matched_entity_and_only_those() {
+    let bank = synthetic::generate(30, 3.0, 11);
+    let mut dataset = bank.dataset();
+    // Customer 3 by email in another spelling, customer 7 by phone in another format, and a
+    // stranger.
+    let list = AudienceList::from_values([
+        ("email", vec!["CUSTOMER3@example.com", "nobody@example.org"]),
+        ("phone", vec!["", "", "(555) 000-0007"]),
+    ]);
+    assert_eq!(list.members(), 3);
+    list.attach(&mut dataset).expect("attach");
+    let customers = dataset.table("customers").expect("customers");
+    let ColumnData::Bool(flags) = &customers.column(AUDIENCE_COLUMN).expect("column").data else {
+        panic!("bool column")
+    };
+    let expected: Vec<bool> = (0..30).map(|c| c == 2 || c == 6).collect();
+    assert_eq!(flags, &expected);
+    // Transactions hold no identifiers: no column there.
+    assert!(
+        dataset
+            .table("transactions")
+            .expect("transactions")
+            .column(AUDIENCE_COLUMN)
+            .is_none()
+    );
+    // A second attach is refused rather than shadowing the first.
+    assert_eq!(
+        list.attach(&mut dataset),
+        Err(AudienceError::ColumnExists("customers".into()))
+    );
+}
+
+#[test]
+fn a_job_on_a_shared_dataset_copies_only_the_table_that_gains_the_column() {
+    let shared = Arc::new(synthetic::generate(20, 5.0, 2).dataset());
+    let mut job = Arc::clone(&shared);
+    let list = AudienceList::from_values([("email", vec!["customer1@example.com"])]);
+    list.attach(Arc::make_mut(&mut job)).expect("attach");
+    let index =
+        |d: &Dataset, name: &str| d.tables.iter().position(|t| t.name == name).expect("table");
+    let (c, t) = (index(&shared, "customers"), index(&shared, "transactions"));
+    assert!(
+        Arc::ptr_eq(&job.tables[t], &shared.tables[t]),
+        "transactions stay shared"
+    );
+    assert!(!Arc::ptr_eq(&job.tables[c], &shared.tables[c]));
+    assert!(job.tables[c].column(AUDIENCE_COLUMN).is_some());
+    assert!(
+        shared.tables[c].column(AUDIENCE_COLUMN).is_none(),
+        "other jobs never see this job's column"
+    );
+}
+
+#[test]
+fn a_list_with_no_shared_identifier_is_refused() {
+    let mut dataset = synthetic::generate(5, 1.0, 1).dataset();
+    let list = AudienceList::from_values([("device_id", vec!["abc"])]);
+    let err = list.attach(&mut dataset).expect_err("nothing in common");
+    assert!(err.to_string().contains("device_id"), "{err}");
+    assert!(err.to_string().contains("email, phone"), "{err}");
 }

@@ -4,11 +4,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use strongroom::dataset::Dataset;
 use strongroom::dataset::csv_input::load_csv_tables;
 use strongroom::dataset::schema::DatasetSchema;
-use strongroom::dataset::{Dataset, synthetic};
 use strongroom::guest_boundary::{Outcome, RunLimits};
 use strongroom_contract::manifest::Mode;
+use strongroom_synthetic as synthetic;
 use strongroom_tests::{
     bools, categories, example, floats, ints, prepare, run, run_in, small_bank,
 };

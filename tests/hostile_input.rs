@@ -16,8 +16,8 @@ use strongroom::data_at_rest::party::PartyKey;
 use strongroom::data_at_rest::seal::seal_raw;
 use strongroom::room::Room;
 use strongroom::room::keys::OperatorSecret;
-use strongroom::service::auth::{self, Role};
-use strongroom::service::{ServiceConfig, router, start};
+use strongroom_server::auth::{self, Role};
+use strongroom_server::{ServiceConfig, router, start};
 use strongroom_tests::example;
 use strongroom_tests::http::{Served, call, get, json_body, sealed_bank, served};
 

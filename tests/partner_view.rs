@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use strongroom::dataset::{ColumnData, Dataset, synthetic};
+use strongroom::dataset::{ColumnData, Dataset};
 use strongroom::guest_boundary::RunLimits;
 use strongroom::output_gate::ledger::LedgerError;
 use strongroom::output_gate::mechanism::NANO;
@@ -19,6 +19,7 @@ use strongroom::room::jobs::{JobError, JobRequest, run_job};
 use strongroom::room::partner_view;
 use strongroom::room::policy::Policy;
 use strongroom_contract::manifest::Mode;
+use strongroom_synthetic as synthetic;
 use strongroom_tests::{hostile, prepare, room_with, run_in, sandbox};
 use strongroom_verify::merkle::leaf_hash;
 

@@ -7,9 +7,9 @@ use strongroom::data_at_rest::open::{OpenError, SealedFile};
 use strongroom::data_at_rest::party::PartyKey;
 use strongroom::data_at_rest::seal::seal;
 use strongroom::dataset::schema::DatasetSchema;
-use strongroom::dataset::synthetic;
 use strongroom::guest_boundary::{Outcome, RunLimits};
 use strongroom::room::keys::{OperatorSecret, RoomKeys};
+use strongroom_synthetic as synthetic;
 use strongroom_tests::{example, prepare, run};
 
 struct Fixture {

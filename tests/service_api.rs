@@ -11,9 +11,9 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 use strongroom::room::Room;
 use strongroom::room::keys::OperatorSecret;
-use strongroom::service::auth::{self, Role};
-use strongroom::service::routes::ROUTES;
-use strongroom::service::{ServiceConfig, router, start};
+use strongroom_server::auth::{self, Role};
+use strongroom_server::routes::ROUTES;
+use strongroom_server::{ServiceConfig, router, start};
 use strongroom_tests::http::{Served, call, get, json_body, sealed_bank, served};
 use strongroom_tests::{example, hostile, repo_root};
 
@@ -36,12 +36,12 @@ fn concrete(path: &str) -> String {
 #[test]
 fn every_route_is_in_the_openapi_document_and_nothing_else() {
     let doc: Value = serde_json::from_str(
-        &std::fs::read_to_string(repo_root().join("docs/openapi.json")).expect("openapi.json"),
+        &std::fs::read_to_string(repo_root().join("server/openapi.json")).expect("openapi.json"),
     )
     .expect("json");
     assert_eq!(
         doc,
-        serde_json::from_str::<Value>(strongroom::service::OPENAPI).expect("served")
+        serde_json::from_str::<Value>(strongroom_server::OPENAPI).expect("served")
     );
     let mut documented = BTreeSet::new();
     for (path, ops) in doc["paths"].as_object().expect("paths") {

@@ -8,8 +8,8 @@ use axum::http::StatusCode;
 use strongroom::data_at_rest::party::PartyKey;
 use strongroom::data_at_rest::seal::{SealOptions, seal_with};
 use strongroom::dataset::schema::DatasetSchema;
-use strongroom::dataset::synthetic;
-use strongroom::service::ServiceConfig;
+use strongroom_server::ServiceConfig;
+use strongroom_synthetic as synthetic;
 use strongroom_tests::http::{call, served};
 use strongroom_tests::{peak_resident_mib, resident_bytes};
 

@@ -6,7 +6,9 @@
 //!   and the room; [`guest`] (feature `guest`) and [`host`] (feature `host`) are its bindings,
 //!   generated here so both sides read the same file;
 //! - [`manifest`]: the `strongroom-manifest` custom section, with its one encoder (for the SDK,
-//!   at compile time) and its one decoder (for the host, trusting nothing).
+//!   at compile time) and its one decoder (for the host, trusting nothing);
+//! - [`toolchain`] (feature `build`): building modules for the world's target, `wasm32-wasip2`,
+//!   from a Cargo workspace (the CLI's `dev build` and demo, and the tests' build script).
 //!
 //! The crate has no I/O and, without features, no dependency beyond `thiserror`.
 #![deny(unsafe_code)]
@@ -18,3 +20,6 @@ pub mod guest;
 
 #[cfg(feature = "host")]
 pub mod host;
+
+#[cfg(feature = "build")]
+pub mod toolchain;

@@ -7,9 +7,10 @@
 use std::sync::{Arc, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
-use strongroom::dataset::{Dataset, synthetic};
+use strongroom::dataset::Dataset;
 use strongroom::guest_boundary::sandbox::EngineSettings;
 use strongroom::guest_boundary::{PreparedModule, RunContext, RunLimits, Sandbox, vet};
+use strongroom_synthetic as synthetic;
 
 struct Guest {
     sandbox: Sandbox,
@@ -21,7 +22,7 @@ fn guest() -> &'static Guest {
     static G: OnceLock<Guest> = OnceLock::new();
     G.get_or_init(|| {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/guests");
-        let out = strongroom::cli::toolchain::build_guest_workspace(&dir, false)
+        let out = strongroom_contract::toolchain::build_guest_workspace(&dir, false)
             .unwrap_or_else(|e| panic!("building the guests: {e}"));
         let bytes = std::fs::read(out.join("host_call_script.wasm")).expect("the guest");
         let sandbox = Sandbox::new(&EngineSettings::default()).expect("engine");

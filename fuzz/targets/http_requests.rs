@@ -9,9 +9,9 @@ use axum::http::Request;
 use libfuzzer_sys::fuzz_target;
 use strongroom::room::Room;
 use strongroom::room::keys::OperatorSecret;
-use strongroom::service::auth::{self, Role};
-use strongroom::service::routes::ROUTES;
-use strongroom::service::{ServiceConfig, router, start};
+use strongroom_server::auth::{self, Role};
+use strongroom_server::routes::ROUTES;
+use strongroom_server::{ServiceConfig, router, start};
 use tower::ServiceExt;
 
 struct Served {

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/../.."
 MAX_EXAMPLES="${MAX_EXAMPLES:-30}"
 
 python3 -m pip install --quiet --disable-pip-version-check 'schemathesis>=4,<5' 2>&1 | grep -v "Running pip as the 'root' user" || true
-cargo build --quiet -p strongroom --bin strongroom
+cargo build --quiet -p strongroom-cli --bin strongroom
 cargo build --quiet --release --target wasm32-wasip2 --manifest-path examples/Cargo.toml
 BIN="$(realpath "${CARGO_TARGET_DIR:-target}")/debug/strongroom"
 WASM="$PWD/examples/target/wasm32-wasip2/release"

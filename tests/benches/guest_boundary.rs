@@ -10,8 +10,9 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use strongroom::dataset::{ColumnData, Dataset, synthetic};
+use strongroom::dataset::{ColumnData, Dataset};
 use strongroom::guest_boundary::{Outcome, RunContext, RunLimits};
+use strongroom_synthetic as synthetic;
 use strongroom_tests::{example, prepare, run_in, sandbox};
 
 fn env_or(name: &str, default: usize) -> usize {

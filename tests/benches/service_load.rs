@@ -13,12 +13,12 @@ use serde_json::{Value, json};
 use strongroom::data_at_rest::party::PartyKey;
 use strongroom::data_at_rest::seal::seal;
 use strongroom::dataset::schema::DatasetSchema;
-use strongroom::dataset::synthetic;
 use strongroom::room::Room;
 use strongroom::room::keys::OperatorSecret;
 use strongroom::room::policy::Policy;
-use strongroom::service::auth::{self, Role};
-use strongroom::service::{ServiceConfig, router, start};
+use strongroom_server::auth::{self, Role};
+use strongroom_server::{ServiceConfig, router, start};
+use strongroom_synthetic as synthetic;
 use strongroom_tests::example;
 
 fn env(name: &str, default: usize) -> usize {

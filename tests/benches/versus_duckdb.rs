@@ -26,7 +26,6 @@ use strongroom::data_at_rest::open::SealedFile;
 use strongroom::data_at_rest::party::PartyKey;
 use strongroom::data_at_rest::seal::seal;
 use strongroom::dataset::schema::DatasetSchema;
-use strongroom::dataset::synthetic;
 use strongroom::guest_boundary::Sandbox;
 use strongroom::guest_boundary::sandbox::EngineSettings;
 use strongroom::guest_boundary::vetting::DEFAULT_MAX_MODULE_BYTES;
@@ -34,6 +33,7 @@ use strongroom::room::Room;
 use strongroom::room::jobs::{JobRequest, run_job};
 use strongroom::room::keys::OperatorSecret;
 use strongroom::room::policy::Policy;
+use strongroom_synthetic as synthetic;
 use strongroom_tests::example;
 
 const SECRET: &[u8] = b"bench operator secret";

@@ -10,11 +10,11 @@ use serde_json::Value;
 use strongroom::data_at_rest::party::PartyKey;
 use strongroom::data_at_rest::seal::seal;
 use strongroom::dataset::schema::DatasetSchema;
-use strongroom::dataset::synthetic;
 use strongroom::room::Room;
 use strongroom::room::keys::OperatorSecret;
-use strongroom::service::auth::{self, Role};
-use strongroom::service::{AppState, ServiceConfig, router, start};
+use strongroom_server::auth::{self, Role};
+use strongroom_server::{AppState, ServiceConfig, router, start};
+use strongroom_synthetic as synthetic;
 use tower::ServiceExt;
 
 /// Sends one request through the router; returns the status, the content type and the body as

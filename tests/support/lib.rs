@@ -1,33 +1,20 @@
-//! Shared helpers for Strongroom's end-to-end and adversarial tests: building guest modules from
-//! source (examples/ and tests/guests/), small synthetic datasets, and a sandbox to run them in.
+//! Shared helpers for Strongroom's end-to-end and adversarial tests: the guest modules built from
+//! source by the build script (examples/ and tests/guests/), small synthetic datasets, and a
+//! sandbox to run them in.
 #![forbid(unsafe_code)]
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
-use strongroom::dataset::{Dataset, synthetic};
+use strongroom::dataset::Dataset;
 use strongroom::guest_boundary::sandbox::EngineSettings;
 use strongroom::guest_boundary::{PreparedModule, RunContext, RunLimits, RunReport, Sandbox, vet};
 use strongroom_contract::manifest::Mode;
+use strongroom_synthetic as synthetic;
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// Builds a guest workspace for wasm32-wasip2 (once per process) and returns its output dir.
-fn build_workspace(dir: &Path) -> PathBuf {
-    static BUILT: OnceLock<Mutex<HashMap<PathBuf, PathBuf>>> = OnceLock::new();
-    let built = BUILT.get_or_init(|| Mutex::new(HashMap::new()));
-    let mut built = built.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(out) = built.get(dir) {
-        return out.clone();
-    }
-    let out = strongroom::cli::toolchain::build_guest_workspace(dir, false)
-        .unwrap_or_else(|e| panic!("{e}"));
-    built.insert(dir.to_path_buf(), out.clone());
-    out
 }
 
 fn read_module(dir: PathBuf, crate_name: &str) -> Vec<u8> {
@@ -35,17 +22,14 @@ fn read_module(dir: PathBuf, crate_name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
 }
 
-/// A hostile guest from tests/guests/, built from source.
+/// A hostile guest from tests/guests/, built from source by the build script.
 pub fn hostile(crate_name: &str) -> Vec<u8> {
-    read_module(
-        build_workspace(&repo_root().join("tests").join("guests")),
-        crate_name,
-    )
+    read_module(PathBuf::from(env!("STRONGROOM_GUESTS_WASM")), crate_name)
 }
 
-/// An example module from examples/, built from source.
+/// An example module from examples/, built from source by the build script.
 pub fn example(crate_name: &str) -> Vec<u8> {
-    read_module(build_workspace(&repo_root().join("examples")), crate_name)
+    read_module(PathBuf::from(env!("STRONGROOM_EXAMPLES_WASM")), crate_name)
 }
 
 /// The member crates of a guest workspace, read from its Cargo.toml.

@@ -58,7 +58,7 @@ fn cell_text(array: &dyn Array, i: usize) -> Result<String, String> {
         a.value(i).to_string()
     } else if let Some(a) = any.downcast_ref::<Date32Array>() {
         let days = a.value(i);
-        crate::dataset::synthetic::date_string(days)
+        crate::dataset::csv_input::date_string(days)
     } else {
         return Err(format!(
             "Parquet type {} is not supported",

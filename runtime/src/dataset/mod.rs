@@ -8,7 +8,6 @@
 pub mod audience;
 pub mod csv_input;
 pub mod schema;
-pub mod synthetic;
 pub mod validate;
 
 use std::sync::Arc;

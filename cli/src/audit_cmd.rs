@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use super::render::{number, table};
 use super::room_cmd::{RoomArgs, open_room, read_verifier, runtime};
-use crate::audit_log::log::export_line;
+use strongroom::audit_log::log::export_line;
 use strongroom_verify::export::verify_export;
 
 #[derive(Subcommand, Debug)]
@@ -200,7 +200,7 @@ pub(super) fn run(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
                 text.push_str(&export_line(e.index, &e.entry, &e.signature)?);
                 text.push('\n');
             }
-            crate::guest_boundary::cache::write_private_atomically(&out, text.as_bytes())
+            strongroom::guest_boundary::cache::write_private_atomically(&out, text.as_bytes())
                 .with_context(|| format!("cannot write {}", out.display()))?;
             println!("exported {} entries to {}", entries.len(), out.display());
             Ok(ExitCode::SUCCESS)

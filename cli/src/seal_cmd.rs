@@ -9,11 +9,11 @@ use clap::Subcommand;
 
 use super::render::{number, table};
 use super::room_cmd::{RoomArgs, open_room, runtime};
-use crate::data_at_rest::open::SealedFile;
-use crate::data_at_rest::party::PartyKey;
-use crate::data_at_rest::seal::{SealOptions, seal_with};
-use crate::dataset::schema::DatasetSchema;
-use crate::room::keys::RoomPublicKeys;
+use strongroom::data_at_rest::open::SealedFile;
+use strongroom::data_at_rest::party::PartyKey;
+use strongroom::data_at_rest::seal::{SealOptions, seal_with};
+use strongroom::dataset::schema::DatasetSchema;
+use strongroom::room::keys::RoomPublicKeys;
 
 #[derive(Subcommand, Debug)]
 pub(super) enum DatasetCommand {

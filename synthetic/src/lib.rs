@@ -1,5 +1,8 @@
-//! A seeded synthetic bank: customers and card transactions with realistic skew (a few heavy
-//! spenders, many small accounts), for development, tests and benchmarks. Never real data.
+//! # strongroom-synthetic: a seeded synthetic bank, for development only
+//!
+//! Customers and card transactions with realistic skew (a few heavy spenders, many small
+//! accounts), and a partner's user list overlapping them, for the demo, `strongroom dev`, tests
+//! and benchmarks. Never real data. The room's library and server do not depend on this crate.
 
 use std::io::Write;
 use std::path::Path;
@@ -8,7 +11,8 @@ use std::sync::Arc;
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
 
-use super::{Column, ColumnData, Dataset, IdentifierColumn, Table, UngroupedTable};
+use strongroom::dataset::csv_input::date_string;
+use strongroom::dataset::{Column, ColumnData, Dataset, IdentifierColumn, Table, UngroupedTable};
 
 /// Age bands, the public dictionary of `customers.age_band`.
 pub const AGE_BANDS: &[&str] = &["18-24", "25-34", "35-44", "45-54", "55-64", "65+"];
@@ -195,20 +199,6 @@ columns = [
         list(ACCOUNT_TYPES),
         list(&mcc)
     )
-}
-
-/// `YYYY-MM-DD` for days since 1970-01-01.
-pub fn date_string(days: i32) -> String {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i32::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
 }
 
 /// The partner's side of the story: its users' emails and phone numbers, written the way the
@@ -509,7 +499,7 @@ mod tests {
 
     #[test]
     fn every_partner_user_from_the_bank_matches_after_normalization() {
-        use crate::dataset::audience::{AUDIENCE_COLUMN, AudienceList};
+        use strongroom::dataset::audience::{AUDIENCE_COLUMN, AudienceList};
         let bank = generate(2_000, 2.0, 5);
         let users = partner_users(&bank, 300, 5);
         let from_bank = users.len() - 300;
@@ -536,7 +526,7 @@ mod tests {
         assert!(a.transactions() > 200, "about 20 transactions a customer");
         for &d in a.tx_date.iter().take(50) {
             assert_eq!(
-                crate::dataset::csv_input::parse_date(&date_string(d)),
+                strongroom::dataset::csv_input::parse_date(&date_string(d)),
                 Some(d)
             );
         }

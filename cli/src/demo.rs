@@ -18,21 +18,21 @@ use clap::Args;
 
 use super::chart::released_svg;
 use super::render::number;
-use crate::data_at_rest::open::SealedFile;
-use crate::data_at_rest::party::PartyKey;
-use crate::data_at_rest::seal::seal;
-use crate::dataset::Dataset;
-use crate::dataset::schema::DatasetSchema;
-use crate::dataset::synthetic;
-use crate::guest_boundary::sandbox::EngineSettings;
-use crate::guest_boundary::vetting::DEFAULT_MAX_MODULE_BYTES;
-use crate::guest_boundary::{Sandbox, vet};
-use crate::output_gate::mechanism::format_nano;
-use crate::output_gate::release::ReleasedTable;
-use crate::room::Room;
-use crate::room::jobs::{AudienceInput, JobRequest, JobResult, run_job};
-use crate::room::keys::OperatorSecret;
-use crate::room::policy::Policy;
+use strongroom::data_at_rest::open::SealedFile;
+use strongroom::data_at_rest::party::PartyKey;
+use strongroom::data_at_rest::seal::seal;
+use strongroom::dataset::Dataset;
+use strongroom::dataset::schema::DatasetSchema;
+use strongroom::guest_boundary::sandbox::EngineSettings;
+use strongroom::guest_boundary::vetting::DEFAULT_MAX_MODULE_BYTES;
+use strongroom::guest_boundary::{Sandbox, vet};
+use strongroom::output_gate::mechanism::format_nano;
+use strongroom::output_gate::release::ReleasedTable;
+use strongroom::room::Room;
+use strongroom::room::jobs::{AudienceInput, JobRequest, JobResult, run_job};
+use strongroom::room::keys::OperatorSecret;
+use strongroom::room::policy::Policy;
+use strongroom_synthetic as synthetic;
 use strongroom_verify::receipt::Receipt;
 
 /// Options of `strongroom demo`.
@@ -177,7 +177,7 @@ fn seal_dir(
     room: &Room,
     party: &PartyKey,
     out: &Path,
-) -> anyhow::Result<crate::data_at_rest::seal::SealSummary> {
+) -> anyhow::Result<strongroom::data_at_rest::seal::SealSummary> {
     let schema = DatasetSchema::load(&dir.join("schema.toml"))?;
     let tables: Vec<(String, PathBuf)> = tables
         .iter()
@@ -468,7 +468,7 @@ pub(super) fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         let log = room.audit();
         let mut text = String::new();
         for e in log.entries(0).await? {
-            text.push_str(&crate::audit_log::log::export_line(
+            text.push_str(&strongroom::audit_log::log::export_line(
                 e.index,
                 &e.entry,
                 &e.signature,

@@ -8,21 +8,23 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 
 use super::render::{number, table};
-use crate::dataset::Dataset;
-use crate::dataset::csv_input::load_csv_tables;
-use crate::dataset::schema::DatasetSchema;
-use crate::guest_boundary::sandbox::EngineSettings;
-use crate::guest_boundary::vetting::DEFAULT_MAX_MODULE_BYTES;
-use crate::guest_boundary::{Sandbox, vet};
-use crate::output_gate::mechanism::{Mechanism, Noise, format_nano, parse_nano, rho_to_epsilon};
-use crate::output_gate::release::ReleasedTable;
-use crate::output_gate::sampling::Rational;
-use crate::room::Room;
-use crate::room::jobs::{
+use strongroom::dataset::Dataset;
+use strongroom::dataset::csv_input::load_csv_tables;
+use strongroom::dataset::schema::DatasetSchema;
+use strongroom::guest_boundary::sandbox::EngineSettings;
+use strongroom::guest_boundary::vetting::DEFAULT_MAX_MODULE_BYTES;
+use strongroom::guest_boundary::{Sandbox, vet};
+use strongroom::output_gate::mechanism::{
+    Mechanism, Noise, format_nano, parse_nano, rho_to_epsilon,
+};
+use strongroom::output_gate::release::ReleasedTable;
+use strongroom::output_gate::sampling::Rational;
+use strongroom::room::Room;
+use strongroom::room::jobs::{
     AudienceInput, JobRequest, JobStatus, decide_held, list_jobs, plan_job, run_job,
 };
-use crate::room::keys::{OperatorSecret, RoomPublicKeys};
-use crate::room::policy::Policy;
+use strongroom::room::keys::{OperatorSecret, RoomPublicKeys};
+use strongroom::room::policy::Policy;
 use strongroom_verify::note::Verifier;
 use strongroom_verify::receipt::Receipt;
 
@@ -306,7 +308,7 @@ pub(super) fn policy(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
 /// The dataset, its content hash, where it came from (for the log) and who sealed it.
 fn load_data(data: &DataArgs, room: &Room) -> anyhow::Result<(Dataset, String, String, String)> {
     if let Some(path) = &data.dataset {
-        let sealed = crate::data_at_rest::open::SealedFile::read(path)?;
+        let sealed = strongroom::data_at_rest::open::SealedFile::read(path)?;
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let dataset = sealed
             .open(&room.keys, threads)
@@ -434,7 +436,7 @@ pub(super) fn budget(cmd: BudgetCommand) -> anyhow::Result<ExitCode> {
                 other => bail!("--mechanism must be gaussian or laplace, not '{other}'"),
             };
             let per_quantity = cost_nano as f64 / 1e9 / quantities as f64;
-            let value = match crate::output_gate::mechanism::noise(
+            let value = match strongroom::output_gate::mechanism::noise(
                 mech,
                 cost_nano,
                 quantities,
@@ -475,7 +477,8 @@ pub(super) fn budget(cmd: BudgetCommand) -> anyhow::Result<ExitCode> {
                 anyhow::Ok((dataset, policy, status))
             })?;
             let plan = plan_job(&policy, &vetted.manifest, &dataset, cost_nano)?;
-            let charge = crate::output_gate::mechanism::ledger_cost(policy.mechanism, cost_nano);
+            let charge =
+                strongroom::output_gate::mechanism::ledger_cost(policy.mechanism, cost_nano);
             println!(
                 "module {} {} under the policy for '{}' on '{}'",
                 vetted.manifest.name, vetted.manifest.version, partner, dataset.name
@@ -785,7 +788,7 @@ pub(super) fn decide(
     approve: bool,
     remote: Option<&super::client::Remote>,
 ) -> anyhow::Result<ExitCode> {
-    let rules = crate::room::approval::ParameterRules::parse_args(&args.parameters)
+    let rules = strongroom::room::approval::ParameterRules::parse_args(&args.parameters)
         .map_err(anyhow::Error::msg)?;
     if let Some(remote) = remote {
         return super::client::show(remote.send_json(

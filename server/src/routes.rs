@@ -1,6 +1,6 @@
 //! Every endpoint and the roles that may call it: one table, read by the authorization layer
 //! (a route missing here is refused for everyone), by the OpenAPI test (every route is in
-//! docs/openapi.json and nothing else is) and by the authorization-matrix test.
+//! server/openapi.json and nothing else is) and by the authorization-matrix test.
 
 use super::auth::Role;
 

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use crate::dataset::Dataset;
+use strongroom::dataset::Dataset;
 
 /// Opened datasets by header hash.
 pub struct DatasetCache {
@@ -138,7 +138,7 @@ impl Inner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dataset::synthetic;
+    use strongroom_synthetic as synthetic;
 
     fn bank(customers: usize) -> Dataset {
         synthetic::generate(customers, 2.0, 1).dataset()

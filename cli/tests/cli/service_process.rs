@@ -103,10 +103,10 @@ fn wait_state(server: &Server, token: &str, id: &str, want: &[&str]) -> Value {
 #[test]
 fn the_cli_drives_a_served_room_and_a_killed_job_fails_once_with_its_charge_standing() {
     let examples =
-        strongroom::cli::toolchain::build_guest_workspace(&repo().join("examples"), false)
+        strongroom_contract::toolchain::build_guest_workspace(&repo().join("examples"), false)
             .expect("examples build");
     let guests =
-        strongroom::cli::toolchain::build_guest_workspace(&repo().join("tests/guests"), false)
+        strongroom_contract::toolchain::build_guest_workspace(&repo().join("tests/guests"), false)
             .expect("guests build");
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();

@@ -19,11 +19,11 @@ use tokio::sync::Notify;
 
 use super::AppState;
 use super::dataset_cache::DatasetCache;
-use crate::data_at_rest::open::{OpenError, SealedFile};
-use crate::dataset::Dataset;
-use crate::output_gate::mechanism::parse_nano;
-use crate::room::jobs::{AudienceInput, JobError, JobRequest, run_job};
-use crate::room::{Room, db};
+use strongroom::data_at_rest::open::{OpenError, SealedFile};
+use strongroom::dataset::Dataset;
+use strongroom::output_gate::mechanism::parse_nano;
+use strongroom::room::jobs::{AudienceInput, JobError, JobRequest, run_job};
+use strongroom::room::{Room, db};
 use strongroom_verify::canonical::event;
 
 /// Wakes workers and keeps opened datasets.
@@ -289,9 +289,9 @@ async fn run_claimed(state: &AppState, job: &Claimed) -> Result<(), String> {
         Err(JobError::AfterCharge { .. }) => Err(
             "the job failed after its charge, which stands; the operator has the details".into(),
         ),
-        Err(JobError::Room(crate::room::RoomError::NoPolicy { partner, dataset })) => Err(format!(
-            "the bank has no policy for '{partner}' on '{dataset}'"
-        )),
+        Err(JobError::Room(strongroom::room::RoomError::NoPolicy { partner, dataset })) => Err(
+            format!("the bank has no policy for '{partner}' on '{dataset}'"),
+        ),
         Err(e) => {
             super::problem::tracing_log(&e.to_string());
             Err("internal error; the operator has the details".into())

@@ -24,15 +24,15 @@ use super::auth::{Caller, Role};
 use super::problem::Problem;
 use super::problem::extract::{Bytes, Json as ApiJson, Path, Query, Text};
 use super::{AppState, OPENAPI};
-use crate::data_at_rest::open::{OpenError, Verified, verify_file, verify_file_visiting};
-use crate::dataset::audience::{MAX_LIST_ENTITIES, MemberCounter};
-use crate::dataset::schema::DatasetSchema;
-use crate::guest_boundary::vet;
-use crate::output_gate::mechanism::parse_nano;
-use crate::room::db;
-use crate::room::jobs::{decide_held, new_job_id};
-use crate::room::partner_view;
-use crate::room::policy::Policy;
+use strongroom::data_at_rest::open::{OpenError, Verified, verify_file, verify_file_visiting};
+use strongroom::dataset::audience::{MAX_LIST_ENTITIES, MemberCounter};
+use strongroom::dataset::schema::DatasetSchema;
+use strongroom::guest_boundary::vet;
+use strongroom::output_gate::mechanism::parse_nano;
+use strongroom::room::db;
+use strongroom::room::jobs::{decide_held, new_job_id};
+use strongroom::room::partner_view;
+use strongroom::room::policy::Policy;
 use strongroom_verify::canonical::event;
 
 type Shared = State<Arc<AppState>>;
@@ -232,7 +232,7 @@ pub(super) async fn upload_dataset(State(state): Shared, caller: Caller_, body: 
                     "entities": h.entities }),
         )
         .await
-        .map_err(|e| Problem::from(crate::room::RoomError::from(e)))?;
+        .map_err(|e| Problem::from(strongroom::room::RoomError::from(e)))?;
     created(
         json!({ "name": name, "header_sha256": sha, "sealed_by": h.sealed_by.name, "entities": h.entities }),
     )
@@ -314,7 +314,7 @@ pub(super) async fn upload_audience(State(state): Shared, caller: Caller_, body:
         };
         // Who sealed it and how many people it holds are checked on the header (its signature
         // verified) before any chunk is read; the members are counted as the chunks stream by.
-        let start = |header: &crate::data_at_rest::format::Header| {
+        let start = |header: &strongroom::data_at_rest::format::Header| {
             if header.sealed_by.name != party {
                 return Err(Problem::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
@@ -361,7 +361,7 @@ pub(super) async fn upload_audience(State(state): Shared, caller: Caller_, body:
             json!({ "actor": caller.actor(), "list_sha256": sha, "members": members as u64 }),
         )
         .await
-        .map_err(|e| Problem::from(crate::room::RoomError::from(e)))?;
+        .map_err(|e| Problem::from(strongroom::room::RoomError::from(e)))?;
     created(json!({ "list_sha256": sha, "members": members }))
 }
 
@@ -409,7 +409,7 @@ pub(super) async fn upload_module(
                     "reason": vetted.as_ref().err().map(|e| e.to_string()) }),
         )
         .await
-        .map_err(|e| Problem::from(crate::room::RoomError::from(e)))?;
+        .map_err(|e| Problem::from(strongroom::room::RoomError::from(e)))?;
     let module = vetted.map_err(|e| {
         Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -423,7 +423,7 @@ pub(super) async fn upload_module(
     let path = state.room.dir.join("modules").join(format!("{hash}.wasm"));
     let bytes = body.clone();
     tokio::task::spawn_blocking(move || {
-        crate::guest_boundary::cache::write_private_atomically(&path, &bytes)
+        strongroom::guest_boundary::cache::write_private_atomically(&path, &bytes)
     })
     .await
     .map_err(|_| Problem::internal())?
@@ -461,7 +461,7 @@ pub(super) struct ModuleDecision {
     comment: String,
     /// What parameters jobs may give the module (exact values or ranges); none by default.
     #[serde(default)]
-    parameters: crate::room::approval::ParameterRules,
+    parameters: strongroom::room::approval::ParameterRules,
 }
 
 pub(super) async fn decide_module(
@@ -586,7 +586,7 @@ pub(super) async fn submit_job(
 ) -> Answer {
     parse_nano(&body.cost).map_err(|e| Problem::bad_request(format!("cost: {e}")))?;
     let parameters: Vec<(String, String)> = body.parameters.clone().into_iter().collect();
-    crate::guest_boundary::check_parameters(&parameters)
+    strongroom::guest_boundary::check_parameters(&parameters)
         .map_err(|e| Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_parameters", e))?;
     let pool = &state.room.pool;
     let module = sqlx::query("SELECT 1 FROM modules WHERE module_sha256 = ? AND partner = ?")
@@ -662,7 +662,7 @@ pub(super) async fn submit_job(
                     "module_sha256": body.module_sha256.to_ascii_lowercase(), "cost": body.cost }),
         )
         .await
-        .map_err(|e| Problem::from(crate::room::RoomError::from(e)))?;
+        .map_err(|e| Problem::from(strongroom::room::RoomError::from(e)))?;
     state.queue.wake();
     Ok((
         StatusCode::ACCEPTED,
@@ -710,7 +710,7 @@ pub(super) async fn decide_job(
         Ok(_) => ok(
             json!({ "job_id": id, "status": if body.release { "released" } else { "withheld" } }),
         ),
-        Err(crate::room::jobs::JobError::Refused(why)) => {
+        Err(strongroom::room::jobs::JobError::Refused(why)) => {
             Err(Problem::new(StatusCode::CONFLICT, "not_held", why))
         }
         Err(e) => {
@@ -730,8 +730,8 @@ pub(super) async fn budgets(State(state): Shared, caller: Caller_) -> Answer {
             .filter(|b| caller.role != Role::Partner || b.partner == caller.party)
             .map(|b| {
                 json!({ "partner": b.partner, "dataset": b.dataset, "domain": b.domain,
-                        "total_rho": crate::output_gate::mechanism::format_nano(b.total_nano_rho),
-                        "spent_rho": crate::output_gate::mechanism::format_nano(b.spent_nano_rho),
+                        "total_rho": strongroom::output_gate::mechanism::format_nano(b.total_nano_rho),
+                        "spent_rho": strongroom::output_gate::mechanism::format_nano(b.spent_nano_rho),
                         "jobs": b.jobs })
             })
             .collect(),

@@ -10,14 +10,15 @@ use clap::{Args, Subcommand};
 use ring::rand::{SecureRandom, SystemRandom};
 
 use super::render::{label_rows, number, table};
-use crate::dataset::csv_input::load_csv_tables;
-use crate::dataset::schema::DatasetSchema;
-use crate::dataset::{Dataset, synthetic};
-use crate::guest_boundary::cache::ModuleCache;
-use crate::guest_boundary::sandbox::EngineSettings;
-use crate::guest_boundary::vetting::DEFAULT_MAX_MODULE_BYTES;
-use crate::guest_boundary::{RunContext, RunLimits, RunReport, Sandbox, vet};
+use strongroom::dataset::Dataset;
+use strongroom::dataset::csv_input::load_csv_tables;
+use strongroom::dataset::schema::DatasetSchema;
+use strongroom::guest_boundary::cache::ModuleCache;
+use strongroom::guest_boundary::sandbox::EngineSettings;
+use strongroom::guest_boundary::vetting::DEFAULT_MAX_MODULE_BYTES;
+use strongroom::guest_boundary::{RunContext, RunLimits, RunReport, Sandbox, vet};
 use strongroom_contract::manifest::{Domain, Manifest, Mode};
+use strongroom_synthetic as synthetic;
 
 #[derive(Subcommand, Debug)]
 pub(super) enum DevCommand {
@@ -393,7 +394,7 @@ pub(super) fn demo_data(
 
 /// Builds the examples workspace for wasm32-wasip2 and returns its release output directory.
 pub fn build_examples(examples: &Path) -> anyhow::Result<PathBuf> {
-    super::toolchain::build_guest_workspace(examples, true).map_err(|e| {
+    strongroom_contract::toolchain::build_guest_workspace(examples, true).map_err(|e| {
         anyhow::anyhow!("{e} (pass --examples DIR to point at the examples workspace)")
     })
 }

@@ -27,14 +27,14 @@ use axum::routing::{get, post};
 use serde_json::json;
 use tower_http::timeout::TimeoutLayer;
 
-use crate::guest_boundary::Sandbox;
-use crate::room::Room;
 use auth::{AuthFailure, DeniedCounter, RateLimiter};
 use problem::Problem;
+use strongroom::guest_boundary::Sandbox;
+use strongroom::room::Room;
 use strongroom_verify::canonical::event;
 
 /// The OpenAPI document, served at `/v1/openapi.json` and kept in the repository.
-pub const OPENAPI: &str = include_str!("../../../docs/openapi.json");
+pub const OPENAPI: &str = include_str!("../openapi.json");
 
 /// Service settings.
 #[derive(Debug, Clone)]
@@ -72,7 +72,7 @@ impl Default for ServiceConfig {
             workers: 2,
             threads_per_job: 1,
             max_upload_bytes: 8 << 30,
-            max_module_bytes: crate::guest_boundary::vetting::DEFAULT_MAX_MODULE_BYTES,
+            max_module_bytes: strongroom::guest_boundary::vetting::DEFAULT_MAX_MODULE_BYTES,
             max_body_bytes: 64 << 10,
             rate_per_second: 50.0,
             burst: 100.0,
@@ -270,7 +270,7 @@ use axum::handler::Handler;
 /// queued jobs stay queued) and starts the workers.
 pub async fn start(room: Room, config: ServiceConfig) -> anyhow::Result<Arc<AppState>> {
     let sandbox = Arc::new(
-        Sandbox::new(&crate::guest_boundary::sandbox::EngineSettings::default())
+        Sandbox::new(&strongroom::guest_boundary::sandbox::EngineSettings::default())
             .map_err(|e| anyhow::anyhow!("{e:#}"))?,
     );
     eprintln!("strongroom serve: isolation: {}", sandbox.memory_reset());
@@ -351,7 +351,7 @@ fn self_signed(room: &Room) -> anyhow::Result<(std::path::PathBuf, std::path::Pa
             "127.0.0.1".to_string(),
         ])?;
         std::fs::write(&cert, made.cert.pem())?;
-        crate::guest_boundary::cache::write_private_atomically(
+        strongroom::guest_boundary::cache::write_private_atomically(
             &key,
             made.key_pair.serialize_pem().as_bytes(),
         )?;

@@ -15,7 +15,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use sqlx::Row;
 use subtle::ConstantTimeEq;
 
-use crate::room::{Room, RoomError, db};
+use strongroom::room::{Room, RoomError, db};
 use strongroom_verify::canonical::event;
 
 /// What a party may do.

@@ -1,4 +1,8 @@
-//! The `strongroom` command line. Thin: parses arguments, calls the library, prints results.
+//! # strongroom-cli: the `strongroom` command
+//!
+//! Thin: parses arguments, calls the room's library (`strongroom`) or a served room over HTTP,
+//! prints results. One file per command family.
+#![forbid(unsafe_code)]
 
 mod audit_cmd;
 mod chart;
@@ -9,7 +13,6 @@ mod render;
 mod room_cmd;
 mod seal_cmd;
 mod service_cmd;
-pub mod toolchain;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -178,7 +181,7 @@ enum ModuleCommand {
 }
 
 /// Entry point of the binary.
-pub fn main() -> ExitCode {
+fn run() -> ExitCode {
     let cli = Cli::parse();
     let remote = match &cli.server {
         Some(server) => {
@@ -325,4 +328,22 @@ fn local_command(command: Command) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => service_cmd::serve(args),
         Command::Party(cmd) => service_cmd::party(cmd),
     }
+}
+
+fn main() -> std::process::ExitCode {
+    // Rust ignores SIGPIPE, so `strongroom audit show | head` would panic when `head` exits.
+    // A closed stdout is not an error worth a backtrace: end quietly, as other tools do.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .unwrap_or_default();
+        if message.contains("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default_hook(info);
+    }));
+    run()
 }

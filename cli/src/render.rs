@@ -1,7 +1,7 @@
 //! Plain-text tables for the terminal, and CSV/JSON forms of a result.
 
-use crate::dataset::Dataset;
-use crate::output_gate::Aggregate;
+use strongroom::dataset::Dataset;
+use strongroom::output_gate::Aggregate;
 use strongroom_contract::manifest::{Domain, Manifest};
 
 /// A result row with decoded labels.

@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use crate::output_gate::release::ReleasedTable;
+use strongroom::output_gate::release::ReleasedTable;
 
 /// Most bars drawn per metric; the rest are summarized in a note.
 pub const MAX_BARS: usize = 25;
@@ -133,7 +133,7 @@ pub fn released_svg(title: &str, released: &ReleasedTable) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::output_gate::release::{ReleasedGroup, ReleasedMetric};
+    use strongroom::output_gate::release::{ReleasedGroup, ReleasedMetric};
 
     fn table(groups: usize) -> ReleasedTable {
         ReleasedTable {

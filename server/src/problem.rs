@@ -88,11 +88,11 @@ impl IntoResponse for Problem {
     }
 }
 
-impl From<crate::room::RoomError> for Problem {
-    fn from(e: crate::room::RoomError) -> Problem {
+impl From<strongroom::room::RoomError> for Problem {
+    fn from(e: strongroom::room::RoomError) -> Problem {
         match e {
-            crate::room::RoomError::Invalid(msg) => Problem::bad_request(msg),
-            crate::room::RoomError::NoPolicy { partner, dataset } => Problem::new(
+            strongroom::room::RoomError::Invalid(msg) => Problem::bad_request(msg),
+            strongroom::room::RoomError::NoPolicy { partner, dataset } => Problem::new(
                 StatusCode::FORBIDDEN,
                 "no_policy",
                 format!("the bank has no policy for '{partner}' on '{dataset}'"),

@@ -298,7 +298,7 @@ pub(super) fn audit_export(remote: &Remote, out: &Path) -> anyhow::Result<ExitCo
         }
         for e in &entries {
             let index = e["index"].as_u64().context("entry without index")?;
-            text.push_str(&crate::audit_log::log::export_line(
+            text.push_str(&strongroom::audit_log::log::export_line(
                 index,
                 e["entry"].as_str().unwrap_or_default(),
                 e["tree_head_signature"].as_str().unwrap_or_default(),
@@ -307,7 +307,7 @@ pub(super) fn audit_export(remote: &Remote, out: &Path) -> anyhow::Result<ExitCo
             from = index + 1;
         }
     }
-    crate::guest_boundary::cache::write_private_atomically(out, text.as_bytes())
+    strongroom::guest_boundary::cache::write_private_atomically(out, text.as_bytes())
         .with_context(|| format!("cannot write {}", out.display()))?;
     println!("exported {from} entries to {}", out.display());
     Ok(ExitCode::SUCCESS)

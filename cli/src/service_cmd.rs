@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 
 use super::room_cmd::{RoomArgs, open_room, runtime};
-use crate::service::ServiceConfig;
-use crate::service::auth::{self, Role};
+use strongroom_server::ServiceConfig;
+use strongroom_server::auth::{self, Role};
 
 /// Options of `strongroom serve`.
 #[derive(Args, Debug)]
@@ -91,11 +91,11 @@ pub(super) fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             ..ServiceConfig::default()
         };
         let tls = match (args.tls_cert, args.tls_key, args.tls_self_signed) {
-            (Some(cert), Some(key), _) => crate::service::Tls::Files { cert, key },
-            (_, _, true) => crate::service::Tls::SelfSigned,
-            _ => crate::service::Tls::Off,
+            (Some(cert), Some(key), _) => strongroom_server::Tls::Files { cert, key },
+            (_, _, true) => strongroom_server::Tls::SelfSigned,
+            _ => strongroom_server::Tls::Off,
         };
-        crate::service::serve(room, args.listen, config, tls).await
+        strongroom_server::serve(room, args.listen, config, tls).await
     })?;
     Ok(ExitCode::SUCCESS)
 }

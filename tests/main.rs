@@ -1,0 +1,18 @@
+//! Strongroom's end-to-end and adversarial tests, in one test binary: each module is one area,
+//! and every module links the room once.
+//!
+//! Two areas run in binaries of their own because they need the whole process: `hostile_input`
+//! switches fault-injection points on, which are process-global, and `upload_memory` measures the
+//! process's peak memory.
+
+mod audience_matching;
+mod audit_log;
+mod example_queries;
+mod hostile_guests;
+mod module_cache;
+mod noise_samplers;
+mod output_gate;
+mod partner_view;
+mod sealed_data;
+mod service_api;
+mod vetting;
