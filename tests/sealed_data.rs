@@ -8,7 +8,7 @@ use strongroom::data_at_rest::party::PartyKey;
 use strongroom::data_at_rest::seal::seal;
 use strongroom::dataset::schema::DatasetSchema;
 use strongroom::guest_boundary::{Outcome, RunLimits};
-use strongroom::room::keys::{OperatorSecret, RoomKeys};
+use strongroom::keys::{OperatorSecret, RoomKeys};
 use strongroom_synthetic as synthetic;
 use strongroom_tests::{example, prepare, run};
 

@@ -200,7 +200,7 @@ pub(super) fn run(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
                 text.push_str(&export_line(e.index, &e.entry, &e.signature)?);
                 text.push('\n');
             }
-            strongroom::guest_boundary::cache::write_private_atomically(&out, text.as_bytes())
+            strongroom::private_files::write_private_atomically(&out, text.as_bytes())
                 .with_context(|| format!("cannot write {}", out.display()))?;
             println!("exported {} entries to {}", entries.len(), out.display());
             Ok(ExitCode::SUCCESS)

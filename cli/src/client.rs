@@ -307,7 +307,7 @@ pub(super) fn audit_export(remote: &Remote, out: &Path) -> anyhow::Result<ExitCo
             from = index + 1;
         }
     }
-    strongroom::guest_boundary::cache::write_private_atomically(out, text.as_bytes())
+    strongroom::private_files::write_private_atomically(out, text.as_bytes())
         .with_context(|| format!("cannot write {}", out.display()))?;
     println!("exported {from} entries to {}", out.display());
     Ok(ExitCode::SUCCESS)

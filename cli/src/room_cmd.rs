@@ -14,6 +14,7 @@ use strongroom::dataset::schema::DatasetSchema;
 use strongroom::guest_boundary::sandbox::EngineSettings;
 use strongroom::guest_boundary::vetting::DEFAULT_MAX_MODULE_BYTES;
 use strongroom::guest_boundary::{Sandbox, vet};
+use strongroom::keys::{OperatorSecret, RoomPublicKeys};
 use strongroom::output_gate::mechanism::{
     Mechanism, Noise, format_nano, parse_nano, rho_to_epsilon,
 };
@@ -23,7 +24,6 @@ use strongroom::room::Room;
 use strongroom::room::jobs::{
     AudienceInput, JobRequest, JobStatus, decide_held, list_jobs, plan_job, run_job,
 };
-use strongroom::room::keys::{OperatorSecret, RoomPublicKeys};
 use strongroom::room::policy::Policy;
 use strongroom_verify::note::Verifier;
 use strongroom_verify::receipt::Receipt;

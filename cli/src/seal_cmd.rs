@@ -13,7 +13,7 @@ use strongroom::data_at_rest::open::SealedFile;
 use strongroom::data_at_rest::party::PartyKey;
 use strongroom::data_at_rest::seal::{SealOptions, seal_with};
 use strongroom::dataset::schema::DatasetSchema;
-use strongroom::room::keys::RoomPublicKeys;
+use strongroom::keys::RoomPublicKeys;
 
 #[derive(Subcommand, Debug)]
 pub(super) enum DatasetCommand {

@@ -15,7 +15,7 @@ use strongroom::data_at_rest::open::SealedFile;
 use strongroom::data_at_rest::party::PartyKey;
 use strongroom::data_at_rest::seal::seal;
 use strongroom::dataset::schema::DatasetSchema;
-use strongroom::room::keys::{OperatorSecret, RoomKeys};
+use strongroom::keys::{OperatorSecret, RoomKeys};
 use strongroom_synthetic as synthetic;
 use strongroom_verify::note::Verifier;
 

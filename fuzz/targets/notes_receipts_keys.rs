@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use strongroom::room::keys::RoomPublicKeys;
+use strongroom::keys::RoomPublicKeys;
 use strongroom_fuzz::fixture;
 use strongroom_verify::checkpoint::Checkpoint;
 use strongroom_verify::note::{Note, Verifier};

@@ -12,12 +12,18 @@
 //! - [`output_gate`]: bounded, exact aggregation of guest contributions, exact discrete noise,
 //!   thresholds and the privacy ledger: the only way out;
 //! - [`audit_log`]: the durable, signed log of everything that happened;
-//! - [`room`]: a room on disk: keys, policies, its database, jobs.
+//! - [`keys`]: the room's key pairs, encrypted at rest under the operator's secret;
+//! - [`room`]: a room on disk: policies, its database, jobs.
+//!
+//! Below them all: [`clock`] and [`private_files`]. Each boundary imports only those below it.
 #![deny(unsafe_code)]
 
 pub mod audit_log;
+pub mod clock;
 pub mod data_at_rest;
 pub mod dataset;
 pub mod guest_boundary;
+pub mod keys;
 pub mod output_gate;
+pub mod private_files;
 pub mod room;

@@ -15,7 +15,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use sqlx::Row;
 use subtle::ConstantTimeEq;
 
-use strongroom::room::{Room, RoomError, db};
+use strongroom::room::{Room, RoomError};
 use strongroom_verify::canonical::event;
 
 /// What a party may do.
@@ -122,7 +122,7 @@ pub async fn add_party(room: &Room, name: &str, role: Role) -> Result<String, Ro
     .bind(role.as_str())
     .bind(&id)
     .bind(sha256_hex(secret.as_bytes()))
-    .bind(db::now_rfc3339())
+    .bind(strongroom::clock::now_rfc3339())
     .execute(&room.pool)
     .await?;
     if done.rows_affected() == 0 {
@@ -166,7 +166,7 @@ pub async fn rotate_token(room: &Room, name: &str) -> Result<String, RoomError> 
 pub async fn revoke_party(room: &Room, name: &str) -> Result<(), RoomError> {
     let done =
         sqlx::query("UPDATE parties SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL")
-            .bind(db::now_rfc3339())
+            .bind(strongroom::clock::now_rfc3339())
             .bind(name)
             .execute(&room.pool)
             .await?;

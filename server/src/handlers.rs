@@ -29,7 +29,6 @@ use strongroom::dataset::audience::{MAX_LIST_ENTITIES, MemberCounter};
 use strongroom::dataset::schema::DatasetSchema;
 use strongroom::guest_boundary::vet;
 use strongroom::output_gate::mechanism::parse_nano;
-use strongroom::room::db;
 use strongroom::room::jobs::{decide_held, new_job_id};
 use strongroom::room::partner_view;
 use strongroom::room::policy::Policy;
@@ -219,7 +218,7 @@ pub(super) async fn upload_dataset(State(state): Shared, caller: Caller_, body: 
     .bind(&h.sealed_by.name)
     .bind(&h.schema_toml)
     .bind(h.entities as i64)
-    .bind(db::now_rfc3339())
+    .bind(strongroom::clock::now_rfc3339())
     .execute(&state.room.pool)
     .await?;
     state
@@ -350,7 +349,7 @@ pub(super) async fn upload_audience(State(state): Shared, caller: Caller_, body:
     .bind(&sha)
     .bind(&caller.party)
     .bind(&file)
-    .bind(db::now_rfc3339())
+    .bind(strongroom::clock::now_rfc3339())
     .execute(&state.room.pool)
     .await?;
     state
@@ -423,7 +422,7 @@ pub(super) async fn upload_module(
     let path = state.room.dir.join("modules").join(format!("{hash}.wasm"));
     let bytes = body.clone();
     tokio::task::spawn_blocking(move || {
-        strongroom::guest_boundary::cache::write_private_atomically(&path, &bytes)
+        strongroom::private_files::write_private_atomically(&path, &bytes)
     })
     .await
     .map_err(|_| Problem::internal())?
@@ -440,7 +439,7 @@ pub(super) async fn upload_module(
     .bind(&m.name)
     .bind(&m.version)
     .bind(m.mode.to_string())
-    .bind(db::now_rfc3339())
+    .bind(strongroom::clock::now_rfc3339())
     .execute(&state.room.pool)
     .await?;
     let decision = state.room.module_decision(&hash, &caller.party).await?;
@@ -641,7 +640,7 @@ pub(super) async fn submit_job(
     .bind(&body.cost)
     .bind(&body.audience_list)
     .bind(serde_json::to_string(&parameters).unwrap_or_else(|_| "[]".into()))
-    .bind(db::now_rfc3339())
+    .bind(strongroom::clock::now_rfc3339())
     .bind(&caller.party)
     .bind(max)
     .execute(pool)

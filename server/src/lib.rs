@@ -351,7 +351,7 @@ fn self_signed(room: &Room) -> anyhow::Result<(std::path::PathBuf, std::path::Pa
             "127.0.0.1".to_string(),
         ])?;
         std::fs::write(&cert, made.cert.pem())?;
-        strongroom::guest_boundary::cache::write_private_atomically(
+        strongroom::private_files::write_private_atomically(
             &key,
             made.key_pair.serialize_pem().as_bytes(),
         )?;

@@ -22,8 +22,8 @@ use super::dataset_cache::DatasetCache;
 use strongroom::data_at_rest::open::{OpenError, SealedFile};
 use strongroom::dataset::Dataset;
 use strongroom::output_gate::mechanism::parse_nano;
+use strongroom::room::Room;
 use strongroom::room::jobs::{AudienceInput, JobError, JobRequest, run_job};
-use strongroom::room::{Room, db};
 use strongroom_verify::canonical::event;
 
 /// Wakes workers and keeps opened datasets.
@@ -74,7 +74,7 @@ pub async fn recover(room: &Room) -> Result<u64, sqlx::Error> {
             "UPDATE job_queue SET state = 'failed', error = ?, finished_at = ? WHERE job_id = ? AND state = 'running'",
         )
         .bind("interrupted: the service stopped while the job ran; any charge stands")
-        .bind(db::now_rfc3339())
+        .bind(strongroom::clock::now_rfc3339())
         .bind(&job)
         .execute(&room.pool)
         .await?;
@@ -148,7 +148,7 @@ async fn finish(room: &Room, job_id: &str, error: Option<&str>) -> Result<(), sq
             "finished"
         })
         .bind(error)
-        .bind(db::now_rfc3339())
+        .bind(strongroom::clock::now_rfc3339())
         .bind(job_id)
         .execute(&room.pool)
         .await?;

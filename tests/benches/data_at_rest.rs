@@ -14,7 +14,7 @@ use strongroom::data_at_rest::seal::seal;
 use strongroom::dataset::csv_input::load_csv_tables;
 use strongroom::dataset::schema::DatasetSchema;
 use strongroom::guest_boundary::{Outcome, RunLimits};
-use strongroom::room::keys::{OperatorSecret, RoomKeys};
+use strongroom::keys::{OperatorSecret, RoomKeys};
 use strongroom_synthetic as synthetic;
 use strongroom_tests::{example, prepare, run_in};
 

@@ -118,7 +118,7 @@ pub async fn room_with(
     let room = strongroom::room::Room::create(
         &dir.path().join("room"),
         "test-room",
-        &strongroom::room::keys::OperatorSecret::new(b"test secret"),
+        &strongroom::keys::OperatorSecret::new(b"test secret"),
     )
     .await
     .expect("room");

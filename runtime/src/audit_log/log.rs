@@ -21,7 +21,7 @@ use strongroom_verify::merkle::{Frontier, Hash, MerkleTree, leaf_hash};
 use strongroom_verify::note::NoteError;
 
 use super::signer::Signer;
-use crate::room::db::now_rfc3339;
+use crate::clock::now_rfc3339;
 
 /// Why the log could not be written or read.
 #[derive(Debug, thiserror::Error)]

@@ -7,7 +7,6 @@
 //! - `party.rs`: the sealing party's signing key.
 
 pub mod format;
-pub mod input;
 pub mod open;
 pub mod party;
 pub mod seal;

@@ -23,7 +23,7 @@ use super::format::{
 };
 use crate::dataset::schema::{DatasetSchema, Role};
 use crate::dataset::{Column, ColumnData, Dataset, IdentifierColumn, Table};
-use crate::room::keys::RoomKeys;
+use crate::keys::RoomKeys;
 
 use super::format::{HpkeAead as Aead, HpkeKdf as Kdf, HpkeKem as Kem};
 

@@ -11,7 +11,7 @@ use ring::signature::{Ed25519KeyPair, KeyPair};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::guest_boundary::cache::write_private_atomically;
+use crate::private_files::write_private_atomically;
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

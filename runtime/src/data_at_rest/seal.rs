@@ -21,12 +21,12 @@ use super::format::{
     ChunkCipher, ENTITIES_TABLE, HEADER_SIGNATURE_CONTEXT, HPKE_INFO, Header, IndexEntry, MAGIC,
     MAX_CHUNK_BYTES, MAX_CHUNK_ROWS, SealedBy, TableSummary, header_hash,
 };
-use super::input::{Cell, RowSource, RowValidator};
 use super::party::PartyKey;
 use super::spill::{ExternalSorter, SpillDir};
 use crate::dataset::csv_input::InputError;
+use crate::dataset::input::{Cell, RowSource, RowValidator};
 use crate::dataset::schema::DatasetSchema;
-use crate::room::keys::RoomPublicKeys;
+use crate::keys::RoomPublicKeys;
 
 use super::format::{HpkeAead as Aead, HpkeKdf as Kdf, HpkeKem as Kem};
 
@@ -372,7 +372,7 @@ pub fn seal_with(
             name: party.name.clone(),
             ed25519: B64.encode(party.public()),
         },
-        sealed_at: crate::room::db::now_rfc3339(),
+        sealed_at: crate::clock::now_rfc3339(),
     };
     let (header_bytes, signature, cipher) = keyed.sign(&header, party)?;
 

@@ -20,7 +20,7 @@ use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use ring::rand::{SecureRandom, SystemRandom};
 use zeroize::Zeroizing;
 
-use super::input::Cell;
+use crate::dataset::input::Cell;
 
 /// Plaintext bytes per encrypted block of a run file.
 const BLOCK: usize = 256 << 10;

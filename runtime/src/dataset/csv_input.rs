@@ -100,7 +100,7 @@ struct RawTable {
 }
 
 fn read_raw(path: &Path) -> Result<RawTable, InputError> {
-    let mut source = crate::data_at_rest::input::RowSource::open(path)?;
+    let mut source = crate::dataset::input::RowSource::open(path)?;
     let mut records = Vec::new();
     while let Some(row) = source.next_row() {
         records.push(row?);

@@ -7,6 +7,7 @@
 
 pub mod audience;
 pub mod csv_input;
+pub mod input;
 pub mod schema;
 pub mod validate;
 

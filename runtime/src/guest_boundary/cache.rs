@@ -7,8 +7,9 @@
 //! artifact. A file whose tag does not verify is rejected, recompiled and overwritten.
 
 use std::fs;
+
+use crate::private_files::write_private_atomically;
 use std::hash::{Hash, Hasher};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use ring::hmac;
@@ -58,22 +59,6 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CacheError + '_ {
         path: path.display().to_string(),
         source,
     }
-}
-
-/// Writes `bytes` to `path` atomically (temporary file, fsync, rename), mode 0600.
-pub fn write_private_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        tmp.as_file()
-            .set_permissions(fs::Permissions::from_mode(0o600))?;
-    }
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
 }
 
 impl ModuleCache {

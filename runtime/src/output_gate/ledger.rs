@@ -11,7 +11,7 @@
 use sqlx::{Row, SqlitePool};
 
 use super::mechanism::format_nano;
-use crate::room::db::now_rfc3339;
+use crate::clock::now_rfc3339;
 
 /// Why a charge was refused.
 #[derive(Debug, thiserror::Error)]

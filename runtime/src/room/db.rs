@@ -44,15 +44,3 @@ pub fn rfc3339(t: time::OffsetDateTime) -> String {
         })
         .unwrap_or_else(|| "1970-01-01T00:00:00Z".into())
 }
-
-/// The current time, RFC 3339, whole seconds, UTC.
-pub fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .replace_nanosecond(0)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| "1970-01-01T00:00:00Z".into())
-}

@@ -676,7 +676,7 @@ async fn run_job_inner(
     .bind(&result_json)
     .bind(&receipt)
     .bind(&bank_detail)
-    .bind(db::now_rfc3339())
+    .bind(crate::clock::now_rfc3339())
     .bind(&release_at_text)
     .execute(&mut *tx)
     .await?;

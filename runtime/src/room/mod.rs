@@ -13,7 +13,6 @@
 pub mod approval;
 pub mod db;
 pub mod jobs;
-pub mod keys;
 pub mod partner_view;
 pub mod policy;
 
@@ -24,8 +23,8 @@ use sqlx::{Row, SqlitePool};
 
 use crate::audit_log::log::{AuditLog, LogError, Witness};
 use crate::guest_boundary::cache::ModuleCache;
+use crate::keys::{KeyError, OperatorSecret, RoomKeys};
 use crate::output_gate::ledger::PrivacyLedger;
-use keys::{KeyError, OperatorSecret, RoomKeys};
 use policy::Policy;
 use strongroom_verify::canonical::event;
 
@@ -233,7 +232,7 @@ impl Room {
         .bind(&policy.dataset)
         .bind(&policy.text)
         .bind(&policy.sha256)
-        .bind(db::now_rfc3339())
+        .bind(crate::clock::now_rfc3339())
         .execute(&mut *tx)
         .await?;
         PrivacyLedger::set_budget_in(
@@ -295,7 +294,7 @@ impl Room {
         .bind(decision)
         .bind(by)
         .bind(comment)
-        .bind(db::now_rfc3339())
+        .bind(crate::clock::now_rfc3339())
         .bind(parameters.to_json())
         .execute(&mut *tx)
         .await?;

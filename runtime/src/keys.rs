@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::audit_log::signer::Signer;
-use crate::guest_boundary::cache::write_private_atomically;
+use crate::private_files::write_private_atomically;
 
 /// Argon2id parameters (OWASP's recommended minimum: 19 MiB, 2 passes, 1 lane).
 const ARGON2_M_KIB: u32 = 19_456;
