@@ -88,7 +88,7 @@ async fn a_sealed_partner_list_is_matched_in_the_host_and_released_through_the_g
     seal(
         &DatasetSchema::load(&partner_dir.join("schema.toml")).expect("schema"),
         &[("users".into(), partner_dir.join("users.csv"))],
-        &room.keys.public,
+        &room.keys().public,
         &party,
         1024,
         &sealed,

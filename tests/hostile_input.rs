@@ -34,14 +34,14 @@ fn reseal(
 ) -> Vec<u8> {
     let file = SealedFile::parse(sealed).expect("parses");
     let mut chunks: Vec<Vec<u8>> = file
-        .plaintext_chunks(&room.keys)
+        .plaintext_chunks(room.keys())
         .expect("opens")
         .iter()
         .map(|c| c.to_vec())
         .collect();
     let mut header = file.header.clone();
     lie(&mut header, &mut chunks);
-    seal_raw(&room.keys.public, party, header, &chunks).expect("seals")
+    seal_raw(&room.keys().public, party, header, &chunks).expect("seals")
 }
 
 /// A served room (see `strongroom_tests::http::served`), the bank's data sealed to it, and an
@@ -130,7 +130,7 @@ async fn headers_that_lie_about_counts_are_refused_before_anything_is_allocated(
     let (status, _, _) = get(&s.app, "/v1/datasets", &s.bank).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
-        std::fs::read_dir(s.state.room.dir.join("uploads"))
+        std::fs::read_dir(s.state.room.dir().join("uploads"))
             .expect("uploads")
             .count(),
         0,
@@ -186,22 +186,22 @@ async fn contents_that_lie_are_refused_by_verify_as_by_open() {
     let dir = tempfile::tempdir().expect("tmp");
     // The honest file passes all three ways of reading it.
     let honest = SealedFile::parse(&s.sealed).expect("parses");
-    honest.verify(&room.keys, 2).expect("verifies");
-    honest.open(&room.keys, 2).expect("opens");
+    honest.verify(room.keys(), 2).expect("verifies");
+    honest.open(room.keys(), 2).expect("opens");
     for (what, lie) in lying_contents() {
         let bytes = reseal(&s.sealed, room, &s.attacker, |h, c| lie(h, c));
         let file = SealedFile::parse(&bytes).expect("the header is consistent");
-        let opened = file.open(&room.keys, 2).err();
+        let opened = file.open(room.keys(), 2).err();
         assert!(
             matches!(opened, Some(OpenError::Content(_))),
             "{what}: open: {opened:?}"
         );
         // `dataset inspect --verify` checks what open trusts: never "verified" for these.
-        let verified = file.verify(&room.keys, 2).err();
+        let verified = file.verify(room.keys(), 2).err();
         assert_eq!(verified, opened, "{what}: verify agrees with open");
         let path = dir.path().join("lie.sealed");
         std::fs::write(&path, &bytes).expect("write");
-        let streamed = verify_file(&path, &room.keys).err();
+        let streamed = verify_file(&path, room.keys()).err();
         assert!(
             matches!(streamed, Some(OpenError::Content(_))),
             "{what}: streaming check: {streamed:?}"
@@ -269,7 +269,7 @@ async fn submit(s: &Setup, module: &str) -> (StatusCode, Value) {
 async fn events(room: &Room, kind: &str) -> i64 {
     sqlx::query("SELECT COUNT(*) AS n FROM audit_entries WHERE json_extract(entry, '$.event') = ?")
         .bind(kind)
-        .fetch_one(&room.pool)
+        .fetch_one(room.pool())
         .await
         .expect("count")
         .get("n")
@@ -288,11 +288,11 @@ async fn a_dataset_that_fails_to_open_is_quarantined_and_the_worker_goes_on() {
     // accepted by an older version, or changed on disk, would be).
     let hostile = reseal(&s.sealed, &s.state.room, &s.attacker, |_, c| c.swap(1, 2));
     let file: String = sqlx::query("SELECT file FROM datasets WHERE name = 'bank'")
-        .fetch_one(&s.state.room.pool)
+        .fetch_one(s.state.room.pool())
         .await
         .expect("row")
         .get("file");
-    std::fs::write(s.state.room.dir.join(&file), &hostile).expect("plant");
+    std::fs::write(s.state.room.dir().join(&file), &hostile).expect("plant");
 
     let (status, queued) = submit(&s, &module).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{queued}");
@@ -311,7 +311,7 @@ async fn a_dataset_that_fails_to_open_is_quarantined_and_the_worker_goes_on() {
     assert_eq!(status, StatusCode::CONFLICT, "{refused}");
     assert_eq!(refused["code"], "dataset_quarantined");
     // The same worker runs the next job once the bank uploads a good file.
-    std::fs::remove_file(s.state.room.dir.join(&file)).expect("remove");
+    std::fs::remove_file(s.state.room.dir().join(&file)).expect("remove");
     let (status, _, up) = call(
         &s.app,
         "PUT",
@@ -330,7 +330,7 @@ async fn a_dataset_that_fails_to_open_is_quarantined_and_the_worker_goes_on() {
 /// The charges the ledger holds, and the `budget.charged` entries the log holds.
 async fn charges_as_logged(room: &Room) -> (u64, u64) {
     let charges: i64 = sqlx::query("SELECT COUNT(*) AS n FROM charges")
-        .fetch_one(&room.pool)
+        .fetch_one(room.pool())
         .await
         .expect("count")
         .get("n");
@@ -352,14 +352,14 @@ const JOB_STEPS: [&str; 8] = [
 /// Jobs whose end is stored, and `result.*` entries in the log.
 async fn results_as_logged(room: &Room) -> (i64, i64) {
     let stored: i64 = sqlx::query("SELECT COUNT(*) AS n FROM jobs")
-        .fetch_one(&room.pool)
+        .fetch_one(room.pool())
         .await
         .expect("count")
         .get("n");
     let logged: i64 = sqlx::query(
         "SELECT COUNT(*) AS n FROM audit_entries WHERE json_extract(entry, '$.event') LIKE 'result.%'",
     )
-    .fetch_one(&room.pool)
+    .fetch_one(room.pool())
     .await
     .expect("count")
     .get("n");
@@ -422,7 +422,7 @@ async fn a_worker_failing_at_every_step_of_a_job_leaves_charges_as_logged_and_a_
             })
             .collect();
         let (_, checkpoint) = log.checkpoint().await.expect("checkpoint");
-        let verifier = s.state.room.keys.public.verifier().expect("verifier");
+        let verifier = s.state.room.keys().public.verifier().expect("verifier");
         strongroom_verify::export::verify_export(&export, &checkpoint, None, &verifier)
             .unwrap_or_else(|e| panic!("{step}: {e}"));
     }
@@ -491,7 +491,7 @@ async fn the_waiting_job_cap_holds_under_concurrent_submissions() {
     }
     let waiting: i64 =
         sqlx::query("SELECT COUNT(*) AS n FROM job_queue WHERE partner = 'socialco'")
-            .fetch_one(&s.state.room.pool)
+            .fetch_one(s.state.room.pool())
             .await
             .expect("count")
             .get("n");
@@ -509,10 +509,10 @@ async fn a_missing_empty_or_restored_database_is_refused_with_how_to_recover() {
     let backup = dir.path().join("room.db.backup");
     // A backup as an operator takes one of a live SQLite database.
     sqlx::query(&format!("VACUUM INTO '{}'", backup.display()))
-        .execute(&room.pool)
+        .execute(room.pool())
         .await
         .expect("backup");
-    room.pool.close().await;
+    room.pool().close().await;
 
     // The partner spends budget after the backup was taken.
     let room = Room::open(&room_dir, &secret).await.expect("reopens");
@@ -520,9 +520,9 @@ async fn a_missing_empty_or_restored_database_is_refused_with_how_to_recover() {
         .await
         .expect("partner");
     assert!(!partner.is_empty());
-    room.pool.close().await;
+    room.pool().close().await;
     let reopened = Room::open(&room_dir, &secret).await.expect("reopens");
-    reopened.pool.close().await;
+    reopened.pool().close().await;
     drop(reopened);
 
     // Each case on a copy of the room's directory (keys and witness) that no process has open,
@@ -693,7 +693,7 @@ async fn a_policy_or_a_decision_and_its_entry_commit_together_or_not_at_all() {
     .await
     .expect("room");
     let count = |table: &'static str| {
-        let pool = room.pool.clone();
+        let pool = room.pool().clone();
         async move {
             let n: i64 = sqlx::query(&format!("SELECT COUNT(*) AS n FROM {table}"))
                 .fetch_one(&pool)

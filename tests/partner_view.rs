@@ -144,7 +144,7 @@ async fn probe(channel: &str, data: &Arc<Dataset>, module: &[u8]) -> Value {
     )
     .bind(&job_id)
     .bind(json!([["channel", channel]]).to_string())
-    .execute(&room.pool)
+    .execute(room.pool())
     .await
     .expect("queue row");
     let request = JobRequest {
@@ -173,7 +173,7 @@ async fn probe(channel: &str, data: &Arc<Dataset>, module: &[u8]) -> Value {
     let finished = time::OffsetDateTime::now_utc();
     sqlx::query("UPDATE job_queue SET state = 'finished' WHERE job_id = ?")
         .bind(&job_id)
-        .execute(&room.pool)
+        .execute(room.pool())
         .await
         .expect("finish");
     // The release time is the start plus the policy's delay: nothing the data can move.
@@ -277,7 +277,7 @@ async fn printed_text_cannot_be_recovered_from_the_leaf_hashes_a_partner_gets() 
     let (salt, text): (String, String) =
         sqlx::query_as("SELECT salt, text FROM job_diagnostics WHERE job_id = ?")
             .bind(&result.job_id)
-            .fetch_one(&room.pool)
+            .fetch_one(room.pool())
             .await
             .expect("diagnostics");
     assert!(text.contains("balance 123456.78"), "{text}");

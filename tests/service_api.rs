@@ -203,7 +203,7 @@ async fn the_bank_and_partner_story_over_http() {
     assert_eq!(status, StatusCode::CREATED, "{up}");
     assert_eq!(up["name"], "bank");
     assert_eq!(
-        std::fs::read_dir(s.state.room.dir.join("uploads"))
+        std::fs::read_dir(s.state.room.dir().join("uploads"))
             .expect("uploads")
             .count(),
         0,
@@ -400,10 +400,10 @@ async fn after_a_crash_a_running_job_fails_once_and_queued_jobs_run_exactly_once
     // The crash: the first job was claimed (running) when the process died.
     sqlx::query("UPDATE job_queue SET state = 'running' WHERE job_id = ?")
         .bind(&ids[0])
-        .execute(&state.room.pool)
+        .execute(state.room.pool())
         .await
         .expect("claim");
-    let pool = state.room.pool.clone();
+    let pool = state.room.pool().clone();
     drop(app);
     drop(state);
     pool.close().await;
@@ -426,7 +426,7 @@ async fn after_a_crash_a_running_job_fails_once_and_queued_jobs_run_exactly_once
             let row: (String, Option<String>) =
                 sqlx::query_as("SELECT state, error FROM job_queue WHERE job_id = ?")
                     .bind(id)
-                    .fetch_one(&state.room.pool)
+                    .fetch_one(state.room.pool())
                     .await
                     .expect("row");
             last = json!(row);
@@ -452,12 +452,12 @@ async fn after_a_crash_a_running_job_fails_once_and_queued_jobs_run_exactly_once
     for (i, id) in ids.iter().enumerate() {
         let charges: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM charges WHERE job_id = ?")
             .bind(id)
-            .fetch_one(&state.room.pool)
+            .fetch_one(state.room.pool())
             .await
             .expect("charges");
         let results: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE job_id = ?")
             .bind(id)
-            .fetch_one(&state.room.pool)
+            .fetch_one(state.room.pool())
             .await
             .expect("jobs");
         let expected = if i == 0 { 0 } else { 1 };

@@ -29,7 +29,7 @@ async fn an_audience_upload_is_checked_in_bounded_memory() {
     seal_with(
         &DatasetSchema::load(&list_dir.join("schema.toml")).expect("schema"),
         &[("users".into(), list_dir.join("users.csv"))],
-        &s.state.room.keys.public,
+        &s.state.room.keys().public,
         &party,
         &SealOptions {
             chunk_rows: 16_384,

@@ -6,7 +6,7 @@ use std::fmt::Write;
 use strongroom::output_gate::release::ReleasedTable;
 
 /// Most bars drawn per metric; the rest are summarized in a note.
-pub const MAX_BARS: usize = 25;
+pub(crate) const MAX_BARS: usize = 25;
 
 const WIDTH: f64 = 960.0;
 const LABEL_WIDTH: f64 = 300.0;
@@ -44,7 +44,7 @@ fn short(value: f64) -> String {
 }
 
 /// The SVG text of a chart of `released`, titled `title`.
-pub fn released_svg(title: &str, released: &ReleasedTable) -> String {
+pub(crate) fn released_svg(title: &str, released: &ReleasedTable) -> String {
     let mut body = String::new();
     let mut y = 84.0;
     for metric in &released.metrics {

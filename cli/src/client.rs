@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 /// A served room and a token for it.
 #[derive(Debug, Clone)]
-pub struct Remote {
+pub(crate) struct Remote {
     base: String,
     token: String,
     agent: ureq::Agent,
@@ -19,7 +19,7 @@ pub struct Remote {
 
 impl Remote {
     /// A client for `server` (e.g. `http://127.0.0.1:8443`) with `token`.
-    pub fn new(
+    pub(crate) fn new(
         server: &str,
         token: Option<&str>,
         ca_cert: Option<&Path>,
@@ -88,7 +88,7 @@ impl Remote {
     }
 
     /// GET a JSON answer.
-    pub fn get(&self, path: &str) -> anyhow::Result<Value> {
+    pub(crate) fn get(&self, path: &str) -> anyhow::Result<Value> {
         let r = self
             .agent
             .get(self.url(path))
@@ -98,7 +98,12 @@ impl Remote {
     }
 
     /// POST or PUT JSON.
-    pub fn send_json(&self, method: &str, path: &str, body: &Value) -> anyhow::Result<Value> {
+    pub(crate) fn send_json(
+        &self,
+        method: &str,
+        path: &str,
+        body: &Value,
+    ) -> anyhow::Result<Value> {
         let builder = match method {
             "PUT" => self.agent.put(self.url(path)),
             _ => self.agent.post(self.url(path)),
@@ -108,7 +113,7 @@ impl Remote {
     }
 
     /// POST or PUT a body (text, wasm, a sealed file streamed from disk).
-    pub fn send_file(
+    pub(crate) fn send_file(
         &self,
         method: &str,
         path: &str,

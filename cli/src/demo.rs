@@ -186,7 +186,7 @@ fn seal_dir(
     Ok(seal(
         &schema,
         &tables,
-        &room.keys.public,
+        &room.keys().public,
         party,
         65_536,
         out,
@@ -225,10 +225,10 @@ pub(super) fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     let room = rt.block_on(Room::create(&args.out.join("room"), "demo-room", &secret))?;
-    std::fs::write(args.out.join("room.pub"), room.keys.public.encode())?;
+    std::fs::write(args.out.join("room.pub"), room.keys().public.encode())?;
     println!(
         "      room 'demo-room', key fingerprint {}; public keys in room.pub",
-        room.keys.public.fingerprint()
+        room.keys().public.fingerprint()
     );
 
     step(
@@ -348,7 +348,7 @@ pub(super) fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let sandbox = Sandbox::new(&EngineSettings::default()).map_err(|e| anyhow::anyhow!("{e:#}"))?;
     let sealed_file = SealedFile::read(&bank_sealed)?;
-    let dataset: Arc<Dataset> = Arc::new(sealed_file.open(&room.keys, threads)?);
+    let dataset: Arc<Dataset> = Arc::new(sealed_file.open(room.keys(), threads)?);
     let audience =
         AudienceInput::open(&audience_sealed, &room, threads).map_err(anyhow::Error::msg)?;
     println!(
@@ -436,7 +436,7 @@ pub(super) fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         "partner",
         "verifies each receipt offline against the room's published key",
     );
-    let verifier = room.keys.public.verifier().map_err(anyhow::Error::msg)?;
+    let verifier = room.keys().public.verifier().map_err(anyhow::Error::msg)?;
     for q in QUESTIONS {
         let text = std::fs::read_to_string(results.join(format!("{}.receipt.txt", q.name)))?;
         let receipt = Receipt::verify(&text, &verifier).map_err(anyhow::Error::msg)?;
@@ -481,7 +481,7 @@ pub(super) fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     })?;
     std::fs::write(results.join("audit-log.jsonl"), &export)?;
     std::fs::write(results.join("checkpoint.txt"), &checkpoint)?;
-    std::fs::write(results.join("room.pub"), room.keys.public.encode())?;
+    std::fs::write(results.join("room.pub"), room.keys().public.encode())?;
     let verified = strongroom_verify::export::verify_export(&export, &checkpoint, None, &verifier)
         .map_err(|e| anyhow::anyhow!("audit log: {e}"))?;
     println!(

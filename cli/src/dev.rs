@@ -393,7 +393,7 @@ pub(super) fn demo_data(
 }
 
 /// Builds the examples workspace for wasm32-wasip2 and returns its release output directory.
-pub fn build_examples(examples: &Path) -> anyhow::Result<PathBuf> {
+pub(crate) fn build_examples(examples: &Path) -> anyhow::Result<PathBuf> {
     strongroom_contract::toolchain::build_guest_workspace(examples, true).map_err(|e| {
         anyhow::anyhow!("{e} (pass --examples DIR to point at the examples workspace)")
     })

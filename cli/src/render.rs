@@ -5,7 +5,7 @@ use strongroom::output_gate::Aggregate;
 use strongroom_contract::manifest::{Domain, Manifest};
 
 /// A result row with decoded labels.
-pub struct LabelledRow {
+pub(crate) struct LabelledRow {
     /// Decoded group labels.
     pub labels: Vec<String>,
     /// Value (sum, count or mean).
@@ -17,7 +17,7 @@ pub struct LabelledRow {
 }
 
 /// Decodes group keys through the public domains.
-pub fn label_rows(
+pub(crate) fn label_rows(
     aggregate: &Aggregate,
     manifest: &Manifest,
     dataset: &Dataset,
@@ -53,7 +53,7 @@ pub fn label_rows(
 }
 
 /// Formats a number with thousands separators and `decimals` places.
-pub fn number(x: f64, decimals: usize) -> String {
+pub(crate) fn number(x: f64, decimals: usize) -> String {
     let s = format!("{:.*}", decimals, x.abs());
     let (int, frac) = s
         .split_once('.')
@@ -74,7 +74,7 @@ pub fn number(x: f64, decimals: usize) -> String {
 
 /// Renders rows as an aligned text table; numeric columns (all but the first `text_columns`)
 /// are right-aligned.
-pub fn table(header: &[String], rows: &[Vec<String>], text_columns: usize) -> String {
+pub(crate) fn table(header: &[String], rows: &[Vec<String>], text_columns: usize) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {

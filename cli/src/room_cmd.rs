@@ -30,7 +30,7 @@ use strongroom_verify::receipt::Receipt;
 
 /// Where the room is and how to open its keys.
 #[derive(Args, Debug, Clone)]
-pub struct RoomArgs {
+pub(crate) struct RoomArgs {
     /// The room directory (on the room's machine; with --server, the served room is used).
     #[arg(long)]
     pub(super) room: Option<PathBuf>,
@@ -257,7 +257,7 @@ pub(super) fn keygen(
         "share with banks: {}",
         room.join("keys").join("room.pub").display()
     );
-    println!("fingerprint: {}", created.keys.public.fingerprint());
+    println!("fingerprint: {}", created.keys().public.fingerprint());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -311,7 +311,7 @@ fn load_data(data: &DataArgs, room: &Room) -> anyhow::Result<(Dataset, String, S
         let sealed = strongroom::data_at_rest::open::SealedFile::read(path)?;
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let dataset = sealed
-            .open(&room.keys, threads)
+            .open(room.keys(), threads)
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         let h = &sealed.header;
         let origin = format!(
@@ -542,7 +542,7 @@ pub(super) fn budget(cmd: BudgetCommand) -> anyhow::Result<ExitCode> {
 }
 
 /// Prints a released table.
-pub fn print_released(released: &ReleasedTable) {
+pub(crate) fn print_released(released: &ReleasedTable) {
     println!(
         "mechanism {}; groups with fewer than {} entities suppressed; cost rho {}, rho {} left",
         released.mechanism, released.threshold, released.cost_rho, released.remaining_rho
@@ -698,7 +698,7 @@ pub(super) fn results(cmd: ResultsCommand) -> anyhow::Result<ExitCode> {
 }
 
 /// Reads a verifier from a `room.vkey` or `room.pub` file.
-pub fn read_verifier(path: &Path) -> anyhow::Result<Verifier> {
+pub(crate) fn read_verifier(path: &Path) -> anyhow::Result<Verifier> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     if text.starts_with("strongroom room public keys v1") {

@@ -170,7 +170,7 @@ pub(super) fn dataset(cmd: DatasetCommand) -> anyhow::Result<ExitCode> {
                 let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
                 let result = runtime()?.block_on(async {
                     let room = open_room(&args).await?;
-                    anyhow::Ok(sealed.verify(&room.keys, threads))
+                    anyhow::Ok(sealed.verify(room.keys(), threads))
                 })?;
                 match result {
                     Ok(()) => {

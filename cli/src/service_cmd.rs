@@ -95,7 +95,8 @@ pub(super) fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             (_, _, true) => strongroom_server::Tls::SelfSigned,
             _ => strongroom_server::Tls::Off,
         };
-        strongroom_server::serve(room, args.listen, config, tls).await
+        strongroom_server::serve(room, args.listen, config, tls).await?;
+        anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -7,6 +7,23 @@ use std::process::Command;
 /// The wasm target query modules build for.
 pub const GUEST_TARGET: &str = "wasm32-wasip2";
 
+/// Why modules could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ToolchainError(pub String);
+
+impl From<String> for ToolchainError {
+    fn from(message: String) -> Self {
+        ToolchainError(message)
+    }
+}
+
+impl From<&str> for ToolchainError {
+    fn from(message: &str) -> Self {
+        ToolchainError(message.to_string())
+    }
+}
+
 fn target_installed() -> bool {
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
     let Ok(out) = Command::new(rustc).args(["--print", "sysroot"]).output() else {
@@ -21,7 +38,7 @@ fn target_installed() -> bool {
 }
 
 /// Makes sure the guest target is installed, running `rustup target add` if it is not.
-pub fn ensure_wasm_target() -> Result<(), String> {
+pub fn ensure_wasm_target() -> Result<(), ToolchainError> {
     if target_installed() {
         return Ok(());
     }
@@ -33,10 +50,12 @@ pub fn ensure_wasm_target() -> Result<(), String> {
         Ok(status) if status.success() => Ok(()),
         Ok(status) => Err(format!(
             "`rustup target add {GUEST_TARGET}` failed ({status}); install the target and retry"
-        )),
+        )
+        .into()),
         Err(e) => Err(format!(
             "cannot run rustup ({e}); install the {GUEST_TARGET} target and retry"
-        )),
+        )
+        .into()),
     }
 }
 
@@ -47,10 +66,10 @@ pub fn ensure_wasm_target() -> Result<(), String> {
 pub fn build_guest_workspace(
     dir: &std::path::Path,
     show_progress: bool,
-) -> Result<PathBuf, String> {
+) -> Result<PathBuf, ToolchainError> {
     let manifest = dir.join("Cargo.toml");
     if !manifest.exists() {
-        return Err(format!("no guest workspace at {}", dir.display()));
+        return Err(format!("no guest workspace at {}", dir.display()).into());
     }
     ensure_wasm_target()?;
     let target = dir.join("target");
@@ -87,7 +106,8 @@ pub fn build_guest_workspace(
         return Err(format!(
             "building the guest modules in {} failed\n{log}",
             dir.display()
-        ));
+        )
+        .into());
     }
     Ok(target.join(GUEST_TARGET).join("release"))
 }

@@ -123,7 +123,7 @@ pub async fn add_party(room: &Room, name: &str, role: Role) -> Result<String, Ro
     .bind(&id)
     .bind(sha256_hex(secret.as_bytes()))
     .bind(strongroom::clock::now_rfc3339())
-    .execute(&room.pool)
+    .execute(room.pool())
     .await?;
     if done.rows_affected() == 0 {
         return Err(RoomError::Invalid(format!(
@@ -148,7 +148,7 @@ pub async fn rotate_token(room: &Room, name: &str) -> Result<String, RoomError> 
     .bind(&id)
     .bind(sha256_hex(secret.as_bytes()))
     .bind(name)
-    .execute(&room.pool)
+    .execute(room.pool())
     .await?;
     if done.rows_affected() == 0 {
         return Err(RoomError::Invalid(format!("no party named '{name}'")));
@@ -168,7 +168,7 @@ pub async fn revoke_party(room: &Room, name: &str) -> Result<(), RoomError> {
         sqlx::query("UPDATE parties SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL")
             .bind(strongroom::clock::now_rfc3339())
             .bind(name)
-            .execute(&room.pool)
+            .execute(room.pool())
             .await?;
     if done.rows_affected() == 0 {
         return Err(RoomError::Invalid(format!(
@@ -187,7 +187,7 @@ pub async fn revoke_party(room: &Room, name: &str) -> Result<(), RoomError> {
 /// Every party.
 pub async fn list_parties(room: &Room) -> Result<Vec<PartyRecord>, RoomError> {
     let rows = sqlx::query("SELECT name, role, created_at, revoked_at FROM parties ORDER BY name")
-        .fetch_all(&room.pool)
+        .fetch_all(room.pool())
         .await?;
     Ok(rows
         .iter()
@@ -227,7 +227,7 @@ pub async fn authenticate(room: &Room, token: &str) -> Result<Caller, AuthFailur
     let row =
         sqlx::query("SELECT name, role, token_sha256, revoked_at FROM parties WHERE token_id = ?")
             .bind(id)
-            .fetch_optional(&room.pool)
+            .fetch_optional(room.pool())
             .await
             .map_err(|_| AuthFailure::Invalid)?;
     // Hash even when there is no row, so a wrong id costs the same as a wrong secret.

@@ -55,7 +55,7 @@ pub(super) async fn openapi() -> impl IntoResponse {
 }
 
 pub(super) async fn room(State(state): Shared) -> Answer {
-    let keys = &state.room.keys.public;
+    let keys = state.room.keys().public.clone();
     ok(json!({
         "name": state.room.name(),
         "fingerprint": keys.fingerprint(),
@@ -99,7 +99,7 @@ async fn receive(state: &AppState, body: Body, cap: u64) -> Result<Upload, Probl
     let upload = Upload {
         path: state
             .room
-            .dir
+            .dir()
             .join("uploads")
             .join(format!("{}.part", hex::encode(name))),
         kept: false,
@@ -137,7 +137,7 @@ async fn receive(state: &AppState, body: Body, cap: u64) -> Result<Upload, Probl
 async fn verified(state: &Arc<AppState>, upload: &Upload) -> Result<Verified, Problem> {
     let path = upload.path.clone();
     let st = Arc::clone(state);
-    tokio::task::spawn_blocking(move || verify_file(&path, &st.room.keys).map_err(not_sealed))
+    tokio::task::spawn_blocking(move || verify_file(&path, st.room.keys()).map_err(not_sealed))
         .await
         .map_err(|_| Problem::internal())?
 }
@@ -160,7 +160,7 @@ async fn partner_has_policy(state: &AppState, partner: &str, dataset: &str) -> b
     sqlx::query("SELECT 1 FROM policies WHERE partner = ? AND dataset = ?")
         .bind(partner)
         .bind(dataset)
-        .fetch_optional(&state.room.pool)
+        .fetch_optional(state.room.pool())
         .await
         .ok()
         .flatten()
@@ -184,7 +184,7 @@ pub(super) async fn list_datasets(State(state): Shared, caller: Caller_) -> Answ
     )
     .bind(caller.role.as_str())
     .bind(&caller.party)
-    .fetch_all(&state.room.pool)
+    .fetch_all(state.room.pool())
     .await?;
     ok(Value::Array(rows.iter().map(dataset_json).collect()))
 }
@@ -205,7 +205,7 @@ pub(super) async fn upload_dataset(State(state): Shared, caller: Caller_, body: 
     }
     let sha = sealed.header_sha256.clone();
     let file = format!("datasets/{name}-{}.sealed", &sha[..16]);
-    upload.keep(&state.room.dir.join(&file)).await?;
+    upload.keep(&state.room.dir().join(&file)).await?;
     sqlx::query(
         "INSERT INTO datasets (name, header_sha256, file, sealed_by, schema_toml, entities, uploaded_at) \
          VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET header_sha256 = excluded.header_sha256, \
@@ -219,7 +219,7 @@ pub(super) async fn upload_dataset(State(state): Shared, caller: Caller_, body: 
     .bind(&h.schema_toml)
     .bind(h.entities as i64)
     .bind(strongroom::clock::now_rfc3339())
-    .execute(&state.room.pool)
+    .execute(state.room.pool())
     .await?;
     state
         .room
@@ -249,7 +249,7 @@ pub(super) async fn get_dataset(
         "SELECT name, header_sha256, sealed_by, entities, uploaded_at, schema_toml FROM datasets WHERE name = ?",
     )
     .bind(&name)
-    .fetch_optional(&state.room.pool)
+    .fetch_optional(state.room.pool())
     .await?
     .ok_or_else(|| Problem::not_found("dataset"))?;
     let mut v = dataset_json(&row);
@@ -265,7 +265,7 @@ pub(super) async fn list_policies(State(state): Shared, caller: Caller_) -> Answ
     )
     .bind(caller.role.as_str())
     .bind(&caller.party)
-    .fetch_all(&state.room.pool)
+    .fetch_all(state.room.pool())
     .await?;
     ok(Value::Array(
         rows.iter()
@@ -335,13 +335,13 @@ pub(super) async fn upload_audience(State(state): Shared, caller: Caller_, body:
             MemberCounter::new(&schema, header.entities).map_err(|e| list(e.to_string()))
         };
         let (verified, counter) =
-            verify_file_visiting(&path, &st.room.keys, start, MemberCounter::visit)?;
+            verify_file_visiting(&path, st.room.keys(), start, MemberCounter::visit)?;
         Ok((counter.members(), verified.header_sha256))
     })
     .await
     .map_err(|_| Problem::internal())??;
     let file = format!("audience-lists/{sha}.sealed");
-    upload.keep(&state.room.dir.join(&file)).await?;
+    upload.keep(&state.room.dir().join(&file)).await?;
     sqlx::query(
         "INSERT INTO audience_lists (list_sha256, partner, file, uploaded_at) VALUES (?, ?, ?, ?) \
          ON CONFLICT (list_sha256) DO NOTHING",
@@ -350,7 +350,7 @@ pub(super) async fn upload_audience(State(state): Shared, caller: Caller_, body:
     .bind(&caller.party)
     .bind(&file)
     .bind(strongroom::clock::now_rfc3339())
-    .execute(&state.room.pool)
+    .execute(state.room.pool())
     .await?;
     state
         .room
@@ -372,7 +372,7 @@ pub(super) async fn list_modules(State(state): Shared, caller: Caller_) -> Answe
     )
     .bind(caller.role.as_str())
     .bind(&caller.party)
-    .fetch_all(&state.room.pool)
+    .fetch_all(state.room.pool())
     .await?;
     ok(Value::Array(
         rows.iter()
@@ -419,7 +419,11 @@ pub(super) async fn upload_module(
     let m = &module.manifest;
     // Written aside and renamed into place: partners uploading the same module at once, or a
     // worker reading it for a job meanwhile, never see a truncated file.
-    let path = state.room.dir.join("modules").join(format!("{hash}.wasm"));
+    let path = state
+        .room
+        .dir()
+        .join("modules")
+        .join(format!("{hash}.wasm"));
     let bytes = body.clone();
     tokio::task::spawn_blocking(move || {
         strongroom::private_files::write_private_atomically(&path, &bytes)
@@ -440,7 +444,7 @@ pub(super) async fn upload_module(
     .bind(&m.version)
     .bind(m.mode.to_string())
     .bind(strongroom::clock::now_rfc3339())
-    .execute(&state.room.pool)
+    .execute(state.room.pool())
     .await?;
     let decision = state.room.module_decision(&hash, &caller.party).await?;
     created(json!({
@@ -471,7 +475,7 @@ pub(super) async fn decide_module(
 ) -> Answer {
     body.parameters
         .validate()
-        .map_err(|e| Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_parameters", e))?;
+        .map_err(|e| Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_parameters", e.0))?;
     state
         .room
         .decide_module(
@@ -557,7 +561,7 @@ pub(super) async fn list_jobs(
     .bind(&caller.party)
     .bind(&q.status)
     .bind(&q.status)
-    .fetch_all(&state.room.pool)
+    .fetch_all(state.room.pool())
     .await?;
     ok(Value::Array(
         rows.iter()
@@ -587,7 +591,7 @@ pub(super) async fn submit_job(
     let parameters: Vec<(String, String)> = body.parameters.clone().into_iter().collect();
     strongroom::guest_boundary::check_parameters(&parameters)
         .map_err(|e| Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_parameters", e))?;
-    let pool = &state.room.pool;
+    let pool = state.room.pool();
     let module = sqlx::query("SELECT 1 FROM modules WHERE module_sha256 = ? AND partner = ?")
         .bind(body.module_sha256.to_ascii_lowercase())
         .bind(&caller.party)
@@ -685,7 +689,7 @@ pub(super) async fn get_job(
         "SELECT {JOB_COLUMNS} FROM job_queue q LEFT JOIN jobs j ON j.job_id = q.job_id WHERE q.job_id = ?"
     ))
     .bind(&id)
-    .fetch_optional(&state.room.pool)
+    .fetch_optional(state.room.pool())
     .await?
     .ok_or_else(|| Problem::not_found("job"))?;
     if caller.role == Role::Partner && row.get::<String, _>("partner") != caller.party {

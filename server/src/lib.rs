@@ -266,21 +266,36 @@ async fn as_problem(response: Response) -> Response {
 
 use axum::handler::Handler;
 
+/// Why the service could not start or stopped serving.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// Its files (room directories, certificates, the socket).
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// Its database, while recovering the queue.
+    #[error("the room's database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Anything else that stops it from serving, in words.
+    #[error("{0}")]
+    Setup(String),
+}
+
 /// Builds the state: recovers the queue (a job that was running is failed, its charge stands;
 /// queued jobs stay queued) and starts the workers.
-pub async fn start(room: Room, config: ServiceConfig) -> anyhow::Result<Arc<AppState>> {
+pub async fn start(room: Room, config: ServiceConfig) -> Result<Arc<AppState>, ServeError> {
     let sandbox = Arc::new(
         Sandbox::new(&strongroom::guest_boundary::sandbox::EngineSettings::default())
-            .map_err(|e| anyhow::anyhow!("{e:#}"))?,
+            .map_err(|e| ServeError::Setup(format!("{e:#}")))?,
     );
     eprintln!("strongroom serve: isolation: {}", sandbox.memory_reset());
     let room = Arc::new(room);
     for dir in ["datasets", "modules", "audience-lists", "uploads"] {
-        std::fs::create_dir_all(room.dir.join(dir))?;
+        std::fs::create_dir_all(room.dir().join(dir))?;
     }
     // Partial uploads of a process that was killed mid-request: nothing refers to them.
     let mut stale = 0;
-    for entry in std::fs::read_dir(room.dir.join("uploads"))?.flatten() {
+    for entry in std::fs::read_dir(room.dir().join("uploads"))?.flatten() {
         if std::fs::remove_file(entry.path()).is_ok() {
             stale += 1;
         }
@@ -338,8 +353,8 @@ pub enum Tls {
 }
 
 /// Makes (once) the development certificate and returns (cert, key) paths.
-fn self_signed(room: &Room) -> anyhow::Result<(std::path::PathBuf, std::path::PathBuf)> {
-    let dir = room.dir.join("tls");
+fn self_signed(room: &Room) -> Result<(std::path::PathBuf, std::path::PathBuf), ServeError> {
+    let dir = room.dir().join("tls");
     let (cert, key) = (
         dir.join("self-signed-DEVELOPMENT-ONLY.crt.pem"),
         dir.join("self-signed-DEVELOPMENT-ONLY.key.pem"),
@@ -349,7 +364,8 @@ fn self_signed(room: &Room) -> anyhow::Result<(std::path::PathBuf, std::path::Pa
         let made = rcgen::generate_simple_self_signed(vec![
             "localhost".to_string(),
             "127.0.0.1".to_string(),
-        ])?;
+        ])
+        .map_err(|e| ServeError::Setup(format!("making the development certificate: {e}")))?;
         std::fs::write(&cert, made.cert.pem())?;
         strongroom::private_files::write_private_atomically(
             &key,
@@ -365,7 +381,7 @@ pub async fn serve(
     listen: SocketAddr,
     config: ServiceConfig,
     tls: Tls,
-) -> anyhow::Result<()> {
+) -> Result<(), ServeError> {
     let files = match &tls {
         Tls::Off => None,
         Tls::Files { cert, key } => Some((cert.clone(), key.clone())),
@@ -377,14 +393,14 @@ pub async fn serve(
         let rustls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key)
             .await
             .map_err(|e| {
-                anyhow::anyhow!(
+                ServeError::Setup(format!(
                     "TLS certificate {} / key {}: {e}",
                     cert.display(),
                     key.display()
-                )
+                ))
             })?;
         let listener = std::net::TcpListener::bind(listen)
-            .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+            .map_err(|e| ServeError::Setup(format!("cannot listen on {listen}: {e}")))?;
         listener.set_nonblocking(true)?;
         let local = listener.local_addr()?;
         {
@@ -423,7 +439,7 @@ pub async fn serve(
     }
     let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+        .map_err(|e| ServeError::Setup(format!("cannot listen on {listen}: {e}")))?;
     let local = listener.local_addr()?;
     // A closed stdout (a supervisor that stopped reading) must not stop the service.
     {

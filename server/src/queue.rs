@@ -59,7 +59,7 @@ impl Queue {
 /// Marks jobs left `running` by a stopped service as failed. Returns how many.
 pub async fn recover(room: &Room) -> Result<u64, sqlx::Error> {
     let rows = sqlx::query("SELECT job_id, partner FROM job_queue WHERE state = 'running'")
-        .fetch_all(&room.pool)
+        .fetch_all(room.pool())
         .await?;
     for row in &rows {
         let job: String = row.get("job_id");
@@ -76,7 +76,7 @@ pub async fn recover(room: &Room) -> Result<u64, sqlx::Error> {
         .bind("interrupted: the service stopped while the job ran; any charge stands")
         .bind(strongroom::clock::now_rfc3339())
         .bind(&job)
-        .execute(&room.pool)
+        .execute(room.pool())
         .await?;
         let entry = json!({ "actor": "room", "job": job, "partner": partner });
         if let Err(e) = room.audit().append(event::JOB_INTERRUPTED, entry).await {
@@ -90,7 +90,7 @@ pub async fn recover(room: &Room) -> Result<u64, sqlx::Error> {
 async fn recorded(room: &Room, job_id: &str) -> Result<bool, sqlx::Error> {
     Ok(sqlx::query("SELECT 1 FROM jobs WHERE job_id = ?")
         .bind(job_id)
-        .fetch_optional(&room.pool)
+        .fetch_optional(room.pool())
         .await?
         .is_some())
 }
@@ -112,7 +112,7 @@ async fn claim(room: &Room) -> Result<Option<Claimed>, sqlx::Error> {
             "SELECT job_id, partner, dataset, module_sha256, cost, audience, parameters FROM job_queue \
              WHERE state = 'queued' ORDER BY submitted_at, job_id LIMIT 1",
         )
-        .fetch_optional(&room.pool)
+        .fetch_optional(room.pool())
         .await?;
         let Some(row) = next else { return Ok(None) };
         let job_id: String = row.get("job_id");
@@ -120,7 +120,7 @@ async fn claim(room: &Room) -> Result<Option<Claimed>, sqlx::Error> {
             "UPDATE job_queue SET state = 'running' WHERE job_id = ? AND state = 'queued'",
         )
         .bind(&job_id)
-        .execute(&room.pool)
+        .execute(room.pool())
         .await?
         .rows_affected()
             == 1;
@@ -150,7 +150,7 @@ async fn finish(room: &Room, job_id: &str, error: Option<&str>) -> Result<(), sq
         .bind(error)
         .bind(strongroom::clock::now_rfc3339())
         .bind(job_id)
-        .execute(&room.pool)
+        .execute(room.pool())
         .await?;
     Ok(())
 }
@@ -166,7 +166,7 @@ fn open_dataset(state: &AppState, file: &Path, sha: &str) -> Result<Arc<Dataset>
     state.queue.datasets.get_or_open(sha, || {
         let opened = std::panic::catch_unwind(AssertUnwindSafe(|| {
             SealedFile::read(file)
-                .and_then(|s| s.open(&state.room.keys, state.config.threads_per_job))
+                .and_then(|s| s.open(state.room.keys(), state.config.threads_per_job))
         }));
         match opened {
             Ok(Ok(d)) => Ok(d),
@@ -199,7 +199,7 @@ async fn quarantine(room: &Room, dataset: &str, sha: &str, reason: &str) {
     .bind(reason)
     .bind(dataset)
     .bind(sha)
-    .execute(&room.pool)
+    .execute(room.pool())
     .await;
     if let Ok(r) = marked
         && r.rows_affected() == 1
@@ -219,7 +219,7 @@ async fn run_claimed(state: &AppState, job: &Claimed) -> Result<(), String> {
         "SELECT header_sha256, file, sealed_by, quarantined FROM datasets WHERE name = ?",
     )
     .bind(&job.dataset)
-    .fetch_optional(&room.pool)
+    .fetch_optional(room.pool())
     .await
     .map_err(|e| e.to_string())?
     .ok_or_else(|| format!("no dataset '{}'", job.dataset))?;
@@ -229,7 +229,7 @@ async fn run_claimed(state: &AppState, job: &Claimed) -> Result<(), String> {
     if row.get::<Option<String>, _>("quarantined").is_some() {
         return Err(quarantined_error(&job.dataset));
     }
-    let dataset = match open_dataset(state, &room.dir.join(&file), &sha) {
+    let dataset = match open_dataset(state, &room.dir().join(&file), &sha) {
         Ok(d) => d,
         Err(failure) => {
             super::problem::tracing_log(&format!(
@@ -244,7 +244,7 @@ async fn run_claimed(state: &AppState, job: &Claimed) -> Result<(), String> {
         }
     };
     let module = std::fs::read(
-        room.dir
+        room.dir()
             .join("modules")
             .join(format!("{}.wasm", job.module_sha256)),
     )
@@ -257,13 +257,13 @@ async fn run_claimed(state: &AppState, job: &Claimed) -> Result<(), String> {
             )
             .bind(list)
             .bind(&job.partner)
-            .fetch_optional(&room.pool)
+            .fetch_optional(room.pool())
             .await
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("no audience list {list}"))?;
             let file: String = row.get("file");
             Some(AudienceInput::open(
-                &room.dir.join(file),
+                &room.dir().join(file),
                 room,
                 state.config.threads_per_job,
             )?)

@@ -88,7 +88,7 @@ fn main() {
                 ("customers".into(), data.join("customers.csv")),
                 ("transactions".into(), data.join("transactions.csv")),
             ],
-            &room.keys.public,
+            &room.keys().public,
             &party,
             65_536,
             &sealed,
@@ -208,11 +208,11 @@ fn main() {
     let total = partners * jobs;
     let (ran, charges): (i64, i64) = rt.block_on(async {
         let ran = sqlx::query_scalar("SELECT COUNT(*) FROM jobs")
-            .fetch_one(&state.room.pool)
+            .fetch_one(state.room.pool())
             .await
             .expect("jobs");
         let charges = sqlx::query_scalar("SELECT COUNT(*) FROM charges")
-            .fetch_one(&state.room.pool)
+            .fetch_one(state.room.pool())
             .await
             .expect("charges");
         (ran, charges)

@@ -163,7 +163,7 @@ fn strongroom_phase(dir: &Path, module: &str, partner: &str) -> Report {
             .expect("room");
         let started = Instant::now();
         let sealed = SealedFile::read(&dir.join("bank.sealed")).expect("sealed");
-        let dataset = Arc::new(sealed.open(&room.keys, threads).expect("open"));
+        let dataset = Arc::new(sealed.open(room.keys(), threads).expect("open"));
         let opened = started.elapsed().as_secs_f64();
         let result = run_job(
             &room,
@@ -346,7 +346,7 @@ fn setup(dir: &Path, customers: usize) -> Result<(), String> {
         for (partner, modes) in [("partner", "[\"isolated\"]"), ("analysts", "[\"table\"]")] {
             let policy = Policy::parse(&format!(
                 "partner = \"{partner}\"\ndataset = \"bank\"\nbudget_rho = \"100\"\nresult_delay_seconds = 0\nmin_group_size = 50\nmodes = {modes}\n"
-            ))?;
+            )).map_err(|e| e.to_string())?;
             room.set_policy(&policy).await.map_err(|e| e.to_string())?;
         }
         for (name, file) in [
@@ -371,7 +371,7 @@ fn setup(dir: &Path, customers: usize) -> Result<(), String> {
                 ("customers".into(), dir.join("customers.csv")),
                 ("transactions".into(), dir.join("transactions.csv")),
             ],
-            &room.keys.public,
+            &room.keys().public,
             &party,
             65_536,
             &dir.join("bank.sealed"),

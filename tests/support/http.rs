@@ -76,7 +76,7 @@ pub fn sealed_bank(dir: &Path, room: &Room) -> Vec<u8> {
             ("customers".into(), data.join("customers.csv")),
             ("transactions".into(), data.join("transactions.csv")),
         ],
-        &room.keys.public,
+        &room.keys().public,
         &party,
         4096,
         &out,

@@ -90,6 +90,23 @@ pub struct Witness {
 static RECORDED: std::sync::Mutex<Option<std::collections::HashMap<std::path::PathBuf, u64>>> =
     std::sync::Mutex::new(None);
 
+/// Why the witness file could not be read or written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct WitnessError(pub String);
+
+impl From<String> for WitnessError {
+    fn from(message: String) -> Self {
+        WitnessError(message)
+    }
+}
+
+impl From<&str> for WitnessError {
+    fn from(message: &str) -> Self {
+        WitnessError(message.to_string())
+    }
+}
+
 impl Witness {
     /// The witness file at `path`.
     pub fn at(path: std::path::PathBuf) -> Witness {
@@ -97,19 +114,19 @@ impl Witness {
     }
 
     /// The checkpoint recorded, if any.
-    pub fn read(&self) -> Result<Option<Checkpoint>, String> {
+    pub fn read(&self) -> Result<Option<Checkpoint>, WitnessError> {
         match std::fs::read_to_string(&self.path) {
             Ok(text) => Checkpoint::parse(&text)
                 .map(Some)
-                .map_err(|e| format!("{}: {e}", self.path.display())),
+                .map_err(|e| WitnessError(format!("{}: {e}", self.path.display()))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(format!("{}: {e}", self.path.display())),
+            Err(e) => Err(format!("{}: {e}", self.path.display()).into()),
         }
     }
 
     /// Records `checkpoint` unless a larger one is already recorded (written aside, then
     /// renamed into place, so the file is always whole).
-    pub fn record(&self, checkpoint: &Checkpoint) -> Result<(), String> {
+    pub fn record(&self, checkpoint: &Checkpoint) -> Result<(), WitnessError> {
         let mut recorded = RECORDED.lock().unwrap_or_else(|p| p.into_inner());
         let recorded = recorded.get_or_insert_with(Default::default);
         let current = match recorded.get(&self.path) {
@@ -155,7 +172,7 @@ impl<'a> AuditLog<'a> {
 
     /// Checks that the stored log extends the witnessed checkpoint (and is not empty); records
     /// the current checkpoint when there is no witness yet.
-    pub async fn check_witness(&self) -> Result<(), String> {
+    pub async fn check_witness(&self) -> Result<(), WitnessError> {
         let size = self.size().await.map_err(|e| e.to_string())?;
         if size == 0 {
             return Err("the database holds no audit log: it is empty or not this room's".into());
@@ -172,14 +189,14 @@ impl<'a> AuditLog<'a> {
             return Err(format!(
                 "the database's audit log has {size} entries, but the room signed a checkpoint of {} (an older copy of the database was restored?)",
                 recorded.size
-            ));
+            ).into());
         }
         let tree = self.tree().await.map_err(|e| e.to_string())?;
         if tree.root(recorded.size).ok() != Some(recorded.root) {
             return Err(format!(
                 "the database's audit log does not extend the checkpoint of {} entries the room signed (a different or modified database?)",
                 recorded.size
-            ));
+            ).into());
         }
         Ok(())
     }
@@ -286,7 +303,7 @@ impl<'a> AuditLog<'a> {
         match &self.witness {
             Some(witness) => witness
                 .record(&appended.checkpoint)
-                .map_err(LogError::Corrupt),
+                .map_err(|e| LogError::Corrupt(e.to_string())),
             None => Ok(()),
         }
     }

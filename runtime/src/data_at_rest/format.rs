@@ -114,7 +114,7 @@ impl Header {
     /// and against the bytes present, before anything is sized by them. A header that
     /// authenticates can still lie (anyone with the room's public key can seal a file), so
     /// nothing reads a count from a header that has not passed this.
-    pub fn check(&self, file_bytes: u64) -> Result<(), String> {
+    pub(crate) fn check(&self, file_bytes: u64) -> Result<(), String> {
         if self.format != 1 {
             return Err(format!(
                 "format {} is not supported (this room reads format 1)",

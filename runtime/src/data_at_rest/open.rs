@@ -685,7 +685,7 @@ impl Checker {
 /// every message's flatbuffer verifies, every body fits in the bytes present, and every buffer of
 /// a batch lies inside its body; no dictionaries, no compression, and at most `max_rows` rows a
 /// node. The Arrow decoder trusts these numbers (a buffer outside its body panics inside it).
-pub fn check_ipc_layout(bytes: &[u8], max_rows: u64) -> Result<(), String> {
+pub(crate) fn check_ipc_layout(bytes: &[u8], max_rows: u64) -> Result<(), String> {
     let mut pos = 0usize;
     loop {
         let word = |at: usize| -> Result<u32, String> {

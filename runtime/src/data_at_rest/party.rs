@@ -28,14 +28,28 @@ pub struct PartyKey {
     _pkcs8: Zeroizing<Vec<u8>>,
 }
 
+/// Why a party's signing key could not be made or read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct PartyKeyError(pub String);
+
+impl From<String> for PartyKeyError {
+    fn from(message: String) -> Self {
+        PartyKeyError(message)
+    }
+}
+
+impl From<&str> for PartyKeyError {
+    fn from(message: &str) -> Self {
+        PartyKeyError(message.to_string())
+    }
+}
+
 impl PartyKey {
     /// Generates a key and writes it to `path` (0600). Refuses to overwrite.
-    pub fn generate(name: &str, path: &Path) -> Result<PartyKey, String> {
+    pub fn generate(name: &str, path: &Path) -> Result<PartyKey, PartyKeyError> {
         if path.exists() {
-            return Err(format!(
-                "{} exists; refusing to overwrite a key",
-                path.display()
-            ));
+            return Err(format!("{} exists; refusing to overwrite a key", path.display()).into());
         }
         if name.is_empty() || name.contains(char::is_whitespace) {
             return Err("a party name must be non-empty and without spaces".into());
@@ -51,11 +65,11 @@ impl PartyKey {
             .map_err(|e| e.to_string())?,
         );
         write_private_atomically(path, &file).map_err(|e| format!("{}: {e}", path.display()))?;
-        PartyKey::from_pkcs8(name, pkcs8)
+        PartyKey::from_pkcs8(name, pkcs8).map_err(PartyKeyError)
     }
 
     /// Reads a key file.
-    pub fn load(path: &Path) -> Result<PartyKey, String> {
+    pub fn load(path: &Path) -> Result<PartyKey, PartyKeyError> {
         let bytes =
             Zeroizing::new(std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?);
         let file: PartyKeyFile = serde_json::from_slice(&bytes)
@@ -64,7 +78,7 @@ impl PartyKey {
             B64.decode(&file.ed25519_pkcs8)
                 .map_err(|_| format!("{}: key is not base64", path.display()))?,
         );
-        PartyKey::from_pkcs8(&file.name, pkcs8)
+        PartyKey::from_pkcs8(&file.name, pkcs8).map_err(PartyKeyError)
     }
 
     fn from_pkcs8(name: &str, pkcs8: Zeroizing<Vec<u8>>) -> Result<PartyKey, String> {

@@ -230,6 +230,23 @@ pub struct AudienceList {
     skipped: u64,
 }
 
+/// Why an audience list's size is outside what the policy allows.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct AudienceSizeError(pub String);
+
+impl From<String> for AudienceSizeError {
+    fn from(message: String) -> Self {
+        AudienceSizeError(message)
+    }
+}
+
+impl From<&str> for AudienceSizeError {
+    fn from(message: &str) -> Self {
+        AudienceSizeError(message.to_string())
+    }
+}
+
 impl AudienceList {
     /// Reads every identifier column of every table of the partner's dataset. A member is one
     /// entity of that dataset (one user) with at least one valid identifier.
@@ -310,18 +327,19 @@ impl AudienceList {
     /// and, for every identifier column, its distinct normalized identifiers. A thousand
     /// entities that all carry one e-mail address are one address (a lookup of one person);
     /// a thousand entities carrying fifty thousand addresses are fifty thousand (a dictionary).
-    pub fn check_size(&self, min: u64, max: u64) -> Result<(), String> {
+    pub fn check_size(&self, min: u64, max: u64) -> Result<(), AudienceSizeError> {
         let members = self.members as u64;
         if members < min || members > max {
             return Err(format!(
                 "the audience list has {members} members; the policy allows {min} to {max}"
-            ));
+            )
+            .into());
         }
         for (name, count) in self.identifier_counts() {
             if count < min || count > max {
                 return Err(format!(
                     "the audience list's column '{name}' has {count} distinct identifiers; the policy allows {min} to {max} per column"
-                ));
+                ).into());
             }
         }
         Ok(())
@@ -449,7 +467,7 @@ mod tests {
         let why = lookup
             .check_size(1000, 5000)
             .expect_err("one address is a lookup");
-        assert!(why.contains("1 distinct"), "{why}");
+        assert!(why.0.contains("1 distinct"), "{why}");
         let emails: Vec<String> = (0..3000).map(|i| format!("u{i}@example.com")).collect();
         let wide = AudienceList::from_values([(
             "email",

@@ -245,7 +245,7 @@ fn convert(schema: &TableSchema, raw: RawTable) -> Result<UngroupedTable, InputE
 }
 
 /// Checks a number against a column's declared `min` and `max`.
-pub fn check_bounds(c: &ColumnSchema, x: f64) -> Result<(), String> {
+pub(crate) fn check_bounds(c: &ColumnSchema, x: f64) -> Result<(), String> {
     if let Some(lo) = c.min
         && x < lo
     {

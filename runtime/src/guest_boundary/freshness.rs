@@ -142,6 +142,23 @@ impl Probe {
     }
 }
 
+/// Why the pool could not be shown to hand out fresh instances.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct FreshnessError(pub String);
+
+impl From<String> for FreshnessError {
+    fn from(message: String) -> Self {
+        FreshnessError(message)
+    }
+}
+
+impl From<&str> for FreshnessError {
+    fn from(message: &str) -> Self {
+        FreshnessError(message.to_string())
+    }
+}
+
 /// The built-in canary module, compiled for `engine`.
 pub fn canary_module(engine: &Engine) -> wasmtime::Result<Module> {
     let bytes = wat::parse_str(CANARY_MODULE)?;
@@ -150,7 +167,7 @@ pub fn canary_module(engine: &Engine) -> wasmtime::Result<Module> {
 
 /// Scribbles in a slot, then checks that the next instances see the pristine image. Several
 /// rounds, each checked to land in the slot the previous one dirtied.
-pub fn self_test(engine: &Engine) -> Result<(), String> {
+pub fn self_test(engine: &Engine) -> Result<(), FreshnessError> {
     let module = canary_module(engine).map_err(|e| format!("the canary module: {e:#}"))?;
     let mut previous: Option<usize> = None;
     let mut reused = 0;
@@ -164,7 +181,7 @@ pub fn self_test(engine: &Engine) -> Result<(), String> {
             return Err(format!(
                 "an instance saw its slot's previous contents ({} stale bytes, {} extra pages, {} stale table elements)",
                 seen.stale_bytes, seen.extra_pages, seen.stale_elements
-            ));
+            ).into());
         }
         probe.scribble().map_err(|e| format!("scribbling: {e:#}"))?;
         previous = Some(seen.address);

@@ -19,7 +19,7 @@ use wasmtime::{
     Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap,
 };
 
-use super::cache::{CacheStatus, ModuleCache};
+use super::cache::{CacheError, CacheStatus, ModuleCache};
 use super::freshness::{self, MemoryReset};
 use super::host_api::{GuestState, Query, QueryPre, Stop};
 use super::outcome::Outcome;
@@ -67,6 +67,21 @@ impl Drop for EpochTicker {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
     }
+}
+
+/// Why a vetted module could not be made ready to run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PrepareError {
+    /// The compiled-module cache failed (its disk, or compiling on a miss).
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    /// The engine could not compile the component.
+    #[error("compiling the module failed: {0}")]
+    Compile(String),
+    /// The component does not link against the world (a vetted module always does).
+    #[error("linking the module failed: {0}")]
+    Link(String),
 }
 
 /// The configured engine and the linker holding the guest's whole world.
@@ -263,16 +278,20 @@ impl Sandbox {
         &self,
         module: VettedModule,
         cache: Option<&ModuleCache>,
-    ) -> anyhow::Result<PreparedModule> {
+    ) -> Result<PreparedModule, PrepareError> {
         let (component, status) = match cache {
             Some(cache) => cache.load_or_compile(&self.engine, &module.hash, &module.bytes)?,
             None => (
-                Component::new(&self.engine, &module.bytes).map_err(wasm_err)?,
+                Component::new(&self.engine, &module.bytes)
+                    .map_err(|e| PrepareError::Compile(format!("{e:#}")))?,
                 CacheStatus::Miss,
             ),
         };
-        let pre = self.linker.instantiate_pre(&component).map_err(wasm_err)?;
-        let pre = QueryPre::new(pre).map_err(wasm_err)?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| PrepareError::Link(format!("{e:#}")))?;
+        let pre = QueryPre::new(pre).map_err(|e| PrepareError::Link(format!("{e:#}")))?;
         Ok(PreparedModule {
             module,
             pre,
@@ -448,10 +467,6 @@ impl Sandbox {
         report.aggregate = Some(total.finish(&ctx.manifest));
         report
     }
-}
-
-fn wasm_err(e: wasmtime::Error) -> anyhow::Error {
-    anyhow::anyhow!("{e:#}")
 }
 
 /// One isolation unit's result: its bounded contributions, or how it failed.

@@ -44,16 +44,33 @@ impl fmt::Display for Mechanism {
     }
 }
 
+/// Why a decimal amount (a budget, a cost) was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct DecimalError(pub String);
+
+impl From<String> for DecimalError {
+    fn from(message: String) -> Self {
+        DecimalError(message)
+    }
+}
+
+impl From<&str> for DecimalError {
+    fn from(message: &str) -> Self {
+        DecimalError(message.to_string())
+    }
+}
+
 /// Parses a non-negative decimal such as `0.25` into billionths, exactly.
-pub fn parse_nano(text: &str) -> Result<u64, String> {
+pub fn parse_nano(text: &str) -> Result<u64, DecimalError> {
     let text = text.trim();
     let (int, frac) = text.split_once('.').unwrap_or((text, ""));
     let valid = |s: &str| s.chars().all(|c| c.is_ascii_digit());
     if (int.is_empty() && frac.is_empty()) || !valid(int) || !valid(frac) {
-        return Err(format!("'{text}' is not a non-negative decimal number"));
+        return Err(format!("'{text}' is not a non-negative decimal number").into());
     }
     if frac.len() > 9 {
-        return Err(format!("'{text}' has more than 9 decimal places"));
+        return Err(format!("'{text}' has more than 9 decimal places").into());
     }
     let int: u64 = if int.is_empty() {
         0
@@ -68,7 +85,7 @@ pub fn parse_nano(text: &str) -> Result<u64, String> {
     let frac_nano = frac_value * 10u64.pow(9 - frac.len() as u32);
     int.checked_mul(NANO)
         .and_then(|v| v.checked_add(frac_nano))
-        .ok_or_else(|| format!("'{text}' is too large"))
+        .ok_or_else(|| DecimalError(format!("'{text}' is too large")))
 }
 
 /// Formats billionths as a decimal, trimming trailing zeros.

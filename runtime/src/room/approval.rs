@@ -40,9 +40,26 @@ pub enum ParameterRule {
 #[serde(transparent)]
 pub struct ParameterRules(pub BTreeMap<String, ParameterRule>);
 
+/// Why parameter rules, or the parameters of a job, were refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ParameterRulesError(pub String);
+
+impl From<String> for ParameterRulesError {
+    fn from(message: String) -> Self {
+        ParameterRulesError(message)
+    }
+}
+
+impl From<&str> for ParameterRulesError {
+    fn from(message: &str) -> Self {
+        ParameterRulesError(message.to_string())
+    }
+}
+
 impl ParameterRules {
     /// Parses the stored JSON form.
-    pub fn from_json(text: &str) -> Result<ParameterRules, String> {
+    pub fn from_json(text: &str) -> Result<ParameterRules, ParameterRulesError> {
         let rules: ParameterRules =
             serde_json::from_str(text).map_err(|e| format!("approval parameters: {e}"))?;
         rules.validate()?;
@@ -55,13 +72,14 @@ impl ParameterRules {
     }
 
     /// Parses command-line rules: `name=v1,v2` (exact values) or `name=lo..hi` (a range).
-    pub fn parse_args(args: &[String]) -> Result<ParameterRules, String> {
+    pub fn parse_args(args: &[String]) -> Result<ParameterRules, ParameterRulesError> {
         let mut rules = BTreeMap::new();
         for arg in args {
             let Some((name, spec)) = arg.split_once('=') else {
                 return Err(format!(
                     "--parameter '{arg}': write name=value[,value...] or name=min..max"
-                ));
+                )
+                .into());
             };
             let rule = match spec.split_once("..") {
                 Some((lo, hi)) => ParameterRule::Range {
@@ -79,7 +97,7 @@ impl ParameterRules {
                 },
             };
             if rules.insert(name.to_string(), rule).is_some() {
-                return Err(format!("--parameter {name} is given twice"));
+                return Err(format!("--parameter {name} is given twice").into());
             }
         }
         let rules = ParameterRules(rules);
@@ -88,17 +106,17 @@ impl ParameterRules {
     }
 
     /// Checks the rules themselves: values given, finite ranges with min at most max.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ParameterRulesError> {
         for (name, rule) in &self.0 {
             match rule {
                 ParameterRule::Values { values } if values.is_empty() => {
-                    return Err(format!("parameter {name}: no values allowed"));
+                    return Err(format!("parameter {name}: no values allowed").into());
                 }
                 ParameterRule::Range { min, max } if !(min.is_finite() && max.is_finite()) => {
-                    return Err(format!("parameter {name}: bounds must be finite numbers"));
+                    return Err(format!("parameter {name}: bounds must be finite numbers").into());
                 }
                 ParameterRule::Range { min, max } if min > max => {
-                    return Err(format!("parameter {name}: min {min} is above max {max}"));
+                    return Err(format!("parameter {name}: min {min} is above max {max}").into());
                 }
                 _ => {}
             }
@@ -107,17 +125,18 @@ impl ParameterRules {
     }
 
     /// Checks a job's parameters against the rules.
-    pub fn check(&self, parameters: &[(String, String)]) -> Result<(), String> {
+    pub fn check(&self, parameters: &[(String, String)]) -> Result<(), ParameterRulesError> {
         for (name, value) in parameters {
             match self.0.get(name) {
                 None => {
-                    return Err(format!("parameter '{name}' was not part of the approval"));
+                    return Err(format!("parameter '{name}' was not part of the approval").into());
                 }
                 Some(ParameterRule::Values { values }) if !values.contains(value) => {
                     return Err(format!(
                         "parameter '{name}' = '{value}'; approved values: {}",
                         values.join(", ")
-                    ));
+                    )
+                    .into());
                 }
                 Some(ParameterRule::Range { min, max }) => {
                     let v: f64 = value
@@ -127,7 +146,8 @@ impl ParameterRules {
                     if !(v >= *min && v <= *max) {
                         return Err(format!(
                             "parameter '{name}' = {value}; approved range {min}..{max}"
-                        ));
+                        )
+                        .into());
                     }
                 }
                 Some(ParameterRule::Values { .. }) => {}

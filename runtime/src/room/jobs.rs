@@ -78,7 +78,7 @@ impl AudienceInput {
             ));
         }
         let dataset = sealed
-            .open(&room.keys, threads)
+            .open(room.keys(), threads)
             .map_err(|e| format!("{}: {e}", path.display()))?;
         let list =
             AudienceList::from_dataset(&dataset).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -373,7 +373,7 @@ async fn run_job_inner(
         audience
             .list
             .check_size(limits.min_size, limits.max_size)
-            .map_err(JobError::Refused)?;
+            .map_err(|e| JobError::Refused(e.0))?;
         // A shared dataset is copied shallowly: its tables stay shared except the one that gains
         // the column (the entity keys are copied too).
         audience
@@ -454,7 +454,7 @@ async fn run_job_inner(
     // none of them does. Every job writes the same entries in the same order, whatever its data:
     // dataset.loaded, budget.charged, job.started now; job.finished and the result entry at the
     // release time.
-    let mut tx = room.pool.begin_with("BEGIN IMMEDIATE").await?;
+    let mut tx = room.pool().begin_with("BEGIN IMMEDIATE").await?;
     let status = match PrivacyLedger::charge_in(
         &mut tx,
         &Charge {
@@ -605,7 +605,7 @@ async fn run_job_inner(
     // Nothing about the run reaches the partner, or the log, before the release time.
     let overran = sleep_until(release_at).await;
     // The job's end, its result entry and its stored result commit together, or none does.
-    let mut tx = room.pool.begin_with("BEGIN IMMEDIATE").await?;
+    let mut tx = room.pool().begin_with("BEGIN IMMEDIATE").await?;
     audit
         .append_in(
             &mut tx,
@@ -763,7 +763,7 @@ pub async fn list_jobs(room: &Room, status: Option<&str>) -> Result<Vec<JobRecor
     )
     .bind(status)
     .bind(status)
-    .fetch_all(&room.pool)
+    .fetch_all(room.pool())
     .await?;
     Ok(rows
         .iter()
@@ -787,7 +787,7 @@ pub async fn decide_held(
 ) -> Result<Option<ReleasedTable>, JobError> {
     let row = sqlx::query("SELECT status, result_json FROM jobs WHERE job_id = ?")
         .bind(job_id)
-        .fetch_optional(&room.pool)
+        .fetch_optional(room.pool())
         .await?;
     let Some(row) = row else {
         return Err(JobError::Refused(format!("no job '{job_id}'")));
@@ -802,7 +802,7 @@ pub async fn decide_held(
     sqlx::query("UPDATE jobs SET status = ? WHERE job_id = ? AND status = 'held'")
         .bind(new_status)
         .bind(job_id)
-        .execute(&room.pool)
+        .execute(room.pool())
         .await?;
     room.audit()
         .append(

@@ -67,12 +67,9 @@ struct RoomFile {
 
 /// An open room.
 pub struct Room {
-    /// Its directory.
-    pub dir: PathBuf,
-    /// Its keys, decrypted.
-    pub keys: RoomKeys,
-    /// Its database.
-    pub pool: SqlitePool,
+    dir: PathBuf,
+    keys: RoomKeys,
+    pool: SqlitePool,
 }
 
 fn valid_room_name(name: &str) -> bool {
@@ -84,6 +81,21 @@ fn valid_room_name(name: &str) -> bool {
 }
 
 impl Room {
+    /// Its directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Its keys, decrypted in memory (zeroized when the room is dropped).
+    pub fn keys(&self) -> &RoomKeys {
+        &self.keys
+    }
+
+    /// Its database: the ledger, policies, jobs, parties and the audit log.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
     /// Creates a room in `dir` (which must not hold one): keys, database, `room.toml`.
     pub async fn create(
         dir: &Path,
@@ -112,7 +124,7 @@ impl Room {
             keys,
             pool,
         };
-        let public = &room.keys.public;
+        let public = room.keys().public.clone();
         room.audit()
             .append(
                 event::ROOM_CREATED,
@@ -333,7 +345,7 @@ impl Room {
         Ok(Some(approval::Approval {
             approved: row.get::<String, _>("decision") == "approved",
             parameters: approval::ParameterRules::from_json(&row.get::<String, _>("parameters"))
-                .map_err(RoomError::Invalid)?,
+                .map_err(|e| RoomError::Invalid(e.0))?,
         }))
     }
 
@@ -350,6 +362,6 @@ impl Room {
                 dataset: dataset.into(),
             });
         };
-        Policy::parse(&row.get::<String, _>("policy_toml")).map_err(RoomError::Invalid)
+        Policy::parse(&row.get::<String, _>("policy_toml")).map_err(|e| RoomError::Invalid(e.0))
     }
 }

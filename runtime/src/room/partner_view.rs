@@ -138,7 +138,7 @@ pub async fn job(
     ))
     .bind(job_id)
     .bind(partner)
-    .fetch_optional(&room.pool)
+    .fetch_optional(room.pool())
     .await?;
     Ok(row.map(|r| from_row(&r, time::OffsetDateTime::now_utc(), true)))
 }
@@ -154,7 +154,7 @@ pub async fn jobs(
          WHERE q.partner = ? ORDER BY q.submitted_at DESC, q.job_id DESC LIMIT 1000"
     ))
     .bind(partner)
-    .fetch_all(&room.pool)
+    .fetch_all(room.pool())
     .await?;
     let now = time::OffsetDateTime::now_utc();
     Ok(rows

@@ -30,11 +30,11 @@ enum Decimal {
 impl Decimal {
     fn nano(&self) -> Result<u64, String> {
         match self {
-            Decimal::Text(s) => parse_nano(s),
+            Decimal::Text(s) => parse_nano(s).map_err(|e| e.0),
             Decimal::Float(f) => Err(format!(
                 "write it as an exact decimal string, e.g. \"{f}\" (a TOML float is binary, not exact)"
             )),
-            Decimal::Int(i) => parse_nano(&i.to_string()),
+            Decimal::Int(i) => parse_nano(&i.to_string()).map_err(|e| e.0),
         }
     }
 }
@@ -162,9 +162,26 @@ pub struct Policy {
     pub sha256: String,
 }
 
+/// Why a policy was refused, in words the bank can act on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct PolicyError(pub String);
+
+impl From<String> for PolicyError {
+    fn from(message: String) -> Self {
+        PolicyError(message)
+    }
+}
+
+impl From<&str> for PolicyError {
+    fn from(message: &str) -> Self {
+        PolicyError(message.to_string())
+    }
+}
+
 impl Policy {
     /// Parses and checks a policy.
-    pub fn parse(text: &str) -> Result<Policy, String> {
+    pub fn parse(text: &str) -> Result<Policy, PolicyError> {
         let file: PolicyFile = toml::from_str(text).map_err(|e| e.to_string())?;
         let budget = file
             .budget_rho
@@ -205,7 +222,8 @@ impl Policy {
         if file.result_delay_seconds > MAX_RESULT_DELAY_SECONDS {
             return Err(format!(
                 "result_delay_seconds: at most {MAX_RESULT_DELAY_SECONDS} (a day)"
-            ));
+            )
+            .into());
         }
         if let Some(d) = &file.domain
             && (d.is_empty()
@@ -214,9 +232,9 @@ impl Policy {
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c)))
         {
-            return Err(format!(
-                "domain '{d}': use 1-64 letters, digits, '-', '_', '.' or ':'"
-            ));
+            return Err(
+                format!("domain '{d}': use 1-64 letters, digits, '-', '_', '.' or ':'").into(),
+            );
         }
         let min_cost = match &file.min_cost_rho {
             Some(m) => m.nano().map_err(|e| format!("min_cost_rho: {e}"))?,
@@ -268,7 +286,7 @@ mod tests {
         let float = Policy::parse("partner = \"a\"\ndataset = \"b\"\nbudget_rho = 1.5\n")
             .expect_err("a float is not exact");
         assert!(
-            float.contains("budget_rho") && float.contains("\"1.5\""),
+            float.0.contains("budget_rho") && float.0.contains("\"1.5\""),
             "{float}"
         );
         assert_eq!(
@@ -299,7 +317,7 @@ mod tests {
         assert_eq!(p.domain, None);
         let base = "partner = \"a\"\ndataset = \"b\"\nbudget_rho = 1\n";
         let none = Policy::parse(&format!("{base}mechanism = \"none\"\n"));
-        assert!(none.expect_err("needs opt-in").contains("allow_unnoised"));
+        assert!(none.expect_err("needs opt-in").0.contains("allow_unnoised"));
         assert!(
             Policy::parse(&format!(
                 "{base}mechanism = \"none\"\nallow_unnoised = true\n"
@@ -317,7 +335,7 @@ mod tests {
         assert_eq!(dated.expires.map(|t| t.year()), Some(2027));
         let bad =
             Policy::parse("partner = \"a\"\ndataset = \"b\"\nbudget_rho = 1\nexpires = \"June\"\n");
-        assert!(bad.expect_err("refused").contains("RFC 3339"));
+        assert!(bad.expect_err("refused").0.contains("RFC 3339"));
         let with = "partner = \"a\"\ndataset = \"b\"\nbudget_rho = 1\n[audience]\nmin_size = 100\nmax_size = 1000\n";
         assert_eq!(
             Policy::parse(with).expect("audience").audience,
