@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The crate boundaries, checked: who may depend on what, the verify crate's browser build, and
+# that every crate meant to be published packages and builds from its package alone.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Crates (and their families) a crate must not pull in, by name.
+deps_of() {
+  cargo tree -p "$1" --edges normal,build --prefix none --format '{p}' | awk '{print $1}' | sort -u
+}
+forbid() {
+  local crate=$1 pattern=$2 deps found
+  deps=$(deps_of "$crate")
+  found=$(echo "$deps" | grep -xE "$pattern" || true)
+  if [ -n "$found" ]; then
+    echo "$crate depends on what it must not: $(echo "$found" | tr '\n' ' ')" >&2
+    exit 1
+  fi
+  echo "$crate: none of $pattern"
+}
+forbid strongroom-verify 'wasmtime.*|cranelift.*|sqlx.*|tokio.*|axum.*|clap.*|ring'
+forbid strongroom-contract 'wasmtime.*|sqlx.*|tokio.*|axum.*|clap.*'
+forbid strongroom 'clap.*|axum.*|ureq|strongroom-synthetic'
+forbid strongroom-server 'clap.*|ureq|strongroom-synthetic'
+
+# The verify crate runs in a browser.
+rustup target add wasm32-unknown-unknown >/dev/null
+cargo build --quiet -p strongroom-verify --target wasm32-unknown-unknown
+echo "strongroom-verify builds for wasm32-unknown-unknown"
+
+# Every published crate, packaged and built from the package (no path leaves it).
+cargo package --quiet --workspace --exclude strongroom-tests --exclude strongroom-fuzz
+echo "cargo package: every published crate builds from its package"
