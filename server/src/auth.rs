@@ -114,6 +114,7 @@ pub async fn add_party(room: &Room, name: &str, role: Role) -> Result<String, Ro
         )));
     }
     let (id, secret) = new_token()?;
+    let mut change = room.change().await?;
     let done = sqlx::query(
         "INSERT INTO parties (name, role, token_id, token_sha256, created_at) VALUES (?, ?, ?, ?, ?) \
          ON CONFLICT (name) DO NOTHING",
@@ -123,15 +124,18 @@ pub async fn add_party(room: &Room, name: &str, role: Role) -> Result<String, Ro
     .bind(&id)
     .bind(sha256_hex(secret.as_bytes()))
     .bind(strongroom::clock::now_rfc3339())
-    .execute(room.pool())
+    .execute(change.conn())
     .await?;
     if done.rows_affected() == 0 {
         return Err(RoomError::Invalid(format!(
             "a party named '{name}' exists; revoke it and add it under another name, or `party rotate`"
         )));
     }
-    room.audit()
-        .append(
+    fail::fail_point!("party.before_entry", |_| Err(RoomError::Invalid(
+        "injected failure before the party's entry".into()
+    )));
+    change
+        .commit(
             event::PARTY_ADDED,
             serde_json::json!({ "actor": "operator", "party": name, "role": role.as_str(), "token_id": id }),
         )
@@ -142,19 +146,20 @@ pub async fn add_party(room: &Room, name: &str, role: Role) -> Result<String, Ro
 /// Issues a new token for an existing party (the old one stops working).
 pub async fn rotate_token(room: &Room, name: &str) -> Result<String, RoomError> {
     let (id, secret) = new_token()?;
+    let mut change = room.change().await?;
     let done = sqlx::query(
         "UPDATE parties SET token_id = ?, token_sha256 = ?, revoked_at = NULL WHERE name = ?",
     )
     .bind(&id)
     .bind(sha256_hex(secret.as_bytes()))
     .bind(name)
-    .execute(room.pool())
+    .execute(change.conn())
     .await?;
     if done.rows_affected() == 0 {
         return Err(RoomError::Invalid(format!("no party named '{name}'")));
     }
-    room.audit()
-        .append(
+    change
+        .commit(
             event::PARTY_TOKEN_ROTATED,
             serde_json::json!({ "actor": "operator", "party": name, "token_id": id }),
         )
@@ -164,19 +169,20 @@ pub async fn rotate_token(room: &Room, name: &str) -> Result<String, RoomError> 
 
 /// Revokes a party's token.
 pub async fn revoke_party(room: &Room, name: &str) -> Result<(), RoomError> {
+    let mut change = room.change().await?;
     let done =
         sqlx::query("UPDATE parties SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL")
             .bind(strongroom::clock::now_rfc3339())
             .bind(name)
-            .execute(room.pool())
+            .execute(change.conn())
             .await?;
     if done.rows_affected() == 0 {
         return Err(RoomError::Invalid(format!(
             "no active party named '{name}'"
         )));
     }
-    room.audit()
-        .append(
+    change
+        .commit(
             event::PARTY_REVOKED,
             serde_json::json!({ "actor": "operator", "party": name }),
         )

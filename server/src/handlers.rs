@@ -206,6 +206,7 @@ pub(super) async fn upload_dataset(State(state): Shared, caller: Caller_, body: 
     let sha = sealed.header_sha256.clone();
     let file = format!("datasets/{name}-{}.sealed", &sha[..16]);
     upload.keep(&state.room.dir().join(&file)).await?;
+    let mut change = state.room.change().await?;
     sqlx::query(
         "INSERT INTO datasets (name, header_sha256, file, sealed_by, schema_toml, entities, uploaded_at) \
          VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET header_sha256 = excluded.header_sha256, \
@@ -219,19 +220,16 @@ pub(super) async fn upload_dataset(State(state): Shared, caller: Caller_, body: 
     .bind(&h.schema_toml)
     .bind(h.entities as i64)
     .bind(strongroom::clock::now_rfc3339())
-    .execute(state.room.pool())
+    .execute(change.conn())
     .await?;
-    state
-        .room
-        .audit()
-        .append(
+    change
+        .commit(
             event::DATASET_UPLOADED,
             json!({ "actor": caller.actor(), "dataset": name, "header_sha256": sha,
                     "sealed_by": h.sealed_by.name, "sealed_by_ed25519": h.sealed_by.ed25519,
                     "entities": h.entities }),
         )
-        .await
-        .map_err(|e| Problem::from(strongroom::room::RoomError::from(e)))?;
+        .await?;
     created(
         json!({ "name": name, "header_sha256": sha, "sealed_by": h.sealed_by.name, "entities": h.entities }),
     )
@@ -342,6 +340,7 @@ pub(super) async fn upload_audience(State(state): Shared, caller: Caller_, body:
     .map_err(|_| Problem::internal())??;
     let file = format!("audience-lists/{sha}.sealed");
     upload.keep(&state.room.dir().join(&file)).await?;
+    let mut change = state.room.change().await?;
     sqlx::query(
         "INSERT INTO audience_lists (list_sha256, partner, file, uploaded_at) VALUES (?, ?, ?, ?) \
          ON CONFLICT (list_sha256) DO NOTHING",
@@ -350,17 +349,14 @@ pub(super) async fn upload_audience(State(state): Shared, caller: Caller_, body:
     .bind(&caller.party)
     .bind(&file)
     .bind(strongroom::clock::now_rfc3339())
-    .execute(state.room.pool())
+    .execute(change.conn())
     .await?;
-    state
-        .room
-        .audit()
-        .append(
+    change
+        .commit(
             event::AUDIENCE_UPLOADED,
             json!({ "actor": caller.actor(), "list_sha256": sha, "members": members as u64 }),
         )
-        .await
-        .map_err(|e| Problem::from(strongroom::room::RoomError::from(e)))?;
+        .await?;
     created(json!({ "list_sha256": sha, "members": members }))
 }
 
@@ -398,24 +394,28 @@ pub(super) async fn upload_module(
 ) -> Answer {
     let hash = hex::encode(ring::digest::digest(&ring::digest::SHA256, &body).as_ref());
     let vetted = vet(&body, state.config.max_module_bytes);
-    state
-        .room
-        .audit()
-        .append(
-            event::MODULE_UPLOADED,
-            json!({ "actor": caller.actor(), "module_sha256": hash,
-                    "result": if vetted.is_ok() { "accepted" } else { "refused" },
-                    "reason": vetted.as_ref().err().map(|e| e.to_string()) }),
-        )
-        .await
-        .map_err(|e| Problem::from(strongroom::room::RoomError::from(e)))?;
-    let module = vetted.map_err(|e| {
-        Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "module_refused",
-            e.to_string(),
-        )
-    })?;
+    let uploaded = |refused: Option<String>| {
+        json!({ "actor": caller.actor(), "module_sha256": hash,
+                "result": if refused.is_none() { "accepted" } else { "refused" },
+                "reason": refused })
+    };
+    let module = match vetted {
+        Ok(module) => module,
+        Err(e) => {
+            // Nothing is stored for a refused module: its entry alone records the attempt.
+            state
+                .room
+                .change()
+                .await?
+                .commit(event::MODULE_UPLOADED, uploaded(Some(e.to_string())))
+                .await?;
+            return Err(Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "module_refused",
+                e.to_string(),
+            ));
+        }
+    };
     let m = &module.manifest;
     // Written aside and renamed into place: partners uploading the same module at once, or a
     // worker reading it for a job meanwhile, never see a truncated file.
@@ -434,6 +434,7 @@ pub(super) async fn upload_module(
         super::problem::tracing_log(&format!("storing a module: {e}"));
         Problem::internal()
     })?;
+    let mut change = state.room.change().await?;
     sqlx::query(
         "INSERT INTO modules (module_sha256, partner, name, version, mode, uploaded_at) VALUES (?, ?, ?, ?, ?, ?) \
          ON CONFLICT (module_sha256, partner) DO NOTHING",
@@ -444,8 +445,11 @@ pub(super) async fn upload_module(
     .bind(&m.version)
     .bind(m.mode.to_string())
     .bind(strongroom::clock::now_rfc3339())
-    .execute(state.room.pool())
+    .execute(change.conn())
     .await?;
+    change
+        .commit(event::MODULE_UPLOADED, uploaded(None))
+        .await?;
     let decision = state.room.module_decision(&hash, &caller.party).await?;
     created(json!({
         "module_sha256": hash, "name": m.name, "version": m.version, "mode": m.mode.to_string(),
@@ -632,6 +636,7 @@ pub(super) async fn submit_job(
     // cannot overshoot it (SQLite runs each statement as one write transaction).
     let job_id = new_job_id();
     let max = state.config.max_queued_per_partner;
+    let mut change = state.room.change().await?;
     let inserted = sqlx::query(
         "INSERT INTO job_queue (job_id, partner, dataset, module_sha256, cost, audience, parameters, state, submitted_at) \
          SELECT ?, ?, ?, ?, ?, ?, ?, 'queued', ? \
@@ -647,7 +652,7 @@ pub(super) async fn submit_job(
     .bind(strongroom::clock::now_rfc3339())
     .bind(&caller.party)
     .bind(max)
-    .execute(pool)
+    .execute(change.conn())
     .await?;
     if inserted.rows_affected() == 0 {
         return Err(Problem::new(
@@ -656,16 +661,13 @@ pub(super) async fn submit_job(
             format!("you have {max} jobs waiting; at most {max} may wait at once"),
         ));
     }
-    state
-        .room
-        .audit()
-        .append(
+    change
+        .commit(
             event::JOB_QUEUED,
             json!({ "actor": caller.actor(), "job": job_id, "dataset": body.dataset,
                     "module_sha256": body.module_sha256.to_ascii_lowercase(), "cost": body.cost }),
         )
-        .await
-        .map_err(|e| Problem::from(strongroom::room::RoomError::from(e)))?;
+        .await?;
     state.queue.wake();
     Ok((
         StatusCode::ACCEPTED,

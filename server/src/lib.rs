@@ -276,6 +276,9 @@ pub enum ServeError {
     /// Its database, while recovering the queue.
     #[error("the room's database: {0}")]
     Database(#[from] sqlx::Error),
+    /// The room, while recovering the queue.
+    #[error(transparent)]
+    Room(#[from] strongroom::room::RoomError),
     /// Anything else that stops it from serving, in words.
     #[error("{0}")]
     Setup(String),

@@ -22,8 +22,8 @@ use super::dataset_cache::DatasetCache;
 use strongroom::data_at_rest::open::{OpenError, SealedFile};
 use strongroom::dataset::Dataset;
 use strongroom::output_gate::mechanism::parse_nano;
-use strongroom::room::Room;
 use strongroom::room::jobs::{AudienceInput, JobError, JobRequest, run_job};
+use strongroom::room::{Room, RoomError};
 use strongroom_verify::canonical::event;
 
 /// Wakes workers and keeps opened datasets.
@@ -57,7 +57,7 @@ impl Queue {
 }
 
 /// Marks jobs left `running` by a stopped service as failed. Returns how many.
-pub async fn recover(room: &Room) -> Result<u64, sqlx::Error> {
+pub async fn recover(room: &Room) -> Result<u64, RoomError> {
     let rows = sqlx::query("SELECT job_id, partner FROM job_queue WHERE state = 'running'")
         .fetch_all(room.pool())
         .await?;
@@ -70,18 +70,21 @@ pub async fn recover(room: &Room) -> Result<u64, sqlx::Error> {
             finish(room, &job, None).await?;
             continue;
         }
+        let mut change = room.change().await?;
         sqlx::query(
             "UPDATE job_queue SET state = 'failed', error = ?, finished_at = ? WHERE job_id = ? AND state = 'running'",
         )
         .bind("interrupted: the service stopped while the job ran; any charge stands")
         .bind(strongroom::clock::now_rfc3339())
         .bind(&job)
-        .execute(room.pool())
+        .execute(change.conn())
         .await?;
-        let entry = json!({ "actor": "room", "job": job, "partner": partner });
-        if let Err(e) = room.audit().append(event::JOB_INTERRUPTED, entry).await {
-            super::problem::tracing_log(&format!("writing an audit entry: {e}"));
-        }
+        change
+            .commit(
+                event::JOB_INTERRUPTED,
+                json!({ "actor": "room", "job": job, "partner": partner }),
+            )
+            .await?;
     }
     Ok(rows.len() as u64)
 }
@@ -193,23 +196,46 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 
 /// Marks a dataset quarantined (until the bank uploads it again) and logs it.
 async fn quarantine(room: &Room, dataset: &str, sha: &str, reason: &str) {
-    let marked = sqlx::query(
-        "UPDATE datasets SET quarantined = ? WHERE name = ? AND header_sha256 = ? AND quarantined IS NULL",
-    )
-    .bind(reason)
-    .bind(dataset)
-    .bind(sha)
-    .execute(room.pool())
-    .await;
-    if let Ok(r) = marked
-        && r.rows_affected() == 1
-    {
-        let entry =
-            json!({ "actor": "room", "dataset": dataset, "header_sha256": sha, "reason": reason });
-        if let Err(e) = room.audit().append(event::DATASET_QUARANTINED, entry).await {
-            super::problem::tracing_log(&format!("writing an audit entry: {e}"));
+    let marked = async {
+        let mut change = room.change().await?;
+        let marked = sqlx::query(
+            "UPDATE datasets SET quarantined = ? WHERE name = ? AND header_sha256 = ? AND quarantined IS NULL",
+        )
+        .bind(reason)
+        .bind(dataset)
+        .bind(sha)
+        .execute(change.conn())
+        .await?;
+        if marked.rows_affected() == 1 {
+            let entry = json!({ "actor": "room", "dataset": dataset, "header_sha256": sha, "reason": reason });
+            change.commit(event::DATASET_QUARANTINED, entry).await?;
         }
+        Ok::<(), RoomError>(())
+    };
+    if let Err(e) = marked.await {
+        // The job fails either way; the next job on this dataset tries to open it again.
+        super::problem::tracing_log(&format!("quarantining dataset {dataset}: {e}"));
     }
+}
+
+/// Fails a job whose worker failed inside it, with its `job.crashed` entry, in one change.
+async fn crashed(room: &Room, job: &Claimed, error: &str) -> Result<(), RoomError> {
+    let mut change = room.change().await?;
+    sqlx::query(
+        "UPDATE job_queue SET state = 'failed', error = ?, finished_at = ? WHERE job_id = ? AND state = 'running'",
+    )
+    .bind(error)
+    .bind(strongroom::clock::now_rfc3339())
+    .bind(&job.job_id)
+    .execute(change.conn())
+    .await?;
+    change
+        .commit(
+            event::JOB_CRASHED,
+            json!({ "actor": "room", "job": job.job_id, "partner": job.partner }),
+        )
+        .await?;
+    Ok(())
 }
 
 async fn run_claimed(state: &AppState, job: &Claimed) -> Result<(), String> {
@@ -334,13 +360,20 @@ fn run_guarded(
                 "job {} failed in a worker: {message}",
                 job.job_id
             ));
-            if let Err(e) = handle.block_on(state.room.audit().append(
-                event::JOB_CRASHED,
-                json!({ "actor": "room", "job": job.job_id, "partner": job.partner }),
-            )) {
-                super::problem::tracing_log(&format!("writing an audit entry: {e}"));
+            let error = "internal error: the run failed and any charge stands; the operator has the details";
+            for attempt in 1..=30u64 {
+                match handle.block_on(crashed(&state.room, job, error)) {
+                    Ok(()) => break,
+                    Err(e) => {
+                        super::problem::tracing_log(&format!(
+                            "recording the failure of job {} (attempt {attempt}): {e}",
+                            job.job_id
+                        ));
+                        std::thread::sleep(Duration::from_secs(attempt.min(10)));
+                    }
+                }
             }
-            Err("internal error: the run failed and any charge stands; the operator has the details".into())
+            Err(error.into())
         }
     }
 }

@@ -173,6 +173,14 @@ impl<'a> AuditLog<'a> {
     /// Checks that the stored log extends the witnessed checkpoint (and is not empty); records
     /// the current checkpoint when there is no witness yet.
     pub async fn check_witness(&self) -> Result<(), WitnessError> {
+        // The witness first, the database second: a writer in another process records the
+        // witness only after its entry commits, so a witness read before the database can never
+        // be ahead of it unless the database lost entries. (Read the other way round, an append
+        // landing in between looked like a restored database.)
+        let recorded = match &self.witness {
+            Some(witness) => witness.read()?,
+            None => None,
+        };
         let size = self.size().await.map_err(|e| e.to_string())?;
         if size == 0 {
             return Err("the database holds no audit log: it is empty or not this room's".into());
@@ -180,7 +188,6 @@ impl<'a> AuditLog<'a> {
         let Some(witness) = &self.witness else {
             return Ok(());
         };
-        let recorded = witness.read()?;
         let Some(recorded) = recorded else {
             let (checkpoint, _) = self.checkpoint().await.map_err(|e| e.to_string())?;
             return witness.record(&checkpoint);

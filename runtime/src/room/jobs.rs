@@ -799,13 +799,22 @@ pub async fn decide_held(
         )));
     }
     let new_status = if release { "released" } else { "withheld" };
-    sqlx::query("UPDATE jobs SET status = ? WHERE job_id = ? AND status = 'held'")
+    let mut change = room.change().await?;
+    let done = sqlx::query("UPDATE jobs SET status = ? WHERE job_id = ? AND status = 'held'")
         .bind(new_status)
         .bind(job_id)
-        .execute(room.pool())
+        .execute(change.conn())
         .await?;
-    room.audit()
-        .append(
+    if done.rows_affected() == 0 {
+        return Err(JobError::Refused(format!(
+            "job '{job_id}' was decided by someone else meanwhile"
+        )));
+    }
+    fail::fail_point!("held.before_entry", |_| Err(JobError::Refused(
+        "injected failure before the decision's entry".into()
+    )));
+    change
+        .commit(
             if release {
                 event::RESULT_RELEASED_BY_BANK
             } else {
@@ -813,8 +822,7 @@ pub async fn decide_held(
             },
             json!({ "actor": "bank", "job": job_id }),
         )
-        .await
-        .map_err(RoomError::from)?;
+        .await?;
     if !release {
         return Ok(None);
     }

@@ -11,6 +11,7 @@
 //! ```
 
 pub mod approval;
+pub mod change;
 pub mod db;
 pub mod jobs;
 pub mod partner_view;
@@ -196,6 +197,11 @@ impl Room {
     pub fn audit(&self) -> AuditLog<'_> {
         AuditLog::new(&self.pool, self.keys.signer(), self.name())
             .with_witness(Witness::at(self.dir.join("keys").join("log.witness")))
+    }
+
+    /// Begins a change to the room's state that commits together with its audit entry.
+    pub async fn change(&self) -> Result<change::Change<'_>, RoomError> {
+        change::Change::begin(self).await
     }
 
     /// The privacy ledger.

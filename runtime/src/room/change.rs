@@ -1,0 +1,40 @@
+//! A change to the room's state and the audit entry that records it, committed together.
+//!
+//! Every mutation of the room goes through a [`Change`]: it opens a write transaction
+//! (`BEGIN IMMEDIATE`), the caller makes its writes on [`Change::conn`], and
+//! [`Change::commit`] appends the entry in the same transaction and commits both. A crash at
+//! any point leaves either the change with its entry or neither; dropping a `Change` without
+//! committing rolls everything back.
+
+use serde_json::Value;
+use sqlx::{Sqlite, SqliteConnection, Transaction};
+
+use super::{Room, RoomError};
+
+/// An open change: writes made on [`Change::conn`] commit with one audit entry.
+pub struct Change<'r> {
+    room: &'r Room,
+    tx: Transaction<'static, Sqlite>,
+}
+
+impl<'r> Change<'r> {
+    pub(super) async fn begin(room: &'r Room) -> Result<Change<'r>, RoomError> {
+        let tx = room.pool().begin_with("BEGIN IMMEDIATE").await?;
+        Ok(Change { room, tx })
+    }
+
+    /// The connection to make the change's writes on.
+    pub fn conn(&mut self) -> &mut SqliteConnection {
+        &mut self.tx
+    }
+
+    /// Appends `event` with `fields` in the change's transaction and commits both; returns the
+    /// entry's index.
+    pub async fn commit(mut self, event: &str, fields: Value) -> Result<u64, RoomError> {
+        let audit = self.room.audit();
+        let appended = audit.append_in(&mut self.tx, event, fields).await?;
+        self.tx.commit().await?;
+        audit.committed(&appended)?;
+        Ok(appended.index)
+    }
+}
