@@ -8,6 +8,7 @@
 mod audience_matching;
 mod audit_log;
 mod example_queries;
+mod failpoint_crashes;
 mod hostile_guests;
 mod module_cache;
 mod noise_samplers;

@@ -158,6 +158,9 @@ pub async fn rotate_token(room: &Room, name: &str) -> Result<String, RoomError> 
     if done.rows_affected() == 0 {
         return Err(RoomError::Invalid(format!("no party named '{name}'")));
     }
+    fail::fail_point!("party.before_entry", |_| Err(RoomError::Invalid(
+        "injected failure before the party's entry".into()
+    )));
     change
         .commit(
             event::PARTY_TOKEN_ROTATED,
@@ -181,6 +184,9 @@ pub async fn revoke_party(room: &Room, name: &str) -> Result<(), RoomError> {
             "no active party named '{name}'"
         )));
     }
+    fail::fail_point!("party.before_entry", |_| Err(RoomError::Invalid(
+        "injected failure before the party's entry".into()
+    )));
     change
         .commit(
             event::PARTY_REVOKED,

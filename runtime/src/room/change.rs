@@ -33,7 +33,9 @@ impl<'r> Change<'r> {
     pub async fn commit(mut self, event: &str, fields: Value) -> Result<u64, RoomError> {
         let audit = self.room.audit();
         let appended = audit.append_in(&mut self.tx, event, fields).await?;
+        fail::fail_point!("change.before_commit");
         self.tx.commit().await?;
+        fail::fail_point!("change.after_commit");
         audit.committed(&appended)?;
         Ok(appended.index)
     }

@@ -239,8 +239,7 @@ impl Room {
             ),
         };
         // The policy, its budget and the entry recording them commit together, or none does.
-        let audit = self.audit();
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut change = self.change().await?;
         sqlx::query(
             "INSERT INTO policies (partner, dataset, policy_toml, policy_sha256, set_at) VALUES (?, ?, ?, ?, ?) \
              ON CONFLICT (partner, dataset) DO UPDATE SET policy_toml = excluded.policy_toml, \
@@ -251,10 +250,10 @@ impl Room {
         .bind(&policy.text)
         .bind(&policy.sha256)
         .bind(crate::clock::now_rfc3339())
-        .execute(&mut *tx)
+        .execute(change.conn())
         .await?;
         PrivacyLedger::set_budget_in(
-            &mut tx,
+            change.conn(),
             &policy.partner,
             &policy.dataset,
             policy.budget_nano_rho,
@@ -264,9 +263,8 @@ impl Room {
         fail::fail_point!("policy.before_entry", |_| Err(RoomError::Invalid(
             "injected failure before the policy's entry".into()
         )));
-        let entry = audit
-            .append_in(
-                &mut tx,
+        change
+            .commit(
                 event::POLICY_SET,
                 serde_json::json!({
                     "actor": "bank", "partner": policy.partner, "dataset": policy.dataset,
@@ -276,8 +274,6 @@ impl Room {
                 }),
             )
             .await?;
-        tx.commit().await?;
-        audit.committed(&entry)?;
         Ok(())
     }
 
@@ -299,8 +295,7 @@ impl Room {
         }
         let decision = if approve { "approved" } else { "rejected" };
         // The decision and the entry recording it commit together, or neither does.
-        let audit = self.audit();
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut change = self.change().await?;
         sqlx::query(
             "INSERT INTO approvals (module_sha256, partner, decision, decided_by, comment, decided_at, parameters) VALUES (?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (module_sha256, partner) DO UPDATE SET decision = excluded.decision, \
@@ -314,14 +309,13 @@ impl Room {
         .bind(comment)
         .bind(crate::clock::now_rfc3339())
         .bind(parameters.to_json())
-        .execute(&mut *tx)
+        .execute(change.conn())
         .await?;
         fail::fail_point!("decision.before_entry", |_| Err(RoomError::Invalid(
             "injected failure before the decision's entry".into()
         )));
-        let entry = audit
-            .append_in(
-                &mut tx,
+        change
+            .commit(
                 if approve { event::MODULE_APPROVED } else { event::MODULE_REJECTED },
                 serde_json::json!({ "actor": "bank", "by": by, "partner": partner,
                                     "module_sha256": module_sha256.to_ascii_lowercase(), "comment": comment,
@@ -329,8 +323,6 @@ impl Room {
                                     "parameters": parameters.to_json() }),
             )
             .await?;
-        tx.commit().await?;
-        audit.committed(&entry)?;
         Ok(())
     }
 
