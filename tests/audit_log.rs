@@ -291,9 +291,13 @@ async fn stored_log(entries: u64) -> StoredLog {
     let verifier = signer.verifier();
     let log = AuditLog::new(&pool, signer, "bankroom");
     for i in 0..entries {
-        log.append("test.event", serde_json::json!({ "actor": "bank", "n": i, "note": format!("entry {i} \"quoted\"\n") }))
-            .await
-            .expect("append");
+        log.append(&strongroom_verify::Event::LogExercised {
+            actor: "bank".into(),
+            n: i,
+            note: format!("entry {i} \"quoted\"\n"),
+        })
+        .await
+        .expect("append");
     }
     let lines = log
         .entries(0)

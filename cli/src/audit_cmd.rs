@@ -304,10 +304,11 @@ pub(super) fn run(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
                 let log = room.audit();
                 let started = Instant::now();
                 for i in 0..entries {
-                    log.append(
-                        "stress.synthetic",
-                        serde_json::json!({ "actor": "operator", "n": i }),
-                    )
+                    log.append(&strongroom_verify::Event::LogExercised {
+                        actor: "operator".into(),
+                        n: i,
+                        note: String::new(),
+                    })
                     .await?;
                     if (i + 1) % 1000 == 0 {
                         print!("\rappended {}", i + 1);

@@ -111,10 +111,11 @@ fn audit_export(db: &std::path::Path) -> (String, String) {
         let pool = strongroom::room::db::open(db).await.expect("db");
         let log = AuditLog::new(&pool, signer, "fuzz-room");
         for i in 0..4 {
-            log.append(
-                "test.event",
-                serde_json::json!({ "actor": "bank", "n": i, "note": format!("entry {i} \"q\"\n\u{e9}") }),
-            )
+            log.append(&strongroom_verify::Event::LogExercised {
+                actor: "bank".into(),
+                n: i,
+                note: format!("entry {i} \"q\"\n\u{e9}"),
+            })
             .await
             .expect("append");
         }

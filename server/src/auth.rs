@@ -16,7 +16,7 @@ use sqlx::Row;
 use subtle::ConstantTimeEq;
 
 use strongroom::room::{Room, RoomError};
-use strongroom_verify::canonical::event;
+use strongroom_verify::event::Event;
 
 /// What a party may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -135,10 +135,12 @@ pub async fn add_party(room: &Room, name: &str, role: Role) -> Result<String, Ro
         "injected failure before the party's entry".into()
     )));
     change
-        .commit(
-            event::PARTY_ADDED,
-            serde_json::json!({ "actor": "operator", "party": name, "role": role.as_str(), "token_id": id }),
-        )
+        .commit(Event::PartyAdded {
+            actor: "operator".into(),
+            party: name.to_string(),
+            role: role.as_str().into(),
+            token_id: id.clone(),
+        })
         .await?;
     Ok(format!("sr_{id}_{secret}"))
 }
@@ -162,10 +164,11 @@ pub async fn rotate_token(room: &Room, name: &str) -> Result<String, RoomError> 
         "injected failure before the party's entry".into()
     )));
     change
-        .commit(
-            event::PARTY_TOKEN_ROTATED,
-            serde_json::json!({ "actor": "operator", "party": name, "token_id": id }),
-        )
+        .commit(Event::PartyTokenRotated {
+            actor: "operator".into(),
+            party: name.to_string(),
+            token_id: id.clone(),
+        })
         .await?;
     Ok(format!("sr_{id}_{secret}"))
 }
@@ -188,10 +191,10 @@ pub async fn revoke_party(room: &Room, name: &str) -> Result<(), RoomError> {
         "injected failure before the party's entry".into()
     )));
     change
-        .commit(
-            event::PARTY_REVOKED,
-            serde_json::json!({ "actor": "operator", "party": name }),
-        )
+        .commit(Event::PartyRevoked {
+            actor: "operator".into(),
+            party: name.to_string(),
+        })
         .await?;
     Ok(())
 }
@@ -331,11 +334,15 @@ impl DeniedCounter {
         for (source, reasons) in self.take() {
             if let Err(e) = room
                 .audit()
-                .append(
-                    event::ACCESS_DENIED_SUMMARY,
-                    serde_json::json!({ "actor": "unknown", "source": source,
-                        "refusals": reasons, "period_seconds": period_seconds }),
-                )
+                .append(&Event::AccessDeniedSummary {
+                    actor: "unknown".into(),
+                    source,
+                    refusals: reasons
+                        .into_iter()
+                        .map(|(reason, n)| (reason.to_string(), n))
+                        .collect(),
+                    period_seconds,
+                })
                 .await
             {
                 super::problem::tracing_log(&format!("writing an audit entry: {e}"));

@@ -32,7 +32,7 @@ use strongroom::output_gate::mechanism::parse_nano;
 use strongroom::room::jobs::{decide_held, new_job_id};
 use strongroom::room::partner_view;
 use strongroom::room::policy::Policy;
-use strongroom_verify::canonical::event;
+use strongroom_verify::event::Event;
 
 type Shared = State<Arc<AppState>>;
 type Caller_ = axum::Extension<Caller>;
@@ -223,12 +223,14 @@ pub(super) async fn upload_dataset(State(state): Shared, caller: Caller_, body: 
     .execute(change.conn())
     .await?;
     change
-        .commit(
-            event::DATASET_UPLOADED,
-            json!({ "actor": caller.actor(), "dataset": name, "header_sha256": sha,
-                    "sealed_by": h.sealed_by.name, "sealed_by_ed25519": h.sealed_by.ed25519,
-                    "entities": h.entities }),
-        )
+        .commit(Event::DatasetUploaded {
+            actor: caller.actor(),
+            dataset: name.clone(),
+            header_sha256: sha.clone(),
+            sealed_by: h.sealed_by.name.clone(),
+            sealed_by_ed25519: h.sealed_by.ed25519.clone(),
+            entities: h.entities,
+        })
         .await?;
     created(
         json!({ "name": name, "header_sha256": sha, "sealed_by": h.sealed_by.name, "entities": h.entities }),
@@ -352,10 +354,11 @@ pub(super) async fn upload_audience(State(state): Shared, caller: Caller_, body:
     .execute(change.conn())
     .await?;
     change
-        .commit(
-            event::AUDIENCE_UPLOADED,
-            json!({ "actor": caller.actor(), "list_sha256": sha, "members": members as u64 }),
-        )
+        .commit(Event::AudienceUploaded {
+            actor: caller.actor(),
+            list_sha256: sha.clone(),
+            members: members as u64,
+        })
         .await?;
     created(json!({ "list_sha256": sha, "members": members }))
 }
@@ -394,10 +397,16 @@ pub(super) async fn upload_module(
 ) -> Answer {
     let hash = hex::encode(ring::digest::digest(&ring::digest::SHA256, &body).as_ref());
     let vetted = vet(&body, state.config.max_module_bytes);
-    let uploaded = |refused: Option<String>| {
-        json!({ "actor": caller.actor(), "module_sha256": hash,
-                "result": if refused.is_none() { "accepted" } else { "refused" },
-                "reason": refused })
+    let uploaded = |refused: Option<String>| Event::ModuleUploaded {
+        actor: caller.actor(),
+        module_sha256: hash.clone(),
+        result: if refused.is_none() {
+            "accepted"
+        } else {
+            "refused"
+        }
+        .into(),
+        reason: refused,
     };
     let module = match vetted {
         Ok(module) => module,
@@ -407,7 +416,7 @@ pub(super) async fn upload_module(
                 .room
                 .change()
                 .await?
-                .commit(event::MODULE_UPLOADED, uploaded(Some(e.to_string())))
+                .commit(uploaded(Some(e.to_string())))
                 .await?;
             return Err(Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -447,9 +456,7 @@ pub(super) async fn upload_module(
     .bind(strongroom::clock::now_rfc3339())
     .execute(change.conn())
     .await?;
-    change
-        .commit(event::MODULE_UPLOADED, uploaded(None))
-        .await?;
+    change.commit(uploaded(None)).await?;
     let decision = state.room.module_decision(&hash, &caller.party).await?;
     created(json!({
         "module_sha256": hash, "name": m.name, "version": m.version, "mode": m.mode.to_string(),
@@ -662,11 +669,13 @@ pub(super) async fn submit_job(
         ));
     }
     change
-        .commit(
-            event::JOB_QUEUED,
-            json!({ "actor": caller.actor(), "job": job_id, "dataset": body.dataset,
-                    "module_sha256": body.module_sha256.to_ascii_lowercase(), "cost": body.cost }),
-        )
+        .commit(Event::JobQueued {
+            actor: caller.actor(),
+            job: job_id.clone(),
+            dataset: body.dataset.clone(),
+            module_sha256: body.module_sha256.to_ascii_lowercase(),
+            cost: body.cost.clone(),
+        })
         .await?;
     state.queue.wake();
     Ok((

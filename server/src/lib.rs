@@ -24,14 +24,13 @@ use axum::http::header::AUTHORIZATION;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde_json::json;
 use tower_http::timeout::TimeoutLayer;
 
 use auth::{AuthFailure, DeniedCounter, RateLimiter};
 use problem::Problem;
 use strongroom::guest_boundary::Sandbox;
 use strongroom::room::Room;
-use strongroom_verify::canonical::event;
+use strongroom_verify::event::Event;
 
 /// The OpenAPI document, served at `/v1/openapi.json` and kept in the repository.
 pub const OPENAPI: &str = include_str!("../openapi.json");
@@ -166,8 +165,13 @@ async fn authorize(
         return rate_limited();
     }
     if !route.roles.contains(&caller.role) {
-        let entry = json!({ "actor": caller.actor(), "reason": "role", "method": method, "route": route.path });
-        if let Err(e) = state.room.audit().append(event::ACCESS_DENIED, entry).await {
+        let entry = Event::AccessDenied {
+            actor: caller.actor(),
+            reason: "role".into(),
+            method: method.to_string(),
+            route: route.path.to_string(),
+        };
+        if let Err(e) = state.room.audit().append(&entry).await {
             problem::tracing_log(&format!("writing an audit entry: {e}"));
         }
         return Problem::forbidden().into_response();

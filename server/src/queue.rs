@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use serde_json::json;
 use sqlx::Row;
 use tokio::sync::Notify;
 
@@ -24,7 +23,7 @@ use strongroom::dataset::Dataset;
 use strongroom::output_gate::mechanism::parse_nano;
 use strongroom::room::jobs::{AudienceInput, JobError, JobRequest, run_job};
 use strongroom::room::{Room, RoomError};
-use strongroom_verify::canonical::event;
+use strongroom_verify::event::Event;
 
 /// Wakes workers and keeps opened datasets.
 pub struct Queue {
@@ -80,10 +79,11 @@ pub async fn recover(room: &Room) -> Result<u64, RoomError> {
         .execute(change.conn())
         .await?;
         change
-            .commit(
-                event::JOB_INTERRUPTED,
-                json!({ "actor": "room", "job": job, "partner": partner }),
-            )
+            .commit(Event::JobInterrupted {
+                actor: "room".into(),
+                job: job.clone(),
+                partner: partner.clone(),
+            })
             .await?;
     }
     Ok(rows.len() as u64)
@@ -207,8 +207,14 @@ async fn quarantine(room: &Room, dataset: &str, sha: &str, reason: &str) {
         .execute(change.conn())
         .await?;
         if marked.rows_affected() == 1 {
-            let entry = json!({ "actor": "room", "dataset": dataset, "header_sha256": sha, "reason": reason });
-            change.commit(event::DATASET_QUARANTINED, entry).await?;
+            change
+                .commit(Event::DatasetQuarantined {
+                    actor: "room".into(),
+                    dataset: dataset.to_string(),
+                    header_sha256: sha.to_string(),
+                    reason: reason.to_string(),
+                })
+                .await?;
         }
         Ok::<(), RoomError>(())
     };
@@ -230,10 +236,11 @@ async fn crashed(room: &Room, job: &Claimed, error: &str) -> Result<(), RoomErro
     .execute(change.conn())
     .await?;
     change
-        .commit(
-            event::JOB_CRASHED,
-            json!({ "actor": "room", "job": job.job_id, "partner": job.partner }),
-        )
+        .commit(Event::JobCrashed {
+            actor: "room".into(),
+            job: job.job_id.clone(),
+            partner: job.partner.clone(),
+        })
         .await?;
     Ok(())
 }

@@ -46,10 +46,11 @@ fn main() {
         );
         let started = Instant::now();
         for i in 0..appends {
-            log.append(
-                "bench.event",
-                serde_json::json!({ "actor": "operator", "n": i, "job": format!("job-{i}") }),
-            )
+            log.append(&strongroom_verify::Event::LogExercised {
+                actor: "operator".into(),
+                n: i,
+                note: format!("job-{i}"),
+            })
             .await
             .expect("append");
         }

@@ -247,6 +247,10 @@ async fn check(dir: &Path) -> Result<String, String> {
     let verifier = room.keys().public.verifier().map_err(|e| e.to_string())?;
     strongroom_verify::export::verify_export(&export, &checkpoint, None, &verifier)
         .map_err(|e| format!("the log does not verify: {e}"))?;
+    for e in &entries {
+        strongroom_verify::Event::from_entry(&e.entry)
+            .map_err(|err| format!("entry {} is not a typed event: {err}", e.index))?;
+    }
     let values: Vec<Value> = entries
         .iter()
         .map(|e| serde_json::from_str(&e.entry).map_err(|e| e.to_string()))

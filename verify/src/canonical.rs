@@ -84,69 +84,6 @@ pub fn canonical(v: &Value) -> Result<String, CanonicalError> {
     Ok(out)
 }
 
-/// The kinds of events the room records.
-pub mod event {
-    /// Room keys were created.
-    pub const ROOM_CREATED: &str = "room.created";
-    /// A dataset was loaded for a run (name, content hash).
-    pub const DATASET_LOADED: &str = "dataset.loaded";
-    /// A policy was set or changed (hash, previous hash, diff).
-    pub const POLICY_SET: &str = "policy.set";
-    /// A module was vetted (hash, result).
-    pub const MODULE_VETTED: &str = "module.vetted";
-    /// The bank approved a module (by hash) for a partner.
-    pub const MODULE_APPROVED: &str = "module.approved";
-    /// The bank rejected a module (by hash) for a partner.
-    pub const MODULE_REJECTED: &str = "module.rejected";
-    /// A job was refused before any charge (reason).
-    pub const JOB_REFUSED: &str = "job.refused";
-    /// A job's cost was charged to the budget.
-    pub const BUDGET_CHARGED: &str = "budget.charged";
-    /// A job's module started running (admitted and charged).
-    pub const JOB_STARTED: &str = "job.started";
-    /// A job finished (outcome, fuel bucket).
-    pub const JOB_FINISHED: &str = "job.finished";
-    /// A job ended without a result (table mode run failed, or a host fault): nothing released.
-    pub const RESULT_NONE: &str = "result.none";
-    /// A result was released automatically.
-    pub const RESULT_RELEASED: &str = "result.released";
-    /// A result was held for the bank.
-    pub const RESULT_HELD: &str = "result.held";
-    /// A person at the bank released a held result.
-    pub const RESULT_RELEASED_BY_BANK: &str = "result.released_by_bank";
-    /// A person at the bank withheld a held result.
-    pub const RESULT_WITHHELD: &str = "result.withheld";
-    /// A party was added (name, role, token id; never the token).
-    pub const PARTY_ADDED: &str = "party.added";
-    /// A party's token was replaced.
-    pub const PARTY_TOKEN_ROTATED: &str = "party.token_rotated";
-    /// A party's token was revoked.
-    pub const PARTY_REVOKED: &str = "party.revoked";
-    /// A request to the service was refused: no, wrong or revoked token, or a role not allowed.
-    pub const ACCESS_DENIED: &str = "access.denied";
-    /// The bank uploaded a sealed dataset (name, header hash, sealing party).
-    pub const DATASET_UPLOADED: &str = "dataset.uploaded";
-    /// A partner uploaded a sealed audience list (header hash).
-    pub const AUDIENCE_UPLOADED: &str = "audience.uploaded";
-    /// A partner uploaded a module (hash, vetting result).
-    pub const MODULE_UPLOADED: &str = "module.uploaded";
-    /// A partner queued a job.
-    pub const JOB_QUEUED: &str = "job.queued";
-    /// A job was running when the service stopped; it is failed, its charge stands.
-    pub const JOB_INTERRUPTED: &str = "job.interrupted";
-    /// A job failed after its charge (releasing or signing its receipt failed); the charge
-    /// stands. Not a refusal: `job.refused` means refused before any charge.
-    pub const JOB_FAILED: &str = "job.failed";
-    /// A worker failed inside a job (a panic): the job is failed, its charge stands, and the
-    /// worker goes on with the next job.
-    pub const JOB_CRASHED: &str = "job.crashed";
-    /// A dataset could not be opened for a job: no job runs on it until it is uploaded again.
-    pub const DATASET_QUARANTINED: &str = "dataset.quarantined";
-    /// Requests with no, a wrong or a revoked token, counted per source address over a period
-    /// (one entry per address and period, written only when the period had refusals).
-    pub const ACCESS_DENIED_SUMMARY: &str = "access.denied_summary";
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

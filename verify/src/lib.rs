@@ -6,6 +6,7 @@
 //! - [`note`]: C2SP signed notes and the keys that verify them;
 //! - [`checkpoint`]: the signed tree heads of the audit log;
 //! - [`canonical`]: the canonical JSON an audit entry's leaf hash covers;
+//! - [`event`]: every event the room records, typed;
 //! - [`export`]: the log verifier, which names the first bad entry of an export;
 //! - [`receipt`]: a partner's receipt and its inclusion in the log;
 //! - [`room_keys`]: parsing the room's published public keys (`room.pub`).
@@ -18,6 +19,7 @@
 
 pub mod canonical;
 pub mod checkpoint;
+pub mod event;
 pub mod export;
 pub mod merkle;
 pub mod note;
@@ -25,6 +27,7 @@ pub mod receipt;
 pub mod room_keys;
 
 pub use checkpoint::Checkpoint;
+pub use event::Event;
 pub use export::{Verified, VerifyError, verify_export};
 pub use note::{Note, NoteError, Verifier};
 pub use receipt::{LogPosition, Receipt, ReceiptError};

@@ -11,12 +11,13 @@
 //! covers an entry that is not durable; and the per-entry signatures let an offline verifier name
 //! the first entry that was changed, dropped, reordered or inserted.
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use sqlx::{Row, SqlitePool};
 
 use strongroom_verify::canonical::canonical;
 pub use strongroom_verify::checkpoint::Checkpoint;
 use strongroom_verify::checkpoint::origin_for;
+use strongroom_verify::event::Event;
 use strongroom_verify::merkle::{Frontier, Hash, MerkleTree, leaf_hash};
 use strongroom_verify::note::NoteError;
 
@@ -210,19 +211,15 @@ impl<'a> AuditLog<'a> {
 
     /// Appends an event, durably; returns its index. `fields` is an object of event details;
     /// `index`, `time`, and `event` are added.
-    pub async fn append(&self, event: &str, fields: Value) -> Result<u64, LogError> {
-        Ok(self.append_with_proof(event, fields).await?.index)
+    pub async fn append(&self, event: &Event) -> Result<u64, LogError> {
+        Ok(self.append_with_proof(event).await?.index)
     }
 
     /// Appends an event and returns, with its index, the entry's canonical text, the tree head
     /// that ends with it and the inclusion proof of the entry in that tree.
-    pub async fn append_with_proof(
-        &self,
-        event: &str,
-        fields: Value,
-    ) -> Result<Appended, LogError> {
+    pub async fn append_with_proof(&self, event: &Event) -> Result<Appended, LogError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let appended = self.append_in(&mut tx, event, fields).await?;
+        let appended = self.append_in(&mut tx, event).await?;
         tx.commit().await?;
         self.committed(&appended)?;
         Ok(appended)
@@ -234,8 +231,7 @@ impl<'a> AuditLog<'a> {
     pub async fn append_in(
         &self,
         tx: &mut sqlx::SqliteConnection,
-        event: &str,
-        fields: Value,
+        event: &Event,
     ) -> Result<Appended, LogError> {
         let row = sqlx::query("SELECT size, nodes FROM audit_frontier WHERE id = 1")
             .fetch_optional(&mut *tx)
@@ -251,14 +247,12 @@ impl<'a> AuditLog<'a> {
             None => Frontier::new(),
         };
         let index = frontier.size();
-        let mut map = match fields {
-            Value::Object(m) => m,
-            Value::Null => Map::new(),
-            other => {
-                let mut m = Map::new();
-                m.insert("details".into(), other);
-                m
-            }
+        let Value::Object(mut map) = serde_json::to_value(event)
+            .map_err(|e| LogError::Corrupt(format!("an event that is not JSON: {e}")))?
+        else {
+            return Err(LogError::Corrupt(
+                "an event that is not a JSON object".into(),
+            ));
         };
         map.insert("index".into(), json!(index));
         map.insert("time".into(), json!(now_rfc3339()));
@@ -266,7 +260,6 @@ impl<'a> AuditLog<'a> {
         // its own inclusion proofs) then says nothing about the entry's content, however
         // predictable the rest of it is.
         map.insert("salt".into(), json!(fresh_salt()?));
-        map.insert("event".into(), json!(event));
         let entry = canonical(&Value::Object(map)).map_err(|e| LogError::Corrupt(e.to_string()))?;
         let leaf = leaf_hash(entry.as_bytes());
         // The audit path of the newest leaf is the old right edge, smallest subtree first.

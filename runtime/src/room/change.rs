@@ -6,8 +6,8 @@
 //! any point leaves either the change with its entry or neither; dropping a `Change` without
 //! committing rolls everything back.
 
-use serde_json::Value;
 use sqlx::{Sqlite, SqliteConnection, Transaction};
+use strongroom_verify::event::Event;
 
 use super::{Room, RoomError};
 
@@ -28,11 +28,11 @@ impl<'r> Change<'r> {
         &mut self.tx
     }
 
-    /// Appends `event` with `fields` in the change's transaction and commits both; returns the
+    /// Appends `event` in the change's transaction and commits both; returns the
     /// entry's index.
-    pub async fn commit(mut self, event: &str, fields: Value) -> Result<u64, RoomError> {
+    pub async fn commit(mut self, event: Event) -> Result<u64, RoomError> {
         let audit = self.room.audit();
-        let appended = audit.append_in(&mut self.tx, event, fields).await?;
+        let appended = audit.append_in(&mut self.tx, &event).await?;
         fail::fail_point!("change.before_commit");
         self.tx.commit().await?;
         fail::fail_point!("change.after_commit");

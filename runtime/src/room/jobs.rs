@@ -18,7 +18,7 @@ use crate::output_gate::release::{self, ReleasedTable};
 use crate::output_gate::sampling::SystemRandomBytes;
 use serde_json::json;
 use strongroom_contract::manifest::{Domain, Manifest};
-use strongroom_verify::canonical::event;
+use strongroom_verify::event::{AudienceSummary, Event, ResultFacts};
 use strongroom_verify::receipt::{LogPosition, Receipt};
 
 /// A partner's request to run a module on a dataset.
@@ -296,10 +296,12 @@ pub async fn run_job(
     if let Err(JobError::AfterCharge { job, reason }) = &result {
         // Not a refusal: the charge was made and stands.
         room.audit()
-            .append(
-                event::JOB_FAILED,
-                json!({ "actor": "room", "job": job, "partner": partner, "reason": reason }),
-            )
+            .append(&Event::JobFailed {
+                actor: "room".into(),
+                job: job.clone(),
+                partner: partner.clone(),
+                reason: reason.clone(),
+            })
             .await
             .map_err(RoomError::from)?;
     }
@@ -310,11 +312,13 @@ pub async fn run_job(
         )
     {
         room.audit()
-            .append(
-                event::JOB_REFUSED,
-                json!({ "actor": format!("partner:{partner}"), "partner": partner, "dataset": dataset,
-                        "module_sha256": module_sha256, "reason": e.to_string() }),
-            )
+            .append(&Event::JobRefused {
+                actor: format!("partner:{partner}"),
+                partner: partner.clone(),
+                dataset: dataset.clone(),
+                module_sha256: module_sha256.clone(),
+                reason: e.to_string(),
+            })
             .await
             .map_err(RoomError::from)?;
     }
@@ -344,14 +348,19 @@ async fn run_job_inner(
     let module_sha256 =
         hex::encode(ring::digest::digest(&ring::digest::SHA256, request.module).as_ref());
     room.audit()
-        .append(
-            event::MODULE_VETTED,
-            json!({ "actor": actor, "module_sha256": module_sha256,
-                    "result": if vetted.is_ok() { "accepted" } else { "refused" },
-                    "reason": vetted.as_ref().err().map(|e| e.to_string()),
-                    "name": vetted.as_ref().ok().map(|m| m.manifest.name.clone()),
-                    "version": vetted.as_ref().ok().map(|m| m.manifest.version.clone()) }),
-        )
+        .append(&Event::ModuleVetted {
+            actor: actor.clone(),
+            module_sha256: module_sha256.clone(),
+            result: if vetted.is_ok() {
+                "accepted"
+            } else {
+                "refused"
+            }
+            .into(),
+            reason: vetted.as_ref().err().map(|e| e.to_string()),
+            name: vetted.as_ref().ok().map(|m| m.manifest.name.clone()),
+            version: vetted.as_ref().ok().map(|m| m.manifest.version.clone()),
+        })
         .await
         .map_err(RoomError::from)?;
     let module = vetted.map_err(|e| JobError::Refused(e.to_string()))?;
@@ -485,37 +494,54 @@ async fn run_job_inner(
     audit
         .append_in(
             &mut tx,
-            event::DATASET_LOADED,
-            json!({ "actor": "room", "job": job_id, "dataset": dataset_name, "dataset_sha256": request.dataset_sha256,
-                    "origin": request.dataset_origin, "domain": domain,
-                    "entities": request.dataset.entities() as u64,
-                    // The list's identity and size, never how many customers it matched.
-                    "audience": request.audience.as_ref().map(|a| json!({
-                        "list_sha256": a.sha256, "sealed_by": a.sealed_by,
-                        "members": a.list.members() as u64,
-                        "identifiers": a.list.identifier_counts() })) }),
+            &Event::DatasetLoaded {
+                actor: "room".into(),
+                job: job_id.clone(),
+                dataset: dataset_name.clone(),
+                dataset_sha256: request.dataset_sha256.clone(),
+                origin: request.dataset_origin.clone(),
+                domain: domain.to_string(),
+                entities: request.dataset.entities() as u64,
+                // The list's identity and size, never how many customers it matched.
+                audience: request.audience.as_ref().map(|a| AudienceSummary {
+                    list_sha256: a.sha256.clone(),
+                    sealed_by: a.sealed_by.clone(),
+                    members: a.list.members() as u64,
+                    identifiers: a.list.identifier_counts(),
+                }),
+            },
         )
         .await
         .map_err(RoomError::from)?;
     audit
         .append_in(
             &mut tx,
-            event::BUDGET_CHARGED,
-            json!({ "actor": actor, "job": job_id, "partner": request.partner, "dataset": dataset_name,
-                    "domain": domain,
-                    "module_sha256": prepared.module.hash_hex(), "policy_sha256": policy.sha256,
-                    "mechanism": format!("{:?}", policy.mechanism).to_lowercase(),
-                    "cost_nano_rho": charged, "remaining_nano_rho": status.remaining() }),
+            &Event::BudgetCharged {
+                actor: actor.clone(),
+                job: job_id.clone(),
+                partner: request.partner.to_string(),
+                dataset: dataset_name.clone(),
+                domain: domain.to_string(),
+                module_sha256: prepared.module.hash_hex(),
+                policy_sha256: policy.sha256.clone(),
+                mechanism: format!("{:?}", policy.mechanism).to_lowercase(),
+                cost_nano_rho: charged,
+                remaining_nano_rho: status.remaining(),
+            },
         )
         .await
         .map_err(RoomError::from)?;
     let started_entry = audit
         .append_in(
             &mut tx,
-            event::JOB_STARTED,
-            json!({ "actor": "room", "job": job_id, "mode": manifest.mode.to_string(), "entities": request.dataset.entities() as u64,
-                    "release_at": release_at_text,
-                    "parameters": parameters.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>() }),
+            &Event::JobStarted {
+                actor: "room".into(),
+                job: job_id.clone(),
+                mode: manifest.mode.to_string(),
+                entities: request.dataset.entities() as u64,
+                release_at: release_at_text.clone(),
+                parameters: parameters.clone(),
+            },
         )
         .await
         .map_err(RoomError::from)?;
@@ -609,31 +635,47 @@ async fn run_job_inner(
     audit
         .append_in(
             &mut tx,
-            event::JOB_FINISHED,
-            json!({ "actor": "room", "job": job_id, "outcome": outcome,
-                    "run_outcome": report.outcome.code(), "units": report.units,
-                    "failed_units": report.failed_units, "overran_release_time": overran,
-                    "fuel_bucket": fuel_bucket(report.fuel_consumed),
-                    "memory_bucket_mib": memory_bucket(report.peak_memory_bytes), "seed": hex::encode(report.seed),
-                    "diagnostics_sha256": diagnostics_sha256 }),
+            &Event::JobFinished {
+                actor: "room".into(),
+                job: job_id.clone(),
+                outcome: outcome.clone(),
+                run_outcome: report.outcome.code().into(),
+                units: report.units,
+                failed_units: report
+                    .failed_units
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), *v))
+                    .collect(),
+                overran_release_time: overran,
+                fuel_bucket: fuel_bucket(report.fuel_consumed),
+                memory_bucket_mib: memory_bucket(report.peak_memory_bytes),
+                seed: hex::encode(report.seed),
+                diagnostics_sha256: diagnostics_sha256.clone(),
+            },
         )
         .await
         .map_err(RoomError::from)?;
     fail::fail_point!("job.after_finished_entry");
+    let facts = ResultFacts {
+        actor: "room".into(),
+        job: job_id.clone(),
+        partner: request.partner.to_string(),
+        dataset: dataset_name.clone(),
+        dataset_sha256: request.dataset_sha256.clone(),
+        module_sha256: prepared.module.hash_hex(),
+        policy_sha256: policy.sha256.clone(),
+        outcome: outcome.clone(),
+        result_sha256: result_sha256.clone(),
+        cost_nano_rho: charged,
+        status: job_status.as_str().into(),
+    };
     let release_event = match job_status {
-        JobStatus::Released => event::RESULT_RELEASED,
-        JobStatus::Held => event::RESULT_HELD,
-        _ => event::RESULT_NONE,
+        JobStatus::Released => Event::ResultReleased(facts),
+        JobStatus::Held => Event::ResultHeld(facts),
+        _ => Event::ResultNone(facts),
     };
     let logged = audit
-        .append_in(
-            &mut tx,
-            release_event,
-            json!({ "actor": "room", "job": job_id, "partner": request.partner, "dataset": dataset_name,
-                    "dataset_sha256": request.dataset_sha256, "module_sha256": prepared.module.hash_hex(),
-                    "policy_sha256": policy.sha256, "outcome": outcome, "result_sha256": result_sha256,
-                    "cost_nano_rho": charged, "status": job_status.as_str() }),
-        )
+        .append_in(&mut tx, &release_event)
         .await
         .map_err(RoomError::from)?;
     fail::fail_point!("job.after_result_entry");
@@ -813,15 +855,13 @@ pub async fn decide_held(
     fail::fail_point!("held.before_entry", |_| Err(JobError::Refused(
         "injected failure before the decision's entry".into()
     )));
+    let (actor, job) = ("bank".to_string(), job_id.to_string());
     change
-        .commit(
-            if release {
-                event::RESULT_RELEASED_BY_BANK
-            } else {
-                event::RESULT_WITHHELD
-            },
-            json!({ "actor": "bank", "job": job_id }),
-        )
+        .commit(if release {
+            Event::ResultReleasedByBank { actor, job }
+        } else {
+            Event::ResultWithheld { actor, job }
+        })
         .await?;
     if !release {
         return Ok(None);

@@ -27,7 +27,7 @@ use crate::guest_boundary::cache::ModuleCache;
 use crate::keys::{KeyError, OperatorSecret, RoomKeys};
 use crate::output_gate::ledger::PrivacyLedger;
 use policy::Policy;
-use strongroom_verify::canonical::event;
+use strongroom_verify::event::{Event, PolicyDiff};
 
 /// Why a room could not be created or used.
 #[derive(Debug, thiserror::Error)]
@@ -127,13 +127,13 @@ impl Room {
         };
         let public = room.keys().public.clone();
         room.audit()
-            .append(
-                event::ROOM_CREATED,
-                serde_json::json!({
-                    "actor": "operator", "room": name, "fingerprint": public.fingerprint(),
-                    "sealing_x25519": hex::encode(public.sealing), "signing_ed25519": hex::encode(public.signing),
-                }),
-            )
+            .append(&Event::RoomCreated {
+                actor: "operator".into(),
+                room: name.to_string(),
+                fingerprint: public.fingerprint(),
+                sealing_x25519: hex::encode(public.sealing),
+                signing_ed25519: hex::encode(public.signing),
+            })
             .await?;
         Ok(room)
     }
@@ -264,15 +264,14 @@ impl Room {
             "injected failure before the policy's entry".into()
         )));
         change
-            .commit(
-                event::POLICY_SET,
-                serde_json::json!({
-                    "actor": "bank", "partner": policy.partner, "dataset": policy.dataset,
-                    "policy_sha256": policy.sha256,
-                    "previous_sha256": previous.map(|p| p.sha256),
-                    "diff": { "removed": removed, "added": added },
-                }),
-            )
+            .commit(Event::PolicySet {
+                actor: "bank".into(),
+                partner: policy.partner.clone(),
+                dataset: policy.dataset.clone(),
+                policy_sha256: policy.sha256.clone(),
+                previous_sha256: previous.map(|p| p.sha256),
+                diff: PolicyDiff { removed, added },
+            })
             .await?;
         Ok(())
     }
@@ -315,13 +314,33 @@ impl Room {
             "injected failure before the decision's entry".into()
         )));
         change
-            .commit(
-                if approve { event::MODULE_APPROVED } else { event::MODULE_REJECTED },
-                serde_json::json!({ "actor": "bank", "by": by, "partner": partner,
-                                    "module_sha256": module_sha256.to_ascii_lowercase(), "comment": comment,
-                                    // As JSON text: ranges are decimals, and log entries hold integers only.
-                                    "parameters": parameters.to_json() }),
-            )
+            .commit({
+                let (actor, by, partner) =
+                    ("bank".to_string(), by.to_string(), partner.to_string());
+                let module_sha256 = module_sha256.to_ascii_lowercase();
+                let comment = comment.to_string();
+                // As JSON text: ranges are decimals, and log entries hold integers only.
+                let parameters = parameters.to_json();
+                if approve {
+                    Event::ModuleApproved {
+                        actor,
+                        by,
+                        partner,
+                        module_sha256,
+                        comment,
+                        parameters,
+                    }
+                } else {
+                    Event::ModuleRejected {
+                        actor,
+                        by,
+                        partner,
+                        module_sha256,
+                        comment,
+                        parameters,
+                    }
+                }
+            })
             .await?;
         Ok(())
     }
