@@ -46,7 +46,7 @@ pub(super) enum AuditCommand {
     Export {
         #[command(flatten)]
         room: RoomArgs,
-        /// Output file.
+        /// Output file (`-` for standard output).
         #[arg(long)]
         out: PathBuf,
     },
@@ -199,6 +199,10 @@ pub(super) fn run(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
             for e in &entries {
                 text.push_str(&export_line(e.index, &e.entry, &e.signature)?);
                 text.push('\n');
+            }
+            if out.as_os_str() == "-" {
+                print!("{text}");
+                return Ok(ExitCode::SUCCESS);
             }
             strongroom::private_files::write_private_atomically(&out, text.as_bytes())
                 .with_context(|| format!("cannot write {}", out.display()))?;

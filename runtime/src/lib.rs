@@ -15,7 +15,7 @@
 //! - [`keys`]: the room's key pairs, encrypted at rest under the operator's secret;
 //! - [`room`]: a room on disk: policies, its database, jobs.
 //!
-//! Below them all: [`clock`] and [`private_files`]. Each boundary imports only those below it.
+//! Below them all: [`clock`], [`private_files`] and [`toml_text`]. Each boundary imports only those below it.
 #![deny(unsafe_code)]
 
 pub mod audit_log;
@@ -27,3 +27,4 @@ pub mod keys;
 pub mod output_gate;
 pub mod private_files;
 pub mod room;
+pub mod toml_text;

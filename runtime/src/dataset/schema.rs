@@ -125,10 +125,11 @@ impl DatasetSchema {
             path: shown.clone(),
             source,
         })?;
-        let mut schema: DatasetSchema = toml::from_str(&text).map_err(|e| SchemaError::Parse {
-            path: shown.clone(),
-            message: e.to_string(),
-        })?;
+        let mut schema: DatasetSchema =
+            crate::toml_text::parse(&text).map_err(|message| SchemaError::Parse {
+                path: shown.clone(),
+                message,
+            })?;
         let base = path.parent().unwrap_or(Path::new("."));
         for table in &mut schema.tables {
             for column in &mut table.columns {
@@ -155,10 +156,11 @@ impl DatasetSchema {
     /// Parses and checks a schema from text whose dictionaries are all inline (as in a sealed
     /// header).
     pub fn parse_inline(text: &str, origin: &str) -> Result<DatasetSchema, SchemaError> {
-        let schema: DatasetSchema = toml::from_str(text).map_err(|e| SchemaError::Parse {
-            path: origin.into(),
-            message: e.to_string(),
-        })?;
+        let schema: DatasetSchema =
+            crate::toml_text::parse(text).map_err(|message| SchemaError::Parse {
+                path: origin.into(),
+                message,
+            })?;
         schema.check(origin)?;
         Ok(schema)
     }

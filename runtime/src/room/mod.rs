@@ -183,7 +183,7 @@ impl Room {
                 path.display()
             ))
         })?;
-        let file: RoomFile = toml::from_str(&text)
+        let file: RoomFile = crate::toml_text::parse(&text)
             .map_err(|e| RoomError::Invalid(format!("{}: {e}", path.display())))?;
         Ok(file.name)
     }

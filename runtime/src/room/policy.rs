@@ -182,7 +182,7 @@ impl From<&str> for PolicyError {
 impl Policy {
     /// Parses and checks a policy.
     pub fn parse(text: &str) -> Result<Policy, PolicyError> {
-        let file: PolicyFile = toml::from_str(text).map_err(|e| e.to_string())?;
+        let file: PolicyFile = crate::toml_text::parse(text)?;
         let budget = file
             .budget_rho
             .nano()

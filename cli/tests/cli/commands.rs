@@ -1,0 +1,377 @@
+//! Every command family on a local room, as an operator, a bank and a partner run them: the main
+//! path works, and the main mistakes end with a failing exit status (2 for an error, 1 for a
+//! check that says no), one line on stderr naming what to fix, and nothing written or changed.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const PASSPHRASE: &str = "cli command tests";
+
+fn strongroom(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_strongroom"))
+        .args(args)
+        .env("STRONGROOM_PASSPHRASE", PASSPHRASE)
+        .env_remove("STRONGROOM_SERVER")
+        .env_remove("STRONGROOM_TOKEN")
+        .output()
+        .expect("strongroom runs")
+}
+
+/// Runs a command that must succeed; returns its stdout.
+fn ok(args: &[&str]) -> String {
+    let out = strongroom(args);
+    assert!(
+        out.status.success(),
+        "strongroom {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs a command that must fail the way a user can act on: exit status 2 (an error) or 1 (a
+/// check that says no), and one line saying why (containing `says`). Returns that line.
+fn refused(args: &[&str], says: &str) -> String {
+    let out = strongroom(args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        matches!(out.status.code(), Some(1 | 2)),
+        "strongroom {args:?} should fail with status 1 or 2, not {:?}: {stderr}",
+        out.status
+    );
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "strongroom {args:?}: one line, not:\n{stderr}"
+    );
+    assert!(
+        lines[0].contains(says),
+        "strongroom {args:?}: expected '{says}' in: {}",
+        lines[0]
+    );
+    lines[0].to_string()
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().expect("utf-8 path")
+}
+
+/// Files and their sizes under `dir`, to show a refused command wrote nothing.
+fn snapshot(dir: &Path) -> Vec<(PathBuf, u64)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("dir").flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push((path.clone(), e.metadata().expect("metadata").len()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn audit_size(room: &Path) -> usize {
+    ok(&["audit", "export", "--room", p(room), "--out", "-"])
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .count()
+}
+
+fn example_module(name: &str) -> PathBuf {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = strongroom_contract::toolchain::build_guest_workspace(&repo.join("examples"), false)
+        .unwrap_or_else(|e| panic!("{e}"));
+    out.join(format!("{}.wasm", name.replace('-', "_")))
+}
+
+#[test]
+fn every_command_family_works_and_refuses_mistakes_with_one_line_and_nothing_written() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let room = dir.join("room");
+
+    // Operator: a room.
+    ok(&["keygen", "--room", p(&room), "--name", "cli-room"]);
+    let before = snapshot(&room);
+    refused(&["keygen", "--room", p(&room)], "room");
+    assert_eq!(snapshot(&room), before, "a refused keygen changed the room");
+    let pubkey = ok(&["room", "pubkey", "--room", p(&room)]);
+    assert!(pubkey.contains("fingerprint"), "{pubkey}");
+    refused(
+        &["room", "pubkey", "--room", p(&dir.join("no-room"))],
+        "no-room",
+    );
+
+    // Bank: a party key, synthetic data, a sealed dataset.
+    let party_key = dir.join("bank.party");
+    ok(&["party-key", "--name", "bigbank", "--out", p(&party_key)]);
+    let key_before = std::fs::read(&party_key).expect("party key");
+    refused(
+        &["party-key", "--name", "bigbank", "--out", p(&party_key)],
+        "exists",
+    );
+    assert_eq!(std::fs::read(&party_key).expect("key"), key_before);
+    let data = dir.join("data");
+    ok(&["demo-data", "--customers", "300", "--out", p(&data)]);
+    let sealed = dir.join("bank.sealed");
+    let seal = |room_key: &Path, out: &Path| {
+        strongroom(&[
+            "seal",
+            "--schema",
+            p(&data.join("schema.toml")),
+            "--room-key",
+            p(room_key),
+            "--party-key",
+            p(&party_key),
+            "--table",
+            &format!("customers={}", p(&data.join("customers.csv"))),
+            "--table",
+            &format!("transactions={}", p(&data.join("transactions.csv"))),
+            "--out",
+            p(out),
+        ])
+    };
+    assert!(
+        seal(&room.join("keys").join("room.pub"), &sealed)
+            .status
+            .success()
+    );
+    let not_keys = dir.join("not-keys.pub");
+    std::fs::write(&not_keys, "hello\n").expect("write");
+    let no_output = dir.join("refused.sealed");
+    let out = seal(&not_keys, &no_output);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not-keys.pub"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!no_output.exists(), "a refused seal left its output");
+    let inspected = ok(&["dataset", "inspect", p(&sealed)]);
+    assert!(inspected.contains("bigbank"), "{inspected}");
+    ok(&[
+        "dataset",
+        "inspect",
+        p(&sealed),
+        "--verify",
+        "--room",
+        p(&room),
+    ]);
+    refused(&["dataset", "inspect", p(&data.join("customers.csv"))], "");
+
+    // Bank: a policy; a broken one changes nothing.
+    let policy = dir.join("policy.toml");
+    std::fs::write(
+        &policy,
+        "partner = \"socialco\"\ndataset = \"bank\"\nbudget_rho = \"2\"\nmin_group_size = 20\nresult_delay_seconds = 0\n",
+    )
+    .expect("policy");
+    ok(&["policy", "set", "--room", p(&room), "--file", p(&policy)]);
+    let entries = audit_size(&room);
+    let broken = dir.join("broken.toml");
+    std::fs::write(&broken, "partner = \"socialco\"\nbudget_rho = 2.5\n").expect("write");
+    refused(
+        &["policy", "set", "--room", p(&room), "--file", p(&broken)],
+        "",
+    );
+    assert_eq!(audit_size(&room), entries, "a refused policy was logged");
+
+    // Partner and bank: a module, inspected and approved; garbage refused.
+    let module = example_module("spend-by-category");
+    let inspected = ok(&["module", "inspect", p(&module), "--json"]);
+    let manifest: serde_json::Value = serde_json::from_str(&inspected).expect("json");
+    let sha = manifest["module_sha256"]
+        .as_str()
+        .or_else(|| manifest["sha256"].as_str())
+        .expect("the module's hash")
+        .to_string();
+    refused(&["module", "inspect", p(&policy)], "");
+    ok(&[
+        "module",
+        "approve",
+        "--room",
+        p(&room),
+        "--module-sha256",
+        &sha,
+        "--partner",
+        "socialco",
+        "--comment",
+        "reviewed",
+        "--by",
+        "reviewer",
+    ]);
+    let entries = audit_size(&room);
+    refused(
+        &[
+            "module",
+            "approve",
+            "--room",
+            p(&room),
+            "--module-sha256",
+            "abc",
+            "--partner",
+            "socialco",
+            "--by",
+            "reviewer",
+        ],
+        "abc",
+    );
+    assert_eq!(audit_size(&room), entries);
+
+    // Partner: a run with a receipt, checked offline.
+    ok(&["budget", "show", "--room", p(&room)]);
+    let result = dir.join("result.json");
+    let receipt = dir.join("receipt.txt");
+    ok(&[
+        "run",
+        "--room",
+        p(&room),
+        "--module",
+        p(&module),
+        "--partner",
+        "socialco",
+        "--dataset",
+        p(&sealed),
+        "--cost",
+        "0.5",
+        "--threads",
+        "2",
+        "--out",
+        p(&result),
+        "--receipt",
+        p(&receipt),
+    ]);
+    let room_pub = room.join("keys").join("room.pub");
+    ok(&[
+        "receipt",
+        "verify",
+        "--receipt",
+        p(&receipt),
+        "--key",
+        p(&room_pub),
+        "--result",
+        p(&result),
+    ]);
+    // A check that says no prints its verdict and exits 1.
+    let out = strongroom(&[
+        "receipt",
+        "verify",
+        "--receipt",
+        p(&policy),
+        "--key",
+        p(&room_pub),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("INVALID"));
+    let entries = audit_size(&room);
+    refused(
+        &[
+            "run",
+            "--room",
+            p(&room),
+            "--module",
+            p(&module),
+            "--partner",
+            "socialco",
+            "--dataset",
+            p(&sealed),
+            "--cost",
+            "50",
+        ],
+        "budget",
+    );
+    assert!(
+        audit_size(&room) > entries,
+        "a refused job is recorded as refused"
+    );
+    let listed = ok(&["results", "list", "--room", p(&room)]);
+    assert!(listed.contains("released"), "{listed}");
+    refused(
+        &["results", "release", "--room", p(&room), "no-such-job"],
+        "no-such-job",
+    );
+
+    // Operator: parties and tokens.
+    let token = ok(&[
+        "party",
+        "add",
+        "--room",
+        p(&room),
+        "--role",
+        "partner",
+        "newco",
+    ]);
+    assert!(token.contains("sr_"), "{token}");
+    refused(
+        &[
+            "party",
+            "add",
+            "--room",
+            p(&room),
+            "--role",
+            "partner",
+            "newco",
+        ],
+        "newco",
+    );
+    ok(&["party", "rotate", "--room", p(&room), "newco"]);
+    ok(&["party", "revoke", "--room", p(&room), "newco"]);
+    refused(&["party", "revoke", "--room", p(&room), "newco"], "newco");
+    assert!(ok(&["party", "list", "--room", p(&room)]).contains("newco"));
+
+    // Security team: export, checkpoint and verify offline; a tampered export is caught.
+    let export = dir.join("log.jsonl");
+    let checkpoint = dir.join("checkpoint.txt");
+    ok(&["audit", "export", "--room", p(&room), "--out", p(&export)]);
+    ok(&[
+        "audit",
+        "checkpoint",
+        "--room",
+        p(&room),
+        "--out",
+        p(&checkpoint),
+    ]);
+    ok(&[
+        "audit",
+        "verify",
+        "--log",
+        p(&export),
+        "--checkpoint",
+        p(&checkpoint),
+        "--key",
+        p(&room_pub),
+    ]);
+    let text = std::fs::read_to_string(&export).expect("export");
+    std::fs::write(&export, text.replacen("socialco", "socialcp", 1)).expect("write");
+    let out = strongroom(&[
+        "audit",
+        "verify",
+        "--log",
+        p(&export),
+        "--checkpoint",
+        p(&checkpoint),
+        "--key",
+        p(&room_pub),
+    ]);
+    assert!(!out.status.success(), "a tampered export verified");
+    assert!(ok(&["audit", "show", "--room", p(&room)]).contains("policy.set"));
+
+    // Partner's development loop, on plaintext.
+    let dev = ok(&[
+        "dev",
+        "run",
+        "--module",
+        p(&module),
+        "--schema",
+        p(&data.join("schema.toml")),
+        "--table",
+        &format!("customers={}", p(&data.join("customers.csv"))),
+        "--table",
+        &format!("transactions={}", p(&data.join("transactions.csv"))),
+    ]);
+    assert!(!dev.trim().is_empty());
+}
