@@ -352,12 +352,12 @@ async fn policy_limits_are_enforced_before_any_charge() {
     let data = small_bank(20);
     let module = example("spend-by-category");
     match run_job(&room, sandbox(), request(&module, &data, NANO / 10)).await {
-        Err(JobError::Refused(why)) => assert!(why.contains("at most 4"), "{why}"),
+        Err(JobError::Refused(why)) => assert!(why.to_string().contains("at most 4"), "{why}"),
         other => panic!("expected a refusal, got {other:?}"),
     }
     let table_module = example("column-sum");
     match run_job(&room, sandbox(), request(&table_module, &data, NANO / 10)).await {
-        Err(JobError::Refused(why)) => assert!(why.contains("table mode"), "{why}"),
+        Err(JobError::Refused(why)) => assert!(why.to_string().contains("table mode"), "{why}"),
         other => panic!("expected a refusal, got {other:?}"),
     }
     match run_job(&room, sandbox(), request(&module, &data, 0)).await {
@@ -384,7 +384,9 @@ async fn an_expired_grant_refuses_jobs_before_any_charge() {
     let data = small_bank(20);
     let module = example("spend-by-category");
     match run_job(&room, sandbox(), request(&module, &data, NANO / 10)).await {
-        Err(JobError::Refused(why)) => assert!(why.contains("expired at 2020-01-01"), "{why}"),
+        Err(JobError::Refused(why)) => {
+            assert!(why.to_string().contains("expired at 2020-01-01"), "{why}")
+        }
         other => panic!("expected a refusal, got {other:?}"),
     }
     // The bank extends the grant: the same job runs.
@@ -415,7 +417,10 @@ async fn table_mode_needs_the_banks_approval_by_hash() {
     let module = example("column-sum");
     let hash = hex::encode(ring::digest::digest(&ring::digest::SHA256, &module).as_ref());
     match run_job(&room, sandbox(), request(&module, &data, NANO / 10)).await {
-        Err(JobError::Refused(why)) => assert!(why.contains("needs the bank's approval"), "{why}"),
+        Err(JobError::Refused(why)) => assert!(
+            why.to_string().contains("needs the bank's approval"),
+            "{why}"
+        ),
         other => panic!("an unapproved table-mode module must be refused, got {other:?}"),
     }
     room.decide_module(
@@ -467,7 +472,10 @@ async fn table_mode_needs_the_banks_approval_by_hash() {
     ] {
         match run_job(&room, sandbox(), with(&bad)).await {
             Err(JobError::Refused(why)) => {
-                assert!(why.contains("not with these parameters"), "{why}")
+                assert!(
+                    why.to_string().contains("not with these parameters"),
+                    "{why}"
+                )
             }
             other => panic!("parameters {bad:?} were not approved, got {other:?}"),
         }

@@ -197,8 +197,10 @@ async fn probe(channel: &str, data: &Arc<Dataset>, module: &[u8]) -> Value {
     )
     .expect("time");
     let after = release - charged;
+    // The release time is fixed when the job is admitted, just before its charge commits: the
+    // charge can come later (a busy machine, a queue for the database), never earlier.
     assert!(
-        after >= time::Duration::seconds(DELAY as i64 - 1)
+        after >= time::Duration::seconds(DELAY as i64 - 5)
             && after <= time::Duration::seconds(DELAY as i64 + 1),
         "{channel}: released {after} after the charge"
     );
@@ -380,7 +382,9 @@ async fn probes_are_never_free_and_unnoised_release_needs_the_banks_opt_in() {
     };
     // 1e-9 rho was a valid cost: ten probes for nothing. The default minimum is 1% of the budget.
     match run_job(&room, sandbox(), request(1)).await {
-        Err(JobError::Refused(why)) => assert!(why.contains("at least rho 0.015"), "{why}"),
+        Err(JobError::Refused(why)) => {
+            assert!(why.to_string().contains("at least rho 0.015"), "{why}")
+        }
         other => panic!(
             "a near-free probe must be refused, got {:?}",
             other.map(|r| r.outcome)

@@ -295,6 +295,20 @@ async fn the_bank_and_partner_story_over_http() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (_, _, budgets) = get(&s.app, "/v1/budgets", &s.partner).await;
     assert_eq!(budgets[0]["spent_rho"], "0.25");
+    // A job the budget does not cover is refused before any charge, with a stable code.
+    let (_, _, queued) = call(
+        &s.app,
+        "POST",
+        "/v1/jobs",
+        Some(&s.partner),
+        json_body(json!({ "module_sha256": sha, "dataset": "bank", "cost": "500" })),
+    )
+    .await;
+    let refused = wait_for_job(&s, queued["job_id"].as_str().expect("id")).await;
+    assert_eq!(refused["state"], "refused", "{refused}");
+    assert_eq!(refused["error_code"], "budget_exhausted", "{refused}");
+    let (_, _, budgets) = get(&s.app, "/v1/budgets", &s.partner).await;
+    assert_eq!(budgets[0]["spent_rho"], "0.25", "a refusal costs nothing");
     let (_, _, budgets) = get(&s.app, "/v1/budgets", &s.other_partner).await;
     assert_eq!(budgets, json!([]));
 

@@ -725,7 +725,11 @@ pub(super) async fn decide_job(
             json!({ "job_id": id, "status": if body.release { "released" } else { "withheld" } }),
         ),
         Err(strongroom::room::jobs::JobError::Refused(why)) => {
-            Err(Problem::new(StatusCode::CONFLICT, "not_held", why))
+            let status = match why {
+                strongroom::room::jobs::Refusal::NoSuchJob(_) => StatusCode::NOT_FOUND,
+                _ => StatusCode::CONFLICT,
+            };
+            Err(Problem::new(status, why.code(), why.to_string()))
         }
         Err(e) => {
             super::problem::tracing_log(&e.to_string());

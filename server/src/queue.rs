@@ -143,14 +143,40 @@ async fn claim(room: &Room) -> Result<Option<Claimed>, sqlx::Error> {
     }
 }
 
-async fn finish(room: &Room, job_id: &str, error: Option<&str>) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE job_queue SET state = ?, error = ?, finished_at = ? WHERE job_id = ?")
+/// Why a job ended without a result: the words, and for a job refused before its charge the
+/// refusal's stable code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Failure {
+    code: Option<&'static str>,
+    message: String,
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Self {
+        Failure {
+            code: None,
+            message,
+        }
+    }
+}
+
+impl From<&str> for Failure {
+    fn from(message: &str) -> Self {
+        Failure::from(message.to_string())
+    }
+}
+
+async fn finish(room: &Room, job_id: &str, error: Option<&Failure>) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE job_queue SET state = ?, error = ?, error_code = ?, finished_at = ? WHERE job_id = ?",
+    )
         .bind(if error.is_some() {
             "failed"
         } else {
             "finished"
         })
-        .bind(error)
+        .bind(error.map(|f| f.message.as_str()))
+        .bind(error.and_then(|f| f.code))
         .bind(strongroom::clock::now_rfc3339())
         .bind(job_id)
         .execute(room.pool())
@@ -245,7 +271,7 @@ async fn crashed(room: &Room, job: &Claimed, error: &str) -> Result<(), RoomErro
     Ok(())
 }
 
-async fn run_claimed(state: &AppState, job: &Claimed) -> Result<(), String> {
+async fn run_claimed(state: &AppState, job: &Claimed) -> Result<(), Failure> {
     let room = &state.room;
     let cost = parse_nano(&job.cost).map_err(|e| format!("cost: {e}"))?;
     let row = sqlx::query(
@@ -260,7 +286,10 @@ async fn run_claimed(state: &AppState, job: &Claimed) -> Result<(), String> {
     let file: String = row.get("file");
     let sealed_by: String = row.get("sealed_by");
     if row.get::<Option<String>, _>("quarantined").is_some() {
-        return Err(quarantined_error(&job.dataset));
+        return Err(Failure {
+            code: Some("dataset_quarantined"),
+            message: quarantined_error(&job.dataset),
+        });
     }
     let dataset = match open_dataset(state, &room.dir().join(&file), &sha) {
         Ok(d) => d,
@@ -271,7 +300,10 @@ async fn run_claimed(state: &AppState, job: &Claimed) -> Result<(), String> {
             ));
             if failure.quarantine {
                 quarantine(room, &job.dataset, &sha, &failure.message).await;
-                return Err(quarantined_error(&job.dataset));
+                return Err(Failure {
+                    code: Some("dataset_quarantined"),
+                    message: quarantined_error(&job.dataset),
+                });
             }
             return Err("the dataset could not be read; the operator has the details".into());
         }
@@ -317,14 +349,26 @@ async fn run_claimed(state: &AppState, job: &Claimed) -> Result<(), String> {
     };
     match run_job(room, &state.sandbox, request).await {
         Ok(_) => Ok(()),
-        Err(JobError::Refused(why)) => Err(format!("refused: {why}")),
-        Err(JobError::Budget(e)) => Err(e.to_string()),
+        Err(e @ JobError::Refused(_)) => Err(Failure {
+            code: e.refusal_code(),
+            message: e.to_string(),
+        }),
+        Err(e @ JobError::Budget(_)) => Err(Failure {
+            code: e.refusal_code(),
+            message: match &e {
+                JobError::Budget(b) => b.to_string(),
+                other => other.to_string(),
+            },
+        }),
         Err(JobError::AfterCharge { .. }) => Err(
             "the job failed after its charge, which stands; the operator has the details".into(),
         ),
-        Err(JobError::Room(strongroom::room::RoomError::NoPolicy { partner, dataset })) => Err(
-            format!("the bank has no policy for '{partner}' on '{dataset}'"),
-        ),
+        Err(JobError::Room(strongroom::room::RoomError::NoPolicy { partner, dataset })) => {
+            Err(Failure {
+                code: Some("no_policy"),
+                message: format!("the bank has no policy for '{partner}' on '{dataset}'"),
+            })
+        }
         Err(e) => {
             super::problem::tracing_log(&e.to_string());
             Err("internal error; the operator has the details".into())
@@ -345,7 +389,7 @@ fn run_guarded(
     state: &AppState,
     handle: &tokio::runtime::Handle,
     job: &Claimed,
-) -> Result<(), String> {
+) -> Result<(), Failure> {
     match std::panic::catch_unwind(AssertUnwindSafe(|| {
         handle.block_on(run_claimed(state, job))
     })) {
@@ -390,7 +434,7 @@ fn work_once(state: &AppState, handle: &tokio::runtime::Handle) {
     match handle.block_on(claim(&state.room)) {
         Ok(Some(job)) => {
             let outcome = run_guarded(state, handle, &job);
-            finish_reliably(state, handle, &job.job_id, outcome.err().as_deref());
+            finish_reliably(state, handle, &job.job_id, outcome.err().as_ref());
         }
         Ok(None) => {
             handle.block_on(async {
@@ -412,7 +456,7 @@ fn finish_reliably(
     state: &AppState,
     handle: &tokio::runtime::Handle,
     job_id: &str,
-    error: Option<&str>,
+    error: Option<&Failure>,
 ) {
     for attempt in 1..=30u64 {
         match handle.block_on(finish(&state.room, job_id, error)) {

@@ -3,7 +3,7 @@
 
 Applies every migration in runtime/migrations/ to a fresh PostgreSQL database (the one type
 that differs, SQLite's BLOB, becomes BYTEA), then finds every SQL statement the runtime sends
-(each string given to sqlx::query, query_scalar or query_as in runtime/src/) and has PostgreSQL
+(each string given to sqlx::query, query_scalar or query_as in runtime/src/ and server/src/) and has PostgreSQL
 parse, plan and type-check it against that schema with PREPARE, after turning `?` placeholders
 into `$1, $2, ...` (the one syntax difference; sqlx uses the driver's own). A statement that
 PostgreSQL cannot infer a placeholder's type for is retried with that placeholder declared as
@@ -54,7 +54,8 @@ def consts(text):
 
 
 def statements():
-    for path in sorted((ROOT / "runtime" / "src").rglob("*.rs")):
+    paths = [p for d in ("runtime", "server") for p in (ROOT / d / "src").rglob("*.rs")]
+    for path in sorted(paths):
         text = path.read_text()
         names = consts(text)
         for m in CALL.finditer(text):

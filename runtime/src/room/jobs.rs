@@ -11,7 +11,7 @@ use super::{Room, RoomError, db};
 use crate::dataset::Dataset;
 use crate::dataset::audience::AudienceList;
 use crate::guest_boundary::vetting::DEFAULT_MAX_MODULE_BYTES;
-use crate::guest_boundary::{RunContext, RunLimits, Sandbox, vet};
+use crate::guest_boundary::{PreparedModule, RunContext, RunLimits, RunReport, Sandbox, vet};
 use crate::output_gate::ledger::{Charge, LedgerError, PrivacyLedger};
 use crate::output_gate::mechanism::{self, NoisePlan, format_nano};
 use crate::output_gate::release::{self, ReleasedTable};
@@ -147,7 +147,7 @@ pub struct JobResult {
 pub enum JobError {
     /// The module or request does not meet the policy (refused before any charge).
     #[error("refused: {0}")]
-    Refused(String),
+    Refused(Refusal),
     /// The budget does not cover the cost (refused before any charge).
     #[error(transparent)]
     Budget(#[from] LedgerError),
@@ -165,6 +165,110 @@ pub enum JobError {
         /// What failed.
         reason: String,
     },
+}
+
+/// Why a job was refused before its charge, or a decision on it could not be made. Each has a
+/// stable code (`Refusal::code`), which the service reports with the words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// The policy's end date passed.
+    #[error("{0}")]
+    PolicyExpired(String),
+    /// The module failed vetting.
+    #[error("{0}")]
+    ModuleRefused(String),
+    /// The policy does not allow the module's mode.
+    #[error("{0}")]
+    ModeNotAllowed(String),
+    /// The module lets one entity reach more groups than the policy allows.
+    #[error("{0}")]
+    TooManyGroupsPerEntity(String),
+    /// A metric has more groups than a release may hold.
+    #[error("{0}")]
+    TooManyGroups(String),
+    /// The cost asked is below the policy's minimum.
+    #[error("{0}")]
+    CostBelowMinimum(String),
+    /// No noise plan exists for this cost and these bounds.
+    #[error("{0}")]
+    NoisePlan(String),
+    /// The policy does not allow audience matching.
+    #[error("{0}")]
+    AudienceNotAllowed(String),
+    /// The audience list was sealed by another party.
+    #[error("{0}")]
+    AudienceNotTheirs(String),
+    /// The audience list's size is outside the policy's bounds.
+    #[error("{0}")]
+    AudienceSize(String),
+    /// The audience list shares no identifier with the dataset.
+    #[error("{0}")]
+    AudienceUnmatched(String),
+    /// The module needs the bank's approval.
+    #[error("{0}")]
+    NotApproved(String),
+    /// The bank rejected the module.
+    #[error("{0}")]
+    ModuleRejected(String),
+    /// The module is approved, but not with these parameters.
+    #[error("{0}")]
+    ParametersNotApproved(String),
+    /// The parameters do not fit the module.
+    #[error("{0}")]
+    BadParameters(String),
+    /// The dataset does not have the tables and columns the module reads.
+    #[error("{0}")]
+    SchemaMismatch(String),
+    /// No such job.
+    #[error("{0}")]
+    NoSuchJob(String),
+    /// The job's result is not held (any more).
+    #[error("{0}")]
+    NotHeld(String),
+    /// The room could not take the job now (randomness, compiling the module).
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl Refusal {
+    /// The refusal's stable code, as the service reports it.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Refusal::PolicyExpired(_) => "policy_expired",
+            Refusal::ModuleRefused(_) => "module_refused",
+            Refusal::ModeNotAllowed(_) => "mode_not_allowed",
+            Refusal::TooManyGroupsPerEntity(_) => "too_many_groups_per_entity",
+            Refusal::TooManyGroups(_) => "too_many_groups",
+            Refusal::CostBelowMinimum(_) => "cost_below_minimum",
+            Refusal::NoisePlan(_) => "no_noise_plan",
+            Refusal::AudienceNotAllowed(_) => "audience_not_allowed",
+            Refusal::AudienceNotTheirs(_) => "audience_not_theirs",
+            Refusal::AudienceSize(_) => "audience_size",
+            Refusal::AudienceUnmatched(_) => "audience_unmatched",
+            Refusal::NotApproved(_) => "not_approved",
+            Refusal::ModuleRejected(_) => "module_rejected",
+            Refusal::ParametersNotApproved(_) => "parameters_not_approved",
+            Refusal::BadParameters(_) => "bad_parameters",
+            Refusal::SchemaMismatch(_) => "schema_mismatch",
+            Refusal::NoSuchJob(_) => "no_such_job",
+            Refusal::NotHeld(_) => "not_held",
+            Refusal::Unavailable(_) => "unavailable",
+        }
+    }
+}
+
+impl JobError {
+    /// For a job refused before any charge, the refusal's stable code; `None` otherwise.
+    pub fn refusal_code(&self) -> Option<&'static str> {
+        match self {
+            JobError::Refused(r) => Some(r.code()),
+            JobError::Budget(LedgerError::Exhausted { .. }) => Some("budget_exhausted"),
+            JobError::Budget(LedgerError::TooManyJobs { .. }) => Some("too_many_jobs"),
+            JobError::Room(RoomError::NoPolicy { .. }) => Some("no_policy"),
+            _ => None,
+        }
+    }
 }
 
 /// The decoded members of each metric's key domains.
@@ -198,16 +302,16 @@ pub fn plan_job(
     cost_nano: u64,
 ) -> Result<NoisePlan, JobError> {
     if !policy.modes.contains(&manifest.mode) {
-        return Err(JobError::Refused(format!(
+        return Err(JobError::Refused(Refusal::ModeNotAllowed(format!(
             "module declares {} mode, which the policy for '{}' does not allow",
             manifest.mode, policy.partner
-        )));
+        ))));
     }
     if manifest.max_groups_per_entity > policy.max_groups_per_entity {
-        return Err(JobError::Refused(format!(
+        return Err(JobError::Refused(Refusal::TooManyGroupsPerEntity(format!(
             "module lets one entity reach {} groups per metric; the policy allows at most {}",
             manifest.max_groups_per_entity, policy.max_groups_per_entity
-        )));
+        ))));
     }
     let labels = domain_labels(manifest, dataset);
     let counts: Vec<u64> = labels
@@ -216,20 +320,20 @@ pub fn plan_job(
         .collect();
     for (m, &groups) in manifest.metrics.iter().zip(&counts) {
         if groups > release::MAX_GROUPS_PER_METRIC {
-            return Err(JobError::Refused(format!(
+            return Err(JobError::Refused(Refusal::TooManyGroups(format!(
                 "metric '{}' has {groups} groups, more than a release may hold",
                 m.name
-            )));
+            ))));
         }
     }
     let charged = mechanism::ledger_cost(policy.mechanism, cost_nano);
     if policy.mechanism != mechanism::Mechanism::None && charged < policy.min_cost_nano_rho {
-        return Err(JobError::Refused(format!(
+        return Err(JobError::Refused(Refusal::CostBelowMinimum(format!(
             "a job costs at least rho {} under the policy for '{}' (asked: rho {})",
             format_nano(policy.min_cost_nano_rho),
             policy.partner,
             format_nano(charged)
-        )));
+        ))));
     }
     mechanism::plan(
         manifest,
@@ -238,7 +342,7 @@ pub fn plan_job(
         policy.max_groups_per_entity,
         &counts,
     )
-    .map_err(|e| JobError::Refused(e.to_string()))
+    .map_err(|e| JobError::Refused(Refusal::NoisePlan(e.to_string())))
 }
 
 /// A fresh job id: time and 64 random bits.
@@ -325,23 +429,72 @@ pub async fn run_job(
     result
 }
 
+/// The four phases in order: admit, charge, execute, release.
 async fn run_job_inner(
     room: &Room,
     sandbox: &Sandbox,
     request: JobRequest<'_>,
 ) -> Result<JobResult, JobError> {
+    let admitted = admit(room, sandbox, request).await?;
+    let charged = charge(room, admitted).await?;
+    let report = execute(sandbox, &charged);
+    release(room, charged, report).await
+}
+
+/// A job that passed every check: what charging it needs.
+struct Admitted<'r> {
+    request: JobRequest<'r>,
+    policy: Policy,
+    manifest: Manifest,
+    actor: String,
+    ctx: Arc<RunContext>,
+    parameters: Vec<(String, String)>,
+    plan: NoisePlan,
+    prepared: PreparedModule,
+    dataset_name: String,
+}
+
+/// Proof that a job was charged: made only by [`charge`], required by [`execute`] and
+/// [`release`]. It carries the noise plan the charged amount was computed from, so the amount
+/// charged and the noise released cannot disagree.
+struct ChargeToken {
+    job_id: String,
+    charged: u64,
+    remaining: u64,
+    plan: NoisePlan,
+    release_at: time::OffsetDateTime,
+    release_at_text: String,
+}
+
+/// A charged job, ready to run.
+struct Charged<'r> {
+    request: JobRequest<'r>,
+    policy: Policy,
+    manifest: Manifest,
+    ctx: Arc<RunContext>,
+    prepared: PreparedModule,
+    dataset_name: String,
+    token: ChargeToken,
+}
+
+/// Phase 1, admit: every check made before a charge. A refusal here costs nothing.
+async fn admit<'r>(
+    room: &Room,
+    sandbox: &Sandbox,
+    request: JobRequest<'r>,
+) -> Result<Admitted<'r>, JobError> {
     let dataset_name = request.dataset.name.clone();
     let policy = room.policy(request.partner, &dataset_name).await?;
     if let Some(expires) = policy.expires
         && time::OffsetDateTime::now_utc() >= expires
     {
-        return Err(JobError::Refused(format!(
+        return Err(JobError::Refused(Refusal::PolicyExpired(format!(
             "the policy for '{}' on '{dataset_name}' expired at {}",
             request.partner,
             expires
                 .format(&time::format_description::well_known::Rfc3339)
                 .unwrap_or_default()
-        )));
+        ))));
     }
     let actor = format!("partner:{}", request.partner);
     let vetted = vet(request.module, DEFAULT_MAX_MODULE_BYTES);
@@ -363,32 +516,32 @@ async fn run_job_inner(
         })
         .await
         .map_err(RoomError::from)?;
-    let module = vetted.map_err(|e| JobError::Refused(e.to_string()))?;
+    let module = vetted.map_err(|e| JobError::Refused(Refusal::ModuleRefused(e.to_string())))?;
     let manifest = module.manifest.clone();
     let mut request = request;
     if let Some(audience) = &request.audience {
         let Some(limits) = policy.audience else {
-            return Err(JobError::Refused(format!(
+            return Err(JobError::Refused(Refusal::AudienceNotAllowed(format!(
                 "the policy for '{}' on '{dataset_name}' does not allow audience matching",
                 request.partner
-            )));
+            ))));
         };
         if audience.sealed_by != request.partner {
-            return Err(JobError::Refused(format!(
+            return Err(JobError::Refused(Refusal::AudienceNotTheirs(format!(
                 "the audience list was sealed by '{}', not by '{}'",
                 audience.sealed_by, request.partner
-            )));
+            ))));
         }
         audience
             .list
             .check_size(limits.min_size, limits.max_size)
-            .map_err(|e| JobError::Refused(e.0))?;
+            .map_err(|e| JobError::Refused(Refusal::AudienceSize(e.0)))?;
         // A shared dataset is copied shallowly: its tables stay shared except the one that gains
         // the column (the entity keys are copied too).
         audience
             .list
             .attach(Arc::make_mut(&mut request.dataset))
-            .map_err(|e| JobError::Refused(e.to_string()))?;
+            .map_err(|e| JobError::Refused(Refusal::AudienceUnmatched(e.to_string())))?;
     }
     let request = request;
     // Table mode sees whole tables: only modules the bank approved by hash may use it.
@@ -406,28 +559,28 @@ async fn run_job_inner(
                     .parameters
                     .check(&request.parameters)
                     .map_err(|why| {
-                        JobError::Refused(format!(
+                        JobError::Refused(Refusal::ParametersNotApproved(format!(
                             "module {module_sha256} is approved, but not with these parameters: {why}"
-                        ))
+                        )))
                     })?;
             }
             Some(_) => {
-                return Err(JobError::Refused(format!(
+                return Err(JobError::Refused(Refusal::ModuleRejected(format!(
                     "the bank rejected module {module_sha256}"
-                )));
+                ))));
             }
             None => {
-                return Err(JobError::Refused(format!(
+                return Err(JobError::Refused(Refusal::NotApproved(format!(
                     "module {module_sha256} needs the bank's approval for {} mode (`strongroom module approve`)",
                     manifest.mode
-                )));
+                ))));
             }
         }
     }
     let mut seed = [0u8; 32];
     SystemRandom::new()
         .fill(&mut seed)
-        .map_err(|_| JobError::Refused("no system randomness".into()))?;
+        .map_err(|_| JobError::Refused(Refusal::Unavailable("no system randomness".into())))?;
     let ctx = RunContext::new(
         Arc::clone(&request.dataset),
         manifest.clone(),
@@ -435,16 +588,44 @@ async fn run_job_inner(
         RunLimits::default(),
         seed,
     )
-    .map_err(|e| JobError::Refused(e.to_string()))?
+    .map_err(|e| JobError::Refused(Refusal::SchemaMismatch(e.to_string())))?
     .with_parameters(&request.parameters)
-    .map_err(JobError::Refused)?;
+    .map_err(|e| JobError::Refused(Refusal::BadParameters(e)))?;
     let parameters = ctx.parameters.clone();
     let plan = plan_job(&policy, &manifest, &request.dataset, request.cost_nano)?;
     let cache = room.module_cache()?;
     let prepared = sandbox
         .prepare(module, Some(&cache))
-        .map_err(|e| JobError::Refused(format!("{e:#}")))?;
+        .map_err(|e| JobError::Refused(Refusal::Unavailable(format!("{e:#}"))))?;
 
+    Ok(Admitted {
+        request,
+        policy,
+        manifest,
+        actor,
+        ctx: Arc::new(ctx),
+        parameters,
+        plan,
+        prepared,
+        dataset_name,
+    })
+}
+
+/// Phase 2, charge: the budget is charged durably, with the entries that record it. The
+/// [`ChargeToken`] it returns is what running and releasing require, and it carries the noise
+/// plan the charge was computed from.
+async fn charge<'r>(room: &Room, admitted: Admitted<'r>) -> Result<Charged<'r>, JobError> {
+    let Admitted {
+        request,
+        policy,
+        manifest,
+        actor,
+        ctx,
+        parameters,
+        plan,
+        prepared,
+        dataset_name,
+    } = admitted;
     // Charge first, durably. From here on nothing is refunded.
     let job_id = request.job_id.clone().unwrap_or_else(new_job_id);
     let charged = mechanism::ledger_cost(policy.mechanism, request.cost_nano);
@@ -549,8 +730,60 @@ async fn run_job_inner(
     audit.committed(&started_entry).map_err(RoomError::from)?;
     fail::fail_point!("job.after_charge");
     fail::fail_point!("job.after_started");
-    let report = sandbox.run(&prepared, Arc::new(ctx), request.threads);
+    Ok(Charged {
+        request,
+        policy,
+        manifest,
+        ctx,
+        prepared,
+        dataset_name,
+        token: ChargeToken {
+            job_id,
+            charged,
+            remaining: status.remaining(),
+            plan,
+            release_at,
+            release_at_text,
+        },
+    })
+}
+
+/// Phase 3, execute: the module runs in the sandbox. Only a charged job can run.
+fn execute(sandbox: &Sandbox, charged: &Charged<'_>) -> RunReport {
+    let report = sandbox.run(
+        &charged.prepared,
+        Arc::clone(&charged.ctx),
+        charged.request.threads,
+    );
     fail::fail_point!("job.after_run");
+    report
+}
+
+/// Phase 4, release: the output gate noises the aggregate with the plan the charge was computed
+/// from, and the job's end, its result entry, its receipt and its stored result commit together.
+async fn release(
+    room: &Room,
+    charged: Charged<'_>,
+    report: RunReport,
+) -> Result<JobResult, JobError> {
+    let Charged {
+        request,
+        policy,
+        manifest,
+        ctx: _,
+        prepared,
+        dataset_name,
+        token:
+            ChargeToken {
+                job_id,
+                charged,
+                remaining,
+                plan,
+                release_at,
+                release_at_text,
+            },
+    } = charged;
+    let audit = room.audit();
     let outcome = report.partner_outcome().to_string();
     let failed_units = report.failed_unit_count();
     let mut bank_detail = String::new();
@@ -611,7 +844,7 @@ async fn run_job_inner(
             .map_err(|e| after_charge(e.to_string()))?;
             Some(ReleasedTable {
                 cost_rho: format_nano(charged),
-                remaining_rho: format_nano(status.remaining()),
+                remaining_rho: format_nano(remaining),
                 ..table
             })
         }
@@ -744,7 +977,7 @@ async fn run_job_inner(
         status: job_status,
         receipt,
         charged_nano_rho: charged,
-        remaining_nano_rho: status.remaining(),
+        remaining_nano_rho: remaining,
         bank_detail,
         failed_units,
     })
@@ -766,7 +999,7 @@ pub fn commit_diagnostics(text: &str) -> Result<(String, String), JobError> {
     let mut salt = [0u8; 16];
     SystemRandom::new()
         .fill(&mut salt)
-        .map_err(|_| JobError::Refused("no system randomness".into()))?;
+        .map_err(|_| JobError::Refused(Refusal::Unavailable("no system randomness".into())))?;
     Ok((hex::encode(salt), diagnostics_commitment(&salt, text)))
 }
 
@@ -832,13 +1065,15 @@ pub async fn decide_held(
         .fetch_optional(room.pool())
         .await?;
     let Some(row) = row else {
-        return Err(JobError::Refused(format!("no job '{job_id}'")));
+        return Err(JobError::Refused(Refusal::NoSuchJob(format!(
+            "no job '{job_id}'"
+        ))));
     };
     let status: String = row.get("status");
     if status != "held" {
-        return Err(JobError::Refused(format!(
+        return Err(JobError::Refused(Refusal::NotHeld(format!(
             "job '{job_id}' is {status}, not held"
-        )));
+        ))));
     }
     let new_status = if release { "released" } else { "withheld" };
     let mut change = room.change().await?;
@@ -848,12 +1083,12 @@ pub async fn decide_held(
         .execute(change.conn())
         .await?;
     if done.rows_affected() == 0 {
-        return Err(JobError::Refused(format!(
+        return Err(JobError::Refused(Refusal::NotHeld(format!(
             "job '{job_id}' was decided by someone else meanwhile"
-        )));
+        ))));
     }
     fail::fail_point!("held.before_entry", |_| Err(JobError::Refused(
-        "injected failure before the decision's entry".into()
+        Refusal::NotHeld("injected failure before the decision's entry".into())
     )));
     let (actor, job) = ("bank".to_string(), job_id.to_string());
     change

@@ -35,6 +35,8 @@ pub struct PartnerJobView {
     pub state: String,
     /// Why the job was refused before any charge (policy, budget, module): never data.
     pub error: Option<String>,
+    /// For a refused job, the refusal's stable code (`mode_not_allowed`, `budget_exhausted`...).
+    pub error_code: Option<String>,
     /// The partner's outcome code, once visible.
     pub outcome: Option<String>,
     /// released, held, withheld or failed, once visible.
@@ -52,7 +54,7 @@ pub struct PartnerJobView {
 }
 
 /// The columns the view reads (job queue `q`, finished jobs `j`).
-pub const COLUMNS: &str = "q.job_id, q.partner, q.dataset, q.module_sha256, q.cost, q.parameters, q.state, q.error, \
+pub const COLUMNS: &str = "q.job_id, q.partner, q.dataset, q.module_sha256, q.cost, q.parameters, q.state, q.error, q.error_code, \
     q.submitted_at, q.release_at, j.outcome, j.status, j.result_json, j.receipt, j.release_at AS job_release_at";
 
 /// Builds the view from a row of `COLUMNS`, as of `now`. `full` adds the result and receipt.
@@ -109,6 +111,10 @@ pub fn from_row(
         state: state.to_string(),
         error: match state {
             "refused" | "failed" => error,
+            _ => None,
+        },
+        error_code: match state {
+            "refused" => r.get("error_code"),
             _ => None,
         },
         outcome: if finished { r.get("outcome") } else { None },
