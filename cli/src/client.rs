@@ -112,6 +112,25 @@ impl Remote {
         self.answer(&format!("{method} {path}"), r)
     }
 
+    /// POST or PUT a text body.
+    pub(crate) fn send_text(
+        &self,
+        method: &str,
+        path: &str,
+        text: &str,
+        content_type: &str,
+    ) -> anyhow::Result<Value> {
+        let builder = match method {
+            "PUT" => self.agent.put(self.url(path)),
+            _ => self.agent.post(self.url(path)),
+        };
+        let r = builder
+            .header("authorization", self.auth())
+            .header("content-type", content_type)
+            .send(text);
+        self.answer(&format!("{method} {path}"), r)
+    }
+
     /// POST or PUT a body (text, wasm, a sealed file streamed from disk).
     pub(crate) fn send_file(
         &self,
@@ -277,16 +296,18 @@ pub(super) fn job(remote: &Remote, cmd: JobCommand) -> anyhow::Result<ExitCode> 
         } else {
             "/v1/jobs"
         })?)?,
-        JobCommand::Release { id } => print(&remote.send_json(
-            "POST",
-            &format!("/v1/jobs/{id}/decision"),
-            &json!({ "release": true }),
-        )?)?,
-        JobCommand::Withhold { id } => print(&remote.send_json(
-            "POST",
-            &format!("/v1/jobs/{id}/decision"),
-            &json!({ "release": false }),
-        )?)?,
+        JobCommand::Release { id } => {
+            return super::ops::print(
+                super::ops::Operations::decide_held(&remote, &id, true),
+                false,
+            );
+        }
+        JobCommand::Withhold { id } => {
+            return super::ops::print(
+                super::ops::Operations::decide_held(&remote, &id, false),
+                false,
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -308,7 +308,7 @@ pub(super) fn inspect(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
             .map(|r| serde_json::json!({"table": r.table, "columns": r.columns.iter().map(|(c, t)| serde_json::json!({"name": c, "type": t})).collect::<Vec<_>>()}))
             .collect();
         let value = serde_json::json!({
-            "sha256": module.hash_hex(), "size": module.bytes.len(), "name": m.name, "version": m.version,
+            "module_sha256": module.hash_hex(), "size": module.bytes.len(), "name": m.name, "version": m.version,
             "mode": m.mode, "max_groups_per_entity": m.max_groups_per_entity, "reads": reads, "metrics": metrics,
             "imports": module.imports, "functions": module.functions,
         });

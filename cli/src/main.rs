@@ -9,6 +9,7 @@ mod chart;
 mod client;
 mod demo;
 mod dev;
+mod ops;
 mod render;
 mod room_cmd;
 mod seal_cmd;
@@ -235,11 +236,19 @@ fn remote_command(r: &client::Remote, command: Command) -> anyhow::Result<ExitCo
             client::show(r.send_file("PUT", "/v1/datasets", &file, "application/octet-stream"))
         }
         Command::Dataset(seal_cmd::DatasetCommand::List) => client::show(r.get("/v1/datasets")),
-        Command::Policy(PolicyCommand::Set { file, .. }) => {
-            client::show(r.send_file("PUT", "/v1/policies", &file, "application/toml"))
+        Command::Policy(PolicyCommand::Set { file, .. }) => room_cmd::set_policy(&r, &file),
+        Command::Budget(BudgetCommand::Show { json, .. }) => {
+            ops::print(ops::Operations::budgets(&r), json)
         }
-        Command::Budget(BudgetCommand::Show { .. }) => client::show(r.get("/v1/budgets")),
-        Command::Room(RoomCommand::Pubkey { .. }) => client::show(r.get("/v1/room")),
+        Command::Room(RoomCommand::Pubkey { .. }) => {
+            ops::print(ops::Operations::room_info(&r), false)
+        }
+        Command::Results(room_cmd::ResultsCommand::Release { job, .. }) => {
+            ops::print(ops::Operations::decide_held(&r, &job, true), false)
+        }
+        Command::Results(room_cmd::ResultsCommand::Withhold { job, .. }) => {
+            ops::print(ops::Operations::decide_held(&r, &job, false), false)
+        }
         Command::Audit(audit_cmd::AuditCommand::Export { out, .. }) => {
             client::audit_export(r, &out)
         }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 
+use super::ops::{Decision, Local, Operations, target};
 use super::render::{number, table};
 use strongroom::dataset::Dataset;
 use strongroom::dataset::csv_input::load_csv_tables;
@@ -15,16 +16,11 @@ use strongroom::guest_boundary::sandbox::EngineSettings;
 use strongroom::guest_boundary::vetting::DEFAULT_MAX_MODULE_BYTES;
 use strongroom::guest_boundary::{Sandbox, vet};
 use strongroom::keys::{OperatorSecret, RoomPublicKeys};
-use strongroom::output_gate::mechanism::{
-    Mechanism, Noise, format_nano, parse_nano, rho_to_epsilon,
-};
+use strongroom::output_gate::mechanism::{Mechanism, Noise, format_nano, parse_nano};
 use strongroom::output_gate::release::ReleasedTable;
 use strongroom::output_gate::sampling::Rational;
 use strongroom::room::Room;
-use strongroom::room::jobs::{
-    AudienceInput, JobRequest, JobStatus, decide_held, list_jobs, plan_job, run_job,
-};
-use strongroom::room::policy::Policy;
+use strongroom::room::jobs::{AudienceInput, JobRequest, JobStatus, list_jobs, plan_job, run_job};
 use strongroom_verify::note::Verifier;
 use strongroom_verify::receipt::Receipt;
 
@@ -263,45 +259,33 @@ pub(super) fn keygen(
 
 pub(super) fn room(cmd: RoomCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        RoomCommand::Pubkey { room } => {
-            let Some(room) = room else {
-                bail!("give the room: --room DIR, or --server URL --token T for a served room");
-            };
-            let path = room.join("keys").join("room.pub");
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("cannot read {}", path.display()))?;
-            let keys = RoomPublicKeys::parse(&text)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-            print!("{}", keys.encode());
-            Ok(ExitCode::SUCCESS)
-        }
+        RoomCommand::Pubkey { room } => super::ops::print(
+            Local {
+                room: RoomArgs {
+                    room,
+                    secret_file: None,
+                },
+            }
+            .room_info(),
+            false,
+        ),
     }
+}
+
+/// `policy set`, on any room.
+pub(super) fn set_policy(ops: &dyn Operations, file: &Path) -> anyhow::Result<ExitCode> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    super::ops::print(
+        ops.set_policy(&text)
+            .map_err(|e| anyhow::anyhow!("{}: {e:#}", file.display())),
+        false,
+    )
 }
 
 pub(super) fn policy(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        PolicyCommand::Set { room, file } => {
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("cannot read {}", file.display()))?;
-            let policy =
-                Policy::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-            runtime()?.block_on(async {
-                let room = open_room(&room).await?;
-                room.set_policy(&policy).await?;
-                anyhow::Ok(())
-            })?;
-            println!(
-                "policy set for partner '{}' on dataset '{}': budget rho {}, {}, threshold {}, {:?} release (sha256 {})",
-                policy.partner,
-                policy.dataset,
-                format_nano(policy.budget_nano_rho),
-                policy.mechanism,
-                policy.min_group_size,
-                policy.release,
-                &policy.sha256[..16]
-            );
-            Ok(ExitCode::SUCCESS)
-        }
+        PolicyCommand::Set { room, file } => set_policy(&Local { room }, &file),
     }
 }
 
@@ -369,56 +353,7 @@ fn unit(mechanism: Mechanism) -> &'static str {
 
 pub(super) fn budget(cmd: BudgetCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        BudgetCommand::Show { room, json } => {
-            let (statuses, deltas) = runtime()?.block_on(async {
-                let room = open_room(&room).await?;
-                let statuses = room.ledger().all().await?;
-                let mut deltas = Vec::new();
-                for s in &statuses {
-                    deltas.push(
-                        room.policy(&s.partner, &s.dataset)
-                            .await
-                            .map_or(1e-6, |p| p.delta),
-                    );
-                }
-                anyhow::Ok((statuses, deltas))
-            })?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&statuses)?);
-                return Ok(ExitCode::SUCCESS);
-            }
-            let header: Vec<String> = [
-                "partner",
-                "dataset",
-                "privacy domain",
-                "rho total",
-                "rho spent",
-                "rho left",
-                "jobs",
-                "total as (eps, delta)",
-            ]
-            .map(String::from)
-            .into();
-            let rows: Vec<Vec<String>> = statuses
-                .iter()
-                .zip(&deltas)
-                .map(|(s, &delta)| {
-                    let rho = s.total_nano_rho as f64 / 1e9;
-                    vec![
-                        s.partner.clone(),
-                        s.dataset.clone(),
-                        s.domain.clone(),
-                        format_nano(s.total_nano_rho),
-                        format_nano(s.spent_nano_rho),
-                        format_nano(s.remaining()),
-                        s.jobs.to_string(),
-                        format!("({:.3}, {delta:e})", rho_to_epsilon(rho, delta)),
-                    ]
-                })
-                .collect();
-            print!("{}", table(&header, &rows, 3));
-            Ok(ExitCode::SUCCESS)
-        }
+        BudgetCommand::Show { room, json } => super::ops::print(Local { room }.budgets(), json),
         BudgetCommand::Scale {
             mechanism,
             cost,
@@ -679,19 +614,10 @@ pub(super) fn results(cmd: ResultsCommand) -> anyhow::Result<ExitCode> {
             print!("{}", table(&header, &rows, 7));
         }
         ResultsCommand::Release { room, job } => {
-            let released = rt.block_on(async {
-                anyhow::Ok(decide_held(&open_room(&room).await?, &job, true).await?)
-            })?;
-            println!("released {job}");
-            if let Some(t) = released {
-                print_released(&t);
-            }
+            return super::ops::print(Local { room }.decide_held(&job, true), false);
         }
         ResultsCommand::Withhold { room, job } => {
-            rt.block_on(async {
-                anyhow::Ok(decide_held(&open_room(&room).await?, &job, false).await?)
-            })?;
-            println!("withheld {job}: it will never be released");
+            return super::ops::print(Local { room }.decide_held(&job, false), false);
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -790,36 +716,13 @@ pub(super) fn decide(
 ) -> anyhow::Result<ExitCode> {
     let rules = strongroom::room::approval::ParameterRules::parse_args(&args.parameters)
         .map_err(anyhow::Error::msg)?;
-    if let Some(remote) = remote {
-        return super::client::show(remote.send_json(
-            "POST",
-            &format!("/v1/modules/{}/decision", args.module_sha256),
-            &serde_json::json!({ "partner": args.partner, "approve": approve, "comment": args.comment,
-                                 "parameters": rules }),
-        ));
-    }
-    let Some(by) = args.by.clone() else {
-        bail!("--by NAME is required: who decides is recorded in the audit log");
+    let decision = Decision {
+        module_sha256: args.module_sha256,
+        partner: args.partner,
+        approve,
+        comment: args.comment,
+        rules,
+        by: args.by,
     };
-    runtime()?.block_on(async {
-        let room = open_room(&args.room).await?;
-        room.decide_module(
-            &args.module_sha256,
-            &args.partner,
-            approve,
-            &by,
-            &args.comment,
-            &rules,
-        )
-        .await?;
-        anyhow::Ok(())
-    })?;
-    println!(
-        "module {} {} for partner '{}' by {}",
-        args.module_sha256,
-        if approve { "approved" } else { "rejected" },
-        args.partner,
-        by
-    );
-    Ok(ExitCode::SUCCESS)
+    super::ops::print(target(remote, &args.room).decide_module(&decision), false)
 }

@@ -32,6 +32,7 @@ use strongroom::output_gate::mechanism::parse_nano;
 use strongroom::room::jobs::{decide_held, new_job_id};
 use strongroom::room::partner_view;
 use strongroom::room::policy::Policy;
+use strongroom_api::{HeldDecision, ModuleDecided};
 use strongroom_verify::event::Event;
 
 type Shared = State<Arc<AppState>>;
@@ -39,6 +40,11 @@ type Caller_ = axum::Extension<Caller>;
 type Answer = Result<Response, Problem>;
 
 fn ok(value: Value) -> Answer {
+    Ok(Json(value).into_response())
+}
+
+/// A 200 with one of the API's shared types (`strongroom-api`).
+fn typed<T: serde::Serialize>(value: T) -> Answer {
     Ok(Json(value).into_response())
 }
 
@@ -55,12 +61,7 @@ pub(super) async fn openapi() -> impl IntoResponse {
 }
 
 pub(super) async fn room(State(state): Shared) -> Answer {
-    let keys = state.room.keys().public.clone();
-    ok(json!({
-        "name": state.room.name(),
-        "fingerprint": keys.fingerprint(),
-        "public_keys": keys.encode(),
-    }))
+    typed(super::views::room_info(&state.room))
 }
 
 /// A request body received under the room's `uploads/`: deleted when dropped, unless moved into
@@ -291,9 +292,7 @@ pub(super) async fn set_policy(State(state): Shared, Text(body): Text) -> Answer
         )
     })?;
     state.room.set_policy(&policy).await?;
-    ok(
-        json!({ "partner": policy.partner, "dataset": policy.dataset, "policy_sha256": policy.sha256 }),
-    )
+    typed(super::views::policy_set(&policy))
 }
 
 pub(super) async fn upload_audience(State(state): Shared, caller: Caller_, body: Body) -> Answer {
@@ -498,10 +497,12 @@ pub(super) async fn decide_module(
             &body.parameters,
         )
         .await?;
-    ok(
-        json!({ "module_sha256": sha256.to_ascii_lowercase(), "partner": body.partner,
-               "decision": if body.approve { "approved" } else { "rejected" } }),
-    )
+    typed(ModuleDecided {
+        module_sha256: sha256.to_ascii_lowercase(),
+        partner: body.partner,
+        decision: if body.approve { "approved" } else { "rejected" }.into(),
+        by: caller.party.clone(),
+    })
 }
 
 const JOB_COLUMNS: &str = "q.job_id, q.partner, q.dataset, q.module_sha256, q.cost, q.parameters, q.state, q.error, \
@@ -721,9 +722,10 @@ pub(super) async fn decide_job(
     ApiJson(body): ApiJson<JobDecision>,
 ) -> Answer {
     match decide_held(&state.room, &id, body.release).await {
-        Ok(_) => ok(
-            json!({ "job_id": id, "status": if body.release { "released" } else { "withheld" } }),
-        ),
+        Ok(_) => typed(HeldDecision {
+            job_id: id,
+            status: if body.release { "released" } else { "withheld" }.into(),
+        }),
         Err(strongroom::room::jobs::JobError::Refused(why)) => {
             let status = match why {
                 strongroom::room::jobs::Refusal::NoSuchJob(_) => StatusCode::NOT_FOUND,
@@ -739,21 +741,8 @@ pub(super) async fn decide_job(
 }
 
 pub(super) async fn budgets(State(state): Shared, caller: Caller_) -> Answer {
-    let all = state.room.ledger().all().await.map_err(|e| {
-        super::problem::tracing_log(&e.to_string());
-        Problem::internal()
-    })?;
-    ok(Value::Array(
-        all.into_iter()
-            .filter(|b| caller.role != Role::Partner || b.partner == caller.party)
-            .map(|b| {
-                json!({ "partner": b.partner, "dataset": b.dataset, "domain": b.domain,
-                        "total_rho": strongroom::output_gate::mechanism::format_nano(b.total_nano_rho),
-                        "spent_rho": strongroom::output_gate::mechanism::format_nano(b.spent_nano_rho),
-                        "jobs": b.jobs })
-            })
-            .collect(),
-    ))
+    let partner = (caller.role == Role::Partner).then_some(caller.party.as_str());
+    typed(super::views::budgets(&state.room, partner).await?)
 }
 
 #[derive(Deserialize)]

@@ -13,6 +13,7 @@ mod handlers;
 pub mod problem;
 pub mod queue;
 pub mod routes;
+pub mod views;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

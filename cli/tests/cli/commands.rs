@@ -186,7 +186,6 @@ fn every_command_family_works_and_refuses_mistakes_with_one_line_and_nothing_wri
     let manifest: serde_json::Value = serde_json::from_str(&inspected).expect("json");
     let sha = manifest["module_sha256"]
         .as_str()
-        .or_else(|| manifest["sha256"].as_str())
         .expect("the module's hash")
         .to_string();
     refused(&["module", "inspect", p(&policy)], "");

@@ -3,6 +3,7 @@
 //! writer, an interrupted seal, a killed job, memory bounds). One test binary for them all.
 
 mod audit_crash;
+mod both_ways;
 mod commands;
 mod interrupted_seal;
 mod seal_memory;

@@ -1,0 +1,83 @@
+//! # strongroom-api: what a room's operations take and return
+//!
+//! One set of types for a room's operations, whoever performs them: the server answers HTTP
+//! requests with them, and the `strongroom` command builds them from a local room or reads them
+//! from a served one, so the two print the same thing. Field names are the JSON keys of the API
+//! (docs/api.md, `server/openapi.json`).
+
+use serde::{Deserialize, Serialize};
+
+/// The room: its name and public keys (`GET /v1/room`, `strongroom room pubkey`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomInfo {
+    /// Room name.
+    pub name: String,
+    /// Fingerprint of its public keys, to read over the phone.
+    pub fingerprint: String,
+    /// The shareable `room.pub` text.
+    pub public_keys: String,
+}
+
+/// A policy was set (`PUT /v1/policies`, `strongroom policy set`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicySet {
+    /// The partner it governs.
+    pub partner: String,
+    /// The dataset it governs.
+    pub dataset: String,
+    /// SHA-256 of its text, hex.
+    pub policy_sha256: String,
+    /// Total budget, as a decimal rho.
+    pub budget_rho: String,
+    /// Noise mechanism.
+    pub mechanism: String,
+    /// Fewest entities a released group must have.
+    pub min_group_size: u64,
+    /// `automatic` or `held`.
+    pub release: String,
+}
+
+/// The bank decided on a module (`POST /v1/modules/{sha256}/decision`, `strongroom module
+/// approve|reject`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModuleDecided {
+    /// The module.
+    pub module_sha256: String,
+    /// The partner the decision is for.
+    pub partner: String,
+    /// `approved` or `rejected`.
+    pub decision: String,
+    /// Who at the bank decided.
+    pub by: String,
+}
+
+/// A privacy budget (`GET /v1/budgets`, `strongroom budget show`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Budget {
+    /// The partner.
+    pub partner: String,
+    /// The dataset.
+    pub dataset: String,
+    /// The privacy domain whose charges count against it.
+    pub domain: String,
+    /// Total, as a decimal rho.
+    pub total_rho: String,
+    /// Spent, as a decimal rho.
+    pub spent_rho: String,
+    /// Left, as a decimal rho.
+    pub remaining_rho: String,
+    /// Charges made.
+    pub jobs: u64,
+    /// The total as (epsilon, delta) at the policy's delta.
+    pub total_epsilon_delta: String,
+}
+
+/// The bank decided on a held result (`POST /v1/jobs/{id}/decision`, `strongroom job
+/// release|withhold`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldDecision {
+    /// The job.
+    pub job_id: String,
+    /// `released` or `withheld`.
+    pub status: String,
+}

@@ -1,0 +1,255 @@
+//! Each operation written once, over a local room or a served one.
+//!
+//! A command asks an [`Operations`] for a typed answer (`strongroom-api`) and prints it with the
+//! one renderer below, so `--server` and a local room print the same thing. [`Local`] performs
+//! the operation on the room's directory with the library, building the answer with the same
+//! functions the server uses (`strongroom_server::views`); a served room answers over HTTP.
+
+use anyhow::bail;
+use serde::de::DeserializeOwned;
+use strongroom::room::approval::ParameterRules;
+use strongroom::room::policy::Policy;
+use strongroom_api::{Budget, HeldDecision, ModuleDecided, PolicySet, RoomInfo};
+
+use super::client::Remote;
+use super::render::table;
+use super::room_cmd::{RoomArgs, open_room, runtime};
+
+/// The operations a command may ask of a room, wherever it is.
+pub(crate) trait Operations {
+    /// The room's name and public keys.
+    fn room_info(&self) -> anyhow::Result<RoomInfo>;
+    /// Sets a policy from its text.
+    fn set_policy(&self, text: &str) -> anyhow::Result<PolicySet>;
+    /// The bank's decision on a module for a partner.
+    fn decide_module(&self, decision: &Decision) -> anyhow::Result<ModuleDecided>;
+    /// The budgets the caller may see.
+    fn budgets(&self) -> anyhow::Result<Vec<Budget>>;
+    /// The bank's decision on a held result.
+    fn decide_held(&self, job: &str, release: bool) -> anyhow::Result<HeldDecision>;
+}
+
+/// A decision on a module, as a command gives it.
+pub(crate) struct Decision {
+    pub(crate) module_sha256: String,
+    pub(crate) partner: String,
+    pub(crate) approve: bool,
+    pub(crate) comment: String,
+    pub(crate) rules: ParameterRules,
+    /// Who decides; a served room takes it from the token instead.
+    pub(crate) by: Option<String>,
+}
+
+/// A room on this machine, opened with the operator's secret for each operation.
+pub(crate) struct Local {
+    pub(crate) room: RoomArgs,
+}
+
+/// The room a command names: served (`--server`) or local (`--room`).
+pub(crate) fn target<'a>(remote: Option<&'a Remote>, room: &RoomArgs) -> Box<dyn Operations + 'a> {
+    match remote {
+        Some(r) => Box::new(r),
+        None => Box::new(Local { room: room.clone() }),
+    }
+}
+
+impl Local {
+    fn block_on<T>(
+        &self,
+        f: impl AsyncFnOnce(&strongroom::room::Room) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        runtime()?.block_on(async {
+            let room = open_room(&self.room).await?;
+            f(&room).await
+        })
+    }
+}
+
+impl Operations for Local {
+    fn room_info(&self) -> anyhow::Result<RoomInfo> {
+        // The public keys need no secret: read them as the room published them.
+        let Some(dir) = &self.room.room else {
+            bail!("give the room: --room DIR, or --server URL --token T for a served room");
+        };
+        let path = dir.join("keys").join("room.pub");
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+        let keys = strongroom_verify::RoomPublicKeys::parse(&text)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        Ok(RoomInfo {
+            name: keys.name.clone(),
+            fingerprint: keys.fingerprint(),
+            public_keys: keys.encode(),
+        })
+    }
+
+    fn set_policy(&self, text: &str) -> anyhow::Result<PolicySet> {
+        let policy = Policy::parse(text).map_err(|e| anyhow::anyhow!("policy: {e}"))?;
+        self.block_on(async |room| {
+            room.set_policy(&policy).await?;
+            Ok(strongroom_server::views::policy_set(&policy))
+        })
+    }
+
+    fn decide_module(&self, d: &Decision) -> anyhow::Result<ModuleDecided> {
+        let Some(by) = d.by.clone() else {
+            bail!("--by NAME is required: who decides is recorded in the audit log");
+        };
+        self.block_on(async |room| {
+            room.decide_module(
+                &d.module_sha256,
+                &d.partner,
+                d.approve,
+                &by,
+                &d.comment,
+                &d.rules,
+            )
+            .await?;
+            Ok(ModuleDecided {
+                module_sha256: d.module_sha256.to_ascii_lowercase(),
+                partner: d.partner.clone(),
+                decision: if d.approve { "approved" } else { "rejected" }.into(),
+                by: by.clone(),
+            })
+        })
+    }
+
+    fn budgets(&self) -> anyhow::Result<Vec<Budget>> {
+        self.block_on(async |room| Ok(strongroom_server::views::budgets(room, None).await?))
+    }
+
+    fn decide_held(&self, job: &str, release: bool) -> anyhow::Result<HeldDecision> {
+        self.block_on(async |room| {
+            strongroom::room::jobs::decide_held(room, job, release).await?;
+            Ok(HeldDecision {
+                job_id: job.to_string(),
+                status: if release { "released" } else { "withheld" }.into(),
+            })
+        })
+    }
+}
+
+fn decode<T: DeserializeOwned>(value: serde_json::Value) -> anyhow::Result<T> {
+    serde_json::from_value(value)
+        .map_err(|e| anyhow::anyhow!("the served room answered in an unexpected shape: {e}"))
+}
+
+impl Operations for &Remote {
+    fn room_info(&self) -> anyhow::Result<RoomInfo> {
+        decode(self.get("/v1/room")?)
+    }
+
+    fn set_policy(&self, text: &str) -> anyhow::Result<PolicySet> {
+        decode(self.send_text("PUT", "/v1/policies", text, "application/toml")?)
+    }
+
+    fn decide_module(&self, d: &Decision) -> anyhow::Result<ModuleDecided> {
+        decode(self.send_json(
+            "POST",
+            &format!("/v1/modules/{}/decision", d.module_sha256),
+            &serde_json::json!({ "partner": d.partner, "approve": d.approve,
+                                 "comment": d.comment, "parameters": d.rules }),
+        )?)
+    }
+
+    fn budgets(&self) -> anyhow::Result<Vec<Budget>> {
+        decode(self.get("/v1/budgets")?)
+    }
+
+    fn decide_held(&self, job: &str, release: bool) -> anyhow::Result<HeldDecision> {
+        decode(self.send_json(
+            "POST",
+            &format!("/v1/jobs/{job}/decision"),
+            &serde_json::json!({ "release": release }),
+        )?)
+    }
+}
+
+/// How an answer is printed: the same for a local and a served room.
+pub(crate) trait Render {
+    /// For people.
+    fn human(&self) -> String;
+}
+
+impl Render for RoomInfo {
+    fn human(&self) -> String {
+        self.public_keys.clone()
+    }
+}
+
+impl Render for PolicySet {
+    fn human(&self) -> String {
+        format!(
+            "policy set for partner '{}' on dataset '{}': budget rho {}, {}, threshold {}, {} release (sha256 {})\n",
+            self.partner,
+            self.dataset,
+            self.budget_rho,
+            self.mechanism,
+            self.min_group_size,
+            self.release,
+            &self.policy_sha256[..16.min(self.policy_sha256.len())]
+        )
+    }
+}
+
+impl Render for ModuleDecided {
+    fn human(&self) -> String {
+        format!(
+            "module {} {} for partner '{}' by {}\n",
+            self.module_sha256, self.decision, self.partner, self.by
+        )
+    }
+}
+
+impl Render for HeldDecision {
+    fn human(&self) -> String {
+        format!("job {}: {}\n", self.job_id, self.status)
+    }
+}
+
+impl Render for Vec<Budget> {
+    fn human(&self) -> String {
+        let header: Vec<String> = [
+            "partner",
+            "dataset",
+            "privacy domain",
+            "rho total",
+            "rho spent",
+            "rho left",
+            "jobs",
+            "total as (eps, delta)",
+        ]
+        .map(String::from)
+        .into();
+        let rows: Vec<Vec<String>> = self
+            .iter()
+            .map(|b| {
+                vec![
+                    b.partner.clone(),
+                    b.dataset.clone(),
+                    b.domain.clone(),
+                    b.total_rho.clone(),
+                    b.spent_rho.clone(),
+                    b.remaining_rho.clone(),
+                    b.jobs.to_string(),
+                    b.total_epsilon_delta.clone(),
+                ]
+            })
+            .collect();
+        table(&header, &rows, 3)
+    }
+}
+
+/// Prints an answer for people, or as JSON.
+pub(crate) fn print<T: Render + serde::Serialize>(
+    answer: anyhow::Result<T>,
+    json: bool,
+) -> anyhow::Result<std::process::ExitCode> {
+    let answer = answer?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+    } else {
+        print!("{}", answer.human());
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}

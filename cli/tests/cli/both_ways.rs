@@ -1,0 +1,147 @@
+//! Every command that works on a local room and on a served one prints the same thing both ways:
+//! the same operation, written once, over the room's directory or over HTTP.
+
+use std::path::Path;
+
+use super::service_process::{bin, client, ok, repo, serve};
+
+/// The command's output on the local room and through the served one, job ids aside.
+fn both(room: &Path, server: &super::service_process::Server, token: &str, args: &[&str]) {
+    let local = ok(bin().args(args).arg("--room").arg(room));
+    let served = ok(client(server, token).args(args));
+    assert_eq!(
+        local, served,
+        "strongroom {args:?}: local and served differ"
+    );
+}
+
+fn job_ids(text: &str) -> Vec<String> {
+    text.split(|c: char| c.is_whitespace() || c == '"' || c == ',')
+        .filter(|w| w.starts_with("job-"))
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn local_and_served_rooms_print_the_same_for_every_shared_command() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let room = dir.join("room");
+    ok(bin().args(["keygen", "--room"]).arg(&room));
+    let token = |name: &str, role: &str| {
+        ok(bin()
+            .args(["party", "add", "--role", role, name, "--room"])
+            .arg(&room))
+        .split_whitespace()
+        .find(|w| w.starts_with("sr_"))
+        .expect("a token")
+        .to_string()
+    };
+    let bank = token("bigbank", "bank");
+    let policy = dir.join("policy.toml");
+    std::fs::write(
+        &policy,
+        "partner = \"socialco\"\ndataset = \"bank\"\nbudget_rho = \"3\"\nrelease = \"held\"\nmin_group_size = 20\nresult_delay_seconds = 0\n",
+    )
+    .expect("policy");
+    let server = serve(&room);
+
+    both(&room, &server, &bank, &["room", "pubkey"]);
+    both(
+        &room,
+        &server,
+        &bank,
+        &["policy", "set", "--file", policy.to_str().expect("utf-8")],
+    );
+    both(&room, &server, &bank, &["budget", "show"]);
+    both(&room, &server, &bank, &["budget", "show", "--json"]);
+
+    // The module the bank decides on, built from source.
+    let examples =
+        strongroom_contract::toolchain::build_guest_workspace(&repo().join("examples"), false)
+            .unwrap_or_else(|e| panic!("{e}"));
+    let module = examples.join("spend_by_category.wasm");
+    let inspected: serde_json::Value = serde_json::from_str(&ok(bin()
+        .args(["module", "inspect", "--json"])
+        .arg(&module)))
+    .expect("json");
+    let sha = inspected["module_sha256"]
+        .as_str()
+        .expect("hash")
+        .to_string();
+    let approve = [
+        "module",
+        "approve",
+        "--module-sha256",
+        &sha,
+        "--partner",
+        "socialco",
+        "--comment",
+        "reviewed",
+    ];
+    let local = ok(bin()
+        .args(approve)
+        .args(["--by", "bigbank", "--room"])
+        .arg(&room));
+    let served = ok(client(&server, &bank).args(approve));
+    assert_eq!(local, served, "module approve: local and served differ");
+
+    // Two held results: one released locally, one through the served room.
+    let data = dir.join("data");
+    ok(bin()
+        .args(["demo-data", "--customers", "200", "--out"])
+        .arg(&data));
+    let party_key = dir.join("bank.party");
+    ok(bin()
+        .args(["party-key", "--name", "bigbank", "--out"])
+        .arg(&party_key));
+    let sealed = dir.join("bank.sealed");
+    ok(bin()
+        .args(["seal", "--schema"])
+        .arg(data.join("schema.toml"))
+        .arg("--room-key")
+        .arg(room.join("keys").join("room.pub"))
+        .arg("--party-key")
+        .arg(&party_key)
+        .arg("--table")
+        .arg(format!(
+            "customers={}",
+            data.join("customers.csv").display()
+        ))
+        .arg("--table")
+        .arg(format!(
+            "transactions={}",
+            data.join("transactions.csv").display()
+        ))
+        .arg("--out")
+        .arg(&sealed));
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let out = ok(bin()
+            .args([
+                "run",
+                "--partner",
+                "socialco",
+                "--cost",
+                "0.5",
+                "--json",
+                "--module",
+            ])
+            .arg(&module)
+            .arg("--dataset")
+            .arg(&sealed)
+            .arg("--room")
+            .arg(&room));
+        held.push(job_ids(&out).first().expect("a job id").clone());
+    }
+    let local = ok(bin()
+        .args(["results", "release", &held[0], "--room"])
+        .arg(&room));
+    let served = ok(client(&server, &bank).args(["job", "release", &held[1]]));
+    assert_eq!(
+        local.replace(&held[0], "JOB"),
+        served.replace(&held[1], "JOB"),
+        "releasing a held result: local and served differ"
+    );
+    both(&room, &server, &bank, &["budget", "show"]);
+}

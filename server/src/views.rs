@@ -1,0 +1,70 @@
+//! The room's state as the API's shared types (`strongroom-api`): what the server answers and
+//! what the CLI prints for a local room, built in one place.
+
+use strongroom::output_gate::ledger::BudgetStatus;
+use strongroom::output_gate::mechanism::{format_nano, rho_to_epsilon};
+use strongroom::room::policy::Policy;
+use strongroom::room::{Room, RoomError};
+use strongroom_api::{Budget, PolicySet, RoomInfo};
+
+/// The room's name and public keys.
+pub fn room_info(room: &Room) -> RoomInfo {
+    let keys = &room.keys().public;
+    RoomInfo {
+        name: room.name().to_string(),
+        fingerprint: keys.fingerprint(),
+        public_keys: keys.encode(),
+    }
+}
+
+/// A budget; `delta` is its policy's, for the (epsilon, delta) reading.
+pub fn budget(b: BudgetStatus, delta: f64) -> Budget {
+    let rho = b.total_nano_rho as f64 / 1e9;
+    Budget {
+        total_rho: format_nano(b.total_nano_rho),
+        spent_rho: format_nano(b.spent_nano_rho),
+        remaining_rho: format_nano(b.remaining()),
+        jobs: b.jobs,
+        total_epsilon_delta: format!("({:.3}, {delta:e})", rho_to_epsilon(rho, delta)),
+        partner: b.partner,
+        dataset: b.dataset,
+        domain: b.domain,
+    }
+}
+
+/// Every budget the caller may see (`partner`: only that partner's), with its (epsilon, delta).
+pub async fn budgets(room: &Room, partner: Option<&str>) -> Result<Vec<Budget>, RoomError> {
+    let mut out = Vec::new();
+    for b in room
+        .ledger()
+        .all()
+        .await
+        .map_err(|e| RoomError::Invalid(e.to_string()))?
+    {
+        if partner.is_some_and(|p| p != b.partner) {
+            continue;
+        }
+        let delta = room
+            .policy(&b.partner, &b.dataset)
+            .await
+            .map_or(DEFAULT_DELTA, |p| p.delta);
+        out.push(budget(b, delta));
+    }
+    Ok(out)
+}
+
+/// A policy that was set.
+pub fn policy_set(policy: &Policy) -> PolicySet {
+    PolicySet {
+        partner: policy.partner.clone(),
+        dataset: policy.dataset.clone(),
+        policy_sha256: policy.sha256.clone(),
+        budget_rho: format_nano(policy.budget_nano_rho),
+        mechanism: format!("{:?}", policy.mechanism).to_lowercase(),
+        min_group_size: policy.min_group_size,
+        release: format!("{:?}", policy.release).to_lowercase(),
+    }
+}
+
+/// The delta a budget is read at when its policy is gone.
+const DEFAULT_DELTA: f64 = 1e-6;
