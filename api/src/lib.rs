@@ -7,6 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod names;
+
 /// The room: its name and public keys (`GET /v1/room`, `strongroom room pubkey`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoomInfo {

@@ -107,11 +107,10 @@ fn parse_seed(seed: Option<&str>) -> anyhow::Result<[u8; 32]> {
 fn parse_tables(specs: &[String]) -> anyhow::Result<Vec<(String, PathBuf)>> {
     specs
         .iter()
-        .map(|s| match s.split_once('=') {
-            Some((name, path)) if !name.is_empty() && !path.is_empty() => {
-                Ok((name.to_string(), PathBuf::from(path)))
-            }
-            _ => bail!("--table expects NAME=FILE, got '{s}'"),
+        .map(|s| {
+            let (name, path) =
+                strongroom_api::names::name_value(s, "--table").map_err(anyhow::Error::msg)?;
+            Ok((name, PathBuf::from(path)))
         })
         .collect()
 }

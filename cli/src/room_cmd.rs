@@ -200,10 +200,7 @@ pub(super) struct RunArgs {
 pub(super) fn parse_params(params: &[String]) -> anyhow::Result<Vec<(String, String)>> {
     params
         .iter()
-        .map(|p| match p.split_once('=') {
-            Some((k, v)) => Ok((k.to_string(), v.to_string())),
-            None => bail!("--param expects NAME=VALUE, got '{p}'"),
-        })
+        .map(|p| strongroom_api::names::name_value(p, "--param").map_err(anyhow::Error::msg))
         .collect()
 }
 
@@ -235,11 +232,7 @@ pub(super) fn keygen(
         None => room
             .file_name()
             .and_then(|n| n.to_str())
-            .filter(|n| {
-                !n.is_empty()
-                    && n.chars()
-                        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-            })
+            .filter(|n| strongroom_api::names::valid_name(n))
             .unwrap_or("strongroom")
             .to_string(),
     };
@@ -317,10 +310,9 @@ fn load_data(data: &DataArgs, room: &Room) -> anyhow::Result<(Dataset, String, S
     let schema = DatasetSchema::load(schema_path)?;
     let mut tables = Vec::new();
     for spec in &data.tables {
-        let Some((name, path)) = spec.split_once('=') else {
-            bail!("--table expects NAME=FILE, got '{spec}'")
-        };
-        tables.push((name.to_string(), PathBuf::from(path)));
+        let (name, path) =
+            strongroom_api::names::name_value(spec, "--table").map_err(anyhow::Error::msg)?;
+        tables.push((name, PathBuf::from(path)));
     }
     // The dataset's identity: its schema and every table's bytes, in schema order.
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);

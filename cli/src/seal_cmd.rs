@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Subcommand;
 
 use super::render::{number, table};
@@ -69,10 +69,9 @@ pub(super) fn seal_command(
     let party = PartyKey::load(party_key).map_err(anyhow::Error::msg)?;
     let mut inputs = Vec::new();
     for spec in tables {
-        let Some((name, path)) = spec.split_once('=') else {
-            bail!("--table expects NAME=FILE, got '{spec}'")
-        };
-        inputs.push((name.to_string(), PathBuf::from(path)));
+        let (name, path) =
+            strongroom_api::names::name_value(spec, "--table").map_err(anyhow::Error::msg)?;
+        inputs.push((name, PathBuf::from(path)));
     }
     println!(
         "sealing dataset '{}' to room '{}' (fingerprint {})",

@@ -195,11 +195,7 @@ pub(super) async fn upload_dataset(State(state): Shared, caller: Caller_, body: 
     let sealed = verified(&state, &upload).await?;
     let h = &sealed.header;
     let name = h.dataset.clone();
-    if !name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        || name.is_empty()
-    {
+    if !strongroom_api::names::valid_name(&name) {
         return Err(Problem::bad_request(format!(
             "dataset name '{name}' must be letters, digits, '-', '_' or '.'"
         )));

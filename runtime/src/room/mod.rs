@@ -73,14 +73,6 @@ pub struct Room {
     pool: SqlitePool,
 }
 
-fn valid_room_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-}
-
 impl Room {
     /// Its directory.
     pub fn dir(&self) -> &Path {
@@ -103,7 +95,7 @@ impl Room {
         name: &str,
         secret: &OperatorSecret,
     ) -> Result<Room, RoomError> {
-        if !valid_room_name(name) {
+        if !strongroom_api::names::valid_name(name) {
             return Err(RoomError::Invalid(format!(
                 "room name '{name}': use 1-64 letters, digits, '-', '_' or '.'"
             )));
@@ -287,7 +279,7 @@ impl Room {
         comment: &str,
         parameters: &approval::ParameterRules,
     ) -> Result<(), RoomError> {
-        if module_sha256.len() != 64 || !module_sha256.chars().all(|c| c.is_ascii_hexdigit()) {
+        if strongroom_api::names::sha256_hex(module_sha256).is_none() {
             return Err(RoomError::Invalid(format!(
                 "'{module_sha256}' is not a module's SHA-256 (64 hex digits)"
             )));
