@@ -28,6 +28,10 @@ rustup target add wasm32-unknown-unknown >/dev/null
 cargo build --quiet -p strongroom-verify --target wasm32-unknown-unknown
 echo "strongroom-verify builds for wasm32-unknown-unknown"
 
-# Every published crate, packaged and built from the package (no path leaves it).
+# Every published crate, packaged and built from the package (no path leaves it). Cargo unpacks
+# each packaged crate once per name and version into its registry cache and reuses that copy, so
+# copies left by an earlier run (of an older tree, same version) go first.
+cargo_home="${CARGO_HOME:-$HOME/.cargo}"
+rm -rf "$cargo_home"/registry/src/*/strongroom-* "$cargo_home"/registry/cache/*/strongroom-*
 cargo package --quiet --workspace --exclude strongroom-tests --exclude strongroom-fuzz
 echo "cargo package: every published crate builds from its package"

@@ -83,3 +83,34 @@ pub struct HeldDecision {
     /// `released` or `withheld`.
     pub status: String,
 }
+
+/// A proof from the room's audit log (`GET /v1/audit/proof`, `strongroom audit prove`): hashes
+/// base64, checkable offline with `strongroom-verify`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Proof {
+    /// Entry `index` is in the tree of `size` entries with `root`.
+    Inclusion {
+        /// The entry's index.
+        index: u64,
+        /// The tree's size.
+        size: u64,
+        /// The tree's root.
+        root: String,
+        /// The audit path, smallest subtree first.
+        proof: Vec<String>,
+    },
+    /// The tree of `old_size` entries is a prefix of the tree of `size`.
+    Consistency {
+        /// The earlier size.
+        old_size: u64,
+        /// The later size.
+        size: u64,
+        /// The earlier root.
+        old_root: String,
+        /// The later root.
+        root: String,
+        /// The consistency proof.
+        proof: Vec<String>,
+    },
+}

@@ -272,36 +272,10 @@ pub(super) fn run(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
             index,
             old_size,
             size,
-        } => {
-            let value = runtime()?.block_on(async {
-                let room = open_room(&room).await?;
-                let log = room.audit();
-                let tree = log.tree().await?;
-                let size = size.unwrap_or(tree.size());
-                let root = tree.root(size)?;
-                let encode =
-                    |proof: Vec<[u8; 32]>| proof.iter().map(|h| B64.encode(h)).collect::<Vec<_>>();
-                let value = match (index, old_size) {
-                    (Some(i), None) => {
-                        let entry = log
-                            .entries_page(i, 1)
-                            .await?
-                            .into_iter()
-                            .next()
-                            .map(|e| e.entry);
-                        serde_json::json!({ "index": i, "size": size, "root": B64.encode(root),
-                            "proof": encode(tree.inclusion_proof(i, size)?), "entry": entry })
-                    }
-                    (None, Some(old)) => serde_json::json!({ "old_size": old, "size": size,
-                        "old_root": B64.encode(tree.root(old)?), "root": B64.encode(root),
-                        "proof": encode(tree.consistency_proof(old, size)?) }),
-                    _ => anyhow::bail!("give --index (inclusion) or --old-size (consistency)"),
-                };
-                anyhow::Ok(value)
-            })?;
-            println!("{}", serde_json::to_string_pretty(&value)?);
-            Ok(ExitCode::SUCCESS)
-        }
+        } => super::ops::print(
+            super::ops::Operations::prove(&super::ops::Local { room }, index, old_size, size),
+            false,
+        ),
         AuditCommand::Stress { room, entries } => {
             let (elapsed, size) = runtime()?.block_on(async {
                 let room = open_room(&room).await?;

@@ -260,19 +260,7 @@ fn remote_command(r: &client::Remote, command: Command) -> anyhow::Result<ExitCo
             old_size,
             size,
             ..
-        }) => {
-            let mut query = Vec::new();
-            if let Some(i) = index {
-                query.push(format!("index={i}"));
-            }
-            if let Some(o) = old_size {
-                query.push(format!("old={o}"));
-            }
-            if let Some(s) = size {
-                query.push(format!("size={s}"));
-            }
-            client::show(r.get(&format!("/v1/audit/proof?{}", query.join("&"))))
-        }
+        }) => ops::print(ops::Operations::prove(&r, index, old_size, size), false),
         other => anyhow::bail!(
             "this command works on a local room only (drop --server): {}",
             format!("{other:?}")

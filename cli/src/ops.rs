@@ -9,7 +9,7 @@ use anyhow::bail;
 use serde::de::DeserializeOwned;
 use strongroom::room::approval::ParameterRules;
 use strongroom::room::policy::Policy;
-use strongroom_api::{Budget, HeldDecision, ModuleDecided, PolicySet, RoomInfo};
+use strongroom_api::{Budget, HeldDecision, ModuleDecided, PolicySet, Proof, RoomInfo};
 
 use super::client::Remote;
 use super::render::table;
@@ -27,6 +27,13 @@ pub(crate) trait Operations {
     fn budgets(&self) -> anyhow::Result<Vec<Budget>>;
     /// The bank's decision on a held result.
     fn decide_held(&self, job: &str, release: bool) -> anyhow::Result<HeldDecision>;
+    /// A proof from the audit log.
+    fn prove(
+        &self,
+        index: Option<u64>,
+        old_size: Option<u64>,
+        size: Option<u64>,
+    ) -> anyhow::Result<Proof>;
 }
 
 /// A decision on a module, as a command gives it.
@@ -118,6 +125,17 @@ impl Operations for Local {
         self.block_on(async |room| Ok(strongroom_server::views::budgets(room, None).await?))
     }
 
+    fn prove(
+        &self,
+        index: Option<u64>,
+        old_size: Option<u64>,
+        size: Option<u64>,
+    ) -> anyhow::Result<Proof> {
+        self.block_on(async |room| {
+            Ok(strongroom_server::views::proof(room, index, old_size, size).await?)
+        })
+    }
+
     fn decide_held(&self, job: &str, release: bool) -> anyhow::Result<HeldDecision> {
         self.block_on(async |room| {
             strongroom::room::jobs::decide_held(room, job, release).await?;
@@ -154,6 +172,25 @@ impl Operations for &Remote {
 
     fn budgets(&self) -> anyhow::Result<Vec<Budget>> {
         decode(self.get("/v1/budgets")?)
+    }
+
+    fn prove(
+        &self,
+        index: Option<u64>,
+        old_size: Option<u64>,
+        size: Option<u64>,
+    ) -> anyhow::Result<Proof> {
+        let mut query = Vec::new();
+        if let Some(i) = index {
+            query.push(format!("index={i}"));
+        }
+        if let Some(o) = old_size {
+            query.push(format!("old={o}"));
+        }
+        if let Some(s) = size {
+            query.push(format!("size={s}"));
+        }
+        decode(self.get(&format!("/v1/audit/proof?{}", query.join("&")))?)
     }
 
     fn decide_held(&self, job: &str, release: bool) -> anyhow::Result<HeldDecision> {
@@ -198,6 +235,13 @@ impl Render for ModuleDecided {
             "module {} {} for partner '{}' by {}\n",
             self.module_sha256, self.decision, self.partner, self.by
         )
+    }
+}
+
+impl Render for Proof {
+    fn human(&self) -> String {
+        // Proofs are for tools: the same JSON either way.
+        serde_json::to_string_pretty(self).unwrap_or_default() + "\n"
     }
 }
 

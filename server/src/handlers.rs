@@ -813,22 +813,9 @@ pub(super) async fn audit_proof(
             return Err(Problem::not_found("log entry"));
         }
     }
-    let tree = state.room.audit().tree().await.map_err(|e| {
-        super::problem::tracing_log(&e.to_string());
-        Problem::internal()
-    })?;
-    let size = q.size.unwrap_or(tree.size());
-    let encode = |p: Vec<[u8; 32]>| p.iter().map(|h| B64.encode(h)).collect::<Vec<_>>();
-    let bad = |e: strongroom_verify::merkle::ProofError| Problem::bad_request(e.to_string());
-    let root = tree.root(size).map_err(bad)?;
-    match (q.index, q.old) {
-        (Some(i), None) => ok(json!({ "kind": "inclusion", "index": i, "size": size,
-                                       "root": B64.encode(root), "proof": encode(tree.inclusion_proof(i, size).map_err(bad)?) })),
-        (None, Some(old)) => ok(json!({ "kind": "consistency", "old": old, "size": size,
-                                         "old_root": B64.encode(tree.root(old).map_err(bad)?), "root": B64.encode(root),
-                                         "proof": encode(tree.consistency_proof(old, size).map_err(bad)?) })),
-        _ => Err(Problem::bad_request(
-            "give index (inclusion proof) or old (consistency proof), not both",
-        )),
+    match super::views::proof(&state.room, q.index, q.old, q.size).await {
+        Ok(proof) => typed(proof),
+        Err(super::views::ProofError::Request(why)) => Err(Problem::bad_request(why)),
+        Err(super::views::ProofError::Room(e)) => Err(e.into()),
     }
 }

@@ -1,11 +1,13 @@
 //! The room's state as the API's shared types (`strongroom-api`): what the server answers and
 //! what the CLI prints for a local room, built in one place.
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
 use strongroom::output_gate::ledger::BudgetStatus;
 use strongroom::output_gate::mechanism::{format_nano, rho_to_epsilon};
 use strongroom::room::policy::Policy;
 use strongroom::room::{Room, RoomError};
-use strongroom_api::{Budget, PolicySet, RoomInfo};
+use strongroom_api::{Budget, PolicySet, Proof, RoomInfo};
 
 /// The room's name and public keys.
 pub fn room_info(room: &Room) -> RoomInfo {
@@ -68,3 +70,47 @@ pub fn policy_set(policy: &Policy) -> PolicySet {
 
 /// The delta a budget is read at when its policy is gone.
 const DEFAULT_DELTA: f64 = 1e-6;
+
+/// Why a proof could not be made: the request (an index or size outside the log), or the room.
+#[derive(Debug, thiserror::Error)]
+pub enum ProofError {
+    /// The request does not fit the log.
+    #[error("{0}")]
+    Request(String),
+    /// The room could not read its log.
+    #[error(transparent)]
+    Room(#[from] RoomError),
+}
+
+/// An inclusion proof of entry `index`, or a consistency proof from `old_size`, in the tree of
+/// `size` entries (default: the whole log).
+pub async fn proof(
+    room: &Room,
+    index: Option<u64>,
+    old_size: Option<u64>,
+    size: Option<u64>,
+) -> Result<Proof, ProofError> {
+    let tree = room.audit().tree().await.map_err(RoomError::from)?;
+    let size = size.unwrap_or(tree.size());
+    let encode = |p: Vec<[u8; 32]>| p.iter().map(|h| B64.encode(h)).collect::<Vec<_>>();
+    let bad = |e: strongroom_verify::merkle::ProofError| ProofError::Request(e.to_string());
+    let root = B64.encode(tree.root(size).map_err(bad)?);
+    match (index, old_size) {
+        (Some(index), None) => Ok(Proof::Inclusion {
+            index,
+            size,
+            root,
+            proof: encode(tree.inclusion_proof(index, size).map_err(bad)?),
+        }),
+        (None, Some(old_size)) => Ok(Proof::Consistency {
+            old_size,
+            size,
+            old_root: B64.encode(tree.root(old_size).map_err(bad)?),
+            root,
+            proof: encode(tree.consistency_proof(old_size, size).map_err(bad)?),
+        }),
+        _ => Err(ProofError::Request(
+            "give an index (inclusion proof) or an old size (consistency proof), not both".into(),
+        )),
+    }
+}

@@ -144,4 +144,17 @@ fn local_and_served_rooms_print_the_same_for_every_shared_command() {
         "releasing a held result: local and served differ"
     );
     both(&room, &server, &bank, &["budget", "show"]);
+    let auditor = token("security", "auditor");
+    both(
+        &room,
+        &server,
+        &auditor,
+        &["audit", "prove", "--index", "1", "--size", "4"],
+    );
+    both(
+        &room,
+        &server,
+        &auditor,
+        &["audit", "prove", "--old-size", "2", "--size", "5"],
+    );
 }
