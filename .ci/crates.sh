@@ -28,10 +28,19 @@ rustup target add wasm32-unknown-unknown >/dev/null
 cargo build --quiet -p strongroom-verify --target wasm32-unknown-unknown
 echo "strongroom-verify builds for wasm32-unknown-unknown"
 
-# Every published crate, packaged and built from the package (no path leaves it). Cargo unpacks
-# each packaged crate once per name and version into its registry cache and reuses that copy, so
-# copies left by an earlier run (of an older tree, same version) go first.
+# Every published crate, packaged and built from the package (no path leaves it). Cargo takes a
+# registry crate of a given name and version to be immutable: it unpacks it once and keeps what
+# it compiled from it. So the packages are built in a target directory of their own, and what an
+# earlier run (of an older tree, same version) left of our crates goes first.
+published=(strongroom-contract strongroom-verify strongroom-api strongroom strongroom-server
+  strongroom-synthetic strongroom-cli strongroom-guest strongroom-guest-derive)
 cargo_home="${CARGO_HOME:-$HOME/.cargo}"
 rm -rf "$cargo_home"/registry/src/*/strongroom-* "$cargo_home"/registry/cache/*/strongroom-*
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}/package-check"
+if [ -d "$CARGO_TARGET_DIR" ]; then
+  for crate in "${published[@]}"; do
+    rm -rf "$CARGO_TARGET_DIR"/debug/.fingerprint/"$crate"-* "$CARGO_TARGET_DIR"/debug/deps/lib"${crate//-/_}"-*
+  done
+fi
 cargo package --quiet --workspace --exclude strongroom-tests --exclude strongroom-fuzz
 echo "cargo package: every published crate builds from its package"
