@@ -123,7 +123,7 @@ async fn claim(room: &Room) -> Result<Option<Claimed>, sqlx::Error> {
             "UPDATE job_queue SET state = 'running' WHERE job_id = ? AND state = 'queued'",
         )
         .bind(&job_id)
-        .execute(room.pool())
+        .execute(room.writer())
         .await?
         .rows_affected()
             == 1;
@@ -179,7 +179,7 @@ async fn finish(room: &Room, job_id: &str, error: Option<&Failure>) -> Result<()
         .bind(error.and_then(|f| f.code))
         .bind(strongroom::clock::now_rfc3339())
         .bind(job_id)
-        .execute(room.pool())
+        .execute(room.writer())
         .await?;
     Ok(())
 }

@@ -73,6 +73,7 @@ pub struct StoredEntry {
 /// The room's audit log.
 pub struct AuditLog<'a> {
     pool: &'a SqlitePool,
+    writer: Option<&'a SqlitePool>,
     signer: Signer,
     origin: String,
     witness: Option<Witness>,
@@ -159,10 +160,17 @@ impl<'a> AuditLog<'a> {
     pub fn new(pool: &'a SqlitePool, signer: Signer, room: &str) -> Self {
         AuditLog {
             pool,
+            writer: None,
             signer,
             origin: origin_for(room),
             witness: None,
         }
+    }
+
+    /// Appends through `writer` (the room's one writing connection) rather than the pool.
+    pub fn with_writer(mut self, writer: &'a SqlitePool) -> Self {
+        self.writer = Some(writer);
+        self
     }
 
     /// Records every new checkpoint in `witness` too, once its entry is committed.
@@ -218,7 +226,11 @@ impl<'a> AuditLog<'a> {
     /// Appends an event and returns, with its index, the entry's canonical text, the tree head
     /// that ends with it and the inclusion proof of the entry in that tree.
     pub async fn append_with_proof(&self, event: &Event) -> Result<Appended, LogError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self
+            .writer
+            .unwrap_or(self.pool)
+            .begin_with("BEGIN IMMEDIATE")
+            .await?;
         let appended = self.append_in(&mut tx, event).await?;
         tx.commit().await?;
         self.committed(&appended)?;

@@ -19,7 +19,7 @@ pub struct Change<'r> {
 
 impl<'r> Change<'r> {
     pub(super) async fn begin(room: &'r Room) -> Result<Change<'r>, RoomError> {
-        let tx = room.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let tx = room.writer().begin_with("BEGIN IMMEDIATE").await?;
         Ok(Change { room, tx })
     }
 

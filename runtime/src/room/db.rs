@@ -34,6 +34,25 @@ async fn connect(path: &Path, create: bool) -> Result<SqlitePool, sqlx::Error> {
     Ok(pool)
 }
 
+/// The room's one writing connection, in this process. Every write transaction takes it, so
+/// writers queue in order (the pool hands it out first come, first served) and each starts the
+/// moment the previous one commits, instead of retrying in SQLite's busy handler, which sleeps
+/// up to 100 ms between tries: that sleep was the long tail of a submit behind the workers'
+/// commits. Other processes on the same room (a CLI beside `serve`) still meet at SQLite's lock.
+pub async fn writer(path: &Path) -> Result<SqlitePool, sqlx::Error> {
+    let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
+        .create_if_missing(false)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(Duration::from_secs(30))
+        .foreign_keys(true);
+    SqlitePoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(120))
+        .connect_with(options)
+        .await
+}
+
 /// A time as RFC 3339 UTC with second precision.
 pub fn rfc3339(t: time::OffsetDateTime) -> String {
     t.replace_nanosecond(0)

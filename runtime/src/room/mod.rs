@@ -71,6 +71,7 @@ pub struct Room {
     dir: PathBuf,
     keys: RoomKeys,
     pool: SqlitePool,
+    writer: SqlitePool,
 }
 
 impl Room {
@@ -84,9 +85,16 @@ impl Room {
         &self.keys
     }
 
-    /// Its database: the ledger, policies, jobs, parties and the audit log.
+    /// Its database: the ledger, policies, jobs, parties and the audit log. For reading; write
+    /// through [`Room::writer`] (or a [`Room::change`]).
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    /// Its one writing connection in this process (see [`db::writer`]): every write
+    /// transaction begins on it.
+    pub fn writer(&self) -> &SqlitePool {
+        &self.writer
     }
 
     /// Creates a room in `dir` (which must not hold one): keys, database, `room.toml`.
@@ -110,12 +118,14 @@ impl Room {
             .map_err(|e| RoomError::Invalid(format!("{}: {e}", dir.display())))?;
         let keys = RoomKeys::generate(name, &dir.join("keys"), secret)?;
         let pool = db::open(&dir.join("room.db")).await?;
+        let writer = db::writer(&dir.join("room.db")).await?;
         std::fs::write(dir.join("room.toml"), format!("name = \"{name}\"\n"))
             .map_err(|e| RoomError::Invalid(format!("{}: {e}", dir.display())))?;
         let room = Room {
             dir: dir.to_path_buf(),
             keys,
             pool,
+            writer,
         };
         let public = room.keys().public.clone();
         room.audit()
@@ -154,10 +164,12 @@ impl Room {
             Ok(_) => {}
         }
         let pool = db::open_existing(&db_path).await?;
+        let writer = db::writer(&db_path).await?;
         let room = Room {
             dir: dir.to_path_buf(),
             keys,
             pool,
+            writer,
         };
         room.audit()
             .check_witness()
@@ -188,6 +200,7 @@ impl Room {
     /// The audit log, signing with the room's key.
     pub fn audit(&self) -> AuditLog<'_> {
         AuditLog::new(&self.pool, self.keys.signer(), self.name())
+            .with_writer(&self.writer)
             .with_witness(Witness::at(self.dir.join("keys").join("log.witness")))
     }
 
