@@ -433,8 +433,11 @@ fn run_guarded(
 fn work_once(state: &AppState, handle: &tokio::runtime::Handle) {
     match handle.block_on(claim(&state.room)) {
         Ok(Some(job)) => {
-            let outcome = run_guarded(state, handle, &job);
-            finish_reliably(state, handle, &job.job_id, outcome.err().as_ref());
+            // A job that ran to its end finished its queue row with its result; only a job that
+            // did not is finished here.
+            if let Err(failure) = run_guarded(state, handle, &job) {
+                finish_reliably(state, handle, &job.job_id, Some(&failure));
+            }
         }
         Ok(None) => {
             handle.block_on(async {

@@ -28,6 +28,24 @@ impl<'r> Change<'r> {
         &mut self.tx
     }
 
+    /// Appends `events`, in order, in the change's transaction and commits them all with it;
+    /// returns the index of the last.
+    pub async fn commit_all(mut self, events: Vec<Event>) -> Result<u64, RoomError> {
+        let audit = self.room.audit();
+        let mut last = None;
+        for event in &events {
+            last = Some(audit.append_in(&mut self.tx, event).await?);
+        }
+        self.tx.commit().await?;
+        match last {
+            Some(appended) => {
+                audit.committed(&appended)?;
+                Ok(appended.index)
+            }
+            None => Ok(0),
+        }
+    }
+
     /// Appends `event` in the change's transaction and commits both; returns the
     /// entry's index.
     pub async fn commit(mut self, event: Event) -> Result<u64, RoomError> {

@@ -396,7 +396,10 @@ pub async fn run_job(
     let dataset = request.dataset.name.clone();
     let module_sha256 =
         hex::encode(ring::digest::digest(&ring::digest::SHA256, request.module).as_ref());
-    let result = run_job_inner(room, sandbox, request).await;
+    // The vetting entry is written with the charge (one commit fewer per job), or, for a job
+    // refused after it was vetted, with the refusal.
+    let mut vetted = None;
+    let result = run_job_inner(room, sandbox, request, &mut vetted).await;
     if let Err(JobError::AfterCharge { job, reason }) = &result {
         // Not a refusal: the charge was made and stands.
         room.audit()
@@ -415,16 +418,17 @@ pub async fn run_job(
             JobError::Refused(_) | JobError::Budget(_) | JobError::Room(RoomError::NoPolicy { .. })
         )
     {
-        room.audit()
-            .append(&Event::JobRefused {
-                actor: format!("partner:{partner}"),
-                partner: partner.clone(),
-                dataset: dataset.clone(),
-                module_sha256: module_sha256.clone(),
-                reason: e.to_string(),
-            })
-            .await
-            .map_err(RoomError::from)?;
+        let refused = Event::JobRefused {
+            actor: format!("partner:{partner}"),
+            partner: partner.clone(),
+            dataset: dataset.clone(),
+            module_sha256: module_sha256.clone(),
+            reason: e.to_string(),
+        };
+        room.change()
+            .await?
+            .commit_all(vetted.take().into_iter().chain([refused]).collect())
+            .await?;
     }
     result
 }
@@ -434,9 +438,10 @@ async fn run_job_inner(
     room: &Room,
     sandbox: &Sandbox,
     request: JobRequest<'_>,
+    vetted: &mut Option<Event>,
 ) -> Result<JobResult, JobError> {
-    let admitted = admit(room, sandbox, request).await?;
-    let charged = charge(room, admitted).await?;
+    let admitted = admit(room, sandbox, request, vetted).await?;
+    let charged = charge(room, admitted, vetted).await?;
     let report = execute(sandbox, &charged);
     release(room, charged, report).await
 }
@@ -482,6 +487,7 @@ async fn admit<'r>(
     room: &Room,
     sandbox: &Sandbox,
     request: JobRequest<'r>,
+    vetted_entry: &mut Option<Event>,
 ) -> Result<Admitted<'r>, JobError> {
     let dataset_name = request.dataset.name.clone();
     let policy = room.policy(request.partner, &dataset_name).await?;
@@ -500,22 +506,19 @@ async fn admit<'r>(
     let vetted = vet(request.module, DEFAULT_MAX_MODULE_BYTES);
     let module_sha256 =
         hex::encode(ring::digest::digest(&ring::digest::SHA256, request.module).as_ref());
-    room.audit()
-        .append(&Event::ModuleVetted {
-            actor: actor.clone(),
-            module_sha256: module_sha256.clone(),
-            result: if vetted.is_ok() {
-                "accepted"
-            } else {
-                "refused"
-            }
-            .into(),
-            reason: vetted.as_ref().err().map(|e| e.to_string()),
-            name: vetted.as_ref().ok().map(|m| m.manifest.name.clone()),
-            version: vetted.as_ref().ok().map(|m| m.manifest.version.clone()),
-        })
-        .await
-        .map_err(RoomError::from)?;
+    *vetted_entry = Some(Event::ModuleVetted {
+        actor: actor.clone(),
+        module_sha256: module_sha256.clone(),
+        result: if vetted.is_ok() {
+            "accepted"
+        } else {
+            "refused"
+        }
+        .into(),
+        reason: vetted.as_ref().err().map(|e| e.to_string()),
+        name: vetted.as_ref().ok().map(|m| m.manifest.name.clone()),
+        version: vetted.as_ref().ok().map(|m| m.manifest.version.clone()),
+    });
     let module = vetted.map_err(|e| JobError::Refused(Refusal::ModuleRefused(e.to_string())))?;
     let manifest = module.manifest.clone();
     let mut request = request;
@@ -614,7 +617,11 @@ async fn admit<'r>(
 /// Phase 2, charge: the budget is charged durably, with the entries that record it. The
 /// [`ChargeToken`] it returns is what running and releasing require, and it carries the noise
 /// plan the charge was computed from.
-async fn charge<'r>(room: &Room, admitted: Admitted<'r>) -> Result<Charged<'r>, JobError> {
+async fn charge<'r>(
+    room: &Room,
+    admitted: Admitted<'r>,
+    vetted: &mut Option<Event>,
+) -> Result<Charged<'r>, JobError> {
     let Admitted {
         request,
         policy,
@@ -645,6 +652,12 @@ async fn charge<'r>(room: &Room, admitted: Admitted<'r>) -> Result<Charged<'r>, 
     // dataset.loaded, budget.charged, job.started now; job.finished and the result entry at the
     // release time.
     let mut tx = room.writer().begin_with("BEGIN IMMEDIATE").await?;
+    if let Some(entry) = vetted.take() {
+        audit
+            .append_in(&mut tx, &entry)
+            .await
+            .map_err(RoomError::from)?;
+    }
     let status = match PrivacyLedger::charge_in(
         &mut tx,
         &Charge {
@@ -961,6 +974,14 @@ async fn release(
         .bind(&diagnostics)
         .execute(&mut *tx)
         .await?;
+    // A queued job's queue row ends with it (a job run directly has none).
+    sqlx::query(
+        "UPDATE job_queue SET state = 'finished', error = NULL, finished_at = ? WHERE job_id = ? AND state = 'running'",
+    )
+    .bind(crate::clock::now_rfc3339())
+    .bind(&job_id)
+    .execute(&mut *tx)
+    .await?;
     fail::fail_point!("job.before_release_commit");
     tx.commit().await?;
     audit.committed(&logged).map_err(RoomError::from)?;
