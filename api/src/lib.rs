@@ -114,3 +114,27 @@ pub enum Proof {
         proof: Vec<String>,
     },
 }
+
+/// One stored audit entry with the room's signature over the tree head that ends with it
+/// (`GET /v1/audit/entries`, `strongroom audit export`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Its index in the log.
+    pub index: u64,
+    /// Its canonical JSON text.
+    pub entry: String,
+    /// The signature over the tree head of size `index + 1`.
+    pub tree_head_signature: String,
+}
+
+/// A signed checkpoint of the log as it is now (`GET /v1/audit/checkpoint`, `strongroom audit
+/// checkpoint`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedCheckpoint {
+    /// Entries covered.
+    pub size: u64,
+    /// The tree's root, base64.
+    pub root: String,
+    /// The signed note.
+    pub note: String,
+}

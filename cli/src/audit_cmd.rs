@@ -14,7 +14,6 @@ use serde_json::Value;
 
 use super::render::{number, table};
 use super::room_cmd::{RoomArgs, open_room, read_verifier, runtime};
-use strongroom::audit_log::log::export_line;
 use strongroom_verify::export::verify_export;
 
 #[derive(Subcommand, Debug)]
@@ -192,36 +191,10 @@ pub(super) fn run(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         AuditCommand::Export { room, out } => {
-            let entries = runtime()?.block_on(async {
-                anyhow::Ok(open_room(&room).await?.audit().entries(0).await?)
-            })?;
-            let mut text = String::new();
-            for e in &entries {
-                text.push_str(&export_line(e.index, &e.entry, &e.signature)?);
-                text.push('\n');
-            }
-            if out.as_os_str() == "-" {
-                print!("{text}");
-                return Ok(ExitCode::SUCCESS);
-            }
-            strongroom::private_files::write_private_atomically(&out, text.as_bytes())
-                .with_context(|| format!("cannot write {}", out.display()))?;
-            println!("exported {} entries to {}", entries.len(), out.display());
-            Ok(ExitCode::SUCCESS)
+            super::ops::audit_export(&super::ops::Local { room }, &out)
         }
         AuditCommand::Checkpoint { room, out } => {
-            let (checkpoint, note) = runtime()?.block_on(async {
-                anyhow::Ok(open_room(&room).await?.audit().checkpoint().await?)
-            })?;
-            std::fs::write(&out, &note)
-                .with_context(|| format!("cannot write {}", out.display()))?;
-            println!(
-                "checkpoint of {} entries, root {}, written to {}",
-                checkpoint.size,
-                B64.encode(checkpoint.root),
-                out.display()
-            );
-            Ok(ExitCode::SUCCESS)
+            super::ops::audit_checkpoint(&super::ops::Local { room }, &out)
         }
         AuditCommand::Verify {
             log,

@@ -312,47 +312,6 @@ pub(super) fn job(remote: &Remote, cmd: JobCommand) -> anyhow::Result<ExitCode> 
     Ok(ExitCode::SUCCESS)
 }
 
-/// Writes the audit log as `audit export` does, fetched from the server page by page.
-pub(super) fn audit_export(remote: &Remote, out: &Path) -> anyhow::Result<ExitCode> {
-    let mut text = String::new();
-    let mut from = 0u64;
-    loop {
-        let page = remote.get(&format!("/v1/audit/entries?from={from}&limit=1000"))?;
-        let entries = page.as_array().cloned().unwrap_or_default();
-        if entries.is_empty() {
-            break;
-        }
-        for e in &entries {
-            let index = e["index"].as_u64().context("entry without index")?;
-            text.push_str(&strongroom::audit_log::log::export_line(
-                index,
-                e["entry"].as_str().unwrap_or_default(),
-                e["tree_head_signature"].as_str().unwrap_or_default(),
-            )?);
-            text.push('\n');
-            from = index + 1;
-        }
-    }
-    strongroom::private_files::write_private_atomically(out, text.as_bytes())
-        .with_context(|| format!("cannot write {}", out.display()))?;
-    println!("exported {from} entries to {}", out.display());
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Writes the server's current signed checkpoint.
-pub(super) fn audit_checkpoint(remote: &Remote, out: &Path) -> anyhow::Result<ExitCode> {
-    let cp = remote.get("/v1/audit/checkpoint")?;
-    std::fs::write(out, cp["note"].as_str().unwrap_or_default())
-        .with_context(|| format!("cannot write {}", out.display()))?;
-    println!(
-        "checkpoint of {} entries, root {}, written to {}",
-        cp["size"],
-        cp["root"].as_str().unwrap_or_default(),
-        out.display()
-    );
-    Ok(ExitCode::SUCCESS)
-}
-
 /// Prints a JSON answer (for the simple remote commands).
 pub(super) fn show(value: anyhow::Result<Value>) -> anyhow::Result<ExitCode> {
     print(&value?)?;

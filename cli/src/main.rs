@@ -249,11 +249,9 @@ fn remote_command(r: &client::Remote, command: Command) -> anyhow::Result<ExitCo
         Command::Results(room_cmd::ResultsCommand::Withhold { job, .. }) => {
             ops::print(ops::Operations::decide_held(&r, &job, false), false)
         }
-        Command::Audit(audit_cmd::AuditCommand::Export { out, .. }) => {
-            client::audit_export(r, &out)
-        }
+        Command::Audit(audit_cmd::AuditCommand::Export { out, .. }) => ops::audit_export(&r, &out),
         Command::Audit(audit_cmd::AuditCommand::Checkpoint { out, .. }) => {
-            client::audit_checkpoint(r, &out)
+            ops::audit_checkpoint(&r, &out)
         }
         Command::Audit(audit_cmd::AuditCommand::Prove {
             index,

@@ -9,7 +9,9 @@ use anyhow::bail;
 use serde::de::DeserializeOwned;
 use strongroom::room::approval::ParameterRules;
 use strongroom::room::policy::Policy;
-use strongroom_api::{Budget, HeldDecision, ModuleDecided, PolicySet, Proof, RoomInfo};
+use strongroom_api::{
+    AuditEntry, Budget, HeldDecision, ModuleDecided, PolicySet, Proof, RoomInfo, SignedCheckpoint,
+};
 
 use super::client::Remote;
 use super::render::table;
@@ -27,6 +29,10 @@ pub(crate) trait Operations {
     fn budgets(&self) -> anyhow::Result<Vec<Budget>>;
     /// The bank's decision on a held result.
     fn decide_held(&self, job: &str, release: bool) -> anyhow::Result<HeldDecision>;
+    /// Up to `limit` (at most 1,000) audit entries from `from`.
+    fn audit_entries(&self, from: u64, limit: u64) -> anyhow::Result<Vec<AuditEntry>>;
+    /// The log's signed checkpoint as it is now.
+    fn checkpoint(&self) -> anyhow::Result<SignedCheckpoint>;
     /// A proof from the audit log.
     fn prove(
         &self,
@@ -125,6 +131,16 @@ impl Operations for Local {
         self.block_on(async |room| Ok(strongroom_server::views::budgets(room, None).await?))
     }
 
+    fn audit_entries(&self, from: u64, limit: u64) -> anyhow::Result<Vec<AuditEntry>> {
+        self.block_on(async |room| {
+            Ok(strongroom_server::views::audit_entries(room, from, limit).await?)
+        })
+    }
+
+    fn checkpoint(&self) -> anyhow::Result<SignedCheckpoint> {
+        self.block_on(async |room| Ok(strongroom_server::views::checkpoint(room).await?))
+    }
+
     fn prove(
         &self,
         index: Option<u64>,
@@ -172,6 +188,14 @@ impl Operations for &Remote {
 
     fn budgets(&self) -> anyhow::Result<Vec<Budget>> {
         decode(self.get("/v1/budgets")?)
+    }
+
+    fn audit_entries(&self, from: u64, limit: u64) -> anyhow::Result<Vec<AuditEntry>> {
+        decode(self.get(&format!("/v1/audit/entries?from={from}&limit={limit}"))?)
+    }
+
+    fn checkpoint(&self) -> anyhow::Result<SignedCheckpoint> {
+        decode(self.get("/v1/audit/checkpoint")?)
     }
 
     fn prove(
@@ -295,5 +319,52 @@ pub(crate) fn print<T: Render + serde::Serialize>(
     } else {
         print!("{}", answer.human());
     }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// `audit export`: every entry as JSON lines, to `out` (`-`: standard output), on any room.
+pub(crate) fn audit_export(
+    ops: &dyn Operations,
+    out: &std::path::Path,
+) -> anyhow::Result<std::process::ExitCode> {
+    let mut text = String::new();
+    let mut from = 0u64;
+    loop {
+        let page = ops.audit_entries(from, 1000)?;
+        let Some(last) = page.last() else { break };
+        from = last.index + 1;
+        for e in &page {
+            text.push_str(&strongroom::audit_log::log::export_line(
+                e.index,
+                &e.entry,
+                &e.tree_head_signature,
+            )?);
+            text.push('\n');
+        }
+    }
+    if out.as_os_str() == "-" {
+        print!("{text}");
+        return Ok(std::process::ExitCode::SUCCESS);
+    }
+    strongroom::private_files::write_private_atomically(out, text.as_bytes())
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", out.display()))?;
+    println!("exported {from} entries to {}", out.display());
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// `audit checkpoint`: the signed checkpoint to `out`, on any room.
+pub(crate) fn audit_checkpoint(
+    ops: &dyn Operations,
+    out: &std::path::Path,
+) -> anyhow::Result<std::process::ExitCode> {
+    let cp = ops.checkpoint()?;
+    std::fs::write(out, &cp.note)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", out.display()))?;
+    println!(
+        "checkpoint of {} entries, root {}, written to {}",
+        cp.size,
+        cp.root,
+        out.display()
+    );
     Ok(std::process::ExitCode::SUCCESS)
 }

@@ -11,8 +11,6 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
 use futures_util::StreamExt;
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::Deserialize;
@@ -752,29 +750,11 @@ pub(super) struct EntriesQuery {
 
 pub(super) async fn audit_entries(State(state): Shared, Query(q): Query<EntriesQuery>) -> Answer {
     let limit = q.limit.unwrap_or(1000).clamp(1, 1000);
-    let entries = state
-        .room
-        .audit()
-        .entries_page(q.from, limit)
-        .await
-        .map_err(|e| {
-            super::problem::tracing_log(&e.to_string());
-            Problem::internal()
-        })?;
-    ok(Value::Array(
-        entries
-            .into_iter()
-            .map(|e| json!({ "index": e.index, "entry": e.entry, "tree_head_signature": e.signature }))
-            .collect(),
-    ))
+    typed(super::views::audit_entries(&state.room, q.from, limit).await?)
 }
 
 pub(super) async fn audit_checkpoint(State(state): Shared) -> Answer {
-    let (cp, note) = state.room.audit().checkpoint().await.map_err(|e| {
-        super::problem::tracing_log(&e.to_string());
-        Problem::internal()
-    })?;
-    ok(json!({ "size": cp.size, "root": B64.encode(cp.root), "note": note }))
+    typed(super::views::checkpoint(&state.room).await?)
 }
 
 #[derive(Deserialize)]

@@ -7,7 +7,7 @@ use strongroom::output_gate::ledger::BudgetStatus;
 use strongroom::output_gate::mechanism::{format_nano, rho_to_epsilon};
 use strongroom::room::policy::Policy;
 use strongroom::room::{Room, RoomError};
-use strongroom_api::{Budget, PolicySet, Proof, RoomInfo};
+use strongroom_api::{AuditEntry, Budget, PolicySet, Proof, RoomInfo, SignedCheckpoint};
 
 /// The room's name and public keys.
 pub fn room_info(room: &Room) -> RoomInfo {
@@ -113,4 +113,33 @@ pub async fn proof(
             "give an index (inclusion proof) or an old size (consistency proof), not both".into(),
         )),
     }
+}
+
+/// Up to `limit` audit entries from `from`.
+pub async fn audit_entries(
+    room: &Room,
+    from: u64,
+    limit: u64,
+) -> Result<Vec<AuditEntry>, RoomError> {
+    Ok(room
+        .audit()
+        .entries_page(from, limit)
+        .await?
+        .into_iter()
+        .map(|e| AuditEntry {
+            index: e.index,
+            entry: e.entry,
+            tree_head_signature: e.signature,
+        })
+        .collect())
+}
+
+/// The log's signed checkpoint as it is now.
+pub async fn checkpoint(room: &Room) -> Result<SignedCheckpoint, RoomError> {
+    let (cp, note) = room.audit().checkpoint().await?;
+    Ok(SignedCheckpoint {
+        size: cp.size,
+        root: B64.encode(cp.root),
+        note,
+    })
 }

@@ -157,4 +157,12 @@ fn local_and_served_rooms_print_the_same_for_every_shared_command() {
         &auditor,
         &["audit", "prove", "--old-size", "2", "--size", "5"],
     );
+    both(&room, &server, &auditor, &["audit", "export", "--out", "-"]);
+    let cp = dir.join("checkpoint.txt");
+    both(
+        &room,
+        &server,
+        &auditor,
+        &["audit", "checkpoint", "--out", cp.to_str().expect("utf-8")],
+    );
 }
