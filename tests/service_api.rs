@@ -417,6 +417,18 @@ async fn after_a_crash_a_running_job_fails_once_and_queued_jobs_run_exactly_once
         .execute(state.room.pool())
         .await
         .expect("claim");
+    // The room's own listing shows the jobs that have not ended, with their queue state.
+    let listed = strongroom::room::jobs::list_jobs(&state.room, None)
+        .await
+        .expect("list");
+    let states: Vec<(&str, &str)> = ids
+        .iter()
+        .map(|id| {
+            let job = listed.iter().find(|j| &j.job_id == id).expect("listed");
+            (job.status.as_str(), job.outcome.as_str())
+        })
+        .collect();
+    assert_eq!(states, [("running", "-"), ("queued", "-"), ("queued", "-")]);
     let pool = state.room.pool().clone();
     drop(app);
     drop(state);

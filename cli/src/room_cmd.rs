@@ -585,7 +585,13 @@ pub(super) fn results(cmd: ResultsCommand) -> anyhow::Result<ExitCode> {
                 anyhow::Ok(list_jobs(&open_room(&room).await?, status.as_deref()).await?)
             })?;
             let header: Vec<String> = [
-                "job", "partner", "dataset", "module", "outcome", "status", "finished",
+                "job",
+                "partner",
+                "dataset",
+                "module",
+                "outcome",
+                "status",
+                "finished or submitted",
             ]
             .map(String::from)
             .into();

@@ -1051,10 +1051,19 @@ pub struct JobRecord {
     pub finished_at: String,
 }
 
-/// Jobs, newest first, optionally only those with `status`.
+/// Jobs, newest first, optionally only those with `status`: those that ended (released, held,
+/// withheld, failed) and, on a served room, those queued, running or refused.
 pub async fn list_jobs(room: &Room, status: Option<&str>) -> Result<Vec<JobRecord>, JobError> {
+    // Jobs that ended, and jobs a served room has queued or is running (or refused): those have
+    // no result yet, and show their queue state as their status.
     let rows = sqlx::query(
-        "SELECT job_id, partner, dataset, module_sha256, outcome, status, finished_at FROM jobs \
+        "SELECT job_id, partner, dataset, module_sha256, outcome, status, finished_at FROM ( \
+           SELECT job_id, partner, dataset, module_sha256, outcome, status, finished_at FROM jobs \
+           UNION ALL \
+           SELECT q.job_id, q.partner, q.dataset, q.module_sha256, '-' AS outcome, q.state AS status, \
+                  COALESCE(q.finished_at, q.submitted_at) AS finished_at \
+           FROM job_queue q WHERE NOT EXISTS (SELECT 1 FROM jobs j WHERE j.job_id = q.job_id) \
+         ) AS listed \
          WHERE (? IS NULL OR status = ?) ORDER BY finished_at DESC, job_id DESC",
     )
     .bind(status)
