@@ -191,10 +191,10 @@ pub(super) fn run(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         AuditCommand::Export { room, out } => {
-            super::ops::audit_export(&super::ops::Local { room }, &out)
+            super::ops::audit_export(&super::ops::Local::new(room), &out)
         }
         AuditCommand::Checkpoint { room, out } => {
-            super::ops::audit_checkpoint(&super::ops::Local { room }, &out)
+            super::ops::audit_checkpoint(&super::ops::Local::new(room), &out)
         }
         AuditCommand::Verify {
             log,
@@ -246,7 +246,7 @@ pub(super) fn run(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
             old_size,
             size,
         } => super::ops::print(
-            super::ops::Operations::prove(&super::ops::Local { room }, index, old_size, size),
+            super::ops::Operations::prove(&super::ops::Local::new(room), index, old_size, size),
             false,
         ),
         AuditCommand::Stress { room, entries } => {

@@ -120,15 +120,7 @@ impl Remote {
         text: &str,
         content_type: &str,
     ) -> anyhow::Result<Value> {
-        let builder = match method {
-            "PUT" => self.agent.put(self.url(path)),
-            _ => self.agent.post(self.url(path)),
-        };
-        let r = builder
-            .header("authorization", self.auth())
-            .header("content-type", content_type)
-            .send(text);
-        self.answer(&format!("{method} {path}"), r)
+        self.send_body(method, path, content_type, text)
     }
 
     /// POST or PUT a body (text, wasm, a sealed file streamed from disk).
@@ -141,6 +133,16 @@ impl Remote {
     ) -> anyhow::Result<Value> {
         let f =
             std::fs::File::open(file).with_context(|| format!("cannot read {}", file.display()))?;
+        self.send_body(method, path, content_type, f)
+    }
+
+    fn send_body(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: impl ureq::AsSendBody,
+    ) -> anyhow::Result<Value> {
         let builder = match method {
             "PUT" => self.agent.put(self.url(path)),
             _ => self.agent.post(self.url(path)),
@@ -148,7 +150,7 @@ impl Remote {
         let r = builder
             .header("authorization", self.auth())
             .header("content-type", content_type)
-            .send(f);
+            .send(body);
         self.answer(&format!("{method} {path}"), r)
     }
 }

@@ -53,28 +53,42 @@ pub(crate) struct Decision {
     pub(crate) by: Option<String>,
 }
 
-/// A room on this machine, opened with the operator's secret for each operation.
+/// A room on this machine, opened with the operator's secret on its first operation (opening
+/// derives the key from the secret and checks the log against its witness: once per command,
+/// not once per page of an export).
 pub(crate) struct Local {
-    pub(crate) room: RoomArgs,
+    room: RoomArgs,
+    opened: std::cell::OnceCell<(tokio::runtime::Runtime, strongroom::room::Room)>,
 }
 
 /// The room a command names: served (`--server`) or local (`--room`).
 pub(crate) fn target<'a>(remote: Option<&'a Remote>, room: &RoomArgs) -> Box<dyn Operations + 'a> {
     match remote {
         Some(r) => Box::new(r),
-        None => Box::new(Local { room: room.clone() }),
+        None => Box::new(Local::new(room.clone())),
     }
 }
 
 impl Local {
+    /// The room `room` names; nothing is opened yet.
+    pub(crate) fn new(room: RoomArgs) -> Local {
+        Local {
+            room,
+            opened: std::cell::OnceCell::new(),
+        }
+    }
+
     fn block_on<T>(
         &self,
         f: impl AsyncFnOnce(&strongroom::room::Room) -> anyhow::Result<T>,
     ) -> anyhow::Result<T> {
-        runtime()?.block_on(async {
-            let room = open_room(&self.room).await?;
-            f(&room).await
-        })
+        if self.opened.get().is_none() {
+            let rt = runtime()?;
+            let room = rt.block_on(open_room(&self.room))?;
+            let _ = self.opened.set((rt, room));
+        }
+        let (rt, room) = self.opened.get().expect("opened just above");
+        rt.block_on(f(room))
     }
 }
 
@@ -165,7 +179,11 @@ impl Operations for Local {
 
 fn decode<T: DeserializeOwned>(value: serde_json::Value) -> anyhow::Result<T> {
     serde_json::from_value(value)
-        .map_err(|e| anyhow::anyhow!("the served room answered in an unexpected shape: {e}"))
+        .map_err(|e| {
+        anyhow::anyhow!(
+            "the served room answered in a shape this strongroom does not know ({e}); is it the same version?"
+        )
+    })
 }
 
 impl Operations for &Remote {
@@ -332,6 +350,14 @@ pub(crate) fn audit_export(
     loop {
         let page = ops.audit_entries(from, 1000)?;
         let Some(last) = page.last() else { break };
+        // Entries come in order from `from`; anything else would page forever or leave gaps.
+        if page
+            .iter()
+            .enumerate()
+            .any(|(i, e)| e.index != from + i as u64)
+        {
+            bail!("the log's entries did not come in order from index {from}");
+        }
         from = last.index + 1;
         for e in &page {
             text.push_str(&strongroom::audit_log::log::export_line(

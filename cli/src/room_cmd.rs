@@ -253,12 +253,10 @@ pub(super) fn keygen(
 pub(super) fn room(cmd: RoomCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         RoomCommand::Pubkey { room } => super::ops::print(
-            Local {
-                room: RoomArgs {
-                    room,
-                    secret_file: None,
-                },
-            }
+            Local::new(RoomArgs {
+                room,
+                secret_file: None,
+            })
             .room_info(),
             false,
         ),
@@ -278,7 +276,7 @@ pub(super) fn set_policy(ops: &dyn Operations, file: &Path) -> anyhow::Result<Ex
 
 pub(super) fn policy(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        PolicyCommand::Set { room, file } => set_policy(&Local { room }, &file),
+        PolicyCommand::Set { room, file } => set_policy(&Local::new(room), &file),
     }
 }
 
@@ -345,7 +343,7 @@ fn unit(mechanism: Mechanism) -> &'static str {
 
 pub(super) fn budget(cmd: BudgetCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        BudgetCommand::Show { room, json } => super::ops::print(Local { room }.budgets(), json),
+        BudgetCommand::Show { room, json } => super::ops::print(Local::new(room).budgets(), json),
         BudgetCommand::Scale {
             mechanism,
             cost,
@@ -612,10 +610,10 @@ pub(super) fn results(cmd: ResultsCommand) -> anyhow::Result<ExitCode> {
             print!("{}", table(&header, &rows, 7));
         }
         ResultsCommand::Release { room, job } => {
-            return super::ops::print(Local { room }.decide_held(&job, true), false);
+            return super::ops::print(Local::new(room).decide_held(&job, true), false);
         }
         ResultsCommand::Withhold { room, job } => {
-            return super::ops::print(Local { room }.decide_held(&job, false), false);
+            return super::ops::print(Local::new(room).decide_held(&job, false), false);
         }
     }
     Ok(ExitCode::SUCCESS)

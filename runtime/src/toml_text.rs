@@ -13,13 +13,14 @@ pub fn parse<T: DeserializeOwned>(text: &str) -> Result<T, String> {
 fn one_line(text: &str, error: &toml::de::Error) -> String {
     let message = error.message().trim().replace('\n', " ");
     match error.span() {
-        Some(span) => {
+        // A span off a character boundary (it should not be) only loses the position.
+        Some(span) if text.is_char_boundary(span.start.min(text.len())) => {
             let before = &text[..span.start.min(text.len())];
             let line = before.matches('\n').count() + 1;
             let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
             format!("line {line}, column {column}: {message}")
         }
-        None => message,
+        _ => message,
     }
 }
 
