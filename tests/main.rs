@@ -9,6 +9,7 @@ mod audience_matching;
 mod audit_log;
 mod example_queries;
 mod failpoint_crashes;
+mod group_commit;
 mod hostile_guests;
 mod module_cache;
 mod noise_samplers;

@@ -15,13 +15,15 @@
 //! - [`keys`]: the room's key pairs, encrypted at rest under the operator's secret;
 //! - [`room`]: a room on disk: policies, its database, jobs.
 //!
-//! Below them all: [`clock`], [`private_files`] and [`toml_text`]. Each boundary imports only those below it.
+//! Below them all: [`clock`], [`group_commit`] (the one writing connection), [`private_files`] and
+//! [`toml_text`]. Each boundary imports only those below it.
 #![deny(unsafe_code)]
 
 pub mod audit_log;
 pub mod clock;
 pub mod data_at_rest;
 pub mod dataset;
+pub mod group_commit;
 pub mod guest_boundary;
 pub mod keys;
 pub mod output_gate;

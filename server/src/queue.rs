@@ -119,14 +119,16 @@ async fn claim(room: &Room) -> Result<Option<Claimed>, sqlx::Error> {
         .await?;
         let Some(row) = next else { return Ok(None) };
         let job_id: String = row.get("job_id");
+        let mut tx = room.writer().begin().await?;
         let won = sqlx::query(
             "UPDATE job_queue SET state = 'running' WHERE job_id = ? AND state = 'queued'",
         )
         .bind(&job_id)
-        .execute(room.writer())
+        .execute(&mut *tx)
         .await?
         .rows_affected()
             == 1;
+        tx.commit().await?;
         if won {
             return Ok(Some(Claimed {
                 job_id,
@@ -167,6 +169,7 @@ impl From<&str> for Failure {
 }
 
 async fn finish(room: &Room, job_id: &str, error: Option<&Failure>) -> Result<(), sqlx::Error> {
+    let mut tx = room.writer().begin().await?;
     sqlx::query(
         "UPDATE job_queue SET state = ?, error = ?, error_code = ?, finished_at = ? WHERE job_id = ?",
     )
@@ -179,9 +182,9 @@ async fn finish(room: &Room, job_id: &str, error: Option<&Failure>) -> Result<()
         .bind(error.and_then(|f| f.code))
         .bind(strongroom::clock::now_rfc3339())
         .bind(job_id)
-        .execute(room.writer())
+        .execute(&mut *tx)
         .await?;
-    Ok(())
+    tx.commit().await
 }
 
 /// Why a dataset could not be opened for a job.

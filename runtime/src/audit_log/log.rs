@@ -23,6 +23,7 @@ use strongroom_verify::note::NoteError;
 
 use super::signer::Signer;
 use crate::clock::now_rfc3339;
+use crate::group_commit::Writer;
 
 /// Why the log could not be written or read.
 #[derive(Debug, thiserror::Error)]
@@ -73,7 +74,7 @@ pub struct StoredEntry {
 /// The room's audit log.
 pub struct AuditLog<'a> {
     pool: &'a SqlitePool,
-    writer: Option<&'a SqlitePool>,
+    writer: Option<&'a Writer>,
     signer: Signer,
     origin: String,
     witness: Option<Witness>,
@@ -168,7 +169,7 @@ impl<'a> AuditLog<'a> {
     }
 
     /// Appends through `writer` (the room's one writing connection) rather than the pool.
-    pub fn with_writer(mut self, writer: &'a SqlitePool) -> Self {
+    pub fn with_writer(mut self, writer: &'a Writer) -> Self {
         self.writer = Some(writer);
         self
     }
@@ -226,13 +227,20 @@ impl<'a> AuditLog<'a> {
     /// Appends an event and returns, with its index, the entry's canonical text, the tree head
     /// that ends with it and the inclusion proof of the entry in that tree.
     pub async fn append_with_proof(&self, event: &Event) -> Result<Appended, LogError> {
-        let mut tx = self
-            .writer
-            .unwrap_or(self.pool)
-            .begin_with("BEGIN IMMEDIATE")
-            .await?;
-        let appended = self.append_in(&mut tx, event).await?;
-        tx.commit().await?;
+        let appended = match self.writer {
+            Some(writer) => {
+                let mut tx = writer.begin().await?;
+                let appended = self.append_in(&mut tx, event).await?;
+                tx.commit().await?;
+                appended
+            }
+            None => {
+                let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+                let appended = self.append_in(&mut tx, event).await?;
+                tx.commit().await?;
+                appended
+            }
+        };
         self.committed(&appended)?;
         Ok(appended)
     }

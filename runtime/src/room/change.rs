@@ -1,25 +1,27 @@
 //! A change to the room's state and the audit entry that records it, committed together.
 //!
-//! Every mutation of the room goes through a [`Change`]: it opens a write transaction
-//! (`BEGIN IMMEDIATE`), the caller makes its writes on [`Change::conn`], and
+//! Every mutation of the room goes through a [`Change`]: it begins a write on the room's writer
+//! (a savepoint in a transaction shared with the writes beside it, see [`crate::group_commit`]),
+//! the caller makes its writes on [`Change::conn`], and
 //! [`Change::commit`] appends the entry in the same transaction and commits both. A crash at
 //! any point leaves either the change with its entry or neither; dropping a `Change` without
 //! committing rolls everything back.
 
-use sqlx::{Sqlite, SqliteConnection, Transaction};
+use sqlx::SqliteConnection;
 use strongroom_verify::event::Event;
 
 use super::{Room, RoomError};
+use crate::group_commit::WriteTx;
 
 /// An open change: writes made on [`Change::conn`] commit with one audit entry.
 pub struct Change<'r> {
     room: &'r Room,
-    tx: Transaction<'static, Sqlite>,
+    tx: WriteTx,
 }
 
 impl<'r> Change<'r> {
     pub(super) async fn begin(room: &'r Room) -> Result<Change<'r>, RoomError> {
-        let tx = room.writer().begin_with("BEGIN IMMEDIATE").await?;
+        let tx = room.writer().begin().await?;
         Ok(Change { room, tx })
     }
 

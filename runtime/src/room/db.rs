@@ -7,6 +7,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::SqlitePool;
+
+use crate::group_commit::Writer;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 /// Creates (if needed) the database at `path` and applies migrations: for a new room.
@@ -19,13 +21,20 @@ pub async fn open_existing(path: &Path) -> Result<SqlitePool, sqlx::Error> {
     connect(path, false).await
 }
 
+/// The room database's connection settings: WAL, every commit flushed to disk, foreign keys
+/// enforced, and 30 s of patience with another process's lock.
+fn options(path: &Path) -> Result<SqliteConnectOptions, sqlx::Error> {
+    Ok(
+        SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(30))
+            .foreign_keys(true),
+    )
+}
+
 async fn connect(path: &Path, create: bool) -> Result<SqlitePool, sqlx::Error> {
-    let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
-        .create_if_missing(create)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Full)
-        .busy_timeout(Duration::from_secs(30))
-        .foreign_keys(true);
+    let options = options(path)?.create_if_missing(create);
     let pool = SqlitePoolOptions::new()
         .max_connections(8)
         .connect_with(options)
@@ -34,23 +43,13 @@ async fn connect(path: &Path, create: bool) -> Result<SqlitePool, sqlx::Error> {
     Ok(pool)
 }
 
-/// The room's one writing connection, in this process. Every write transaction takes it, so
-/// writers queue in order (the pool hands it out first come, first served) and each starts the
-/// moment the previous one commits, instead of retrying in SQLite's busy handler, which sleeps
-/// up to 100 ms between tries: that sleep was the long tail of a submit behind the workers'
-/// commits. Other processes on the same room (a CLI beside `serve`) still meet at SQLite's lock.
-pub async fn writer(path: &Path) -> Result<SqlitePool, sqlx::Error> {
-    let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
-        .create_if_missing(false)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Full)
-        .busy_timeout(Duration::from_secs(30))
-        .foreign_keys(true);
-    SqlitePoolOptions::new()
-        .max_connections(1)
-        .acquire_timeout(Duration::from_secs(120))
-        .connect_with(options)
-        .await
+/// The room's one writing connection in this process (see [`crate::group_commit`]). Writers
+/// queue for it in order, each starting the moment the previous one is done, instead of retrying
+/// in SQLite's busy handler (which sleeps up to 100 ms between tries: that sleep was the long tail
+/// of a submit behind the workers' commits), and their commits share disk flushes. Other
+/// processes on the same room (a CLI beside `serve`) still meet at SQLite's lock.
+pub async fn writer(path: &Path) -> Result<Writer, sqlx::Error> {
+    Writer::connect(options(path)?.create_if_missing(false)).await
 }
 
 /// A time as RFC 3339 UTC with second precision.

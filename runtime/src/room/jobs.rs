@@ -651,7 +651,7 @@ async fn charge<'r>(
     // none of them does. Every job writes the same entries in the same order, whatever its data:
     // dataset.loaded, budget.charged, job.started now; job.finished and the result entry at the
     // release time.
-    let mut tx = room.writer().begin_with("BEGIN IMMEDIATE").await?;
+    let mut tx = room.writer().begin().await?;
     if let Some(entry) = vetted.take() {
         audit
             .append_in(&mut tx, &entry)
@@ -877,7 +877,7 @@ async fn release(
     // Nothing about the run reaches the partner, or the log, before the release time.
     let overran = sleep_until(release_at).await;
     // The job's end, its result entry and its stored result commit together, or none does.
-    let mut tx = room.writer().begin_with("BEGIN IMMEDIATE").await?;
+    let mut tx = room.writer().begin().await?;
     audit
         .append_in(
             &mut tx,

@@ -23,6 +23,7 @@ use serde::Deserialize;
 use sqlx::{Row, SqlitePool};
 
 use crate::audit_log::log::{AuditLog, LogError, Witness};
+use crate::group_commit::Writer;
 use crate::guest_boundary::cache::ModuleCache;
 use crate::keys::{KeyError, OperatorSecret, RoomKeys};
 use crate::output_gate::ledger::PrivacyLedger;
@@ -71,7 +72,7 @@ pub struct Room {
     dir: PathBuf,
     keys: RoomKeys,
     pool: SqlitePool,
-    writer: SqlitePool,
+    writer: Writer,
 }
 
 impl Room {
@@ -91,9 +92,9 @@ impl Room {
         &self.pool
     }
 
-    /// Its one writing connection in this process (see [`db::writer`]): every write
-    /// transaction begins on it.
-    pub fn writer(&self) -> &SqlitePool {
+    /// Its one writing connection in this process (see [`db::writer`]): every write begins on
+    /// it.
+    pub fn writer(&self) -> &Writer {
         &self.writer
     }
 
