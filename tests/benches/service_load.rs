@@ -1,6 +1,6 @@
 //! A bounded load test of the served room on loopback: many partners at once, each submitting
 //! jobs over HTTP and polling for their results. Prints jobs per second, submit and completion
-//! latency percentiles, and peak memory; checks that every job ran exactly once.
+//! latency percentiles, writes per commit, and peak memory; checks that every job ran exactly once.
 //!
 //! `cargo bench -p strongroom-tests --bench service_load`
 //! Size: STRONGROOM_LOAD_PARTNERS (default 16), STRONGROOM_LOAD_JOBS (per partner, default 8),
@@ -232,6 +232,11 @@ fn main() {
         "submit to released: p50 {:.2} s, p99 {:.2} s",
         percentile(&done, 0.5),
         percentile(&done, 0.99)
+    );
+    let (groups, writes) = state.room.writer().committed();
+    println!(
+        "writes committed: {writes} in {groups} commits ({:.1} per disk flush)",
+        writes as f64 / groups.max(1) as f64
     );
     println!(
         "peak memory of the process (server and clients): {:.0} MiB",
