@@ -7,11 +7,12 @@ use std::sync::Arc;
 use strongroom::dataset::Dataset;
 use strongroom::dataset::csv_input::load_csv_tables;
 use strongroom::dataset::schema::DatasetSchema;
-use strongroom::guest_boundary::{Outcome, RunLimits};
+use strongroom::guest_boundary::executor::{Executor, HostFault, Partial, Partition};
+use strongroom::guest_boundary::{Outcome, RunContext, RunLimits};
 use strongroom_contract::manifest::Mode;
 use strongroom_synthetic as synthetic;
 use strongroom_tests::{
-    bools, categories, example, floats, ints, prepare, run, run_in, small_bank,
+    bools, categories, example, floats, ints, prepare, run, run_in, sandbox, small_bank,
 };
 
 /// Exact per-group results of the native computation: entities, kept purchases, spend cents,
@@ -512,4 +513,41 @@ fn parameters_reach_the_module_and_bad_ones_are_refused() {
     ] {
         assert!(ctx().with_parameters(&bad).is_err(), "{bad:?}");
     }
+}
+
+/// Runs the partitions last to first on the calling thread, each partial returned on its own:
+/// what a run on other machines would hand back, in whatever order they finished.
+struct Reversed;
+
+impl Executor for Reversed {
+    fn execute(
+        &self,
+        partitions: &[Partition],
+        run: &(dyn Fn(Partition) -> Partial + Sync),
+        _empty: &(dyn Fn() -> Partial + Sync),
+    ) -> Result<Vec<Partial>, HostFault> {
+        Ok(partitions.iter().rev().map(|&p| run(p)).collect())
+    }
+}
+
+#[test]
+fn results_do_not_depend_on_where_or_in_what_order_partitions_run() {
+    let data = small_bank(300);
+    let module = prepare(&example("spend-by-category"));
+    let pooled = run_in(&module, &data, RunLimits::default(), Mode::Isolated, 2);
+    let ctx = RunContext::new(
+        Arc::clone(&data),
+        module.module.manifest.clone(),
+        Mode::Isolated,
+        RunLimits::default(),
+        [7; 32],
+    )
+    .expect("run context");
+    let reversed = sandbox().run_on(&module, Arc::new(ctx), &Reversed);
+    assert!(pooled.aggregate.is_some());
+    assert_eq!(pooled.aggregate, reversed.aggregate);
+    assert_eq!(pooled.units, 300);
+    assert_eq!(reversed.units, 300);
+    assert_eq!(pooled.fuel_consumed, reversed.fuel_consumed);
+    assert_eq!(pooled.failed_units, reversed.failed_units);
 }

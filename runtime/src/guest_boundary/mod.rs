@@ -4,11 +4,13 @@
 //! - `wasi.rs`: the virtual, deny-by-default WASI it also gets;
 //! - `vetting.rs`: what a module must pass before anything runs;
 //! - `sandbox.rs`: the engine, its limits and the isolated/table runners;
+//! - `executor.rs`: an isolated run as partitions whose partials merge, and where they run;
 //! - `cache.rs`: compiled modules, authenticated before they are loaded;
 //! - `limits.rs`, `outcome.rs`: per-run limits and typed outcomes;
 //! - `run_keys.rs`: independent keys for each random thing in a run, from its seed.
 
 pub mod cache;
+pub mod executor;
 pub mod freshness;
 pub mod host_api;
 pub mod limits;

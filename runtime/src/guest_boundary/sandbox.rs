@@ -9,8 +9,8 @@
 //! - Every failure becomes a typed [`Outcome`]; nothing a guest does panics the host.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::Duration;
 
@@ -20,6 +20,7 @@ use wasmtime::{
 };
 
 use super::cache::{CacheError, CacheStatus, ModuleCache};
+use super::executor::{Executor, LocalPool, Partial, Partition, partitions};
 use super::freshness::{self, MemoryReset};
 use super::host_api::{GuestState, Query, QueryPre, Stop};
 use super::outcome::Outcome;
@@ -205,11 +206,9 @@ impl RunReport {
 /// The trap kind recorded when the host, not the guest, failed (a worker thread died).
 pub const HOST_FAULT: &str = "host fault: a worker thread failed";
 
-/// The failing units with the lowest ordinals (entity, outcome, detail), and a count per code.
-type UnitFailures = (Vec<(u32, Outcome, String)>, BTreeMap<&'static str, u64>);
-
-/// Failure details kept for the bank per run (the lowest entity ordinals).
-const MAX_FAILURE_DETAILS: usize = 16;
+/// Entities per partition of an isolated-mode run: small enough that threads stay evenly busy
+/// to the end, large enough that taking the next one costs nothing.
+pub const PARTITION_ENTITIES: u32 = 64;
 
 impl Sandbox {
     /// An engine for hostile guests, once it has proven that a pooled slot comes back fresh
@@ -328,10 +327,7 @@ impl Sandbox {
     /// Runs `module` over the data in `ctx`, in the run's mode, on up to `threads` threads
     /// (isolated mode; table mode uses one).
     pub fn run(&self, module: &PreparedModule, ctx: Arc<RunContext>, threads: usize) -> RunReport {
-        match ctx.mode {
-            Mode::Isolated => self.run_isolated(module, ctx, threads.max(1)),
-            Mode::Table => self.run_table(module, ctx),
-        }
+        self.run_on(module, ctx, &LocalPool { threads })
     }
 
     fn run_table(&self, module: &PreparedModule, ctx: Arc<RunContext>) -> RunReport {
@@ -372,100 +368,100 @@ impl Sandbox {
         report
     }
 
+    /// Runs `module` over the data in `ctx` with `executor` deciding where its partitions run
+    /// (isolated mode; table mode runs as one piece, here).
+    pub fn run_on(
+        &self,
+        module: &PreparedModule,
+        ctx: Arc<RunContext>,
+        executor: &dyn Executor,
+    ) -> RunReport {
+        match ctx.mode {
+            Mode::Isolated => self.run_isolated(module, ctx, executor),
+            Mode::Table => self.run_table(module, ctx),
+        }
+    }
+
     fn run_isolated(
         &self,
         module: &PreparedModule,
         ctx: Arc<RunContext>,
-        threads: usize,
+        executor: &dyn Executor,
     ) -> RunReport {
-        let entities = ctx.dataset.entities() as u32;
-        let next = AtomicU32::new(0);
-        // (entity, outcome, detail) of the failing units with the lowest ordinals, and a count
-        // per outcome code: the bank's record. Nothing here stops the other units.
-        let failures: Mutex<UnitFailures> = Mutex::new((Vec::new(), BTreeMap::new()));
-        let cap = ctx.limits.max_output_bytes;
-        let stdout = Mutex::new(Vec::new());
-        let stderr = Mutex::new(Vec::new());
-        let fuel_total = AtomicU64::new(0);
-        let peak_memory = AtomicU64::new(0);
-        const CHUNK: u32 = 64;
-
-        let aggregators: Vec<Aggregator> = thread::scope(|scope| {
-            let workers: Vec<_> = (0..threads)
-                .map(|_| {
-                    scope.spawn(|| {
-                        let mut aggregator = Aggregator::new(&ctx.manifest);
-                        let fuel = ctx.limits.fuel_per_entity;
-                        loop {
-                            let start = next.fetch_add(CHUNK, Ordering::Relaxed);
-                            if start >= entities {
-                                break;
-                            }
-                            for entity in start..(start + CHUNK).min(entities) {
-                                // Each unit has its own wall-clock limit (fuel does not count
-                                // page faults or host time): a slow unit fails alone, and no
-                                // deadline ever cuts the run short for the other customers.
-                                let deadline = self.deadline_tick(ctx.limits.unit_deadline);
-                                let unit = self.run_unit(module, &ctx, entity, fuel, deadline);
-                                fuel_total.fetch_add(unit.fuel_consumed, Ordering::Relaxed);
-                                peak_memory.fetch_max(unit.memory_bytes, Ordering::Relaxed);
-                                append_bounded(&stdout, &unit.stdout, cap);
-                                append_bounded(&stderr, &unit.stderr, cap);
-                                match unit.result {
-                                    Ok(contributions) => aggregator.merge_entity(contributions),
-                                    Err((outcome, detail)) => {
-                                        let mut slot =
-                                            failures.lock().unwrap_or_else(|p| p.into_inner());
-                                        *slot.1.entry(outcome.code()).or_default() += 1;
-                                        // Keep the lowest ordinals, so what is recorded does not
-                                        // depend on thread timing.
-                                        slot.0.push((entity, outcome, detail));
-                                        slot.0.sort_by_key(|f| f.0);
-                                        slot.0.truncate(MAX_FAILURE_DETAILS);
-                                    }
-                                }
-                            }
-                        }
-                        aggregator
-                    })
-                })
-                .collect();
-            workers.into_iter().filter_map(|w| w.join().ok()).collect()
-        });
-
-        let (first_failures, by_code) = failures.into_inner().unwrap_or_else(|p| p.into_inner());
+        let parts = partitions(ctx.dataset.entities() as u32, PARTITION_ENTITIES);
+        let empty = || Partial::new(&ctx.manifest, ctx.limits.max_output_bytes);
+        let partials = executor.execute(
+            &parts,
+            &|partition| self.run_partition(module, &ctx, partition),
+            &empty,
+        );
         let mut report = RunReport {
             outcome: Outcome::Completed,
             detail: None,
             aggregate: None,
-            failed_units: by_code,
-            stdout: stdout.into_inner().unwrap_or_else(|p| p.into_inner()),
-            stderr: stderr.into_inner().unwrap_or_else(|p| p.into_inner()),
-            fuel_consumed: fuel_total.load(Ordering::Relaxed),
-            peak_memory_bytes: peak_memory.load(Ordering::Relaxed),
-            units: u64::from(next.load(Ordering::Relaxed).min(entities)),
+            failed_units: BTreeMap::new(),
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+            fuel_consumed: 0,
+            peak_memory_bytes: 0,
+            units: 0,
             seed: ctx.seed,
         };
-        if let Some((_, outcome, _)) = first_failures.first() {
+        let Ok(partials) = partials else {
+            report.outcome = Outcome::Trap(HOST_FAULT.into());
+            return report;
+        };
+        let mut total = empty();
+        for partial in partials {
+            total.merge(partial);
+        }
+        if let Some((_, outcome, _)) = total.first_failures.first() {
             report.outcome = outcome.clone();
             report.detail = Some(
-                first_failures
+                total
+                    .first_failures
                     .iter()
                     .map(|(entity, _, detail)| format!("entity #{entity}: {detail}"))
                     .collect::<Vec<_>>()
                     .join("\n"),
             );
         }
-        if aggregators.len() != threads {
-            report.outcome = Outcome::Trap(HOST_FAULT.into());
-            return report;
-        }
-        let mut total = Aggregator::new(&ctx.manifest);
-        for a in aggregators {
-            total.merge(a);
-        }
-        report.aggregate = Some(total.finish(&ctx.manifest));
+        report.failed_units = total.failed_units;
+        report.stdout = total.stdout;
+        report.stderr = total.stderr;
+        report.fuel_consumed = total.fuel_consumed;
+        report.peak_memory_bytes = total.peak_memory_bytes;
+        report.units = total.units;
+        report.aggregate = Some(total.aggregator.finish(&ctx.manifest));
         report
+    }
+
+    /// Runs one partition of an isolated-mode run: one fresh instance per entity, each unit
+    /// failing alone. Public so that a partition can run wherever an executor sends it.
+    pub fn run_partition(
+        &self,
+        module: &PreparedModule,
+        ctx: &Arc<RunContext>,
+        partition: Partition,
+    ) -> Partial {
+        let mut partial = Partial::new(&ctx.manifest, ctx.limits.max_output_bytes);
+        let fuel = ctx.limits.fuel_per_entity;
+        for entity in partition.entities() {
+            // Each unit has its own wall-clock limit (fuel does not count page faults or host
+            // time): a slow unit fails alone, and no deadline ever cuts the run short for the
+            // other customers.
+            let deadline = self.deadline_tick(ctx.limits.unit_deadline);
+            let unit = self.run_unit(module, ctx, entity, fuel, deadline);
+            partial.units += 1;
+            partial.fuel_consumed += unit.fuel_consumed;
+            partial.peak_memory_bytes = partial.peak_memory_bytes.max(unit.memory_bytes);
+            partial.output(&unit.stdout, &unit.stderr);
+            match unit.result {
+                Ok(contributions) => partial.aggregator.merge_entity(contributions),
+                Err((outcome, detail)) => partial.fail(entity, outcome, detail),
+            }
+        }
+        partial
     }
 }
 
@@ -532,15 +528,6 @@ fn call_run(pre: &QueryPre<GuestState>, store: &mut Store<GuestState>) -> Result
         Ok(Err(text)) => Err(Failure::Guest(text)),
         Err(e) => Err(Failure::Wasm(e)),
     }
-}
-
-fn append_bounded(sink: &Mutex<Vec<u8>>, bytes: &[u8], cap: usize) {
-    if bytes.is_empty() {
-        return;
-    }
-    let mut sink = sink.lock().unwrap_or_else(|p| p.into_inner());
-    let room = cap.saturating_sub(sink.len());
-    sink.extend_from_slice(&bytes[..bytes.len().min(room)]);
 }
 
 fn classify(
