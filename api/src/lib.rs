@@ -74,6 +74,64 @@ pub struct Budget {
     pub total_epsilon_delta: String,
 }
 
+/// A job as the bank sees it in a list (`GET /v1/jobs` as the bank or an auditor, `strongroom
+/// job list`): jobs that ended, and those still queued, running or refused, with their queue
+/// state as their status. The same for a local room and a served one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobSummary {
+    /// Job id.
+    pub job_id: String,
+    /// Partner.
+    pub partner: String,
+    /// Dataset.
+    pub dataset: String,
+    /// Module hash.
+    pub module_sha256: String,
+    /// Outcome code, `-` while there is none.
+    pub outcome: String,
+    /// released, held, withheld or failed; or the queue state (queued, running, refused).
+    pub status: String,
+    /// When it finished, or when it was submitted if it has not.
+    pub finished_at: String,
+}
+
+/// A partner's view of one job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PartnerJobView {
+    /// Job id.
+    pub job_id: String,
+    /// Dataset asked for.
+    pub dataset: String,
+    /// Module asked for.
+    pub module_sha256: String,
+    /// Cost asked for.
+    pub cost: String,
+    /// Parameters given.
+    pub parameters: std::collections::BTreeMap<String, String>,
+    /// `queued` (waiting for a worker), `running` (admitted; the outcome is not visible yet),
+    /// `finished` (visible), `refused` (refused before any charge; see `error`) or `failed` (the
+    /// host failed after the charge, shown after the release time; see `error`).
+    pub state: String,
+    /// Why the job was refused before any charge (policy, budget, module): never data.
+    pub error: Option<String>,
+    /// For a refused job, the refusal's stable code (`mode_not_allowed`, `budget_exhausted`...).
+    pub error_code: Option<String>,
+    /// The partner's outcome code, once visible.
+    pub outcome: Option<String>,
+    /// released, held, withheld or failed, once visible.
+    pub status: Option<String>,
+    /// When the partner submitted the job.
+    pub submitted_at: String,
+    /// When the outcome becomes (or became) visible: fixed at the job's start.
+    pub release_at: Option<String>,
+    /// The released table, when released.
+    pub result: Option<serde_json::Value>,
+    /// The exact bytes the receipt's result hash covers, when released.
+    pub result_json: Option<String>,
+    /// The signed receipt, once visible.
+    pub receipt: Option<String>,
+}
+
 /// The bank decided on a held result (`POST /v1/jobs/{id}/decision`, `strongroom job
 /// release|withhold`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

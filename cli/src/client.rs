@@ -9,6 +9,8 @@ use anyhow::{Context, bail};
 use clap::Subcommand;
 use serde_json::{Value, json};
 
+use super::room_cmd::RoomArgs;
+
 /// A served room and a token for it.
 #[derive(Debug, Clone)]
 pub(crate) struct Remote {
@@ -200,19 +202,32 @@ pub(super) enum JobCommand {
         #[arg(long)]
         receipt: Option<std::path::PathBuf>,
     },
-    /// Jobs (a partner sees its own); `--held` for the bank's held results.
+    /// Jobs, newest first (a partner sees its own); local or served.
     List {
-        /// Only results waiting for the bank's decision.
+        #[command(flatten)]
+        room: RoomArgs,
+        /// Only jobs with this status (released, held, withheld, failed; queued, running or
+        /// refused for those without a result).
+        #[arg(long, conflicts_with = "held")]
+        status: Option<String>,
+        /// Only results waiting for the bank's decision (`--status held`).
         #[arg(long)]
         held: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
-    /// Release a held result (bank).
+    /// Release a held result (bank); local or served.
     Release {
+        #[command(flatten)]
+        room: RoomArgs,
         /// Job id.
         id: String,
     },
-    /// Withhold a held result (bank).
+    /// Withhold a held result for good (bank); local or served.
     Withhold {
+        #[command(flatten)]
+        room: RoomArgs,
         /// Job id.
         id: String,
     },
@@ -234,7 +249,43 @@ fn wait_for(remote: &Remote, id: &str) -> anyhow::Result<Value> {
     }
 }
 
-pub(super) fn job(remote: &Remote, cmd: JobCommand) -> anyhow::Result<ExitCode> {
+/// `strongroom job ...`: listing and the bank's decisions on a local or a served room;
+/// submitting and following a job on a served one.
+pub(super) fn job(remote: Option<&Remote>, cmd: JobCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        JobCommand::List {
+            room,
+            status,
+            held,
+            json,
+        } => {
+            let status = if held {
+                Some("held".to_string())
+            } else {
+                status
+            };
+            super::ops::print(
+                super::ops::target(remote, &room).jobs(status.as_deref()),
+                json,
+            )
+        }
+        JobCommand::Release { room, id } => super::ops::print(
+            super::ops::target(remote, &room).decide_held(&id, true),
+            false,
+        ),
+        JobCommand::Withhold { room, id } => super::ops::print(
+            super::ops::target(remote, &room).decide_held(&id, false),
+            false,
+        ),
+        served => match remote {
+            Some(remote) => served_job(remote, served),
+            None => super::needs_server(),
+        },
+    }
+}
+
+/// Submitting and following a job: a served room's queue.
+fn served_job(remote: &Remote, cmd: JobCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         JobCommand::Submit {
             module_sha256,
@@ -293,22 +344,8 @@ pub(super) fn job(remote: &Remote, cmd: JobCommand) -> anyhow::Result<ExitCode> 
                 None => print(&job["result"])?,
             }
         }
-        JobCommand::List { held } => print(&remote.get(if held {
-            "/v1/jobs?status=held"
-        } else {
-            "/v1/jobs"
-        })?)?,
-        JobCommand::Release { id } => {
-            return super::ops::print(
-                super::ops::Operations::decide_held(&remote, &id, true),
-                false,
-            );
-        }
-        JobCommand::Withhold { id } => {
-            return super::ops::print(
-                super::ops::Operations::decide_held(&remote, &id, false),
-                false,
-            );
+        JobCommand::List { .. } | JobCommand::Release { .. } | JobCommand::Withhold { .. } => {
+            unreachable!("`job list`, `release` and `withhold` are answered by `job`")
         }
     }
     Ok(ExitCode::SUCCESS)

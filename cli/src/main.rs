@@ -90,9 +90,6 @@ enum Command {
     Budget(room_cmd::BudgetCommand),
     /// Run a module in a room: budget charged first, output gate applied, receipt signed.
     Run(room_cmd::RunArgs),
-    /// Jobs and held results.
-    #[command(subcommand)]
-    Results(room_cmd::ResultsCommand),
     /// Receipts.
     #[command(subcommand)]
     Receipt(room_cmd::ReceiptCommand),
@@ -140,7 +137,8 @@ enum Command {
     /// Parties that may call the service, and their tokens.
     #[command(subcommand)]
     Party(service_cmd::PartyCommand),
-    /// Jobs on a served room (--server): submit, show, result, list, release, withhold.
+    /// Jobs: list them and release or withhold held results on any room; submit, show and get a
+    /// result on a served one (--server).
     #[command(subcommand)]
     Job(client::JobCommand),
     /// A partner's audience lists on a served room (--server).
@@ -225,7 +223,7 @@ fn remote_command(r: &client::Remote, command: Command) -> anyhow::Result<ExitCo
         Command::Module(ModuleCommand::List) => client::show(r.get("/v1/modules")),
         Command::Module(ModuleCommand::Approve(args)) => room_cmd::decide(args, true, Some(r)),
         Command::Module(ModuleCommand::Reject(args)) => room_cmd::decide(args, false, Some(r)),
-        Command::Job(cmd) => client::job(r, cmd),
+        Command::Job(cmd) => client::job(Some(r), cmd),
         Command::Audience(AudienceCommand::Upload { file }) => client::show(r.send_file(
             "POST",
             "/v1/audience-lists",
@@ -242,12 +240,6 @@ fn remote_command(r: &client::Remote, command: Command) -> anyhow::Result<ExitCo
         }
         Command::Room(RoomCommand::Pubkey { .. }) => {
             ops::print(ops::Operations::room_info(&r), false)
-        }
-        Command::Results(room_cmd::ResultsCommand::Release { job, .. }) => {
-            ops::print(ops::Operations::decide_held(&r, &job, true), false)
-        }
-        Command::Results(room_cmd::ResultsCommand::Withhold { job, .. }) => {
-            ops::print(ops::Operations::decide_held(&r, &job, false), false)
         }
         Command::Audit(audit_cmd::AuditCommand::Export { out, .. }) => ops::audit_export(&r, &out),
         Command::Audit(audit_cmd::AuditCommand::Checkpoint { out, .. }) => {
@@ -276,8 +268,8 @@ fn local_command(command: Command) -> anyhow::Result<ExitCode> {
         Command::Module(ModuleCommand::Inspect { module, json }) => dev::inspect(&module, json),
         Command::Module(ModuleCommand::Approve(args)) => room_cmd::decide(args, true, None),
         Command::Module(ModuleCommand::Reject(args)) => room_cmd::decide(args, false, None),
+        Command::Job(cmd) => client::job(None, cmd),
         Command::Module(ModuleCommand::Submit { .. } | ModuleCommand::List)
-        | Command::Job(_)
         | Command::Audience(_)
         | Command::Dataset(
             seal_cmd::DatasetCommand::Upload { .. } | seal_cmd::DatasetCommand::List,
@@ -298,7 +290,6 @@ fn local_command(command: Command) -> anyhow::Result<ExitCode> {
         Command::Policy(cmd) => room_cmd::policy(cmd),
         Command::Budget(cmd) => room_cmd::budget(cmd),
         Command::Run(args) => room_cmd::run(args),
-        Command::Results(cmd) => room_cmd::results(cmd),
         Command::Receipt(cmd) => room_cmd::receipt(cmd),
         Command::Audit(cmd) => audit_cmd::run(cmd),
         Command::PartyKey { name, out } => seal_cmd::party_key(&name, &out),

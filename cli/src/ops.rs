@@ -10,7 +10,8 @@ use serde::de::DeserializeOwned;
 use strongroom::room::approval::ParameterRules;
 use strongroom::room::policy::Policy;
 use strongroom_api::{
-    AuditEntry, Budget, HeldDecision, ModuleDecided, PolicySet, Proof, RoomInfo, SignedCheckpoint,
+    AuditEntry, Budget, HeldDecision, JobSummary, ModuleDecided, PartnerJobView, PolicySet, Proof,
+    RoomInfo, SignedCheckpoint,
 };
 
 use super::client::Remote;
@@ -29,6 +30,8 @@ pub(crate) trait Operations {
     fn budgets(&self) -> anyhow::Result<Vec<Budget>>;
     /// The bank's decision on a held result.
     fn decide_held(&self, job: &str, release: bool) -> anyhow::Result<HeldDecision>;
+    /// The jobs the caller may see, newest first, optionally only those with `status`.
+    fn jobs(&self, status: Option<&str>) -> anyhow::Result<JobList>;
     /// Up to `limit` (at most 1,000) audit entries from `from`.
     fn audit_entries(&self, from: u64, limit: u64) -> anyhow::Result<Vec<AuditEntry>>;
     /// The log's signed checkpoint as it is now.
@@ -40,6 +43,29 @@ pub(crate) trait Operations {
         old_size: Option<u64>,
         size: Option<u64>,
     ) -> anyhow::Result<Proof>;
+}
+
+/// A list of jobs: the bank's (and its auditors'), or a partner's own, which a served room
+/// answers with the one partner view.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+pub(crate) enum JobList {
+    /// As the bank sees them.
+    Bank(Vec<JobSummary>),
+    /// As a partner sees its own.
+    Partner(Vec<PartnerJobView>),
+}
+
+/// A status to filter jobs by: a word, so that it goes into a query string as it is.
+fn checked_status(status: Option<&str>) -> anyhow::Result<Option<&str>> {
+    match status {
+        Some(s) if s.is_empty() || !s.bytes().all(|b| b.is_ascii_lowercase()) => {
+            bail!(
+                "--status '{s}': use released, held, withheld, failed, queued, running or refused"
+            )
+        }
+        other => Ok(other),
+    }
 }
 
 /// A decision on a module, as a command gives it.
@@ -166,6 +192,15 @@ impl Operations for Local {
         })
     }
 
+    fn jobs(&self, status: Option<&str>) -> anyhow::Result<JobList> {
+        let status = checked_status(status)?;
+        self.block_on(async |room| {
+            Ok(JobList::Bank(
+                strongroom::room::jobs::list_jobs(room, status).await?,
+            ))
+        })
+    }
+
     fn decide_held(&self, job: &str, release: bool) -> anyhow::Result<HeldDecision> {
         self.block_on(async |room| {
             strongroom::room::jobs::decide_held(room, job, release).await?;
@@ -233,6 +268,13 @@ impl Operations for &Remote {
             query.push(format!("size={s}"));
         }
         decode(self.get(&format!("/v1/audit/proof?{}", query.join("&")))?)
+    }
+
+    fn jobs(&self, status: Option<&str>) -> anyhow::Result<JobList> {
+        decode(self.get(&match checked_status(status)? {
+            Some(s) => format!("/v1/jobs?status={s}"),
+            None => "/v1/jobs".to_string(),
+        })?)
     }
 
     fn decide_held(&self, job: &str, release: bool) -> anyhow::Result<HeldDecision> {
@@ -324,6 +366,77 @@ impl Render for Vec<Budget> {
             .collect();
         table(&header, &rows, 3)
     }
+}
+
+impl Render for JobList {
+    fn human(&self) -> String {
+        match self {
+            JobList::Bank(jobs) => {
+                let header: Vec<String> = [
+                    "job",
+                    "partner",
+                    "dataset",
+                    "module",
+                    "outcome",
+                    "status",
+                    "finished or submitted",
+                ]
+                .map(String::from)
+                .into();
+                let rows: Vec<Vec<String>> = jobs
+                    .iter()
+                    .map(|j| {
+                        vec![
+                            j.job_id.clone(),
+                            j.partner.clone(),
+                            j.dataset.clone(),
+                            short(&j.module_sha256),
+                            j.outcome.clone(),
+                            j.status.clone(),
+                            j.finished_at.clone(),
+                        ]
+                    })
+                    .collect();
+                table(&header, &rows, 7)
+            }
+            JobList::Partner(jobs) => {
+                let header: Vec<String> = [
+                    "job",
+                    "dataset",
+                    "module",
+                    "state",
+                    "outcome",
+                    "status",
+                    "submitted",
+                    "visible from",
+                ]
+                .map(String::from)
+                .into();
+                let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+                let rows: Vec<Vec<String>> = jobs
+                    .iter()
+                    .map(|j| {
+                        vec![
+                            j.job_id.clone(),
+                            j.dataset.clone(),
+                            short(&j.module_sha256),
+                            j.state.clone(),
+                            dash(&j.outcome),
+                            dash(&j.status),
+                            j.submitted_at.clone(),
+                            dash(&j.release_at),
+                        ]
+                    })
+                    .collect();
+                table(&header, &rows, 8)
+            }
+        }
+    }
+}
+
+/// A hash's first 12 characters, for a table.
+fn short(hash: &str) -> String {
+    hash.chars().take(12).collect()
 }
 
 /// Prints an answer for people, or as JSON.

@@ -1,4 +1,4 @@
-//! Room commands: keys, policies, budgets, runs through the output gate, held results, receipts.
+//! Room commands: keys, policies, budgets, runs through the output gate, receipts.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -20,7 +20,7 @@ use strongroom::output_gate::mechanism::{Mechanism, Noise, format_nano, parse_na
 use strongroom::output_gate::release::ReleasedTable;
 use strongroom::output_gate::sampling::Rational;
 use strongroom::room::Room;
-use strongroom::room::jobs::{AudienceInput, JobRequest, JobStatus, list_jobs, plan_job, run_job};
+use strongroom::room::jobs::{AudienceInput, JobRequest, JobStatus, plan_job, run_job};
 use strongroom_verify::note::Verifier;
 use strongroom_verify::receipt::Receipt;
 
@@ -114,32 +114,6 @@ pub(super) enum BudgetCommand {
         /// Quantities the cost is split over.
         #[arg(long, default_value_t = 1)]
         quantities: u64,
-    },
-}
-
-#[derive(Subcommand, Debug)]
-pub(super) enum ResultsCommand {
-    /// Jobs and their status.
-    List {
-        #[command(flatten)]
-        room: RoomArgs,
-        /// Only jobs with this status (released, held, withheld, failed).
-        #[arg(long)]
-        status: Option<String>,
-    },
-    /// Release a held result (the bank's decision).
-    Release {
-        #[command(flatten)]
-        room: RoomArgs,
-        /// Job id.
-        job: String,
-    },
-    /// Withhold a held result for good.
-    Withhold {
-        #[command(flatten)]
-        room: RoomArgs,
-        /// Job id.
-        job: String,
     },
 }
 
@@ -553,7 +527,7 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             result.outcome,
             match result.status {
                 JobStatus::Released => "released",
-                JobStatus::Held => "held for the bank's release (`strongroom results release`)",
+                JobStatus::Held => "held for the bank's release (`strongroom job release`)",
                 JobStatus::Withheld => "withheld",
                 JobStatus::Failed => "nothing released",
             }
@@ -573,50 +547,6 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
-}
-
-pub(super) fn results(cmd: ResultsCommand) -> anyhow::Result<ExitCode> {
-    let rt = runtime()?;
-    match cmd {
-        ResultsCommand::List { room, status } => {
-            let jobs = rt.block_on(async {
-                anyhow::Ok(list_jobs(&open_room(&room).await?, status.as_deref()).await?)
-            })?;
-            let header: Vec<String> = [
-                "job",
-                "partner",
-                "dataset",
-                "module",
-                "outcome",
-                "status",
-                "finished or submitted",
-            ]
-            .map(String::from)
-            .into();
-            let rows: Vec<Vec<String>> = jobs
-                .iter()
-                .map(|j| {
-                    vec![
-                        j.job_id.clone(),
-                        j.partner.clone(),
-                        j.dataset.clone(),
-                        j.module_sha256[..12].to_string(),
-                        j.outcome.clone(),
-                        j.status.clone(),
-                        j.finished_at.clone(),
-                    ]
-                })
-                .collect();
-            print!("{}", table(&header, &rows, 7));
-        }
-        ResultsCommand::Release { room, job } => {
-            return super::ops::print(Local::new(room).decide_held(&job, true), false);
-        }
-        ResultsCommand::Withhold { room, job } => {
-            return super::ops::print(Local::new(room).decide_held(&job, false), false);
-        }
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// Reads a verifier from a `room.vkey` or `room.pub` file.

@@ -135,7 +135,7 @@ fn local_and_served_rooms_print_the_same_for_every_shared_command() {
         held.push(job_ids(&out).first().expect("a job id").clone());
     }
     let local = ok(bin()
-        .args(["results", "release", &held[0], "--room"])
+        .args(["job", "release", &held[0], "--room"])
         .arg(&room));
     let served = ok(client(&server, &bank).args(["job", "release", &held[1]]));
     assert_eq!(
@@ -144,6 +144,14 @@ fn local_and_served_rooms_print_the_same_for_every_shared_command() {
         "releasing a held result: local and served differ"
     );
     both(&room, &server, &bank, &["budget", "show"]);
+    both(&room, &server, &bank, &["job", "list"]);
+    both(&room, &server, &bank, &["job", "list", "--held", "--json"]);
+    both(
+        &room,
+        &server,
+        &bank,
+        &["job", "list", "--status", "released"],
+    );
     let auditor = token("security", "auditor");
     both(
         &room,

@@ -287,12 +287,19 @@ fn every_command_family_works_and_refuses_mistakes_with_one_line_and_nothing_wri
         audit_size(&room) > entries,
         "a refused job is recorded as refused"
     );
-    let listed = ok(&["results", "list", "--room", p(&room)]);
+    let listed = ok(&["job", "list", "--room", p(&room)]);
     assert!(listed.contains("released"), "{listed}");
+    let released = ok(&["job", "list", "--status", "released", "--room", p(&room)]);
+    assert!(!released.contains("held"), "{released}");
     refused(
-        &["results", "release", "--room", p(&room), "no-such-job"],
+        &["job", "list", "--status", "held&x=1", "--room", p(&room)],
+        "--status",
+    );
+    refused(
+        &["job", "release", "--room", p(&room), "no-such-job"],
         "no-such-job",
     );
+    refused(&["job", "show", "job-1"], "--server");
 
     // Operator: parties and tokens.
     let token = ok(&[

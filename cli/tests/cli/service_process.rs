@@ -273,6 +273,15 @@ fn the_cli_drives_a_served_room_and_a_killed_job_fails_once_with_its_charge_stan
         .arg(d.join("result.json")));
     let budgets = json(client(&server, &partner).args(["budget", "show", "--json"]));
     assert_eq!(budgets[0]["spent_rho"], "0.3");
+    // A partner's list is its own jobs in the partner view, as a table or as JSON.
+    let listed = ok(client(&server, &partner).args(["job", "list"]));
+    assert!(
+        listed.contains("visible from") && listed.contains(next) && listed.contains(&id),
+        "{listed}"
+    );
+    let listed = json(client(&server, &partner).args(["job", "list", "--json"]));
+    assert_eq!(listed.as_array().map(Vec::len), Some(2), "{listed}");
+    assert!(listed[0].get("partner").is_none(), "{listed}");
     assert_eq!(budgets[0]["jobs"], 2, "the killed job was never run again");
 
     // The security team exports the log over HTTP and verifies it offline.

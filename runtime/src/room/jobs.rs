@@ -1032,28 +1032,11 @@ pub fn diagnostics_commitment(salt: &[u8], text: &str) -> String {
     hex::encode(ctx.finish().as_ref())
 }
 
-/// A recorded job, as the bank sees it.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct JobRecord {
-    /// Job id.
-    pub job_id: String,
-    /// Partner.
-    pub partner: String,
-    /// Dataset.
-    pub dataset: String,
-    /// Module hash.
-    pub module_sha256: String,
-    /// Outcome code.
-    pub outcome: String,
-    /// released, held, withheld or failed.
-    pub status: String,
-    /// When it finished.
-    pub finished_at: String,
-}
+pub use strongroom_api::JobSummary;
 
-/// Jobs, newest first, optionally only those with `status`: those that ended (released, held,
-/// withheld, failed) and, on a served room, those queued, running or refused.
-pub async fn list_jobs(room: &Room, status: Option<&str>) -> Result<Vec<JobRecord>, JobError> {
+/// The newest 1000 jobs, newest first, optionally only those with `status`: those that ended
+/// (released, held, withheld, failed) and, on a served room, those queued, running or refused.
+pub async fn list_jobs(room: &Room, status: Option<&str>) -> Result<Vec<JobSummary>, JobError> {
     // Jobs that ended, and jobs a served room has queued or is running (or refused): those have
     // no result yet, and show their queue state as their status.
     let rows = sqlx::query(
@@ -1064,7 +1047,7 @@ pub async fn list_jobs(room: &Room, status: Option<&str>) -> Result<Vec<JobRecor
                   COALESCE(q.finished_at, q.submitted_at) AS finished_at \
            FROM job_queue q WHERE NOT EXISTS (SELECT 1 FROM jobs j WHERE j.job_id = q.job_id) \
          ) AS listed \
-         WHERE (? IS NULL OR status = ?) ORDER BY finished_at DESC, job_id DESC",
+         WHERE (? IS NULL OR status = ?) ORDER BY finished_at DESC, job_id DESC LIMIT 1000",
     )
     .bind(status)
     .bind(status)
@@ -1072,7 +1055,7 @@ pub async fn list_jobs(room: &Room, status: Option<&str>) -> Result<Vec<JobRecor
     .await?;
     Ok(rows
         .iter()
-        .map(|r| JobRecord {
+        .map(|r| JobSummary {
             job_id: r.get("job_id"),
             partner: r.get("partner"),
             dataset: r.get("dataset"),

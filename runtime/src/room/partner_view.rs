@@ -10,48 +10,12 @@
 //! `tests/partner_view.rs` runs hostile modules on neighbouring datasets and checks the view is
 //! identical except for the noised numbers.
 
-use serde::Serialize;
 use serde_json::Value;
 use sqlx::Row;
 
 use super::Room;
 
-/// A partner's view of one job.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct PartnerJobView {
-    /// Job id.
-    pub job_id: String,
-    /// Dataset asked for.
-    pub dataset: String,
-    /// Module asked for.
-    pub module_sha256: String,
-    /// Cost asked for.
-    pub cost: String,
-    /// Parameters given.
-    pub parameters: std::collections::BTreeMap<String, String>,
-    /// `queued` (waiting for a worker), `running` (admitted; the outcome is not visible yet),
-    /// `finished` (visible), `refused` (refused before any charge; see `error`) or `failed` (the
-    /// host failed after the charge, shown after the release time; see `error`).
-    pub state: String,
-    /// Why the job was refused before any charge (policy, budget, module): never data.
-    pub error: Option<String>,
-    /// For a refused job, the refusal's stable code (`mode_not_allowed`, `budget_exhausted`...).
-    pub error_code: Option<String>,
-    /// The partner's outcome code, once visible.
-    pub outcome: Option<String>,
-    /// released, held, withheld or failed, once visible.
-    pub status: Option<String>,
-    /// When the partner submitted the job.
-    pub submitted_at: String,
-    /// When the outcome becomes (or became) visible: fixed at the job's start.
-    pub release_at: Option<String>,
-    /// The released table, when released.
-    pub result: Option<Value>,
-    /// The exact bytes the receipt's result hash covers, when released.
-    pub result_json: Option<String>,
-    /// The signed receipt, once visible.
-    pub receipt: Option<String>,
-}
+pub use strongroom_api::PartnerJobView;
 
 /// The columns the view reads (job queue `q`, finished jobs `j`).
 pub const COLUMNS: &str = "q.job_id, q.partner, q.dataset, q.module_sha256, q.cost, q.parameters, q.state, q.error, q.error_code, \
