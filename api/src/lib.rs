@@ -74,6 +74,22 @@ pub struct Budget {
     pub total_epsilon_delta: String,
 }
 
+/// A dataset in the room (`GET /v1/datasets`, `strongroom dataset list`): a partner sees those
+/// it has a policy for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatasetSummary {
+    /// Its name (from the sealed header).
+    pub name: String,
+    /// SHA-256 of its authenticated header, hex.
+    pub header_sha256: String,
+    /// The sealing party that signed it.
+    pub sealed_by: String,
+    /// Entities (customers) in it.
+    pub entities: u64,
+    /// When it was uploaded.
+    pub uploaded_at: String,
+}
+
 /// A job as the bank sees it in a list (`GET /v1/jobs` as the bank or an auditor, `strongroom
 /// job list`): jobs that ended, and those still queued, running or refused, with their queue
 /// state as their status. The same for a local room and a served one.

@@ -233,7 +233,9 @@ fn remote_command(r: &client::Remote, command: Command) -> anyhow::Result<ExitCo
         Command::Dataset(seal_cmd::DatasetCommand::Upload { file }) => {
             client::show(r.send_file("PUT", "/v1/datasets", &file, "application/octet-stream"))
         }
-        Command::Dataset(seal_cmd::DatasetCommand::List) => client::show(r.get("/v1/datasets")),
+        Command::Dataset(seal_cmd::DatasetCommand::List { json, .. }) => {
+            ops::print(ops::Operations::datasets(&r), json)
+        }
         Command::Policy(PolicyCommand::Set { file, .. }) => room_cmd::set_policy(&r, &file),
         Command::Budget(BudgetCommand::Show { json, .. }) => {
             ops::print(ops::Operations::budgets(&r), json)
@@ -271,9 +273,10 @@ fn local_command(command: Command) -> anyhow::Result<ExitCode> {
         Command::Job(cmd) => client::job(None, cmd),
         Command::Module(ModuleCommand::Submit { .. } | ModuleCommand::List)
         | Command::Audience(_)
-        | Command::Dataset(
-            seal_cmd::DatasetCommand::Upload { .. } | seal_cmd::DatasetCommand::List,
-        ) => needs_server(),
+        | Command::Dataset(seal_cmd::DatasetCommand::Upload { .. }) => needs_server(),
+        Command::Dataset(seal_cmd::DatasetCommand::List { room, json }) => {
+            ops::print(ops::Operations::datasets(&ops::Local::new(room)), json)
+        }
         Command::DemoData {
             customers,
             transactions_per_customer,

@@ -10,8 +10,8 @@ use serde::de::DeserializeOwned;
 use strongroom::room::approval::ParameterRules;
 use strongroom::room::policy::Policy;
 use strongroom_api::{
-    AuditEntry, Budget, HeldDecision, JobSummary, ModuleDecided, PartnerJobView, PolicySet, Proof,
-    RoomInfo, SignedCheckpoint,
+    AuditEntry, Budget, DatasetSummary, HeldDecision, JobSummary, ModuleDecided, PartnerJobView,
+    PolicySet, Proof, RoomInfo, SignedCheckpoint,
 };
 
 use super::client::Remote;
@@ -30,6 +30,8 @@ pub(crate) trait Operations {
     fn budgets(&self) -> anyhow::Result<Vec<Budget>>;
     /// The bank's decision on a held result.
     fn decide_held(&self, job: &str, release: bool) -> anyhow::Result<HeldDecision>;
+    /// The datasets the caller may see.
+    fn datasets(&self) -> anyhow::Result<Vec<DatasetSummary>>;
     /// The jobs the caller may see, newest first, optionally only those with `status`.
     fn jobs(&self, status: Option<&str>) -> anyhow::Result<JobList>;
     /// Up to `limit` (at most 1,000) audit entries from `from`.
@@ -192,6 +194,10 @@ impl Operations for Local {
         })
     }
 
+    fn datasets(&self) -> anyhow::Result<Vec<DatasetSummary>> {
+        self.block_on(async |room| Ok(strongroom_server::views::datasets(room, None).await?))
+    }
+
     fn jobs(&self, status: Option<&str>) -> anyhow::Result<JobList> {
         let status = checked_status(status)?;
         self.block_on(async |room| {
@@ -268,6 +274,10 @@ impl Operations for &Remote {
             query.push(format!("size={s}"));
         }
         decode(self.get(&format!("/v1/audit/proof?{}", query.join("&")))?)
+    }
+
+    fn datasets(&self) -> anyhow::Result<Vec<DatasetSummary>> {
+        decode(self.get("/v1/datasets")?)
     }
 
     fn jobs(&self, status: Option<&str>) -> anyhow::Result<JobList> {
@@ -365,6 +375,33 @@ impl Render for Vec<Budget> {
             })
             .collect();
         table(&header, &rows, 3)
+    }
+}
+
+impl Render for Vec<DatasetSummary> {
+    fn human(&self) -> String {
+        let header: Vec<String> = [
+            "dataset",
+            "sealed by",
+            "uploaded",
+            "header sha256",
+            "entities",
+        ]
+        .map(String::from)
+        .into();
+        let rows: Vec<Vec<String>> = self
+            .iter()
+            .map(|d| {
+                vec![
+                    d.name.clone(),
+                    d.sealed_by.clone(),
+                    d.uploaded_at.clone(),
+                    short(&d.header_sha256),
+                    d.entities.to_string(),
+                ]
+            })
+            .collect();
+        table(&header, &rows, 4)
     }
 }
 

@@ -22,8 +22,14 @@ pub(super) enum DatasetCommand {
         /// The sealed dataset.
         file: PathBuf,
     },
-    /// Datasets on a served room (--server): a partner sees those granted to it.
-    List,
+    /// Datasets in a room, local or served (a partner sees those granted to it).
+    List {
+        #[command(flatten)]
+        room: super::room_cmd::RoomArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Header, schema, sizes, row counts and who sealed it, without any key; with --verify and
     /// a room, authenticate every chunk.
     Inspect {
@@ -107,7 +113,7 @@ fn peak_rss_mib() -> Option<u64> {
 
 pub(super) fn dataset(cmd: DatasetCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        DatasetCommand::Upload { .. } | DatasetCommand::List => {
+        DatasetCommand::Upload { .. } | DatasetCommand::List { .. } => {
             anyhow::bail!("this command talks to a served room: pass --server URL --token T")
         }
         DatasetCommand::Inspect {

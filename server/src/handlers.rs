@@ -177,15 +177,8 @@ fn dataset_json(r: &sqlx::sqlite::SqliteRow) -> Value {
 }
 
 pub(super) async fn list_datasets(State(state): Shared, caller: Caller_) -> Answer {
-    let rows = sqlx::query(
-        "SELECT name, header_sha256, sealed_by, entities, uploaded_at FROM datasets \
-         WHERE ? <> 'partner' OR name IN (SELECT dataset FROM policies WHERE partner = ?) ORDER BY name",
-    )
-    .bind(caller.role.as_str())
-    .bind(&caller.party)
-    .fetch_all(state.room.pool())
-    .await?;
-    ok(Value::Array(rows.iter().map(dataset_json).collect()))
+    let partner = (caller.role == Role::Partner).then_some(caller.party.as_str());
+    typed(super::views::datasets(&state.room, partner).await?)
 }
 
 pub(super) async fn upload_dataset(State(state): Shared, caller: Caller_, body: Body) -> Answer {

@@ -3,11 +3,14 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
+use sqlx::Row;
 use strongroom::output_gate::ledger::BudgetStatus;
 use strongroom::output_gate::mechanism::{format_nano, rho_to_epsilon};
 use strongroom::room::policy::Policy;
 use strongroom::room::{Room, RoomError};
-use strongroom_api::{AuditEntry, Budget, PolicySet, Proof, RoomInfo, SignedCheckpoint};
+use strongroom_api::{
+    AuditEntry, Budget, DatasetSummary, PolicySet, Proof, RoomInfo, SignedCheckpoint,
+};
 
 /// The room's name and public keys.
 pub fn room_info(room: &Room) -> RoomInfo {
@@ -53,6 +56,31 @@ pub async fn budgets(room: &Room, partner: Option<&str>) -> Result<Vec<Budget>, 
         out.push(budget(b, delta));
     }
     Ok(out)
+}
+
+/// The datasets the caller may see (`partner`: those it has a policy for), by name.
+pub async fn datasets(
+    room: &Room,
+    partner: Option<&str>,
+) -> Result<Vec<DatasetSummary>, RoomError> {
+    let rows = sqlx::query(
+        "SELECT name, header_sha256, sealed_by, entities, uploaded_at FROM datasets \
+         WHERE ? IS NULL OR name IN (SELECT dataset FROM policies WHERE partner = ?) ORDER BY name",
+    )
+    .bind(partner)
+    .bind(partner)
+    .fetch_all(room.pool())
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| DatasetSummary {
+            name: r.get("name"),
+            header_sha256: r.get("header_sha256"),
+            sealed_by: r.get("sealed_by"),
+            entities: r.get::<i64, _>("entities").max(0) as u64,
+            uploaded_at: r.get("uploaded_at"),
+        })
+        .collect())
 }
 
 /// A policy that was set.

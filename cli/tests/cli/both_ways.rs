@@ -6,13 +6,19 @@ use std::path::Path;
 use super::service_process::{bin, client, ok, repo, serve};
 
 /// The command's output on the local room and through the served one, job ids aside.
-fn both(room: &Path, server: &super::service_process::Server, token: &str, args: &[&str]) {
+fn both(
+    room: &Path,
+    server: &super::service_process::Server,
+    token: &str,
+    args: &[&str],
+) -> String {
     let local = ok(bin().args(args).arg("--room").arg(room));
     let served = ok(client(server, token).args(args));
     assert_eq!(
         local, served,
         "strongroom {args:?}: local and served differ"
     );
+    local
 }
 
 fn job_ids(text: &str) -> Vec<String> {
@@ -115,6 +121,15 @@ fn local_and_served_rooms_print_the_same_for_every_shared_command() {
         ))
         .arg("--out")
         .arg(&sealed));
+    ok(client(&server, &bank)
+        .args(["dataset", "upload"])
+        .arg(&sealed));
+    let datasets = both(&room, &server, &bank, &["dataset", "list"]);
+    assert!(
+        datasets.contains("bigbank") && datasets.contains("200"),
+        "{datasets}"
+    );
+    both(&room, &server, &bank, &["dataset", "list", "--json"]);
     let mut held = Vec::new();
     for _ in 0..2 {
         let out = ok(bin()
@@ -144,7 +159,8 @@ fn local_and_served_rooms_print_the_same_for_every_shared_command() {
         "releasing a held result: local and served differ"
     );
     both(&room, &server, &bank, &["budget", "show"]);
-    both(&room, &server, &bank, &["job", "list"]);
+    let jobs = both(&room, &server, &bank, &["job", "list"]);
+    assert_eq!(jobs.matches("socialco").count(), 2, "{jobs}");
     both(&room, &server, &bank, &["job", "list", "--held", "--json"]);
     both(
         &room,
