@@ -274,9 +274,6 @@ fn local_command(command: Command) -> anyhow::Result<ExitCode> {
         Command::Module(ModuleCommand::Submit { .. } | ModuleCommand::List)
         | Command::Audience(_)
         | Command::Dataset(seal_cmd::DatasetCommand::Upload { .. }) => needs_server(),
-        Command::Dataset(seal_cmd::DatasetCommand::List { room, json }) => {
-            ops::print(ops::Operations::datasets(&ops::Local::new(room)), json)
-        }
         Command::DemoData {
             customers,
             transactions_per_customer,

@@ -113,9 +113,11 @@ fn peak_rss_mib() -> Option<u64> {
 
 pub(super) fn dataset(cmd: DatasetCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        DatasetCommand::Upload { .. } | DatasetCommand::List { .. } => {
-            anyhow::bail!("this command talks to a served room: pass --server URL --token T")
-        }
+        DatasetCommand::Upload { .. } => super::needs_server(),
+        DatasetCommand::List { room, json } => super::ops::print(
+            super::ops::Operations::datasets(&super::ops::Local::new(room)),
+            json,
+        ),
         DatasetCommand::Inspect {
             file,
             verify,
