@@ -20,6 +20,8 @@ forbid() {
 }
 forbid strongroom-verify 'wasmtime.*|cranelift.*|sqlx.*|tokio.*|axum.*|clap.*|ring'
 forbid strongroom-contract 'wasmtime.*|sqlx.*|tokio.*|axum.*|clap.*'
+# The API types are for every client, a browser's too; their schemas only behind `openapi`.
+forbid strongroom-api 'wasmtime.*|sqlx.*|tokio.*|axum.*|clap.*|ring|utoipa.*'
 forbid strongroom 'clap.*|axum.*|ureq|strongroom-synthetic'
 forbid strongroom-server 'clap.*|ureq|strongroom-synthetic'
 

@@ -4,13 +4,20 @@
 //! requests with them, and the `strongroom` command builds them from a local room or reads them
 //! from a served one, so the two print the same thing. Field names are the JSON keys of the API
 //! (docs/api.md, `server/openapi.json`).
+//!
+//! With the `openapi` feature every type also describes its own JSON schema (utoipa), and the
+//! server's OpenAPI document is generated from them: what the document says is what the types
+//! serialize.
 
 use serde::{Deserialize, Serialize};
 
+pub mod approval;
 pub mod names;
+pub mod requests;
 
 /// The room: its name and public keys (`GET /v1/room`, `strongroom room pubkey`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RoomInfo {
     /// Room name.
     pub name: String,
@@ -22,6 +29,7 @@ pub struct RoomInfo {
 
 /// A policy was set (`PUT /v1/policies`, `strongroom policy set`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PolicySet {
     /// The partner it governs.
     pub partner: String,
@@ -42,6 +50,7 @@ pub struct PolicySet {
 /// The bank decided on a module (`POST /v1/modules/{sha256}/decision`, `strongroom module
 /// approve|reject`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ModuleDecided {
     /// The module.
     pub module_sha256: String,
@@ -55,6 +64,7 @@ pub struct ModuleDecided {
 
 /// A privacy budget (`GET /v1/budgets`, `strongroom budget show`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Budget {
     /// The partner.
     pub partner: String,
@@ -77,6 +87,7 @@ pub struct Budget {
 /// A dataset in the room (`GET /v1/datasets`, `strongroom dataset list`): a partner sees those
 /// it has a policy for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DatasetSummary {
     /// Its name (from the sealed header).
     pub name: String,
@@ -94,6 +105,7 @@ pub struct DatasetSummary {
 /// job list`): jobs that ended, and those still queued, running or refused, with their queue
 /// state as their status. The same for a local room and a served one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobSummary {
     /// Job id.
     pub job_id: String,
@@ -113,6 +125,7 @@ pub struct JobSummary {
 
 /// A partner's view of one job.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PartnerJobView {
     /// Job id.
     pub job_id: String,
@@ -151,6 +164,7 @@ pub struct PartnerJobView {
 /// The bank decided on a held result (`POST /v1/jobs/{id}/decision`, `strongroom job
 /// release|withhold`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HeldDecision {
     /// The job.
     pub job_id: String,
@@ -161,6 +175,7 @@ pub struct HeldDecision {
 /// A proof from the room's audit log (`GET /v1/audit/proof`, `strongroom audit prove`): hashes
 /// base64, checkable offline with `strongroom-verify`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Proof {
     /// Entry `index` is in the tree of `size` entries with `root`.
@@ -192,6 +207,7 @@ pub enum Proof {
 /// One stored audit entry with the room's signature over the tree head that ends with it
 /// (`GET /v1/audit/entries`, `strongroom audit export`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditEntry {
     /// Its index in the log.
     pub index: u64,
@@ -204,6 +220,7 @@ pub struct AuditEntry {
 /// A signed checkpoint of the log as it is now (`GET /v1/audit/checkpoint`, `strongroom audit
 /// checkpoint`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SignedCheckpoint {
     /// Entries covered.
     pub size: u64,
@@ -211,4 +228,299 @@ pub struct SignedCheckpoint {
     pub root: String,
     /// The signed note.
     pub note: String,
+}
+
+/// The server is up (`GET /v1/health`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Health {
+    /// Always `ok`.
+    pub status: String,
+}
+
+/// A dataset with its schema (`GET /v1/datasets/{name}`): column names, roles and public
+/// dictionaries, never a value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DatasetDetail {
+    /// Its name (from the sealed header).
+    pub name: String,
+    /// SHA-256 of its authenticated header, hex.
+    pub header_sha256: String,
+    /// The sealing party that signed it.
+    pub sealed_by: String,
+    /// Entities (customers) in it.
+    pub entities: u64,
+    /// When it was uploaded.
+    pub uploaded_at: String,
+    /// The schema, as the sealing party wrote it (TOML).
+    pub schema_toml: String,
+}
+
+/// A policy in force (`GET /v1/policies`): a partner sees its own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PolicyEntry {
+    /// The partner it governs.
+    pub partner: String,
+    /// The dataset it governs.
+    pub dataset: String,
+    /// Its text (TOML, docs/privacy.md).
+    pub policy_toml: String,
+    /// SHA-256 of its text, hex.
+    pub policy_sha256: String,
+    /// When it was set.
+    pub set_at: String,
+}
+
+/// A partner's audience list was stored (`POST /v1/audience-lists`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AudienceUploaded {
+    /// SHA-256 of its authenticated header, hex: what a job names it by.
+    pub list_sha256: String,
+    /// People in it.
+    pub members: u64,
+}
+
+/// A module in the room (`GET /v1/modules`): a partner sees its own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ModuleSummary {
+    /// SHA-256 of the module, hex.
+    pub module_sha256: String,
+    /// The partner that uploaded it.
+    pub partner: String,
+    /// Its name, from its manifest.
+    pub name: String,
+    /// Its version, from its manifest.
+    pub version: String,
+    /// Its output mode (`aggregate`, `table`, ...).
+    pub mode: String,
+    /// When it was uploaded.
+    pub uploaded_at: String,
+    /// The bank's decision for this partner: `approved`, `rejected`, or none yet.
+    pub decision: Option<String>,
+}
+
+/// A module passed vetting and was stored (`POST /v1/modules`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ModuleUploaded {
+    /// SHA-256 of the module, hex: what a job names it by.
+    pub module_sha256: String,
+    /// Its name, from its manifest.
+    pub name: String,
+    /// Its version, from its manifest.
+    pub version: String,
+    /// Its output mode.
+    pub mode: String,
+    /// The metrics it declares.
+    pub metrics: Vec<String>,
+    /// Always `accepted`: a refused module is a 422.
+    pub vetting: String,
+    /// The bank's decision, if it decided on this hash before.
+    pub decision: Option<String>,
+}
+
+/// A job was queued (`POST /v1/jobs`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct JobQueued {
+    /// Job id: follow it with `GET /v1/jobs/{id}`.
+    pub job_id: String,
+    /// Always `queued`.
+    pub state: String,
+}
+
+/// One job as the bank sees it (`GET /v1/jobs/{id}` as the bank): everything, including what
+/// the partner does not see until the release time, and the bank-only detail of a failure.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BankJobView {
+    /// Job id.
+    pub job_id: String,
+    /// Partner.
+    pub partner: String,
+    /// Dataset.
+    pub dataset: String,
+    /// Module hash.
+    pub module_sha256: String,
+    /// Cost asked for.
+    pub cost: String,
+    /// Parameters given.
+    pub parameters: std::collections::BTreeMap<String, String>,
+    /// Queue state: queued, running, finished, refused or failed.
+    pub state: String,
+    /// Why it was refused or failed.
+    pub error: Option<String>,
+    /// Outcome code, once finished.
+    pub outcome: Option<String>,
+    /// released, held, withheld or failed, once finished.
+    pub status: Option<String>,
+    /// When it was submitted.
+    pub submitted_at: String,
+    /// When its outcome becomes visible to the partner.
+    pub release_at: Option<String>,
+    /// When it finished.
+    pub finished_at: Option<String>,
+    /// The signed receipt.
+    pub receipt: Option<String>,
+    /// The result table (held results included: the bank decides on them).
+    pub result: Option<serde_json::Value>,
+    /// The exact bytes the receipt's result hash covers.
+    pub result_json: Option<String>,
+    /// What the bank alone may read about a failure (a trap, the guest's stderr).
+    pub bank_detail: Option<String>,
+}
+
+/// One job, as the caller may see it (`GET /v1/jobs/{id}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum JobView {
+    /// As the bank sees it.
+    Bank(Box<BankJobView>),
+    /// As the partner that submitted it sees it: the one partner view.
+    Partner(Box<PartnerJobView>),
+}
+
+/// A list of jobs (`GET /v1/jobs`): the bank's (and its auditors'), or a partner's own, which
+/// is a list of its partner views.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum JobList {
+    /// As the bank sees them.
+    Bank(Vec<JobSummary>),
+    /// As a partner sees its own.
+    Partner(Vec<PartnerJobView>),
+}
+
+/// An error answer (RFC 9457 problem details, `application/problem+json`). `code` is the
+/// contract (docs/api.md lists the codes); `detail` is for people.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Problem {
+    /// A URI naming the code.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The HTTP status's reason phrase.
+    pub title: String,
+    /// The HTTP status.
+    pub status: u16,
+    /// Stable machine-readable code.
+    pub code: String,
+    /// Human-readable explanation.
+    pub detail: String,
+}
+
+#[cfg(feature = "openapi")]
+mod either_schema {
+    //! The two answers that depend on the caller's role are "one of two shapes" in the document:
+    //! `anyOf`, since an empty list is both.
+    use utoipa::openapi::schema::{AnyOfBuilder, ArrayBuilder, Schema};
+    use utoipa::openapi::{Ref, RefOr};
+    use utoipa::{PartialSchema, ToSchema};
+
+    use super::{BankJobView, JobList, JobSummary, JobView, PartnerJobView};
+
+    fn named<T: ToSchema>() -> Ref {
+        Ref::from_schema_name(T::name())
+    }
+
+    fn both<A: ToSchema, B: ToSchema>(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((A::name().into_owned(), A::schema()));
+        A::schemas(schemas);
+        schemas.push((B::name().into_owned(), B::schema()));
+        B::schemas(schemas);
+    }
+
+    impl PartialSchema for JobView {
+        fn schema() -> RefOr<Schema> {
+            AnyOfBuilder::new()
+                .item(named::<BankJobView>())
+                .item(named::<PartnerJobView>())
+                .description(Some("The bank's view of the job, or the partner's"))
+                .into()
+        }
+    }
+
+    impl ToSchema for JobView {
+        fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+            both::<BankJobView, PartnerJobView>(schemas);
+        }
+    }
+
+    impl PartialSchema for JobList {
+        fn schema() -> RefOr<Schema> {
+            AnyOfBuilder::new()
+                .item(ArrayBuilder::new().items(named::<JobSummary>()))
+                .item(ArrayBuilder::new().items(named::<PartnerJobView>()))
+                .description(Some("The bank's job list, or a partner's own jobs"))
+                .into()
+        }
+    }
+
+    impl ToSchema for JobList {
+        fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+            both::<JobSummary, PartnerJobView>(schemas);
+        }
+    }
+}
+
+impl JobView {
+    /// The queue state: queued, running, finished, refused or failed.
+    pub fn state(&self) -> &str {
+        match self {
+            JobView::Bank(j) => &j.state,
+            JobView::Partner(j) => &j.state,
+        }
+    }
+
+    /// released, held, withheld or failed, once visible.
+    pub fn status(&self) -> Option<&str> {
+        match self {
+            JobView::Bank(j) => j.status.as_deref(),
+            JobView::Partner(j) => j.status.as_deref(),
+        }
+    }
+
+    /// The outcome code, once visible.
+    pub fn outcome(&self) -> Option<&str> {
+        match self {
+            JobView::Bank(j) => j.outcome.as_deref(),
+            JobView::Partner(j) => j.outcome.as_deref(),
+        }
+    }
+
+    /// Why it was refused or failed.
+    pub fn error(&self) -> Option<&str> {
+        match self {
+            JobView::Bank(j) => j.error.as_deref(),
+            JobView::Partner(j) => j.error.as_deref(),
+        }
+    }
+
+    /// The signed receipt, once visible.
+    pub fn receipt(&self) -> Option<&str> {
+        match self {
+            JobView::Bank(j) => j.receipt.as_deref(),
+            JobView::Partner(j) => j.receipt.as_deref(),
+        }
+    }
+
+    /// The result table.
+    pub fn result(&self) -> Option<&serde_json::Value> {
+        match self {
+            JobView::Bank(j) => j.result.as_ref(),
+            JobView::Partner(j) => j.result.as_ref(),
+        }
+    }
+
+    /// The exact bytes the receipt's result hash covers.
+    pub fn result_json(&self) -> Option<&str> {
+        match self {
+            JobView::Bank(j) => j.result_json.as_deref(),
+            JobView::Partner(j) => j.result_json.as_deref(),
+        }
+    }
 }

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
-use serde_json::{Value, json};
+use serde_json::Value;
+use strongroom_api::requests::{JobSubmission, StatusFilter};
+use strongroom_api::{JobQueued, JobView};
 
 use super::room_cmd::RoomArgs;
 
@@ -72,13 +74,13 @@ impl Remote {
             .limit(256 << 20)
             .read_to_string()
             .with_context(|| format!("{what}: reading the answer"))?;
-        let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
         if !status.is_success() {
-            let code = value["code"].as_str().unwrap_or("error");
-            let detail = value["detail"].as_str().unwrap_or_default();
-            bail!("{what}: {} {code}: {detail}", status.as_u16());
+            match serde_json::from_str::<strongroom_api::Problem>(&text) {
+                Ok(p) => bail!("{what}: {} {}: {}", status.as_u16(), p.code, p.detail),
+                Err(_) => bail!("{what}: {} error: {}", status.as_u16(), text.trim()),
+            }
         }
-        Ok(value)
+        Ok(serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
 
     fn url(&self, path: &str) -> String {
@@ -104,7 +106,7 @@ impl Remote {
         &self,
         method: &str,
         path: &str,
-        body: &Value,
+        body: &impl serde::Serialize,
     ) -> anyhow::Result<Value> {
         let builder = match method {
             "PUT" => self.agent.put(self.url(path)),
@@ -157,7 +159,7 @@ impl Remote {
     }
 }
 
-fn print(value: &Value) -> anyhow::Result<()> {
+fn print(value: &impl serde::Serialize) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
@@ -209,7 +211,7 @@ pub(super) enum JobCommand {
         /// Only jobs with this status (released, held, withheld, failed; queued, running or
         /// refused for those without a result).
         #[arg(long, conflicts_with = "held")]
-        status: Option<String>,
+        status: Option<StatusFilter>,
         /// Only results waiting for the bank's decision (`--status held`).
         #[arg(long)]
         held: bool,
@@ -233,14 +235,14 @@ pub(super) enum JobCommand {
     },
 }
 
-fn wait_for(remote: &Remote, id: &str) -> anyhow::Result<Value> {
+fn wait_for(remote: &Remote, id: &str) -> anyhow::Result<JobView> {
     let started = Instant::now();
     loop {
-        let job = remote.get(&format!("/v1/jobs/{id}"))?;
-        match job["state"].as_str() {
-            Some("queued") | Some("running") => {
+        let job: JobView = super::ops::decode(remote.get(&format!("/v1/jobs/{id}"))?)?;
+        match job.state() {
+            "queued" | "running" => {
                 if started.elapsed() > Duration::from_secs(3600) {
-                    bail!("job {id} is still {} after an hour", job["state"]);
+                    bail!("job {id} is still {} after an hour", job.state());
                 }
                 std::thread::sleep(Duration::from_millis(250));
             }
@@ -260,14 +262,11 @@ pub(super) fn job(remote: Option<&Remote>, cmd: JobCommand) -> anyhow::Result<Ex
             json,
         } => {
             let status = if held {
-                Some("held".to_string())
+                Some(StatusFilter::Held)
             } else {
                 status
             };
-            super::ops::print(
-                super::ops::target(remote, &room).jobs(status.as_deref()),
-                json,
-            )
+            super::ops::print(super::ops::target(remote, &room).jobs(status), json)
         }
         JobCommand::Release { room, id } => super::ops::print(
             super::ops::target(remote, &room).decide_held(&id, true),
@@ -295,25 +294,24 @@ fn served_job(remote: &Remote, cmd: JobCommand) -> anyhow::Result<ExitCode> {
             params,
             wait,
         } => {
-            let parameters: serde_json::Map<String, Value> =
-                super::room_cmd::parse_params(&params)?
+            let submission = JobSubmission {
+                module_sha256,
+                dataset,
+                cost,
+                audience_list,
+                parameters: super::room_cmd::parse_params(&params)?
                     .into_iter()
-                    .map(|(k, v)| (k, Value::String(v)))
-                    .collect();
-            let queued = remote.send_json(
-                "POST",
-                "/v1/jobs",
-                &json!({ "module_sha256": module_sha256, "dataset": dataset, "cost": cost,
-                         "audience_list": audience_list, "parameters": parameters }),
-            )?;
-            let id = queued["job_id"].as_str().unwrap_or_default().to_string();
+                    .collect(),
+            };
+            let queued: JobQueued =
+                super::ops::decode(remote.send_json("POST", "/v1/jobs", &submission)?)?;
+            let id = queued.job_id;
             if wait {
                 let job = wait_for(remote, &id)?;
                 print(&job)?;
-                return Ok(if job["status"] == "released" || job["status"] == "held" {
-                    ExitCode::SUCCESS
-                } else {
-                    ExitCode::from(1)
+                return Ok(match job.status() {
+                    Some("released" | "held") => ExitCode::SUCCESS,
+                    _ => ExitCode::from(1),
                 });
             }
             println!("{id}");
@@ -321,27 +319,24 @@ fn served_job(remote: &Remote, cmd: JobCommand) -> anyhow::Result<ExitCode> {
         JobCommand::Show { id } => print(&remote.get(&format!("/v1/jobs/{id}"))?)?,
         JobCommand::Result { id, out, receipt } => {
             let job = wait_for(remote, &id)?;
-            if let (Some(path), Some(r)) = (&receipt, job["receipt"].as_str()) {
+            if let (Some(path), Some(r)) = (&receipt, job.receipt()) {
                 std::fs::write(path, r)
                     .with_context(|| format!("cannot write {}", path.display()))?;
             }
-            if job["status"] != "released" {
+            if job.status() != Some("released") {
                 bail!(
                     "job {id} is {} (state {}, outcome {}{})",
-                    job["status"],
-                    job["state"],
-                    job["outcome"],
-                    job["error"]
-                        .as_str()
-                        .map(|e| format!(", {e}"))
-                        .unwrap_or_default()
+                    job.status().unwrap_or("without a status"),
+                    job.state(),
+                    job.outcome().unwrap_or("none"),
+                    job.error().map(|e| format!(", {e}")).unwrap_or_default()
                 );
             }
             match &out {
                 // The exact bytes the receipt's result hash covers.
-                Some(path) => std::fs::write(path, job["result_json"].as_str().unwrap_or_default())
+                Some(path) => std::fs::write(path, job.result_json().unwrap_or_default())
                     .with_context(|| format!("cannot write {}", path.display()))?,
-                None => print(&job["result"])?,
+                None => print(&job.result())?,
             }
         }
         JobCommand::List { .. } | JobCommand::Release { .. } | JobCommand::Withhold { .. } => {

@@ -179,9 +179,34 @@ enum ModuleCommand {
     List,
 }
 
+/// A command line clap refused: one line saying why (exit 2); help and version as clap prints
+/// them.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = e.print();
+        return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+    }
+    let text = e.render().to_string();
+    let line = text
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("error: the command line is not valid");
+    eprintln!("{line} (see --help)");
+    ExitCode::from(2)
+}
+
 /// Entry point of the binary.
 fn run() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     let remote = match &cli.server {
         Some(server) => {
             match client::Remote::new(server, cli.token.as_deref(), cli.ca_cert.as_deref()) {

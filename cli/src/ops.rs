@@ -9,9 +9,10 @@ use anyhow::bail;
 use serde::de::DeserializeOwned;
 use strongroom::room::approval::ParameterRules;
 use strongroom::room::policy::Policy;
+use strongroom_api::requests::{HeldDecisionRequest, ModuleDecisionRequest, StatusFilter};
 use strongroom_api::{
-    AuditEntry, Budget, DatasetSummary, HeldDecision, JobSummary, ModuleDecided, PartnerJobView,
-    PolicySet, Proof, RoomInfo, SignedCheckpoint,
+    AuditEntry, Budget, DatasetSummary, HeldDecision, JobList, ModuleDecided, PolicySet, Proof,
+    RoomInfo, SignedCheckpoint,
 };
 
 use super::client::Remote;
@@ -33,7 +34,7 @@ pub(crate) trait Operations {
     /// The datasets the caller may see.
     fn datasets(&self) -> anyhow::Result<Vec<DatasetSummary>>;
     /// The jobs the caller may see, newest first, optionally only those with `status`.
-    fn jobs(&self, status: Option<&str>) -> anyhow::Result<JobList>;
+    fn jobs(&self, status: Option<StatusFilter>) -> anyhow::Result<JobList>;
     /// Up to `limit` (at most 1,000) audit entries from `from`.
     fn audit_entries(&self, from: u64, limit: u64) -> anyhow::Result<Vec<AuditEntry>>;
     /// The log's signed checkpoint as it is now.
@@ -45,29 +46,6 @@ pub(crate) trait Operations {
         old_size: Option<u64>,
         size: Option<u64>,
     ) -> anyhow::Result<Proof>;
-}
-
-/// A list of jobs: the bank's (and its auditors'), or a partner's own, which a served room
-/// answers with the one partner view.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-#[serde(untagged)]
-pub(crate) enum JobList {
-    /// As the bank sees them.
-    Bank(Vec<JobSummary>),
-    /// As a partner sees its own.
-    Partner(Vec<PartnerJobView>),
-}
-
-/// A status to filter jobs by: a word, so that it goes into a query string as it is.
-fn checked_status(status: Option<&str>) -> anyhow::Result<Option<&str>> {
-    match status {
-        Some(s) if s.is_empty() || !s.bytes().all(|b| b.is_ascii_lowercase()) => {
-            bail!(
-                "--status '{s}': use released, held, withheld, failed, queued, running or refused"
-            )
-        }
-        other => Ok(other),
-    }
 }
 
 /// A decision on a module, as a command gives it.
@@ -198,8 +176,8 @@ impl Operations for Local {
         self.block_on(async |room| Ok(strongroom_server::views::datasets(room, None).await?))
     }
 
-    fn jobs(&self, status: Option<&str>) -> anyhow::Result<JobList> {
-        let status = checked_status(status)?;
+    fn jobs(&self, status: Option<StatusFilter>) -> anyhow::Result<JobList> {
+        let status = status.map(StatusFilter::as_str);
         self.block_on(async |room| {
             Ok(JobList::Bank(
                 strongroom::room::jobs::list_jobs(room, status).await?,
@@ -218,7 +196,8 @@ impl Operations for Local {
     }
 }
 
-fn decode<T: DeserializeOwned>(value: serde_json::Value) -> anyhow::Result<T> {
+/// A served room's answer as one of the API's types.
+pub(crate) fn decode<T: DeserializeOwned>(value: serde_json::Value) -> anyhow::Result<T> {
     serde_json::from_value(value)
         .map_err(|e| {
         anyhow::anyhow!(
@@ -240,8 +219,12 @@ impl Operations for &Remote {
         decode(self.send_json(
             "POST",
             &format!("/v1/modules/{}/decision", d.module_sha256),
-            &serde_json::json!({ "partner": d.partner, "approve": d.approve,
-                                 "comment": d.comment, "parameters": d.rules }),
+            &ModuleDecisionRequest {
+                partner: d.partner.clone(),
+                approve: d.approve,
+                comment: d.comment.clone(),
+                parameters: d.rules.clone(),
+            },
         )?)
     }
 
@@ -280,9 +263,9 @@ impl Operations for &Remote {
         decode(self.get("/v1/datasets")?)
     }
 
-    fn jobs(&self, status: Option<&str>) -> anyhow::Result<JobList> {
-        decode(self.get(&match checked_status(status)? {
-            Some(s) => format!("/v1/jobs?status={s}"),
+    fn jobs(&self, status: Option<StatusFilter>) -> anyhow::Result<JobList> {
+        decode(self.get(&match status {
+            Some(s) => format!("/v1/jobs?status={}", s.as_str()),
             None => "/v1/jobs".to_string(),
         })?)
     }
@@ -291,7 +274,7 @@ impl Operations for &Remote {
         decode(self.send_json(
             "POST",
             &format!("/v1/jobs/{job}/decision"),
-            &serde_json::json!({ "release": release }),
+            &HeldDecisionRequest { release },
         )?)
     }
 }

@@ -13,15 +13,14 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use ring::rand::{SecureRandom, SystemRandom};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use sqlx::Row;
 use tokio::io::AsyncWriteExt;
 
+use super::AppState;
 use super::auth::{Caller, Role};
 use super::problem::Problem;
 use super::problem::extract::{Bytes, Json as ApiJson, Path, Query, Text};
-use super::{AppState, OPENAPI};
 use strongroom::data_at_rest::open::{OpenError, Verified, verify_file, verify_file_visiting};
 use strongroom::dataset::audience::{MAX_LIST_ENTITIES, MemberCounter};
 use strongroom::dataset::schema::DatasetSchema;
@@ -30,34 +29,52 @@ use strongroom::output_gate::mechanism::parse_nano;
 use strongroom::room::jobs::{decide_held, new_job_id};
 use strongroom::room::partner_view;
 use strongroom::room::policy::Policy;
-use strongroom_api::{HeldDecision, ModuleDecided};
+use strongroom_api::requests::{
+    EntriesQuery, HeldDecisionRequest, JobSubmission, JobsQuery, ModuleDecisionRequest, ProofQuery,
+};
+use strongroom_api::{
+    AudienceUploaded, AuditEntry, BankJobView, Budget, DatasetDetail, DatasetSummary, Health,
+    HeldDecision, JobList, JobQueued, JobView, ModuleDecided, ModuleSummary, ModuleUploaded,
+    PolicyEntry, PolicySet, Problem as ProblemBody, Proof, RoomInfo, SignedCheckpoint,
+};
 use strongroom_verify::event::Event;
 
 type Shared = State<Arc<AppState>>;
 type Caller_ = axum::Extension<Caller>;
 type Answer = Result<Response, Problem>;
 
-fn ok(value: Value) -> Answer {
-    Ok(Json(value).into_response())
-}
-
 /// A 200 with one of the API's shared types (`strongroom-api`).
 fn typed<T: serde::Serialize>(value: T) -> Answer {
     Ok(Json(value).into_response())
 }
 
-fn created(value: Value) -> Answer {
+/// A 201 with one of the API's shared types.
+fn created<T: serde::Serialize>(value: T) -> Answer {
     Ok((StatusCode::CREATED, Json(value)).into_response())
 }
 
+/// Liveness
+#[utoipa::path(get, path = "/v1/health", responses((status = 200, description = "Serving", body = Health)))]
 pub(super) async fn health() -> impl IntoResponse {
-    Json(json!({ "status": "ok" }))
+    Json(Health {
+        status: "ok".into(),
+    })
 }
 
+/// This document
+///
+/// Generated from the handlers and the API's shared types; the copy in the repository
+/// (`server/openapi.json`) is checked against it.
+#[utoipa::path(get, path = "/v1/openapi.json", responses((status = 200, description = "The OpenAPI document", body = Object)))]
 pub(super) async fn openapi() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        super::openapi::document(),
+    )
 }
 
+/// The room's public keys and fingerprint
+#[utoipa::path(get, path = "/v1/room", responses((status = 200, description = "Room", body = RoomInfo)))]
 pub(super) async fn room(State(state): Shared) -> Answer {
     typed(super::views::room_info(&state.room))
 }
@@ -166,21 +183,17 @@ async fn partner_has_policy(state: &AppState, partner: &str, dataset: &str) -> b
         .is_some()
 }
 
-fn dataset_json(r: &sqlx::sqlite::SqliteRow) -> Value {
-    json!({
-        "name": r.get::<String, _>("name"),
-        "header_sha256": r.get::<String, _>("header_sha256"),
-        "sealed_by": r.get::<String, _>("sealed_by"),
-        "entities": r.get::<i64, _>("entities"),
-        "uploaded_at": r.get::<String, _>("uploaded_at"),
-    })
-}
-
+/// Datasets (a partner sees those the bank granted it)
+#[utoipa::path(get, path = "/v1/datasets", responses((status = 200, description = "Datasets", body = Vec<DatasetSummary>)))]
 pub(super) async fn list_datasets(State(state): Shared, caller: Caller_) -> Answer {
     let partner = (caller.role == Role::Partner).then_some(caller.party.as_str());
     typed(super::views::datasets(&state.room, partner).await?)
 }
 
+/// Upload a sealed dataset (streamed to disk, size-capped, every chunk authenticated)
+#[utoipa::path(put, path = "/v1/datasets",
+    request_body(content = [u8], content_type = "application/octet-stream", description = "A file from `strongroom seal`"),
+    responses((status = 201, description = "Stored", body = DatasetSummary)))]
 pub(super) async fn upload_dataset(State(state): Shared, caller: Caller_, body: Body) -> Answer {
     let upload = receive(&state, body, state.config.max_upload_bytes).await?;
     let sealed = verified(&state, &upload).await?;
@@ -192,6 +205,7 @@ pub(super) async fn upload_dataset(State(state): Shared, caller: Caller_, body: 
         )));
     }
     let sha = sealed.header_sha256.clone();
+    let uploaded_at = strongroom::clock::now_rfc3339();
     let file = format!("datasets/{name}-{}.sealed", &sha[..16]);
     upload.keep(&state.room.dir().join(&file)).await?;
     let mut change = state.room.change().await?;
@@ -207,7 +221,7 @@ pub(super) async fn upload_dataset(State(state): Shared, caller: Caller_, body: 
     .bind(&h.sealed_by.name)
     .bind(&h.schema_toml)
     .bind(h.entities as i64)
-    .bind(strongroom::clock::now_rfc3339())
+    .bind(&uploaded_at)
     .execute(change.conn())
     .await?;
     change
@@ -220,11 +234,19 @@ pub(super) async fn upload_dataset(State(state): Shared, caller: Caller_, body: 
             entities: h.entities,
         })
         .await?;
-    created(
-        json!({ "name": name, "header_sha256": sha, "sealed_by": h.sealed_by.name, "entities": h.entities }),
-    )
+    created(DatasetSummary {
+        name,
+        header_sha256: sha,
+        sealed_by: h.sealed_by.name.clone(),
+        entities: h.entities,
+        uploaded_at,
+    })
 }
 
+/// A dataset's header and schema (names, roles, public dictionaries; never data)
+#[utoipa::path(get, path = "/v1/datasets/{name}", params(("name" = String, Path, description = "The dataset's name")),
+    responses((status = 200, description = "Dataset", body = DatasetDetail),
+              (status = 404, description = "Not found, or not yours", body = ProblemBody, content_type = "application/problem+json")))]
 pub(super) async fn get_dataset(
     State(state): Shared,
     caller: Caller_,
@@ -240,12 +262,19 @@ pub(super) async fn get_dataset(
     .fetch_optional(state.room.pool())
     .await?
     .ok_or_else(|| Problem::not_found("dataset"))?;
-    let mut v = dataset_json(&row);
-    // The schema: column names, roles and public dictionaries. Never a value.
-    v["schema_toml"] = json!(row.get::<String, _>("schema_toml"));
-    ok(v)
+    typed(DatasetDetail {
+        name: row.get("name"),
+        header_sha256: row.get("header_sha256"),
+        sealed_by: row.get("sealed_by"),
+        entities: row.get::<i64, _>("entities").max(0) as u64,
+        uploaded_at: row.get("uploaded_at"),
+        // The schema: column names, roles and public dictionaries. Never a value.
+        schema_toml: row.get("schema_toml"),
+    })
 }
 
+/// Policies (a partner sees its own)
+#[utoipa::path(get, path = "/v1/policies", responses((status = 200, description = "Policies", body = Vec<PolicyEntry>)))]
 pub(super) async fn list_policies(State(state): Shared, caller: Caller_) -> Answer {
     let rows = sqlx::query(
         "SELECT partner, dataset, policy_toml, policy_sha256, set_at FROM policies \
@@ -255,21 +284,23 @@ pub(super) async fn list_policies(State(state): Shared, caller: Caller_) -> Answ
     .bind(&caller.party)
     .fetch_all(state.room.pool())
     .await?;
-    ok(Value::Array(
+    typed(
         rows.iter()
-            .map(|r| {
-                json!({
-                    "partner": r.get::<String, _>("partner"),
-                    "dataset": r.get::<String, _>("dataset"),
-                    "policy_toml": r.get::<String, _>("policy_toml"),
-                    "policy_sha256": r.get::<String, _>("policy_sha256"),
-                    "set_at": r.get::<String, _>("set_at"),
-                })
+            .map(|r| PolicyEntry {
+                partner: r.get("partner"),
+                dataset: r.get("dataset"),
+                policy_toml: r.get("policy_toml"),
+                policy_sha256: r.get("policy_sha256"),
+                set_at: r.get("set_at"),
             })
-            .collect(),
-    ))
+            .collect::<Vec<_>>(),
+    )
 }
 
+/// Set a policy (TOML, docs/privacy.md); logged
+#[utoipa::path(put, path = "/v1/policies",
+    request_body(content((String = "application/toml"), (String = "text/plain")), description = "The policy's text"),
+    responses((status = 200, description = "Set", body = PolicySet)))]
 pub(super) async fn set_policy(State(state): Shared, Text(body): Text) -> Answer {
     let policy = Policy::parse(&body).map_err(|e| {
         Problem::new(
@@ -282,6 +313,10 @@ pub(super) async fn set_policy(State(state): Shared, Text(body): Text) -> Answer
     typed(super::views::policy_set(&policy))
 }
 
+/// Upload the partner's sealed audience list (sealed with its own party key)
+#[utoipa::path(post, path = "/v1/audience-lists",
+    request_body(content = [u8], content_type = "application/octet-stream", description = "A list from `strongroom seal`"),
+    responses((status = 201, description = "Stored", body = AudienceUploaded)))]
 pub(super) async fn upload_audience(State(state): Shared, caller: Caller_, body: Body) -> Answer {
     let upload = receive(&state, body, state.config.max_upload_bytes).await?;
     // The verified header first (who sealed it, how many people), then the content, checked
@@ -346,9 +381,14 @@ pub(super) async fn upload_audience(State(state): Shared, caller: Caller_, body:
             members: members as u64,
         })
         .await?;
-    created(json!({ "list_sha256": sha, "members": members }))
+    created(AudienceUploaded {
+        list_sha256: sha,
+        members: members as u64,
+    })
 }
 
+/// Modules (a partner sees its own) with the bank's decision
+#[utoipa::path(get, path = "/v1/modules", responses((status = 200, description = "Modules", body = Vec<ModuleSummary>)))]
 pub(super) async fn list_modules(State(state): Shared, caller: Caller_) -> Answer {
     let rows = sqlx::query(
         "SELECT m.module_sha256, m.partner, m.name, m.version, m.mode, m.uploaded_at, a.decision \
@@ -359,23 +399,25 @@ pub(super) async fn list_modules(State(state): Shared, caller: Caller_) -> Answe
     .bind(&caller.party)
     .fetch_all(state.room.pool())
     .await?;
-    ok(Value::Array(
+    typed(
         rows.iter()
-            .map(|r| {
-                json!({
-                    "module_sha256": r.get::<String, _>("module_sha256"),
-                    "partner": r.get::<String, _>("partner"),
-                    "name": r.get::<String, _>("name"),
-                    "version": r.get::<String, _>("version"),
-                    "mode": r.get::<String, _>("mode"),
-                    "uploaded_at": r.get::<String, _>("uploaded_at"),
-                    "decision": r.get::<Option<String>, _>("decision"),
-                })
+            .map(|r| ModuleSummary {
+                module_sha256: r.get("module_sha256"),
+                partner: r.get("partner"),
+                name: r.get("name"),
+                version: r.get("version"),
+                mode: r.get("mode"),
+                uploaded_at: r.get("uploaded_at"),
+                decision: r.get("decision"),
             })
-            .collect(),
-    ))
+            .collect::<Vec<_>>(),
+    )
 }
 
+/// Upload a module; it is vetted at once
+#[utoipa::path(post, path = "/v1/modules",
+    request_body(content = [u8], content_type = "application/octet-stream", description = "A query component"),
+    responses((status = 201, description = "Accepted by vetting", body = ModuleUploaded)))]
 pub(super) async fn upload_module(
     State(state): Shared,
     caller: Caller_,
@@ -444,31 +486,27 @@ pub(super) async fn upload_module(
     .await?;
     change.commit(uploaded(None)).await?;
     let decision = state.room.module_decision(&hash, &caller.party).await?;
-    created(json!({
-        "module_sha256": hash, "name": m.name, "version": m.version, "mode": m.mode.to_string(),
-        "metrics": m.metrics.iter().map(|x| x.name.clone()).collect::<Vec<_>>(),
-        "vetting": "accepted",
-        "decision": decision.map(|d| if d.approved { "approved" } else { "rejected" }),
-    }))
+    created(ModuleUploaded {
+        module_sha256: hash,
+        name: m.name.clone(),
+        version: m.version.clone(),
+        mode: m.mode.to_string(),
+        metrics: m.metrics.iter().map(|x| x.name.clone()).collect(),
+        vetting: "accepted".into(),
+        decision: decision.map(|d| if d.approved { "approved" } else { "rejected" }.into()),
+    })
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct ModuleDecision {
-    partner: String,
-    approve: bool,
-    #[serde(default)]
-    comment: String,
-    /// What parameters jobs may give the module (exact values or ranges); none by default.
-    #[serde(default)]
-    parameters: strongroom::room::approval::ParameterRules,
-}
-
+/// Approve or reject a module by hash for a partner
+#[utoipa::path(post, path = "/v1/modules/{sha256}/decision",
+    params(("sha256" = String, Path, description = "The module's SHA-256, hex")),
+    request_body = ModuleDecisionRequest,
+    responses((status = 200, description = "Recorded", body = ModuleDecided)))]
 pub(super) async fn decide_module(
     State(state): Shared,
     caller: Caller_,
     Path(sha256): Path<String>,
-    ApiJson(body): ApiJson<ModuleDecision>,
+    ApiJson(body): ApiJson<ModuleDecisionRequest>,
 ) -> Answer {
     body.parameters
         .validate()
@@ -495,65 +533,53 @@ pub(super) async fn decide_module(
 const JOB_COLUMNS: &str = "q.job_id, q.partner, q.dataset, q.module_sha256, q.cost, q.parameters, q.state, q.error, \
     q.submitted_at, q.finished_at, q.release_at, j.outcome, j.status, j.result_json, j.receipt, j.bank_detail";
 
-fn job_json(r: &sqlx::sqlite::SqliteRow, role: Role, full: bool) -> Value {
-    let status: Option<String> = r.get("status");
-    let mut v = json!({
-        "job_id": r.get::<String, _>("job_id"),
-        "partner": r.get::<String, _>("partner"),
-        "dataset": r.get::<String, _>("dataset"),
-        "module_sha256": r.get::<String, _>("module_sha256"),
-        "cost": r.get::<String, _>("cost"),
-        "parameters": serde_json::from_str::<Vec<(String, String)>>(&r.get::<String, _>("parameters"))
-            .map(|p| p.into_iter().collect::<std::collections::BTreeMap<_, _>>())
-            .unwrap_or_default(),
-        "state": r.get::<String, _>("state"),
-        "error": r.get::<Option<String>, _>("error"),
-        "outcome": r.get::<Option<String>, _>("outcome"),
-        "status": status,
-        "submitted_at": r.get::<String, _>("submitted_at"),
-        "release_at": r.get::<Option<String>, _>("release_at"),
-        "finished_at": r.get::<Option<String>, _>("finished_at"),
-    });
-    if full {
-        v["receipt"] = json!(r.get::<Option<String>, _>("receipt"));
-        let released = status.as_deref() == Some("released");
-        if released || role == Role::Bank {
-            let text: Option<String> = r.get("result_json");
-            v["result"] = text
-                .as_deref()
-                .and_then(|j| serde_json::from_str(j).ok())
-                .unwrap_or(Value::Null);
-            // The exact bytes the receipt's result hash covers.
-            v["result_json"] = json!(text);
-        }
-        if role == Role::Bank {
-            v["bank_detail"] = json!(r.get::<Option<String>, _>("bank_detail"));
-        }
+/// The bank's view of a job from its queue row and, once it ended, its result row.
+fn bank_job_view(r: &sqlx::sqlite::SqliteRow) -> BankJobView {
+    let text: Option<String> = r.get("result_json");
+    BankJobView {
+        job_id: r.get("job_id"),
+        partner: r.get("partner"),
+        dataset: r.get("dataset"),
+        module_sha256: r.get("module_sha256"),
+        cost: r.get("cost"),
+        parameters: serde_json::from_str::<Vec<(String, String)>>(
+            &r.get::<String, _>("parameters"),
+        )
+        .map(|p| p.into_iter().collect())
+        .unwrap_or_default(),
+        state: r.get("state"),
+        error: r.get("error"),
+        outcome: r.get("outcome"),
+        status: r.get("status"),
+        submitted_at: r.get("submitted_at"),
+        release_at: r.get("release_at"),
+        finished_at: r.get("finished_at"),
+        receipt: r.get("receipt"),
+        result: text
+            .as_deref()
+            .and_then(|j| serde_json::from_str::<Value>(j).ok()),
+        // The exact bytes the receipt's result hash covers.
+        result_json: text,
+        bank_detail: r.get("bank_detail"),
     }
-    v
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct JobsQuery {
-    /// Only jobs with this result status (released, held, withheld, failed).
-    #[serde(default)]
-    status: Option<String>,
-}
-
+/// Jobs (a partner sees its own)
+#[utoipa::path(get, path = "/v1/jobs", params(JobsQuery), responses((status = 200, description = "Jobs", body = JobList)))]
 pub(super) async fn list_jobs(
     State(state): Shared,
     caller: Caller_,
     Query(q): Query<JobsQuery>,
 ) -> Answer {
+    let status = q.status.map(|s| s.as_str());
     if caller.role == Role::Partner {
         // Partners see the one partner view, nothing else.
-        let views = partner_view::jobs(&state.room, &caller.party, q.status.as_deref()).await?;
-        return ok(serde_json::to_value(views).unwrap_or_default());
+        let views = partner_view::jobs(&state.room, &caller.party, status).await?;
+        return typed(JobList::Partner(views));
     }
     // The bank and its auditors: the room's one job list, as a local room prints it too.
-    match strongroom::room::jobs::list_jobs(&state.room, q.status.as_deref()).await {
-        Ok(jobs) => typed(jobs),
+    match strongroom::room::jobs::list_jobs(&state.room, status).await {
+        Ok(jobs) => typed(JobList::Bank(jobs)),
         Err(e) => {
             super::problem::tracing_log(&e.to_string());
             Err(Problem::internal())
@@ -561,18 +587,11 @@ pub(super) async fn list_jobs(
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct JobSubmission {
-    module_sha256: String,
-    dataset: String,
-    cost: String,
-    #[serde(default)]
-    audience_list: Option<String>,
-    #[serde(default)]
-    parameters: std::collections::BTreeMap<String, String>,
-}
-
+/// Submit a job: queued, run by a worker; the budget is charged before the module runs
+#[utoipa::path(post, path = "/v1/jobs", request_body = JobSubmission,
+    responses((status = 202, description = "Queued", body = JobQueued),
+              (status = 404, description = "Not found, or not yours", body = ProblemBody, content_type = "application/problem+json"),
+              (status = 409, description = "The dataset is quarantined: it failed the checks a job needs; the bank must upload it again (`dataset_quarantined`).", body = ProblemBody, content_type = "application/problem+json")))]
 pub(super) async fn submit_job(
     State(state): Shared,
     caller: Caller_,
@@ -660,11 +679,18 @@ pub(super) async fn submit_job(
     state.queue.wake();
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({ "job_id": job_id, "state": "queued" })),
+        Json(JobQueued {
+            job_id,
+            state: "queued".into(),
+        }),
     )
         .into_response())
 }
 
+/// A job: state, outcome, released result, receipt
+#[utoipa::path(get, path = "/v1/jobs/{id}", params(("id" = String, Path, description = "The job's id")),
+    responses((status = 200, description = "Job", body = JobView),
+              (status = 404, description = "Not found, or not yours", body = ProblemBody, content_type = "application/problem+json")))]
 pub(super) async fn get_job(
     State(state): Shared,
     caller: Caller_,
@@ -674,7 +700,7 @@ pub(super) async fn get_job(
         let view = partner_view::job(&state.room, &caller.party, &id)
             .await?
             .ok_or_else(|| Problem::not_found("job"))?;
-        return ok(serde_json::to_value(view).unwrap_or_default());
+        return typed(JobView::Partner(Box::new(view)));
     }
     let row = sqlx::query(&format!(
         "SELECT {JOB_COLUMNS} FROM job_queue q LEFT JOIN jobs j ON j.job_id = q.job_id WHERE q.job_id = ?"
@@ -683,22 +709,19 @@ pub(super) async fn get_job(
     .fetch_optional(state.room.pool())
     .await?
     .ok_or_else(|| Problem::not_found("job"))?;
-    if caller.role == Role::Partner && row.get::<String, _>("partner") != caller.party {
-        return Err(Problem::not_found("job"));
-    }
-    ok(job_json(&row, caller.role, true))
+    typed(JobView::Bank(Box::new(bank_job_view(&row))))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct JobDecision {
-    release: bool,
-}
-
+/// Release or withhold a held result
+#[utoipa::path(post, path = "/v1/jobs/{id}/decision", params(("id" = String, Path, description = "The job's id")),
+    request_body = HeldDecisionRequest,
+    responses((status = 200, description = "Decided", body = HeldDecision),
+              (status = 404, description = "No such job", body = ProblemBody, content_type = "application/problem+json"),
+              (status = 409, description = "Conflict", body = ProblemBody, content_type = "application/problem+json")))]
 pub(super) async fn decide_job(
     State(state): Shared,
     Path(id): Path<String>,
-    ApiJson(body): ApiJson<JobDecision>,
+    ApiJson(body): ApiJson<HeldDecisionRequest>,
 ) -> Answer {
     match decide_held(&state.room, &id, body.release).await {
         Ok(_) => typed(HeldDecision {
@@ -719,40 +742,30 @@ pub(super) async fn decide_job(
     }
 }
 
+/// Privacy budgets (a partner sees its own)
+#[utoipa::path(get, path = "/v1/budgets", responses((status = 200, description = "Budgets", body = Vec<Budget>)))]
 pub(super) async fn budgets(State(state): Shared, caller: Caller_) -> Answer {
     let partner = (caller.role == Role::Partner).then_some(caller.party.as_str());
     typed(super::views::budgets(&state.room, partner).await?)
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct EntriesQuery {
-    #[serde(default)]
-    from: u64,
-    #[serde(default)]
-    limit: Option<u64>,
-}
-
+/// Audit entries from an index (at most 1000)
+#[utoipa::path(get, path = "/v1/audit/entries", params(EntriesQuery), responses((status = 200, description = "Entries", body = Vec<AuditEntry>)))]
 pub(super) async fn audit_entries(State(state): Shared, Query(q): Query<EntriesQuery>) -> Answer {
     let limit = q.limit.unwrap_or(1000).clamp(1, 1000);
     typed(super::views::audit_entries(&state.room, q.from, limit).await?)
 }
 
+/// The latest signed checkpoint
+#[utoipa::path(get, path = "/v1/audit/checkpoint", responses((status = 200, description = "Checkpoint", body = SignedCheckpoint)))]
 pub(super) async fn audit_checkpoint(State(state): Shared) -> Answer {
     typed(super::views::checkpoint(&state.room).await?)
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct ProofQuery {
-    #[serde(default)]
-    index: Option<u64>,
-    #[serde(default)]
-    old: Option<u64>,
-    #[serde(default)]
-    size: Option<u64>,
-}
-
+/// An inclusion proof (index) or a consistency proof (old) up to size; a partner gets inclusion proofs of its own entries only
+#[utoipa::path(get, path = "/v1/audit/proof", params(ProofQuery),
+    responses((status = 200, description = "Proof", body = Proof),
+              (status = 404, description = "A partner asked for an entry that is not about its own requests", body = ProblemBody, content_type = "application/problem+json")))]
 pub(super) async fn audit_proof(
     State(state): Shared,
     caller: Caller_,

@@ -10,6 +10,7 @@
 pub mod auth;
 pub mod dataset_cache;
 mod handlers;
+pub mod openapi;
 pub mod problem;
 pub mod queue;
 pub mod routes;
@@ -32,9 +33,6 @@ use problem::Problem;
 use strongroom::guest_boundary::Sandbox;
 use strongroom::room::Room;
 use strongroom_verify::event::Event;
-
-/// The OpenAPI document, served at `/v1/openapi.json` and kept in the repository.
-pub const OPENAPI: &str = include_str!("../openapi.json");
 
 /// Service settings.
 #[derive(Debug, Clone)]

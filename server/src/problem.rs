@@ -72,13 +72,13 @@ impl Problem {
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({
-            "type": format!("https://strongroom.dev/problems/{}", self.code),
-            "title": self.status.canonical_reason().unwrap_or("error"),
-            "status": self.status.as_u16(),
-            "code": self.code,
-            "detail": self.detail,
-        });
+        let body = strongroom_api::Problem {
+            kind: format!("https://strongroom.dev/problems/{}", self.code),
+            title: self.status.canonical_reason().unwrap_or("error").into(),
+            status: self.status.as_u16(),
+            code: self.code.into(),
+            detail: self.detail,
+        };
         let mut response = (self.status, axum::Json(body)).into_response();
         response.headers_mut().insert(
             header::CONTENT_TYPE,
