@@ -93,3 +93,41 @@ fn a_module_loaded_from_the_cache_runs() {
         );
     }
 }
+
+#[test]
+fn a_sandbox_prepares_a_module_once_and_finds_it_by_its_hash() {
+    let sandbox = strongroom::guest_boundary::Sandbox::new(
+        &strongroom::guest_boundary::sandbox::EngineSettings::default(),
+    )
+    .expect("engine");
+    let spend = vet(&example("spend-by-category"), 16 << 20).expect("vetted");
+    let fraud = vet(&example("fraud-alerts-by-region"), 16 << 20).expect("vetted");
+    assert!(
+        sandbox.prepared(&spend.hash).is_none(),
+        "nothing prepared yet"
+    );
+    let first = sandbox
+        .prepare_shared(spend.clone(), None)
+        .expect("prepares");
+    let again = sandbox.prepare_shared(spend.clone(), None).expect("found");
+    assert!(std::sync::Arc::ptr_eq(&first, &again), "prepared once");
+    let found = sandbox.prepared(&spend.hash).expect("kept");
+    assert!(std::sync::Arc::ptr_eq(&first, &found));
+    // Another module is another entry, found by its own hash only.
+    let other = sandbox
+        .prepare_shared(fraud.clone(), None)
+        .expect("prepares");
+    assert!(!std::sync::Arc::ptr_eq(&first, &other));
+    assert_eq!(other.module.hash, fraud.hash);
+    // A prepared module runs like a freshly prepared one.
+    let ctx = strongroom::guest_boundary::RunContext::new(
+        small_bank(50),
+        found.module.manifest.clone(),
+        found.module.manifest.mode,
+        RunLimits::default(),
+        [7; 32],
+    )
+    .expect("context");
+    let report = sandbox.run(&found, std::sync::Arc::new(ctx), 1);
+    assert_eq!(report.outcome, Outcome::Completed);
+}

@@ -423,8 +423,16 @@ pub(super) async fn upload_module(
     caller: Caller_,
     Bytes(body): Bytes,
 ) -> Answer {
-    let hash = hex::encode(ring::digest::digest(&ring::digest::SHA256, &body).as_ref());
-    let vetted = vet(&body, state.config.max_module_bytes);
+    // Hashing and vetting are CPU work that grows with the module: off the threads that answer
+    // requests, so one large upload does not hold up everyone's submits.
+    let max = state.config.max_module_bytes;
+    let bytes = body.clone();
+    let (hash, vetted) = tokio::task::spawn_blocking(move || {
+        let hash = hex::encode(ring::digest::digest(&ring::digest::SHA256, &bytes).as_ref());
+        (hash, vet(&bytes, max))
+    })
+    .await
+    .map_err(|_| Problem::internal())?;
     let uploaded = |refused: Option<String>| Event::ModuleUploaded {
         actor: caller.actor(),
         module_sha256: hash.clone(),

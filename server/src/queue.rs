@@ -10,8 +10,8 @@
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use sqlx::Row;
 use tokio::sync::Notify;
@@ -31,6 +31,37 @@ pub struct Queue {
     stop: AtomicBool,
     /// Opened datasets, bounded in bytes.
     pub datasets: DatasetCache,
+    /// Where the workers' time went.
+    pub times: WorkTimes,
+}
+
+/// Where the workers' time went since the service started: for the operator's measurements
+/// (the service load bench), never shown to a partner.
+#[derive(Debug, Default)]
+pub struct WorkTimes {
+    jobs: AtomicU64,
+    worked_ns: AtomicU64,
+    module_ns: AtomicU64,
+}
+
+impl WorkTimes {
+    fn add(&self, worked: Duration, module: Duration) {
+        self.jobs.fetch_add(1, Ordering::Relaxed);
+        self.worked_ns
+            .fetch_add(worked.as_nanos() as u64, Ordering::Relaxed);
+        self.module_ns
+            .fetch_add(module.as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    /// Jobs a worker took, the time workers spent on them from claiming each to recording its
+    /// end, and the part of it the modules ran.
+    pub fn snapshot(&self) -> (u64, Duration, Duration) {
+        (
+            self.jobs.load(Ordering::Relaxed),
+            Duration::from_nanos(self.worked_ns.load(Ordering::Relaxed)),
+            Duration::from_nanos(self.module_ns.load(Ordering::Relaxed)),
+        )
+    }
 }
 
 impl Queue {
@@ -40,6 +71,7 @@ impl Queue {
             notify: Notify::new(),
             stop: AtomicBool::new(false),
             datasets: DatasetCache::new(cache_bytes),
+            times: WorkTimes::default(),
         }
     }
 
@@ -274,7 +306,7 @@ async fn crashed(room: &Room, job: &Claimed, error: &str) -> Result<(), RoomErro
     Ok(())
 }
 
-async fn run_claimed(state: &AppState, job: &Claimed) -> Result<(), Failure> {
+async fn run_claimed(state: &AppState, job: &Claimed) -> Result<Duration, Failure> {
     let room = &state.room;
     let cost = parse_nano(&job.cost).map_err(|e| format!("cost: {e}"))?;
     let row = sqlx::query(
@@ -351,7 +383,7 @@ async fn run_claimed(state: &AppState, job: &Claimed) -> Result<(), Failure> {
         parameters: job.parameters.clone(),
     };
     match run_job(room, &state.sandbox, request).await {
-        Ok(_) => Ok(()),
+        Ok(result) => Ok(result.run_time),
         Err(e @ JobError::Refused(_)) => Err(Failure {
             code: e.refusal_code(),
             message: e.to_string(),
@@ -388,11 +420,12 @@ pub fn quarantined_error(dataset: &str) -> String {
 
 /// Runs a claimed job; a panic anywhere inside it fails the job (any charge stands) and is
 /// logged, and the worker goes on.
+/// Runs a claimed job; returns how long its module ran.
 fn run_guarded(
     state: &AppState,
     handle: &tokio::runtime::Handle,
     job: &Claimed,
-) -> Result<(), Failure> {
+) -> Result<Duration, Failure> {
     match std::panic::catch_unwind(AssertUnwindSafe(|| {
         handle.block_on(run_claimed(state, job))
     })) {
@@ -408,7 +441,7 @@ fn run_guarded(
                     "job {} finished, then its worker failed: {message}",
                     job.job_id
                 ));
-                return Ok(());
+                return Ok(Duration::ZERO);
             }
             super::problem::tracing_log(&format!(
                 "job {} failed in a worker: {message}",
@@ -434,13 +467,19 @@ fn run_guarded(
 
 /// Claims and runs one job, or waits a little for one.
 fn work_once(state: &AppState, handle: &tokio::runtime::Handle) {
+    let claimed = Instant::now();
     match handle.block_on(claim(&state.room)) {
         Ok(Some(job)) => {
             // A job that ran to its end finished its queue row with its result; only a job that
             // did not is finished here.
-            if let Err(failure) = run_guarded(state, handle, &job) {
-                finish_reliably(state, handle, &job.job_id, Some(&failure));
-            }
+            let module = match run_guarded(state, handle, &job) {
+                Ok(module) => module,
+                Err(failure) => {
+                    finish_reliably(state, handle, &job.job_id, Some(&failure));
+                    Duration::ZERO
+                }
+            };
+            state.queue.times.add(claimed.elapsed(), module);
         }
         Ok(None) => {
             handle.block_on(async {

@@ -1,18 +1,23 @@
 //! A bounded load test of the served room on loopback: many partners at once, each submitting
 //! jobs over HTTP and polling for their results. Prints jobs per second, submit and completion
-//! latency percentiles, writes per commit, and peak memory; checks that every job ran exactly once.
+//! latency percentiles (for a burst of submits, and for one partner submitting alone while the
+//! workers are busy), writes per commit, peak memory, and the worker time a served job takes
+//! beside the module run directly on the same data; checks that every job ran exactly once.
 //!
 //! `cargo bench -p strongroom-tests --bench service_load`
 //! Size: STRONGROOM_LOAD_PARTNERS (default 16), STRONGROOM_LOAD_JOBS (per partner, default 8),
-//! STRONGROOM_LOAD_CUSTOMERS (default 2000), STRONGROOM_LOAD_WORKERS (default 2).
+//! STRONGROOM_LOAD_CUSTOMERS (default 2000), STRONGROOM_LOAD_WORKERS (default 2),
+//! STRONGROOM_LOAD_PROBES (lone submits at most, default 40, one each 25 ms).
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use strongroom::data_at_rest::party::PartyKey;
 use strongroom::data_at_rest::seal::seal;
 use strongroom::dataset::schema::DatasetSchema;
+use strongroom::guest_boundary::{Outcome, RunLimits};
 use strongroom::keys::OperatorSecret;
 use strongroom::room::Room;
 use strongroom::room::policy::Policy;
@@ -99,7 +104,8 @@ fn main() {
             .await
             .expect("bank");
         let mut tokens = Vec::new();
-        for p in 0..partners {
+        // One partner more than asked: the one that submits alone while the workers are busy.
+        for p in 0..=partners {
             let name = format!("partner{p:02}");
             tokens.push(auth::add_party(&room, &name, Role::Partner).await.expect("p"));
             room.set_policy(
@@ -144,68 +150,130 @@ fn main() {
         (url, tokens, state)
     });
 
-    let started = Instant::now();
-    let threads: Vec<_> = tokens
-        .iter()
-        .cloned()
-        .map(|token| {
-            let url = url.clone();
-            let module = module.clone();
-            std::thread::spawn(move || {
-                let agent = agent();
-                let mut r = agent
-                    .post(format!("{url}/v1/modules"))
-                    .header("authorization", &format!("Bearer {token}"))
-                    .send(&module[..])
-                    .expect("module");
-                let m: Value = serde_json::from_str(&r.body_mut().read_to_string().expect("body"))
-                    .expect("json");
-                let sha = m["module_sha256"].as_str().expect("sha").to_string();
-                let mut submits = Vec::new();
-                let mut ids = Vec::new();
-                for _ in 0..jobs {
-                    let t = Instant::now();
-                    let q = call(
-                        &agent,
-                        "POST",
-                        &format!("{url}/v1/jobs"),
-                        &token,
-                        Some(json!({ "module_sha256": sha, "dataset": "bank", "cost": "0.01" })),
-                    );
-                    submits.push(t.elapsed().as_secs_f64());
-                    ids.push((
-                        q["job_id"].as_str().expect("id").to_string(),
-                        Instant::now(),
-                    ));
-                }
-                let mut done = Vec::new();
-                for (id, submitted) in ids {
-                    loop {
-                        let job = call(&agent, "GET", &format!("{url}/v1/jobs/{id}"), &token, None);
-                        if job["state"] == "finished" || job["state"] == "failed" {
-                            assert_eq!(job["status"], "released", "{job}");
-                            done.push(submitted.elapsed().as_secs_f64());
-                            break;
-                        }
-                        std::thread::sleep(Duration::from_millis(50));
+    // Every partner uploads its module first (vetting is not what this measures); then all
+    // submit at once, a burst; then, while the workers work through the backlog, one more partner
+    // submits one job at a time: the submit latency of a lone request while the workers are busy.
+    let barrier = Arc::new(Barrier::new(partners + 2));
+    let burst_submitted = Arc::new(AtomicUsize::new(0));
+    let upload = |url: &str, token: &str, agent: &ureq::Agent| -> String {
+        let mut r = agent
+            .post(format!("{url}/v1/modules"))
+            .header("authorization", &format!("Bearer {token}"))
+            .send(&module[..])
+            .expect("module");
+        let m: Value =
+            serde_json::from_str(&r.body_mut().read_to_string().expect("body")).expect("json");
+        m["module_sha256"].as_str().expect("sha").to_string()
+    };
+    let submit = |agent: &ureq::Agent, url: &str, token: &str, sha: &str| -> (f64, String) {
+        let t = Instant::now();
+        let q = call(
+            agent,
+            "POST",
+            &format!("{url}/v1/jobs"),
+            token,
+            Some(json!({ "module_sha256": sha, "dataset": "bank", "cost": "0.01" })),
+        );
+        (
+            t.elapsed().as_secs_f64(),
+            q["job_id"].as_str().expect("id").to_string(),
+        )
+    };
+    let wait_released = |agent: &ureq::Agent, url: &str, token: &str, id: &str| {
+        loop {
+            let job = call(agent, "GET", &format!("{url}/v1/jobs/{id}"), token, None);
+            if job["state"] == "finished" || job["state"] == "failed" {
+                assert_eq!(job["status"], "released", "{job}");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let probes = env("STRONGROOM_LOAD_PROBES", 40);
+    let (started, mut submits, mut done, mut lone) = std::thread::scope(|scope| {
+        let threads: Vec<_> = tokens[..partners]
+            .iter()
+            .map(|token| {
+                let (url, barrier, burst_submitted) = (&url, &barrier, &burst_submitted);
+                let (upload, submit, wait_released) = (&upload, &submit, &wait_released);
+                scope.spawn(move || {
+                    let agent = agent();
+                    let sha = upload(url, token, &agent);
+                    barrier.wait();
+                    let mut submits = Vec::new();
+                    let mut ids = Vec::new();
+                    for _ in 0..jobs {
+                        let (latency, id) = submit(&agent, url, token, &sha);
+                        burst_submitted.fetch_add(1, Ordering::SeqCst);
+                        submits.push(latency);
+                        ids.push((id, Instant::now()));
                     }
-                }
-                (submits, done)
+                    let mut done = Vec::new();
+                    for (id, submitted) in ids {
+                        wait_released(&agent, url, token, &id);
+                        done.push(submitted.elapsed().as_secs_f64());
+                    }
+                    (submits, done)
+                })
             })
-        })
-        .collect();
-    let mut submits = Vec::new();
-    let mut done = Vec::new();
-    for t in threads {
-        let (s, d) = t.join().expect("partner thread");
-        submits.extend(s);
-        done.extend(d);
-    }
+            .collect();
+        let probe = {
+            let (url, barrier, burst_submitted) = (&url, &barrier, &burst_submitted);
+            let (upload, submit, wait_released) = (&upload, &submit, &wait_released);
+            let (token, state, handle) = (&tokens[partners], &state, rt.handle());
+            scope.spawn(move || {
+                let agent = agent();
+                let sha = upload(url, token, &agent);
+                barrier.wait();
+                while burst_submitted.load(Ordering::SeqCst) < partners * jobs {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                let mut lone = Vec::new();
+                let mut ids = Vec::new();
+                for _ in 0..probes {
+                    // Only while the workers are busy: at least as many jobs waiting or running
+                    // as there are workers.
+                    let backlog: i64 = handle
+                        .block_on(
+                            sqlx::query_scalar(
+                                "SELECT COUNT(*) FROM job_queue WHERE state IN ('queued', 'running')",
+                            )
+                            .fetch_one(state.room.pool()),
+                        )
+                        .expect("backlog");
+                    if backlog < workers as i64 {
+                        break;
+                    }
+                    let (latency, id) = submit(&agent, url, token, &sha);
+                    lone.push(latency);
+                    ids.push(id);
+                    std::thread::sleep(Duration::from_millis(25));
+                }
+                for id in &ids {
+                    wait_released(&agent, url, token, id);
+                }
+                lone
+            })
+        };
+        barrier.wait();
+        let started = Instant::now();
+        let mut submits = Vec::new();
+        let mut done = Vec::new();
+        for t in threads {
+            let (s, d) = t.join().expect("partner thread");
+            submits.extend(s);
+            done.extend(d);
+        }
+        let lone = probe.join().expect("probe thread");
+        (started, submits, done, lone)
+    });
     let wall = started.elapsed().as_secs_f64();
     state.queue.shutdown();
+    let (worked_jobs, worked, in_modules) = state.queue.times.snapshot();
     submits.sort_by(f64::total_cmp);
     done.sort_by(f64::total_cmp);
-    let total = partners * jobs;
+    lone.sort_by(f64::total_cmp);
+    let total = partners * jobs + lone.len();
     let (ran, charges): (i64, i64) = rt.block_on(async {
         let ran = sqlx::query_scalar("SELECT COUNT(*) FROM jobs")
             .fetch_one(state.room.pool())
@@ -223,10 +291,18 @@ fn main() {
         ran as usize == total && charges as usize == total
     );
     println!(
-        "submit latency (202 Accepted): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        "submit latency (202 Accepted), {} partners at once: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        partners,
         percentile(&submits, 0.5) * 1e3,
         percentile(&submits, 0.99) * 1e3,
         submits.last().copied().unwrap_or(0.0) * 1e3
+    );
+    println!(
+        "submit latency, one at a time while the workers are busy ({} submits): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        lone.len(),
+        percentile(&lone, 0.5) * 1e3,
+        percentile(&lone, 0.99) * 1e3,
+        lone.last().copied().unwrap_or(0.0) * 1e3
     );
     println!(
         "submit to released: p50 {:.2} s, p99 {:.2} s",
@@ -244,4 +320,50 @@ fn main() {
     );
     assert_eq!(ran as usize, total, "no job lost or run twice");
     assert_eq!(charges as usize, total);
+
+    // The baseline: the same module on the same customers, run directly in this process by as
+    // many threads as the service has workers, with the service's limits and threads per job.
+    // What a served job costs beyond it is the control plane (HTTP, queue, charge, audit,
+    // release) and the clients polling on the same cores.
+    let t = Instant::now();
+    let prepared = strongroom_tests::prepare(&module);
+    let preparation = t.elapsed().as_secs_f64();
+    let bank = Arc::new(synthetic::generate(customers, 10.0, 3).dataset());
+    let direct_runs = total.min(64).div_ceil(workers) * workers;
+    let t = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                for _ in 0..direct_runs / workers {
+                    let report = strongroom_tests::run_in(
+                        &prepared,
+                        &bank,
+                        RunLimits::default(),
+                        prepared.module.manifest.mode,
+                        ServiceConfig::default().threads_per_job,
+                    );
+                    assert_eq!(report.outcome, Outcome::Completed);
+                }
+            });
+        }
+    });
+    let direct = t.elapsed().as_secs_f64() * workers as f64 / direct_runs as f64;
+    let served = wall * workers as f64 / total as f64;
+    println!(
+        "the module alone, {direct_runs} runs on {workers} threads: {:.2} ms of a worker per job (prepared once, apart, in {:.0} ms)",
+        direct * 1e3,
+        preparation * 1e3
+    );
+    println!(
+        "served, from the first submit to the last result seen: {:.2} ms of a worker per job, {:.2} ms more than the module alone",
+        served * 1e3,
+        (served - direct) * 1e3
+    );
+    let per_job = |d: Duration| d.as_secs_f64() * 1e3 / worked_jobs.max(1) as f64;
+    println!(
+        "in the workers, per job: {:.2} ms from claim to recorded end, of which the module ran {:.2} ms: the control plane takes {:.2} ms",
+        per_job(worked),
+        per_job(in_modules),
+        per_job(worked.saturating_sub(in_modules))
+    );
 }

@@ -91,7 +91,13 @@ pub struct Sandbox {
     linker: Linker<GuestState>,
     epoch: EpochTicker,
     memory_reset: MemoryReset,
+    /// Modules prepared in this process, by hash, the most recently used last: a module run
+    /// again is neither vetted nor loaded again (vetting depends on the bytes alone).
+    prepared: std::sync::Mutex<Vec<Arc<PreparedModule>>>,
 }
+
+/// Prepared modules kept in memory at most.
+const PREPARED_IN_MEMORY: usize = 16;
 
 /// The engine's configuration; `page_scan` chooses how pooled memory is reset.
 fn engine_config(settings: &EngineSettings, page_scan: bool) -> Config {
@@ -259,6 +265,7 @@ impl Sandbox {
             linker,
             epoch: EpochTicker { ticks, stop },
             memory_reset,
+            prepared: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -296,6 +303,38 @@ impl Sandbox {
             pre,
             cache: status,
         })
+    }
+
+    /// The module with SHA-256 `hash`, if this sandbox prepared it recently
+    /// ([`Sandbox::prepare_shared`]).
+    pub fn prepared(&self, hash: &[u8; 32]) -> Option<Arc<PreparedModule>> {
+        let mut kept = self.prepared.lock().unwrap_or_else(|p| p.into_inner());
+        let at = kept.iter().position(|p| &p.module.hash == hash)?;
+        let found = kept.remove(at);
+        kept.push(Arc::clone(&found));
+        Some(found)
+    }
+
+    /// Prepares `module` as [`Sandbox::prepare`] does, once: kept in memory by hash (the
+    /// [`PREPARED_IN_MEMORY`] most recently used), so later jobs find it with
+    /// [`Sandbox::prepared`].
+    pub fn prepare_shared(
+        &self,
+        module: VettedModule,
+        cache: Option<&ModuleCache>,
+    ) -> Result<Arc<PreparedModule>, PrepareError> {
+        if let Some(found) = self.prepared(&module.hash) {
+            return Ok(found);
+        }
+        let prepared = Arc::new(self.prepare(module, cache)?);
+        let mut kept = self.prepared.lock().unwrap_or_else(|p| p.into_inner());
+        if !kept.iter().any(|p| p.module.hash == prepared.module.hash) {
+            if kept.len() >= PREPARED_IN_MEMORY {
+                kept.remove(0);
+            }
+            kept.push(Arc::clone(&prepared));
+        }
+        Ok(prepared)
     }
 
     fn deadline_tick(&self, limit: Duration) -> u64 {

@@ -137,6 +137,9 @@ pub struct JobResult {
     pub remaining_nano_rho: u64,
     /// For the bank only: failed units, trap text, guest error, stderr.
     pub bank_detail: Option<String>,
+    /// How long the module ran (wall time), for the operator's measurements: never stored, and
+    /// never shown to a partner.
+    pub run_time: std::time::Duration,
     /// For the bank only: isolation units that failed (their contributions were dropped).
     pub failed_units: u64,
 }
@@ -442,8 +445,12 @@ async fn run_job_inner(
 ) -> Result<JobResult, JobError> {
     let admitted = admit(room, sandbox, request, vetted).await?;
     let charged = charge(room, admitted, vetted).await?;
+    let started = std::time::Instant::now();
     let report = execute(sandbox, &charged);
-    release(room, charged, report).await
+    let run_time = started.elapsed();
+    let mut result = release(room, charged, report).await?;
+    result.run_time = run_time;
+    Ok(result)
 }
 
 /// A job that passed every check: what charging it needs.
@@ -455,7 +462,7 @@ struct Admitted<'r> {
     ctx: Arc<RunContext>,
     parameters: Vec<(String, String)>,
     plan: NoisePlan,
-    prepared: PreparedModule,
+    prepared: Arc<PreparedModule>,
     dataset_name: String,
 }
 
@@ -477,7 +484,7 @@ struct Charged<'r> {
     policy: Policy,
     manifest: Manifest,
     ctx: Arc<RunContext>,
-    prepared: PreparedModule,
+    prepared: Arc<PreparedModule>,
     dataset_name: String,
     token: ChargeToken,
 }
@@ -503,9 +510,17 @@ async fn admit<'r>(
         ))));
     }
     let actor = format!("partner:{}", request.partner);
-    let vetted = vet(request.module, DEFAULT_MAX_MODULE_BYTES);
-    let module_sha256 =
-        hex::encode(ring::digest::digest(&ring::digest::SHA256, request.module).as_ref());
+    let digest = ring::digest::digest(&ring::digest::SHA256, request.module);
+    let module_sha256 = hex::encode(digest.as_ref());
+    // A module this sandbox prepared before passed the same vetting: vetting depends on the
+    // bytes alone, and the hash names the bytes.
+    let known = <[u8; 32]>::try_from(digest.as_ref())
+        .ok()
+        .and_then(|hash| sandbox.prepared(&hash));
+    let vetted = match &known {
+        Some(prepared) => Ok(prepared.module.clone()),
+        None => vet(request.module, DEFAULT_MAX_MODULE_BYTES),
+    };
     *vetted_entry = Some(Event::ModuleVetted {
         actor: actor.clone(),
         module_sha256: module_sha256.clone(),
@@ -596,10 +611,12 @@ async fn admit<'r>(
     .map_err(|e| JobError::Refused(Refusal::BadParameters(e)))?;
     let parameters = ctx.parameters.clone();
     let plan = plan_job(&policy, &manifest, &request.dataset, request.cost_nano)?;
-    let cache = room.module_cache()?;
-    let prepared = sandbox
-        .prepare(module, Some(&cache))
-        .map_err(|e| JobError::Refused(Refusal::Unavailable(format!("{e:#}"))))?;
+    let prepared = match known {
+        Some(prepared) => prepared,
+        None => sandbox
+            .prepare_shared(module, Some(&room.module_cache()?))
+            .map_err(|e| JobError::Refused(Refusal::Unavailable(format!("{e:#}"))))?,
+    };
 
     Ok(Admitted {
         request,
@@ -987,6 +1004,7 @@ async fn release(
     audit.committed(&logged).map_err(RoomError::from)?;
     fail::fail_point!("job.after_release");
     Ok(JobResult {
+        run_time: std::time::Duration::ZERO,
         job_id,
         outcome,
         release_at: release_at_text,
