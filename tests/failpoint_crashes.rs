@@ -28,7 +28,6 @@ const CASES: &[(&str, &str)] = &[
     ("job.after_charge", "run-job"),
     ("job.after_started", "run-job"),
     ("job.after_run", "run-job"),
-    ("job.after_finished_entry", "run-job"),
     ("job.after_result_entry", "run-job"),
     ("job.before_release_commit", "run-job"),
     ("job.after_release", "run-job"),

@@ -338,12 +338,11 @@ async fn charges_as_logged(room: &Room) -> (u64, u64) {
 }
 
 /// Every point of a job where a worker can fail, in order.
-const JOB_STEPS: [&str; 8] = [
+const JOB_STEPS: [&str; 7] = [
     "job.inside_charge",
     "job.after_charge",
     "job.after_started",
     "job.after_run",
-    "job.after_finished_entry",
     "job.after_result_entry",
     "job.before_release_commit",
     "job.after_release",

@@ -253,6 +253,24 @@ impl<'a> AuditLog<'a> {
         tx: &mut sqlx::SqliteConnection,
         event: &Event,
     ) -> Result<Appended, LogError> {
+        let mut appended = self.append_all_in(tx, std::slice::from_ref(event)).await?;
+        appended
+            .pop()
+            .ok_or_else(|| LogError::Corrupt("an append that appended nothing".into()))
+    }
+
+    /// Appends events, in order, inside the caller's transaction, as [`AuditLog::append_in`]
+    /// does one by one, in three statements whatever their number: each entry still gets its own
+    /// index, salt and signed tree head. After committing, the caller calls
+    /// [`AuditLog::committed`] with the last.
+    pub async fn append_all_in(
+        &self,
+        tx: &mut sqlx::SqliteConnection,
+        events: &[Event],
+    ) -> Result<Vec<Appended>, LogError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
         let row = sqlx::query("SELECT size, nodes FROM audit_frontier WHERE id = 1")
             .fetch_optional(&mut *tx)
             .await?;
@@ -266,41 +284,59 @@ impl<'a> AuditLog<'a> {
             }
             None => Frontier::new(),
         };
-        let index = frontier.size();
-        let Value::Object(mut map) = serde_json::to_value(event)
-            .map_err(|e| LogError::Corrupt(format!("an event that is not JSON: {e}")))?
-        else {
-            return Err(LogError::Corrupt(
-                "an event that is not a JSON object".into(),
-            ));
-        };
-        map.insert("index".into(), json!(index));
-        map.insert("time".into(), json!(now_rfc3339()));
-        // A fresh random salt in every entry: a leaf hash (which a partner sees as a sibling in
-        // its own inclusion proofs) then says nothing about the entry's content, however
-        // predictable the rest of it is.
-        map.insert("salt".into(), json!(fresh_salt()?));
-        let entry = canonical(&Value::Object(map)).map_err(|e| LogError::Corrupt(e.to_string()))?;
-        let leaf = leaf_hash(entry.as_bytes());
-        // The audit path of the newest leaf is the old right edge, smallest subtree first.
-        let proof: Vec<Hash> = frontier.nodes().iter().rev().copied().collect();
-        frontier.push(leaf);
-        let checkpoint = Checkpoint {
-            origin: self.origin.clone(),
-            size: frontier.size(),
-            root: frontier.root(),
-        };
-        let signature = self.signer.signature(&checkpoint.text());
-        let signature = signature
-            .split_once(' ')
-            .map_or(signature.clone(), |(_, s)| s.to_string());
-        sqlx::query("INSERT INTO audit_entries (idx, entry, leaf_hash, tree_head_signature) VALUES (?, ?, ?, ?)")
-            .bind(index as i64)
-            .bind(&entry)
-            .bind(leaf.as_slice())
-            .bind(&signature)
-            .execute(&mut *tx)
-            .await?;
+        let mut appended = Vec::with_capacity(events.len());
+        let mut rows = Vec::with_capacity(events.len());
+        for event in events {
+            let index = frontier.size();
+            let Value::Object(mut map) = serde_json::to_value(event)
+                .map_err(|e| LogError::Corrupt(format!("an event that is not JSON: {e}")))?
+            else {
+                return Err(LogError::Corrupt(
+                    "an event that is not a JSON object".into(),
+                ));
+            };
+            map.insert("index".into(), json!(index));
+            map.insert("time".into(), json!(now_rfc3339()));
+            // A fresh random salt in every entry: a leaf hash (which a partner sees as a sibling
+            // in its own inclusion proofs) then says nothing about the entry's content, however
+            // predictable the rest of it is.
+            map.insert("salt".into(), json!(fresh_salt()?));
+            let entry =
+                canonical(&Value::Object(map)).map_err(|e| LogError::Corrupt(e.to_string()))?;
+            let leaf = leaf_hash(entry.as_bytes());
+            // The audit path of the newest leaf is the old right edge, smallest subtree first.
+            let proof: Vec<Hash> = frontier.nodes().iter().rev().copied().collect();
+            frontier.push(leaf);
+            let checkpoint = Checkpoint {
+                origin: self.origin.clone(),
+                size: frontier.size(),
+                root: frontier.root(),
+            };
+            let signature = self.signer.signature(&checkpoint.text());
+            let signature = signature
+                .split_once(' ')
+                .map_or(signature.clone(), |(_, s)| s.to_string());
+            rows.push((index, leaf, signature));
+            appended.push(Appended {
+                index,
+                entry,
+                checkpoint,
+                proof,
+            });
+        }
+        let mut insert = sqlx::QueryBuilder::new(
+            "INSERT INTO audit_entries (idx, entry, leaf_hash, tree_head_signature) ",
+        );
+        insert.push_values(
+            rows.iter().zip(&appended),
+            |mut row, ((index, leaf, signature), a)| {
+                row.push_bind(*index as i64)
+                    .push_bind(a.entry.as_str())
+                    .push_bind(leaf.as_slice())
+                    .push_bind(signature.as_str());
+            },
+        );
+        insert.build().execute(&mut *tx).await?;
         sqlx::query(
             "INSERT INTO audit_frontier (id, size, nodes) VALUES (1, ?, ?) \
              ON CONFLICT (id) DO UPDATE SET size = excluded.size, nodes = excluded.nodes",
@@ -309,12 +345,7 @@ impl<'a> AuditLog<'a> {
         .bind(frontier.to_bytes())
         .execute(&mut *tx)
         .await?;
-        Ok(Appended {
-            index,
-            entry,
-            checkpoint,
-            proof,
-        })
+        Ok(appended)
     }
 
     /// Records, once the transaction holding `appended` has committed, its checkpoint as the

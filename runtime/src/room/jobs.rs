@@ -669,12 +669,6 @@ async fn charge<'r>(
     // dataset.loaded, budget.charged, job.started now; job.finished and the result entry at the
     // release time.
     let mut tx = room.writer().begin().await?;
-    if let Some(entry) = vetted.take() {
-        audit
-            .append_in(&mut tx, &entry)
-            .await
-            .map_err(RoomError::from)?;
-    }
     let status = match PrivacyLedger::charge_in(
         &mut tx,
         &Charge {
@@ -690,8 +684,17 @@ async fn charge<'r>(
     {
         Ok(status) => status,
         Err(e @ (LedgerError::TooManyJobs { .. } | LedgerError::Exhausted { .. })) => {
-            // Refused: only the dataset's domain was recorded.
-            tx.commit().await?;
+            // Refused: only the dataset's domain was recorded, and the vetting entry.
+            if let Some(entry) = vetted.take() {
+                let appended = audit
+                    .append_in(&mut tx, &entry)
+                    .await
+                    .map_err(RoomError::from)?;
+                tx.commit().await?;
+                audit.committed(&appended).map_err(RoomError::from)?;
+            } else {
+                tx.commit().await?;
+            }
             return Err(e.into());
         }
         Err(e) => return Err(e.into()),
@@ -702,60 +705,53 @@ async fn charge<'r>(
         .bind(&job_id)
         .execute(&mut *tx)
         .await?;
-    audit
-        .append_in(
-            &mut tx,
-            &Event::DatasetLoaded {
-                actor: "room".into(),
-                job: job_id.clone(),
-                dataset: dataset_name.clone(),
-                dataset_sha256: request.dataset_sha256.clone(),
-                origin: request.dataset_origin.clone(),
-                domain: domain.to_string(),
-                entities: request.dataset.entities() as u64,
-                // The list's identity and size, never how many customers it matched.
-                audience: request.audience.as_ref().map(|a| AudienceSummary {
-                    list_sha256: a.sha256.clone(),
-                    sealed_by: a.sealed_by.clone(),
-                    members: a.list.members() as u64,
-                    identifiers: a.list.identifier_counts(),
-                }),
-            },
-        )
-        .await
-        .map_err(RoomError::from)?;
-    audit
-        .append_in(
-            &mut tx,
-            &Event::BudgetCharged {
-                actor: actor.clone(),
-                job: job_id.clone(),
-                partner: request.partner.to_string(),
-                dataset: dataset_name.clone(),
-                domain: domain.to_string(),
-                module_sha256: prepared.module.hash_hex(),
-                policy_sha256: policy.sha256.clone(),
-                mechanism: format!("{:?}", policy.mechanism).to_lowercase(),
-                cost_nano_rho: charged,
-                remaining_nano_rho: status.remaining(),
-            },
-        )
-        .await
-        .map_err(RoomError::from)?;
+    // The vetting entry first (when this job vetted its module), then the three the charge
+    // makes: appended together.
+    let mut entries: Vec<Event> = vetted.take().into_iter().collect();
+    entries.extend([
+        Event::DatasetLoaded {
+            actor: "room".into(),
+            job: job_id.clone(),
+            dataset: dataset_name.clone(),
+            dataset_sha256: request.dataset_sha256.clone(),
+            origin: request.dataset_origin.clone(),
+            domain: domain.to_string(),
+            entities: request.dataset.entities() as u64,
+            // The list's identity and size, never how many customers it matched.
+            audience: request.audience.as_ref().map(|a| AudienceSummary {
+                list_sha256: a.sha256.clone(),
+                sealed_by: a.sealed_by.clone(),
+                members: a.list.members() as u64,
+                identifiers: a.list.identifier_counts(),
+            }),
+        },
+        Event::BudgetCharged {
+            actor: actor.clone(),
+            job: job_id.clone(),
+            partner: request.partner.to_string(),
+            dataset: dataset_name.clone(),
+            domain: domain.to_string(),
+            module_sha256: prepared.module.hash_hex(),
+            policy_sha256: policy.sha256.clone(),
+            mechanism: format!("{:?}", policy.mechanism).to_lowercase(),
+            cost_nano_rho: charged,
+            remaining_nano_rho: status.remaining(),
+        },
+        Event::JobStarted {
+            actor: "room".into(),
+            job: job_id.clone(),
+            mode: manifest.mode.to_string(),
+            entities: request.dataset.entities() as u64,
+            release_at: release_at_text.clone(),
+            parameters: parameters.clone(),
+        },
+    ]);
     let started_entry = audit
-        .append_in(
-            &mut tx,
-            &Event::JobStarted {
-                actor: "room".into(),
-                job: job_id.clone(),
-                mode: manifest.mode.to_string(),
-                entities: request.dataset.entities() as u64,
-                release_at: release_at_text.clone(),
-                parameters: parameters.clone(),
-            },
-        )
+        .append_all_in(&mut tx, &entries)
         .await
-        .map_err(RoomError::from)?;
+        .map_err(RoomError::from)?
+        .pop()
+        .ok_or_else(|| RoomError::Invalid("the charge's entries were not appended".into()))?;
     tx.commit().await?;
     audit.committed(&started_entry).map_err(RoomError::from)?;
     fail::fail_point!("job.after_charge");
@@ -894,31 +890,23 @@ async fn release(
     // Nothing about the run reaches the partner, or the log, before the release time.
     let overran = sleep_until(release_at).await;
     // The job's end, its result entry and its stored result commit together, or none does.
-    let mut tx = room.writer().begin().await?;
-    audit
-        .append_in(
-            &mut tx,
-            &Event::JobFinished {
-                actor: "room".into(),
-                job: job_id.clone(),
-                outcome: outcome.clone(),
-                run_outcome: report.outcome.code().into(),
-                units: report.units,
-                failed_units: report
-                    .failed_units
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), *v))
-                    .collect(),
-                overran_release_time: overran,
-                fuel_bucket: fuel_bucket(report.fuel_consumed),
-                memory_bucket_mib: memory_bucket(report.peak_memory_bytes),
-                seed: hex::encode(report.seed),
-                diagnostics_sha256: diagnostics_sha256.clone(),
-            },
-        )
-        .await
-        .map_err(RoomError::from)?;
-    fail::fail_point!("job.after_finished_entry");
+    let finished = Event::JobFinished {
+        actor: "room".into(),
+        job: job_id.clone(),
+        outcome: outcome.clone(),
+        run_outcome: report.outcome.code().into(),
+        units: report.units,
+        failed_units: report
+            .failed_units
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect(),
+        overran_release_time: overran,
+        fuel_bucket: fuel_bucket(report.fuel_consumed),
+        memory_bucket_mib: memory_bucket(report.peak_memory_bytes),
+        seed: hex::encode(report.seed),
+        diagnostics_sha256: diagnostics_sha256.clone(),
+    };
     let facts = ResultFacts {
         actor: "room".into(),
         job: job_id.clone(),
@@ -937,10 +925,13 @@ async fn release(
         JobStatus::Held => Event::ResultHeld(facts),
         _ => Event::ResultNone(facts),
     };
+    let mut tx = room.writer().begin().await?;
     let logged = audit
-        .append_in(&mut tx, &release_event)
+        .append_all_in(&mut tx, &[finished, release_event])
         .await
-        .map_err(RoomError::from)?;
+        .map_err(RoomError::from)?
+        .pop()
+        .ok_or_else(|| RoomError::Invalid("the job's end was not appended".into()))?;
     fail::fail_point!("job.after_result_entry");
     let receipt = Receipt {
         room: room.name().to_string(),
