@@ -626,3 +626,23 @@ async fn held_results_wait_for_the_bank_and_only_then_reach_the_partner() {
     let (_, _, held) = get(&s.app, "/v1/jobs?status=held", &s.bank).await;
     assert_eq!(held, json!([]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_server_on_the_same_room_is_refused() {
+    let s = service().await;
+    let again = Room::open(
+        &s.dir.path().join("room"),
+        &OperatorSecret::new(b"test room"),
+    )
+    .await
+    .expect("the room opens");
+    let refused = start(again, ServiceConfig::default())
+        .await
+        .err()
+        .expect("one process serves a room at a time");
+    assert!(
+        refused.to_string().contains("another strongroom serve"),
+        "{refused}"
+    );
+    s.state.queue.shutdown();
+}

@@ -99,6 +99,9 @@ pub struct AppState {
     pub denied: DeniedCounter,
     /// The job queue.
     pub queue: queue::Queue,
+    /// `DIR/serve.lock`, locked while this process serves the room: one serving process per
+    /// room (its workers take jobs in memory, and it fails the jobs a crash interrupted).
+    _serving: std::fs::File,
 }
 
 fn rate_limited() -> Response {
@@ -287,6 +290,25 @@ pub enum ServeError {
     Setup(String),
 }
 
+/// Locks `DIR/serve.lock` for as long as the returned file is open, or says that another
+/// process serves the room.
+fn serve_lock(dir: &std::path::Path) -> Result<std::fs::File, ServeError> {
+    let path = dir.join("serve.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(ServeError::Setup(format!(
+            "another strongroom serve is serving this room ({} is locked); stop it first",
+            path.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
+    }
+}
+
 /// Builds the state: recovers the queue (a job that was running is failed, its charge stands;
 /// queued jobs stay queued) and starts the workers.
 pub async fn start(room: Room, config: ServiceConfig) -> Result<Arc<AppState>, ServeError> {
@@ -296,6 +318,7 @@ pub async fn start(room: Room, config: ServiceConfig) -> Result<Arc<AppState>, S
     );
     eprintln!("strongroom serve: isolation: {}", sandbox.memory_reset());
     let room = Arc::new(room);
+    let serving = serve_lock(room.dir())?;
     for dir in ["datasets", "modules", "audience-lists", "uploads"] {
         std::fs::create_dir_all(room.dir().join(dir))?;
     }
@@ -323,6 +346,7 @@ pub async fn start(room: Room, config: ServiceConfig) -> Result<Arc<AppState>, S
         room,
         sandbox,
         config,
+        _serving: serving,
     });
     queue::spawn_workers(&state, tokio::runtime::Handle::current());
     let summaries = Arc::downgrade(&state);
