@@ -7,7 +7,8 @@
 //! `cargo bench -p strongroom-tests --bench service_load`
 //! Size: STRONGROOM_LOAD_PARTNERS (default 16), STRONGROOM_LOAD_JOBS (per partner, default 8),
 //! STRONGROOM_LOAD_CUSTOMERS (default 2000), STRONGROOM_LOAD_WORKERS (default 2),
-//! STRONGROOM_LOAD_PROBES (lone submits at most, default 40, one each 25 ms).
+//! STRONGROOM_LOAD_PROBES (lone submits at most, default 40, one each 25 ms),
+//! STRONGROOM_LOAD_POLL_MS (how often a partner asks for its job, default 50).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
@@ -186,7 +187,7 @@ fn main() {
                 assert_eq!(job["status"], "released", "{job}");
                 return;
             }
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(env("STRONGROOM_LOAD_POLL_MS", 50) as u64));
         }
     };
     let probes = env("STRONGROOM_LOAD_PROBES", 40);
