@@ -187,7 +187,9 @@ fn main() {
                 assert_eq!(job["status"], "released", "{job}");
                 return;
             }
-            std::thread::sleep(Duration::from_millis(env("STRONGROOM_LOAD_POLL_MS", 50) as u64));
+            std::thread::sleep(Duration::from_millis(
+                env("STRONGROOM_LOAD_POLL_MS", 50) as u64
+            ));
         }
     };
     let probes = env("STRONGROOM_LOAD_PROBES", 40);
