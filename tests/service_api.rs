@@ -577,6 +577,9 @@ async fn held_results_wait_for_the_bank_and_only_then_reach_the_partner() {
     let (_, _, held) = get(&s.app, "/v1/jobs?status=held", &s.bank).await;
     assert_eq!(held.as_array().map(Vec::len), Some(1), "{held}");
     assert_eq!(held[0]["job_id"], id.as_str());
+    let (status, _, unknown) = get(&s.app, "/v1/jobs?status=everything", &s.bank).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{unknown}");
+    assert_eq!(unknown["code"], "bad_request", "{unknown}");
     let (_, _, seen) = get(&s.app, &format!("/v1/jobs/{id}"), &s.bank).await;
     assert!(
         seen["result"]["metrics"].is_array(),
