@@ -150,17 +150,28 @@ struct Claimed {
 /// a read, not a write. The returned [`Taken`] gives the job back when dropped.
 async fn claim<'q>(queue: &'q Queue, room: &Room) -> Result<Option<Taken<'q>>, sqlx::Error> {
     loop {
-        let taken = serde_json::to_string(&*queue.taken.lock().unwrap_or_else(|p| p.into_inner()))
-            .unwrap_or_else(|_| "[]".into());
-        let next = sqlx::query(
+        // The oldest few queued jobs: one more than the workers have taken, so one is free.
+        let taken = queue.taken.lock().unwrap_or_else(|p| p.into_inner()).len();
+        let rows = sqlx::query(
             "SELECT job_id, partner, dataset, module_sha256, cost, audience, parameters FROM job_queue \
-             WHERE state = 'queued' AND job_id NOT IN (SELECT value FROM json_each(?)) \
-             ORDER BY submitted_at, job_id LIMIT 1",
+             WHERE state = 'queued' ORDER BY submitted_at, job_id LIMIT ?",
         )
-        .bind(taken)
-        .fetch_optional(room.pool())
+        .bind(taken as i64 + 1)
+        .fetch_all(room.pool())
         .await?;
-        let Some(row) = next else { return Ok(None) };
+        let row = {
+            let now = queue.taken.lock().unwrap_or_else(|p| p.into_inner());
+            rows.into_iter()
+                .find(|r| !now.contains(&r.get::<String, _>("job_id")))
+        };
+        let Some(row) = row else {
+            // At most `taken` queued jobs are taken, so with the taken set unchanged every
+            // queued job was in the window and taken: none is free. Changed: look again.
+            if queue.taken.lock().unwrap_or_else(|p| p.into_inner()).len() == taken {
+                return Ok(None);
+            }
+            continue;
+        };
         let job_id: String = row.get("job_id");
         let won = queue
             .taken
