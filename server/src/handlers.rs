@@ -550,11 +550,7 @@ fn bank_job_view(r: &sqlx::sqlite::SqliteRow) -> BankJobView {
         dataset: r.get("dataset"),
         module_sha256: r.get("module_sha256"),
         cost: r.get("cost"),
-        parameters: serde_json::from_str::<Vec<(String, String)>>(
-            &r.get::<String, _>("parameters"),
-        )
-        .map(|p| p.into_iter().collect())
-        .unwrap_or_default(),
+        parameters: partner_view::stored_parameters(&r.get::<String, _>("parameters")),
         state: r.get("state"),
         error: r.get("error"),
         outcome: r.get("outcome"),

@@ -100,7 +100,8 @@ pub struct AppState {
     /// The job queue.
     pub queue: queue::Queue,
     /// `DIR/serve.lock`, locked while this process serves the room: one serving process per
-    /// room (its workers take jobs in memory, and it fails the jobs a crash interrupted).
+    /// room (at start it fails the jobs still marked running, which a second process would take
+    /// for interrupted).
     _serving: std::fs::File,
 }
 

@@ -28,10 +28,6 @@ use strongroom_verify::event::Event;
 /// Wakes workers and keeps opened datasets.
 pub struct Queue {
     notify: Notify,
-    /// Jobs a worker of this process took and has not ended. A job stays `queued` in the
-    /// database until its charge commits (which marks it `running`): taking one is not a write,
-    /// and a job taken when the process died was never charged, so it simply runs after a restart.
-    taken: std::sync::Mutex<std::collections::HashSet<String>>,
     stop: AtomicBool,
     /// Opened datasets, bounded in bytes.
     pub datasets: DatasetCache,
@@ -76,7 +72,6 @@ impl Queue {
             stop: AtomicBool::new(false),
             datasets: DatasetCache::new(cache_bytes),
             times: WorkTimes::default(),
-            taken: std::sync::Mutex::default(),
         }
     }
 
@@ -146,71 +141,42 @@ struct Claimed {
     parameters: Vec<(String, String)>,
 }
 
-/// Takes the oldest queued job no worker of this process has taken (see [`Queue`]'s `taken`):
-/// a read, not a write. The returned [`Taken`] gives the job back when dropped.
-async fn claim<'q>(queue: &'q Queue, room: &Room) -> Result<Option<Taken<'q>>, sqlx::Error> {
+/// Claims the oldest queued job with a conditional update (`queued` to `running`), so that no
+/// job runs twice. The claim is what the partner sees as `running`: taken before the dataset is
+/// opened, so its time does not depend on the data.
+async fn claim(room: &Room) -> Result<Option<Claimed>, sqlx::Error> {
     loop {
-        // The oldest few queued jobs: one more than the workers have taken, so one is free.
-        let taken = queue.taken.lock().unwrap_or_else(|p| p.into_inner()).len();
-        let rows = sqlx::query(
+        let next = sqlx::query(
             "SELECT job_id, partner, dataset, module_sha256, cost, audience, parameters FROM job_queue \
-             WHERE state = 'queued' ORDER BY submitted_at, job_id LIMIT ?",
+             WHERE state = 'queued' ORDER BY submitted_at, job_id LIMIT 1",
         )
-        .bind(taken as i64 + 1)
-        .fetch_all(room.pool())
+        .fetch_optional(room.pool())
         .await?;
-        let row = {
-            let now = queue.taken.lock().unwrap_or_else(|p| p.into_inner());
-            rows.into_iter()
-                .find(|r| !now.contains(&r.get::<String, _>("job_id")))
-        };
-        let Some(row) = row else {
-            // At most `taken` queued jobs are taken, so with the taken set unchanged every
-            // queued job was in the window and taken: none is free. Changed: look again.
-            if queue.taken.lock().unwrap_or_else(|p| p.into_inner()).len() == taken {
-                return Ok(None);
-            }
-            continue;
-        };
+        let Some(row) = next else { return Ok(None) };
         let job_id: String = row.get("job_id");
-        let won = queue
-            .taken
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(job_id.clone());
+        let mut tx = room.writer().begin().await?;
+        let won = sqlx::query(
+            "UPDATE job_queue SET state = 'running' WHERE job_id = ? AND state = 'queued'",
+        )
+        .bind(&job_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        tx.commit().await?;
         if won {
-            return Ok(Some(Taken {
-                queue,
-                job: Claimed {
-                    job_id,
-                    partner: row.get("partner"),
-                    dataset: row.get("dataset"),
-                    module_sha256: row.get("module_sha256"),
-                    cost: row.get("cost"),
-                    audience: row.get("audience"),
-                    parameters: serde_json::from_str(&row.get::<String, _>("parameters"))
-                        .unwrap_or_default(),
-                },
+            return Ok(Some(Claimed {
+                job_id,
+                partner: row.get("partner"),
+                dataset: row.get("dataset"),
+                module_sha256: row.get("module_sha256"),
+                cost: row.get("cost"),
+                audience: row.get("audience"),
+                parameters: serde_json::from_str(&row.get::<String, _>("parameters"))
+                    .unwrap_or_default(),
             }));
         }
         // Another worker took it first: look again.
-    }
-}
-
-/// A job a worker took: given back (for another worker, if it is still queued) when dropped,
-/// however the worker leaves it.
-struct Taken<'q> {
-    queue: &'q Queue,
-    job: Claimed,
-}
-
-impl Drop for Taken<'_> {
-    fn drop(&mut self) {
-        self.queue
-            .taken
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.job.job_id);
     }
 }
 
@@ -326,7 +292,7 @@ async fn quarantine(room: &Room, dataset: &str, sha: &str, reason: &str) {
 async fn crashed(room: &Room, job: &Claimed, error: &str) -> Result<(), RoomError> {
     let mut change = room.change().await?;
     sqlx::query(
-        "UPDATE job_queue SET state = 'failed', error = ?, finished_at = ? WHERE job_id = ? AND state IN ('queued', 'running')",
+        "UPDATE job_queue SET state = 'failed', error = ?, finished_at = ? WHERE job_id = ? AND state = 'running'",
     )
     .bind(error)
     .bind(strongroom::clock::now_rfc3339())
@@ -505,12 +471,11 @@ fn run_guarded(
 /// Claims and runs one job, or waits a little for one.
 fn work_once(state: &AppState, handle: &tokio::runtime::Handle) {
     let claimed = Instant::now();
-    match handle.block_on(claim(&state.queue, &state.room)) {
-        Ok(Some(taken)) => {
-            let job = &taken.job;
+    match handle.block_on(claim(&state.room)) {
+        Ok(Some(job)) => {
             // A job that ran to its end finished its queue row with its result; only a job that
             // did not is finished here.
-            let module = match run_guarded(state, handle, job) {
+            let module = match run_guarded(state, handle, &job) {
                 Ok(module) => module,
                 Err(failure) => {
                     finish_reliably(state, handle, &job.job_id, Some(&failure));

@@ -700,8 +700,7 @@ async fn charge<'r>(
         Err(e) => return Err(e.into()),
     };
     fail::fail_point!("job.inside_charge");
-    // A queued job is `running` from its charge on (a job run directly has no queue row).
-    sqlx::query("UPDATE job_queue SET release_at = ?, state = 'running' WHERE job_id = ?")
+    sqlx::query("UPDATE job_queue SET release_at = ? WHERE job_id = ?")
         .bind(&release_at_text)
         .bind(&job_id)
         .execute(&mut *tx)

@@ -67,11 +67,7 @@ pub fn from_row(
         dataset: r.get("dataset"),
         module_sha256: r.get("module_sha256"),
         cost: r.get("cost"),
-        parameters: serde_json::from_str::<Vec<(String, String)>>(
-            &r.get::<String, _>("parameters"),
-        )
-        .map(|p| p.into_iter().collect())
-        .unwrap_or_default(),
+        parameters: stored_parameters(&r.get::<String, _>("parameters")),
         state: state.to_string(),
         error: match state {
             "refused" | "failed" => error,
@@ -142,4 +138,12 @@ pub fn entry_is_partners(entry: &str, partner: &str) -> bool {
     };
     v.get("partner").and_then(Value::as_str) == Some(partner)
         || v.get("actor").and_then(Value::as_str) == Some(&format!("partner:{partner}"))
+}
+
+/// A queued job's parameters as the queue stores them (a JSON list of pairs), name to value;
+/// none if the text does not parse.
+pub fn stored_parameters(text: &str) -> std::collections::BTreeMap<String, String> {
+    serde_json::from_str::<Vec<(String, String)>>(text)
+        .map(|p| p.into_iter().collect())
+        .unwrap_or_default()
 }
