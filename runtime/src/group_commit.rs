@@ -1,48 +1,88 @@
 //! The room's one writing connection, committing writes in groups.
 //!
-//! Every write in a process goes through [`Writer::begin`]. Writers take the connection in the
-//! order they asked for it (a fair lock), so each starts the moment the one before it is done,
-//! instead of sleeping in SQLite's busy handler. A write is a savepoint inside a transaction that
-//! the writers share: [`WriteTx::commit`] releases the savepoint and, when no other writer is
-//! waiting (or the group is full), commits the shared transaction, one disk flush for the whole
-//! group. A writer whose group another will commit waits for that commit: no writer returns
-//! before its write is durable, and when the commit fails every writer in the group gets the
-//! error and none of their writes is kept.
+//! Every write in a process goes through [`Writer::write`], which runs the whole write (every
+//! statement, and the work between them) on the calling thread, holding the connection: no
+//! statement waits for a hand-off to another thread. Writers take the connection in the order
+//! they asked for it (a fair lock), each the moment the one before it is done, instead of
+//! sleeping in SQLite's busy handler.
 //!
-//! A write dropped without committing rolls back to its savepoint, so the writes before it in
-//! the group stand. Whoever lets go of the connection with the shared transaction open makes
-//! sure someone will commit it: the next writer in line, or, when nobody is in line, a task
-//! spawned to commit what is there. Readers (other connections) see a group only once it is
-//! committed.
+//! A write is a savepoint inside a transaction that the writers share: when the write returns
+//! `Ok`, its savepoint is released and, when no other writer is waiting (or the group is full),
+//! the shared transaction commits, one disk flush for the whole group. A writer whose group
+//! another will commit waits for that commit: no writer returns before its write is durable,
+//! and when the commit fails every writer in the group gets the error and none of their writes
+//! is kept. A write that returns `Err` or panics rolls back to its savepoint, so the writes
+//! before it in the group stand; whoever lets go of the connection with the shared transaction
+//! open and nobody in line commits it first. Readers (other connections) see a group only once it
+//! is committed.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
-use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{ConnectOptions, SqliteConnection};
-use tokio::sync::{Mutex, OwnedMutexGuard, oneshot};
+use parking_lot::{FairMutex, FairMutexGuard};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
 
 /// The most writes one shared transaction takes before it commits, however many are waiting.
 pub const MAX_GROUP: usize = 64;
 
-/// What the writers of a group learn from its commit.
-type GroupResult = Result<(), Arc<sqlx::Error>>;
+/// Why a write could not be made durable.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum WriteError {
+    /// The database refused a statement of this write.
+    #[error("{0}")]
+    Database(Arc<rusqlite::Error>),
+    /// The shared transaction holding this write failed to commit (every write in it is lost).
+    #[error("the group of writes holding this one did not commit: {0}")]
+    Group(Arc<rusqlite::Error>),
+    /// The writer went away before the write's group committed.
+    #[error("the room's writer closed before the write's group committed")]
+    Closed,
+}
 
-/// The connection and the shared transaction's state, behind the fair lock.
+impl From<rusqlite::Error> for WriteError {
+    fn from(e: rusqlite::Error) -> Self {
+        WriteError::Database(Arc::new(e))
+    }
+}
+
+impl WriteError {
+    /// Whether the database refused the write for a uniqueness constraint.
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(self, WriteError::Database(e) if is_unique_violation(e))
+    }
+}
+
+/// Whether `e` is SQLite refusing a write for a uniqueness constraint.
+pub fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(
+        e,
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+    )
+}
+
+/// What the writers of a group learn from its commit.
+type GroupResult = Result<(), Arc<rusqlite::Error>>;
+
+/// The connection and the shared transaction's state, behind the lock.
 struct Shared {
-    conn: SqliteConnection,
+    conn: Connection,
     /// The shared transaction is open.
     open: bool,
-    /// A write was dropped: its savepoint is still there, to be rolled back.
-    abandoned: bool,
     /// The writers waiting for the shared transaction to commit.
-    pending: Vec<oneshot::Sender<GroupResult>>,
+    pending: Vec<SyncSender<GroupResult>>,
 }
 
 /// The one writing connection (cheap to clone: clones share it).
 #[derive(Clone)]
 pub struct Writer {
-    shared: Arc<Mutex<Shared>>,
+    shared: Arc<FairMutex<Shared>>,
     /// Writers waiting for the lock.
     waiting: Arc<AtomicUsize>,
     stats: Arc<Stats>,
@@ -54,61 +94,23 @@ struct Stats {
     writes: AtomicU64,
 }
 
-/// One write: a savepoint in the shared transaction, on the connection it derefs to.
-pub struct WriteTx {
-    guard: OwnedMutexGuard<Shared>,
-    writer: Writer,
-    /// The savepoint exists (begun, neither released nor rolled back).
-    savepoint: bool,
-}
-
-/// Counts a writer in line for the lock until it gets it (or stops waiting).
-struct InLine {
-    writer: Writer,
-    served: bool,
-}
-
-impl Drop for InLine {
-    fn drop(&mut self) {
-        let left = self.writer.waiting.fetch_sub(1, Ordering::SeqCst) - 1;
-        // The last writer in line gave up: the one before it may have left a group to commit.
-        if !self.served && left == 0 {
-            self.writer.spawn_settle();
-        }
-    }
-}
-
-/// Runs one statement. (Boxed with a named lifetime: a spawned task's future must be `Send` for
-/// every lifetime, which sqlx's generic executor future cannot show the compiler otherwise.)
-fn run<'c>(
-    conn: &'c mut SqliteConnection,
-    sql: &'static str,
-) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), sqlx::Error>> + Send + 'c>> {
-    Box::pin(async move { sqlx::query(sql).execute(conn).await.map(|_| ()) })
+/// Opens a connection to the room's database at `path` (never creating one) with the room's
+/// settings: WAL, every commit flushed to disk, foreign keys enforced, and 30 s of patience with
+/// another process's lock.
+pub fn connect(path: &Path, flags: OpenFlags) -> Result<Connection, rusqlite::Error> {
+    let conn = Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    conn.busy_timeout(Duration::from_secs(30))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
 }
 
 impl Shared {
-    /// Rolls back a dropped write's savepoint; on failure abandons the whole group.
-    async fn clear_abandoned(&mut self) -> Result<(), Arc<sqlx::Error>> {
-        if !self.abandoned {
-            return Ok(());
-        }
-        self.abandoned = false;
-        let rolled_back = match run(&mut self.conn, "ROLLBACK TO SAVEPOINT w").await {
-            Ok(()) => run(&mut self.conn, "RELEASE SAVEPOINT w").await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = rolled_back {
-            let e = Arc::new(e);
-            self.fail(e.clone()).await;
-            return Err(e);
-        }
-        Ok(())
-    }
-
     /// Rolls the shared transaction back and tells its writers why.
-    async fn fail(&mut self, e: Arc<sqlx::Error>) {
-        let _ = run(&mut self.conn, "ROLLBACK").await;
+    fn fail(&mut self, e: Arc<rusqlite::Error>) {
+        let _ = self.conn.execute_batch("ROLLBACK");
         self.open = false;
         for waiter in self.pending.drain(..) {
             let _ = waiter.send(Err(e.clone()));
@@ -116,12 +118,11 @@ impl Shared {
     }
 
     /// Commits the shared transaction (if open) and tells its writers.
-    async fn flush(&mut self, stats: &Stats) -> GroupResult {
-        self.clear_abandoned().await?;
+    fn flush(&mut self, stats: &Stats) -> GroupResult {
         if !self.open {
             return Ok(());
         }
-        match run(&mut self.conn, "COMMIT").await {
+        match self.conn.execute_batch("COMMIT") {
             Ok(()) => {
                 self.open = false;
                 stats.groups.fetch_add(1, Ordering::Relaxed);
@@ -135,27 +136,31 @@ impl Shared {
             }
             Err(e) => {
                 let e = Arc::new(e);
-                self.fail(e.clone()).await;
+                self.fail(e.clone());
                 Err(e)
             }
         }
     }
-}
 
-/// The error a writer gets when its group's commit failed (the first error, shared).
-fn group_error(e: Arc<sqlx::Error>) -> sqlx::Error {
-    sqlx::Error::Io(std::io::Error::other(e))
+    /// Takes back the current write: rolls back to its savepoint (on failure, the whole group).
+    fn roll_back_write(&mut self) {
+        let rolled_back = self
+            .conn
+            .execute_batch("ROLLBACK TO SAVEPOINT w; RELEASE SAVEPOINT w");
+        if let Err(e) = rolled_back {
+            self.fail(Arc::new(e));
+        }
+    }
 }
 
 impl Writer {
-    /// Connects the writing connection with `options` (the room's, never creating a database).
-    pub async fn connect(options: SqliteConnectOptions) -> Result<Writer, sqlx::Error> {
-        let conn = options.connect().await?;
+    /// Opens the writing connection to the room's database at `path` (never creating one).
+    pub fn open(path: &Path) -> Result<Writer, rusqlite::Error> {
+        let conn = connect(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
         Ok(Writer {
-            shared: Arc::new(Mutex::new(Shared {
+            shared: Arc::new(FairMutex::new(Shared {
                 conn,
                 open: false,
-                abandoned: false,
                 pending: Vec::new(),
             })),
             waiting: Arc::new(AtomicUsize::new(0)),
@@ -163,26 +168,12 @@ impl Writer {
         })
     }
 
-    /// Begins a write: waits for the connection in turn, then opens a savepoint in the shared
-    /// transaction (beginning it `IMMEDIATE` if none is open).
-    pub async fn begin(&self) -> Result<WriteTx, sqlx::Error> {
-        let mut tx = self.lock().await;
-        tx.guard.clear_abandoned().await.map_err(group_error)?;
-        if !tx.guard.open {
-            run(&mut tx.guard.conn, "BEGIN IMMEDIATE").await?;
-            tx.guard.open = true;
-        }
-        run(&mut tx.guard.conn, "SAVEPOINT w").await?;
-        tx.savepoint = true;
-        Ok(tx)
-    }
-
     /// Writers waiting for the connection now.
     pub fn waiting(&self) -> usize {
         self.waiting.load(Ordering::SeqCst)
     }
 
-    /// Shared transactions committed, and the writes they held, since the writer connected.
+    /// Shared transactions committed, and the writes they held, since the writer opened.
     pub fn committed(&self) -> (u64, u64) {
         (
             self.stats.groups.load(Ordering::Relaxed),
@@ -190,85 +181,78 @@ impl Writer {
         )
     }
 
-    async fn lock(&self) -> WriteTx {
+    /// Waits for the connection in turn (a fair lock: it goes to the writers in the order
+    /// they asked, never to one that arrives later).
+    fn lock(&self) -> FairMutexGuard<'_, Shared> {
         self.waiting.fetch_add(1, Ordering::SeqCst);
-        let mut in_line = InLine {
-            writer: self.clone(),
-            served: false,
-        };
-        let guard = self.shared.clone().lock_owned().await;
-        in_line.served = true;
-        drop(in_line);
-        WriteTx {
-            guard,
-            writer: self.clone(),
-            savepoint: false,
+        let guard = self.shared.lock();
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        guard
+    }
+
+    /// Runs `f` as one write on the calling thread and returns once it is durable (with its
+    /// group), or with the error that kept it or its group from committing. `f` rolls back alone
+    /// if it returns `Err` or panics.
+    pub fn write<T, E>(&self, f: impl FnOnce(&Connection) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<WriteError>,
+    {
+        let mut shared = self.lock();
+        if !shared.open {
+            shared
+                .conn
+                .execute_batch("BEGIN IMMEDIATE")
+                .map_err(WriteError::from)?;
+            shared.open = true;
         }
-    }
-
-    /// Commits, from a task of its own, whatever the shared transaction holds once the
-    /// connection is free (nothing when it is not open).
-    fn spawn_settle(&self) {
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            // No runtime: the process is ending, and no writer in the group has been told it
-            // committed.
-            return;
+        if let Err(e) = shared.conn.execute_batch("SAVEPOINT w") {
+            let e = Arc::new(e);
+            shared.fail(e.clone());
+            return Err(WriteError::Database(e).into());
+        }
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&shared.conn)));
+        let value = match outcome {
+            Ok(Ok(value)) => value,
+            Ok(Err(e)) => {
+                shared.roll_back_write();
+                self.settle(&mut shared);
+                return Err(e);
+            }
+            Err(panic) => {
+                shared.roll_back_write();
+                self.settle(&mut shared);
+                drop(shared);
+                std::panic::resume_unwind(panic);
+            }
         };
-        let writer = self.clone();
-        runtime.spawn(async move {
-            let mut tx = writer.lock().await;
-            let _ = tx.guard.flush(&writer.stats).await;
-        });
-    }
-}
-
-impl WriteTx {
-    /// Commits the write: returns once it is durable (with its group), or with the error that
-    /// kept its group from committing.
-    pub async fn commit(mut self) -> Result<(), sqlx::Error> {
-        run(&mut self.guard.conn, "RELEASE SAVEPOINT w").await?;
-        self.savepoint = false;
-        let (sender, receiver) = oneshot::channel();
-        self.guard.pending.push(sender);
-        if self.writer.waiting() == 0 || self.guard.pending.len() >= MAX_GROUP {
-            return self
-                .guard
-                .flush(&self.writer.stats)
-                .await
-                .map_err(group_error);
+        if let Err(e) = shared.conn.execute_batch("RELEASE SAVEPOINT w") {
+            let e = Arc::new(e);
+            shared.fail(e.clone());
+            return Err(WriteError::Group(e).into());
+        }
+        if self.waiting() == 0 || shared.pending.len() + 1 >= MAX_GROUP {
+            shared.pending.push(sync_channel(1).0);
+            return match shared.flush(&self.stats) {
+                Ok(()) => Ok(value),
+                Err(e) => Err(WriteError::Group(e).into()),
+            };
         }
         // The next writer in line will commit the group, or hand it on.
-        drop(self);
-        match receiver.await {
-            Ok(result) => result.map_err(group_error),
-            Err(_) => Err(sqlx::Error::Io(std::io::Error::other(
-                "the room's writer closed before the write's group committed",
-            ))),
+        let (sender, receiver): (_, Receiver<GroupResult>) = sync_channel(1);
+        shared.pending.push(sender);
+        drop(shared);
+        match receiver.recv() {
+            Ok(Ok(())) => Ok(value),
+            Ok(Err(e)) => Err(WriteError::Group(e).into()),
+            Err(_) => Err(WriteError::Closed.into()),
         }
     }
-}
 
-impl Drop for WriteTx {
-    fn drop(&mut self) {
-        if self.savepoint {
-            self.guard.abandoned = true;
+    /// After a write was taken back: commits the group the writes before it made, unless a
+    /// writer in line will.
+    fn settle(&self, shared: &mut Shared) {
+        if self.waiting() == 0 {
+            let _ = shared.flush(&self.stats);
         }
-        if self.guard.open && self.writer.waiting() == 0 {
-            self.writer.spawn_settle();
-        }
-    }
-}
-
-impl std::ops::Deref for WriteTx {
-    type Target = SqliteConnection;
-
-    fn deref(&self) -> &SqliteConnection {
-        &self.guard.conn
-    }
-}
-
-impl std::ops::DerefMut for WriteTx {
-    fn deref_mut(&mut self) -> &mut SqliteConnection {
-        &mut self.guard.conn
     }
 }

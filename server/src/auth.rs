@@ -12,6 +12,7 @@ use std::time::Instant;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use ring::rand::{SecureRandom, SystemRandom};
+use rusqlite::params;
 use sqlx::Row;
 use subtle::ConstantTimeEq;
 
@@ -108,88 +109,85 @@ pub async fn add_party(room: &Room, name: &str, role: Role) -> Result<String, Ro
         )));
     }
     let (id, secret) = new_token()?;
-    let mut change = room.change().await?;
-    let done = sqlx::query(
-        "INSERT INTO parties (name, role, token_id, token_sha256, created_at) VALUES (?, ?, ?, ?, ?) \
-         ON CONFLICT (name) DO NOTHING",
-    )
-    .bind(name)
-    .bind(role.as_str())
-    .bind(&id)
-    .bind(sha256_hex(secret.as_bytes()))
-    .bind(strongroom::clock::now_rfc3339())
-    .execute(change.conn())
-    .await?;
-    if done.rows_affected() == 0 {
-        return Err(RoomError::Invalid(format!(
-            "a party named '{name}' exists; revoke it and add it under another name, or `party rotate`"
+    room.write(|change| {
+        let done = change
+            .conn()
+            .prepare_cached(
+                "INSERT INTO parties (name, role, token_id, token_sha256, created_at) VALUES (?, ?, ?, ?, ?) \
+                 ON CONFLICT (name) DO NOTHING",
+            )?
+            .execute(params![
+                name,
+                role.as_str(),
+                id,
+                sha256_hex(secret.as_bytes()),
+                strongroom::clock::now_rfc3339()
+            ])?;
+        if done == 0 {
+            return Err(RoomError::Invalid(format!(
+                "a party named '{name}' exists; revoke it and add it under another name, or `party rotate`"
+            )));
+        }
+        fail::fail_point!("party.before_entry", |_| Err(RoomError::Invalid(
+            "injected failure before the party's entry".into()
         )));
-    }
-    fail::fail_point!("party.before_entry", |_| Err(RoomError::Invalid(
-        "injected failure before the party's entry".into()
-    )));
-    change
-        .commit(Event::PartyAdded {
+        change.record(Event::PartyAdded {
             actor: "operator".into(),
             party: name.to_string(),
             role: role.as_str().into(),
             token_id: id.clone(),
         })
-        .await?;
+    })?;
     Ok(format!("sr_{id}_{secret}"))
 }
 
 /// Issues a new token for an existing party (the old one stops working).
 pub async fn rotate_token(room: &Room, name: &str) -> Result<String, RoomError> {
     let (id, secret) = new_token()?;
-    let mut change = room.change().await?;
-    let done = sqlx::query(
-        "UPDATE parties SET token_id = ?, token_sha256 = ?, revoked_at = NULL WHERE name = ?",
-    )
-    .bind(&id)
-    .bind(sha256_hex(secret.as_bytes()))
-    .bind(name)
-    .execute(change.conn())
-    .await?;
-    if done.rows_affected() == 0 {
-        return Err(RoomError::Invalid(format!("no party named '{name}'")));
-    }
-    fail::fail_point!("party.before_entry", |_| Err(RoomError::Invalid(
-        "injected failure before the party's entry".into()
-    )));
-    change
-        .commit(Event::PartyTokenRotated {
+    room.write(|change| {
+        let done = change
+            .conn()
+            .prepare_cached(
+                "UPDATE parties SET token_id = ?, token_sha256 = ?, revoked_at = NULL WHERE name = ?",
+            )?
+            .execute(params![id, sha256_hex(secret.as_bytes()), name])?;
+        if done == 0 {
+            return Err(RoomError::Invalid(format!("no party named '{name}'")));
+        }
+        fail::fail_point!("party.before_entry", |_| Err(RoomError::Invalid(
+            "injected failure before the party's entry".into()
+        )));
+        change.record(Event::PartyTokenRotated {
             actor: "operator".into(),
             party: name.to_string(),
             token_id: id.clone(),
         })
-        .await?;
+    })?;
     Ok(format!("sr_{id}_{secret}"))
 }
 
 /// Revokes a party's token.
 pub async fn revoke_party(room: &Room, name: &str) -> Result<(), RoomError> {
-    let mut change = room.change().await?;
-    let done =
-        sqlx::query("UPDATE parties SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL")
-            .bind(strongroom::clock::now_rfc3339())
-            .bind(name)
-            .execute(change.conn())
-            .await?;
-    if done.rows_affected() == 0 {
-        return Err(RoomError::Invalid(format!(
-            "no active party named '{name}'"
+    room.write(|change| {
+        let done = change
+            .conn()
+            .prepare_cached(
+                "UPDATE parties SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
+            )?
+            .execute(params![strongroom::clock::now_rfc3339(), name])?;
+        if done == 0 {
+            return Err(RoomError::Invalid(format!(
+                "no active party named '{name}'"
+            )));
+        }
+        fail::fail_point!("party.before_entry", |_| Err(RoomError::Invalid(
+            "injected failure before the party's entry".into()
         )));
-    }
-    fail::fail_point!("party.before_entry", |_| Err(RoomError::Invalid(
-        "injected failure before the party's entry".into()
-    )));
-    change
-        .commit(Event::PartyRevoked {
+        change.record(Event::PartyRevoked {
             actor: "operator".into(),
             party: name.to_string(),
         })
-        .await?;
+    })?;
     Ok(())
 }
 

@@ -13,6 +13,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use ring::rand::{SecureRandom, SystemRandom};
+use rusqlite::{OptionalExtension, params};
 use serde_json::Value;
 use sqlx::Row;
 use tokio::io::AsyncWriteExt;
@@ -208,24 +209,25 @@ pub(super) async fn upload_dataset(State(state): Shared, caller: Caller_, body: 
     let uploaded_at = strongroom::clock::now_rfc3339();
     let file = format!("datasets/{name}-{}.sealed", &sha[..16]);
     upload.keep(&state.room.dir().join(&file)).await?;
-    let mut change = state.room.change().await?;
-    sqlx::query(
-        "INSERT INTO datasets (name, header_sha256, file, sealed_by, schema_toml, entities, uploaded_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET header_sha256 = excluded.header_sha256, \
-         file = excluded.file, sealed_by = excluded.sealed_by, schema_toml = excluded.schema_toml, \
-         entities = excluded.entities, uploaded_at = excluded.uploaded_at, quarantined = NULL",
-    )
-    .bind(&name)
-    .bind(&sha)
-    .bind(&file)
-    .bind(&h.sealed_by.name)
-    .bind(&h.schema_toml)
-    .bind(h.entities as i64)
-    .bind(&uploaded_at)
-    .execute(change.conn())
-    .await?;
-    change
-        .commit(Event::DatasetUploaded {
+    state.room.write(|change| {
+        change
+            .conn()
+            .prepare_cached(
+                "INSERT INTO datasets (name, header_sha256, file, sealed_by, schema_toml, entities, uploaded_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET header_sha256 = excluded.header_sha256, \
+                 file = excluded.file, sealed_by = excluded.sealed_by, schema_toml = excluded.schema_toml, \
+                 entities = excluded.entities, uploaded_at = excluded.uploaded_at, quarantined = NULL",
+            )?
+            .execute(params![
+                name,
+                sha,
+                file,
+                h.sealed_by.name,
+                h.schema_toml,
+                h.entities as i64,
+                uploaded_at
+            ])?;
+        change.record(Event::DatasetUploaded {
             actor: caller.actor(),
             dataset: name.clone(),
             header_sha256: sha.clone(),
@@ -233,7 +235,7 @@ pub(super) async fn upload_dataset(State(state): Shared, caller: Caller_, body: 
             sealed_by_ed25519: h.sealed_by.ed25519.clone(),
             entities: h.entities,
         })
-        .await?;
+    })?;
     created(DatasetSummary {
         name,
         header_sha256: sha,
@@ -363,24 +365,20 @@ pub(super) async fn upload_audience(State(state): Shared, caller: Caller_, body:
     .map_err(|_| Problem::internal())??;
     let file = format!("audience-lists/{sha}.sealed");
     upload.keep(&state.room.dir().join(&file)).await?;
-    let mut change = state.room.change().await?;
-    sqlx::query(
-        "INSERT INTO audience_lists (list_sha256, partner, file, uploaded_at) VALUES (?, ?, ?, ?) \
-         ON CONFLICT (list_sha256) DO NOTHING",
-    )
-    .bind(&sha)
-    .bind(&caller.party)
-    .bind(&file)
-    .bind(strongroom::clock::now_rfc3339())
-    .execute(change.conn())
-    .await?;
-    change
-        .commit(Event::AudienceUploaded {
+    state.room.write(|change| {
+        change
+            .conn()
+            .prepare_cached(
+                "INSERT INTO audience_lists (list_sha256, partner, file, uploaded_at) VALUES (?, ?, ?, ?) \
+                 ON CONFLICT (list_sha256) DO NOTHING",
+            )?
+            .execute(params![sha, caller.party, file, strongroom::clock::now_rfc3339()])?;
+        change.record(Event::AudienceUploaded {
             actor: caller.actor(),
             list_sha256: sha.clone(),
             members: members as u64,
         })
-        .await?;
+    })?;
     created(AudienceUploaded {
         list_sha256: sha,
         members: members as u64,
@@ -450,10 +448,7 @@ pub(super) async fn upload_module(
             // Nothing is stored for a refused module: its entry alone records the attempt.
             state
                 .room
-                .change()
-                .await?
-                .commit(uploaded(Some(e.to_string())))
-                .await?;
+                .write(|change| change.record(uploaded(Some(e.to_string()))))?;
             return Err(Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "module_refused",
@@ -479,20 +474,23 @@ pub(super) async fn upload_module(
         super::problem::tracing_log(&format!("storing a module: {e}"));
         Problem::internal()
     })?;
-    let mut change = state.room.change().await?;
-    sqlx::query(
-        "INSERT INTO modules (module_sha256, partner, name, version, mode, uploaded_at) VALUES (?, ?, ?, ?, ?, ?) \
-         ON CONFLICT (module_sha256, partner) DO NOTHING",
-    )
-    .bind(&hash)
-    .bind(&caller.party)
-    .bind(&m.name)
-    .bind(&m.version)
-    .bind(m.mode.to_string())
-    .bind(strongroom::clock::now_rfc3339())
-    .execute(change.conn())
-    .await?;
-    change.commit(uploaded(None)).await?;
+    state.room.write(|change| {
+        change
+            .conn()
+            .prepare_cached(
+                "INSERT INTO modules (module_sha256, partner, name, version, mode, uploaded_at) VALUES (?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT (module_sha256, partner) DO NOTHING",
+            )?
+            .execute(params![
+                hash,
+                caller.party,
+                m.name,
+                m.version,
+                m.mode.to_string(),
+                strongroom::clock::now_rfc3339()
+            ])?;
+        change.record(uploaded(None))
+    })?;
     let decision = state.room.module_decision(&hash, &caller.party).await?;
     created(ModuleUploaded {
         module_sha256: hash,
@@ -605,81 +603,82 @@ pub(super) async fn submit_job(
     let parameters: Vec<(String, String)> = body.parameters.clone().into_iter().collect();
     strongroom::guest_boundary::check_parameters(&parameters)
         .map_err(|e| Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_parameters", e))?;
-    let pool = state.room.pool();
-    let module = sqlx::query("SELECT 1 FROM modules WHERE module_sha256 = ? AND partner = ?")
-        .bind(body.module_sha256.to_ascii_lowercase())
-        .bind(&caller.party)
-        .fetch_optional(pool)
-        .await?;
-    if module.is_none() {
-        return Err(Problem::not_found("module (upload it first)"));
-    }
-    let dataset = sqlx::query("SELECT quarantined FROM datasets WHERE name = ?")
-        .bind(&body.dataset)
-        .fetch_optional(pool)
-        .await?;
-    let Some(dataset) = dataset else {
-        return Err(Problem::not_found("dataset"));
-    };
-    if !partner_has_policy(&state, &caller.party, &body.dataset).await {
-        return Err(Problem::not_found("dataset"));
-    }
-    if dataset.get::<Option<String>, _>("quarantined").is_some() {
-        return Err(Problem::new(
-            StatusCode::CONFLICT,
-            "dataset_quarantined",
-            super::queue::quarantined_error(&body.dataset),
-        ));
-    }
-    if let Some(list) = &body.audience_list {
-        let found =
-            sqlx::query("SELECT 1 FROM audience_lists WHERE list_sha256 = ? AND partner = ?")
-                .bind(list)
-                .bind(&caller.party)
-                .fetch_optional(pool)
-                .await?;
-        if found.is_none() {
-            return Err(Problem::not_found("audience list"));
-        }
-    }
-    // The cap is checked and the job inserted in one statement, so concurrent submissions
-    // cannot overshoot it (SQLite runs each statement as one write transaction).
+    // The checks and the insert are one write: what they found still holds when the job is
+    // queued, and the cap cannot be overshot by concurrent submissions.
     let job_id = new_job_id();
     let max = state.config.max_queued_per_partner;
-    let mut change = state.room.change().await?;
-    let inserted = sqlx::query(
-        "INSERT INTO job_queue (job_id, partner, dataset, module_sha256, cost, audience, parameters, state, submitted_at) \
-         SELECT ?, ?, ?, ?, ?, ?, ?, 'queued', ? \
-         WHERE (SELECT COUNT(*) FROM job_queue WHERE partner = ? AND state IN ('queued', 'running')) < ?",
-    )
-    .bind(&job_id)
-    .bind(&caller.party)
-    .bind(&body.dataset)
-    .bind(body.module_sha256.to_ascii_lowercase())
-    .bind(&body.cost)
-    .bind(&body.audience_list)
-    .bind(serde_json::to_string(&parameters).unwrap_or_else(|_| "[]".into()))
-    .bind(strongroom::clock::now_rfc3339())
-    .bind(&caller.party)
-    .bind(max)
-    .execute(change.conn())
-    .await?;
-    if inserted.rows_affected() == 0 {
-        return Err(Problem::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "queue_full",
-            format!("you have {max} jobs waiting; at most {max} may wait at once"),
-        ));
-    }
-    change
-        .commit(Event::JobQueued {
+    let module_sha256 = body.module_sha256.to_ascii_lowercase();
+    state.room.write(|change| {
+        let conn = change.conn();
+        let module = conn
+            .prepare_cached("SELECT 1 FROM modules WHERE module_sha256 = ? AND partner = ?")?
+            .query_row(params![module_sha256, caller.party], |_| Ok(()))
+            .optional()?;
+        if module.is_none() {
+            return Err(Problem::not_found("module (upload it first)"));
+        }
+        let quarantined: Option<Option<String>> = conn
+            .prepare_cached("SELECT quarantined FROM datasets WHERE name = ?")?
+            .query_row(params![body.dataset], |r| r.get(0))
+            .optional()?;
+        let has_policy = conn
+            .prepare_cached("SELECT 1 FROM policies WHERE partner = ? AND dataset = ?")?
+            .query_row(params![caller.party, body.dataset], |_| Ok(()))
+            .optional()?
+            .is_some();
+        let (Some(quarantined), true) = (quarantined, has_policy) else {
+            return Err(Problem::not_found("dataset"));
+        };
+        if quarantined.is_some() {
+            return Err(Problem::new(
+                StatusCode::CONFLICT,
+                "dataset_quarantined",
+                super::queue::quarantined_error(&body.dataset),
+            ));
+        }
+        if let Some(list) = &body.audience_list {
+            let found = conn
+                .prepare_cached("SELECT 1 FROM audience_lists WHERE list_sha256 = ? AND partner = ?")?
+                .query_row(params![list, caller.party], |_| Ok(()))
+                .optional()?;
+            if found.is_none() {
+                return Err(Problem::not_found("audience list"));
+            }
+        }
+        let inserted = conn
+            .prepare_cached(
+                "INSERT INTO job_queue (job_id, partner, dataset, module_sha256, cost, audience, parameters, state, submitted_at) \
+                 SELECT ?, ?, ?, ?, ?, ?, ?, 'queued', ? \
+                 WHERE (SELECT COUNT(*) FROM job_queue WHERE partner = ? AND state IN ('queued', 'running')) < ?",
+            )?
+            .execute(params![
+                job_id,
+                caller.party,
+                body.dataset,
+                module_sha256,
+                body.cost,
+                body.audience_list,
+                serde_json::to_string(&parameters).unwrap_or_else(|_| "[]".into()),
+                strongroom::clock::now_rfc3339(),
+                caller.party,
+                max
+            ])?;
+        if inserted == 0 {
+            return Err(Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "queue_full",
+                format!("you have {max} jobs waiting; at most {max} may wait at once"),
+            ));
+        }
+        change.record(Event::JobQueued {
             actor: caller.actor(),
             job: job_id.clone(),
             dataset: body.dataset.clone(),
-            module_sha256: body.module_sha256.to_ascii_lowercase(),
+            module_sha256: module_sha256.clone(),
             cost: body.cost.clone(),
-        })
-        .await?;
+        })?;
+        Ok(())
+    })?;
     state.queue.wake();
     Ok((
         StatusCode::ACCEPTED,

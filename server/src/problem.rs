@@ -105,6 +105,20 @@ impl From<strongroom::room::RoomError> for Problem {
     }
 }
 
+impl From<strongroom::group_commit::WriteError> for Problem {
+    fn from(e: strongroom::group_commit::WriteError) -> Problem {
+        tracing_log(&e.to_string());
+        Problem::internal()
+    }
+}
+
+impl From<rusqlite::Error> for Problem {
+    fn from(e: rusqlite::Error) -> Problem {
+        tracing_log(&e.to_string());
+        Problem::internal()
+    }
+}
+
 impl From<sqlx::Error> for Problem {
     fn from(e: sqlx::Error) -> Problem {
         tracing_log(&e.to_string());

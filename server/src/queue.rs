@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use rusqlite::{OptionalExtension, params};
 use sqlx::Row;
 use tokio::sync::Notify;
 
@@ -98,25 +99,26 @@ pub async fn recover(room: &Room) -> Result<u64, RoomError> {
         if recorded(room, &job).await? {
             // It ended (its result and the entries saying so committed together) just before
             // the service stopped: it finished, it was not interrupted.
-            finish(room, &job, None).await?;
+            finish(room, &job, None)?;
             continue;
         }
-        let mut change = room.change().await?;
-        sqlx::query(
-            "UPDATE job_queue SET state = 'failed', error = ?, finished_at = ? WHERE job_id = ? AND state = 'running'",
-        )
-        .bind("interrupted: the service stopped while the job ran; any charge stands")
-        .bind(strongroom::clock::now_rfc3339())
-        .bind(&job)
-        .execute(change.conn())
-        .await?;
-        change
-            .commit(Event::JobInterrupted {
+        room.write(|change| {
+            change
+                .conn()
+                .prepare_cached(
+                    "UPDATE job_queue SET state = 'failed', error = ?, finished_at = ? WHERE job_id = ? AND state = 'running'",
+                )?
+                .execute(params![
+                    "interrupted: the service stopped while the job ran; any charge stands",
+                    strongroom::clock::now_rfc3339(),
+                    job
+                ])?;
+            change.record(Event::JobInterrupted {
                 actor: "room".into(),
                 job: job.clone(),
                 partner: partner.clone(),
             })
-            .await?;
+        })?;
     }
     Ok(rows.len() as u64)
 }
@@ -130,7 +132,7 @@ async fn recorded(room: &Room, job_id: &str) -> Result<bool, sqlx::Error> {
         .is_some())
 }
 
-/// A claimed job.
+/// A claimed job, with the dataset row it names (read in the same transaction).
 struct Claimed {
     job_id: String,
     partner: String,
@@ -139,45 +141,64 @@ struct Claimed {
     cost: String,
     audience: Option<String>,
     parameters: Vec<(String, String)>,
+    /// The dataset's row, if it still has one.
+    dataset_row: Option<DatasetRow>,
+}
+
+/// What a job needs of its dataset's row.
+struct DatasetRow {
+    sha: String,
+    file: String,
+    sealed_by: String,
+    quarantined: bool,
 }
 
 /// Claims the oldest queued job with a conditional update (`queued` to `running`), so that no
-/// job runs twice. The claim is what the partner sees as `running`: taken before the dataset is
-/// opened, so its time does not depend on the data.
-async fn claim(room: &Room) -> Result<Option<Claimed>, sqlx::Error> {
-    loop {
-        let next = sqlx::query(
-            "SELECT job_id, partner, dataset, module_sha256, cost, audience, parameters FROM job_queue \
-             WHERE state = 'queued' ORDER BY submitted_at, job_id LIMIT 1",
-        )
-        .fetch_optional(room.pool())
-        .await?;
-        let Some(row) = next else { return Ok(None) };
-        let job_id: String = row.get("job_id");
-        let mut tx = room.writer().begin().await?;
-        let won = sqlx::query(
+/// job runs twice, and reads its dataset's row, in one write on this thread. The claim is what
+/// the partner sees as `running`: taken before the dataset is opened, so its time does not
+/// depend on the data.
+fn claim(room: &Room) -> Result<Option<Claimed>, RoomError> {
+    room.db().write(|conn| {
+        let next = conn
+            .prepare_cached(
+                "SELECT job_id, partner, dataset, module_sha256, cost, audience, parameters FROM job_queue \
+                 WHERE state = 'queued' ORDER BY submitted_at, job_id LIMIT 1",
+            )?
+            .query_row([], |r| {
+                Ok(Claimed {
+                    job_id: r.get(0)?,
+                    partner: r.get(1)?,
+                    dataset: r.get(2)?,
+                    module_sha256: r.get(3)?,
+                    cost: r.get(4)?,
+                    audience: r.get(5)?,
+                    parameters: serde_json::from_str(&r.get::<_, String>(6)?).unwrap_or_default(),
+                    dataset_row: None,
+                })
+            })
+            .optional()?;
+        let Some(mut job) = next else { return Ok(None) };
+        // The write holds SQLite's write lock from its start: no other writer can take the
+        // row in between (another process included).
+        conn.prepare_cached(
             "UPDATE job_queue SET state = 'running' WHERE job_id = ? AND state = 'queued'",
-        )
-        .bind(&job_id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        tx.commit().await?;
-        if won {
-            return Ok(Some(Claimed {
-                job_id,
-                partner: row.get("partner"),
-                dataset: row.get("dataset"),
-                module_sha256: row.get("module_sha256"),
-                cost: row.get("cost"),
-                audience: row.get("audience"),
-                parameters: serde_json::from_str(&row.get::<String, _>("parameters"))
-                    .unwrap_or_default(),
-            }));
-        }
-        // Another worker took it first: look again.
-    }
+        )?
+        .execute(params![job.job_id])?;
+        job.dataset_row = conn
+            .prepare_cached(
+                "SELECT header_sha256, file, sealed_by, quarantined FROM datasets WHERE name = ?",
+            )?
+            .query_row(params![job.dataset], |r| {
+                Ok(DatasetRow {
+                    sha: r.get(0)?,
+                    file: r.get(1)?,
+                    sealed_by: r.get(2)?,
+                    quarantined: r.get::<_, Option<String>>(3)?.is_some(),
+                })
+            })
+            .optional()?;
+        Ok(Some(job))
+    })
 }
 
 /// Why a job ended without a result: the words, and for a job refused before its charge the
@@ -203,23 +224,20 @@ impl From<&str> for Failure {
     }
 }
 
-async fn finish(room: &Room, job_id: &str, error: Option<&Failure>) -> Result<(), sqlx::Error> {
-    let mut tx = room.writer().begin().await?;
-    sqlx::query(
-        "UPDATE job_queue SET state = ?, error = ?, error_code = ?, finished_at = ? WHERE job_id = ?",
-    )
-        .bind(if error.is_some() {
-            "failed"
-        } else {
-            "finished"
-        })
-        .bind(error.map(|f| f.message.as_str()))
-        .bind(error.and_then(|f| f.code))
-        .bind(strongroom::clock::now_rfc3339())
-        .bind(job_id)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await
+fn finish(room: &Room, job_id: &str, error: Option<&Failure>) -> Result<(), RoomError> {
+    room.db().write(|conn| {
+        conn.prepare_cached(
+            "UPDATE job_queue SET state = ?, error = ?, error_code = ?, finished_at = ? WHERE job_id = ?",
+        )?
+        .execute(params![
+            if error.is_some() { "failed" } else { "finished" },
+            error.map(|f| f.message.as_str()),
+            error.and_then(|f| f.code),
+            strongroom::clock::now_rfc3339(),
+            job_id
+        ])?;
+        Ok(())
+    })
 }
 
 /// Why a dataset could not be opened for a job.
@@ -259,77 +277,63 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 }
 
 /// Marks a dataset quarantined (until the bank uploads it again) and logs it.
-async fn quarantine(room: &Room, dataset: &str, sha: &str, reason: &str) {
-    let marked = async {
-        let mut change = room.change().await?;
-        let marked = sqlx::query(
-            "UPDATE datasets SET quarantined = ? WHERE name = ? AND header_sha256 = ? AND quarantined IS NULL",
-        )
-        .bind(reason)
-        .bind(dataset)
-        .bind(sha)
-        .execute(change.conn())
-        .await?;
-        if marked.rows_affected() == 1 {
-            change
-                .commit(Event::DatasetQuarantined {
-                    actor: "room".into(),
-                    dataset: dataset.to_string(),
-                    header_sha256: sha.to_string(),
-                    reason: reason.to_string(),
-                })
-                .await?;
+fn quarantine(room: &Room, dataset: &str, sha: &str, reason: &str) {
+    let marked = room.write(|change| {
+        let marked = change
+            .conn()
+            .prepare_cached(
+                "UPDATE datasets SET quarantined = ? WHERE name = ? AND header_sha256 = ? AND quarantined IS NULL",
+            )?
+            .execute(params![reason, dataset, sha])?;
+        if marked == 1 {
+            change.record(Event::DatasetQuarantined {
+                actor: "room".into(),
+                dataset: dataset.to_string(),
+                header_sha256: sha.to_string(),
+                reason: reason.to_string(),
+            })?;
         }
         Ok::<(), RoomError>(())
-    };
-    if let Err(e) = marked.await {
+    });
+    if let Err(e) = marked {
         // The job fails either way; the next job on this dataset tries to open it again.
         super::problem::tracing_log(&format!("quarantining dataset {dataset}: {e}"));
     }
 }
 
 /// Fails a job whose worker failed inside it, with its `job.crashed` entry, in one change.
-async fn crashed(room: &Room, job: &Claimed, error: &str) -> Result<(), RoomError> {
-    let mut change = room.change().await?;
-    sqlx::query(
-        "UPDATE job_queue SET state = 'failed', error = ?, finished_at = ? WHERE job_id = ? AND state = 'running'",
-    )
-    .bind(error)
-    .bind(strongroom::clock::now_rfc3339())
-    .bind(&job.job_id)
-    .execute(change.conn())
-    .await?;
-    change
-        .commit(Event::JobCrashed {
+fn crashed(room: &Room, job: &Claimed, error: &str) -> Result<(), RoomError> {
+    room.write(|change| {
+        change
+            .conn()
+            .prepare_cached(
+                "UPDATE job_queue SET state = 'failed', error = ?, finished_at = ? WHERE job_id = ? AND state = 'running'",
+            )?
+            .execute(params![error, strongroom::clock::now_rfc3339(), job.job_id])?;
+        change.record(Event::JobCrashed {
             actor: "room".into(),
             job: job.job_id.clone(),
             partner: job.partner.clone(),
-        })
-        .await?;
-    Ok(())
+        })?;
+        Ok(())
+    })
 }
 
 async fn run_claimed(state: &AppState, job: &Claimed) -> Result<Duration, Failure> {
     let room = &state.room;
     let cost = parse_nano(&job.cost).map_err(|e| format!("cost: {e}"))?;
-    let row = sqlx::query(
-        "SELECT header_sha256, file, sealed_by, quarantined FROM datasets WHERE name = ?",
-    )
-    .bind(&job.dataset)
-    .fetch_optional(room.pool())
-    .await
-    .map_err(|e| e.to_string())?
-    .ok_or_else(|| format!("no dataset '{}'", job.dataset))?;
-    let sha: String = row.get("header_sha256");
-    let file: String = row.get("file");
-    let sealed_by: String = row.get("sealed_by");
-    if row.get::<Option<String>, _>("quarantined").is_some() {
+    let row = job
+        .dataset_row
+        .as_ref()
+        .ok_or_else(|| format!("no dataset '{}'", job.dataset))?;
+    let (sha, file, sealed_by) = (row.sha.clone(), &row.file, row.sealed_by.clone());
+    if row.quarantined {
         return Err(Failure {
             code: Some("dataset_quarantined"),
             message: quarantined_error(&job.dataset),
         });
     }
-    let dataset = match open_dataset(state, &room.dir().join(&file), &sha) {
+    let dataset = match open_dataset(state, &room.dir().join(file), &sha) {
         Ok(d) => d,
         Err(failure) => {
             super::problem::tracing_log(&format!(
@@ -337,7 +341,7 @@ async fn run_claimed(state: &AppState, job: &Claimed) -> Result<Duration, Failur
                 job.dataset, failure.message
             ));
             if failure.quarantine {
-                quarantine(room, &job.dataset, &sha, &failure.message).await;
+                quarantine(room, &job.dataset, &sha, &failure.message);
                 return Err(Failure {
                     code: Some("dataset_quarantined"),
                     message: quarantined_error(&job.dataset),
@@ -452,7 +456,7 @@ fn run_guarded(
             ));
             let error = "internal error: the run failed and any charge stands; the operator has the details";
             for attempt in 1..=30u64 {
-                match handle.block_on(crashed(&state.room, job, error)) {
+                match crashed(&state.room, job, error) {
                     Ok(()) => break,
                     Err(e) => {
                         super::problem::tracing_log(&format!(
@@ -471,14 +475,14 @@ fn run_guarded(
 /// Claims and runs one job, or waits a little for one.
 fn work_once(state: &AppState, handle: &tokio::runtime::Handle) {
     let claimed = Instant::now();
-    match handle.block_on(claim(&state.room)) {
+    match claim(&state.room) {
         Ok(Some(job)) => {
             // A job that ran to its end finished its queue row with its result; only a job that
             // did not is finished here.
             let module = match run_guarded(state, handle, &job) {
                 Ok(module) => module,
                 Err(failure) => {
-                    finish_reliably(state, handle, &job.job_id, Some(&failure));
+                    finish_reliably(state, &job.job_id, Some(&failure));
                     Duration::ZERO
                 }
             };
@@ -500,14 +504,9 @@ fn work_once(state: &AppState, handle: &tokio::runtime::Handle) {
 
 /// Records a job's end, retrying while the database refuses (a job left `running` would wait
 /// for the next restart): the worker does not go on with a job still in hand.
-fn finish_reliably(
-    state: &AppState,
-    handle: &tokio::runtime::Handle,
-    job_id: &str,
-    error: Option<&Failure>,
-) {
+fn finish_reliably(state: &AppState, job_id: &str, error: Option<&Failure>) {
     for attempt in 1..=30u64 {
-        match handle.block_on(finish(&state.room, job_id, error)) {
+        match finish(&state.room, job_id, error) {
             Ok(()) => return,
             Err(e) => {
                 super::problem::tracing_log(&format!(

@@ -3,7 +3,8 @@
 
 Applies every migration in runtime/migrations/ to a fresh PostgreSQL database (the one type
 that differs, SQLite's BLOB, becomes BYTEA), then finds every SQL statement the runtime sends
-(each string given to sqlx::query, query_scalar or query_as in runtime/src/ and server/src/) and has PostgreSQL
+(each string given to sqlx::query, query_scalar or query_as, or to rusqlite's prepare or
+prepare_cached, in runtime/src/ and server/src/) and has PostgreSQL
 parse, plan and type-check it against that schema with PREPARE, after turning `?` placeholders
 into `$1, $2, ...` (the one syntax difference; sqlx uses the driver's own). A statement that
 PostgreSQL cannot infer a placeholder's type for is retried with that placeholder declared as
@@ -21,7 +22,10 @@ import sys
 import psycopg
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-CALL = re.compile(r"sqlx::(?:query|query_scalar|query_as)(?:::<[^>]*>)?\(\s*(&format!\(\s*)?\"")
+CALL = re.compile(
+    r"(?:sqlx::(?:query|query_scalar|query_as)(?:::<[^>]*>)?|\.prepare_cached|\.prepare)"
+    r"\(\s*(&format!\(\s*)?\""
+)
 
 
 def rust_string(text, start):

@@ -11,8 +11,9 @@
 //! covers an entry that is not durable; and the per-entry signatures let an offline verifier name
 //! the first entry that was changed, dropped, reordered or inserted.
 
+use rusqlite::OptionalExtension;
 use serde_json::{Value, json};
-use sqlx::{Row, SqlitePool};
+use sqlx::Row;
 
 use strongroom_verify::canonical::canonical;
 pub use strongroom_verify::checkpoint::Checkpoint;
@@ -23,7 +24,8 @@ use strongroom_verify::note::NoteError;
 
 use super::signer::Signer;
 use crate::clock::now_rfc3339;
-use crate::group_commit::Writer;
+use crate::group_commit::WriteError;
+use crate::room::db::Db;
 
 /// Why the log could not be written or read.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +34,9 @@ pub enum LogError {
     /// Database trouble.
     #[error("audit log database: {0}")]
     Database(#[from] sqlx::Error),
+    /// The write holding an append failed.
+    #[error("audit log database: {0}")]
+    Write(#[from] WriteError),
     /// Stored data is inconsistent.
     #[error("audit log is corrupt: {0}")]
     Corrupt(String),
@@ -73,8 +78,7 @@ pub struct StoredEntry {
 
 /// The room's audit log.
 pub struct AuditLog<'a> {
-    pool: &'a SqlitePool,
-    writer: Option<&'a Writer>,
+    db: &'a Db,
     signer: Signer,
     origin: String,
     witness: Option<Witness>,
@@ -157,21 +161,14 @@ fn fresh_salt() -> Result<String, LogError> {
 }
 
 impl<'a> AuditLog<'a> {
-    /// The log in `pool`, signing with `signer` (the room's key, named after the room).
-    pub fn new(pool: &'a SqlitePool, signer: Signer, room: &str) -> Self {
+    /// The log in `db`, signing with `signer` (the room's key, named after the room).
+    pub fn new(db: &'a Db, signer: Signer, room: &str) -> Self {
         AuditLog {
-            pool,
-            writer: None,
+            db,
             signer,
             origin: origin_for(room),
             witness: None,
         }
-    }
-
-    /// Appends through `writer` (the room's one writing connection) rather than the pool.
-    pub fn with_writer(mut self, writer: &'a Writer) -> Self {
-        self.writer = Some(writer);
-        self
     }
 
     /// Records every new checkpoint in `witness` too, once its entry is committed.
@@ -218,74 +215,65 @@ impl<'a> AuditLog<'a> {
         Ok(())
     }
 
-    /// Appends an event, durably; returns its index. `fields` is an object of event details;
-    /// `index`, `time`, and `event` are added.
+    /// Appends an event, durably; returns its index.
     pub async fn append(&self, event: &Event) -> Result<u64, LogError> {
-        Ok(self.append_with_proof(event).await?.index)
+        Ok(self.append_with_proof(event)?.index)
     }
 
-    /// Appends an event and returns, with its index, the entry's canonical text, the tree head
-    /// that ends with it and the inclusion proof of the entry in that tree.
-    pub async fn append_with_proof(&self, event: &Event) -> Result<Appended, LogError> {
-        let appended = match self.writer {
-            Some(writer) => {
-                let mut tx = writer.begin().await?;
-                let appended = self.append_in(&mut tx, event).await?;
-                tx.commit().await?;
-                appended
-            }
-            None => {
-                let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-                let appended = self.append_in(&mut tx, event).await?;
-                tx.commit().await?;
-                appended
-            }
-        };
+    /// Appends an event, durably, and returns, with its index, the entry's canonical text, the
+    /// tree head that ends with it and the inclusion proof of the entry in that tree.
+    pub fn append_with_proof(&self, event: &Event) -> Result<Appended, LogError> {
+        let appended = self.db.write(|conn| self.append_in(conn, event))?;
         self.committed(&appended)?;
         Ok(appended)
     }
 
-    /// Appends an event inside the caller's transaction (begun `IMMEDIATE`), so that a state
-    /// change and the entry recording it commit together or not at all. After committing, the
-    /// caller calls [`AuditLog::committed`].
-    pub async fn append_in(
+    /// Appends an event inside the caller's write, so that a state change and the entry
+    /// recording it commit together or not at all. After committing, the caller calls
+    /// [`AuditLog::committed`].
+    pub fn append_in(
         &self,
-        tx: &mut sqlx::SqliteConnection,
+        conn: &rusqlite::Connection,
         event: &Event,
     ) -> Result<Appended, LogError> {
-        let mut appended = self.append_all_in(tx, std::slice::from_ref(event)).await?;
+        let mut appended = self.append_all_in(conn, std::slice::from_ref(event))?;
         appended
             .pop()
             .ok_or_else(|| LogError::Corrupt("an append that appended nothing".into()))
     }
 
-    /// Appends events, in order, inside the caller's transaction, as [`AuditLog::append_in`]
-    /// does one by one, in three statements whatever their number: each entry still gets its own
-    /// index, salt and signed tree head. After committing, the caller calls
-    /// [`AuditLog::committed`] with the last.
-    pub async fn append_all_in(
+    /// Appends events, in order, inside the caller's write, as [`AuditLog::append_in`] does
+    /// one by one: each entry gets its own index, salt and signed tree head. After committing,
+    /// the caller calls [`AuditLog::committed`] with the last.
+    pub fn append_all_in(
         &self,
-        tx: &mut sqlx::SqliteConnection,
+        conn: &rusqlite::Connection,
         events: &[Event],
     ) -> Result<Vec<Appended>, LogError> {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        let row = sqlx::query("SELECT size, nodes FROM audit_frontier WHERE id = 1")
-            .fetch_optional(&mut *tx)
-            .await?;
-        let mut frontier = match row {
-            Some(r) => {
-                let size = r.get::<i64, _>("size").max(0) as u64;
-                let nodes: Vec<u8> = r.get("nodes");
-                Frontier::from_bytes(size, &nodes).ok_or_else(|| {
+        let stored = conn
+            .prepare_cached("SELECT size, nodes FROM audit_frontier WHERE id = 1")
+            .and_then(|mut s| {
+                s.query_row([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))
+                    .optional()
+            })
+            .map_err(WriteError::from)?;
+        let mut frontier = match stored {
+            Some((size, nodes)) => {
+                Frontier::from_bytes(size.max(0) as u64, &nodes).ok_or_else(|| {
                     LogError::Corrupt("stored frontier does not match its size".into())
                 })?
             }
             None => Frontier::new(),
         };
         let mut appended = Vec::with_capacity(events.len());
-        let mut rows = Vec::with_capacity(events.len());
+        let mut insert = conn
+            .prepare_cached(
+                "INSERT INTO audit_entries (idx, entry, leaf_hash, tree_head_signature) VALUES (?, ?, ?, ?)",
+            )
+            .map_err(WriteError::from)?;
         for event in events {
             let index = frontier.size();
             let Value::Object(mut map) = serde_json::to_value(event)
@@ -316,7 +304,14 @@ impl<'a> AuditLog<'a> {
             let signature = signature
                 .split_once(' ')
                 .map_or(signature.clone(), |(_, s)| s.to_string());
-            rows.push((index, leaf, signature));
+            insert
+                .execute(rusqlite::params![
+                    index as i64,
+                    entry.as_str(),
+                    leaf.as_slice(),
+                    signature.as_str()
+                ])
+                .map_err(WriteError::from)?;
             appended.push(Appended {
                 index,
                 entry,
@@ -324,27 +319,17 @@ impl<'a> AuditLog<'a> {
                 proof,
             });
         }
-        let mut insert = sqlx::QueryBuilder::new(
-            "INSERT INTO audit_entries (idx, entry, leaf_hash, tree_head_signature) ",
-        );
-        insert.push_values(
-            rows.iter().zip(&appended),
-            |mut row, ((index, leaf, signature), a)| {
-                row.push_bind(*index as i64)
-                    .push_bind(a.entry.as_str())
-                    .push_bind(leaf.as_slice())
-                    .push_bind(signature.as_str());
-            },
-        );
-        insert.build().execute(&mut *tx).await?;
-        sqlx::query(
+        conn.prepare_cached(
             "INSERT INTO audit_frontier (id, size, nodes) VALUES (1, ?, ?) \
              ON CONFLICT (id) DO UPDATE SET size = excluded.size, nodes = excluded.nodes",
         )
-        .bind(frontier.size() as i64)
-        .bind(frontier.to_bytes())
-        .execute(&mut *tx)
-        .await?;
+        .and_then(|mut s| {
+            s.execute(rusqlite::params![
+                frontier.size() as i64,
+                frontier.to_bytes()
+            ])
+        })
+        .map_err(WriteError::from)?;
         Ok(appended)
     }
 
@@ -362,7 +347,7 @@ impl<'a> AuditLog<'a> {
     /// The number of durable entries.
     pub async fn size(&self) -> Result<u64, LogError> {
         let size: Option<i64> = sqlx::query_scalar("SELECT size FROM audit_frontier WHERE id = 1")
-            .fetch_optional(self.pool)
+            .fetch_optional(self.db.pool())
             .await?;
         Ok(size.unwrap_or(0).max(0) as u64)
     }
@@ -370,7 +355,7 @@ impl<'a> AuditLog<'a> {
     /// A signed checkpoint of the log as it is durably now.
     pub async fn checkpoint(&self) -> Result<(Checkpoint, String), LogError> {
         let row = sqlx::query("SELECT size, nodes FROM audit_frontier WHERE id = 1")
-            .fetch_optional(self.pool)
+            .fetch_optional(self.db.pool())
             .await?;
         let frontier = match row {
             Some(r) => Frontier::from_bytes(
@@ -401,7 +386,7 @@ impl<'a> AuditLog<'a> {
         )
         .bind(i64::try_from(from).unwrap_or(i64::MAX))
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(self.pool)
+        .fetch_all(self.db.pool())
         .await?;
         Ok(rows
             .iter()
@@ -416,7 +401,7 @@ impl<'a> AuditLog<'a> {
     /// The whole tree, built from the stored leaf hashes (O(n); for proofs).
     pub async fn tree(&self) -> Result<MerkleTree, LogError> {
         let rows = sqlx::query("SELECT leaf_hash FROM audit_entries ORDER BY idx")
-            .fetch_all(self.pool)
+            .fetch_all(self.db.pool())
             .await?;
         let mut leaves = Vec::with_capacity(rows.len());
         for r in &rows {

@@ -4,14 +4,17 @@
 //! durably before its module runs, and a charge is never refunded, whatever happens to the job
 //! after it. The total is the one the policy for the job's dataset sets.
 //!
-//! A charge is one `BEGIN IMMEDIATE` transaction: it takes SQLite's write lock before reading
+//! A charge is one write on the room's writer, inside a `BEGIN IMMEDIATE` transaction: it holds SQLite's write lock while reading
 //! what is spent, so two jobs racing for the last of a budget are serialised and cannot both pass.
 //! (On PostgreSQL the same code would lock the budget row with `SELECT ... FOR UPDATE`.)
 
-use sqlx::{Row, SqlitePool};
+use rusqlite::{Connection, OptionalExtension, params};
+use sqlx::Row;
 
 use super::mechanism::format_nano;
 use crate::clock::now_rfc3339;
+use crate::group_commit::WriteError;
+use crate::room::db::Db;
 
 /// Why a charge was refused.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +50,15 @@ pub enum LedgerError {
     /// Database trouble.
     #[error("ledger database: {0}")]
     Database(#[from] sqlx::Error),
+    /// The write holding the charge failed.
+    #[error("ledger database: {0}")]
+    Write(#[from] WriteError),
+}
+
+impl From<rusqlite::Error> for LedgerError {
+    fn from(e: rusqlite::Error) -> Self {
+        LedgerError::Write(e.into())
+    }
 }
 
 /// A budget and what is spent of it.
@@ -93,7 +105,7 @@ impl BudgetStatus {
 /// The ledger over the room's database.
 #[derive(Clone)]
 pub struct PrivacyLedger {
-    pool: SqlitePool,
+    db: Db,
 }
 
 fn to_i64(v: u64) -> i64 {
@@ -101,9 +113,9 @@ fn to_i64(v: u64) -> i64 {
 }
 
 impl PrivacyLedger {
-    /// A ledger in `pool`'s database.
-    pub fn new(pool: SqlitePool) -> Self {
-        PrivacyLedger { pool }
+    /// A ledger in `db`.
+    pub fn new(db: Db) -> Self {
+        PrivacyLedger { db }
     }
 
     /// Sets (or replaces) the total budget of a partner on a dataset. Spent amounts are kept.
@@ -113,75 +125,57 @@ impl PrivacyLedger {
         dataset: &str,
         total_nano_rho: u64,
     ) -> Result<(), LedgerError> {
-        let mut conn = self.pool.acquire().await?;
-        Self::set_budget_in(&mut conn, partner, dataset, total_nano_rho).await
+        self.db
+            .write(|conn| Self::set_budget_in(conn, partner, dataset, total_nano_rho))
     }
 
-    /// [`PrivacyLedger::set_budget`] inside the caller's transaction.
-    pub async fn set_budget_in(
-        tx: &mut sqlx::SqliteConnection,
+    /// [`PrivacyLedger::set_budget`] inside the caller's write.
+    pub fn set_budget_in(
+        conn: &Connection,
         partner: &str,
         dataset: &str,
         total_nano_rho: u64,
     ) -> Result<(), LedgerError> {
-        sqlx::query(
+        conn.prepare_cached(
             "INSERT INTO budgets (partner, dataset, total_nano_rho) VALUES (?, ?, ?) \
              ON CONFLICT (partner, dataset) DO UPDATE SET total_nano_rho = excluded.total_nano_rho",
-        )
-        .bind(partner)
-        .bind(dataset)
-        .bind(to_i64(total_nano_rho))
-        .execute(&mut *tx)
-        .await?;
+        )?
+        .execute(params![partner, dataset, to_i64(total_nano_rho)])?;
         Ok(())
     }
 
     /// Charges a job to its partner's budget in its domain, durably, or refuses. Records the
     /// dataset's domain on first use. Returns the status after the charge.
     pub async fn charge(&self, charge: &Charge<'_>) -> Result<BudgetStatus, LedgerError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        match Self::charge_in(&mut tx, charge).await {
-            Ok(status) => {
-                tx.commit().await?;
-                Ok(status)
-            }
+        self.db.write(|conn| match Self::charge_in(conn, charge) {
+            Ok(status) => Ok(Ok(status)),
             // A refusal keeps the dataset's domain (the only write), charges nothing.
             Err(e @ (LedgerError::TooManyJobs { .. } | LedgerError::Exhausted { .. })) => {
-                tx.commit().await?;
-                Err(e)
+                Ok(Err(e))
             }
             Err(e) => Err(e),
-        }
+        })?
     }
 
-    /// [`PrivacyLedger::charge`] inside the caller's transaction (begun `IMMEDIATE`), so the
-    /// charge commits together with what records it; the caller commits. On `TooManyJobs` or
-    /// `Exhausted` only the dataset's domain was written; on other errors, roll back.
-    pub async fn charge_in(
-        tx: &mut sqlx::SqliteConnection,
-        charge: &Charge<'_>,
-    ) -> Result<BudgetStatus, LedgerError> {
-        sqlx::query(
+    /// [`PrivacyLedger::charge`] inside the caller's write (which holds SQLite's write lock
+    /// from its start), so the charge commits together with what records it. On `TooManyJobs`
+    /// or `Exhausted` only the dataset's domain was written; on other errors, roll back.
+    pub fn charge_in(conn: &Connection, charge: &Charge<'_>) -> Result<BudgetStatus, LedgerError> {
+        conn.prepare_cached(
             "INSERT INTO dataset_domains (dataset, domain) VALUES (?, ?) \
              ON CONFLICT (dataset) DO UPDATE SET domain = excluded.domain",
-        )
-        .bind(charge.dataset)
-        .bind(charge.domain)
-        .execute(&mut *tx)
-        .await?;
-        let status = status_in(&mut *tx, charge.partner, charge.dataset).await?;
+        )?
+        .execute(params![charge.dataset, charge.domain])?;
+        let status = status_in(conn, charge.partner, charge.dataset)?;
         if let Some(cap) = charge.max_jobs_per_day {
             let since = (time::OffsetDateTime::now_utc() - time::Duration::days(1))
                 .format(&time::format_description::well_known::Rfc3339)
                 .unwrap_or_default();
-            let recent: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM charges WHERE partner = ? AND domain = ? AND charged_at > ?",
-            )
-            .bind(charge.partner)
-            .bind(charge.domain)
-            .bind(&since)
-            .fetch_one(&mut *tx)
-            .await?;
+            let recent: i64 = conn
+                .prepare_cached(
+                    "SELECT COUNT(*) FROM charges WHERE partner = ? AND domain = ? AND charged_at > ?",
+                )?
+                .query_row(params![charge.partner, charge.domain, since], |r| r.get(0))?;
             if recent.max(0) as u64 >= cap {
                 return Err(LedgerError::TooManyJobs { cap });
             }
@@ -193,23 +187,24 @@ impl PrivacyLedger {
                 total: status.total_nano_rho,
             });
         }
-        let inserted = sqlx::query(
-            "INSERT INTO charges (job_id, partner, dataset, domain, cost_nano_rho, charged_at) VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(charge.job_id)
-        .bind(charge.partner)
-        .bind(charge.dataset)
-        .bind(charge.domain)
-        .bind(to_i64(charge.cost))
-        .bind(now_rfc3339())
-        .execute(&mut *tx)
-        .await;
-        if let Err(sqlx::Error::Database(e)) = &inserted
-            && e.is_unique_violation()
-        {
-            return Err(LedgerError::DuplicateJob(charge.job_id.to_string()));
-        }
-        inserted?;
+        let inserted = conn
+            .prepare_cached(
+                "INSERT INTO charges (job_id, partner, dataset, domain, cost_nano_rho, charged_at) VALUES (?, ?, ?, ?, ?, ?)",
+            )?
+            .execute(params![
+                charge.job_id,
+                charge.partner,
+                charge.dataset,
+                charge.domain,
+                to_i64(charge.cost),
+                now_rfc3339()
+            ]);
+        match inserted {
+            Err(e) if crate::group_commit::is_unique_violation(&e) => {
+                return Err(LedgerError::DuplicateJob(charge.job_id.to_string()));
+            }
+            other => other?,
+        };
         Ok(BudgetStatus {
             spent_nano_rho: status.spent_nano_rho + charge.cost,
             jobs: status.jobs + 1,
@@ -219,8 +214,7 @@ impl PrivacyLedger {
 
     /// The budget of one partner on one dataset.
     pub async fn status(&self, partner: &str, dataset: &str) -> Result<BudgetStatus, LedgerError> {
-        let mut conn = self.pool.acquire().await?;
-        status_in(&mut conn, partner, dataset).await
+        self.db.read(|conn| status_in(conn, partner, dataset))
     }
 
     /// Every budget.
@@ -232,7 +226,7 @@ impl PrivacyLedger {
              LEFT JOIN charges c ON c.partner = b.partner AND c.domain = COALESCE(d.domain, b.dataset) \
              GROUP BY b.partner, b.dataset, d.domain, b.total_nano_rho ORDER BY b.partner, b.dataset",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(self.db.pool())
         .await?;
         Ok(rows
             .iter()
@@ -248,42 +242,33 @@ impl PrivacyLedger {
     }
 }
 
-async fn status_in(
-    conn: &mut sqlx::SqliteConnection,
-    partner: &str,
-    dataset: &str,
-) -> Result<BudgetStatus, LedgerError> {
-    let total: Option<i64> =
-        sqlx::query_scalar("SELECT total_nano_rho FROM budgets WHERE partner = ? AND dataset = ?")
-            .bind(partner)
-            .bind(dataset)
-            .fetch_optional(&mut *conn)
-            .await?;
+fn status_in(conn: &Connection, partner: &str, dataset: &str) -> Result<BudgetStatus, LedgerError> {
+    let total: Option<i64> = conn
+        .prepare_cached("SELECT total_nano_rho FROM budgets WHERE partner = ? AND dataset = ?")?
+        .query_row(params![partner, dataset], |r| r.get(0))
+        .optional()?;
     let Some(total) = total else {
         return Err(LedgerError::NoBudget {
             partner: partner.into(),
             dataset: dataset.into(),
         });
     };
-    let domain: Option<String> =
-        sqlx::query_scalar("SELECT domain FROM dataset_domains WHERE dataset = ?")
-            .bind(dataset)
-            .fetch_optional(&mut *conn)
-            .await?;
+    let domain: Option<String> = conn
+        .prepare_cached("SELECT domain FROM dataset_domains WHERE dataset = ?")?
+        .query_row(params![dataset], |r| r.get(0))
+        .optional()?;
     let domain = domain.unwrap_or_else(|| dataset.to_string());
-    let row = sqlx::query(
-        "SELECT COALESCE(SUM(cost_nano_rho), 0) AS spent, COUNT(*) AS jobs FROM charges WHERE partner = ? AND domain = ?",
-    )
-    .bind(partner)
-    .bind(&domain)
-    .fetch_one(&mut *conn)
-    .await?;
+    let (spent, jobs): (i64, i64) = conn
+        .prepare_cached(
+            "SELECT COALESCE(SUM(cost_nano_rho), 0) AS spent, COUNT(*) AS jobs FROM charges WHERE partner = ? AND domain = ?",
+        )?
+        .query_row(params![partner, domain], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(BudgetStatus {
         partner: partner.into(),
         dataset: dataset.into(),
         domain,
         total_nano_rho: total.max(0) as u64,
-        spent_nano_rho: row.get::<i64, _>("spent").max(0) as u64,
-        jobs: row.get::<i64, _>("jobs").max(0) as u64,
+        spent_nano_rho: spent.max(0) as u64,
+        jobs: jobs.max(0) as u64,
     })
 }

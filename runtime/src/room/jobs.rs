@@ -4,10 +4,12 @@
 use std::sync::Arc;
 
 use ring::rand::{SecureRandom, SystemRandom};
+use rusqlite::params;
 use sqlx::Row;
 
 use super::policy::{Policy, ReleaseMode};
 use super::{Room, RoomError, db};
+use crate::audit_log::log::Appended;
 use crate::dataset::Dataset;
 use crate::dataset::audience::AudienceList;
 use crate::guest_boundary::vetting::DEFAULT_MAX_MODULE_BYTES;
@@ -168,6 +170,18 @@ pub enum JobError {
         /// What failed.
         reason: String,
     },
+}
+
+impl From<crate::group_commit::WriteError> for JobError {
+    fn from(e: crate::group_commit::WriteError) -> Self {
+        JobError::Room(e.into())
+    }
+}
+
+impl From<rusqlite::Error> for JobError {
+    fn from(e: rusqlite::Error) -> Self {
+        JobError::Room(e.into())
+    }
 }
 
 /// Why a job was refused before its charge, or a decision on it could not be made. Each has a
@@ -428,10 +442,9 @@ pub async fn run_job(
             module_sha256: module_sha256.clone(),
             reason: e.to_string(),
         };
-        room.change()
-            .await?
-            .commit_all(vetted.take().into_iter().chain([refused]).collect())
-            .await?;
+        room.write(|change| {
+            change.record_all(vetted.take().into_iter().chain([refused]).collect())
+        })?;
     }
     result
 }
@@ -668,92 +681,96 @@ async fn charge<'r>(
     // none of them does. Every job writes the same entries in the same order, whatever its data:
     // dataset.loaded, budget.charged, job.started now; job.finished and the result entry at the
     // release time.
-    let mut tx = room.writer().begin().await?;
-    let status = match PrivacyLedger::charge_in(
-        &mut tx,
-        &Charge {
-            partner: request.partner,
-            dataset: &dataset_name,
-            domain: &domain,
-            job_id: &job_id,
-            cost: charged,
-            max_jobs_per_day: policy.max_jobs_per_day,
-        },
-    )
-    .await
-    {
-        Ok(status) => status,
-        Err(e @ (LedgerError::TooManyJobs { .. } | LedgerError::Exhausted { .. })) => {
-            // Refused: only the dataset's domain was recorded, and the vetting entry.
-            if let Some(entry) = vetted.take() {
-                let appended = audit
-                    .append_in(&mut tx, &entry)
-                    .await
-                    .map_err(RoomError::from)?;
-                tx.commit().await?;
+    enum ChargeOutcome {
+        Done(crate::output_gate::ledger::BudgetStatus, Appended),
+        Refused(LedgerError, Option<Appended>),
+    }
+    let charged_ = room.db().write(|conn| {
+        let status = match PrivacyLedger::charge_in(
+            conn,
+            &Charge {
+                partner: request.partner,
+                dataset: &dataset_name,
+                domain: &domain,
+                job_id: &job_id,
+                cost: charged,
+                max_jobs_per_day: policy.max_jobs_per_day,
+            },
+        ) {
+            Ok(status) => status,
+            Err(e @ (LedgerError::TooManyJobs { .. } | LedgerError::Exhausted { .. })) => {
+                // Refused: only the dataset's domain was recorded, and the vetting entry.
+                let appended = match vetted.take() {
+                    Some(entry) => Some(audit.append_in(conn, &entry).map_err(RoomError::from)?),
+                    None => None,
+                };
+                return Ok(ChargeOutcome::Refused(e, appended));
+            }
+            Err(e) => return Err(JobError::from(e)),
+        };
+        fail::fail_point!("job.inside_charge");
+        conn.prepare_cached("UPDATE job_queue SET release_at = ? WHERE job_id = ?")?
+            .execute(params![release_at_text, job_id])?;
+        // The vetting entry first (when this job vetted its module), then the three the charge
+        // makes: appended together.
+        let mut entries: Vec<Event> = vetted.take().into_iter().collect();
+        entries.extend([
+            Event::DatasetLoaded {
+                actor: "room".into(),
+                job: job_id.clone(),
+                dataset: dataset_name.clone(),
+                dataset_sha256: request.dataset_sha256.clone(),
+                origin: request.dataset_origin.clone(),
+                domain: domain.to_string(),
+                entities: request.dataset.entities() as u64,
+                // The list's identity and size, never how many customers it matched.
+                audience: request.audience.as_ref().map(|a| AudienceSummary {
+                    list_sha256: a.sha256.clone(),
+                    sealed_by: a.sealed_by.clone(),
+                    members: a.list.members() as u64,
+                    identifiers: a.list.identifier_counts(),
+                }),
+            },
+            Event::BudgetCharged {
+                actor: actor.clone(),
+                job: job_id.clone(),
+                partner: request.partner.to_string(),
+                dataset: dataset_name.clone(),
+                domain: domain.to_string(),
+                module_sha256: prepared.module.hash_hex(),
+                policy_sha256: policy.sha256.clone(),
+                mechanism: format!("{:?}", policy.mechanism).to_lowercase(),
+                cost_nano_rho: charged,
+                remaining_nano_rho: status.remaining(),
+            },
+            Event::JobStarted {
+                actor: "room".into(),
+                job: job_id.clone(),
+                mode: manifest.mode.to_string(),
+                entities: request.dataset.entities() as u64,
+                release_at: release_at_text.clone(),
+                parameters: parameters.clone(),
+            },
+        ]);
+        let started_entry = audit
+            .append_all_in(conn, &entries)
+            .map_err(RoomError::from)?
+            .pop()
+            .ok_or_else(|| RoomError::Invalid("the charge's entries were not appended".into()))?;
+        Ok(ChargeOutcome::Done(status, started_entry))
+    })?;
+    let status = match charged_ {
+        ChargeOutcome::Done(status, started_entry) => {
+            audit.committed(&started_entry).map_err(RoomError::from)?;
+            status
+        }
+        ChargeOutcome::Refused(e, appended) => {
+            if let Some(appended) = appended {
                 audit.committed(&appended).map_err(RoomError::from)?;
-            } else {
-                tx.commit().await?;
             }
             return Err(e.into());
         }
-        Err(e) => return Err(e.into()),
     };
-    fail::fail_point!("job.inside_charge");
-    sqlx::query("UPDATE job_queue SET release_at = ? WHERE job_id = ?")
-        .bind(&release_at_text)
-        .bind(&job_id)
-        .execute(&mut *tx)
-        .await?;
-    // The vetting entry first (when this job vetted its module), then the three the charge
-    // makes: appended together.
-    let mut entries: Vec<Event> = vetted.take().into_iter().collect();
-    entries.extend([
-        Event::DatasetLoaded {
-            actor: "room".into(),
-            job: job_id.clone(),
-            dataset: dataset_name.clone(),
-            dataset_sha256: request.dataset_sha256.clone(),
-            origin: request.dataset_origin.clone(),
-            domain: domain.to_string(),
-            entities: request.dataset.entities() as u64,
-            // The list's identity and size, never how many customers it matched.
-            audience: request.audience.as_ref().map(|a| AudienceSummary {
-                list_sha256: a.sha256.clone(),
-                sealed_by: a.sealed_by.clone(),
-                members: a.list.members() as u64,
-                identifiers: a.list.identifier_counts(),
-            }),
-        },
-        Event::BudgetCharged {
-            actor: actor.clone(),
-            job: job_id.clone(),
-            partner: request.partner.to_string(),
-            dataset: dataset_name.clone(),
-            domain: domain.to_string(),
-            module_sha256: prepared.module.hash_hex(),
-            policy_sha256: policy.sha256.clone(),
-            mechanism: format!("{:?}", policy.mechanism).to_lowercase(),
-            cost_nano_rho: charged,
-            remaining_nano_rho: status.remaining(),
-        },
-        Event::JobStarted {
-            actor: "room".into(),
-            job: job_id.clone(),
-            mode: manifest.mode.to_string(),
-            entities: request.dataset.entities() as u64,
-            release_at: release_at_text.clone(),
-            parameters: parameters.clone(),
-        },
-    ]);
-    let started_entry = audit
-        .append_all_in(&mut tx, &entries)
-        .await
-        .map_err(RoomError::from)?
-        .pop()
-        .ok_or_else(|| RoomError::Invalid("the charge's entries were not appended".into()))?;
-    tx.commit().await?;
-    audit.committed(&started_entry).map_err(RoomError::from)?;
     fail::fail_point!("job.after_charge");
     fail::fail_point!("job.after_started");
     Ok(Charged {
@@ -925,73 +942,66 @@ async fn release(
         JobStatus::Held => Event::ResultHeld(facts),
         _ => Event::ResultNone(facts),
     };
-    let mut tx = room.writer().begin().await?;
-    let logged = audit
-        .append_all_in(&mut tx, &[finished, release_event])
-        .await
-        .map_err(RoomError::from)?
-        .pop()
-        .ok_or_else(|| RoomError::Invalid("the job's end was not appended".into()))?;
-    fail::fail_point!("job.after_result_entry");
-    let receipt = Receipt {
-        room: room.name().to_string(),
-        job: job_id.clone(),
-        partner: request.partner.to_string(),
-        module_sha256: prepared.module.hash_hex(),
-        dataset: dataset_name.clone(),
-        dataset_sha256: request.dataset_sha256.clone(),
-        policy_sha256: policy.sha256.clone(),
-        outcome: outcome.clone(),
-        result_sha256,
-        cost_rho: format_nano(charged),
-        // The release time, fixed before the run: the receipt carries no duration.
-        time: release_at_text.clone(),
-        log: Some(LogPosition {
-            index: logged.index,
-            size: logged.checkpoint.size,
-            root: logged.checkpoint.root,
-            proof: logged.proof.clone(),
-            entry: logged.entry.clone(),
-        }),
-    };
-    let receipt = room
-        .keys
-        .signer()
-        .sign(&receipt.text())
-        .map_err(|e| after_charge(format!("signing the receipt: {e}")))?;
-    sqlx::query(
-        "INSERT INTO jobs (job_id, partner, dataset, module_sha256, outcome, status, result_json, receipt, bank_detail, finished_at, release_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&job_id)
-    .bind(request.partner)
-    .bind(&dataset_name)
-    .bind(prepared.module.hash_hex())
-    .bind(&outcome)
-    .bind(job_status.as_str())
-    .bind(&result_json)
-    .bind(&receipt)
-    .bind(&bank_detail)
-    .bind(crate::clock::now_rfc3339())
-    .bind(&release_at_text)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query("INSERT INTO job_diagnostics (job_id, salt, text) VALUES (?, ?, ?)")
-        .bind(&job_id)
-        .bind(&diagnostics_salt)
-        .bind(&diagnostics)
-        .execute(&mut *tx)
-        .await?;
-    // A queued job's queue row ends with it (a job run directly has none).
-    sqlx::query(
-        "UPDATE job_queue SET state = 'finished', error = NULL, finished_at = ? WHERE job_id = ? AND state = 'running'",
-    )
-    .bind(crate::clock::now_rfc3339())
-    .bind(&job_id)
-    .execute(&mut *tx)
-    .await?;
-    fail::fail_point!("job.before_release_commit");
-    tx.commit().await?;
+    let (logged, receipt) = room.db().write(|conn| {
+        let logged = audit
+            .append_all_in(conn, &[finished, release_event])
+            .map_err(RoomError::from)?
+            .pop()
+            .ok_or_else(|| RoomError::Invalid("the job's end was not appended".into()))?;
+        fail::fail_point!("job.after_result_entry");
+        let receipt = Receipt {
+            room: room.name().to_string(),
+            job: job_id.clone(),
+            partner: request.partner.to_string(),
+            module_sha256: prepared.module.hash_hex(),
+            dataset: dataset_name.clone(),
+            dataset_sha256: request.dataset_sha256.clone(),
+            policy_sha256: policy.sha256.clone(),
+            outcome: outcome.clone(),
+            result_sha256,
+            cost_rho: format_nano(charged),
+            // The release time, fixed before the run: the receipt carries no duration.
+            time: release_at_text.clone(),
+            log: Some(LogPosition {
+                index: logged.index,
+                size: logged.checkpoint.size,
+                root: logged.checkpoint.root,
+                proof: logged.proof.clone(),
+                entry: logged.entry.clone(),
+            }),
+        };
+        let receipt = room
+            .keys
+            .signer()
+            .sign(&receipt.text())
+            .map_err(|e| after_charge(format!("signing the receipt: {e}")))?;
+        conn.prepare_cached(
+            "INSERT INTO jobs (job_id, partner, dataset, module_sha256, outcome, status, result_json, receipt, bank_detail, finished_at, release_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )?
+        .execute(params![
+            job_id,
+            request.partner,
+            dataset_name,
+            prepared.module.hash_hex(),
+            outcome,
+            job_status.as_str(),
+            result_json,
+            receipt,
+            bank_detail,
+            crate::clock::now_rfc3339(),
+            release_at_text
+        ])?;
+        conn.prepare_cached("INSERT INTO job_diagnostics (job_id, salt, text) VALUES (?, ?, ?)")?
+            .execute(params![job_id, diagnostics_salt, diagnostics])?;
+        // A queued job's queue row ends with it (a job run directly has none).
+        conn.prepare_cached(
+            "UPDATE job_queue SET state = 'finished', error = NULL, finished_at = ? WHERE job_id = ? AND state = 'running'",
+        )?
+        .execute(params![crate::clock::now_rfc3339(), job_id])?;
+        fail::fail_point!("job.before_release_commit");
+        Ok::<_, JobError>((logged, receipt))
+    })?;
     audit.committed(&logged).map_err(RoomError::from)?;
     fail::fail_point!("job.after_release");
     Ok(JobResult {
@@ -1098,28 +1108,27 @@ pub async fn decide_held(
         ))));
     }
     let new_status = if release { "released" } else { "withheld" };
-    let mut change = room.change().await?;
-    let done = sqlx::query("UPDATE jobs SET status = ? WHERE job_id = ? AND status = 'held'")
-        .bind(new_status)
-        .bind(job_id)
-        .execute(change.conn())
-        .await?;
-    if done.rows_affected() == 0 {
-        return Err(JobError::Refused(Refusal::NotHeld(format!(
-            "job '{job_id}' was decided by someone else meanwhile"
-        ))));
-    }
-    fail::fail_point!("held.before_entry", |_| Err(JobError::Refused(
-        Refusal::NotHeld("injected failure before the decision's entry".into())
-    )));
-    let (actor, job) = ("bank".to_string(), job_id.to_string());
-    change
-        .commit(if release {
+    room.write(|change| {
+        let done = change
+            .conn()
+            .prepare_cached("UPDATE jobs SET status = ? WHERE job_id = ? AND status = 'held'")?
+            .execute(params![new_status, job_id])?;
+        if done == 0 {
+            return Err(JobError::Refused(Refusal::NotHeld(format!(
+                "job '{job_id}' was decided by someone else meanwhile"
+            ))));
+        }
+        fail::fail_point!("held.before_entry", |_| Err(JobError::Refused(
+            Refusal::NotHeld("injected failure before the decision's entry".into())
+        )));
+        let (actor, job) = ("bank".to_string(), job_id.to_string());
+        change.record(if release {
             Event::ResultReleasedByBank { actor, job }
         } else {
             Event::ResultWithheld { actor, job }
-        })
-        .await?;
+        })?;
+        Ok(())
+    })?;
     if !release {
         return Ok(None);
     }

@@ -19,11 +19,12 @@ pub mod policy;
 
 use std::path::{Path, PathBuf};
 
+use rusqlite::{OptionalExtension, params};
 use serde::Deserialize;
-use sqlx::{Row, SqlitePool};
+use sqlx::SqlitePool;
 
 use crate::audit_log::log::{AuditLog, LogError, Witness};
-use crate::group_commit::Writer;
+use crate::group_commit::{WriteError, Writer};
 use crate::guest_boundary::cache::ModuleCache;
 use crate::keys::{KeyError, OperatorSecret, RoomKeys};
 use crate::output_gate::ledger::PrivacyLedger;
@@ -43,9 +44,12 @@ pub enum RoomError {
     /// Audit log trouble.
     #[error(transparent)]
     Audit(#[from] LogError),
-    /// Migration trouble.
-    #[error("room database migration: {0}")]
-    Migration(#[from] sqlx::migrate::MigrateError),
+    /// A write failed (and nothing of it was kept).
+    #[error("room database: {0}")]
+    Write(#[from] WriteError),
+    /// The database could not be opened.
+    #[error("room database: {0}")]
+    Open(#[from] db::OpenError),
     /// Filesystem or format trouble.
     #[error("{0}")]
     Invalid(String),
@@ -61,6 +65,12 @@ pub enum RoomError {
     },
 }
 
+impl From<rusqlite::Error> for RoomError {
+    fn from(e: rusqlite::Error) -> Self {
+        RoomError::Write(e.into())
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RoomFile {
@@ -71,8 +81,7 @@ struct RoomFile {
 pub struct Room {
     dir: PathBuf,
     keys: RoomKeys,
-    pool: SqlitePool,
-    writer: Writer,
+    db: db::Db,
 }
 
 impl Room {
@@ -89,13 +98,18 @@ impl Room {
     /// Its database: the ledger, policies, jobs, parties and the audit log. For reading; write
     /// through [`Room::writer`] (or a [`Room::change`]).
     pub fn pool(&self) -> &SqlitePool {
-        &self.pool
+        self.db.pool()
     }
 
-    /// Its one writing connection in this process (see [`db::writer`]): every write begins on
-    /// it.
+    /// Its one writing connection in this process: every write goes through it (see
+    /// [`Room::write`]).
     pub fn writer(&self) -> &Writer {
-        &self.writer
+        self.db.writer()
+    }
+
+    /// Its database: the pool, the writer and the connections a job reads on.
+    pub fn db(&self) -> &db::Db {
+        &self.db
     }
 
     /// Creates a room in `dir` (which must not hold one): keys, database, `room.toml`.
@@ -118,15 +132,13 @@ impl Room {
         std::fs::create_dir_all(dir)
             .map_err(|e| RoomError::Invalid(format!("{}: {e}", dir.display())))?;
         let keys = RoomKeys::generate(name, &dir.join("keys"), secret)?;
-        let pool = db::open(&dir.join("room.db")).await?;
-        let writer = db::writer(&dir.join("room.db")).await?;
+        let db = db::open(&dir.join("room.db")).await?;
         std::fs::write(dir.join("room.toml"), format!("name = \"{name}\"\n"))
             .map_err(|e| RoomError::Invalid(format!("{}: {e}", dir.display())))?;
         let room = Room {
             dir: dir.to_path_buf(),
             keys,
-            pool,
-            writer,
+            db,
         };
         let public = room.keys().public.clone();
         room.audit()
@@ -164,13 +176,11 @@ impl Room {
             }
             Ok(_) => {}
         }
-        let pool = db::open_existing(&db_path).await?;
-        let writer = db::writer(&db_path).await?;
+        let db = db::open_existing(&db_path).await?;
         let room = Room {
             dir: dir.to_path_buf(),
             keys,
-            pool,
-            writer,
+            db,
         };
         room.audit()
             .check_witness()
@@ -200,19 +210,13 @@ impl Room {
 
     /// The audit log, signing with the room's key.
     pub fn audit(&self) -> AuditLog<'_> {
-        AuditLog::new(&self.pool, self.keys.signer(), self.name())
-            .with_writer(&self.writer)
+        AuditLog::new(&self.db, self.keys.signer(), self.name())
             .with_witness(Witness::at(self.dir.join("keys").join("log.witness")))
-    }
-
-    /// Begins a change to the room's state that commits together with its audit entry.
-    pub async fn change(&self) -> Result<change::Change<'_>, RoomError> {
-        change::Change::begin(self).await
     }
 
     /// The privacy ledger.
     pub fn ledger(&self) -> PrivacyLedger {
-        PrivacyLedger::new(self.pool.clone())
+        PrivacyLedger::new(self.db.clone())
     }
 
     /// The compiled-module cache.
@@ -245,32 +249,32 @@ impl Room {
             ),
         };
         // The policy, its budget and the entry recording them commit together, or none does.
-        let mut change = self.change().await?;
-        sqlx::query(
-            "INSERT INTO policies (partner, dataset, policy_toml, policy_sha256, set_at) VALUES (?, ?, ?, ?, ?) \
-             ON CONFLICT (partner, dataset) DO UPDATE SET policy_toml = excluded.policy_toml, \
-             policy_sha256 = excluded.policy_sha256, set_at = excluded.set_at",
-        )
-        .bind(&policy.partner)
-        .bind(&policy.dataset)
-        .bind(&policy.text)
-        .bind(&policy.sha256)
-        .bind(crate::clock::now_rfc3339())
-        .execute(change.conn())
-        .await?;
-        PrivacyLedger::set_budget_in(
-            change.conn(),
-            &policy.partner,
-            &policy.dataset,
-            policy.budget_nano_rho,
-        )
-        .await
-        .map_err(|e| RoomError::Invalid(e.to_string()))?;
-        fail::fail_point!("policy.before_entry", |_| Err(RoomError::Invalid(
-            "injected failure before the policy's entry".into()
-        )));
-        change
-            .commit(Event::PolicySet {
+        self.write(|change| {
+            change
+                .conn()
+                .prepare_cached(
+                    "INSERT INTO policies (partner, dataset, policy_toml, policy_sha256, set_at) VALUES (?, ?, ?, ?, ?) \
+                     ON CONFLICT (partner, dataset) DO UPDATE SET policy_toml = excluded.policy_toml, \
+                     policy_sha256 = excluded.policy_sha256, set_at = excluded.set_at",
+                )?
+                .execute(params![
+                    policy.partner,
+                    policy.dataset,
+                    policy.text,
+                    policy.sha256,
+                    crate::clock::now_rfc3339()
+                ])?;
+            PrivacyLedger::set_budget_in(
+                change.conn(),
+                &policy.partner,
+                &policy.dataset,
+                policy.budget_nano_rho,
+            )
+            .map_err(|e| RoomError::Invalid(e.to_string()))?;
+            fail::fail_point!("policy.before_entry", |_| Err(RoomError::Invalid(
+                "injected failure before the policy's entry".into()
+            )));
+            change.record(Event::PolicySet {
                 actor: "bank".into(),
                 partner: policy.partner.clone(),
                 dataset: policy.dataset.clone(),
@@ -278,7 +282,7 @@ impl Room {
                 previous_sha256: previous.map(|p| p.sha256),
                 diff: PolicyDiff { removed, added },
             })
-            .await?;
+        })?;
         Ok(())
     }
 
@@ -300,54 +304,52 @@ impl Room {
         }
         let decision = if approve { "approved" } else { "rejected" };
         // The decision and the entry recording it commit together, or neither does.
-        let mut change = self.change().await?;
-        sqlx::query(
-            "INSERT INTO approvals (module_sha256, partner, decision, decided_by, comment, decided_at, parameters) VALUES (?, ?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (module_sha256, partner) DO UPDATE SET decision = excluded.decision, \
-             decided_by = excluded.decided_by, comment = excluded.comment, decided_at = excluded.decided_at, \
-             parameters = excluded.parameters",
-        )
-        .bind(module_sha256.to_ascii_lowercase())
-        .bind(partner)
-        .bind(decision)
-        .bind(by)
-        .bind(comment)
-        .bind(crate::clock::now_rfc3339())
-        .bind(parameters.to_json())
-        .execute(change.conn())
-        .await?;
-        fail::fail_point!("decision.before_entry", |_| Err(RoomError::Invalid(
-            "injected failure before the decision's entry".into()
-        )));
-        change
-            .commit({
-                let (actor, by, partner) =
-                    ("bank".to_string(), by.to_string(), partner.to_string());
-                let module_sha256 = module_sha256.to_ascii_lowercase();
-                let comment = comment.to_string();
-                // As JSON text: ranges are decimals, and log entries hold integers only.
-                let parameters = parameters.to_json();
-                if approve {
-                    Event::ModuleApproved {
-                        actor,
-                        by,
-                        partner,
-                        module_sha256,
-                        comment,
-                        parameters,
-                    }
-                } else {
-                    Event::ModuleRejected {
-                        actor,
-                        by,
-                        partner,
-                        module_sha256,
-                        comment,
-                        parameters,
-                    }
+        self.write(|change| {
+            change
+                .conn()
+                .prepare_cached(
+                    "INSERT INTO approvals (module_sha256, partner, decision, decided_by, comment, decided_at, parameters) VALUES (?, ?, ?, ?, ?, ?, ?) \
+                     ON CONFLICT (module_sha256, partner) DO UPDATE SET decision = excluded.decision, \
+                     decided_by = excluded.decided_by, comment = excluded.comment, decided_at = excluded.decided_at, \
+                     parameters = excluded.parameters",
+                )?
+                .execute(params![
+                    module_sha256.to_ascii_lowercase(),
+                    partner,
+                    decision,
+                    by,
+                    comment,
+                    crate::clock::now_rfc3339(),
+                    parameters.to_json()
+                ])?;
+            fail::fail_point!("decision.before_entry", |_| Err(RoomError::Invalid(
+                "injected failure before the decision's entry".into()
+            )));
+            let (actor, by, partner) = ("bank".to_string(), by.to_string(), partner.to_string());
+            let module_sha256 = module_sha256.to_ascii_lowercase();
+            let comment = comment.to_string();
+            // As JSON text: ranges are decimals, and log entries hold integers only.
+            let parameters = parameters.to_json();
+            change.record(if approve {
+                Event::ModuleApproved {
+                    actor,
+                    by,
+                    partner,
+                    module_sha256,
+                    comment,
+                    parameters,
+                }
+            } else {
+                Event::ModuleRejected {
+                    actor,
+                    by,
+                    partner,
+                    module_sha256,
+                    comment,
+                    parameters,
                 }
             })
-            .await?;
+        })?;
         Ok(())
     }
 
@@ -357,34 +359,42 @@ impl Room {
         module_sha256: &str,
         partner: &str,
     ) -> Result<Option<approval::Approval>, RoomError> {
-        let row = sqlx::query(
-            "SELECT decision, parameters FROM approvals WHERE module_sha256 = ? AND partner = ?",
-        )
-        .bind(module_sha256)
-        .bind(partner)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(row) = row else { return Ok(None) };
+        let row: Option<(String, String)> = self.db.read(|conn| {
+            conn.prepare_cached(
+                "SELECT decision, parameters FROM approvals WHERE module_sha256 = ? AND partner = ?",
+            )?
+            .query_row(params![module_sha256, partner], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()
+            .map_err(RoomError::from)
+        })?;
+        let Some((decision, parameters)) = row else {
+            return Ok(None);
+        };
         Ok(Some(approval::Approval {
-            approved: row.get::<String, _>("decision") == "approved",
-            parameters: approval::ParameterRules::from_json(&row.get::<String, _>("parameters"))
+            approved: decision == "approved",
+            parameters: approval::ParameterRules::from_json(&parameters)
                 .map_err(|e| RoomError::Invalid(e.0))?,
         }))
     }
 
     /// The policy for a partner on a dataset.
     pub async fn policy(&self, partner: &str, dataset: &str) -> Result<Policy, RoomError> {
-        let row = sqlx::query("SELECT policy_toml FROM policies WHERE partner = ? AND dataset = ?")
-            .bind(partner)
-            .bind(dataset)
-            .fetch_optional(&self.pool)
-            .await?;
-        let Some(row) = row else {
+        let text: Option<String> = self.db.read(|conn| {
+            conn.prepare_cached(
+                "SELECT policy_toml FROM policies WHERE partner = ? AND dataset = ?",
+            )?
+            .query_row(params![partner, dataset], |r| r.get(0))
+            .optional()
+            .map_err(RoomError::from)
+        })?;
+        let Some(text) = text else {
             return Err(RoomError::NoPolicy {
                 partner: partner.into(),
                 dataset: dataset.into(),
             });
         };
-        Policy::parse(&row.get::<String, _>("policy_toml")).map_err(|e| RoomError::Invalid(e.0))
+        Policy::parse(&text).map_err(|e| RoomError::Invalid(e.0))
     }
 }
