@@ -16,7 +16,7 @@
 //! open and nobody in line commits it first. Readers (other connections) see a group only once it
 //! is committed.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
@@ -57,6 +57,18 @@ impl WriteError {
     }
 }
 
+/// Flushes the file at `path` to disk.
+fn sync_file(path: &Path) -> Result<(), rusqlite::Error> {
+    std::fs::File::open(path)
+        .and_then(|f| f.sync_data())
+        .map_err(|e| {
+            rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_IOERR_FSYNC),
+                Some(format!("flushing {}: {e}", path.display())),
+            )
+        })
+}
+
 /// Whether `e` is SQLite refusing a write for a uniqueness constraint.
 pub fn is_unique_violation(e: &rusqlite::Error) -> bool {
     matches!(
@@ -73,8 +85,12 @@ type GroupResult = Result<(), Arc<rusqlite::Error>>;
 /// The connection and the shared transaction's state, behind the lock.
 struct Shared {
     conn: Connection,
+    /// The database's write-ahead log, flushed to disk after a group that holds a durable write.
+    wal: PathBuf,
     /// The shared transaction is open.
     open: bool,
+    /// The shared transaction holds a write that must be on disk before its writer returns.
+    durable: bool,
     /// The writers waiting for the shared transaction to commit.
     pending: Vec<SyncSender<GroupResult>>,
 }
@@ -112,6 +128,7 @@ impl Shared {
     fn fail(&mut self, e: Arc<rusqlite::Error>) {
         let _ = self.conn.execute_batch("ROLLBACK");
         self.open = false;
+        self.durable = false;
         for waiter in self.pending.drain(..) {
             let _ = waiter.send(Err(e.clone()));
         }
@@ -122,7 +139,18 @@ impl Shared {
         if !self.open {
             return Ok(());
         }
-        match self.conn.execute_batch("COMMIT") {
+        let committed = self.conn.execute_batch("COMMIT").and_then(|()| {
+            // The connection commits without flushing (`synchronous = NORMAL`: in WAL mode the
+            // database stays consistent through any crash, and a commit is durable once a later
+            // flush of the log covers it). A group that holds a durable write flushes the log
+            // here, before any of its writers hears back: the same flush `synchronous = FULL`
+            // makes at every commit.
+            if std::mem::take(&mut self.durable) {
+                sync_file(&self.wal)?;
+            }
+            Ok(())
+        });
+        match committed {
             Ok(()) => {
                 self.open = false;
                 stats.groups.fetch_add(1, Ordering::Relaxed);
@@ -157,10 +185,15 @@ impl Writer {
     /// Opens the writing connection to the room's database at `path` (never creating one).
     pub fn open(path: &Path) -> Result<Writer, rusqlite::Error> {
         let conn = connect(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
         Ok(Writer {
             shared: Arc::new(FairMutex::new(Shared {
                 conn,
+                wal: PathBuf::from(wal),
                 open: false,
+                durable: false,
                 pending: Vec::new(),
             })),
             waiting: Arc::new(AtomicUsize::new(0)),
@@ -197,6 +230,28 @@ impl Writer {
     where
         E: From<WriteError>,
     {
+        self.write_as(true, f)
+    }
+
+    /// [`Writer::write`] for a write that may be lost with the machine's power until the next
+    /// durable write commits (never with the process alone: a committed write survives a
+    /// crash). It returns once committed, without waiting for a flush to disk. For a change
+    /// that a restart can do again and that no audit entry records (a worker taking a job).
+    pub fn write_lazily<T, E>(&self, f: impl FnOnce(&Connection) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<WriteError>,
+    {
+        self.write_as(false, f)
+    }
+
+    fn write_as<T, E>(
+        &self,
+        durable: bool,
+        f: impl FnOnce(&Connection) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<WriteError>,
+    {
         let mut shared = self.lock();
         if !shared.open {
             shared
@@ -230,6 +285,7 @@ impl Writer {
             shared.fail(e.clone());
             return Err(WriteError::Group(e).into());
         }
+        shared.durable |= durable;
         if self.waiting() == 0 || shared.pending.len() + 1 >= MAX_GROUP {
             shared.pending.push(sync_channel(1).0);
             return match shared.flush(&self.stats) {

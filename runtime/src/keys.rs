@@ -208,6 +208,8 @@ pub struct RoomKeys {
     pub public: RoomPublicKeys,
     sealing_secret: Zeroizing<[u8; 32]>,
     signing_pkcs8: Zeroizing<Vec<u8>>,
+    /// The signing key, parsed once (checking a key pair costs a scalar multiplication).
+    signer: std::sync::Arc<Signer>,
 }
 
 impl RoomKeys {
@@ -291,6 +293,10 @@ impl RoomKeys {
         let mut signing = [0u8; 32];
         signing.copy_from_slice(pair.public_key().as_ref());
         let sealing = x25519_public(&sealing_secret);
+        let signer = Signer::from_pair(name, pair).map_err(|e| KeyError::Malformed {
+            path: "room.toml".into(),
+            message: format!("the room's name cannot name a key: {e}"),
+        })?;
         Ok(RoomKeys {
             public: RoomPublicKeys {
                 name: name.to_string(),
@@ -299,15 +305,13 @@ impl RoomKeys {
             },
             sealing_secret,
             signing_pkcs8,
+            signer: std::sync::Arc::new(signer),
         })
     }
 
     /// A signed-note signer with the room's signing key, named after the room.
-    pub fn signer(&self) -> Signer {
-        let pair = Ed25519KeyPair::from_pkcs8(&self.signing_pkcs8)
-            .expect("checked when the keys were opened");
-        Signer::from_pair(&self.public.name, pair)
-            .expect("room names are checked to be valid key names")
+    pub fn signer(&self) -> std::sync::Arc<Signer> {
+        self.signer.clone()
     }
 
     /// The X25519 secret for opening sealed datasets.

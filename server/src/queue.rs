@@ -158,7 +158,9 @@ struct DatasetRow {
 /// the partner sees as `running`: taken before the dataset is opened, so its time does not
 /// depend on the data.
 fn claim(room: &Room) -> Result<Option<Claimed>, RoomError> {
-    room.db().write(|conn| {
+    // Not flushed to disk before the job goes on: the charge, which is, flushes it too. Lost
+    // with the machine's power before that, the job is simply queued again.
+    room.db().write_lazily(|conn| {
         let next = conn
             .prepare_cached(
                 "SELECT job_id, partner, dataset, module_sha256, cost, audience, parameters FROM job_queue \

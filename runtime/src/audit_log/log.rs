@@ -79,9 +79,9 @@ pub struct StoredEntry {
 /// The room's audit log.
 pub struct AuditLog<'a> {
     db: &'a Db,
-    signer: Signer,
+    signer: std::sync::Arc<Signer>,
     origin: String,
-    witness: Option<Witness>,
+    witness: Option<&'a WitnessKeeper>,
 }
 
 /// The last checkpoint the room signed, kept in a file outside the database (`keys/log.witness`),
@@ -152,6 +152,84 @@ impl Witness {
     }
 }
 
+/// Records a room's checkpoints in its [`Witness`] from a thread of its own, so that no writer
+/// waits for the file: the newest checkpoint sent is written as soon as the thread gets to it,
+/// and every one sent is written before the keeper is dropped. A checkpoint is sent only once
+/// its entry is durable, so the witness never runs ahead of the database.
+pub struct WitnessKeeper {
+    witness: Witness,
+    sender: std::sync::Mutex<Option<std::sync::mpsc::Sender<Checkpoint>>>,
+    thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// The first error the thread met writing the file, reported to the next writer.
+    failed: std::sync::Arc<std::sync::Mutex<Option<WitnessError>>>,
+}
+
+impl WitnessKeeper {
+    /// Starts the thread that keeps `witness`.
+    pub fn start(witness: Witness) -> Result<WitnessKeeper, WitnessError> {
+        let (sender, receiver) = std::sync::mpsc::channel::<Checkpoint>();
+        let failed = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let (kept, report) = (witness.clone(), failed.clone());
+        let thread = std::thread::Builder::new()
+            .name("strongroom-witness".into())
+            .spawn(move || {
+                while let Ok(first) = receiver.recv() {
+                    // Only the newest of those waiting matters.
+                    let newest = receiver
+                        .try_iter()
+                        .fold(first, |a, b| if b.size > a.size { b } else { a });
+                    if let Err(e) = kept.record(&newest) {
+                        eprintln!("strongroom: recording the log's witness: {e}");
+                        report
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .get_or_insert(e);
+                    }
+                }
+            })
+            .map_err(|e| WitnessError(format!("starting the witness's thread: {e}")))?;
+        Ok(WitnessKeeper {
+            witness,
+            sender: std::sync::Mutex::new(Some(sender)),
+            thread: std::sync::Mutex::new(Some(thread)),
+            failed,
+        })
+    }
+
+    /// The witness file.
+    pub fn witness(&self) -> &Witness {
+        &self.witness
+    }
+
+    /// Hands `checkpoint` (of durable entries) to the thread; reports an earlier failure to
+    /// write the file, if there was one.
+    pub fn record(&self, checkpoint: &Checkpoint) -> Result<(), WitnessError> {
+        if let Some(e) = self.failed.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            return Err(e);
+        }
+        let sender = self.sender.lock().unwrap_or_else(|p| p.into_inner());
+        match sender.as_ref() {
+            Some(sender) if sender.send(checkpoint.clone()).is_ok() => Ok(()),
+            // The thread is gone: write it here.
+            _ => self.witness.record(checkpoint),
+        }
+    }
+
+    /// Waits until every checkpoint handed over so far is written, and stops the thread.
+    pub fn finish(&self) {
+        drop(self.sender.lock().unwrap_or_else(|p| p.into_inner()).take());
+        if let Some(thread) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for WitnessKeeper {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
 /// 128 random bits, hex.
 fn fresh_salt() -> Result<String, LogError> {
     let mut salt = [0u8; 16];
@@ -162,17 +240,17 @@ fn fresh_salt() -> Result<String, LogError> {
 
 impl<'a> AuditLog<'a> {
     /// The log in `db`, signing with `signer` (the room's key, named after the room).
-    pub fn new(db: &'a Db, signer: Signer, room: &str) -> Self {
+    pub fn new(db: &'a Db, signer: impl Into<std::sync::Arc<Signer>>, room: &str) -> Self {
         AuditLog {
             db,
-            signer,
+            signer: signer.into(),
             origin: origin_for(room),
             witness: None,
         }
     }
 
     /// Records every new checkpoint in `witness` too, once its entry is committed.
-    pub fn with_witness(mut self, witness: Witness) -> Self {
+    pub fn with_witness(mut self, witness: &'a WitnessKeeper) -> Self {
         self.witness = Some(witness);
         self
     }
@@ -185,7 +263,7 @@ impl<'a> AuditLog<'a> {
         // be ahead of it unless the database lost entries. (Read the other way round, an append
         // landing in between looked like a restored database.)
         let recorded = match &self.witness {
-            Some(witness) => witness.read()?,
+            Some(keeper) => keeper.witness().read()?,
             None => None,
         };
         let size = self.size().await.map_err(|e| e.to_string())?;
@@ -197,7 +275,7 @@ impl<'a> AuditLog<'a> {
         };
         let Some(recorded) = recorded else {
             let (checkpoint, _) = self.checkpoint().await.map_err(|e| e.to_string())?;
-            return witness.record(&checkpoint);
+            return witness.witness().record(&checkpoint);
         };
         if recorded.size > size {
             return Err(format!(

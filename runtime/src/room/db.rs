@@ -1,5 +1,6 @@
-//! The room's embedded database: SQLite in WAL mode with `synchronous = FULL`, so a write is on
-//! disk before it is acknowledged. Migrations live in `runtime/migrations/` and are embedded in
+//! The room's embedded database: SQLite in WAL mode, where a write is on disk before it is
+//! acknowledged (the writer flushes the log after each group of writes, see
+//! [`crate::group_commit`]). Migrations live in `runtime/migrations/` and are embedded in
 //! the binary. The statements are plain SQL that PostgreSQL also runs.
 //!
 //! Writes, and the reads a job makes on its way, run whole on the calling thread (rusqlite):
@@ -107,6 +108,16 @@ impl Db {
         E: From<WriteError>,
     {
         blocking(|| self.writer.write(f))
+    }
+
+    /// Runs `f` as one write that need not reach the disk before it returns (see
+    /// [`Writer::write_lazily`]): for a change a restart can make again and that no audit entry
+    /// records.
+    pub fn write_lazily<T, E>(&self, f: impl FnOnce(&Connection) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<WriteError>,
+    {
+        blocking(|| self.writer.write_lazily(f))
     }
 
     /// Runs `f` on a read connection, on this thread. Each read sees the database as committed

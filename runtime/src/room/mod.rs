@@ -23,7 +23,7 @@ use rusqlite::{OptionalExtension, params};
 use serde::Deserialize;
 use sqlx::SqlitePool;
 
-use crate::audit_log::log::{AuditLog, LogError, Witness};
+use crate::audit_log::log::{AuditLog, LogError, Witness, WitnessKeeper};
 use crate::group_commit::{WriteError, Writer};
 use crate::guest_boundary::cache::ModuleCache;
 use crate::keys::{KeyError, OperatorSecret, RoomKeys};
@@ -82,6 +82,13 @@ pub struct Room {
     dir: PathBuf,
     keys: RoomKeys,
     db: db::Db,
+    witness: WitnessKeeper,
+}
+
+/// The witness keeper of the room in `dir`.
+fn witness_of(dir: &Path) -> Result<WitnessKeeper, RoomError> {
+    WitnessKeeper::start(Witness::at(dir.join("keys").join("log.witness")))
+        .map_err(|e| RoomError::Invalid(e.to_string()))
 }
 
 impl Room {
@@ -139,6 +146,7 @@ impl Room {
             dir: dir.to_path_buf(),
             keys,
             db,
+            witness: witness_of(dir)?,
         };
         let public = room.keys().public.clone();
         room.audit()
@@ -181,6 +189,7 @@ impl Room {
             dir: dir.to_path_buf(),
             keys,
             db,
+            witness: witness_of(dir)?,
         };
         room.audit()
             .check_witness()
@@ -210,8 +219,7 @@ impl Room {
 
     /// The audit log, signing with the room's key.
     pub fn audit(&self) -> AuditLog<'_> {
-        AuditLog::new(&self.db, self.keys.signer(), self.name())
-            .with_witness(Witness::at(self.dir.join("keys").join("log.witness")))
+        AuditLog::new(&self.db, self.keys.signer(), self.name()).with_witness(&self.witness)
     }
 
     /// The privacy ledger.
