@@ -12,7 +12,7 @@ use std::time::Instant;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use ring::rand::{SecureRandom, SystemRandom};
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 use sqlx::Row;
 use subtle::ConstantTimeEq;
 
@@ -231,30 +231,34 @@ pub async fn authenticate(room: &Room, token: &str) -> Result<Caller, AuthFailur
     if id.len() != 16 || !id.chars().all(|c| c.is_ascii_hexdigit()) {
         return Err(AuthFailure::Invalid);
     }
-    let row =
-        sqlx::query("SELECT name, role, token_sha256, revoked_at FROM parties WHERE token_id = ?")
-            .bind(id)
-            .fetch_optional(room.pool())
-            .await
-            .map_err(|_| AuthFailure::Invalid)?;
+    type PartyRow = (String, String, String, Option<String>);
+    let row: Option<PartyRow> = room
+        .db()
+        .read(|conn| {
+            conn.prepare_cached(
+                "SELECT name, role, token_sha256, revoked_at FROM parties WHERE token_id = ?",
+            )?
+            .query_row(params![id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .optional()
+            .map_err(RoomError::from)
+        })
+        .map_err(|_| AuthFailure::Invalid)?;
     // Hash even when there is no row, so a wrong id costs the same as a wrong secret.
     let presented = sha256_hex(secret.as_bytes());
-    let Some(row) = row else {
+    let Some((name, role, stored, revoked_at)) = row else {
         let _ = bool::from(presented.as_bytes().ct_eq(sha256_hex(b"").as_bytes()));
         return Err(AuthFailure::Invalid);
     };
-    let stored: String = row.get("token_sha256");
     if !bool::from(presented.as_bytes().ct_eq(stored.as_bytes())) {
         return Err(AuthFailure::Invalid);
     }
-    if row.get::<Option<String>, _>("revoked_at").is_some() {
+    if revoked_at.is_some() {
         return Err(AuthFailure::Revoked);
     }
-    let role = Role::parse(row.get::<String, _>("role").as_str()).ok_or(AuthFailure::Invalid)?;
-    Ok(Caller {
-        party: row.get("name"),
-        role,
-    })
+    let role = Role::parse(&role).ok_or(AuthFailure::Invalid)?;
+    Ok(Caller { party: name, role })
 }
 
 /// A token bucket per party: `rate` requests a second on average, bursts of `burst`.

@@ -43,25 +43,64 @@ pub struct WorkTimes {
     jobs: AtomicU64,
     worked_ns: AtomicU64,
     module_ns: AtomicU64,
+    prepare_ns: AtomicU64,
+    /// Each job's control plane (worked, less its module and its module's preparation), in
+    /// microseconds: the last [`KEPT_JOB_TIMES`] jobs.
+    control_us: std::sync::Mutex<std::collections::VecDeque<u64>>,
+}
+
+/// Jobs whose control-plane time [`WorkTimes`] keeps.
+pub const KEPT_JOB_TIMES: usize = 100_000;
+
+/// A snapshot of [`WorkTimes`].
+#[derive(Debug, Clone, Default)]
+pub struct WorkSnapshot {
+    /// Jobs a worker took.
+    pub jobs: u64,
+    /// Time from claiming each job to recording its end, summed.
+    pub worked: Duration,
+    /// The part of it the modules ran.
+    pub module: Duration,
+    /// The part of it spent vetting and compiling modules no job had run here before.
+    pub prepare: Duration,
+    /// Each job's control plane (`worked` less `module` and `prepare`), sorted.
+    pub control: Vec<Duration>,
 }
 
 impl WorkTimes {
-    fn add(&self, worked: Duration, module: Duration) {
+    fn add(&self, worked: Duration, module: Duration, prepare: Duration) {
         self.jobs.fetch_add(1, Ordering::Relaxed);
         self.worked_ns
             .fetch_add(worked.as_nanos() as u64, Ordering::Relaxed);
         self.module_ns
             .fetch_add(module.as_nanos() as u64, Ordering::Relaxed);
+        self.prepare_ns
+            .fetch_add(prepare.as_nanos() as u64, Ordering::Relaxed);
+        let control = worked.saturating_sub(module).saturating_sub(prepare);
+        let mut kept = self.control_us.lock().unwrap_or_else(|p| p.into_inner());
+        if kept.len() == KEPT_JOB_TIMES {
+            kept.pop_front();
+        }
+        kept.push_back(control.as_micros() as u64);
     }
 
-    /// Jobs a worker took, the time workers spent on them from claiming each to recording its
-    /// end, and the part of it the modules ran.
-    pub fn snapshot(&self) -> (u64, Duration, Duration) {
-        (
-            self.jobs.load(Ordering::Relaxed),
-            Duration::from_nanos(self.worked_ns.load(Ordering::Relaxed)),
-            Duration::from_nanos(self.module_ns.load(Ordering::Relaxed)),
-        )
+    /// What the workers did since the service started.
+    pub fn snapshot(&self) -> WorkSnapshot {
+        let mut control: Vec<Duration> = self
+            .control_us
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|us| Duration::from_micros(*us))
+            .collect();
+        control.sort_unstable();
+        WorkSnapshot {
+            jobs: self.jobs.load(Ordering::Relaxed),
+            worked: Duration::from_nanos(self.worked_ns.load(Ordering::Relaxed)),
+            module: Duration::from_nanos(self.module_ns.load(Ordering::Relaxed)),
+            prepare: Duration::from_nanos(self.prepare_ns.load(Ordering::Relaxed)),
+            control,
+        }
     }
 }
 
@@ -321,7 +360,7 @@ fn crashed(room: &Room, job: &Claimed, error: &str) -> Result<(), RoomError> {
     })
 }
 
-async fn run_claimed(state: &AppState, job: &Claimed) -> Result<Duration, Failure> {
+async fn run_claimed(state: &AppState, job: &Claimed) -> Result<(Duration, Duration), Failure> {
     let room = &state.room;
     let cost = parse_nano(&job.cost).map_err(|e| format!("cost: {e}"))?;
     let row = job
@@ -392,7 +431,7 @@ async fn run_claimed(state: &AppState, job: &Claimed) -> Result<Duration, Failur
         parameters: job.parameters.clone(),
     };
     match run_job(room, &state.sandbox, request).await {
-        Ok(result) => Ok(result.run_time),
+        Ok(result) => Ok((result.run_time, result.prepare_time)),
         Err(e @ JobError::Refused(_)) => Err(Failure {
             code: e.refusal_code(),
             message: e.to_string(),
@@ -429,12 +468,12 @@ pub fn quarantined_error(dataset: &str) -> String {
 
 /// Runs a claimed job; a panic anywhere inside it fails the job (any charge stands) and is
 /// logged, and the worker goes on.
-/// Runs a claimed job; returns how long its module ran.
+/// Runs a claimed job; returns how long its module ran, and how long preparing it took.
 fn run_guarded(
     state: &AppState,
     handle: &tokio::runtime::Handle,
     job: &Claimed,
-) -> Result<Duration, Failure> {
+) -> Result<(Duration, Duration), Failure> {
     match std::panic::catch_unwind(AssertUnwindSafe(|| {
         handle.block_on(run_claimed(state, job))
     })) {
@@ -450,7 +489,7 @@ fn run_guarded(
                     "job {} finished, then its worker failed: {message}",
                     job.job_id
                 ));
-                return Ok(Duration::ZERO);
+                return Ok((Duration::ZERO, Duration::ZERO));
             }
             super::problem::tracing_log(&format!(
                 "job {} failed in a worker: {message}",
@@ -481,14 +520,14 @@ fn work_once(state: &AppState, handle: &tokio::runtime::Handle) {
         Ok(Some(job)) => {
             // A job that ran to its end finished its queue row with its result; only a job that
             // did not is finished here.
-            let module = match run_guarded(state, handle, &job) {
-                Ok(module) => module,
+            let (module, prepare) = match run_guarded(state, handle, &job) {
+                Ok(times) => times,
                 Err(failure) => {
                     finish_reliably(state, &job.job_id, Some(&failure));
-                    Duration::ZERO
+                    (Duration::ZERO, Duration::ZERO)
                 }
             };
-            state.queue.times.add(claimed.elapsed(), module);
+            state.queue.times.add(claimed.elapsed(), module, prepare);
         }
         Ok(None) => {
             handle.block_on(async {

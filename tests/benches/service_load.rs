@@ -272,7 +272,7 @@ fn main() {
     });
     let wall = started.elapsed().as_secs_f64();
     state.queue.shutdown();
-    let (worked_jobs, worked, in_modules) = state.queue.times.snapshot();
+    let work = state.queue.times.snapshot();
     submits.sort_by(f64::total_cmp);
     done.sort_by(f64::total_cmp);
     lone.sort_by(f64::total_cmp);
@@ -362,11 +362,21 @@ fn main() {
         served * 1e3,
         (served - direct) * 1e3
     );
-    let per_job = |d: Duration| d.as_secs_f64() * 1e3 / worked_jobs.max(1) as f64;
+    let per_job = |d: Duration| d.as_secs_f64() * 1e3 / work.jobs.max(1) as f64;
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let control: Vec<f64> = work.control.iter().map(|d| d.as_secs_f64()).collect();
     println!(
-        "in the workers, per job: {:.2} ms from claim to recorded end, of which the module ran {:.2} ms: the control plane takes {:.2} ms",
-        per_job(worked),
-        per_job(in_modules),
-        per_job(worked.saturating_sub(in_modules))
+        "in the workers, per job: {:.2} ms from claim to recorded end, of which the module ran {:.2} ms and preparing modules took {:.2} ms ({:.0} ms once, apart): the control plane takes {:.2} ms (p50 {:.2} ms, p90 {:.2} ms)",
+        per_job(work.worked),
+        per_job(work.module),
+        per_job(work.prepare),
+        ms(work.prepare),
+        per_job(
+            work.worked
+                .saturating_sub(work.module)
+                .saturating_sub(work.prepare)
+        ),
+        percentile(&control, 0.5) * 1e3,
+        percentile(&control, 0.9) * 1e3
     );
 }

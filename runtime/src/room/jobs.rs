@@ -142,6 +142,10 @@ pub struct JobResult {
     /// How long the module ran (wall time), for the operator's measurements: never stored, and
     /// never shown to a partner.
     pub run_time: std::time::Duration,
+    /// How long vetting and compiling the module took when this job was the first to run it
+    /// here (zero when it was prepared already); for the operator's measurements, as
+    /// `run_time`.
+    pub prepare_time: std::time::Duration,
     /// For the bank only: isolation units that failed (their contributions were dropped).
     pub failed_units: u64,
 }
@@ -457,12 +461,14 @@ async fn run_job_inner(
     vetted: &mut Option<Event>,
 ) -> Result<JobResult, JobError> {
     let admitted = admit(room, sandbox, request, vetted).await?;
+    let prepare_time = admitted.prepare_time;
     let charged = charge(room, admitted, vetted).await?;
     let started = std::time::Instant::now();
     let report = execute(sandbox, &charged);
     let run_time = started.elapsed();
     let mut result = release(room, charged, report).await?;
     result.run_time = run_time;
+    result.prepare_time = prepare_time;
     Ok(result)
 }
 
@@ -477,6 +483,7 @@ struct Admitted<'r> {
     plan: NoisePlan,
     prepared: Arc<PreparedModule>,
     dataset_name: String,
+    prepare_time: std::time::Duration,
 }
 
 /// Proof that a job was charged: made only by [`charge`], required by [`execute`] and
@@ -530,9 +537,14 @@ async fn admit<'r>(
     let known = <[u8; 32]>::try_from(digest.as_ref())
         .ok()
         .and_then(|hash| sandbox.prepared(&hash));
+    let vetting = std::time::Instant::now();
     let vetted = match &known {
         Some(prepared) => Ok(prepared.module.clone()),
         None => vet(request.module, DEFAULT_MAX_MODULE_BYTES),
+    };
+    let mut prepare_time = match known {
+        Some(_) => std::time::Duration::ZERO,
+        None => vetting.elapsed(),
     };
     *vetted_entry = Some(Event::ModuleVetted {
         actor: actor.clone(),
@@ -626,9 +638,14 @@ async fn admit<'r>(
     let plan = plan_job(&policy, &manifest, &request.dataset, request.cost_nano)?;
     let prepared = match known {
         Some(prepared) => prepared,
-        None => sandbox
-            .prepare_shared(module, Some(&room.module_cache()?))
-            .map_err(|e| JobError::Refused(Refusal::Unavailable(format!("{e:#}"))))?,
+        None => {
+            let compiling = std::time::Instant::now();
+            let prepared = sandbox
+                .prepare_shared(module, Some(&room.module_cache()?))
+                .map_err(|e| JobError::Refused(Refusal::Unavailable(format!("{e:#}"))))?;
+            prepare_time += compiling.elapsed();
+            prepared
+        }
     };
 
     Ok(Admitted {
@@ -641,6 +658,7 @@ async fn admit<'r>(
         plan,
         prepared,
         dataset_name,
+        prepare_time,
     })
 }
 
@@ -662,6 +680,7 @@ async fn charge<'r>(
         plan,
         prepared,
         dataset_name,
+        prepare_time: _,
     } = admitted;
     // Charge first, durably. From here on nothing is refunded.
     let job_id = request.job_id.clone().unwrap_or_else(new_job_id);
@@ -1006,6 +1025,7 @@ async fn release(
     fail::fail_point!("job.after_release");
     Ok(JobResult {
         run_time: std::time::Duration::ZERO,
+        prepare_time: std::time::Duration::ZERO,
         job_id,
         outcome,
         release_at: release_at_text,

@@ -10,10 +10,10 @@
 //! `tests/partner_view.rs` runs hostile modules on neighbouring datasets and checks the view is
 //! identical except for the noised numbers.
 
+use rusqlite::{OptionalExtension, params};
 use serde_json::Value;
-use sqlx::Row;
 
-use super::Room;
+use super::{Room, RoomError};
 
 pub use strongroom_api::PartnerJobView;
 
@@ -23,23 +23,24 @@ pub const COLUMNS: &str = "q.job_id, q.partner, q.dataset, q.module_sha256, q.co
 
 /// Builds the view from a row of `COLUMNS`, as of `now`. `full` adds the result and receipt.
 pub fn from_row(
-    r: &sqlx::sqlite::SqliteRow,
+    r: &rusqlite::Row<'_>,
     now: time::OffsetDateTime,
     full: bool,
-) -> PartnerJobView {
-    let release_at: Option<String> = r
-        .get::<Option<String>, _>("job_release_at")
-        .or_else(|| r.get::<Option<String>, _>("release_at"));
+) -> Result<PartnerJobView, rusqlite::Error> {
+    let release_at: Option<String> = match r.get::<_, Option<String>>("job_release_at")? {
+        Some(at) => Some(at),
+        None => r.get("release_at")?,
+    };
     let visible = release_at
         .as_deref()
         .and_then(|t| {
             time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
         })
         .is_some_and(|t| now >= t);
-    let status: Option<String> = r.get("status");
+    let status: Option<String> = r.get("status")?;
     let finished = visible && status.is_some();
-    let queue_state: String = r.get("state");
-    let error: Option<String> = r.get("error");
+    let queue_state: String = r.get("state")?;
+    let error: Option<String> = r.get("error")?;
     // A job refused before its charge never got a release time; its error says why (policy,
     // budget, module), which does not depend on the data. A job that failed after its charge
     // (a host fault) shows as finished once its release time has passed.
@@ -58,39 +59,39 @@ pub fn from_row(
     };
     let released = finished && status.as_deref() == Some("released");
     let result_json: Option<String> = if full && released {
-        r.get("result_json")
+        r.get("result_json")?
     } else {
         None
     };
-    PartnerJobView {
-        job_id: r.get("job_id"),
-        dataset: r.get("dataset"),
-        module_sha256: r.get("module_sha256"),
-        cost: r.get("cost"),
-        parameters: stored_parameters(&r.get::<String, _>("parameters")),
+    Ok(PartnerJobView {
+        job_id: r.get("job_id")?,
+        dataset: r.get("dataset")?,
+        module_sha256: r.get("module_sha256")?,
+        cost: r.get("cost")?,
+        parameters: stored_parameters(&r.get::<_, String>("parameters")?),
         state: state.to_string(),
         error: match state {
             "refused" | "failed" => error,
             _ => None,
         },
         error_code: match state {
-            "refused" => r.get("error_code"),
+            "refused" => r.get("error_code")?,
             _ => None,
         },
-        outcome: if finished { r.get("outcome") } else { None },
+        outcome: if finished { r.get("outcome")? } else { None },
         status: if finished { status } else { None },
-        submitted_at: r.get("submitted_at"),
+        submitted_at: r.get("submitted_at")?,
         release_at,
         result: result_json
             .as_deref()
             .and_then(|j| serde_json::from_str(j).ok()),
         result_json,
         receipt: if full && finished {
-            r.get("receipt")
+            r.get("receipt")?
         } else {
             None
         },
-    }
+    })
 }
 
 /// The view of one job of `partner`; `None` when there is no such job or it is not theirs.
@@ -98,15 +99,16 @@ pub async fn job(
     room: &Room,
     partner: &str,
     job_id: &str,
-) -> Result<Option<PartnerJobView>, sqlx::Error> {
-    let row = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM job_queue q LEFT JOIN jobs j ON j.job_id = q.job_id WHERE q.job_id = ? AND q.partner = ?"
-    ))
-    .bind(job_id)
-    .bind(partner)
-    .fetch_optional(room.pool())
-    .await?;
-    Ok(row.map(|r| from_row(&r, time::OffsetDateTime::now_utc(), true)))
+) -> Result<Option<PartnerJobView>, RoomError> {
+    let now = time::OffsetDateTime::now_utc();
+    room.db().read(|conn| {
+        conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM job_queue q LEFT JOIN jobs j ON j.job_id = q.job_id WHERE q.job_id = ? AND q.partner = ?"
+        ))?
+        .query_row(params![job_id, partner], |r| from_row(r, now, true))
+        .optional()
+        .map_err(RoomError::from)
+    })
 }
 
 /// The views of a partner's jobs, newest first (at most 1,000), without results and receipts.
@@ -114,18 +116,19 @@ pub async fn jobs(
     room: &Room,
     partner: &str,
     status: Option<&str>,
-) -> Result<Vec<PartnerJobView>, sqlx::Error> {
-    let rows = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM job_queue q LEFT JOIN jobs j ON j.job_id = q.job_id \
-         WHERE q.partner = ? ORDER BY q.submitted_at DESC, q.job_id DESC LIMIT 1000"
-    ))
-    .bind(partner)
-    .fetch_all(room.pool())
-    .await?;
+) -> Result<Vec<PartnerJobView>, RoomError> {
     let now = time::OffsetDateTime::now_utc();
-    Ok(rows
-        .iter()
-        .map(|r| from_row(r, now, false))
+    let views = room.db().read(|conn| {
+        conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM job_queue q LEFT JOIN jobs j ON j.job_id = q.job_id \
+             WHERE q.partner = ? ORDER BY q.submitted_at DESC, q.job_id DESC LIMIT 1000"
+        ))?
+        .query_map(params![partner], |r| from_row(r, now, false))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(RoomError::from)
+    })?;
+    Ok(views
+        .into_iter()
         .filter(|v| status.is_none() || v.status.as_deref() == status)
         .collect())
 }
