@@ -152,10 +152,16 @@ impl Witness {
     }
 }
 
+/// How often, at most, a [`WitnessKeeper`] rewrites its file.
+pub const WITNESS_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// Records a room's checkpoints in its [`Witness`] from a thread of its own, so that no writer
-/// waits for the file: the newest checkpoint sent is written as soon as the thread gets to it,
-/// and every one sent is written before the keeper is dropped. A checkpoint is sent only once
-/// its entry is durable, so the witness never runs ahead of the database.
+/// waits for the file: the newest checkpoint sent is written at most [`WITNESS_INTERVAL`] after
+/// it was sent (the file is rewritten once per interval, not once per write), and the newest of
+/// all before the keeper is dropped. A checkpoint is sent only once its entry is durable, so the
+/// witness never runs ahead of the database; it lags it by at most the interval (or, when the
+/// process is killed, by what it had not written yet), which only narrows what a restored older
+/// database can roll back without being caught.
 pub struct WitnessKeeper {
     witness: Witness,
     sender: std::sync::Mutex<Option<std::sync::mpsc::Sender<Checkpoint>>>,
@@ -173,17 +179,41 @@ impl WitnessKeeper {
         let thread = std::thread::Builder::new()
             .name("strongroom-witness".into())
             .spawn(move || {
-                while let Ok(first) = receiver.recv() {
-                    // Only the newest of those waiting matters.
-                    let newest = receiver
-                        .try_iter()
-                        .fold(first, |a, b| if b.size > a.size { b } else { a });
-                    if let Err(e) = kept.record(&newest) {
+                let write = |checkpoint: &Checkpoint| {
+                    if let Err(e) = kept.record(checkpoint) {
                         eprintln!("strongroom: recording the log's witness: {e}");
                         report
                             .lock()
                             .unwrap_or_else(|p| p.into_inner())
                             .get_or_insert(e);
+                    }
+                };
+                let newer = |a: Checkpoint, b: Checkpoint| if b.size > a.size { b } else { a };
+                let mut last_write: Option<std::time::Instant> = None;
+                while let Ok(first) = receiver.recv() {
+                    // At most one write per WITNESS_INTERVAL: the checkpoints arriving
+                    // meanwhile are folded into the newest, which is written at its end (or at
+                    // once when the keeper finishes).
+                    let mut newest = first;
+                    let due = last_write.map(|at| at + WITNESS_INTERVAL);
+                    let mut finished = false;
+                    while let Some(left) =
+                        due.and_then(|due| due.checked_duration_since(std::time::Instant::now()))
+                    {
+                        match receiver.recv_timeout(left) {
+                            Ok(next) => newest = newer(newest, next),
+                            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => break,
+                            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                                finished = true;
+                                break;
+                            }
+                        }
+                    }
+                    newest = receiver.try_iter().fold(newest, newer);
+                    write(&newest);
+                    last_write = Some(std::time::Instant::now());
+                    if finished {
+                        break;
                     }
                 }
             })
