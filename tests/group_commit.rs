@@ -197,3 +197,63 @@ fn a_failed_write_leaves_the_database_unlocked_for_other_processes() {
     tx.rollback().expect("rollback");
     assert!(durable_notes(&room).is_empty(), "the failed write is gone");
 }
+
+/// A lazy write (one that need not be flushed before it returns) never shares a group with a
+/// durable one it was committed before: a durable write arriving at an open lazy group commits
+/// that group first and flushes its own; a lazy write joining a durable group is flushed with it.
+#[test]
+fn a_durable_write_never_commits_in_a_lazy_group() {
+    use strongroom::group_commit::WriteError;
+    let (_dir, room) = room();
+    let lazy_note = |conn: &rusqlite::Connection| -> Result<(), WriteError> {
+        conn.execute(
+            "UPDATE audit_frontier SET size = size WHERE id = 1",
+            rusqlite::params![],
+        )?;
+        Ok(())
+    };
+    let (groups_before, _) = room.writer().committed();
+    std::thread::scope(|scope| {
+        let room = &room;
+        let durable = room
+            .writer()
+            .write_lazily(|conn| {
+                lazy_note(conn)?;
+                let durable = scope.spawn(move || write_note(room, 1));
+                in_line(room, 1);
+                Ok::<_, WriteError>(durable)
+            })
+            .expect("the lazy write commits");
+        durable
+            .join()
+            .expect("thread")
+            .expect("the durable write commits");
+    });
+    let (groups, _) = room.writer().committed();
+    assert_eq!(
+        groups - groups_before,
+        2,
+        "the lazy group and the durable one"
+    );
+    std::thread::scope(|scope| {
+        let room = &room;
+        let lazy = room
+            .write(|change| {
+                change.record(note(2))?;
+                let lazy = scope.spawn(move || room.writer().write_lazily(lazy_note));
+                in_line(room, 1);
+                Ok::<_, RoomError>(lazy)
+            })
+            .expect("the durable write commits");
+        lazy.join()
+            .expect("thread")
+            .expect("the lazy write commits");
+    });
+    let (after, _) = room.writer().committed();
+    assert_eq!(
+        after - groups,
+        1,
+        "a lazy write joins an open durable group"
+    );
+    assert_eq!(durable_notes(&room).len(), 2);
+}

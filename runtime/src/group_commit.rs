@@ -11,12 +11,13 @@
 //! the shared transaction commits, one disk flush for the whole group. A writer whose group
 //! another will commit waits for that commit: no writer returns before its write is durable,
 //! and when the commit fails every writer in the group gets the error and none of their writes
-//! is kept. A write that returns `Err` or panics rolls back to its savepoint, so the writes
+//! is kept. (A lazy write, [`Writer::write_lazily`], commits without that flush.) A write that
+//! returns `Err` or panics rolls back to its savepoint, so the writes
 //! before it in the group stand; whoever lets go of the connection with the shared transaction
 //! open and nobody in line commits it first. Readers (other connections) see a group only once it
 //! is committed.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
@@ -57,18 +58,6 @@ impl WriteError {
     }
 }
 
-/// Flushes the file at `path` to disk.
-fn sync_file(path: &Path) -> Result<(), rusqlite::Error> {
-    std::fs::File::open(path)
-        .and_then(|f| f.sync_data())
-        .map_err(|e| {
-            rusqlite::Error::SqliteFailure(
-                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_IOERR_FSYNC),
-                Some(format!("flushing {}: {e}", path.display())),
-            )
-        })
-}
-
 /// Whether `e` is SQLite refusing a write for a uniqueness constraint.
 pub fn is_unique_violation(e: &rusqlite::Error) -> bool {
     matches!(
@@ -85,11 +74,11 @@ type GroupResult = Result<(), Arc<rusqlite::Error>>;
 /// The connection and the shared transaction's state, behind the lock.
 struct Shared {
     conn: Connection,
-    /// The database's write-ahead log, flushed to disk after a group that holds a durable write.
-    wal: PathBuf,
     /// The shared transaction is open.
     open: bool,
-    /// The shared transaction holds a write that must be on disk before its writer returns.
+    /// The connection's `synchronous` level: `FULL` (every commit flushed to disk before any
+    /// reader sees it) for durable writes, `NORMAL` for lazy ones. It cannot change inside a
+    /// transaction, so a group is one or the other.
     durable: bool,
     /// The writers waiting for the shared transaction to commit.
     pending: Vec<SyncSender<GroupResult>>,
@@ -128,7 +117,6 @@ impl Shared {
     fn fail(&mut self, e: Arc<rusqlite::Error>) {
         let _ = self.conn.execute_batch("ROLLBACK");
         self.open = false;
-        self.durable = false;
         for waiter in self.pending.drain(..) {
             let _ = waiter.send(Err(e.clone()));
         }
@@ -139,18 +127,7 @@ impl Shared {
         if !self.open {
             return Ok(());
         }
-        let committed = self.conn.execute_batch("COMMIT").and_then(|()| {
-            // The connection commits without flushing (`synchronous = NORMAL`: in WAL mode the
-            // database stays consistent through any crash, and a commit is durable once a later
-            // flush of the log covers it). A group that holds a durable write flushes the log
-            // here, before any of its writers hears back: the same flush `synchronous = FULL`
-            // makes at every commit.
-            if std::mem::take(&mut self.durable) {
-                sync_file(&self.wal)?;
-            }
-            Ok(())
-        });
-        match committed {
+        match self.conn.execute_batch("COMMIT") {
             Ok(()) => {
                 self.open = false;
                 stats.groups.fetch_add(1, Ordering::Relaxed);
@@ -170,6 +147,21 @@ impl Shared {
         }
     }
 
+    /// Begins the shared transaction at the `synchronous` level a durable (or lazy) write needs.
+    fn begin(&mut self, durable: bool) -> Result<(), rusqlite::Error> {
+        if self.durable != durable {
+            self.conn.pragma_update(
+                None,
+                "synchronous",
+                if durable { "FULL" } else { "NORMAL" },
+            )?;
+            self.durable = durable;
+        }
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        self.open = true;
+        Ok(())
+    }
+
     /// Takes back the current write: rolls back to its savepoint (on failure, the whole group).
     fn roll_back_write(&mut self) {
         let rolled_back = self
@@ -185,15 +177,11 @@ impl Writer {
     /// Opens the writing connection to the room's database at `path` (never creating one).
     pub fn open(path: &Path) -> Result<Writer, rusqlite::Error> {
         let conn = connect(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        let mut wal = path.as_os_str().to_owned();
-        wal.push("-wal");
         Ok(Writer {
             shared: Arc::new(FairMutex::new(Shared {
                 conn,
-                wal: PathBuf::from(wal),
                 open: false,
-                durable: false,
+                durable: true,
                 pending: Vec::new(),
             })),
             waiting: Arc::new(AtomicUsize::new(0)),
@@ -235,8 +223,10 @@ impl Writer {
 
     /// [`Writer::write`] for a write that may be lost with the machine's power until the next
     /// durable write commits (never with the process alone: a committed write survives a
-    /// crash). It returns once committed, without waiting for a flush to disk. For a change
-    /// that a restart can do again and that no audit entry records (a worker taking a job).
+    /// crash). It returns once committed, without waiting for a flush to disk, and readers may
+    /// see it before it is flushed. For a change that a restart can do again and that no audit
+    /// entry records (a worker taking a job). It joins a durable group that is open (and is then
+    /// flushed with it); a durable write arriving at an open lazy group commits that group first.
     pub fn write_lazily<T, E>(&self, f: impl FnOnce(&Connection) -> Result<T, E>) -> Result<T, E>
     where
         E: From<WriteError>,
@@ -253,12 +243,14 @@ impl Writer {
         E: From<WriteError>,
     {
         let mut shared = self.lock();
+        if shared.open && durable && !shared.durable {
+            // A durable write cannot join a lazy group: the group commits first (lazily).
+            if let Err(e) = shared.flush(&self.stats) {
+                return Err(WriteError::Group(e).into());
+            }
+        }
         if !shared.open {
-            shared
-                .conn
-                .execute_batch("BEGIN IMMEDIATE")
-                .map_err(WriteError::from)?;
-            shared.open = true;
+            shared.begin(durable).map_err(WriteError::from)?;
         }
         if let Err(e) = shared.conn.execute_batch("SAVEPOINT w") {
             let e = Arc::new(e);
@@ -285,7 +277,6 @@ impl Writer {
             shared.fail(e.clone());
             return Err(WriteError::Group(e).into());
         }
-        shared.durable |= durable;
         if self.waiting() == 0 || shared.pending.len() + 1 >= MAX_GROUP {
             shared.pending.push(sync_channel(1).0);
             return match shared.flush(&self.stats) {

@@ -1,6 +1,6 @@
-//! The room's embedded database: SQLite in WAL mode, where a write is on disk before it is
-//! acknowledged (the writer flushes the log after each group of writes, see
-//! [`crate::group_commit`]). Migrations live in `runtime/migrations/` and are embedded in
+//! The room's embedded database: SQLite in WAL mode with `synchronous = FULL`, so a write is on
+//! disk before it is acknowledged or any reader sees it (a worker's claim on a job is the one
+//! write that is not flushed on its own, see [`crate::group_commit`]). Migrations live in `runtime/migrations/` and are embedded in
 //! the binary. The statements are plain SQL that PostgreSQL also runs.
 //!
 //! Writes, and the reads a job makes on its way, run whole on the calling thread (rusqlite):
