@@ -16,13 +16,28 @@ pub trait RandomBytes {
     fn fill(&mut self, dest: &mut [u8]) -> Result<(), SamplingError>;
 }
 
-/// The system's cryptographically secure generator (ring's `SystemRandom`).
-pub struct SystemRandomBytes(ring::rand::SystemRandom);
+/// The system's cryptographically secure generator (ring's `SystemRandom`), read a block at a
+/// time: a sample takes a few bytes at a time, dozens of times, and each read of the system's
+/// generator is a system call. The bytes are the generator's, in order, each used once; those
+/// not used are zeroized with the value.
+pub struct SystemRandomBytes {
+    system: ring::rand::SystemRandom,
+    block: zeroize::Zeroizing<[u8; RANDOM_BLOCK]>,
+    /// Bytes of `block` already used.
+    used: usize,
+}
+
+/// How many bytes [`SystemRandomBytes`] reads from the system at once.
+const RANDOM_BLOCK: usize = 512;
 
 impl SystemRandomBytes {
     /// A handle to the operating system's generator.
     pub fn new() -> Self {
-        SystemRandomBytes(ring::rand::SystemRandom::new())
+        SystemRandomBytes {
+            system: ring::rand::SystemRandom::new(),
+            block: zeroize::Zeroizing::new([0u8; RANDOM_BLOCK]),
+            used: RANDOM_BLOCK,
+        }
     }
 }
 
@@ -34,7 +49,27 @@ impl Default for SystemRandomBytes {
 
 impl RandomBytes for SystemRandomBytes {
     fn fill(&mut self, dest: &mut [u8]) -> Result<(), SamplingError> {
-        ring::rand::SecureRandom::fill(&self.0, dest).map_err(|_| SamplingError::NoRandomness)
+        let system = |buf: &mut [u8]| {
+            ring::rand::SecureRandom::fill(&self.system, buf)
+                .map_err(|_| SamplingError::NoRandomness)
+        };
+        if dest.len() > RANDOM_BLOCK {
+            return system(dest);
+        }
+        let mut written = 0;
+        while written < dest.len() {
+            if self.used == RANDOM_BLOCK {
+                system(&mut self.block[..])?;
+                self.used = 0;
+            }
+            let n = (dest.len() - written).min(RANDOM_BLOCK - self.used);
+            dest[written..written + n].copy_from_slice(&self.block[self.used..self.used + n]);
+            // Used bytes are not kept.
+            self.block[self.used..self.used + n].fill(0);
+            self.used += n;
+            written += n;
+        }
+        Ok(())
     }
 }
 
@@ -228,6 +263,26 @@ mod tests {
             }
             Ok(())
         }
+    }
+
+    #[test]
+    fn the_system_generator_never_hands_out_a_byte_twice() {
+        let mut rng = SystemRandomBytes::new();
+        // Reads that straddle the block's end, and one longer than a block.
+        let mut seen = Vec::new();
+        for len in [7usize, 100, 300, 200, 1000, 33] {
+            let mut buf = vec![0u8; len];
+            rng.fill(&mut buf).expect("random");
+            seen.push(buf);
+        }
+        let all: Vec<u8> = seen.concat();
+        // 1,640 bytes: any 16-byte window repeated means bytes were handed out twice.
+        let windows: std::collections::HashSet<&[u8]> = all.windows(16).collect();
+        assert_eq!(windows.len(), all.len() - 15);
+        assert!(
+            rng.block[..rng.used].iter().all(|&b| b == 0),
+            "used bytes are cleared"
+        );
     }
 
     #[test]
