@@ -123,28 +123,38 @@ fn the_writes_waiting_in_line_commit_as_one_group() {
     assert_eq!(tree.root(checkpoint.size).ok(), Some(checkpoint.root));
 }
 
+/// Writes note 1, and while holding the connection lets `next` (a write of its own) line up
+/// behind it; returns once note 1 is committed, with what `next` returned.
+fn behind_a_first_write<T: Send>(
+    room: &Room,
+    next: impl FnOnce(&Room) -> T + Send,
+) -> std::thread::Result<T> {
+    std::thread::scope(|scope| {
+        let next = room
+            .write(|change| {
+                change.record(note(1))?;
+                let next = scope.spawn(|| next(room));
+                in_line(room, 1);
+                Ok::<_, RoomError>(next)
+            })
+            .expect("the first write's group commits");
+        next.join()
+    })
+}
+
 #[test]
 fn a_failed_write_takes_back_only_itself() {
     let (_dir, room) = room();
     let before = log_size(&room);
-    std::thread::scope(|scope| {
-        let room = &room;
-        let first = room.write(|change| {
-            change.record(note(1))?;
-            // The next in line writes an entry and then fails: only its write goes.
-            let failing = scope.spawn(move || {
-                room.write(|change| {
-                    change.record(note(99))?;
-                    Err::<(), _>(RoomError::Invalid("changed its mind".into()))
-                })
-            });
-            in_line(room, 1);
-            Ok::<_, RoomError>(failing)
-        });
-        let failing = first.expect("first commits");
-        assert!(failing.join().expect("thread").is_err());
-        write_note(room, 2).expect("the next write commits");
+    // The next in line writes an entry and then fails: only its write goes.
+    let failed = behind_a_first_write(&room, |room| {
+        room.write(|change| {
+            change.record(note(99))?;
+            Err::<(), _>(RoomError::Invalid("changed its mind".into()))
+        })
     });
+    assert!(failed.expect("thread").is_err());
+    write_note(&room, 2).expect("the next write commits");
     assert_eq!(
         durable_notes(&room),
         vec![(before, 1), (before + 1, 2)],
@@ -156,24 +166,15 @@ fn a_failed_write_takes_back_only_itself() {
 fn a_write_that_panics_takes_back_only_itself_and_the_group_still_commits() {
     let (_dir, room) = room();
     let before = log_size(&room);
-    std::thread::scope(|scope| {
-        let room = &room;
-        let first = room.write(|change| {
-            change.record(note(1))?;
-            // The next in line takes the connection from this write, then panics holding it:
-            // nobody else is in line to commit this write's group.
-            let panicking = scope.spawn(move || {
-                room.write(|change| -> Result<(), RoomError> {
-                    change.record(note(99))?;
-                    panic!("a writer fails while holding the connection");
-                })
-            });
-            in_line(room, 1);
-            Ok::<_, RoomError>(panicking)
-        });
-        let panicking = first.expect("the first write's group commits");
-        assert!(panicking.join().is_err(), "the panic reaches its thread");
+    // The next in line takes the connection from the first write, then panics holding it:
+    // nobody else is in line to commit the first write's group.
+    let panicked = behind_a_first_write(&room, |room| {
+        room.write(|change| -> Result<(), RoomError> {
+            change.record(note(99))?;
+            panic!("a writer fails while holding the connection");
+        })
     });
+    assert!(panicked.is_err(), "the panic reaches its thread");
     assert_eq!(durable_notes(&room), vec![(before, 1)]);
     write_note(&room, 2).expect("the writer is still usable");
     assert_eq!(durable_notes(&room), vec![(before, 1), (before + 1, 2)]);

@@ -213,7 +213,8 @@ impl Writer {
 
     /// Runs `f` as one write on the calling thread and returns once it is durable (with its
     /// group), or with the error that kept it or its group from committing. `f` rolls back alone
-    /// if it returns `Err` or panics.
+    /// if it returns `Err` or panics. `f` must not write through this writer itself: the
+    /// connection's lock is not reentrant.
     pub fn write<T, E>(&self, f: impl FnOnce(&Connection) -> Result<T, E>) -> Result<T, E>
     where
         E: From<WriteError>,
