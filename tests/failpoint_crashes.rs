@@ -31,6 +31,9 @@ const CASES: &[(&str, &str)] = &[
     ("job.after_result_entry", "run-job"),
     ("job.before_release_commit", "run-job"),
     ("job.after_release", "run-job"),
+    ("job.after_result_entry", "run-job-deferred"),
+    ("job.before_settle", "run-job-deferred"),
+    ("job.after_release", "run-job-deferred"),
     ("job.after_result_entry", "run-held-job"),
     ("job.after_release", "run-held-job"),
 ];

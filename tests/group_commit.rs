@@ -258,3 +258,68 @@ fn a_durable_write_never_commits_in_a_lazy_group() {
     );
     assert_eq!(durable_notes(&room).len(), 2);
 }
+
+/// A deferred write: made, its group left open for the next writes, which commit it.
+fn defer_note(room: &Room, n: u64) -> strongroom::group_commit::Pending {
+    let (_, pending) = room
+        .writer()
+        .write_deferred(|conn| room.audit().append_in(conn, &note(n)))
+        .expect("the deferred write is made");
+    pending
+}
+
+#[test]
+fn a_deferred_write_commits_with_the_next_durable_write() {
+    let (_dir, room) = room();
+    let (groups_before, _) = room.writer().committed();
+    let pending = defer_note(&room, 1);
+    assert!(
+        durable_notes(&room).is_empty(),
+        "a deferred write is not visible before its group commits"
+    );
+    // A lazy write (a worker's claim) joins the open group and leaves it open.
+    room.writer()
+        .write_lazily(|conn| {
+            conn.execute_batch("SELECT 1")
+                .map_err(strongroom::group_commit::WriteError::from)
+        })
+        .expect("the lazy write");
+    assert!(
+        durable_notes(&room).is_empty(),
+        "the lazy write committed the group"
+    );
+    write_note(&room, 2).expect("the durable write commits");
+    let (groups, _) = room.writer().committed();
+    assert_eq!(groups - groups_before, 1, "one commit for the three writes");
+    assert_eq!(
+        durable_notes(&room)
+            .iter()
+            .map(|(_, n)| *n)
+            .collect::<Vec<_>>(),
+        vec![1, 2]
+    );
+    // The durable write committed the group: settling finds it done, without its grace.
+    let started = Instant::now();
+    pending.settle(PATIENCE).expect("settled");
+    assert!(started.elapsed() < PATIENCE);
+}
+
+#[test]
+fn a_deferred_write_alone_commits_itself_after_its_grace() {
+    let (_dir, room) = room();
+    let grace = Duration::from_millis(30);
+    let pending = defer_note(&room, 1);
+    let started = Instant::now();
+    pending.settle(grace).expect("settled");
+    assert!(started.elapsed() >= grace, "it did not wait for its grace");
+    assert_eq!(durable_notes(&room), vec![(durable_notes(&room)[0].0, 1)]);
+    // Dropping one commits it at once.
+    drop(defer_note(&room, 2));
+    assert_eq!(
+        durable_notes(&room)
+            .iter()
+            .map(|(_, n)| *n)
+            .collect::<Vec<_>>(),
+        vec![1, 2]
+    );
+}

@@ -11,7 +11,10 @@
 //! the shared transaction commits, one disk flush for the whole group. A writer whose group
 //! another will commit waits for that commit: no writer returns before its write is durable,
 //! and when the commit fails every writer in the group gets the error and none of their writes
-//! is kept. (A lazy write, [`Writer::write_lazily`], commits without that flush.) A write that
+//! is kept. (A lazy write, [`Writer::write_lazily`], commits without that flush.) A deferred
+//! write ([`Writer::write_deferred`]) leaves its group open for the writes that follow and
+//! returns a [`Pending`], which commits the group itself if no other write has after a grace
+//! period: a worker's release then shares its flush with the next job's charge. A write that
 //! returns `Err` or panics rolls back to its savepoint, so the writes
 //! before it in the group stand; whoever lets go of the connection with the shared transaction
 //! open and nobody in line commits it first. Readers (other connections) see a group only once it
@@ -20,7 +23,7 @@
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 
 use parking_lot::{FairMutex, FairMutexGuard};
 use std::time::Duration;
@@ -82,6 +85,11 @@ struct Shared {
     durable: bool,
     /// The writers waiting for the shared transaction to commit.
     pending: Vec<SyncSender<GroupResult>>,
+    /// The number of shared transactions begun so far: the open one's number.
+    seq: u64,
+    /// A deferred write left the open group for others to join: its [`Pending`] will commit
+    /// it, so lazy writes leave it open.
+    linger: bool,
 }
 
 /// The one writing connection (cheap to clone: clones share it).
@@ -117,6 +125,7 @@ impl Shared {
     fn fail(&mut self, e: Arc<rusqlite::Error>) {
         let _ = self.conn.execute_batch("ROLLBACK");
         self.open = false;
+        self.linger = false;
         for waiter in self.pending.drain(..) {
             let _ = waiter.send(Err(e.clone()));
         }
@@ -130,6 +139,7 @@ impl Shared {
         match self.conn.execute_batch("COMMIT") {
             Ok(()) => {
                 self.open = false;
+                self.linger = false;
                 stats.groups.fetch_add(1, Ordering::Relaxed);
                 stats
                     .writes
@@ -159,6 +169,8 @@ impl Shared {
         }
         self.conn.execute_batch("BEGIN IMMEDIATE")?;
         self.open = true;
+        self.linger = false;
+        self.seq += 1;
         Ok(())
     }
 
@@ -183,6 +195,8 @@ impl Writer {
                 open: false,
                 durable: true,
                 pending: Vec::new(),
+                seq: 0,
+                linger: false,
             })),
             waiting: Arc::new(AtomicUsize::new(0)),
             stats: Arc::default(),
@@ -219,7 +233,30 @@ impl Writer {
     where
         E: From<WriteError>,
     {
-        self.write_as(true, f)
+        self.write_as(Mode::Durable, f).map(|(value, _)| value)
+    }
+
+    /// [`Writer::write`] for a write whose caller has more to do before it needs the write
+    /// durable: the write is made on the calling thread, its group is left open for the writes
+    /// that follow, and the returned [`Pending`] says when the group committed. Nothing of the
+    /// write is visible to readers, or durable, until then; [`Pending::settle`] commits the
+    /// group itself after a grace period, and dropping the `Pending` commits it at once.
+    pub fn write_deferred<T, E>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, E>,
+    ) -> Result<(T, Pending), E>
+    where
+        E: From<WriteError>,
+    {
+        let (value, pending) = self.write_as(Mode::Deferred, f)?;
+        Ok((
+            value,
+            pending.unwrap_or_else(|| Pending {
+                writer: self.clone(),
+                seq: 0,
+                receiver: None,
+            }),
+        ))
     }
 
     /// [`Writer::write`] for a write that may be lost with the machine's power until the next
@@ -228,21 +265,24 @@ impl Writer {
     /// see it before it is flushed. For a change that a restart can do again and that no audit
     /// entry records (a worker taking a job). It joins a durable group that is open (and is then
     /// flushed with it); a durable write arriving at an open lazy group commits that group first.
+    /// In a group a deferred write left open it returns at once, the group still open: the
+    /// deferred write's [`Pending`] commits it.
     pub fn write_lazily<T, E>(&self, f: impl FnOnce(&Connection) -> Result<T, E>) -> Result<T, E>
     where
         E: From<WriteError>,
     {
-        self.write_as(false, f)
+        self.write_as(Mode::Lazy, f).map(|(value, _)| value)
     }
 
     fn write_as<T, E>(
         &self,
-        durable: bool,
+        mode: Mode,
         f: impl FnOnce(&Connection) -> Result<T, E>,
-    ) -> Result<T, E>
+    ) -> Result<(T, Option<Pending>), E>
     where
         E: From<WriteError>,
     {
+        let durable = mode != Mode::Lazy;
         let mut shared = self.lock();
         if shared.open && durable && !shared.durable {
             // A durable write cannot join a lazy group: the group commits first (lazily).
@@ -278,10 +318,27 @@ impl Writer {
             shared.fail(e.clone());
             return Err(WriteError::Group(e).into());
         }
-        if self.waiting() == 0 || shared.pending.len() + 1 >= MAX_GROUP {
+        let full = shared.pending.len() + 1 >= MAX_GROUP;
+        if mode == Mode::Deferred && !full {
+            let (sender, receiver) = sync_channel(1);
+            shared.pending.push(sender);
+            shared.linger = true;
+            let pending = Pending {
+                writer: self.clone(),
+                seq: shared.seq,
+                receiver: Some(receiver),
+            };
+            return Ok((value, Some(pending)));
+        }
+        if mode == Mode::Lazy && shared.linger && !full {
+            // The deferred write's `Pending` commits the group; a lazy write need not wait.
+            shared.pending.push(sync_channel(1).0);
+            return Ok((value, None));
+        }
+        if self.waiting() == 0 || full {
             shared.pending.push(sync_channel(1).0);
             return match shared.flush(&self.stats) {
-                Ok(()) => Ok(value),
+                Ok(()) => Ok((value, None)),
                 Err(e) => Err(WriteError::Group(e).into()),
             };
         }
@@ -290,7 +347,7 @@ impl Writer {
         shared.pending.push(sender);
         drop(shared);
         match receiver.recv() {
-            Ok(Ok(())) => Ok(value),
+            Ok(Ok(())) => Ok((value, None)),
             Ok(Err(e)) => Err(WriteError::Group(e).into()),
             Err(_) => Err(WriteError::Closed.into()),
         }
@@ -302,5 +359,65 @@ impl Writer {
         if self.waiting() == 0 {
             let _ = shared.flush(&self.stats);
         }
+    }
+}
+
+/// How a write commits.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Flushed to disk before the writer returns.
+    Durable,
+    /// Committed before the writer returns, flushed with the next durable group.
+    Lazy,
+    /// Durable, but the writer returns before its group commits (see [`Pending`]).
+    Deferred,
+}
+
+/// A deferred write whose group may not have committed yet (see [`Writer::write_deferred`]).
+/// Dropping it commits the group (if still open) and waits for it.
+pub struct Pending {
+    writer: Writer,
+    /// The group holding the write.
+    seq: u64,
+    /// Learns the group's fate; `None` once learnt.
+    receiver: Option<Receiver<GroupResult>>,
+}
+
+impl Pending {
+    /// Waits up to `grace` for another write to commit the group holding this one, then
+    /// commits it, and returns once it is durable, or with the error that kept it from
+    /// committing (the write is then lost with its group).
+    pub fn settle(mut self, grace: Duration) -> Result<(), WriteError> {
+        self.wait(grace)
+    }
+
+    fn wait(&mut self, grace: Duration) -> Result<(), WriteError> {
+        let Some(receiver) = self.receiver.take() else {
+            return Ok(());
+        };
+        let learnt = match receiver.recv_timeout(grace) {
+            Ok(result) => Ok(result),
+            Err(RecvTimeoutError::Disconnected) => Err(WriteError::Closed),
+            Err(RecvTimeoutError::Timeout) => {
+                let mut shared = self.writer.lock();
+                // This write's group, if still open, is ours to commit. Another open group is
+                // committed too when nobody else is in line: a writer may have handed it to us.
+                if shared.open && (shared.seq == self.seq || self.writer.waiting() == 0) {
+                    let _ = shared.flush(&self.writer.stats);
+                }
+                drop(shared);
+                receiver.recv().map_err(|_| WriteError::Closed)
+            }
+        };
+        match learnt? {
+            Ok(()) => Ok(()),
+            Err(e) => Err(WriteError::Group(e)),
+        }
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        let _ = self.wait(Duration::ZERO);
     }
 }

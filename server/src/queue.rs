@@ -6,6 +6,11 @@
 //! the budget before the module starts. On start, a row still `running` belongs to a job the
 //! service was killed in the middle of: it is marked `failed` (its charge, if it got that far,
 //! stands) and logged; `queued` rows simply run. Nothing is lost, nothing runs twice.
+//!
+//! A worker does not wait for its job's release to reach the disk before it takes the next
+//! job: the release is handed to the worker's settler thread (see
+//! [`strongroom::room::jobs::run_job_deferred`]), and the next job's charge usually commits
+//! both, one disk flush for the two. The settler commits it itself after [`SETTLE_GRACE`].
 
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
@@ -22,7 +27,9 @@ use super::dataset_cache::DatasetCache;
 use strongroom::data_at_rest::open::{OpenError, SealedFile};
 use strongroom::dataset::Dataset;
 use strongroom::output_gate::mechanism::parse_nano;
-use strongroom::room::jobs::{AudienceInput, JobError, JobRequest, run_job};
+use strongroom::room::jobs::{
+    AudienceInput, JobError, JobRequest, UnsettledRelease, run_job_deferred,
+};
 use strongroom::room::{Room, RoomError};
 use strongroom_verify::event::Event;
 
@@ -48,6 +55,14 @@ pub struct WorkTimes {
     /// microseconds: the last [`KEPT_JOB_TIMES`] jobs.
     control_us: std::sync::Mutex<std::collections::VecDeque<u64>>,
 }
+
+/// How long a settler lets a job's release wait for another write to commit it (the next
+/// job's charge, usually) before committing it itself.
+pub const SETTLE_GRACE: Duration = Duration::from_millis(2);
+
+/// What a job's run leaves the worker with: how long its module ran, how long preparing it
+/// took, and its release if that still has to commit.
+type Ran = (Duration, Duration, Option<UnsettledRelease>);
 
 /// Jobs whose control-plane time [`WorkTimes`] keeps.
 pub const KEPT_JOB_TIMES: usize = 100_000;
@@ -360,7 +375,7 @@ fn crashed(room: &Room, job: &Claimed, error: &str) -> Result<(), RoomError> {
     })
 }
 
-async fn run_claimed(state: &AppState, job: &Claimed) -> Result<(Duration, Duration), Failure> {
+async fn run_claimed(state: &AppState, job: &Claimed) -> Result<Ran, Failure> {
     let room = &state.room;
     let cost = parse_nano(&job.cost).map_err(|e| format!("cost: {e}"))?;
     let row = job
@@ -430,8 +445,8 @@ async fn run_claimed(state: &AppState, job: &Claimed) -> Result<(Duration, Durat
         job_id: Some(job.job_id.clone()),
         parameters: job.parameters.clone(),
     };
-    match run_job(room, &state.sandbox, request).await {
-        Ok(result) => Ok((result.run_time, result.prepare_time)),
+    match run_job_deferred(room, &state.sandbox, request).await {
+        Ok((result, unsettled)) => Ok((result.run_time, result.prepare_time, unsettled)),
         Err(e @ JobError::Refused(_)) => Err(Failure {
             code: e.refusal_code(),
             message: e.to_string(),
@@ -468,12 +483,11 @@ pub fn quarantined_error(dataset: &str) -> String {
 
 /// Runs a claimed job; a panic anywhere inside it fails the job (any charge stands) and is
 /// logged, and the worker goes on.
-/// Runs a claimed job; returns how long its module ran, and how long preparing it took.
 fn run_guarded(
     state: &AppState,
     handle: &tokio::runtime::Handle,
     job: &Claimed,
-) -> Result<(Duration, Duration), Failure> {
+) -> Result<Ran, Failure> {
     match std::panic::catch_unwind(AssertUnwindSafe(|| {
         handle.block_on(run_claimed(state, job))
     })) {
@@ -489,7 +503,7 @@ fn run_guarded(
                     "job {} finished, then its worker failed: {message}",
                     job.job_id
                 ));
-                return Ok((Duration::ZERO, Duration::ZERO));
+                return Ok((Duration::ZERO, Duration::ZERO, None));
             }
             super::problem::tracing_log(&format!(
                 "job {} failed in a worker: {message}",
@@ -513,21 +527,32 @@ fn run_guarded(
     }
 }
 
-/// Claims and runs one job, or waits a little for one.
-fn work_once(state: &AppState, handle: &tokio::runtime::Handle) {
+/// Claims and runs one job, or waits a little for one. A release still to commit goes to the
+/// worker's settler.
+fn work_once(
+    state: &AppState,
+    handle: &tokio::runtime::Handle,
+    settler: &std::sync::mpsc::Sender<UnsettledRelease>,
+) {
     let claimed = Instant::now();
     match claim(&state.room) {
         Ok(Some(job)) => {
             // A job that ran to its end finished its queue row with its result; only a job that
             // did not is finished here.
-            let (module, prepare) = match run_guarded(state, handle, &job) {
-                Ok(times) => times,
+            let (module, prepare, unsettled) = match run_guarded(state, handle, &job) {
+                Ok(ran) => ran,
                 Err(failure) => {
                     finish_reliably(state, &job.job_id, Some(&failure));
-                    (Duration::ZERO, Duration::ZERO)
+                    (Duration::ZERO, Duration::ZERO, None)
                 }
             };
             state.queue.times.add(claimed.elapsed(), module, prepare);
+            if let Some(unsettled) = unsettled
+                && let Err(std::sync::mpsc::SendError(unsettled)) = settler.send(unsettled)
+            {
+                // No settler (it could not start): settle here.
+                settle(state, unsettled);
+            }
         }
         Ok(None) => {
             handle.block_on(async {
@@ -541,6 +566,25 @@ fn work_once(state: &AppState, handle: &tokio::runtime::Handle) {
             std::thread::sleep(Duration::from_secs(1));
         }
     }
+}
+
+/// Waits for a job's release to commit (committing it after [`SETTLE_GRACE`]); if it cannot,
+/// the job ends failed (its charge stands, and the failure is in the log).
+fn settle(state: &AppState, unsettled: UnsettledRelease) {
+    let job_id = unsettled.job_id().to_string();
+    let settled = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        unsettled.settle(&state.room, SETTLE_GRACE)
+    }));
+    let failed = match settled {
+        Ok(Ok(())) => return,
+        Ok(Err(e)) => e.to_string(),
+        Err(panic) => panic_message(&*panic),
+    };
+    super::problem::tracing_log(&format!("job {job_id}: {failed}"));
+    let failure = Failure::from(
+        "the job failed after its charge, which stands; the operator has the details",
+    );
+    finish_reliably(state, &job_id, Some(&failure));
 }
 
 /// Records a job's end, retrying while the database refuses (a job left `running` would wait
@@ -560,9 +604,23 @@ fn finish_reliably(state: &AppState, job_id: &str, error: Option<&Failure>) {
 }
 
 /// Starts `config.workers` threads that drain the queue. Each runs jobs on its own thread and
-/// uses the async runtime only to reach the database.
+/// uses the async runtime only to reach the database; each has a settler thread beside it that
+/// sees its jobs' releases committed.
 pub fn spawn_workers(state: &Arc<AppState>, handle: tokio::runtime::Handle) {
     for n in 0..state.config.workers.max(1) {
+        let (settler, releases) = std::sync::mpsc::channel::<UnsettledRelease>();
+        let settling = Arc::clone(state);
+        let started = std::thread::Builder::new()
+            .name(format!("strongroom-settle-{n}"))
+            .spawn(move || {
+                for unsettled in releases {
+                    settle(&settling, unsettled);
+                }
+            });
+        if let Err(e) = started {
+            // The worker then settles its releases itself (the send fails).
+            super::problem::tracing_log(&format!("cannot start a settler: {e}"));
+        }
         let state = Arc::clone(state);
         let handle = handle.clone();
         let spawned = std::thread::Builder::new()
@@ -571,9 +629,9 @@ pub fn spawn_workers(state: &Arc<AppState>, handle: tokio::runtime::Handle) {
                 // Nothing inside an iteration can take the thread down: a panic outside a job
                 // (claiming, recording) is logged and the worker carries on.
                 while !state.queue.stop.load(Ordering::SeqCst) {
-                    if let Err(panic) =
-                        std::panic::catch_unwind(AssertUnwindSafe(|| work_once(&state, &handle)))
-                    {
+                    if let Err(panic) = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                        work_once(&state, &handle, &settler)
+                    })) {
                         super::problem::tracing_log(&format!(
                             "a worker failed between jobs: {}",
                             panic_message(&*panic)

@@ -17,7 +17,7 @@ use sqlx::Row;
 use strongroom::keys::OperatorSecret;
 use strongroom::room::Room;
 use strongroom::room::approval::ParameterRules;
-use strongroom::room::jobs::{JobRequest, decide_held, run_job};
+use strongroom::room::jobs::{JobRequest, decide_held, run_job, run_job_deferred};
 use strongroom::room::policy::Policy;
 use strongroom_server::auth::{Role, add_party, revoke_party, rotate_token};
 use strongroom_tests::{example, sandbox, small_bank};
@@ -105,6 +105,18 @@ async fn operate(room: &Room, operation: &str) -> Result<(), String> {
                 .await
                 .map(|_| ())
                 .map_err(|e| e.to_string())
+        }
+        "run-job-deferred" => {
+            // As a queue's worker runs a job: the release settles after the run returns.
+            let (_, unsettled) = run_job_deferred(room, sandbox(), request("socialco", &module))
+                .await
+                .map_err(|e| e.to_string())?;
+            match unsettled {
+                Some(unsettled) => unsettled
+                    .settle(room, std::time::Duration::from_millis(5))
+                    .map_err(|e| e.to_string()),
+                None => Ok(()),
+            }
         }
         "release-held" => {
             let held: String = sqlx::query("SELECT job_id FROM jobs WHERE status = 'held'")

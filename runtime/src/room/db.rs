@@ -110,6 +110,17 @@ impl Db {
         blocking(|| self.writer.write(f))
     }
 
+    /// Runs `f` as one write whose group commits later (see [`Writer::write_deferred`]).
+    pub fn write_deferred<T, E>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, E>,
+    ) -> Result<(T, crate::group_commit::Pending), E>
+    where
+        E: From<WriteError>,
+    {
+        blocking(|| self.writer.write_deferred(f))
+    }
+
     /// Runs `f` as one write that need not reach the disk before it returns (see
     /// [`Writer::write_lazily`]): for a change a restart can make again and that no audit entry
     /// records.

@@ -12,6 +12,7 @@ use super::{Room, RoomError, db};
 use crate::audit_log::log::Appended;
 use crate::dataset::Dataset;
 use crate::dataset::audience::AudienceList;
+use crate::group_commit::Pending;
 use crate::guest_boundary::vetting::DEFAULT_MAX_MODULE_BYTES;
 use crate::guest_boundary::{PreparedModule, RunContext, RunLimits, RunReport, Sandbox, vet};
 use crate::output_gate::ledger::{Charge, LedgerError, PrivacyLedger};
@@ -413,6 +414,29 @@ pub async fn run_job(
     sandbox: &Sandbox,
     request: JobRequest<'_>,
 ) -> Result<JobResult, JobError> {
+    run_job_as(room, sandbox, request, false)
+        .await
+        .map(|(result, _)| result)
+}
+
+/// [`run_job`] for a caller with more work in hand (a queue's worker): returns once the
+/// release is written, before its group commits, with an [`UnsettledRelease`] the caller must
+/// settle. Until then nothing of the release is durable or visible to anyone; the next job's
+/// charge usually commits it, one disk flush for both.
+pub async fn run_job_deferred(
+    room: &Room,
+    sandbox: &Sandbox,
+    request: JobRequest<'_>,
+) -> Result<(JobResult, Option<UnsettledRelease>), JobError> {
+    run_job_as(room, sandbox, request, true).await
+}
+
+async fn run_job_as(
+    room: &Room,
+    sandbox: &Sandbox,
+    request: JobRequest<'_>,
+    defer: bool,
+) -> Result<(JobResult, Option<UnsettledRelease>), JobError> {
     let partner = request.partner.to_string();
     let dataset = request.dataset.name.clone();
     let module_sha256 =
@@ -420,18 +444,9 @@ pub async fn run_job(
     // The vetting entry is written with the charge (one commit fewer per job), or, for a job
     // refused after it was vetted, with the refusal.
     let mut vetted = None;
-    let result = run_job_inner(room, sandbox, request, &mut vetted).await;
+    let result = run_job_inner(room, sandbox, request, &mut vetted, defer).await;
     if let Err(JobError::AfterCharge { job, reason }) = &result {
-        // Not a refusal: the charge was made and stands.
-        room.audit()
-            .append(&Event::JobFailed {
-                actor: "room".into(),
-                job: job.clone(),
-                partner: partner.clone(),
-                reason: reason.clone(),
-            })
-            .await
-            .map_err(RoomError::from)?;
+        record_failed_after_charge(room, job, &partner, reason)?;
     }
     if let Err(e) = &result
         && matches!(
@@ -453,23 +468,87 @@ pub async fn run_job(
     result
 }
 
+/// Records that a job failed after its charge (which stands): not a refusal.
+fn record_failed_after_charge(
+    room: &Room,
+    job: &str,
+    partner: &str,
+    reason: &str,
+) -> Result<(), RoomError> {
+    room.write(|change| {
+        change.record(Event::JobFailed {
+            actor: "room".into(),
+            job: job.to_string(),
+            partner: partner.to_string(),
+            reason: reason.to_string(),
+        })
+    })
+    .map(|_| ())
+}
+
+/// A job's release, written but not yet committed (see [`run_job_deferred`]).
+#[must_use = "a release is durable and visible only once settled"]
+pub struct UnsettledRelease {
+    pending: Pending,
+    logged: Appended,
+    job_id: String,
+    partner: String,
+}
+
+impl UnsettledRelease {
+    /// The job released.
+    pub fn job_id(&self) -> &str {
+        &self.job_id
+    }
+
+    /// Waits up to `grace` for another write to commit the release's group (then commits it)
+    /// and returns once the release is durable. If the group fails to commit, the release is
+    /// lost with it; the failure is recorded as one after the charge, which stands, and
+    /// returned as [`JobError::AfterCharge`].
+    pub fn settle(self, room: &Room, grace: std::time::Duration) -> Result<(), JobError> {
+        let UnsettledRelease {
+            pending,
+            logged,
+            job_id,
+            partner,
+        } = self;
+        fail::fail_point!("job.before_settle");
+        match pending.settle(grace) {
+            Ok(()) => {
+                fail::fail_point!("job.after_release");
+                room.audit().committed(&logged).map_err(RoomError::from)?;
+                Ok(())
+            }
+            Err(e) => {
+                let reason = format!("committing its release: {e}");
+                record_failed_after_charge(room, &job_id, &partner, &reason)?;
+                Err(JobError::AfterCharge {
+                    job: job_id,
+                    reason,
+                })
+            }
+        }
+    }
+}
+
 /// The four phases in order: admit, charge, execute, release.
 async fn run_job_inner(
     room: &Room,
     sandbox: &Sandbox,
     request: JobRequest<'_>,
     vetted: &mut Option<Event>,
-) -> Result<JobResult, JobError> {
+    defer: bool,
+) -> Result<(JobResult, Option<UnsettledRelease>), JobError> {
     let admitted = admit(room, sandbox, request, vetted).await?;
     let prepare_time = admitted.prepare_time;
     let charged = charge(room, admitted, vetted).await?;
     let started = std::time::Instant::now();
     let report = execute(sandbox, &charged);
     let run_time = started.elapsed();
-    let mut result = release(room, charged, report).await?;
+    let (mut result, unsettled) = release(room, charged, report, defer).await?;
     result.run_time = run_time;
     result.prepare_time = prepare_time;
-    Ok(result)
+    Ok((result, unsettled))
 }
 
 /// A job that passed every check: what charging it needs.
@@ -728,8 +807,22 @@ async fn charge<'r>(
             Err(e) => return Err(JobError::from(e)),
         };
         fail::fail_point!("job.inside_charge");
-        conn.prepare_cached("UPDATE job_queue SET release_at = ? WHERE job_id = ?")?
+        let queued = conn
+            .prepare_cached(
+                "UPDATE job_queue SET release_at = ? WHERE job_id = ? AND state = 'running'",
+            )?
             .execute(params![release_at_text, job_id])?;
+        // A queued job is charged only while its worker's claim stands (a claim lost with a
+        // group that failed to commit leaves the job queued, for a worker to take again).
+        if queued == 0
+            && conn
+                .prepare_cached("SELECT 1 FROM job_queue WHERE job_id = ?")?
+                .exists(params![job_id])?
+        {
+            return Err(JobError::Room(RoomError::Invalid(format!(
+                "job {job_id} is no longer claimed"
+            ))));
+        }
         // The vetting entry first (when this job vetted its module), then the three the charge
         // makes: appended together.
         let mut entries: Vec<Event> = vetted.take().into_iter().collect();
@@ -827,7 +920,8 @@ async fn release(
     room: &Room,
     charged: Charged<'_>,
     report: RunReport,
-) -> Result<JobResult, JobError> {
+    defer: bool,
+) -> Result<(JobResult, Option<UnsettledRelease>), JobError> {
     let Charged {
         request,
         policy,
@@ -961,7 +1055,7 @@ async fn release(
         JobStatus::Held => Event::ResultHeld(facts),
         _ => Event::ResultNone(facts),
     };
-    let (logged, receipt) = room.db().write(|conn| {
+    let write = |conn: &rusqlite::Connection| {
         let logged = audit
             .append_all_in(conn, &[finished, release_event])
             .map_err(RoomError::from)?
@@ -1020,10 +1114,32 @@ async fn release(
         .execute(params![crate::clock::now_rfc3339(), job_id])?;
         fail::fail_point!("job.before_release_commit");
         Ok::<_, JobError>((logged, receipt))
-    })?;
-    audit.committed(&logged).map_err(RoomError::from)?;
-    fail::fail_point!("job.after_release");
-    Ok(JobResult {
+    };
+    // A release that could not be written is a failure after the charge, not a refusal.
+    let unwritten = |e: JobError| match e {
+        e @ JobError::AfterCharge { .. } => e,
+        other => after_charge(format!("writing its release: {other}")),
+    };
+    let ((logged, receipt), unsettled) = if defer {
+        let (written, pending) = room.db().write_deferred(write).map_err(unwritten)?;
+        (written, Some(pending))
+    } else {
+        (room.db().write(write).map_err(unwritten)?, None)
+    };
+    let unsettled = match unsettled {
+        Some(pending) => Some(UnsettledRelease {
+            pending,
+            logged,
+            job_id: job_id.clone(),
+            partner: request.partner.to_string(),
+        }),
+        None => {
+            audit.committed(&logged).map_err(RoomError::from)?;
+            fail::fail_point!("job.after_release");
+            None
+        }
+    };
+    let result = JobResult {
         run_time: std::time::Duration::ZERO,
         prepare_time: std::time::Duration::ZERO,
         job_id,
@@ -1040,7 +1156,8 @@ async fn release(
         remaining_nano_rho: remaining,
         bank_detail,
         failed_units,
-    })
+    };
+    Ok((result, unsettled))
 }
 
 /// Waits until `at`. Returns whether `at` had already passed (the run overran its release time:
