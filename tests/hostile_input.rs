@@ -338,13 +338,14 @@ async fn charges_as_logged(room: &Room) -> (u64, u64) {
 }
 
 /// Every point of a job where a worker can fail, in order.
-const JOB_STEPS: [&str; 7] = [
+const JOB_STEPS: [&str; 8] = [
     "job.inside_charge",
     "job.after_charge",
     "job.after_started",
     "job.after_run",
     "job.after_result_entry",
     "job.before_release_commit",
+    "job.before_settle",
     "job.after_release",
 ];
 
@@ -380,7 +381,8 @@ async fn a_worker_failing_at_every_step_of_a_job_leaves_charges_as_logged_and_a_
         let job = wait_for(&s, queued["job_id"].as_str().expect("id")).await;
         fail::remove(step);
         // A failure after the job's end committed leaves a finished job; before, a failed one.
-        let ended = step == "job.after_release";
+        // The settler failing before the release's group committed still commits it.
+        let ended = matches!(step, "job.before_settle" | "job.after_release");
         let expected = if ended { "finished" } else { "failed" };
         assert_eq!(job["state"], expected, "{step}: {job}");
         assert_eq!(

@@ -150,7 +150,7 @@ pub async fn recover(room: &Room) -> Result<u64, RoomError> {
     for row in &rows {
         let job: String = row.get("job_id");
         let partner: String = row.get("partner");
-        if recorded(room, &job).await? {
+        if recorded(room, &job)? {
             // It ended (its result and the entries saying so committed together) just before
             // the service stopped: it finished, it was not interrupted.
             finish(room, &job, None)?;
@@ -178,12 +178,12 @@ pub async fn recover(room: &Room) -> Result<u64, RoomError> {
 }
 
 /// Whether a job's end is stored (its `jobs` row, committed with its result entry).
-async fn recorded(room: &Room, job_id: &str) -> Result<bool, sqlx::Error> {
-    Ok(sqlx::query("SELECT 1 FROM jobs WHERE job_id = ?")
-        .bind(job_id)
-        .fetch_optional(room.pool())
-        .await?
-        .is_some())
+fn recorded(room: &Room, job_id: &str) -> Result<bool, RoomError> {
+    room.db().read(|conn| {
+        Ok(conn
+            .prepare_cached("SELECT 1 FROM jobs WHERE job_id = ?")?
+            .exists(params![job_id])?)
+    })
 }
 
 /// A claimed job, with the dataset row it names (read in the same transaction).
@@ -494,10 +494,7 @@ fn run_guarded(
         Ok(outcome) => outcome,
         Err(panic) => {
             let message = panic_message(&*panic);
-            if handle
-                .block_on(recorded(&state.room, &job.job_id))
-                .unwrap_or(false)
-            {
+            if recorded(&state.room, &job.job_id).unwrap_or(false) {
                 // The panic came after the job's end was committed: it finished.
                 super::problem::tracing_log(&format!(
                     "job {} finished, then its worker failed: {message}",
@@ -580,6 +577,11 @@ fn settle(state: &AppState, unsettled: UnsettledRelease) {
         Ok(Err(e)) => e.to_string(),
         Err(panic) => panic_message(&*panic),
     };
+    if recorded(&state.room, &job_id).unwrap_or(false) {
+        // The failure came after the release committed: the job finished.
+        super::problem::tracing_log(&format!("job {job_id} finished, then: {failed}"));
+        return;
+    }
     super::problem::tracing_log(&format!("job {job_id}: {failed}"));
     let failure = Failure::from(
         "the job failed after its charge, which stands; the operator has the details",
