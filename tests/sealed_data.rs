@@ -646,3 +646,163 @@ fn a_tiny_memory_budget_spills_and_seals_the_same_data() {
         run(&module, &plain, RunLimits::default()).aggregate
     );
 }
+
+/// The rows of entity `e` in every table of `d`, as comparable text.
+fn rows_of(d: &strongroom::dataset::Dataset, e: u32) -> Vec<String> {
+    d.tables
+        .iter()
+        .flat_map(|t| {
+            t.entity_rows(e).map(move |row| {
+                let mut cells: Vec<String> = t
+                    .guest_columns
+                    .iter()
+                    .map(|c| match &c.data {
+                        strongroom::dataset::ColumnData::Int(v) => v[row].to_string(),
+                        strongroom::dataset::ColumnData::Float(v) => v[row].to_bits().to_string(),
+                        strongroom::dataset::ColumnData::Bool(v) => v[row].to_string(),
+                        strongroom::dataset::ColumnData::Date(v) => v[row].to_string(),
+                        strongroom::dataset::ColumnData::Category(v) => v[row].to_string(),
+                    })
+                    .collect();
+                cells.extend(t.identifiers.iter().map(|c| c.values[row].clone()));
+                format!("{}: {}", t.name, cells.join(","))
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn read_window_by_window_a_dataset_gives_the_same_rows_and_the_same_result() {
+    use strongroom::data_at_rest::stream::SealedSource;
+    use strongroom::guest_boundary::{RunContext, executor::LocalPool};
+    let f = fixture();
+    let path = seal_bank(&f, &f.room, 300, 9, "bank");
+    let whole = std::sync::Arc::new(read(&path).1.open(&f.room, 2).expect("opens"));
+    let source = SealedSource::open(&path, &f.room).expect("the source opens");
+    assert_eq!(source.shape().entities(), 300);
+    assert!(source.shape().tables.iter().all(|t| t.rows() == 0));
+    for size in [1, 7, 64, 1000] {
+        let mut next = 0;
+        for window in source.windows(size).expect("windows") {
+            let window = window.expect("every window reads");
+            assert_eq!(window.span.start, next, "windows of {size} in order");
+            assert!(window.entity_keys.is_empty(), "no entity keys are read");
+            for e in window.span.clone() {
+                assert_eq!(rows_of(&window, e), rows_of(&whole, e), "entity {e}");
+            }
+            next = window.span.end;
+        }
+        assert_eq!(next, 300, "windows of {size} cover every entity");
+    }
+    // The same module on the same data, whole or window by window: the same report.
+    let module = prepare(&example("spend-by-category"));
+    let limits = RunLimits::default();
+    let manifest = module.module.manifest.clone();
+    let ctx = |d| {
+        std::sync::Arc::new(
+            RunContext::new(d, manifest.clone(), manifest.mode, limits.clone(), [3; 32])
+                .expect("admitted"),
+        )
+    };
+    let expected = strongroom_tests::sandbox().run(&module, ctx(whole.clone()), 2);
+    assert_eq!(expected.outcome, Outcome::Completed);
+    for size in [5, 64, 256] {
+        let windowed = strongroom_tests::sandbox()
+            .run_windows(
+                &module,
+                ctx(source.shape().clone()),
+                source.windows(size).expect("windows"),
+                &LocalPool { threads: 2 },
+            )
+            .expect("every window reads");
+        assert_eq!(windowed.outcome, expected.outcome);
+        assert_eq!(windowed.aggregate, expected.aggregate, "windows of {size}");
+        assert_eq!(windowed.units, 300);
+        assert_eq!(windowed.fuel_consumed, expected.fuel_consumed);
+    }
+}
+
+#[test]
+fn a_chunk_changed_after_the_source_opened_ends_the_windowed_read_with_no_result() {
+    use strongroom::data_at_rest::stream::SealedSource;
+    use strongroom::guest_boundary::{RunContext, executor::LocalPool};
+    let f = fixture();
+    let path = seal_bank(&f, &f.room, 300, 11, "bank");
+    let source = SealedSource::open(&path, &f.room).expect("the source opens");
+    // One bit of a data chunk in the middle of the file flipped on disk.
+    let (mut bytes, file) = read(&path);
+    let middle = file.chunks.len() / 2;
+    let at = bytes.len()
+        - file.chunks[middle..]
+            .iter()
+            .map(|c| c.len() + 4)
+            .sum::<usize>()
+        + 10;
+    bytes[at] ^= 1;
+    std::fs::write(&path, &bytes).expect("write");
+    let results: Vec<_> = source.windows(64).expect("windows").collect();
+    let failed = results.iter().filter(|r| r.is_err()).count();
+    assert_eq!(failed, 1, "the read ends at the bad chunk");
+    assert!(
+        matches!(results.last(), Some(Err(OpenError::Chunk { index, .. })) if *index == middle as u64),
+        "{:?}",
+        results.last().map(|r| r.as_ref().err())
+    );
+    let module = prepare(&example("spend-by-category"));
+    let manifest = module.module.manifest.clone();
+    let ctx = RunContext::new(
+        source.shape().clone(),
+        manifest.clone(),
+        manifest.mode,
+        RunLimits::default(),
+        [3; 32],
+    )
+    .expect("admitted");
+    let run = strongroom_tests::sandbox().run_windows(
+        &module,
+        std::sync::Arc::new(ctx),
+        source.windows(64).expect("windows"),
+        &LocalPool { threads: 2 },
+    );
+    assert!(run.is_err(), "a run over a bad chunk has no report");
+}
+
+#[test]
+fn a_source_refuses_what_opening_the_whole_file_refuses() {
+    use strongroom::data_at_rest::stream::SealedSource;
+    let f = fixture();
+    let path = seal_bank(&f, &f.room, 100, 12, "bank");
+    let (bytes, file) = read(&path);
+    // Truncated by its last chunk (the index): refused as a missing chunk.
+    let cut = f.dir.path().join("cut.sealed");
+    std::fs::write(
+        &cut,
+        &bytes[..bytes.len() - file.chunks.last().map_or(0, |c| c.len() + 4)],
+    )
+    .expect("write");
+    assert!(matches!(
+        SealedSource::open(&cut, &f.room),
+        Err(OpenError::Chunk { .. })
+    ));
+    // Sealed to another room.
+    let other = RoomKeys::generate(
+        "room-b",
+        &f.dir.path().join("keys-b"),
+        &OperatorSecret::new(b"b"),
+    )
+    .expect("room keys");
+    assert!(matches!(
+        SealedSource::open(&path, &other),
+        Err(OpenError::OtherRoom(_))
+    ));
+    // The index tampered with.
+    let mut bad = bytes.clone();
+    let last = bad.len() - 3;
+    bad[last] ^= 1;
+    let tampered = f.dir.path().join("tampered.sealed");
+    std::fs::write(&tampered, &bad).expect("write");
+    assert!(matches!(
+        SealedSource::open(&tampered, &f.room),
+        Err(OpenError::Chunk { .. })
+    ));
+}

@@ -450,6 +450,7 @@ impl SyntheticBank {
                     guest_columns: t.columns,
                     identifiers: t.identifiers,
                     entity_of_row,
+                    first_entity: 0,
                     entity_starts,
                 };
             let customers_table =
@@ -459,6 +460,7 @@ impl SyntheticBank {
                 name: "bank".into(),
                 tables: vec![Arc::new(customers_table), Arc::new(transactions_table)],
                 entity_keys: self.customer_id.clone(),
+                span: 0..n as u32,
             };
         }
         Dataset::group("bank", vec![customers, transactions])

@@ -4,6 +4,7 @@
 //! - `format.rs`: the sealed-dataset layout (docs/formats/sealed-dataset.md), nonces and AAD;
 //! - `seal.rs`: sealing (HPKE-wrapped data key, AES-256-GCM chunks of Arrow IPC batches);
 //! - `open.rs`: inspecting without the key, and opening with it, chunk by chunk, in parallel;
+//! - `stream.rs`: reading a sealed dataset window by window, in bounded memory;
 //! - `party.rs`: the sealing party's signing key.
 
 pub mod format;
@@ -11,3 +12,4 @@ pub mod open;
 pub mod party;
 pub mod seal;
 pub mod spill;
+pub mod stream;

@@ -78,15 +78,15 @@ pub struct SealedFile {
 }
 
 /// The part of a sealed file before its chunks.
-struct Prefix {
-    header: Header,
-    header_bytes: Vec<u8>,
-    signature: Vec<u8>,
+pub(super) struct Prefix {
+    pub(super) header: Header,
+    pub(super) header_bytes: Vec<u8>,
+    pub(super) signature: Vec<u8>,
     /// Bytes the prefix takes.
-    len: u64,
+    pub(super) len: u64,
 }
 
-fn read_exact(r: &mut impl Read, n: usize, what: &str) -> Result<Vec<u8>, OpenError> {
+pub(super) fn read_exact(r: &mut impl Read, n: usize, what: &str) -> Result<Vec<u8>, OpenError> {
     let mut buf = Vec::new();
     r.take(n as u64)
         .read_to_end(&mut buf)
@@ -97,14 +97,14 @@ fn read_exact(r: &mut impl Read, n: usize, what: &str) -> Result<Vec<u8>, OpenEr
     Ok(buf)
 }
 
-fn read_u32(r: &mut impl Read, what: &str) -> Result<u32, OpenError> {
+pub(super) fn read_u32(r: &mut impl Read, what: &str) -> Result<u32, OpenError> {
     let b = read_exact(r, 4, what)?;
     Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
 }
 
 /// Reads and checks the magic, the header (whose counts are checked against the file's size) and
 /// the signature. Every length is checked against a limit and the bytes left before it is read.
-fn read_prefix(r: &mut impl Read, file_bytes: u64) -> Result<Prefix, OpenError> {
+pub(super) fn read_prefix(r: &mut impl Read, file_bytes: u64) -> Result<Prefix, OpenError> {
     if read_exact(r, 8, "magic")? != MAGIC {
         return Err(OpenError::Malformed(
             "wrong magic (not a strongroom sealed dataset)".into(),
@@ -132,7 +132,7 @@ fn read_prefix(r: &mut impl Read, file_bytes: u64) -> Result<Prefix, OpenError> 
 }
 
 /// Checks a chunk length read from the file against the format's limit and the bytes left.
-fn chunk_len(n: u32, index: u64, left: u64) -> Result<usize, OpenError> {
+pub(super) fn chunk_len(n: u32, index: u64, left: u64) -> Result<usize, OpenError> {
     let n = n as usize;
     if n > MAX_CHUNK_BYTES {
         return Err(OpenError::Malformed(format!(
@@ -305,12 +305,13 @@ impl SealedFile {
                 .get(ts.name.as_str())
                 .map(Vec::as_slice)
                 .unwrap_or_default();
-            tables.push(Arc::new(decode_table(ts, parts, entities)?));
+            tables.push(Arc::new(decode_table(ts, parts, 0..entities as u32)?));
         }
         Ok(Dataset {
             name: checker.schema.name.clone(),
             tables,
             entity_keys,
+            span: 0..entities as u32,
         })
     }
 }
@@ -328,7 +329,7 @@ fn signature_valid(header: &Header, header_bytes: &[u8], signature: &[u8]) -> bo
 
 /// The chunk cipher of a dataset, once its header's signature verified and its data key
 /// unwrapped with the room's key.
-fn cipher(
+pub(super) fn cipher(
     header: &Header,
     header_bytes: &[u8],
     signature: &[u8],
@@ -482,9 +483,9 @@ pub fn verify_file_visiting<S, E: From<OpenError>>(
 
 /// Checks decrypted chunks against the header, the schema and the index, one at a time and in
 /// order, before anything from them is used: what [`SealedFile::open`] trusts.
-struct Checker {
-    schema: DatasetSchema,
-    index: Vec<IndexEntry>,
+pub(super) struct Checker {
+    pub(super) schema: DatasetSchema,
+    pub(super) index: Vec<IndexEntry>,
     entities: u64,
     chunk_rows: u64,
     /// Per table: rows seen and the last entity ordinal seen.
@@ -494,7 +495,7 @@ struct Checker {
 }
 
 impl Checker {
-    fn new(header: &Header, index_bytes: &[u8]) -> Result<Checker, OpenError> {
+    pub(super) fn new(header: &Header, index_bytes: &[u8]) -> Result<Checker, OpenError> {
         let content = |m: String| OpenError::Content(m);
         let schema = DatasetSchema::parse_inline(&header.schema_toml, "sealed header")
             .map_err(|e| content(e.to_string()))?;
@@ -555,7 +556,7 @@ impl Checker {
     }
 
     /// Decodes chunk `i` (one Arrow IPC batch) and checks it; returns the batch.
-    fn chunk(&mut self, i: usize, bytes: &[u8]) -> Result<RecordBatch, OpenError> {
+    pub(super) fn chunk(&mut self, i: usize, bytes: &[u8]) -> Result<RecordBatch, OpenError> {
         let entry = self
             .index
             .get(i)
@@ -669,7 +670,12 @@ impl Checker {
 
     /// Checks that every table's chunks held exactly the rows the header declares.
     fn finish(&self) -> Result<(), OpenError> {
-        for (table, rows) in &self.declared {
+        self.finish_except("")
+    }
+
+    /// [`Checker::finish`] for every table but `skipped` (whose chunks were not read).
+    pub(super) fn finish_except(&self, skipped: &str) -> Result<(), OpenError> {
+        for (table, rows) in self.declared.iter().filter(|(t, _)| *t != skipped) {
             if self.seen.get(table).map_or(0, |s| s.0) != *rows {
                 return Err(OpenError::Content(format!(
                     "table '{table}' holds a different number of rows than the header declares"
@@ -763,28 +769,30 @@ fn downcast<'a, T: 'static>(batch: &'a RecordBatch, column: &str) -> Result<&'a 
         })
 }
 
-fn decode_table(
+/// Decodes a table's rows from checked batches whose rows all belong to the entities of `span`
+/// (every row of the table, or a window's), grouped by entity.
+pub(super) fn decode_table(
     ts: &crate::dataset::schema::TableSchema,
     parts: &[RecordBatch],
-    entities: usize,
+    span: std::ops::Range<u32>,
 ) -> Result<Table, OpenError> {
     let mut entity_of_row = Vec::new();
     for b in parts {
         entity_of_row.extend_from_slice(downcast::<UInt32Array>(b, "entity")?.values());
     }
     if !entity_of_row.is_sorted()
-        || entity_of_row
-            .last()
-            .is_some_and(|&e| e as usize >= entities)
+        || entity_of_row.first().is_some_and(|&e| e < span.start)
+        || entity_of_row.last().is_some_and(|&e| e >= span.end)
     {
         return Err(OpenError::Content(format!(
             "table '{}' is not grouped by entity",
             ts.name
         )));
     }
+    let entities = span.len();
     let mut entity_starts = vec![0u32; entities + 1];
     for &e in &entity_of_row {
-        entity_starts[e as usize + 1] += 1;
+        entity_starts[(e - span.start) as usize + 1] += 1;
     }
     for e in 0..entities {
         entity_starts[e + 1] += entity_starts[e];
@@ -872,6 +880,7 @@ fn decode_table(
         guest_columns,
         identifiers,
         entity_of_row,
+        first_entity: span.start,
         entity_starts,
     })
 }

@@ -125,7 +125,11 @@ pub struct Table {
     pub identifiers: Vec<IdentifierColumn>,
     /// Entity ordinal of each row (non-decreasing).
     pub entity_of_row: Vec<u32>,
-    /// For each entity ordinal, the start of its rows; `entity_starts[e]..entity_starts[e + 1]`.
+    /// The first entity ordinal this table's rows cover: 0 for a whole dataset, a window's
+    /// first for a window (see [`Dataset::span`]).
+    pub first_entity: u32,
+    /// For each entity ordinal `e` from `first_entity` on, the start of its rows:
+    /// `entity_starts[e - first_entity]..entity_starts[e - first_entity + 1]`.
     pub entity_starts: Vec<u32>,
 }
 
@@ -165,8 +169,11 @@ impl Table {
         self.entity_of_row.len()
     }
 
-    /// The rows of entity `e`.
+    /// The rows of entity `e` (none for an entity outside the table's span).
     pub fn entity_rows(&self, e: u32) -> std::ops::Range<usize> {
+        let Some(e) = e.checked_sub(self.first_entity) else {
+            return 0..0;
+        };
         let e = e as usize;
         match (self.entity_starts.get(e), self.entity_starts.get(e + 1)) {
             (Some(&s), Some(&t)) => s as usize..t as usize,
@@ -180,16 +187,21 @@ impl Table {
     }
 }
 
-/// A whole dataset: tables sharing one entity space. Tables are shared (`Arc`), so a job that
-/// adds a column to one table (audience matching) copies that table only, not the dataset.
+/// A dataset, or a window of one: tables sharing one entity space. Tables are shared (`Arc`),
+/// so a job that adds a column to one table (audience matching) copies that table only, not the
+/// dataset.
 #[derive(Debug, Clone)]
 pub struct Dataset {
     /// Dataset name.
     pub name: String,
     /// Tables.
     pub tables: Vec<Arc<Table>>,
-    /// Entity key of each ordinal, in sorted order. Host-only.
+    /// Entity key of each ordinal, in sorted order, when loaded (a whole dataset opened in
+    /// memory); empty in a window. Host-only.
     pub entity_keys: Vec<String>,
+    /// The entity ordinals whose rows this holds: `0..entities` for a whole dataset, a range of
+    /// them for a window read from a sealed file (`data_at_rest::stream`).
+    pub span: std::ops::Range<u32>,
 }
 
 /// Entity keys are customer identifiers: overwritten with zeros when dropped.
@@ -206,9 +218,9 @@ impl Dataset {
             + self.entity_keys.iter().map(|k| k.len() + 24).sum::<usize>()) as u64
     }
 
-    /// Number of entities.
+    /// Number of entities whose rows this holds.
     pub fn entities(&self) -> usize {
-        self.entity_keys.len()
+        self.span.len()
     }
 
     /// A table by name.
@@ -278,6 +290,7 @@ impl Dataset {
                         })
                         .collect(),
                     entity_of_row,
+                    first_entity: 0,
                     entity_starts,
                 })
             })
@@ -285,6 +298,7 @@ impl Dataset {
         Dataset {
             name: name.to_string(),
             tables: grouped,
+            span: 0..keys.len() as u32,
             entity_keys: keys,
         }
     }

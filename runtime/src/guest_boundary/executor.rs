@@ -37,14 +37,14 @@ impl Partition {
     }
 }
 
-/// `entities` ordinals cut into partitions of `size` (the last may be shorter).
-pub fn partitions(entities: u32, size: u32) -> Vec<Partition> {
+/// The ordinals of `span` cut into partitions of `size` (the last may be shorter).
+pub fn partitions(span: std::ops::Range<u32>, size: u32) -> Vec<Partition> {
     let size = size.max(1);
-    (0..entities)
-        .step_by(size as usize)
+    let end = span.end;
+    span.step_by(size as usize)
         .map(|first| Partition {
             first,
-            end: first.saturating_add(size).min(entities),
+            end: first.saturating_add(size).min(end),
         })
         .collect()
 }
@@ -186,14 +186,19 @@ mod tests {
 
     #[test]
     fn partitions_cover_every_entity_once() {
-        for (entities, size) in [(0, 64), (1, 64), (64, 64), (65, 64), (1000, 7), (5, 0)] {
-            let parts = partitions(entities, size);
+        for (span, size) in [
+            (0..0, 64),
+            (0..1, 64),
+            (0..64, 64),
+            (0..65, 64),
+            (0..1000, 7),
+            (0..5, 0),
+            (130..260, 64),
+            (7..8, 3),
+        ] {
+            let parts = partitions(span.clone(), size);
             let covered: Vec<u32> = parts.iter().flat_map(Partition::entities).collect();
-            assert_eq!(
-                covered,
-                (0..entities).collect::<Vec<_>>(),
-                "{entities}/{size}"
-            );
+            assert_eq!(covered, span.clone().collect::<Vec<_>>(), "{span:?}/{size}");
             assert!(parts.iter().all(|p| p.first < p.end));
         }
     }
@@ -235,7 +240,7 @@ mod tests {
     #[test]
     fn a_pool_runs_every_partition_once() {
         let m = manifest();
-        let parts = partitions(1000, 7);
+        let parts = partitions(0..1000, 7);
         let partials = LocalPool { threads: 3 }
             .execute(
                 &parts,
@@ -259,7 +264,7 @@ mod tests {
     #[test]
     fn a_thread_that_dies_is_a_host_fault() {
         let m = manifest();
-        let parts = partitions(10, 1);
+        let parts = partitions(0..10, 1);
         let result = LocalPool { threads: 2 }.execute(
             &parts,
             &|p| {

@@ -72,6 +72,7 @@ pub enum AdmissionError {
 
 /// Everything fixed for one run: data, module declarations, grants, limits. Shared by every
 /// instance of the run, read-only.
+#[derive(Clone)]
 pub struct RunContext {
     /// The data.
     pub dataset: Arc<Dataset>,
@@ -85,7 +86,8 @@ pub struct RunContext {
     pub domain_sizes: Vec<Vec<u32>>,
     /// Per-entity contribution bounds.
     pub bounds: ContributionBounds,
-    /// Table mode: the opaque ordinal a guest sees for each entity, a fresh permutation per run.
+    /// Table mode: the opaque ordinal a guest sees for each entity, a fresh permutation per run
+    /// (empty in isolated mode).
     pub entity_alias: Vec<u32>,
     /// Limits.
     pub limits: RunLimits,
@@ -181,7 +183,12 @@ impl RunContext {
         }
         let keys = run_keys::RunKeys::derive(&seed);
         let mut rng = ChaCha20Rng::from_seed(keys.ordinals);
-        let mut entity_alias: Vec<u32> = (0..dataset.entities() as u32).collect();
+        // Only table mode shows a guest entity ordinals (aliased); an isolated run needs no
+        // table the size of the dataset.
+        let mut entity_alias: Vec<u32> = match mode {
+            Mode::Table => (0..dataset.entities() as u32).collect(),
+            Mode::Isolated => Vec::new(),
+        };
         for i in (1..entity_alias.len()).rev() {
             let j = (rng.next_u64() % (i as u64 + 1)) as usize;
             entity_alias.swap(i, j);

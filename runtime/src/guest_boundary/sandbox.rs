@@ -20,13 +20,14 @@ use wasmtime::{
 };
 
 use super::cache::{CacheError, CacheStatus, ModuleCache};
-use super::executor::{Executor, LocalPool, Partial, Partition, partitions};
+use super::executor::{Executor, HostFault, LocalPool, Partial, Partition, partitions};
 use super::freshness::{self, MemoryReset};
 use super::host_api::{GuestState, Query, QueryPre, Stop};
 use super::outcome::Outcome;
 use super::vetting::VettedModule;
 use super::wasi::{self, CapturedOutput};
 use super::{RunContext, RunLimits};
+use crate::dataset::Dataset;
 use crate::output_gate::{Aggregate, Aggregator, EntityContributions};
 use strongroom_contract::manifest::Mode;
 
@@ -427,52 +428,59 @@ impl Sandbox {
         ctx: Arc<RunContext>,
         executor: &dyn Executor,
     ) -> RunReport {
-        let parts = partitions(ctx.dataset.entities() as u32, PARTITION_ENTITIES);
+        let total = self.run_span(module, &ctx, executor);
+        isolated_report(&ctx, total)
+    }
+
+    /// Runs `module` in isolated mode over a dataset read window by window: `ctx` was made
+    /// against the dataset's shape (its tables and columns), and each window (the rows of a
+    /// range of entities) runs as that range's partitions, the windows' partials merging as the
+    /// partitions' do. The report is the one [`Sandbox::run`] gives on the whole dataset. The
+    /// first window that cannot be read ends the run with its error.
+    pub fn run_windows<E>(
+        &self,
+        module: &PreparedModule,
+        ctx: Arc<RunContext>,
+        windows: impl Iterator<Item = Result<Dataset, E>>,
+        executor: &dyn Executor,
+    ) -> Result<RunReport, E> {
+        let mut total = Ok(Partial::new(&ctx.manifest, ctx.limits.max_output_bytes));
+        for window in windows {
+            let window = RunContext {
+                dataset: Arc::new(window?),
+                ..RunContext::clone(&ctx)
+            };
+            let partial = self.run_span(module, &Arc::new(window), executor);
+            total = match (total, partial) {
+                (Ok(mut total), Ok(partial)) => {
+                    total.merge(partial);
+                    Ok(total)
+                }
+                (Err(fault), _) | (_, Err(fault)) => Err(fault),
+            };
+        }
+        Ok(isolated_report(&ctx, total))
+    }
+
+    /// Runs the partitions of every entity `ctx`'s dataset holds, merged into one partial.
+    fn run_span(
+        &self,
+        module: &PreparedModule,
+        ctx: &Arc<RunContext>,
+        executor: &dyn Executor,
+    ) -> Result<Partial, HostFault> {
+        let parts = partitions(ctx.dataset.span.clone(), PARTITION_ENTITIES);
         let empty = || Partial::new(&ctx.manifest, ctx.limits.max_output_bytes);
         let partials = executor.execute(
             &parts,
-            &|partition| self.run_partition(module, &ctx, partition),
+            &|partition| self.run_partition(module, ctx, partition),
             &empty,
-        );
-        let mut report = RunReport {
-            outcome: Outcome::Completed,
-            detail: None,
-            aggregate: None,
-            failed_units: BTreeMap::new(),
-            stdout: Vec::new(),
-            stderr: Vec::new(),
-            fuel_consumed: 0,
-            peak_memory_bytes: 0,
-            units: 0,
-            seed: ctx.seed,
-        };
-        let Ok(partials) = partials else {
-            report.outcome = Outcome::Trap(HOST_FAULT.into());
-            return report;
-        };
+        )?;
         let mut total = empty();
         for partial in partials {
             total.merge(partial);
         }
-        if let Some((_, outcome, _)) = total.first_failures.first() {
-            report.outcome = outcome.clone();
-            report.detail = Some(
-                total
-                    .first_failures
-                    .iter()
-                    .map(|(entity, _, detail)| format!("entity #{entity}: {detail}"))
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-            );
-        }
-        report.failed_units = total.failed_units;
-        report.stdout = total.stdout;
-        report.stderr = total.stderr;
-        report.fuel_consumed = total.fuel_consumed;
-        report.peak_memory_bytes = total.peak_memory_bytes;
-        report.units = total.units;
-        report.aggregate = Some(total.aggregator.finish(&ctx.manifest));
-        report
+        Ok(total)
     }
 
     /// Runs one partition of an isolated-mode run: one fresh instance per entity, each unit
@@ -502,6 +510,45 @@ impl Sandbox {
         }
         partial
     }
+}
+
+/// The report of an isolated-mode run from its merged partial (or the host fault that lost one).
+fn isolated_report(ctx: &RunContext, total: Result<Partial, HostFault>) -> RunReport {
+    let mut report = RunReport {
+        outcome: Outcome::Completed,
+        detail: None,
+        aggregate: None,
+        failed_units: BTreeMap::new(),
+        stdout: Vec::new(),
+        stderr: Vec::new(),
+        fuel_consumed: 0,
+        peak_memory_bytes: 0,
+        units: 0,
+        seed: ctx.seed,
+    };
+    let Ok(total) = total else {
+        report.outcome = Outcome::Trap(HOST_FAULT.into());
+        return report;
+    };
+    if let Some((_, outcome, _)) = total.first_failures.first() {
+        report.outcome = outcome.clone();
+        report.detail = Some(
+            total
+                .first_failures
+                .iter()
+                .map(|(entity, _, detail)| format!("entity #{entity}: {detail}"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        );
+    }
+    report.failed_units = total.failed_units;
+    report.stdout = total.stdout;
+    report.stderr = total.stderr;
+    report.fuel_consumed = total.fuel_consumed;
+    report.peak_memory_bytes = total.peak_memory_bytes;
+    report.units = total.units;
+    report.aggregate = Some(total.aggregator.finish(&ctx.manifest));
+    report
 }
 
 /// One isolation unit's result: its bounded contributions, or how it failed.

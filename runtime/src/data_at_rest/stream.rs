@@ -1,0 +1,333 @@
+//! Reading a sealed dataset window by window, in bounded memory.
+//!
+//! [`SealedSource::open`] reads what a run plans with: the header (its signature, the room it is
+//! sealed to, the data key), where every chunk lies (lengths only) and the index, the last chunk,
+//! authenticated and checked. Nothing else is decrypted. [`SealedSource::windows`] then reads the
+//! rows of consecutive ranges of entities: each table's chunks are read in order into one reused
+//! buffer, authenticated, checked exactly as opening the whole file checks them, decoded, and
+//! cleared; a window holds only the rows of its entities (and the one chunk per table that
+//! straddles its end). Entity keys are never read.
+//!
+//! The last window ends the read only once every data chunk of every table authenticated and
+//! the rows of each table add up to what the authenticated header and index declare; otherwise
+//! the iterator ends with the error, and the run that read it has no result.
+
+use std::fs::File;
+use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::{Array, RecordBatch, UInt32Array};
+use zeroize::{Zeroize, Zeroizing};
+
+use super::format::{ChunkCipher, ENTITIES_TABLE, Header, IndexEntry, header_hash};
+use super::open::{
+    Checker, OpenError, Prefix, chunk_len, cipher, decode_table, read_prefix, read_u32,
+};
+use crate::dataset::Dataset;
+use crate::keys::RoomKeys;
+
+/// Entities per window unless a caller asks otherwise.
+pub const DEFAULT_WINDOW_ENTITIES: u32 = 8192;
+
+/// A sealed dataset opened for reading window by window.
+pub struct SealedSource {
+    path: PathBuf,
+    header: Header,
+    header_sha256: String,
+    cipher: ChunkCipher,
+    /// Where each chunk's ciphertext lies: (offset, length), in chunk order, the index last.
+    locations: Vec<(u64, usize)>,
+    /// The index's authenticated bytes, for a fresh checker per read.
+    index_bytes: Zeroizing<Vec<u8>>,
+    index: Vec<IndexEntry>,
+    /// Per table of the schema, in order: its chunks, in file order.
+    table_chunks: Vec<Vec<usize>>,
+    /// The dataset's tables and columns, without rows.
+    shape: Arc<Dataset>,
+    bytes: u64,
+}
+
+impl SealedSource {
+    /// Opens the sealed file at `path` with the room's keys: checks the header and its
+    /// signature, unwraps the data key, locates every chunk and authenticates and checks the
+    /// index. Every length is checked against the format's limits and the bytes present before
+    /// anything is read by it.
+    pub fn open(path: &Path, room: &RoomKeys) -> Result<SealedSource, OpenError> {
+        let io = |e: std::io::Error| OpenError::Io(format!("{}: {e}", path.display()));
+        let file = File::open(path).map_err(io)?;
+        let total = file.metadata().map_err(io)?.len();
+        let mut r = BufReader::new(file);
+        let Prefix {
+            header,
+            header_bytes,
+            signature,
+            len,
+        } = read_prefix(&mut r, total)?;
+        let cipher = cipher(&header, &header_bytes, &signature, room)?;
+        let declared = header.chunks;
+        let mut locations = Vec::new();
+        let mut pos = len;
+        while pos < total {
+            let index = locations.len() as u64;
+            if index >= declared {
+                // More chunks than declared: the one past the end can never authenticate.
+                return Err(OpenError::Chunk {
+                    index: declared.saturating_sub(1),
+                    total: declared,
+                });
+            }
+            let n = read_u32(&mut r, "chunk length")?;
+            let n = chunk_len(n, index, total - pos - 4)?;
+            locations.push((pos + 4, n));
+            r.seek_relative(n as i64).map_err(io)?;
+            pos += 4 + n as u64;
+        }
+        if locations.len() as u64 != declared {
+            return Err(OpenError::Chunk {
+                index: (locations.len() as u64).min(declared.saturating_sub(1)),
+                total: declared,
+            });
+        }
+        let mut file = r.into_inner();
+        let mut index_bytes = Zeroizing::new(Vec::new());
+        read_chunk(
+            &mut file,
+            &cipher,
+            &locations,
+            declared - 1,
+            declared,
+            &mut index_bytes,
+        )
+        .map_err(|e| e.into_open_error(path))?;
+        let checker = Checker::new(&header, &index_bytes)?;
+        let index = checker.index.clone();
+        let mut table_chunks = vec![Vec::new(); checker.schema.tables.len()];
+        for (i, entry) in index.iter().enumerate() {
+            if let Some(t) = checker
+                .schema
+                .tables
+                .iter()
+                .position(|t| t.name == entry.table)
+            {
+                table_chunks[t].push(i);
+            }
+        }
+        let entities = u32::try_from(header.entities)
+            .map_err(|_| OpenError::Malformed("too many entities".into()))?;
+        let mut tables = Vec::new();
+        for ts in &checker.schema.tables {
+            let mut empty = decode_table(ts, &[], 0..0)?;
+            empty.entity_starts = Vec::new();
+            tables.push(Arc::new(empty));
+        }
+        let shape = Arc::new(Dataset {
+            name: checker.schema.name.clone(),
+            tables,
+            entity_keys: Vec::new(),
+            span: 0..entities,
+        });
+        Ok(SealedSource {
+            path: path.to_path_buf(),
+            header_sha256: hex::encode(header_hash(&header_bytes)),
+            header,
+            cipher,
+            locations,
+            index_bytes,
+            index,
+            table_chunks,
+            shape,
+            bytes: total,
+        })
+    }
+
+    /// The header.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// SHA-256 of the header, hex: the dataset's identity.
+    pub fn header_sha256(&self) -> &str {
+        &self.header_sha256
+    }
+
+    /// The file's size in bytes.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// The dataset's name, tables, columns and dictionaries, and its entity count: everything a
+    /// run is planned and admitted with. Its tables hold no rows (reading them is
+    /// [`SealedSource::windows`]).
+    pub fn shape(&self) -> &Arc<Dataset> {
+        &self.shape
+    }
+
+    /// Reads the dataset in windows of `entities` consecutive entities (the last may be
+    /// shorter), in order. See the module's documentation for what is checked.
+    pub fn windows(&self, entities: u32) -> Result<Windows<'_>, OpenError> {
+        let io = |e: std::io::Error| OpenError::Io(format!("{}: {e}", self.path.display()));
+        Ok(Windows {
+            source: self,
+            file: File::open(&self.path).map_err(io)?,
+            checker: Checker::new(&self.header, &self.index_bytes)?,
+            size: entities.max(1),
+            next: 0,
+            cursors: vec![Cursor::default(); self.table_chunks.len()],
+            buf: Zeroizing::new(Vec::new()),
+            done: false,
+        })
+    }
+}
+
+/// Why reading one chunk failed.
+enum ChunkError {
+    Io(std::io::Error),
+    Unauthentic { index: u64, total: u64 },
+}
+
+impl ChunkError {
+    fn into_open_error(self, path: &Path) -> OpenError {
+        match self {
+            ChunkError::Io(e) => OpenError::Io(format!("{}: {e}", path.display())),
+            ChunkError::Unauthentic { index, total } => OpenError::Chunk { index, total },
+        }
+    }
+}
+
+/// Reads chunk `i` into `buf`, authenticates and decrypts it in place; `buf` then holds the
+/// plaintext alone.
+fn read_chunk(
+    file: &mut File,
+    cipher: &ChunkCipher,
+    locations: &[(u64, usize)],
+    i: u64,
+    total: u64,
+    buf: &mut Zeroizing<Vec<u8>>,
+) -> Result<(), ChunkError> {
+    let (at, n) = locations[i as usize];
+    buf.zeroize();
+    buf.resize(n, 0);
+    file.seek(SeekFrom::Start(at)).map_err(ChunkError::Io)?;
+    file.read_exact(buf).map_err(ChunkError::Io)?;
+    match cipher.open(i, i + 1 == total, buf) {
+        Some(len) => {
+            buf.truncate(len);
+            Ok(())
+        }
+        None => {
+            buf.zeroize();
+            Err(ChunkError::Unauthentic { index: i, total })
+        }
+    }
+}
+
+/// A table's read position: its next chunk, and the decoded batches not yet wholly used.
+#[derive(Clone, Default)]
+struct Cursor {
+    next: usize,
+    held: Vec<(RecordBatch, u32)>,
+}
+
+/// The windows of a [`SealedSource`], in order (see [`SealedSource::windows`]).
+pub struct Windows<'s> {
+    source: &'s SealedSource,
+    file: File,
+    checker: Checker,
+    size: u32,
+    next: u32,
+    cursors: Vec<Cursor>,
+    buf: Zeroizing<Vec<u8>>,
+    done: bool,
+}
+
+impl Windows<'_> {
+    fn window(&mut self) -> Result<Option<Dataset>, OpenError> {
+        let source = self.source;
+        let entities = source.shape.span.end;
+        if self.next >= entities {
+            // Every chunk of every table must have been read, and every row counted.
+            for (t, cursor) in self.cursors.iter().enumerate() {
+                if cursor.next != source.table_chunks[t].len() {
+                    return Err(OpenError::Content(format!(
+                        "table '{}' has rows past the last entity",
+                        source.shape.tables[t].name
+                    )));
+                }
+            }
+            self.checker.finish_except(ENTITIES_TABLE)?;
+            return Ok(None);
+        }
+        let first = self.next;
+        let end = first.saturating_add(self.size).min(entities);
+        let mut tables = Vec::with_capacity(self.cursors.len());
+        for (t, cursor) in self.cursors.iter_mut().enumerate() {
+            let chunks = &source.table_chunks[t];
+            // Read this table's chunks until one starts at or past the window's end.
+            while let Some(&i) = chunks.get(cursor.next) {
+                if source.index[i].first_entity >= end {
+                    break;
+                }
+                read_chunk(
+                    &mut self.file,
+                    &source.cipher,
+                    &source.locations,
+                    i as u64,
+                    source.header.chunks,
+                    &mut self.buf,
+                )
+                .map_err(|e| e.into_open_error(&source.path))?;
+                let batch = self.checker.chunk(i, &self.buf);
+                self.buf.zeroize();
+                cursor.held.push((batch?, source.index[i].last_entity));
+                cursor.next += 1;
+            }
+            // The rows of the window's entities, as slices of the held batches.
+            let mut parts = Vec::new();
+            for (batch, _) in &cursor.held {
+                let ordinals = batch
+                    .column_by_name("entity")
+                    .and_then(|c| c.as_any().downcast_ref::<UInt32Array>())
+                    .ok_or_else(|| OpenError::Content("a chunk has no entity column".into()))?
+                    .values();
+                let from = ordinals.partition_point(|&e| e < first);
+                let to = ordinals.partition_point(|&e| e < end);
+                if to > from {
+                    parts.push(batch.slice(from, to - from));
+                }
+            }
+            let ts = &self.checker.schema.tables[t];
+            tables.push(Arc::new(decode_table(ts, &parts, first..end)?));
+            drop(parts);
+            cursor.held.retain(|(_, last)| *last >= end);
+        }
+        self.next = end;
+        Ok(Some(Dataset {
+            name: source.shape.name.clone(),
+            tables,
+            entity_keys: Vec::new(),
+            span: first..end,
+        }))
+    }
+}
+
+impl Iterator for Windows<'_> {
+    type Item = Result<Dataset, OpenError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        match self.window() {
+            Ok(Some(window)) => Some(Ok(window)),
+            Ok(None) => {
+                self.done = true;
+                None
+            }
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
