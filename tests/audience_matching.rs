@@ -44,7 +44,7 @@ fn request<'a>(
     JobRequest {
         partner: "socialco",
         module,
-        dataset: Arc::clone(data),
+        dataset: Arc::clone(data).into(),
         dataset_sha256: "00".repeat(32),
         dataset_origin: "synthetic test bank".into(),
         sealed_by: "bigbank".into(),

@@ -18,10 +18,10 @@ use clap::Args;
 
 use super::chart::released_svg;
 use super::render::number;
-use strongroom::data_at_rest::open::SealedFile;
+use strongroom::data_at_rest::open::verify_file;
 use strongroom::data_at_rest::party::PartyKey;
 use strongroom::data_at_rest::seal::seal;
-use strongroom::dataset::Dataset;
+use strongroom::data_at_rest::stream::SealedSource;
 use strongroom::dataset::schema::DatasetSchema;
 use strongroom::guest_boundary::sandbox::EngineSettings;
 use strongroom::guest_boundary::vetting::DEFAULT_MAX_MODULE_BYTES;
@@ -30,7 +30,7 @@ use strongroom::keys::OperatorSecret;
 use strongroom::output_gate::mechanism::format_nano;
 use strongroom::output_gate::release::ReleasedTable;
 use strongroom::room::Room;
-use strongroom::room::jobs::{AudienceInput, JobRequest, JobResult, run_job};
+use strongroom::room::jobs::{AudienceInput, JobData, JobRequest, JobResult, LoadWhole, run_job};
 use strongroom::room::policy::Policy;
 use strongroom_synthetic as synthetic;
 use strongroom_verify::receipt::Receipt;
@@ -343,17 +343,24 @@ pub(super) fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     step(
         6,
         "room",
-        "opens the sealed data in memory, matches the partner's list in the host, runs the jobs",
+        "checks the sealed data, matches the partner's list in the host, runs the jobs",
     );
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let sandbox = Sandbox::new(&EngineSettings::default()).map_err(|e| anyhow::anyhow!("{e:#}"))?;
-    let sealed_file = SealedFile::read(&bank_sealed)?;
-    let dataset: Arc<Dataset> = Arc::new(sealed_file.open(room.keys(), threads)?);
+    let sealed_file = verify_file(&bank_sealed, room.keys())?;
+    // Isolated runs read the file window by window as they go; the analysts' table-mode run
+    // loads it whole.
+    let source = Arc::new(SealedSource::open(&bank_sealed, room.keys())?);
+    let load: LoadWhole = {
+        let source = Arc::clone(&source);
+        Arc::new(move || source.load(threads).map(Arc::new))
+    };
+    let dataset = JobData::sealed(Arc::clone(&source), load);
     let audience =
         AudienceInput::open(&audience_sealed, &room, threads).map_err(anyhow::Error::msg)?;
     println!(
-        "      every chunk authenticated and decrypted: {} customers; partner list: {} members normalized",
-        number(dataset.entities() as f64, 0),
+        "      every chunk authenticated and checked: {} customers; partner list: {} members normalized",
+        number(dataset.shape().entities() as f64, 0),
         number(audience.list.members() as f64, 0)
     );
     let origin = format!(
@@ -378,8 +385,8 @@ pub(super) fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             JobRequest {
                 partner: q.partner,
                 module,
-                dataset: Arc::clone(&dataset),
-                dataset_sha256: sealed_file.header_sha256(),
+                dataset: dataset.clone(),
+                dataset_sha256: sealed_file.header_sha256.clone(),
                 dataset_origin: origin.clone(),
                 sealed_by: sealed_file.header.sealed_by.name.clone(),
                 cost_nano: q.cost_nano,

@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 
 use super::ops::{Decision, Local, Operations, target};
 use super::render::{number, table};
-use strongroom::dataset::Dataset;
+use strongroom::data_at_rest::stream::SealedSource;
 use strongroom::dataset::csv_input::load_csv_tables;
 use strongroom::dataset::schema::DatasetSchema;
 use strongroom::guest_boundary::sandbox::EngineSettings;
@@ -20,7 +20,9 @@ use strongroom::output_gate::mechanism::{Mechanism, Noise, format_nano, parse_na
 use strongroom::output_gate::release::ReleasedTable;
 use strongroom::output_gate::sampling::Rational;
 use strongroom::room::Room;
-use strongroom::room::jobs::{AudienceInput, JobRequest, JobStatus, plan_job, run_job};
+use strongroom::room::jobs::{
+    AudienceInput, JobData, JobRequest, JobStatus, LoadWhole, plan_job, run_job,
+};
 use strongroom_verify::note::Verifier;
 use strongroom_verify::receipt::Receipt;
 
@@ -255,21 +257,29 @@ pub(super) fn policy(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
 }
 
 /// The dataset, its content hash, where it came from (for the log) and who sealed it.
-fn load_data(data: &DataArgs, room: &Room) -> anyhow::Result<(Dataset, String, String, String)> {
+fn load_data(data: &DataArgs, room: &Room) -> anyhow::Result<(JobData, String, String, String)> {
     if let Some(path) = &data.dataset {
-        let sealed = strongroom::data_at_rest::open::SealedFile::read(path)?;
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let dataset = sealed
-            .open(room.keys(), threads)
+        // Every chunk is checked before anything is charged (one chunk in memory at a time);
+        // the run then reads the file window by window.
+        let verified = strongroom::data_at_rest::open::verify_file(path, room.keys())
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        let h = &sealed.header;
+        let source = Arc::new(
+            SealedSource::open(path, room.keys())
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+        );
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let load: LoadWhole = {
+            let source = Arc::clone(&source);
+            Arc::new(move || source.load(threads).map(Arc::new))
+        };
+        let h = &verified.header;
         let origin = format!(
             "sealed by {} (ed25519 {}) at {}",
             h.sealed_by.name, h.sealed_by.ed25519, h.sealed_at
         );
         return Ok((
-            dataset,
-            sealed.header_sha256(),
+            JobData::sealed(source, load),
+            verified.header_sha256,
             origin,
             h.sealed_by.name.clone(),
         ));
@@ -300,7 +310,7 @@ fn load_data(data: &DataArgs, room: &Room) -> anyhow::Result<(Dataset, String, S
     let digest = hex::encode(ctx.finish().as_ref());
     let (dataset, _) = load_csv_tables(&tables, Some(&schema), "")?;
     Ok((
-        dataset,
+        JobData::Loaded(Arc::new(dataset)),
         digest,
         "plaintext CSV read through the bank's schema".to_string(),
         "local".to_string(),
@@ -370,7 +380,8 @@ pub(super) fn budget(cmd: BudgetCommand) -> anyhow::Result<ExitCode> {
             let vetted = vet(&bytes, DEFAULT_MAX_MODULE_BYTES)?;
             let (dataset, policy, status) = runtime()?.block_on(async {
                 let room = open_room(&room).await?;
-                let (dataset, _, _, _) = load_data(&data, &room)?;
+                let (data, _, _, _) = load_data(&data, &room)?;
+                let dataset = Arc::clone(data.shape());
                 let policy = room.policy(&partner, &dataset.name).await?;
                 let status = room.ledger().status(&partner, &dataset.name).await?;
                 anyhow::Ok((dataset, policy, status))
@@ -493,7 +504,7 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         let request = JobRequest {
             partner: &args.partner,
             module: &module,
-            dataset: Arc::new(dataset),
+            dataset,
             dataset_sha256: digest,
             dataset_origin: origin,
             sealed_by,

@@ -9,7 +9,53 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use strongroom::data_at_rest::stream::SealedSource;
 use strongroom::dataset::Dataset;
+
+/// Sources a [`SourceCache`] keeps (each is a header, an index and the chunks' locations).
+pub const KEPT_SOURCES: usize = 32;
+
+/// Datasets opened to be read window by window, by header hash: the most recently used
+/// [`KEPT_SOURCES`]. They hold no rows, so they are kept by count.
+#[derive(Default)]
+pub struct SourceCache {
+    inner: Mutex<Vec<(String, Arc<SealedSource>)>>,
+}
+
+impl SourceCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(String, Arc<SealedSource>)>> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The source with header hash `sha`, opened with `open` (outside the lock) if not kept.
+    pub fn get_or_open<E>(
+        &self,
+        sha: &str,
+        open: impl FnOnce() -> Result<SealedSource, E>,
+    ) -> Result<Arc<SealedSource>, E> {
+        {
+            let mut kept = self.lock();
+            if let Some(at) = kept.iter().position(|(s, _)| s == sha) {
+                let entry = kept.remove(at);
+                let source = Arc::clone(&entry.1);
+                kept.insert(0, entry);
+                return Ok(source);
+            }
+        }
+        let source = Arc::new(open()?);
+        let mut kept = self.lock();
+        if !kept.iter().any(|(s, _)| s == sha) {
+            kept.insert(0, (sha.to_string(), Arc::clone(&source)));
+            kept.truncate(KEPT_SOURCES);
+        }
+        Ok(source)
+    }
+
+    /// Forgets the source with header hash `sha` (its file could not be read).
+    pub fn forget(&self, sha: &str) {
+        self.lock().retain(|(s, _)| s != sha);
+    }
+}
 
 /// Opened datasets by header hash.
 pub struct DatasetCache {

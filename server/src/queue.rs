@@ -23,12 +23,13 @@ use sqlx::Row;
 use tokio::sync::Notify;
 
 use super::AppState;
-use super::dataset_cache::DatasetCache;
+use super::dataset_cache::{DatasetCache, SourceCache};
 use strongroom::data_at_rest::open::{OpenError, SealedFile};
+use strongroom::data_at_rest::stream::SealedSource;
 use strongroom::dataset::Dataset;
 use strongroom::output_gate::mechanism::parse_nano;
 use strongroom::room::jobs::{
-    AudienceInput, JobError, JobRequest, UnsettledRelease, run_job_deferred,
+    AudienceInput, JobData, JobError, JobRequest, LoadWhole, UnsettledRelease, run_job_deferred,
 };
 use strongroom::room::{Room, RoomError};
 use strongroom_verify::event::Event;
@@ -39,6 +40,8 @@ pub struct Queue {
     stop: AtomicBool,
     /// Opened datasets, bounded in bytes.
     pub datasets: DatasetCache,
+    /// Datasets opened to be read window by window (header, index, chunk locations).
+    pub sources: SourceCache,
     /// Where the workers' time went.
     pub times: WorkTimes,
 }
@@ -126,6 +129,7 @@ impl Queue {
             notify: Notify::new(),
             stop: AtomicBool::new(false),
             datasets: DatasetCache::new(cache_bytes),
+            sources: SourceCache::default(),
             times: WorkTimes::default(),
         }
     }
@@ -296,31 +300,60 @@ fn finish(room: &Room, job_id: &str, error: Option<&Failure>) -> Result<(), Room
     })
 }
 
-/// Why a dataset could not be opened for a job.
-struct OpenFailure {
-    message: String,
-    /// The file itself is at fault (not the disk): quarantine it.
-    quarantine: bool,
-}
-
-fn open_dataset(state: &AppState, file: &Path, sha: &str) -> Result<Arc<Dataset>, OpenFailure> {
+/// Opens a dataset whole for a job that needs it so (table mode), through the cache.
+fn open_dataset(state: &AppState, file: &Path, sha: &str) -> Result<Arc<Dataset>, OpenError> {
     state.queue.datasets.get_or_open(sha, || {
-        let opened = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        std::panic::catch_unwind(AssertUnwindSafe(|| {
             SealedFile::read(file)
                 .and_then(|s| s.open(state.room.keys(), state.config.threads_per_job))
-        }));
-        match opened {
-            Ok(Ok(d)) => Ok(d),
-            Ok(Err(e)) => Err(OpenFailure {
-                quarantine: !matches!(e, OpenError::Io(_)),
-                message: e.to_string(),
-            }),
-            Err(panic) => Err(OpenFailure {
-                message: format!("opening it failed: {}", panic_message(&*panic)),
-                quarantine: true,
-            }),
-        }
+        }))
+        .unwrap_or_else(|panic| {
+            Err(OpenError::Content(format!(
+                "opening it failed: {}",
+                panic_message(&*panic)
+            )))
+        })
     })
+}
+
+/// Opens a dataset to be read window by window (its header and index), through the cache of
+/// opened sources.
+fn open_source(state: &AppState, file: &Path, sha: &str) -> Result<Arc<SealedSource>, OpenError> {
+    state.queue.sources.get_or_open(sha, || {
+        let source = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            SealedSource::open(file, state.room.keys())
+        }))
+        .unwrap_or_else(|panic| {
+            Err(OpenError::Content(format!(
+                "opening it failed: {}",
+                panic_message(&*panic)
+            )))
+        })?;
+        if source.header_sha256() != sha {
+            return Err(OpenError::Content(
+                "the file on disk is not the dataset uploaded".into(),
+            ));
+        }
+        Ok(source)
+    })
+}
+
+/// A job's failure on a dataset that could not be read: a file at fault (anything but an I/O
+/// error) is quarantined.
+fn unreadable(state: &AppState, job: &Claimed, sha: &str, error: &OpenError) -> Failure {
+    super::problem::tracing_log(&format!(
+        "dataset '{}' could not be read: {error}",
+        job.dataset
+    ));
+    state.queue.sources.forget(sha);
+    if matches!(error, OpenError::Io(_)) {
+        return "the dataset could not be read; the operator has the details".into();
+    }
+    quarantine(&state.room, &job.dataset, sha, &error.to_string());
+    Failure {
+        code: Some("dataset_quarantined"),
+        message: quarantined_error(&job.dataset),
+    }
 }
 
 /// The text of a caught panic.
@@ -375,7 +408,7 @@ fn crashed(room: &Room, job: &Claimed, error: &str) -> Result<(), RoomError> {
     })
 }
 
-async fn run_claimed(state: &AppState, job: &Claimed) -> Result<Ran, Failure> {
+async fn run_claimed(state: &Arc<AppState>, job: &Claimed) -> Result<Ran, Failure> {
     let room = &state.room;
     let cost = parse_nano(&job.cost).map_err(|e| format!("cost: {e}"))?;
     let row = job
@@ -389,23 +422,14 @@ async fn run_claimed(state: &AppState, job: &Claimed) -> Result<Ran, Failure> {
             message: quarantined_error(&job.dataset),
         });
     }
-    let dataset = match open_dataset(state, &room.dir().join(file), &sha) {
-        Ok(d) => d,
-        Err(failure) => {
-            super::problem::tracing_log(&format!(
-                "dataset '{}' does not open: {}",
-                job.dataset, failure.message
-            ));
-            if failure.quarantine {
-                quarantine(room, &job.dataset, &sha, &failure.message);
-                return Err(Failure {
-                    code: Some("dataset_quarantined"),
-                    message: quarantined_error(&job.dataset),
-                });
-            }
-            return Err("the dataset could not be read; the operator has the details".into());
-        }
+    // Read window by window as the run goes; loaded whole (and cached) only for table mode.
+    let path = room.dir().join(file);
+    let source = open_source(state, &path, &sha).map_err(|e| unreadable(state, job, &sha, &e))?;
+    let load: LoadWhole = {
+        let (state, sha) = (Arc::clone(state), sha.clone());
+        Arc::new(move || open_dataset(&state, &path, &sha))
     };
+    let dataset = JobData::sealed(source, load);
     let module = std::fs::read(
         room.dir()
             .join("modules")
@@ -436,7 +460,7 @@ async fn run_claimed(state: &AppState, job: &Claimed) -> Result<Ran, Failure> {
         partner: &job.partner,
         module: &module,
         dataset,
-        dataset_sha256: sha,
+        dataset_sha256: sha.clone(),
         dataset_origin: format!("uploaded, sealed by {sealed_by}"),
         sealed_by: sealed_by.clone(),
         cost_nano: cost,
@@ -458,6 +482,7 @@ async fn run_claimed(state: &AppState, job: &Claimed) -> Result<Ran, Failure> {
                 other => other.to_string(),
             },
         }),
+        Err(JobError::Dataset { error, .. }) => Err(unreadable(state, job, &sha, &error)),
         Err(JobError::AfterCharge { .. }) => Err(
             "the job failed after its charge, which stands; the operator has the details".into(),
         ),
@@ -484,7 +509,7 @@ pub fn quarantined_error(dataset: &str) -> String {
 /// Runs a claimed job; a panic anywhere inside it fails the job (any charge stands) and is
 /// logged, and the worker goes on.
 fn run_guarded(
-    state: &AppState,
+    state: &Arc<AppState>,
     handle: &tokio::runtime::Handle,
     job: &Claimed,
 ) -> Result<Ran, Failure> {
@@ -527,7 +552,7 @@ fn run_guarded(
 /// Claims and runs one job, or waits a little for one. A release still to commit goes to the
 /// worker's settler.
 fn work_once(
-    state: &AppState,
+    state: &Arc<AppState>,
     handle: &tokio::runtime::Handle,
     settler: &std::sync::mpsc::Sender<UnsettledRelease>,
 ) {

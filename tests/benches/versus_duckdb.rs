@@ -171,7 +171,7 @@ fn strongroom_phase(dir: &Path, module: &str, partner: &str) -> Report {
             JobRequest {
                 partner,
                 module: &bytes,
-                dataset,
+                dataset: dataset.into(),
                 dataset_sha256: sealed.header_sha256(),
                 dataset_origin: "bench".into(),
                 sealed_by: "bench".into(),

@@ -193,6 +193,15 @@ impl SealedFile {
         threads: usize,
     ) -> Result<Vec<Zeroizing<Vec<u8>>>, OpenError> {
         let cipher = cipher(&self.header, &self.header_bytes, &self.signature, room)?;
+        self.decrypt_all_with(&cipher, threads)
+    }
+
+    /// [`SealedFile::decrypt_all`] with the dataset's cipher already at hand.
+    fn decrypt_all_with(
+        &self,
+        cipher: &ChunkCipher,
+        threads: usize,
+    ) -> Result<Vec<Zeroizing<Vec<u8>>>, OpenError> {
         let total = self.header.chunks;
         // Chunks beyond what the header declares can never authenticate; missing ones are
         // reported after every present chunk was checked, so the error names the first bad one.
@@ -205,7 +214,6 @@ impl SealedFile {
             let handles: Vec<_> = (0..n)
                 .step_by(per)
                 .map(|start| {
-                    let cipher = &cipher;
                     let chunks = &self.chunks;
                     scope.spawn(move || {
                         (start..(start + per).min(n))
@@ -269,7 +277,17 @@ impl SealedFile {
 
     /// Opens the dataset: authenticates every chunk, checks it, then decodes it into memory.
     pub fn open(&self, room: &RoomKeys, threads: usize) -> Result<Dataset, OpenError> {
-        let plain = self.decrypt_all(room, threads)?;
+        let cipher = cipher(&self.header, &self.header_bytes, &self.signature, room)?;
+        self.open_with(&cipher, threads)
+    }
+
+    /// [`SealedFile::open`] with the dataset's cipher already at hand.
+    pub(super) fn open_with(
+        &self,
+        cipher: &ChunkCipher,
+        threads: usize,
+    ) -> Result<Dataset, OpenError> {
+        let plain = self.decrypt_all_with(cipher, threads)?;
         let (index_bytes, chunks) = plain
             .split_last()
             .ok_or_else(|| OpenError::Content("no chunks".into()))?;

@@ -163,6 +163,18 @@ impl SealedSource {
         &self.shape
     }
 
+    /// Reads the whole dataset into memory, as [`super::open::SealedFile::open`] does (for a
+    /// run that needs every row at once: table mode).
+    pub fn load(&self, threads: usize) -> Result<Dataset, OpenError> {
+        let file = super::open::SealedFile::read(&self.path)?;
+        if file.header_sha256() != self.header_sha256 {
+            return Err(OpenError::Content(
+                "the file changed since it was opened".into(),
+            ));
+        }
+        file.open_with(&self.cipher, threads)
+    }
+
     /// Reads the dataset in windows of `entities` consecutive entities (the last may be
     /// shorter), in order. See the module's documentation for what is checked.
     pub fn windows(&self, entities: u32) -> Result<Windows<'_>, OpenError> {

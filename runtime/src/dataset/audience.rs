@@ -353,6 +353,8 @@ impl AudienceList {
     /// Adds [`AUDIENCE_COLUMN`] to every table of `dataset` holding an identifier column the
     /// list also has. Only the host calls this; the count of matches is not returned.
     pub fn attach(&self, dataset: &mut Dataset) -> Result<(), AudienceError> {
+        // Indexed from the first entity the dataset (or window) holds.
+        let first = dataset.span.start;
         let mut matched = vec![false; dataset.entities()];
         let mut tables_with_match = Vec::new();
         let mut bank_names = Vec::new();
@@ -368,7 +370,9 @@ impl AudienceList {
                 let kind = IdentifierKind::of(&column.name);
                 for (row, value) in column.values.iter().enumerate() {
                     if kind.normalize(value).is_some_and(|v| set.contains(&v))
-                        && let Some(m) = matched.get_mut(table.entity_of_row[row] as usize)
+                        && let Some(m) = table.entity_of_row[row]
+                            .checked_sub(first)
+                            .and_then(|e| matched.get_mut(e as usize))
                     {
                         *m = true;
                     }
@@ -398,7 +402,11 @@ impl AudienceList {
             let values = table
                 .entity_of_row
                 .iter()
-                .map(|&e| matched[e as usize])
+                .map(|&e| {
+                    e.checked_sub(first)
+                        .and_then(|e| matched.get(e as usize))
+                        .is_some_and(|&m| m)
+                })
                 .collect();
             table.guest_columns.push(Column {
                 name: AUDIENCE_COLUMN.into(),

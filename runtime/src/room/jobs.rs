@@ -10,9 +10,12 @@ use sqlx::Row;
 use super::policy::{Policy, ReleaseMode};
 use super::{Room, RoomError, db};
 use crate::audit_log::log::Appended;
+use crate::data_at_rest::open::OpenError;
+use crate::data_at_rest::stream::{DEFAULT_WINDOW_ENTITIES, SealedSource};
 use crate::dataset::Dataset;
 use crate::dataset::audience::AudienceList;
 use crate::group_commit::Pending;
+use crate::guest_boundary::executor::LocalPool;
 use crate::guest_boundary::vetting::DEFAULT_MAX_MODULE_BYTES;
 use crate::guest_boundary::{PreparedModule, RunContext, RunLimits, RunReport, Sandbox, vet};
 use crate::output_gate::ledger::{Charge, LedgerError, PrivacyLedger};
@@ -30,8 +33,8 @@ pub struct JobRequest<'a> {
     pub partner: &'a str,
     /// The module's bytes.
     pub module: &'a [u8],
-    /// The dataset, decrypted in memory.
-    pub dataset: Arc<Dataset>,
+    /// The data: decrypted in memory, or a sealed file read while the run goes.
+    pub dataset: JobData,
     /// SHA-256 identifying the dataset's content, hex.
     pub dataset_sha256: String,
     /// Where the data came from, for the log (e.g. "sealed by bigbank (ed25519 ...)").
@@ -49,6 +52,60 @@ pub struct JobRequest<'a> {
     /// The partner's parameters for the module (name, value); see
     /// [`crate::guest_boundary::check_parameters`].
     pub parameters: Vec<(String, String)>,
+}
+
+/// Loads a sealed dataset whole, for a run that needs it all at once (table mode).
+pub type LoadWhole = Arc<dyn Fn() -> Result<Arc<Dataset>, OpenError> + Send + Sync>;
+
+/// The data a job runs on.
+#[derive(Clone)]
+pub enum JobData {
+    /// Decrypted in memory, whole.
+    Loaded(Arc<Dataset>),
+    /// A sealed file: an isolated-mode run reads it window by window as it goes, holding only
+    /// a window's rows; a table-mode run loads it whole first, with `load`.
+    Sealed {
+        /// The opened file.
+        source: Arc<SealedSource>,
+        /// The dataset's tables and columns (with the audience column once matched).
+        shape: Arc<Dataset>,
+        /// Loads the whole dataset.
+        load: LoadWhole,
+    },
+}
+
+impl JobData {
+    /// A sealed file read window by window (`load` reads it whole when a run needs that).
+    pub fn sealed(source: Arc<SealedSource>, load: LoadWhole) -> JobData {
+        JobData::Sealed {
+            shape: Arc::clone(source.shape()),
+            source,
+            load,
+        }
+    }
+
+    /// The dataset's name, tables, columns and entity count (and, loaded, its rows).
+    pub fn shape(&self) -> &Arc<Dataset> {
+        match self {
+            JobData::Loaded(dataset) => dataset,
+            JobData::Sealed { shape, .. } => shape,
+        }
+    }
+}
+
+impl From<Arc<Dataset>> for JobData {
+    fn from(dataset: Arc<Dataset>) -> Self {
+        JobData::Loaded(dataset)
+    }
+}
+
+impl std::fmt::Debug for JobData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JobData::Loaded(d) => write!(f, "Loaded({})", d.name),
+            JobData::Sealed { source, .. } => write!(f, "Sealed({})", source.header_sha256()),
+        }
+    }
 }
 
 /// A partner's sealed audience list, opened in the room, for one job.
@@ -167,6 +224,16 @@ pub enum JobError {
     /// Database trouble.
     #[error("room database: {0}")]
     Database(#[from] sqlx::Error),
+    /// The dataset could not be read: before the charge (`job` is `None`, nothing charged) or
+    /// while the run read it (the charge stands). Unless it is an I/O error, the file is at
+    /// fault.
+    #[error("the dataset could not be read: {error}")]
+    Dataset {
+        /// The job, when the failure came after its charge.
+        job: Option<String>,
+        /// What was wrong.
+        error: OpenError,
+    },
     /// The job failed after its charge (the charge stands): releasing, signing the receipt.
     #[error("job {job} failed after its charge: {reason}")]
     AfterCharge {
@@ -438,15 +505,25 @@ async fn run_job_as(
     defer: bool,
 ) -> Result<(JobResult, Option<UnsettledRelease>), JobError> {
     let partner = request.partner.to_string();
-    let dataset = request.dataset.name.clone();
+    let dataset = request.dataset.shape().name.clone();
     let module_sha256 =
         hex::encode(ring::digest::digest(&ring::digest::SHA256, request.module).as_ref());
     // The vetting entry is written with the charge (one commit fewer per job), or, for a job
     // refused after it was vetted, with the refusal.
     let mut vetted = None;
     let result = run_job_inner(room, sandbox, request, &mut vetted, defer).await;
-    if let Err(JobError::AfterCharge { job, reason }) = &result {
-        record_failed_after_charge(room, job, &partner, reason)?;
+    match &result {
+        Err(JobError::AfterCharge { job, reason }) => {
+            record_failed_after_charge(room, job, &partner, reason)?;
+        }
+        Err(JobError::Dataset {
+            job: Some(job),
+            error,
+        }) => {
+            let reason = format!("the dataset could not be read: {error}");
+            record_failed_after_charge(room, job, &partner, &reason)?;
+        }
+        _ => {}
     }
     if let Err(e) = &result
         && matches!(
@@ -543,7 +620,7 @@ async fn run_job_inner(
     let prepare_time = admitted.prepare_time;
     let charged = charge(room, admitted, vetted).await?;
     let started = std::time::Instant::now();
-    let report = execute(sandbox, &charged);
+    let report = execute(sandbox, &charged)?;
     let run_time = started.elapsed();
     let (mut result, unsettled) = release(room, charged, report, defer).await?;
     result.run_time = run_time;
@@ -595,7 +672,7 @@ async fn admit<'r>(
     request: JobRequest<'r>,
     vetted_entry: &mut Option<Event>,
 ) -> Result<Admitted<'r>, JobError> {
-    let dataset_name = request.dataset.name.clone();
+    let dataset_name = request.dataset.shape().name.clone();
     let policy = room.policy(request.partner, &dataset_name).await?;
     if let Some(expires) = policy.expires
         && time::OffsetDateTime::now_utc() >= expires
@@ -641,6 +718,13 @@ async fn admit<'r>(
     let module = vetted.map_err(|e| JobError::Refused(Refusal::ModuleRefused(e.to_string())))?;
     let manifest = module.manifest.clone();
     let mut request = request;
+    // Table mode sees whole tables: a sealed file is loaded whole for it.
+    if manifest.mode == strongroom_contract::manifest::Mode::Table
+        && let JobData::Sealed { load, .. } = &request.dataset
+    {
+        let whole = load().map_err(|error| JobError::Dataset { job: None, error })?;
+        request.dataset = JobData::Loaded(whole);
+    }
     if let Some(audience) = &request.audience {
         let Some(limits) = policy.audience else {
             return Err(JobError::Refused(Refusal::AudienceNotAllowed(format!(
@@ -660,9 +744,15 @@ async fn admit<'r>(
             .map_err(|e| JobError::Refused(Refusal::AudienceSize(e.0)))?;
         // A shared dataset is copied shallowly: its tables stay shared except the one that gains
         // the column (the entity keys are copied too).
+        // Read window by window, each window is matched as it is read; the shape is matched
+        // here, so that a list with nothing in common is refused before the charge.
+        let dataset = match &mut request.dataset {
+            JobData::Loaded(dataset) => dataset,
+            JobData::Sealed { shape, .. } => shape,
+        };
         audience
             .list
-            .attach(Arc::make_mut(&mut request.dataset))
+            .attach(Arc::make_mut(dataset))
             .map_err(|e| JobError::Refused(Refusal::AudienceUnmatched(e.to_string())))?;
     }
     let request = request;
@@ -704,7 +794,7 @@ async fn admit<'r>(
         .fill(&mut seed)
         .map_err(|_| JobError::Refused(Refusal::Unavailable("no system randomness".into())))?;
     let ctx = RunContext::new(
-        Arc::clone(&request.dataset),
+        Arc::clone(request.dataset.shape()),
         manifest.clone(),
         manifest.mode,
         RunLimits::default(),
@@ -714,7 +804,12 @@ async fn admit<'r>(
     .with_parameters(&request.parameters)
     .map_err(|e| JobError::Refused(Refusal::BadParameters(e)))?;
     let parameters = ctx.parameters.clone();
-    let plan = plan_job(&policy, &manifest, &request.dataset, request.cost_nano)?;
+    let plan = plan_job(
+        &policy,
+        &manifest,
+        request.dataset.shape(),
+        request.cost_nano,
+    )?;
     let prepared = match known {
         Some(prepared) => prepared,
         None => {
@@ -834,7 +929,7 @@ async fn charge<'r>(
                 dataset_sha256: request.dataset_sha256.clone(),
                 origin: request.dataset_origin.clone(),
                 domain: domain.to_string(),
-                entities: request.dataset.entities() as u64,
+                entities: request.dataset.shape().entities() as u64,
                 // The list's identity and size, never how many customers it matched.
                 audience: request.audience.as_ref().map(|a| AudienceSummary {
                     list_sha256: a.sha256.clone(),
@@ -859,7 +954,7 @@ async fn charge<'r>(
                 actor: "room".into(),
                 job: job_id.clone(),
                 mode: manifest.mode.to_string(),
-                entities: request.dataset.entities() as u64,
+                entities: request.dataset.shape().entities() as u64,
                 release_at: release_at_text.clone(),
                 parameters: parameters.clone(),
             },
@@ -904,14 +999,43 @@ async fn charge<'r>(
 }
 
 /// Phase 3, execute: the module runs in the sandbox. Only a charged job can run.
-fn execute(sandbox: &Sandbox, charged: &Charged<'_>) -> RunReport {
-    let report = sandbox.run(
-        &charged.prepared,
-        Arc::clone(&charged.ctx),
-        charged.request.threads,
-    );
+fn execute(sandbox: &Sandbox, charged: &Charged<'_>) -> Result<RunReport, JobError> {
+    let request = &charged.request;
+    let report = match &request.dataset {
+        JobData::Loaded(_) => {
+            sandbox.run(&charged.prepared, Arc::clone(&charged.ctx), request.threads)
+        }
+        JobData::Sealed { source, .. } => {
+            let unreadable = |error| JobError::Dataset {
+                job: Some(charged.token.job_id.clone()),
+                error,
+            };
+            let audience = request.audience.as_ref().map(|a| Arc::clone(&a.list));
+            let windows = source
+                .windows(DEFAULT_WINDOW_ENTITIES)
+                .map_err(unreadable)?
+                .map(|window| {
+                    let mut window = window?;
+                    if let Some(list) = &audience {
+                        list.attach(&mut window)
+                            .map_err(|e| OpenError::Content(e.to_string()))?;
+                    }
+                    Ok(window)
+                });
+            sandbox
+                .run_windows(
+                    &charged.prepared,
+                    Arc::clone(&charged.ctx),
+                    windows,
+                    &LocalPool {
+                        threads: request.threads,
+                    },
+                )
+                .map_err(unreadable)?
+        }
+    };
     fail::fail_point!("job.after_run");
-    report
+    Ok(report)
 }
 
 /// Phase 4, release: the output gate noises the aggregate with the plan the charge was computed
@@ -988,7 +1112,7 @@ async fn release(
     )));
     let released = match &report.aggregate {
         Some(aggregate) => {
-            let labels = domain_labels(&manifest, &request.dataset);
+            let labels = domain_labels(&manifest, request.dataset.shape());
             let table = release::release(
                 &manifest,
                 aggregate,
