@@ -3,6 +3,9 @@
 //! - Strongroom, isolated mode, end to end on sealed data (open and authenticate every chunk,
 //!   decrypt, one customer per fresh instance, output gate with noise, ledger, audit log,
 //!   receipt);
+//! - Strongroom, isolated mode read window by window (the served room's path: the header and
+//!   index opened, then each table's chunks authenticated, decrypted and decoded as the run
+//!   reaches them, a window of customers at a time);
 //! - Strongroom, table mode (the bank-approved module that scans whole tables), same path;
 //! - DuckDB (from PyPI) on the plaintext as Parquet;
 //! - a native Rust loop on the plaintext Parquet (arrow-rs reader, one thread).
@@ -25,13 +28,14 @@ use std::time::Instant;
 use strongroom::data_at_rest::open::SealedFile;
 use strongroom::data_at_rest::party::PartyKey;
 use strongroom::data_at_rest::seal::seal;
+use strongroom::data_at_rest::stream::SealedSource;
 use strongroom::dataset::schema::DatasetSchema;
 use strongroom::guest_boundary::Sandbox;
 use strongroom::guest_boundary::sandbox::EngineSettings;
 use strongroom::guest_boundary::vetting::DEFAULT_MAX_MODULE_BYTES;
 use strongroom::keys::OperatorSecret;
 use strongroom::room::Room;
-use strongroom::room::jobs::{JobRequest, run_job};
+use strongroom::room::jobs::{JobData, JobRequest, LoadWhole, run_job};
 use strongroom::room::policy::Policy;
 use strongroom_synthetic as synthetic;
 use strongroom_tests::example;
@@ -147,8 +151,9 @@ fn duckdb(dir: &Path) -> Result<(Report, String), String> {
     ))
 }
 
-/// In a child: opens the room and the sealed data, runs the module as a job, reports.
-fn strongroom_phase(dir: &Path, module: &str, partner: &str) -> Report {
+/// In a child: opens the room and the sealed data, runs the module as a job, reports. Whole:
+/// every chunk decrypted into memory first; else read window by window during the run.
+fn strongroom_phase(dir: &Path, module: &str, partner: &str, whole: bool) -> Report {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -162,8 +167,20 @@ fn strongroom_phase(dir: &Path, module: &str, partner: &str) -> Report {
             .await
             .expect("room");
         let started = Instant::now();
-        let sealed = SealedFile::read(&dir.join("bank.sealed")).expect("sealed");
-        let dataset = Arc::new(sealed.open(room.keys(), threads).expect("open"));
+        let path = dir.join("bank.sealed");
+        let (dataset, sha): (JobData, String) = if whole {
+            let sealed = SealedFile::read(&path).expect("sealed");
+            let dataset = Arc::new(sealed.open(room.keys(), threads).expect("open"));
+            (dataset.into(), sealed.header_sha256())
+        } else {
+            let source = Arc::new(SealedSource::open(&path, room.keys()).expect("source"));
+            let load: LoadWhole = {
+                let source = Arc::clone(&source);
+                Arc::new(move || source.load(threads).map(Arc::new))
+            };
+            let sha = source.header_sha256().to_string();
+            (JobData::sealed(source, load), sha)
+        };
         let opened = started.elapsed().as_secs_f64();
         let result = run_job(
             &room,
@@ -171,8 +188,8 @@ fn strongroom_phase(dir: &Path, module: &str, partner: &str) -> Report {
             JobRequest {
                 partner,
                 module: &bytes,
-                dataset: dataset.into(),
-                dataset_sha256: sealed.header_sha256(),
+                dataset,
+                dataset_sha256: sha,
                 dataset_origin: "bench".into(),
                 sealed_by: "bench".into(),
                 cost_nano: 10_000_000,
@@ -192,7 +209,7 @@ fn strongroom_phase(dir: &Path, module: &str, partner: &str) -> Report {
         Report {
             seconds: started.elapsed().as_secs_f64(),
             detail: format!(
-                "open+decrypt {opened:.2} s, run+gate+log {:.2} s, {groups} groups released",
+                "open {opened:.2} s, run+gate+log {:.2} s, {groups} groups released",
                 started.elapsed().as_secs_f64() - opened
             ),
             peak_mib: 0.0,
@@ -392,8 +409,9 @@ fn main() {
     if let Ok(phase) = std::env::var(PHASE_ENV) {
         let dir = PathBuf::from(std::env::var(DIR_ENV).expect("bench dir"));
         let report = match phase.as_str() {
-            "isolated" => strongroom_phase(&dir, "isolated.wasm", "partner"),
-            "table" => strongroom_phase(&dir, "table.wasm", "analysts"),
+            "isolated" => strongroom_phase(&dir, "isolated.wasm", "partner", true),
+            "streamed" => strongroom_phase(&dir, "isolated.wasm", "partner", false),
+            "table" => strongroom_phase(&dir, "table.wasm", "analysts", true),
             "native" => native_phase(&dir),
             other => panic!("unknown phase {other}"),
         };
@@ -435,6 +453,7 @@ fn main() {
     };
     let table = best_of_two("table", dir).expect("table mode");
     let isolated = best_of_two("isolated", dir).expect("isolated mode");
+    let streamed = best_of_two("streamed", dir).expect("isolated mode, streamed");
 
     println!(
         "\n{:<34} {:>9} {:>10} {:>9} {:>9}  detail",
@@ -452,6 +471,10 @@ fn main() {
             .map(|r| ("native Rust (Parquet, plaintext)".to_string(), r)),
         Some(("Strongroom table mode (sealed)".to_string(), &table)),
         Some(("Strongroom isolated mode (sealed)".to_string(), &isolated)),
+        Some((
+            "Strongroom isolated, window by window".to_string(),
+            &streamed,
+        )),
     ]
     .into_iter()
     .flatten()
