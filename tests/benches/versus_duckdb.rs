@@ -362,7 +362,7 @@ fn setup(dir: &Path, customers: usize) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
         for (partner, modes) in [("partner", "[\"isolated\"]"), ("analysts", "[\"table\"]")] {
             let policy = Policy::parse(&format!(
-                "partner = \"{partner}\"\ndataset = \"bank\"\nbudget_rho = \"100\"\nresult_delay_seconds = 0\nmin_group_size = 50\nmodes = {modes}\n"
+                "partner = \"{partner}\"\ndataset = \"bank\"\nbudget_rho = \"100\"\nmin_cost_rho = \"0.001\"\nresult_delay_seconds = 0\nmin_group_size = 50\nmodes = {modes}\n"
             )).map_err(|e| e.to_string())?;
             room.set_policy(&policy).await.map_err(|e| e.to_string())?;
         }
