@@ -53,6 +53,7 @@ fn request<'a>(
         audience,
         job_id: None,
         parameters: Vec::new(),
+        progress: None,
     }
 }
 

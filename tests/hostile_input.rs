@@ -759,3 +759,49 @@ async fn a_policy_or_a_decision_and_its_entry_commit_together_or_not_at_all() {
         (1, 1)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bank_sees_a_running_jobs_progress_and_its_partner_does_not() {
+    let _serial = SERIAL.lock().await;
+    let s = setup(ServiceConfig {
+        workers: 1,
+        ..ServiceConfig::default()
+    })
+    .await;
+    let module = ready(&s).await;
+    // The run stops after its first chunk until the failpoint goes.
+    fail::cfg("stream.after_chunk", "pause").expect("failpoint");
+    let (_, queued) = submit(&s, &module).await;
+    let id = queued["job_id"].as_str().expect("id").to_string();
+    let mut seen = None;
+    for _ in 0..600 {
+        let (_, _, job) = get(&s.app, &format!("/v1/jobs/{id}"), &s.bank).await;
+        if job["progress"]["chunks_read"].as_u64().unwrap_or(0) > 0 {
+            seen = Some(job);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (_, _, partner_view) = get(&s.app, &format!("/v1/jobs/{id}"), &s.partner).await;
+    let (_, _, bank_list) = get(&s.app, "/v1/jobs?status=running", &s.bank).await;
+    fail::remove("stream.after_chunk");
+    let job = seen.expect("the bank's view shows the running job's progress");
+    assert_eq!(job["state"], "running");
+    assert_eq!(job["progress"]["customers"], 300, "{job}");
+    assert_eq!(job["progress"]["chunks_read"], 1, "{job}");
+    assert!(
+        job["progress"]["chunks"].as_u64().unwrap_or(0) >= 1,
+        "{job}"
+    );
+    assert_eq!(bank_list[0]["progress"], job["progress"], "{bank_list}");
+    assert!(
+        partner_view.get("progress").is_none(),
+        "a partner never sees progress: {partner_view}"
+    );
+    let done = wait_for(&s, &id).await;
+    assert_eq!(done["state"], "finished", "{done}");
+    assert!(
+        done.get("progress").is_none(),
+        "progress ends with the run: {done}"
+    );
+}

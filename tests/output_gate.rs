@@ -133,6 +133,7 @@ fn request<'a>(module: &'a [u8], data: &Arc<Dataset>, cost: u64) -> JobRequest<'
         audience: None,
         job_id: None,
         parameters: Vec::new(),
+        progress: None,
     }
 }
 

@@ -159,6 +159,7 @@ async fn probe(channel: &str, data: &Arc<Dataset>, module: &[u8]) -> Value {
         audience: None,
         job_id: Some(job_id.clone()),
         parameters: vec![("channel".into(), channel.into())],
+        progress: None,
     };
     let running = run_job(&room, sandbox(), request);
     tokio::pin!(running);
@@ -272,6 +273,7 @@ async fn printed_text_cannot_be_recovered_from_the_leaf_hashes_a_partner_gets() 
         audience: None,
         job_id: None,
         parameters: vec![("channel".into(), "print".into())],
+        progress: None,
     };
     let result = run_job(&room, sandbox(), request).await.expect("job");
     let entries = room.audit().entries(0).await.expect("entries");
@@ -379,6 +381,7 @@ async fn probes_are_never_free_and_unnoised_release_needs_the_banks_opt_in() {
         audience: None,
         job_id: None,
         parameters: Vec::new(),
+        progress: None,
     };
     // 1e-9 rho was a valid cost: ten probes for nothing. The default minimum is 1% of the budget.
     match run_job(&room, sandbox(), request(1)).await {
@@ -438,6 +441,7 @@ async fn re_sealing_the_same_customers_under_another_name_shares_the_budget() {
         audience: None,
         job_id: None,
         parameters: Vec::new(),
+        progress: None,
     };
     run_job(&room, sandbox(), request(&without))
         .await

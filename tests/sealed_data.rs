@@ -707,14 +707,26 @@ fn read_window_by_window_a_dataset_gives_the_same_rows_and_the_same_result() {
     let expected = strongroom_tests::sandbox().run(&module, ctx(whole.clone()), 2);
     assert_eq!(expected.outcome, Outcome::Completed);
     for size in [5, 64, 256] {
+        let progress = std::sync::Arc::new(strongroom::progress::Progress::default());
         let windowed = strongroom_tests::sandbox()
             .run_windows(
                 &module,
                 ctx(source.shape().clone()),
-                source.windows(size).expect("windows"),
+                source
+                    .windows(size)
+                    .expect("windows")
+                    .with_progress(progress.clone()),
                 &LocalPool { threads: 2 },
+                Some(&progress),
             )
             .expect("every window reads");
+        // Every customer ran and every data chunk was read once (the entity keys' never).
+        let done = progress.snapshot();
+        assert_eq!((done.customers_done, done.customers), (300, 300));
+        let (_, file) = read(&path);
+        let key_chunks = 300usize.div_ceil(200);
+        assert_eq!(done.chunks, (file.chunks.len() - 1 - key_chunks) as u64);
+        assert_eq!(done.chunks_read, done.chunks);
         assert_eq!(windowed.outcome, expected.outcome);
         assert_eq!(windowed.aggregate, expected.aggregate, "windows of {size}");
         assert_eq!(windowed.units, 300);
@@ -763,6 +775,7 @@ fn a_chunk_changed_after_the_source_opened_ends_the_windowed_read_with_no_result
         std::sync::Arc::new(ctx),
         source.windows(64).expect("windows"),
         &LocalPool { threads: 2 },
+        None,
     );
     assert!(run.is_err(), "a run over a bad chunk has no report");
 }

@@ -121,6 +121,23 @@ pub struct JobSummary {
     pub status: String,
     /// When it finished, or when it was submitted if it has not.
     pub finished_at: String,
+    /// How far it has come, while it runs (a served room's isolated runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<RunProgress>,
+}
+
+/// How far a running job has come: for the bank alone (a partner's view has none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RunProgress {
+    /// Customers whose isolation unit ran.
+    pub customers_done: u64,
+    /// Customers the run has.
+    pub customers: u64,
+    /// Chunks of the sealed file read and authenticated.
+    pub chunks_read: u64,
+    /// Chunks the run reads.
+    pub chunks: u64,
 }
 
 /// A partner's view of one job.
@@ -372,6 +389,9 @@ pub struct BankJobView {
     pub result_json: Option<String>,
     /// What the bank alone may read about a failure (a trap, the guest's stderr).
     pub bank_detail: Option<String>,
+    /// How far it has come, while it runs (a served room's isolated runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<RunProgress>,
 }
 
 /// One job, as the caller may see it (`GET /v1/jobs/{id}`).

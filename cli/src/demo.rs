@@ -394,6 +394,7 @@ pub(super) fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
                 audience: q.audience.then(|| audience.clone()),
                 job_id: None,
                 parameters: Vec::new(),
+                progress: None,
             },
         ))?;
         println!(

@@ -19,6 +19,7 @@ use strongroom::keys::{OperatorSecret, RoomPublicKeys};
 use strongroom::output_gate::mechanism::{Mechanism, Noise, format_nano, parse_nano};
 use strongroom::output_gate::release::ReleasedTable;
 use strongroom::output_gate::sampling::Rational;
+use strongroom::progress::Progress;
 use strongroom::room::Room;
 use strongroom::room::jobs::{
     AudienceInput, JobData, JobRequest, JobStatus, LoadWhole, plan_job, run_job,
@@ -40,7 +41,7 @@ pub(crate) struct RoomArgs {
 /// The dataset a run reads: CSV tables checked against the bank's schema.
 #[derive(Args, Debug, Clone)]
 pub(super) struct DataArgs {
-    /// A sealed dataset (from `strongroom seal`), opened in memory with the room's key.
+    /// A sealed dataset (from `strongroom seal`): every chunk checked with the room's key, then read window by window as the run goes (table mode: opened whole in memory).
     #[arg(long, conflicts_with_all = ["schema", "tables"])]
     dataset: Option<PathBuf>,
     /// Or, plaintext: the dataset schema (TOML) ...
@@ -483,6 +484,55 @@ pub(crate) fn print_released(released: &ReleasedTable) {
     }
 }
 
+/// Shows a run's progress on the terminal (standard error, when it is one), once a second,
+/// until dropped.
+struct ShowProgress {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ShowProgress {
+    fn start(progress: Arc<Progress>) -> ShowProgress {
+        use std::io::{IsTerminal, Write};
+        use std::sync::atomic::Ordering;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let thread = std::io::stderr().is_terminal().then(|| {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut shown = false;
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(std::time::Duration::from_millis(250));
+                    let p = progress.snapshot();
+                    if p.customers > 0 && !stop.load(Ordering::Relaxed) {
+                        eprint!(
+                            "\r  customers run: {} of {}; chunks read and authenticated: {} of {}  ",
+                            number(p.customers_done as f64, 0),
+                            number(p.customers as f64, 0),
+                            number(p.chunks_read as f64, 0),
+                            number(p.chunks as f64, 0)
+                        );
+                        let _ = std::io::stderr().flush();
+                        shown = true;
+                    }
+                }
+                if shown {
+                    eprintln!();
+                }
+            })
+        });
+        ShowProgress { stop, thread }
+    }
+}
+
+impl Drop for ShowProgress {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 pub(super) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let cost_nano = parse_nano(&args.cost).map_err(|e| anyhow::anyhow!("--cost: {e}"))?;
     let module = std::fs::read(&args.module)
@@ -491,6 +541,8 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let sandbox = Sandbox::new(&EngineSettings::default()).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    let progress = Arc::new(Progress::default());
+    let shown = ShowProgress::start(Arc::clone(&progress));
     let result = runtime()?.block_on(async {
         let room = open_room(&args.room).await?;
         let (dataset, digest, origin, sealed_by) = load_data(&args.data, &room)?;
@@ -513,9 +565,12 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             audience,
             job_id: None,
             parameters: parameters.clone(),
+            progress: Some(Arc::clone(&progress)),
         };
         anyhow::Ok(run_job(&room, &sandbox, request).await?)
-    })?;
+    });
+    drop(shown);
+    let result = result?;
     if let Some(path) = &args.receipt {
         std::fs::write(path, &result.receipt)
             .with_context(|| format!("cannot write {}", path.display()))?;

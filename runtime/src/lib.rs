@@ -15,8 +15,8 @@
 //! - [`keys`]: the room's key pairs, encrypted at rest under the operator's secret;
 //! - [`room`]: a room on disk: policies, its database, jobs.
 //!
-//! Below them all: [`clock`], [`group_commit`] (the one writing connection), [`private_files`] and
-//! [`toml_text`]. Each boundary imports only those below it.
+//! Below them all: [`clock`], [`group_commit`] (the one writing connection), [`private_files`],
+//! [`progress`] (how far a run has come, for the bank) and [`toml_text`]. Each boundary imports only those below it.
 #![deny(unsafe_code)]
 
 pub mod audit_log;
@@ -28,5 +28,6 @@ pub mod guest_boundary;
 pub mod keys;
 pub mod output_gate;
 pub mod private_files;
+pub mod progress;
 pub mod room;
 pub mod toml_text;

@@ -563,6 +563,7 @@ fn bank_job_view(r: &sqlx::sqlite::SqliteRow) -> BankJobView {
         // The exact bytes the receipt's result hash covers.
         result_json: text,
         bank_detail: r.get("bank_detail"),
+        progress: None,
     }
 }
 
@@ -581,7 +582,12 @@ pub(super) async fn list_jobs(
     }
     // The bank and its auditors: the room's one job list, as a local room prints it too.
     match strongroom::room::jobs::list_jobs(&state.room, status).await {
-        Ok(jobs) => typed(JobList::Bank(jobs)),
+        Ok(mut jobs) => {
+            for job in jobs.iter_mut().filter(|j| j.status == "running") {
+                job.progress = state.queue.progress_of(&job.job_id);
+            }
+            typed(JobList::Bank(jobs))
+        }
         Err(e) => {
             super::problem::tracing_log(&e.to_string());
             Err(Problem::internal())
@@ -712,7 +718,9 @@ pub(super) async fn get_job(
     .fetch_optional(state.room.pool())
     .await?
     .ok_or_else(|| Problem::not_found("job"))?;
-    typed(JobView::Bank(Box::new(bank_job_view(&row))))
+    let mut view = bank_job_view(&row);
+    view.progress = state.queue.progress_of(&view.job_id);
+    typed(JobView::Bank(Box::new(view)))
 }
 
 /// Release or withhold a held result

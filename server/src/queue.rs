@@ -28,6 +28,7 @@ use strongroom::data_at_rest::open::{OpenError, SealedFile};
 use strongroom::data_at_rest::stream::SealedSource;
 use strongroom::dataset::Dataset;
 use strongroom::output_gate::mechanism::parse_nano;
+use strongroom::progress::Progress;
 use strongroom::room::jobs::{
     AudienceInput, JobData, JobError, JobRequest, LoadWhole, UnsettledRelease, run_job_deferred,
 };
@@ -44,6 +45,25 @@ pub struct Queue {
     pub sources: SourceCache,
     /// Where the workers' time went.
     pub times: WorkTimes,
+    /// How far each running job has come, for the bank's view.
+    running: std::sync::Mutex<std::collections::HashMap<String, Arc<Progress>>>,
+}
+
+/// A job whose progress the queue shows while it runs; forgotten when this drops.
+struct Following<'q> {
+    queue: &'q Queue,
+    job_id: String,
+    progress: Arc<Progress>,
+}
+
+impl Drop for Following<'_> {
+    fn drop(&mut self) {
+        self.queue
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.job_id);
+    }
 }
 
 /// Where the workers' time went since the service started: for the operator's measurements
@@ -130,7 +150,33 @@ impl Queue {
             stop: AtomicBool::new(false),
             datasets: DatasetCache::new(cache_bytes),
             sources: SourceCache::default(),
+            running: Default::default(),
             times: WorkTimes::default(),
+        }
+    }
+
+    /// How far running job `job_id` has come, once its run has planned what it reads (runs
+    /// read window by window report it).
+    pub fn progress_of(&self, job_id: &str) -> Option<strongroom::progress::RunProgress> {
+        self.running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(job_id)
+            .map(|p| p.snapshot())
+            .filter(|p| p.customers > 0 || p.chunks > 0)
+    }
+
+    /// Follows a job's progress until the returned guard drops.
+    fn follow(&self, job_id: &str) -> Following<'_> {
+        let progress = Arc::new(Progress::default());
+        self.running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(job_id.to_string(), Arc::clone(&progress));
+        Following {
+            queue: self,
+            job_id: job_id.to_string(),
+            progress,
         }
     }
 
@@ -456,6 +502,7 @@ async fn run_claimed(state: &Arc<AppState>, job: &Claimed) -> Result<Ran, Failur
             )?)
         }
     };
+    let following = state.queue.follow(&job.job_id);
     let request = JobRequest {
         partner: &job.partner,
         module: &module,
@@ -468,6 +515,7 @@ async fn run_claimed(state: &Arc<AppState>, job: &Claimed) -> Result<Ran, Failur
         audience,
         job_id: Some(job.job_id.clone()),
         parameters: job.parameters.clone(),
+        progress: Some(Arc::clone(&following.progress)),
     };
     match run_job_deferred(room, &state.sandbox, request).await {
         Ok((result, unsettled)) => Ok((result.run_time, result.prepare_time, unsettled)),

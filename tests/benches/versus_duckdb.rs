@@ -197,6 +197,7 @@ fn strongroom_phase(dir: &Path, module: &str, partner: &str, whole: bool) -> Rep
                 audience: None,
                 job_id: None,
                 parameters: Vec::new(),
+                progress: None,
             },
         )
         .await

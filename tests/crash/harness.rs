@@ -44,6 +44,7 @@ fn request<'a>(partner: &'a str, module: &'a [u8]) -> JobRequest<'a> {
         audience: None,
         job_id: None,
         parameters: Vec::new(),
+        progress: None,
     }
 }
 

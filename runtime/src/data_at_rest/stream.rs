@@ -26,6 +26,7 @@ use super::open::{
 };
 use crate::dataset::Dataset;
 use crate::keys::RoomKeys;
+use crate::progress::Progress;
 
 /// Entities per window unless a caller asks otherwise.
 pub const DEFAULT_WINDOW_ENTITIES: u32 = 8192;
@@ -188,6 +189,7 @@ impl SealedSource {
             cursors: vec![Cursor::default(); self.table_chunks.len()],
             buf: Zeroizing::new(Vec::new()),
             done: false,
+            progress: None,
         })
     }
 }
@@ -251,9 +253,18 @@ pub struct Windows<'s> {
     cursors: Vec<Cursor>,
     buf: Zeroizing<Vec<u8>>,
     done: bool,
+    progress: Option<Arc<Progress>>,
 }
 
 impl Windows<'_> {
+    /// Reports on `progress` the chunks read (and plans it: the customers and chunks ahead).
+    pub fn with_progress(mut self, progress: Arc<Progress>) -> Self {
+        let chunks = self.source.table_chunks.iter().map(Vec::len).sum::<usize>();
+        progress.plan(u64::from(self.source.shape.span.end), chunks as u64);
+        self.progress = Some(progress);
+        self
+    }
+
     fn window(&mut self) -> Result<Option<Dataset>, OpenError> {
         let source = self.source;
         let entities = source.shape.span.end;
@@ -291,6 +302,10 @@ impl Windows<'_> {
                 .map_err(|e| e.into_open_error(&source.path))?;
                 let batch = self.checker.chunk(i, &self.buf);
                 self.buf.zeroize();
+                if let Some(progress) = &self.progress {
+                    progress.chunk_read();
+                }
+                fail::fail_point!("stream.after_chunk");
                 cursor.held.push((batch?, source.index[i].last_entity));
                 cursor.next += 1;
             }

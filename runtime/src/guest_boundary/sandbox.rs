@@ -29,6 +29,7 @@ use super::wasi::{self, CapturedOutput};
 use super::{RunContext, RunLimits};
 use crate::dataset::Dataset;
 use crate::output_gate::{Aggregate, Aggregator, EntityContributions};
+use crate::progress::Progress;
 use strongroom_contract::manifest::Mode;
 
 /// Engine-wide settings: they size the instance pool, so they are fixed when the room starts.
@@ -428,7 +429,7 @@ impl Sandbox {
         ctx: Arc<RunContext>,
         executor: &dyn Executor,
     ) -> RunReport {
-        let total = self.run_span(module, &ctx, executor);
+        let total = self.run_span(module, &ctx, executor, None);
         isolated_report(&ctx, total)
     }
 
@@ -443,6 +444,7 @@ impl Sandbox {
         ctx: Arc<RunContext>,
         windows: impl Iterator<Item = Result<Dataset, E>>,
         executor: &dyn Executor,
+        progress: Option<&Progress>,
     ) -> Result<RunReport, E> {
         let mut total = Ok(Partial::new(&ctx.manifest, ctx.limits.max_output_bytes));
         for window in windows {
@@ -450,7 +452,7 @@ impl Sandbox {
                 dataset: Arc::new(window?),
                 ..RunContext::clone(&ctx)
             };
-            let partial = self.run_span(module, &Arc::new(window), executor);
+            let partial = self.run_span(module, &Arc::new(window), executor, progress);
             total = match (total, partial) {
                 (Ok(mut total), Ok(partial)) => {
                     total.merge(partial);
@@ -468,12 +470,19 @@ impl Sandbox {
         module: &PreparedModule,
         ctx: &Arc<RunContext>,
         executor: &dyn Executor,
+        progress: Option<&Progress>,
     ) -> Result<Partial, HostFault> {
         let parts = partitions(ctx.dataset.span.clone(), PARTITION_ENTITIES);
         let empty = || Partial::new(&ctx.manifest, ctx.limits.max_output_bytes);
         let partials = executor.execute(
             &parts,
-            &|partition| self.run_partition(module, ctx, partition),
+            &|partition| {
+                let partial = self.run_partition(module, ctx, partition);
+                if let Some(progress) = progress {
+                    progress.customers_ran(partial.units);
+                }
+                partial
+            },
             &empty,
         )?;
         let mut total = empty();

@@ -22,6 +22,7 @@ use crate::output_gate::ledger::{Charge, LedgerError, PrivacyLedger};
 use crate::output_gate::mechanism::{self, NoisePlan, format_nano};
 use crate::output_gate::release::{self, ReleasedTable};
 use crate::output_gate::sampling::SystemRandomBytes;
+use crate::progress::Progress;
 use serde_json::json;
 use strongroom_contract::manifest::{Domain, Manifest};
 use strongroom_verify::event::{AudienceSummary, Event, ResultFacts};
@@ -52,6 +53,8 @@ pub struct JobRequest<'a> {
     /// The partner's parameters for the module (name, value); see
     /// [`crate::guest_boundary::check_parameters`].
     pub parameters: Vec<(String, String)>,
+    /// Where the run reports how far it has come (runs read window by window), for the bank.
+    pub progress: Option<Arc<Progress>>,
 }
 
 /// Loads a sealed dataset whole, for a run that needs it all at once (table mode).
@@ -1011,17 +1014,20 @@ fn execute(sandbox: &Sandbox, charged: &Charged<'_>) -> Result<RunReport, JobErr
                 error,
             };
             let audience = request.audience.as_ref().map(|a| Arc::clone(&a.list));
-            let windows = source
+            let mut windows = source
                 .windows(DEFAULT_WINDOW_ENTITIES)
-                .map_err(unreadable)?
-                .map(|window| {
-                    let mut window = window?;
-                    if let Some(list) = &audience {
-                        list.attach(&mut window)
-                            .map_err(|e| OpenError::Content(e.to_string()))?;
-                    }
-                    Ok(window)
-                });
+                .map_err(unreadable)?;
+            if let Some(progress) = &request.progress {
+                windows = windows.with_progress(Arc::clone(progress));
+            }
+            let windows = windows.map(|window| {
+                let mut window = window?;
+                if let Some(list) = &audience {
+                    list.attach(&mut window)
+                        .map_err(|e| OpenError::Content(e.to_string()))?;
+                }
+                Ok(window)
+            });
             sandbox
                 .run_windows(
                     &charged.prepared,
@@ -1030,6 +1036,7 @@ fn execute(sandbox: &Sandbox, charged: &Charged<'_>) -> Result<RunReport, JobErr
                     &LocalPool {
                         threads: request.threads,
                     },
+                    request.progress.as_deref(),
                 )
                 .map_err(unreadable)?
         }
@@ -1343,6 +1350,7 @@ pub async fn list_jobs(room: &Room, status: Option<&str>) -> Result<Vec<JobSumma
             outcome: r.get("outcome"),
             status: r.get("status"),
             finished_at: r.get("finished_at"),
+            progress: None,
         })
         .collect())
 }
