@@ -819,3 +819,43 @@ fn a_source_refuses_what_opening_the_whole_file_refuses() {
         Err(OpenError::Chunk { .. })
     ));
 }
+
+#[test]
+fn a_window_reader_that_fails_midway_leaves_the_run_with_no_aggregate() {
+    use strongroom::data_at_rest::stream::SealedSource;
+    use strongroom::guest_boundary::{RunContext, executor::LocalPool};
+    let f = fixture();
+    let path = seal_bank(&f, &f.room, 300, 13, "bank");
+    let source = SealedSource::open(&path, &f.room).expect("the source opens");
+    let module = prepare(&example("spend-by-category"));
+    let manifest = module.module.manifest.clone();
+    let ctx = RunContext::new(
+        source.shape().clone(),
+        manifest.clone(),
+        manifest.mode,
+        RunLimits::default(),
+        [3; 32],
+    )
+    .expect("admitted");
+    // Two windows read, then the reader fails (a host bug): the windows run so far must not
+    // become a result.
+    let windows = source
+        .windows(64)
+        .expect("windows")
+        .enumerate()
+        .map(|(i, w)| {
+            assert!(i < 2, "a bug in the reader");
+            w
+        });
+    let report = strongroom_tests::sandbox()
+        .run_windows(
+            &module,
+            std::sync::Arc::new(ctx),
+            windows,
+            &LocalPool { threads: 2 },
+            None,
+        )
+        .expect("no window was refused");
+    assert!(report.aggregate.is_none(), "a partial run has no aggregate");
+    assert_ne!(report.outcome, Outcome::Completed);
+}

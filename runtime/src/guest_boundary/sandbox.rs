@@ -438,28 +438,64 @@ impl Sandbox {
     /// range of entities) runs as that range's partitions, the windows' partials merging as the
     /// partitions' do. The report is the one [`Sandbox::run`] gives on the whole dataset. The
     /// first window that cannot be read ends the run with its error.
-    pub fn run_windows<E>(
+    ///
+    /// The next window is read on a thread of its own while the current one runs (one window
+    /// ahead, so at most two windows' rows are in memory).
+    pub fn run_windows<E: Send>(
         &self,
         module: &PreparedModule,
         ctx: Arc<RunContext>,
-        windows: impl Iterator<Item = Result<Dataset, E>>,
+        windows: impl Iterator<Item = Result<Dataset, E>> + Send,
         executor: &dyn Executor,
         progress: Option<&Progress>,
     ) -> Result<RunReport, E> {
         let mut total = Ok(Partial::new(&ctx.manifest, ctx.limits.max_output_bytes));
-        for window in windows {
-            let window = RunContext {
-                dataset: Arc::new(window?),
-                ..RunContext::clone(&ctx)
-            };
-            let partial = self.run_span(module, &Arc::new(window), executor, progress);
-            total = match (total, partial) {
-                (Ok(mut total), Ok(partial)) => {
-                    total.merge(partial);
-                    Ok(total)
-                }
-                (Err(fault), _) | (_, Err(fault)) => Err(fault),
-            };
+        let read = thread::scope(|scope| {
+            let (ahead, next) = std::sync::mpsc::sync_channel(0);
+            let reader = thread::Builder::new()
+                .name("strongroom-window-reader".into())
+                .spawn_scoped(scope, move || {
+                    // A reader that fails (a panic is caught here) sends no end: the run then
+                    // ends as a host fault, with no aggregate.
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        for window in windows {
+                            let failed = window.is_err();
+                            if ahead.send(Some(window)).is_err() || failed {
+                                return;
+                            }
+                        }
+                        let _ = ahead.send(None);
+                    }));
+                });
+            if reader.is_err() {
+                return Err(HostFault);
+            }
+            for window in next {
+                let window = match window {
+                    Some(Ok(window)) => window,
+                    Some(Err(e)) => return Ok(Err(e)),
+                    None => return Ok(Ok(())),
+                };
+                let window = RunContext {
+                    dataset: Arc::new(window),
+                    ..RunContext::clone(&ctx)
+                };
+                let partial = self.run_span(module, &Arc::new(window), executor, progress);
+                total = match (std::mem::replace(&mut total, Err(HostFault)), partial) {
+                    (Ok(mut total), Ok(partial)) => {
+                        total.merge(partial);
+                        Ok(total)
+                    }
+                    (Err(fault), _) | (_, Err(fault)) => Err(fault),
+                };
+            }
+            Err(HostFault)
+        });
+        match read {
+            // A reader that died, or could not start, is a host fault.
+            Err(fault) => total = Err(fault),
+            Ok(Err(e)) => return Err(e),
+            Ok(Ok(())) => {}
         }
         Ok(isolated_report(&ctx, total))
     }
