@@ -4,12 +4,14 @@
 //! - `format.rs`: the sealed-dataset layout (docs/formats/sealed-dataset.md), nonces and AAD;
 //! - `seal.rs`: sealing (HPKE-wrapped data key, AES-256-GCM chunks of Arrow IPC batches);
 //! - `open.rs`: inspecting without the key, and opening with it, chunk by chunk, in parallel;
-//! - `stream.rs`: reading a sealed dataset window by window, in bounded memory;
+//! - `stream.rs`: reading a sealed dataset window by window, in bounded memory, decrypting into
+//!   `plain_buffer.rs` (kept out of core dumps, locked where allowed, cleared after each chunk);
 //! - `party.rs`: the sealing party's signing key.
 
 pub mod format;
 pub mod open;
 pub mod party;
+mod plain_buffer;
 pub mod seal;
 pub mod spill;
 pub mod stream;

@@ -18,12 +18,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow_array::{Array, RecordBatch, UInt32Array};
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 use super::format::{ChunkCipher, ENTITIES_TABLE, Header, IndexEntry, header_hash};
 use super::open::{
     Checker, OpenError, Prefix, chunk_len, cipher, decode_table, read_prefix, read_u32,
 };
+use super::plain_buffer::PlainBuffer;
 use crate::dataset::Dataset;
 use crate::keys::RoomKeys;
 use crate::progress::Progress;
@@ -91,16 +92,18 @@ impl SealedSource {
             });
         }
         let mut file = r.into_inner();
-        let mut index_bytes = Zeroizing::new(Vec::new());
+        let mut plain = PlainBuffer::new();
         read_chunk(
             &mut file,
             &cipher,
             &locations,
             declared - 1,
             declared,
-            &mut index_bytes,
+            &mut plain,
         )
         .map_err(|e| e.into_open_error(path))?;
+        let index_bytes = Zeroizing::new(plain.bytes().to_vec());
+        drop(plain);
         let checker = Checker::new(&header, &index_bytes)?;
         let index = checker.index.clone();
         let mut table_chunks = vec![Vec::new(); checker.schema.tables.len()];
@@ -176,6 +179,28 @@ impl SealedSource {
         file.open_with(&self.cipher, threads)
     }
 
+    /// Authenticates and decrypts every chunk, one at a time, into the plaintext buffer, and
+    /// clears it after each, decoding nothing: what reading the file costs in cryptography and
+    /// clearing alone.
+    pub fn authenticate(&self) -> Result<(), OpenError> {
+        let io = |e: std::io::Error| OpenError::Io(format!("{}: {e}", self.path.display()));
+        let mut file = File::open(&self.path).map_err(io)?;
+        let mut buf = PlainBuffer::new();
+        for i in 0..self.header.chunks {
+            read_chunk(
+                &mut file,
+                &self.cipher,
+                &self.locations,
+                i,
+                self.header.chunks,
+                &mut buf,
+            )
+            .map_err(|e| e.into_open_error(&self.path))?;
+            buf.clear();
+        }
+        Ok(())
+    }
+
     /// Reads the dataset in windows of `entities` consecutive entities (the last may be
     /// shorter), in order. See the module's documentation for what is checked.
     pub fn windows(&self, entities: u32) -> Result<Windows<'_>, OpenError> {
@@ -187,7 +212,7 @@ impl SealedSource {
             size: entities.max(1),
             next: 0,
             cursors: vec![Cursor::default(); self.table_chunks.len()],
-            buf: Zeroizing::new(Vec::new()),
+            buf: PlainBuffer::new(),
             done: false,
             progress: None,
         })
@@ -217,20 +242,19 @@ fn read_chunk(
     locations: &[(u64, usize)],
     i: u64,
     total: u64,
-    buf: &mut Zeroizing<Vec<u8>>,
+    buf: &mut PlainBuffer,
 ) -> Result<(), ChunkError> {
     let (at, n) = locations[i as usize];
-    buf.zeroize();
-    buf.resize(n, 0);
+    let bytes = buf.fill(n).map_err(ChunkError::Io)?;
     file.seek(SeekFrom::Start(at)).map_err(ChunkError::Io)?;
-    file.read_exact(buf).map_err(ChunkError::Io)?;
-    match cipher.open(i, i + 1 == total, buf) {
+    file.read_exact(bytes).map_err(ChunkError::Io)?;
+    match cipher.open(i, i + 1 == total, bytes) {
         Some(len) => {
             buf.truncate(len);
             Ok(())
         }
         None => {
-            buf.zeroize();
+            buf.clear();
             Err(ChunkError::Unauthentic { index: i, total })
         }
     }
@@ -251,7 +275,7 @@ pub struct Windows<'s> {
     size: u32,
     next: u32,
     cursors: Vec<Cursor>,
-    buf: Zeroizing<Vec<u8>>,
+    buf: PlainBuffer,
     done: bool,
     progress: Option<Arc<Progress>>,
 }
@@ -300,8 +324,8 @@ impl Windows<'_> {
                     &mut self.buf,
                 )
                 .map_err(|e| e.into_open_error(&source.path))?;
-                let batch = self.checker.chunk(i, &self.buf);
-                self.buf.zeroize();
+                let batch = self.checker.chunk(i, self.buf.bytes());
+                self.buf.clear();
                 if let Some(progress) = &self.progress {
                     progress.chunk_read();
                 }
