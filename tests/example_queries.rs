@@ -551,3 +551,69 @@ fn results_do_not_depend_on_where_or_in_what_order_partitions_run() {
     assert_eq!(pooled.fuel_consumed, reversed.fuel_consumed);
     assert_eq!(pooled.failed_units, reversed.failed_units);
 }
+
+/// Runs `module` on `data` in isolated mode, batched or not, on two threads.
+fn run_batched(
+    module: &strongroom::guest_boundary::PreparedModule,
+    data: &Arc<Dataset>,
+    batched: bool,
+) -> strongroom::guest_boundary::RunReport {
+    let ctx = RunContext::new(
+        Arc::clone(data),
+        module.module.manifest.clone(),
+        Mode::Isolated,
+        RunLimits::default(),
+        [7; 32],
+    )
+    .expect("admitted")
+    .with_batched(batched);
+    assert_eq!(ctx.batched, batched);
+    strongroom_tests::sandbox().run(module, Arc::new(ctx), 2)
+}
+
+#[test]
+fn batched_runs_give_the_isolated_aggregates_exactly() {
+    let data = small_bank(500);
+    for name in ["spend-by-category", "fraud-alerts-by-region"] {
+        let module = prepare(&example(name));
+        let isolated = run_batched(&module, &data, false);
+        let batched = run_batched(&module, &data, true);
+        assert_eq!(isolated.outcome, Outcome::Completed, "{name}");
+        assert_eq!(batched.outcome, isolated.outcome, "{name}");
+        assert_eq!(batched.units, 500, "{name}");
+        assert!(batched.aggregate.is_some(), "{name}");
+        assert_eq!(batched.aggregate, isolated.aggregate, "{name}");
+    }
+}
+
+#[test]
+fn a_failing_customer_in_a_batch_drops_its_own_contributions_alone() {
+    // Customers with tenure 7 fail their unit; in a batch, the batch runs again one customer
+    // per instance, so the same customers fail, and the others all count.
+    let data = small_bank(500);
+    let module = prepare(&strongroom_tests::hostile("fail-on-target"));
+    let isolated = run_batched(&module, &data, false);
+    let batched = run_batched(&module, &data, true);
+    let failed = isolated.failed_unit_count();
+    assert!(failed > 0 && failed < 500, "some customers fail: {failed}");
+    assert_eq!(batched.failed_unit_count(), failed);
+    assert_eq!(batched.units, isolated.units);
+    assert_eq!(batched.aggregate, isolated.aggregate);
+}
+
+#[test]
+fn batched_runs_share_one_instance_which_is_why_only_reviewed_modules_get_them() {
+    // A module that keeps the first customer's value in a global: one customer per fresh
+    // instance, each customer contributes its own; batched, the first of each batch speaks for
+    // the rest. This is the state a bank's review must rule out before it lets a module batch.
+    let data = small_bank(300);
+    let module = prepare(&strongroom_tests::hostile("stash-first-value"));
+    let isolated = run_batched(&module, &data, false);
+    let batched = run_batched(&module, &data, true);
+    assert_eq!(isolated.outcome, Outcome::Completed);
+    assert_eq!(batched.outcome, Outcome::Completed);
+    assert_ne!(
+        batched.aggregate, isolated.aggregate,
+        "batched customers share an instance"
+    );
+}

@@ -536,3 +536,50 @@ async fn table_mode_needs_the_banks_approval_by_hash() {
         .is_err()
     );
 }
+
+/// The `mode` the log's `job.started` entries record, in order.
+async fn started_modes(room: &strongroom::room::Room) -> Vec<String> {
+    room.audit()
+        .entries(0)
+        .await
+        .expect("entries")
+        .iter()
+        .filter_map(|e| {
+            let v: serde_json::Value = serde_json::from_str(&e.entry).ok()?;
+            (v["event"] == "job.started").then(|| v["mode"].as_str().unwrap_or("?").to_string())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_runs_batched_only_the_modules_the_bank_approved() {
+    let batched = Policy::parse(
+        "partner = \"socialco\"\ndataset = \"bank\"\nbudget_rho = \"5\"\nresult_delay_seconds = 0\nbatched = true\nmin_group_size = 1\n",
+    )
+    .expect("policy");
+    assert!(batched.batched);
+    let (_dir, room) = room_with(&batched).await;
+    let data = small_bank(100);
+    let module = example("spend-by-category");
+    let hash = hex::encode(ring::digest::digest(&ring::digest::SHA256, &module).as_ref());
+    // Not approved: it still runs, one customer per fresh instance.
+    let first = run_job(&room, sandbox(), request(&module, &data, NANO / 10))
+        .await
+        .expect("job");
+    assert_eq!(first.outcome, "completed");
+    room.decide_module(
+        &hash,
+        "socialco",
+        true,
+        "analyst@bank",
+        "reviewed: no state between calls",
+        &ParameterRules::default(),
+    )
+    .await
+    .expect("approve");
+    let second = run_job(&room, sandbox(), request(&module, &data, NANO / 10))
+        .await
+        .expect("job");
+    assert_eq!(second.outcome, "completed");
+    assert_eq!(started_modes(&room).await, ["isolated", "batched"]);
+}

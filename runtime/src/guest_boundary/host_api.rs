@@ -155,6 +155,14 @@ impl GuestState {
         }
     }
 
+    /// Batched mode: the instance now serves `entity`, with nothing contributed yet. Returns
+    /// what the previous entity contributed.
+    pub fn next_entity(&mut self, entity: u32) -> EntityContributions {
+        self.entity = Some(entity);
+        self.contributions = 0;
+        std::mem::take(&mut self.entity_contributions)
+    }
+
     fn violation<T>(&mut self, what: String) -> wasmtime::Result<T> {
         self.stop = Some(Stop::Violation(what.clone()));
         Err(wasmtime::format_err!("contract violation: {what}"))

@@ -97,6 +97,9 @@ pub struct RunContext {
     pub keys: run_keys::RunKeys,
     /// The job's parameters (name, value), sorted by name: partner input, never data.
     pub parameters: Vec<(String, String)>,
+    /// Isolated mode, batched: a partition's customers run one after another in one instance
+    /// (a module the bank reviewed); see [`sandbox::Sandbox::run_partition_batched`].
+    pub batched: bool,
 }
 
 impl RunContext {
@@ -205,7 +208,14 @@ impl RunContext {
             seed,
             keys,
             parameters: Vec::new(),
+            batched: false,
         })
+    }
+
+    /// The same context, run batched (isolated mode only; see [`RunContext::batched`]).
+    pub fn with_batched(mut self, batched: bool) -> RunContext {
+        self.batched = batched && self.mode == Mode::Isolated;
+        self
     }
 
     /// The same context with the job's parameters, checked (see [`check_parameters`]).

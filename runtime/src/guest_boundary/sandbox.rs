@@ -513,7 +513,11 @@ impl Sandbox {
         let partials = executor.execute(
             &parts,
             &|partition| {
-                let partial = self.run_partition(module, ctx, partition);
+                let partial = if ctx.batched {
+                    self.run_partition_batched(module, ctx, partition)
+                } else {
+                    self.run_partition(module, ctx, partition)
+                };
                 if let Some(progress) = progress {
                     progress.customers_ran(partial.units);
                 }
@@ -594,6 +598,52 @@ fn isolated_report(ctx: &RunContext, total: Result<Partial, HostFault>) -> RunRe
     report.units = total.units;
     report.aggregate = Some(total.aggregator.finish(&ctx.manifest));
     report
+}
+
+impl Sandbox {
+    /// Runs one partition batched: one instance, its `run` called once per customer in turn,
+    /// each call with the customer's own fuel, wall-clock limit and contribution bounds, and
+    /// only that customer's rows in scope. If any call fails, nothing the instance produced is
+    /// kept and the partition runs again one customer per fresh instance
+    /// ([`Sandbox::run_partition`]), so a failure drops that customer's contributions alone and
+    /// the report is what isolated mode gives. For modules the bank reviewed: state a module
+    /// keeps between calls could carry one customer's data into another's contributions.
+    pub fn run_partition_batched(
+        &self,
+        module: &PreparedModule,
+        ctx: &Arc<RunContext>,
+        partition: Partition,
+    ) -> Partial {
+        let fuel = ctx.limits.fuel_per_entity;
+        let deadline = self.deadline_tick(ctx.limits.unit_deadline);
+        let (mut store, output) = self.new_store(ctx, Some(partition.first), fuel, deadline);
+        let Ok(instance) = module.pre.instantiate(&mut store) else {
+            return self.run_partition(module, ctx, partition);
+        };
+        let mut partial = Partial::new(&ctx.manifest, ctx.limits.max_output_bytes);
+        let mut peak = 0u64;
+        for entity in partition.entities() {
+            // The previous customer's contributions were taken; none are carried over.
+            store.data_mut().next_entity(entity);
+            let _ = store.set_fuel(fuel);
+            let now = self.epoch.ticks.load(Ordering::Relaxed);
+            let deadline = self.deadline_tick(ctx.limits.unit_deadline);
+            store.set_epoch_deadline(deadline.saturating_sub(now).max(1));
+            store.set_hostcall_fuel(ctx.limits.max_hostcall_bytes);
+            let ran = instance.call_run(&mut store);
+            if !matches!(ran, Ok(Ok(()))) || store.data().stop.is_some() {
+                return self.run_partition(module, ctx, partition);
+            }
+            partial.units += 1;
+            partial.fuel_consumed += fuel - store.get_fuel().unwrap_or(0);
+            peak = peak.max(store.data().limiter.memory_bytes() as u64);
+            let contributions = std::mem::take(&mut store.data_mut().entity_contributions);
+            partial.aggregator.merge_entity(contributions);
+        }
+        partial.peak_memory_bytes = peak;
+        partial.output(&output.stdout.contents(), &output.stderr.contents());
+        partial
+    }
 }
 
 /// One isolation unit's result: its bounded contributions, or how it failed.

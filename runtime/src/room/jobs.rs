@@ -759,10 +759,12 @@ async fn admit<'r>(
             .map_err(|e| JobError::Refused(Refusal::AudienceUnmatched(e.to_string())))?;
     }
     let request = request;
-    // Table mode sees whole tables: only modules the bank approved by hash may use it.
-    if manifest.mode == strongroom_contract::manifest::Mode::Table
-        || policy.approval_required_for_isolated
-    {
+    // Table mode sees whole tables: only modules the bank approved by hash may use it. A
+    // policy may also ask it of isolated modules, and runs batched only the modules it approved.
+    let isolated = manifest.mode == strongroom_contract::manifest::Mode::Isolated;
+    let needs_approval = !isolated || policy.approval_required_for_isolated;
+    let mut approved = false;
+    if needs_approval || policy.batched {
         match room
             .module_decision(&module_sha256, request.partner)
             .await?
@@ -770,28 +772,32 @@ async fn admit<'r>(
             Some(approval) if approval.approved => {
                 // The approval covers the parameters too: a module reviewed as a segment
                 // benchmark must not be pointed at one customer by its inputs.
-                approval
-                    .parameters
-                    .check(&request.parameters)
-                    .map_err(|why| {
-                        JobError::Refused(Refusal::ParametersNotApproved(format!(
+                match approval.parameters.check(&request.parameters) {
+                    Ok(()) => approved = true,
+                    Err(why) if needs_approval => {
+                        return Err(JobError::Refused(Refusal::ParametersNotApproved(format!(
                             "module {module_sha256} is approved, but not with these parameters: {why}"
-                        )))
-                    })?;
+                        ))));
+                    }
+                    // Not approved with these parameters: it runs one customer per instance.
+                    Err(_) => {}
+                }
             }
-            Some(_) => {
+            Some(_) if needs_approval => {
                 return Err(JobError::Refused(Refusal::ModuleRejected(format!(
                     "the bank rejected module {module_sha256}"
                 ))));
             }
-            None => {
+            None if needs_approval => {
                 return Err(JobError::Refused(Refusal::NotApproved(format!(
                     "module {module_sha256} needs the bank's approval for {} mode (`strongroom module approve`)",
                     manifest.mode
                 ))));
             }
+            _ => {}
         }
     }
+    let batched = policy.batched && isolated && approved;
     let mut seed = [0u8; 32];
     SystemRandom::new()
         .fill(&mut seed)
@@ -805,7 +811,8 @@ async fn admit<'r>(
     )
     .map_err(|e| JobError::Refused(Refusal::SchemaMismatch(e.to_string())))?
     .with_parameters(&request.parameters)
-    .map_err(|e| JobError::Refused(Refusal::BadParameters(e)))?;
+    .map_err(|e| JobError::Refused(Refusal::BadParameters(e)))?
+    .with_batched(batched);
     let parameters = ctx.parameters.clone();
     let plan = plan_job(
         &policy,
@@ -956,7 +963,11 @@ async fn charge<'r>(
             Event::JobStarted {
                 actor: "room".into(),
                 job: job_id.clone(),
-                mode: manifest.mode.to_string(),
+                mode: if ctx.batched {
+                    "batched".to_string()
+                } else {
+                    manifest.mode.to_string()
+                },
                 entities: request.dataset.shape().entities() as u64,
                 release_at: release_at_text.clone(),
                 parameters: parameters.clone(),

@@ -60,6 +60,8 @@ struct PolicyFile {
     #[serde(default)]
     approval_required_for_isolated: bool,
     #[serde(default)]
+    batched: bool,
+    #[serde(default)]
     audience: Option<AudienceLimits>,
     #[serde(default)]
     expires: Option<String>,
@@ -141,6 +143,10 @@ pub struct Policy {
     pub delta: f64,
     /// Whether isolated-mode modules also need the bank's approval (table mode always does).
     pub approval_required_for_isolated: bool,
+    /// Whether isolated-mode modules the bank approved by hash run batched: many customers, one
+    /// after another, in one instance (faster; a module with state across calls could mix
+    /// customers, which is what the bank's review rules out).
+    pub batched: bool,
     /// Audience matching limits; `None` when matching is not allowed.
     pub audience: Option<AudienceLimits>,
     /// When the grant ends (RFC 3339); jobs after it are refused before any charge.
@@ -258,6 +264,7 @@ impl Policy {
             max_groups_per_entity: file.max_groups_per_entity,
             delta: file.delta,
             approval_required_for_isolated: file.approval_required_for_isolated,
+            batched: file.batched,
             audience: file.audience,
             expires,
             domain: file.domain,
