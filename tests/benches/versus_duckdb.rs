@@ -6,6 +6,8 @@
 //! - Strongroom, isolated mode read window by window (the served room's path: the header and
 //!   index opened, then each table's chunks authenticated, decrypted and decoded as the run
 //!   reaches them, a window of customers at a time);
+//! - Strongroom, batched mode: the same isolated module, approved by the bank, 64 customers per
+//!   instance, read window by window;
 //! - Strongroom, table mode (the bank-approved module that scans whole tables), same path;
 //! - DuckDB (from PyPI) on the plaintext as Parquet;
 //! - a native Rust loop on the plaintext Parquet (arrow-rs reader, one thread).
@@ -361,9 +363,13 @@ fn setup(dir: &Path, customers: usize) -> Result<(), String> {
         let room = Room::create(&dir.join("room"), "bench", &OperatorSecret::new(SECRET))
             .await
             .map_err(|e| e.to_string())?;
-        for (partner, modes) in [("partner", "[\"isolated\"]"), ("analysts", "[\"table\"]")] {
+        for (partner, modes, batched) in [
+            ("partner", "[\"isolated\"]", false),
+            ("batching", "[\"isolated\"]", true),
+            ("analysts", "[\"table\"]", false),
+        ] {
             let policy = Policy::parse(&format!(
-                "partner = \"{partner}\"\ndataset = \"bank\"\nbudget_rho = \"100\"\nmin_cost_rho = \"0.001\"\nresult_delay_seconds = 0\nmin_group_size = 50\nmodes = {modes}\n"
+                "partner = \"{partner}\"\ndataset = \"bank\"\nbudget_rho = \"100\"\nmin_cost_rho = \"0.001\"\nresult_delay_seconds = 0\nmin_group_size = 50\nmodes = {modes}\nbatched = {batched}\n"
             )).map_err(|e| e.to_string())?;
             room.set_policy(&policy).await.map_err(|e| e.to_string())?;
         }
@@ -376,9 +382,11 @@ fn setup(dir: &Path, customers: usize) -> Result<(), String> {
             let hash = strongroom::guest_boundary::vet(&bytes, DEFAULT_MAX_MODULE_BYTES)
                 .map_err(|e| e.to_string())?
                 .hash_hex();
-            room.decide_module(&hash, "analysts", true, "bench", "benchmark", &Default::default())
-                .await
-                .map_err(|e| e.to_string())?;
+            for partner in ["analysts", "batching"] {
+                room.decide_module(&hash, partner, true, "bench", "benchmark", &Default::default())
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
         }
         let schema = DatasetSchema::load(&dir.join("schema.toml")).map_err(|e| e.to_string())?;
         let party =
@@ -412,6 +420,7 @@ fn main() {
         let report = match phase.as_str() {
             "isolated" => strongroom_phase(&dir, "isolated.wasm", "partner", true),
             "streamed" => strongroom_phase(&dir, "isolated.wasm", "partner", false),
+            "batched" => strongroom_phase(&dir, "isolated.wasm", "batching", false),
             "table" => strongroom_phase(&dir, "table.wasm", "analysts", true),
             "native" => native_phase(&dir),
             other => panic!("unknown phase {other}"),
@@ -455,6 +464,7 @@ fn main() {
     let table = best_of_two("table", dir).expect("table mode");
     let isolated = best_of_two("isolated", dir).expect("isolated mode");
     let streamed = best_of_two("streamed", dir).expect("isolated mode, streamed");
+    let batched = best_of_two("batched", dir).expect("batched mode");
 
     println!(
         "\n{:<34} {:>9} {:>10} {:>9} {:>9}  detail",
@@ -476,6 +486,7 @@ fn main() {
             "Strongroom isolated, window by window".to_string(),
             &streamed,
         )),
+        Some(("Strongroom batched, window by window".to_string(), &batched)),
     ]
     .into_iter()
     .flatten()
