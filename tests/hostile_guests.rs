@@ -345,3 +345,22 @@ fn scripted_host_calls_end_units_never_the_host() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_mode_module_that_prints_runs_from_inside_an_async_runtime() {
+    // A job runs inside the service's async runtime; a WASI write flushes by entering a runtime
+    // of its own, which panics on a thread that already drives one. The table-mode run must
+    // leave that thread (as isolated runs do): the output reaches the bank, the result stands.
+    let module = prepare(&hostile("table-prints"));
+    let report = run(&module, &small_bank(50), RunLimits::default());
+    assert_eq!(report.outcome, Outcome::Completed, "{:?}", report.detail);
+    assert!(report.aggregate.is_some());
+    assert_eq!(
+        String::from_utf8_lossy(&report.stdout),
+        "table-prints: starting\n"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&report.stderr),
+        "table-prints: a note for the bank\n"
+    );
+}

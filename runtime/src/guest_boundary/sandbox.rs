@@ -419,7 +419,17 @@ impl Sandbox {
     ) -> RunReport {
         match ctx.mode {
             Mode::Isolated => self.run_isolated(module, ctx, executor),
-            Mode::Table => self.run_table(module, ctx),
+            // On a thread of its own, as isolated runs are: a guest's WASI write flushes by
+            // entering an async runtime, which panics on a thread already driving one (a job
+            // runs inside the service's).
+            Mode::Table => thread::scope(|scope| {
+                thread::Builder::new()
+                    .name("strongroom-table-run".into())
+                    .spawn_scoped(scope, || self.run_table(module, Arc::clone(&ctx)))
+                    .ok()
+                    .and_then(|run| run.join().ok())
+                    .unwrap_or_else(|| host_fault_report(&ctx))
+            }),
         }
     }
 
@@ -559,6 +569,11 @@ impl Sandbox {
         }
         partial
     }
+}
+
+/// The report of a run the host itself failed (a thread that could not start or died).
+fn host_fault_report(ctx: &RunContext) -> RunReport {
+    isolated_report(ctx, Err(HostFault))
 }
 
 /// The report of an isolated-mode run from its merged partial (or the host fault that lost one).

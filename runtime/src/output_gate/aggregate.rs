@@ -180,7 +180,9 @@ struct Accumulator {
 /// Sums bounded contributions of many entities.
 #[derive(Clone, Debug)]
 pub struct Aggregator {
-    groups: Vec<HashMap<GroupKey, Accumulator>>,
+    /// Per metric, its groups. Keys lie inside their public domains (checked as they arrive);
+    /// the hasher is seeded per process, so no module can choose keys that collide.
+    groups: Vec<HashMap<GroupKey, Accumulator, foldhash::fast::RandomState>>,
     stats: BoundingStats,
     entities: u64,
 }
@@ -189,7 +191,11 @@ impl Aggregator {
     /// An aggregator for a module's metrics.
     pub fn new(manifest: &Manifest) -> Aggregator {
         Aggregator {
-            groups: manifest.metrics.iter().map(|_| HashMap::new()).collect(),
+            groups: manifest
+                .metrics
+                .iter()
+                .map(|_| HashMap::with_hasher(foldhash::fast::RandomState::default()))
+                .collect(),
             stats: BoundingStats::default(),
             entities: 0,
         }
