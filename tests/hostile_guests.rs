@@ -350,7 +350,16 @@ fn scripted_host_calls_end_units_never_the_host() {
 async fn a_table_mode_module_that_prints_runs_from_inside_an_async_runtime() {
     // A job runs inside the service's async runtime; a WASI write flushes by entering a runtime
     // of its own, which panics on a thread that already drives one. The table-mode run must
-    // leave that thread (as isolated runs do): the output reaches the bank, the result stands.
+    // leave that context (as isolated runs do): the output reaches the bank, the result stands.
+    table_prints_and_completes();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_table_mode_module_that_prints_runs_from_inside_a_single_threaded_runtime() {
+    table_prints_and_completes();
+}
+
+fn table_prints_and_completes() {
     let module = prepare(&hostile("table-prints"));
     let report = run(&module, &small_bank(50), RunLimits::default());
     assert_eq!(report.outcome, Outcome::Completed, "{:?}", report.detail);

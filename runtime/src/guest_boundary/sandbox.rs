@@ -419,17 +419,27 @@ impl Sandbox {
     ) -> RunReport {
         match ctx.mode {
             Mode::Isolated => self.run_isolated(module, ctx, executor),
-            // On a thread of its own, as isolated runs are: a guest's WASI write flushes by
-            // entering an async runtime, which panics on a thread already driving one (a job
-            // runs inside the service's).
-            Mode::Table => thread::scope(|scope| {
-                thread::Builder::new()
-                    .name("strongroom-table-run".into())
-                    .spawn_scoped(scope, || self.run_table(module, Arc::clone(&ctx)))
-                    .ok()
-                    .and_then(|run| run.join().ok())
-                    .unwrap_or_else(|| host_fault_report(&ctx))
-            }),
+            // Outside any async runtime's context, as isolated runs are (on threads of their
+            // own): a guest's WASI write flushes by entering a runtime, which panics on a thread
+            // already driving one (a job runs inside the service's). Inside a multi-threaded
+            // runtime, this thread leaves its context for the run (its memory stays this
+            // thread's to reuse); inside any other, the run takes a thread of its own.
+            Mode::Table => match tokio::runtime::Handle::try_current() {
+                Err(_) => self.run_table(module, ctx),
+                Ok(handle)
+                    if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread =>
+                {
+                    tokio::task::block_in_place(|| self.run_table(module, ctx))
+                }
+                Ok(_) => thread::scope(|scope| {
+                    thread::Builder::new()
+                        .name("strongroom-table-run".into())
+                        .spawn_scoped(scope, || self.run_table(module, Arc::clone(&ctx)))
+                        .ok()
+                        .and_then(|run| run.join().ok())
+                        .unwrap_or_else(|| host_fault_report(&ctx))
+                }),
+            },
         }
     }
 
