@@ -681,9 +681,16 @@ fn read_window_by_window_a_dataset_gives_the_same_rows_and_the_same_result() {
     let source = SealedSource::open(&path, &f.room).expect("the source opens");
     assert_eq!(source.shape().entities(), 300);
     assert!(source.shape().tables.iter().all(|t| t.rows() == 0));
+    for window in source.windows(64).expect("windows") {
+        let window = window.expect("every window reads");
+        assert!(
+            window.tables.iter().all(|t| t.identifiers.is_empty()),
+            "identifiers are decoded only for a job that needs them"
+        );
+    }
     for size in [1, 7, 64, 1000] {
         let mut next = 0;
-        for window in source.windows(size).expect("windows") {
+        for window in source.windows(size).expect("windows").with_identifiers() {
             let window = window.expect("every window reads");
             assert_eq!(window.span.start, next, "windows of {size} in order");
             assert!(window.entity_keys.is_empty(), "no entity keys are read");
@@ -858,4 +865,39 @@ fn a_window_reader_that_fails_midway_leaves_the_run_with_no_aggregate() {
         .expect("no window was refused");
     assert!(report.aggregate.is_none(), "a partial run has no aggregate");
     assert_ne!(report.outcome, Outcome::Completed);
+}
+
+#[test]
+fn an_audience_list_matched_window_by_window_marks_the_customers_a_whole_match_does() {
+    use strongroom::data_at_rest::stream::SealedSource;
+    use strongroom::dataset::ColumnData;
+    use strongroom::dataset::audience::{AUDIENCE_COLUMN, AudienceList};
+    let f = fixture();
+    let path = seal_bank(&f, &f.room, 300, 14, "bank");
+    let mut whole = read(&path).1.open(&f.room, 2).expect("opens");
+    // Every seventh customer's email, in another spelling.
+    let emails: Vec<String> = (0..300)
+        .step_by(7)
+        .map(|c| format!("CUSTOMER{}@example.com", c + 1))
+        .collect();
+    let list = AudienceList::from_values([("email", emails.iter().map(String::as_str).collect())]);
+    list.attach(&mut whole).expect("attach whole");
+    let flag = |d: &strongroom::dataset::Dataset, e: u32| {
+        let t = d.table("customers").expect("customers");
+        let ColumnData::Bool(v) = &t.column(AUDIENCE_COLUMN).expect("column").data else {
+            panic!("bool column")
+        };
+        t.entity_rows(e).map(|r| v[r]).collect::<Vec<_>>()
+    };
+    let source = SealedSource::open(&path, &f.room).expect("source");
+    let mut marked = 0;
+    for window in source.windows(16).expect("windows").with_identifiers() {
+        let mut window = window.expect("window");
+        list.attach(&mut window).expect("attach window");
+        for e in window.span.clone() {
+            assert_eq!(flag(&window, e), flag(&whole, e), "customer {e}");
+            marked += flag(&window, e).iter().filter(|&&m| m).count();
+        }
+    }
+    assert_eq!(marked, emails.len(), "every listed customer is marked once");
 }

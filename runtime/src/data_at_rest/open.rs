@@ -323,7 +323,7 @@ impl SealedFile {
                 .get(ts.name.as_str())
                 .map(Vec::as_slice)
                 .unwrap_or_default();
-            tables.push(Arc::new(decode_table(ts, parts, 0..entities as u32)?));
+            tables.push(Arc::new(decode_table(ts, parts, 0..entities as u32, true)?));
         }
         Ok(Dataset {
             name: checker.schema.name.clone(),
@@ -788,11 +788,13 @@ fn downcast<'a, T: 'static>(batch: &'a RecordBatch, column: &str) -> Result<&'a 
 }
 
 /// Decodes a table's rows from checked batches whose rows all belong to the entities of `span`
-/// (every row of the table, or a window's), grouped by entity.
+/// (every row of the table, or a window's), grouped by entity; its identifier columns only if
+/// `identifiers` (a job matching an audience list needs them, no other does).
 pub(super) fn decode_table(
     ts: &crate::dataset::schema::TableSchema,
     parts: &[RecordBatch],
     span: std::ops::Range<u32>,
+    with_identifiers: bool,
 ) -> Result<Table, OpenError> {
     let mut entity_of_row = Vec::new();
     for b in parts {
@@ -821,6 +823,7 @@ pub(super) fn decode_table(
         let name = c.name.as_str();
         let data = match c.role {
             Role::Entity => continue,
+            Role::Identifier if !with_identifiers => continue,
             Role::Identifier => {
                 let mut values = Vec::new();
                 for b in parts {

@@ -6,7 +6,8 @@
 //! rows of consecutive ranges of entities: each table's chunks are read in order into one reused
 //! buffer, authenticated, checked exactly as opening the whole file checks them, decoded, and
 //! cleared; a window holds only the rows of its entities (and the one chunk per table that
-//! straddles its end). Entity keys are never read.
+//! straddles its end). Entity keys are never read, and identifier columns are decoded only for a
+//! job that matches an audience list.
 //!
 //! The last window ends the read only once every data chunk of every table authenticated and
 //! the rows of each table add up to what the authenticated header and index declare; otherwise
@@ -121,7 +122,7 @@ impl SealedSource {
             .map_err(|_| OpenError::Malformed("too many entities".into()))?;
         let mut tables = Vec::new();
         for ts in &checker.schema.tables {
-            let mut empty = decode_table(ts, &[], 0..0)?;
+            let mut empty = decode_table(ts, &[], 0..0, true)?;
             empty.entity_starts = Vec::new();
             tables.push(Arc::new(empty));
         }
@@ -215,6 +216,7 @@ impl SealedSource {
             buf: PlainBuffer::new(),
             done: false,
             progress: None,
+            identifiers: false,
         })
     }
 }
@@ -278,9 +280,17 @@ pub struct Windows<'s> {
     buf: PlainBuffer,
     done: bool,
     progress: Option<Arc<Progress>>,
+    identifiers: bool,
 }
 
 impl Windows<'_> {
+    /// Decodes the tables' identifier columns too (for matching an audience list; without, a
+    /// window holds none of them).
+    pub fn with_identifiers(mut self) -> Self {
+        self.identifiers = true;
+        self
+    }
+
     /// Reports on `progress` the chunks read (and plans it: the customers and chunks ahead).
     pub fn with_progress(mut self, progress: Arc<Progress>) -> Self {
         let chunks = self.source.table_chunks.iter().map(Vec::len).sum::<usize>();
@@ -348,7 +358,12 @@ impl Windows<'_> {
                 }
             }
             let ts = &self.checker.schema.tables[t];
-            tables.push(Arc::new(decode_table(ts, &parts, first..end)?));
+            tables.push(Arc::new(decode_table(
+                ts,
+                &parts,
+                first..end,
+                self.identifiers,
+            )?));
             drop(parts);
             cursor.held.retain(|(_, last)| *last >= end);
         }

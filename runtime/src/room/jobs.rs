@@ -1031,6 +1031,9 @@ fn execute(sandbox: &Sandbox, charged: &Charged<'_>) -> Result<RunReport, JobErr
             if let Some(progress) = &request.progress {
                 windows = windows.with_progress(Arc::clone(progress));
             }
+            if request.audience.is_some() {
+                windows = windows.with_identifiers();
+            }
             let windows = windows.map(|window| {
                 let mut window = window?;
                 if let Some(list) = &audience {
