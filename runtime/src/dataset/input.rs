@@ -15,7 +15,8 @@ use crate::dataset::csv_input::InputError;
 pub use crate::dataset::validate::{Cell, Location, RowValidator};
 
 enum Reader {
-    Csv(csv::Reader<File>),
+    /// The reader, and the record each row is read into (reused).
+    Csv(csv::Reader<File>, csv::StringRecord),
     Parquet {
         reader: ParquetRecordBatchReader,
         batch: Option<RecordBatch>,
@@ -128,7 +129,7 @@ impl RowSource {
         Ok(RowSource {
             path: shown,
             header,
-            reader: Reader::Csv(reader),
+            reader: Reader::Csv(reader, csv::StringRecord::new()),
         })
     }
 
@@ -145,37 +146,34 @@ impl RowSource {
     /// Bytes of the file consumed so far (CSV), or 0 where the reader cannot tell (Parquet).
     pub fn bytes_read(&self) -> u64 {
         match &self.reader {
-            Reader::Csv(r) => r.position().byte(),
+            Reader::Csv(r, _) => r.position().byte(),
             Reader::Parquet { .. } => 0,
         }
     }
 
     /// The next row's cells as text, or None at the end.
     pub fn next_row(&mut self) -> Option<Result<(Location, Vec<String>), InputError>> {
-        let path = self.path.clone();
+        let path = &self.path;
         match &mut self.reader {
-            Reader::Csv(reader) => {
-                let mut record = csv::StringRecord::new();
-                match reader.read_record(&mut record) {
-                    Ok(false) => None,
-                    Ok(true) => {
-                        let line = record.position().map_or(0, |p| p.line());
-                        Some(Ok((
-                            Location::Line(line),
-                            record.iter().map(|v| v.trim().to_string()).collect(),
-                        )))
-                    }
-                    Err(e) => {
-                        let line = e.position().map_or(0, |p| p.line());
-                        Some(Err(InputError::Value {
-                            path,
-                            line,
-                            column: "-".into(),
-                            message: format!("malformed row: {e}"),
-                        }))
-                    }
+            Reader::Csv(reader, record) => match reader.read_record(record) {
+                Ok(false) => None,
+                Ok(true) => {
+                    let line = record.position().map_or(0, |p| p.line());
+                    Some(Ok((
+                        Location::Line(line),
+                        record.iter().map(|v| v.trim().to_string()).collect(),
+                    )))
                 }
-            }
+                Err(e) => {
+                    let line = e.position().map_or(0, |p| p.line());
+                    Some(Err(InputError::Value {
+                        path: path.clone(),
+                        line,
+                        column: "-".into(),
+                        message: format!("malformed row: {e}"),
+                    }))
+                }
+            },
             Reader::Parquet {
                 reader,
                 batch,
@@ -191,7 +189,7 @@ impl RowSource {
                         }
                         Err(e) => {
                             return Some(Err(InputError::Io {
-                                path,
+                                path: path.clone(),
                                 message: format!("Parquet: {e}"),
                             }));
                         }
@@ -212,7 +210,7 @@ impl RowSource {
                         Err(message) => {
                             let name = b.schema().field(c).name().to_string();
                             return Some(Err(InputError::Value {
-                                path,
+                                path: path.clone(),
                                 line: 0,
                                 column: format!("{name} ({location})"),
                                 message,

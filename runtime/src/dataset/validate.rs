@@ -44,12 +44,11 @@ impl std::fmt::Display for Location {
 
 /// How to read one schema column from a file: its position, its schema, and for a category
 /// its dictionary lookup and the code unknown values map to (if any).
-type ColumnPlan = (
-    usize,
-    ColumnSchema,
-    Option<HashMap<String, u32>>,
-    Option<u32>,
-);
+type ColumnPlan = (usize, ColumnSchema, Option<Dictionary>, Option<u32>);
+
+/// A category column's values to their codes. Looked up once per cell; the keys are the bank's
+/// own public dictionary, so a fast hasher (seeded per process) is safe.
+type Dictionary = HashMap<String, u32, foldhash::fast::RandomState>;
 
 /// Checks each row of one table against its schema.
 pub struct RowValidator {
@@ -103,7 +102,7 @@ impl RowValidator {
             .columns
             .iter()
             .map(|c| {
-                let dict: Option<HashMap<String, u32>> = c.dictionary.as_ref().map(|d| {
+                let dict: Option<Dictionary> = c.dictionary.as_ref().map(|d| {
                     d.iter()
                         .enumerate()
                         .map(|(i, v)| (v.clone(), i as u32))
