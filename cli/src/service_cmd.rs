@@ -28,7 +28,7 @@ pub(super) struct ServeArgs {
     /// Largest sealed upload, MiB.
     #[arg(long, default_value_t = 8192)]
     max_upload_mib: u64,
-    /// Memory for opened datasets kept between jobs, MiB (least recently used evicted first).
+    /// Memory for datasets table-mode jobs load whole, kept between jobs, MiB (least recently used evicted first; isolated and batched jobs read window by window).
     #[arg(long, default_value_t = 4096)]
     dataset_cache_mib: u64,
     /// TLS certificate chain (PEM); with --tls-key.
