@@ -744,7 +744,7 @@ fn read_window_by_window_a_dataset_gives_the_same_rows_and_the_same_result() {
 #[test]
 fn a_chunk_changed_after_the_source_opened_ends_the_windowed_read_with_no_result() {
     use strongroom::data_at_rest::stream::SealedSource;
-    use strongroom::guest_boundary::{RunContext, executor::LocalPool};
+    use strongroom::guest_boundary::executor::LocalPool;
     let f = fixture();
     let path = seal_bank(&f, &f.room, 300, 11, "bank");
     let source = SealedSource::open(&path, &f.room).expect("the source opens");
@@ -768,18 +768,10 @@ fn a_chunk_changed_after_the_source_opened_ends_the_windowed_read_with_no_result
         results.last().map(|r| r.as_ref().err())
     );
     let module = prepare(&example("spend-by-category"));
-    let manifest = module.module.manifest.clone();
-    let ctx = RunContext::new(
-        source.shape().clone(),
-        manifest.clone(),
-        manifest.mode,
-        RunLimits::default(),
-        [3; 32],
-    )
-    .expect("admitted");
+    let ctx = shape_context(&module, source.shape());
     let run = strongroom_tests::sandbox().run_windows(
         &module,
-        std::sync::Arc::new(ctx),
+        ctx,
         source.windows(64).expect("windows"),
         &LocalPool { threads: 2 },
         None,
@@ -830,20 +822,12 @@ fn a_source_refuses_what_opening_the_whole_file_refuses() {
 #[test]
 fn a_window_reader_that_fails_midway_leaves_the_run_with_no_aggregate() {
     use strongroom::data_at_rest::stream::SealedSource;
-    use strongroom::guest_boundary::{RunContext, executor::LocalPool};
+    use strongroom::guest_boundary::executor::LocalPool;
     let f = fixture();
     let path = seal_bank(&f, &f.room, 300, 13, "bank");
     let source = SealedSource::open(&path, &f.room).expect("the source opens");
     let module = prepare(&example("spend-by-category"));
-    let manifest = module.module.manifest.clone();
-    let ctx = RunContext::new(
-        source.shape().clone(),
-        manifest.clone(),
-        manifest.mode,
-        RunLimits::default(),
-        [3; 32],
-    )
-    .expect("admitted");
+    let ctx = shape_context(&module, source.shape());
     // Two windows read, then the reader fails (a host bug): the windows run so far must not
     // become a result.
     let windows = source
@@ -855,13 +839,7 @@ fn a_window_reader_that_fails_midway_leaves_the_run_with_no_aggregate() {
             w
         });
     let report = strongroom_tests::sandbox()
-        .run_windows(
-            &module,
-            std::sync::Arc::new(ctx),
-            windows,
-            &LocalPool { threads: 2 },
-            None,
-        )
+        .run_windows(&module, ctx, windows, &LocalPool { threads: 2 }, None)
         .expect("no window was refused");
     assert!(report.aggregate.is_none(), "a partial run has no aggregate");
     assert_ne!(report.outcome, Outcome::Completed);
@@ -900,4 +878,22 @@ fn an_audience_list_matched_window_by_window_marks_the_customers_a_whole_match_d
         }
     }
     assert_eq!(marked, emails.len(), "every listed customer is marked once");
+}
+
+/// A run of `module` admitted against a sealed source's shape.
+fn shape_context(
+    module: &strongroom::guest_boundary::PreparedModule,
+    shape: &std::sync::Arc<strongroom::dataset::Dataset>,
+) -> std::sync::Arc<strongroom::guest_boundary::RunContext> {
+    let manifest = module.module.manifest.clone();
+    std::sync::Arc::new(
+        strongroom::guest_boundary::RunContext::new(
+            shape.clone(),
+            manifest.clone(),
+            manifest.mode,
+            RunLimits::default(),
+            [3; 32],
+        )
+        .expect("admitted"),
+    )
 }

@@ -131,6 +131,35 @@ pub(super) fn read_prefix(r: &mut impl Read, file_bytes: u64) -> Result<Prefix, 
     })
 }
 
+/// Walks the chunks' length prefixes from byte `start` of a file of `total` bytes: where the
+/// ciphertext of each of the first `keep` chunks lies (offset, length), and how many chunks the
+/// file holds. Each length is checked against the format's limit and the bytes left before the
+/// reader skips by it; at most `keep` locations are kept (the header's count, itself bounded by
+/// the file's size), however many chunks the file holds.
+pub(super) fn chunk_locations(
+    r: &mut std::io::BufReader<std::fs::File>,
+    start: u64,
+    total: u64,
+    keep: u64,
+    path: &Path,
+) -> Result<(Vec<(u64, usize)>, u64), OpenError> {
+    let io = |e: std::io::Error| OpenError::Io(format!("{}: {e}", path.display()));
+    let mut locations = Vec::new();
+    let mut pos = start;
+    let mut count = 0u64;
+    while pos < total {
+        let n = read_u32(r, "chunk length")?;
+        let n = chunk_len(n, count, total - pos - 4)?;
+        if count < keep {
+            locations.push((pos + 4, n));
+        }
+        r.seek_relative(n as i64).map_err(io)?;
+        pos += 4 + n as u64;
+        count += 1;
+    }
+    Ok((locations, count))
+}
+
 /// Checks a chunk length read from the file against the format's limit and the bytes left.
 pub(super) fn chunk_len(n: u32, index: u64, left: u64) -> Result<usize, OpenError> {
     let n = n as usize;
@@ -432,23 +461,10 @@ pub fn verify_file_visiting<S, E: From<OpenError>>(
     let mut state = start(&prefix.header)?;
     let declared = prefix.header.chunks;
     // Pass 1: lengths only.
-    let mut pos = prefix.len;
-    let mut count = 0u64;
-    let mut last_at = None;
-    while pos < total {
-        let n = read_u32(&mut r, "chunk length")?;
-        let n = chunk_len(n, count, total - pos - 4)?;
-        last_at = Some((pos + 4, n));
-        r.seek_relative(n as i64).map_err(io)?;
-        pos += 4 + n as u64;
-        count += 1;
-    }
+    let (locations, count) = chunk_locations(&mut r, prefix.len, total, declared, path)?;
     let missing = |present: u64| OpenError::Chunk {
         index: present.min(declared.saturating_sub(1)),
         total: declared,
-    };
-    let Some((index_at, index_len)) = last_at else {
-        return Err(missing(0).into());
     };
     let open_at = |r: &mut std::io::BufReader<std::fs::File>,
                    at: u64,
@@ -466,29 +482,22 @@ pub fn verify_file_visiting<S, E: From<OpenError>>(
         buf.truncate(len);
         Ok(buf)
     };
-    if count != declared {
+    if count != declared || declared == 0 {
         // Authenticate what is present first, so the error names the first bad chunk.
-        let mut at = prefix.len;
-        for i in 0..count.min(declared) {
-            r.seek(SeekFrom::Start(at)).map_err(io)?;
-            let n = read_u32(&mut r, "chunk length")? as usize;
-            open_at(&mut r, at + 4, n, i)?;
-            at += 4 + n as u64;
+        for (i, &(at, n)) in locations.iter().enumerate() {
+            open_at(&mut r, at, n, i as u64)?;
         }
         return Err(missing(count).into());
     }
+    let (index_at, index_len) = locations[locations.len() - 1];
     let index = open_at(&mut r, index_at, index_len, declared - 1)?;
     let mut checker = Checker::new(&prefix.header, &index)?;
     drop(index);
     // Pass 2: every data chunk, in order.
-    let mut at = prefix.len;
-    for i in 0..declared - 1 {
-        r.seek(SeekFrom::Start(at)).map_err(io)?;
-        let n = read_u32(&mut r, "chunk length")? as usize;
-        let plain = open_at(&mut r, at + 4, n, i)?;
-        let batch = checker.chunk(i as usize, &plain)?;
-        visit(&mut state, &checker.index[i as usize].table, &batch);
-        at += 4 + n as u64;
+    for (i, &(at, n)) in locations[..locations.len() - 1].iter().enumerate() {
+        let plain = open_at(&mut r, at, n, i as u64)?;
+        let batch = checker.chunk(i, &plain)?;
+        visit(&mut state, &checker.index[i].table, &batch);
     }
     checker.finish()?;
     let verified = Verified {

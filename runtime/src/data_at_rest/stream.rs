@@ -22,9 +22,7 @@ use arrow_array::{Array, RecordBatch, UInt32Array};
 use zeroize::Zeroizing;
 
 use super::format::{ChunkCipher, ENTITIES_TABLE, Header, IndexEntry, header_hash};
-use super::open::{
-    Checker, OpenError, Prefix, chunk_len, cipher, decode_table, read_prefix, read_u32,
-};
+use super::open::{Checker, OpenError, Prefix, chunk_locations, cipher, decode_table, read_prefix};
 use super::plain_buffer::PlainBuffer;
 use crate::dataset::Dataset;
 use crate::keys::RoomKeys;
@@ -69,40 +67,25 @@ impl SealedSource {
         } = read_prefix(&mut r, total)?;
         let cipher = cipher(&header, &header_bytes, &signature, room)?;
         let declared = header.chunks;
-        let mut locations = Vec::new();
-        let mut pos = len;
-        while pos < total {
-            let index = locations.len() as u64;
-            if index >= declared {
-                // More chunks than declared: the one past the end can never authenticate.
-                return Err(OpenError::Chunk {
-                    index: declared.saturating_sub(1),
-                    total: declared,
-                });
+        let (locations, count) = chunk_locations(&mut r, len, total, declared, path)?;
+        let mut file = r.into_inner();
+        let mut plain = PlainBuffer::new();
+        let mut read = |i: u64, plain: &mut PlainBuffer| {
+            read_chunk(&mut file, &cipher, &locations, i, declared, plain)
+                .map_err(|e| e.into_open_error(path))
+        };
+        if count != declared || declared == 0 {
+            // As verifying does: what is present authenticates first, so the error names the
+            // first bad chunk.
+            for i in 0..locations.len() as u64 {
+                read(i, &mut plain)?;
             }
-            let n = read_u32(&mut r, "chunk length")?;
-            let n = chunk_len(n, index, total - pos - 4)?;
-            locations.push((pos + 4, n));
-            r.seek_relative(n as i64).map_err(io)?;
-            pos += 4 + n as u64;
-        }
-        if locations.len() as u64 != declared {
             return Err(OpenError::Chunk {
-                index: (locations.len() as u64).min(declared.saturating_sub(1)),
+                index: count.min(declared.saturating_sub(1)),
                 total: declared,
             });
         }
-        let mut file = r.into_inner();
-        let mut plain = PlainBuffer::new();
-        read_chunk(
-            &mut file,
-            &cipher,
-            &locations,
-            declared - 1,
-            declared,
-            &mut plain,
-        )
-        .map_err(|e| e.into_open_error(path))?;
+        read(declared - 1, &mut plain)?;
         let index_bytes = Zeroizing::new(plain.bytes().to_vec());
         drop(plain);
         let checker = Checker::new(&header, &index_bytes)?;
@@ -122,9 +105,7 @@ impl SealedSource {
             .map_err(|_| OpenError::Malformed("too many entities".into()))?;
         let mut tables = Vec::new();
         for ts in &checker.schema.tables {
-            let mut empty = decode_table(ts, &[], 0..0, true)?;
-            empty.entity_starts = Vec::new();
-            tables.push(Arc::new(empty));
+            tables.push(Arc::new(decode_table(ts, &[], 0..0, true)?));
         }
         let shape = Arc::new(Dataset {
             name: checker.schema.name.clone(),
