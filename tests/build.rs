@@ -30,18 +30,41 @@ fn main() {
     for dir in [
         "examples",
         "tests/guests",
+        "tests/guests-cells",
         "guest-sdk",
         "contract/src",
         "contract/wit",
     ] {
         watch(&root.join(dir));
     }
-    for (var, dir) in [
-        ("STRONGROOM_EXAMPLES_WASM", root.join("examples")),
-        ("STRONGROOM_GUESTS_WASM", root.join("tests").join("guests")),
+    // The examples against both versions of the contract (0.2, the SDK's default, and 0.1, for
+    // the differential tests). The hostile modules of tests/guests pin 0.1 in their workspace,
+    // whose host calls they attack one by one; tests/guests-cells forges 0.2's cells.
+    let v0_1 = ["strongroom-guest/wit-0-1"];
+    for (var, dir, features, target) in [
+        ("STRONGROOM_EXAMPLES_WASM", "examples", &[][..], "target"),
+        (
+            "STRONGROOM_EXAMPLES_V0_1_WASM",
+            "examples",
+            &v0_1[..],
+            "target/wit-0-1",
+        ),
+        ("STRONGROOM_GUESTS_WASM", "tests/guests", &[][..], "target"),
+        (
+            "STRONGROOM_CELL_GUESTS_WASM",
+            "tests/guests-cells",
+            &[][..],
+            "target",
+        ),
     ] {
-        let out = strongroom_contract::toolchain::build_guest_workspace(&dir, false)
-            .unwrap_or_else(|e| panic!("{e}"));
+        let dir = root.join(dir);
+        let out = strongroom_contract::toolchain::build_guest_workspace_with(
+            &dir,
+            features,
+            &dir.join(target),
+            false,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         println!("cargo::rustc-env={var}={}", out.display());
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! One crate shared by the host and every guest SDK, as extism shares its manifest crate:
 //!
-//! - `wit/query.wit`: the WIT world `strongroom:query/query`, the whole interface between a module
+//! - `wit/0.2/query.wit` (and `wit/0.1/query.wit`, still accepted): the WIT world
+//!   `strongroom:query/query`, the whole interface between a module
 //!   and the room; [`guest`] (feature `guest`) and [`host`] (feature `host`) are its bindings,
 //!   generated here so both sides read the same file;
 //! - [`manifest`]: the `strongroom-manifest` custom section, with its one encoder (for the SDK,

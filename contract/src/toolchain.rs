@@ -67,12 +67,22 @@ pub fn build_guest_workspace(
     dir: &std::path::Path,
     show_progress: bool,
 ) -> Result<PathBuf, ToolchainError> {
+    build_guest_workspace_with(dir, &[], &dir.join("target"), show_progress)
+}
+
+/// [`build_guest_workspace`] with cargo `features` (such as `strongroom-guest/wit-0-1`, to build
+/// against version 0.1 of the contract) into the target directory `target`.
+pub fn build_guest_workspace_with(
+    dir: &std::path::Path,
+    features: &[&str],
+    target: &std::path::Path,
+    show_progress: bool,
+) -> Result<PathBuf, ToolchainError> {
     let manifest = dir.join("Cargo.toml");
     if !manifest.exists() {
         return Err(format!("no guest workspace at {}", dir.display()).into());
     }
     ensure_wasm_target()?;
-    let target = dir.join("target");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut command = Command::new(cargo);
     command
@@ -84,10 +94,13 @@ pub fn build_guest_workspace(
             "--manifest-path",
         ])
         .arg(&manifest)
-        .env("CARGO_TARGET_DIR", &target)
+        .env("CARGO_TARGET_DIR", target)
         // Host flags (say, for coverage or sanitizers) do not apply to guests.
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS");
+    if !features.is_empty() {
+        command.arg("--features").arg(features.join(","));
+    }
     let (ok, log) = if show_progress {
         let status = command
             .status()

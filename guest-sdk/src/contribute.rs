@@ -56,6 +56,12 @@ fn push(metric: &Metric, key: &[u32], value: f64, row: Option<RowId>) {
         key.len()
     );
     let index = metric_index(metric);
+    // Version 0.2, isolated or batched: bounded here into the entity's cells.
+    #[cfg(not(feature = "wit-0-1"))]
+    if row.is_none() && crate::cells::active() {
+        crate::cells::add(metric, index, key, value);
+        return;
+    }
     let full = BUFFERS.with(|buffers| {
         let mut buffers = buffers.borrow_mut();
         let table = row.map(|r| r.table).unwrap_or("");

@@ -41,6 +41,8 @@
 
 #[doc(hidden)]
 pub mod bindings;
+#[cfg(not(feature = "wit-0-1"))]
+mod cells;
 mod contribute;
 pub mod manifest;
 mod rows;
@@ -143,11 +145,11 @@ pub mod schema {
             .map(|(_, v)| v)
     }
 
-    /// Whether this run is isolated (one entity per call) or table mode.
+    /// Whether this run is isolated (one entity at a time, batched or not) or table mode.
     pub fn mode() -> crate::Mode {
         match wit_schema::run_mode() {
-            wit_types::Mode::Isolated => crate::Mode::Isolated,
             wit_types::Mode::Table => crate::Mode::Table,
+            _ => crate::Mode::Isolated,
         }
     }
 }
@@ -160,6 +162,9 @@ pub mod prelude {
     };
 }
 
+/// Version 0.1: `run` is called once per entity (or once in table mode) and contributions go to
+/// the host as they are made.
+#[cfg(feature = "wit-0-1")]
 #[doc(hidden)]
 pub fn __run(
     manifest: &'static Manifest,
@@ -171,6 +176,27 @@ pub fn __run(
     // releases nothing). Flushing always keeps behaviour identical whether or not it failed.
     flush();
     result.map_err(|e| e.0)
+}
+
+/// Version 0.2: the partner's `run` is called once per entity of the call, each seeing only its
+/// own rows, and each entity's contributions are bounded here exactly as the room bounds 0.1
+/// contributions, then returned as cells (which the room checks). In table mode (no entities)
+/// `run` is called once and contributions go to the host as in 0.1.
+#[cfg(not(feature = "wit-0-1"))]
+#[doc(hidden)]
+pub fn __run(
+    manifest: &'static Manifest,
+    run: fn() -> Result<(), QueryError>,
+    batch: bindings::strongroom::query::types::Entities,
+) -> Result<bindings::strongroom::query::types::Cells, String> {
+    contribute::install(manifest);
+    if batch.count == 0 {
+        let result = run();
+        flush();
+        result.map_err(|e| e.0)?;
+        return Ok(cells::Cells::empty().into_wit());
+    }
+    cells::run_entities(manifest, run, batch).map_err(|e| e.0)
 }
 
 /// Declares the module: embeds the manifest as the `strongroom-manifest` custom section and
@@ -186,11 +212,40 @@ macro_rules! query {
         static __STRONGROOM_MANIFEST_STATIC: $crate::Manifest = __STRONGROOM_MANIFEST;
 
         struct __StrongroomQuery;
-        impl $crate::bindings::Guest for __StrongroomQuery {
+        $crate::__export_run!(__StrongroomQuery, __STRONGROOM_MANIFEST_STATIC, $run);
+        $crate::bindings::__export_query!(__StrongroomQuery with_types_in $crate::bindings);
+    };
+}
+
+/// The `run` export of the contract version this SDK was built for (used by [`query!`]).
+#[cfg(feature = "wit-0-1")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_run {
+    ($query:ident, $manifest:ident, $run:path) => {
+        impl $crate::bindings::Guest for $query {
             fn run() -> ::core::result::Result<(), ::std::string::String> {
-                $crate::__run(&__STRONGROOM_MANIFEST_STATIC, $run)
+                $crate::__run(&$manifest, $run)
             }
         }
-        $crate::bindings::__export_query!(__StrongroomQuery with_types_in $crate::bindings);
+    };
+}
+
+/// The `run` export of the contract version this SDK was built for (used by [`query!`]).
+#[cfg(not(feature = "wit-0-1"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_run {
+    ($query:ident, $manifest:ident, $run:path) => {
+        impl $crate::bindings::Guest for $query {
+            fn run(
+                batch: $crate::bindings::strongroom::query::types::Entities,
+            ) -> ::core::result::Result<
+                $crate::bindings::strongroom::query::types::Cells,
+                ::std::string::String,
+            > {
+                $crate::__run(&$manifest, $run, batch)
+            }
+        }
     };
 }

@@ -139,6 +139,17 @@ fn decode<T: Row>(columns: &[ColumnValues], n: usize) -> Vec<T> {
 
 /// All rows of `T`'s table in scope: the entity's rows (isolated) or the whole table (table mode).
 pub fn rows<T: Row>() -> Vec<T> {
+    // Version 0.2, isolated or batched: the rows were pushed into the call.
+    #[cfg(not(feature = "wit-0-1"))]
+    if crate::cells::active() {
+        return crate::cells::with_rows(T::TABLE, pushed_rows::<T>).unwrap_or_else(|| {
+            panic!(
+                "table '{}' is not among the manifest's reads: list {}::READS there",
+                T::TABLE,
+                std::any::type_name::<T>()
+            )
+        });
+    }
     let names = column_names::<T>();
     let mut out = Vec::new();
     let mut next = 0;
@@ -153,6 +164,48 @@ pub fn rows<T: Row>() -> Vec<T> {
             return out;
         }
     }
+}
+
+/// The rows `range` of the pushed `columns` (the manifest's columns of `T`'s table, `read`) as
+/// `T`s: read in place when `T` reads the same columns in the same order, else copied into
+/// `T`'s order first.
+#[cfg(not(feature = "wit-0-1"))]
+fn pushed_rows<T: Row>(
+    read: &'static [ColumnSpec],
+    columns: &[ColumnValues],
+    range: std::ops::Range<usize>,
+) -> Vec<T> {
+    let same = read.len() == T::COLUMNS.len()
+        && read.iter().zip(T::COLUMNS).all(|(a, b)| a.name == b.name);
+    if same {
+        return range.map(|i| T::from_columns(columns, i)).collect();
+    }
+    let picked: Vec<ColumnValues> = T::COLUMNS
+        .iter()
+        .map(|wanted| {
+            let at = read
+                .iter()
+                .position(|c| c.name == wanted.name)
+                .unwrap_or_else(|| {
+                    panic!(
+                        "column {}.{} is not in the manifest's reads",
+                        T::TABLE,
+                        wanted.name
+                    )
+                });
+            let r = range.clone();
+            match &columns[at] {
+                ColumnValues::Int(v) => ColumnValues::Int(v[r].to_vec()),
+                ColumnValues::Float(v) => ColumnValues::Float(v[r].to_vec()),
+                ColumnValues::Boolean(v) => ColumnValues::Boolean(v[r].to_vec()),
+                ColumnValues::Date(v) => ColumnValues::Date(v[r].to_vec()),
+                ColumnValues::Category(v) => ColumnValues::Category(v[r].to_vec()),
+            }
+        })
+        .collect();
+    (0..range.len())
+        .map(|i| T::from_columns(&picked, i))
+        .collect()
 }
 
 /// Iterates over `T`'s table in batches of up to `batch_rows` rows (table mode).

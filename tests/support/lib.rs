@@ -32,6 +32,22 @@ pub fn example(crate_name: &str) -> Vec<u8> {
     read_module(PathBuf::from(env!("STRONGROOM_EXAMPLES_WASM")), crate_name)
 }
 
+/// An example module from examples/ built against version 0.1 of the contract.
+pub fn example_v0_1(crate_name: &str) -> Vec<u8> {
+    read_module(
+        PathBuf::from(env!("STRONGROOM_EXAMPLES_V0_1_WASM")),
+        crate_name,
+    )
+}
+
+/// A hostile module from tests/guests-cells/ (version 0.2 of the contract, forged cells).
+pub fn cell_guest(crate_name: &str) -> Vec<u8> {
+    read_module(
+        PathBuf::from(env!("STRONGROOM_CELL_GUESTS_WASM")),
+        crate_name,
+    )
+}
+
 /// The member crates of a guest workspace, read from its Cargo.toml.
 pub fn workspace_members(dir: &Path) -> Vec<String> {
     let text = std::fs::read_to_string(dir.join("Cargo.toml")).expect("guest workspace manifest");

@@ -7,7 +7,13 @@
 //!   identifier columns are not even nameable;
 //! - isolated mode sees one entity's rows; table mode sees whole tables;
 //! - a contribution names a declared metric, a group key inside its public domains, a finite
-//!   value, and (table mode) a real row; anything else is a contract violation that ends the run.
+//!   value, and (table mode) a real row; anything else is a contract violation that ends the run;
+//! - version 0.2 modules read and contribute through these imports in table mode only (in
+//!   isolated and batched mode the host pushes rows into `run` and checks the cells it returns:
+//!   `crate::output_gate::ContributionBounds::accept_cells`).
+//!
+//! Both versions of the world (`contract/wit/0.1`, `contract/wit/0.2`) share these rules: each
+//! import below is written once, and [`imports!`] binds it to both versions' traits.
 
 use std::sync::Arc;
 
@@ -20,10 +26,7 @@ use crate::dataset::ColumnData;
 use crate::output_gate::{EntityContributions, GroupKey};
 use strongroom_contract::manifest::{ColumnType, Domain, Mode};
 
-use bindings::strongroom::query::types::{Batch, ColumnInfo, ColumnValues, TableInfo};
-use bindings::strongroom::query::{contribute, data, schema, types};
-pub use bindings::{Query, QueryPre};
-use strongroom_contract::host as bindings;
+use strongroom_contract::host::{v0_1, v0_2};
 
 /// Why the host ended a run early, recorded before trapping the guest.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,6 +133,75 @@ pub struct GuestState {
     pub stop: Option<Stop>,
 }
 
+/// A column's values for a range of rows, before they become either version's `column-values`.
+pub enum ColumnSlice<'a> {
+    /// Integers.
+    Int(&'a [i64]),
+    /// Floats.
+    Float(&'a [f64]),
+    /// Booleans.
+    Bool(&'a [bool]),
+    /// Dates.
+    Date(&'a [i32]),
+    /// Dictionary indices.
+    Category(&'a [u32]),
+}
+
+impl ColumnSlice<'_> {
+    /// Rows `range` of `data`.
+    pub fn of(data: &ColumnData, range: std::ops::Range<usize>) -> ColumnSlice<'_> {
+        match data {
+            ColumnData::Int(v) => ColumnSlice::Int(&v[range]),
+            ColumnData::Float(v) => ColumnSlice::Float(&v[range]),
+            ColumnData::Bool(v) => ColumnSlice::Bool(&v[range]),
+            ColumnData::Date(v) => ColumnSlice::Date(&v[range]),
+            ColumnData::Category(v) => ColumnSlice::Category(&v[range]),
+        }
+    }
+}
+
+/// Converts a [`ColumnSlice`] into one version's `column-values` (the two are the same shape).
+macro_rules! column_values {
+    ($version:ident, $slice:expr) => {
+        match $slice {
+            ColumnSlice::Int(v) => {
+                $version::strongroom::query::types::ColumnValues::Int(v.to_vec())
+            }
+            ColumnSlice::Float(v) => {
+                $version::strongroom::query::types::ColumnValues::Float(v.to_vec())
+            }
+            ColumnSlice::Bool(v) => {
+                $version::strongroom::query::types::ColumnValues::Boolean(v.to_vec())
+            }
+            ColumnSlice::Date(v) => {
+                $version::strongroom::query::types::ColumnValues::Date(v.to_vec())
+            }
+            ColumnSlice::Category(v) => {
+                $version::strongroom::query::types::ColumnValues::Category(v.to_vec())
+            }
+        }
+    };
+}
+pub(crate) use column_values;
+
+/// A `read` call's answer, before it becomes either version's `batch`.
+struct Rows<'a> {
+    first_row: u64,
+    rows: u32,
+    more: bool,
+    columns: Vec<ColumnSlice<'a>>,
+    entities: Vec<u32>,
+}
+
+/// A `contribute` call's argument, from either version.
+struct Contributions {
+    metric: u32,
+    keys: Vec<u32>,
+    values: Vec<f64>,
+    source_table: String,
+    rows: Vec<u64>,
+}
+
 impl WasiView for GuestState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
@@ -163,6 +235,16 @@ impl GuestState {
         std::mem::take(&mut self.entity_contributions)
     }
 
+    /// Version 0.2 in isolated or batched mode: rows arrive in `run` and cells leave it, so the
+    /// pull and contribute imports (table mode's) are a contract violation.
+    fn table_mode_only<T>(&mut self, what: &str) -> Option<wasmtime::Result<T>> {
+        (self.ctx.mode != Mode::Table).then(|| {
+            self.violation(format!(
+                "called {what}, which version 0.2 of the contract offers in table mode only (rows arrive in `run`)"
+            ))
+        })
+    }
+
     fn violation<T>(&mut self, what: String) -> wasmtime::Result<T> {
         self.stop = Some(Stop::Violation(what.clone()));
         Err(wasmtime::format_err!("contract violation: {what}"))
@@ -181,44 +263,29 @@ impl GuestState {
     }
 }
 
-fn wit_type(ty: ColumnType) -> types::ColumnType {
-    match ty {
-        ColumnType::Int => types::ColumnType::Int,
-        ColumnType::Float => types::ColumnType::Float,
-        ColumnType::Bool => types::ColumnType::Boolean,
-        ColumnType::Date => types::ColumnType::Date,
-        ColumnType::Category => types::ColumnType::Category,
-    }
-}
+/// A granted table, as `schema.tables` describes it: its name, and each column's name, type and
+/// dictionary size.
+type TableShape = (String, Vec<(String, ColumnType, u32)>);
 
-impl types::Host for GuestState {}
-
-impl schema::Host for GuestState {
-    fn tables(&mut self) -> wasmtime::Result<Vec<TableInfo>> {
+impl GuestState {
+    fn tables(&self) -> Vec<TableShape> {
         let dataset = &self.ctx.dataset;
-        Ok(self
-            .ctx
+        self.ctx
             .grants
             .iter()
-            .map(|g| TableInfo {
-                name: g.name.clone(),
-                columns: g
+            .map(|g| {
+                let columns = g
                     .columns
                     .iter()
                     .map(|&(ref name, c)| {
                         let column = &dataset.tables[g.table].guest_columns[c];
-                        ColumnInfo {
-                            name: name.clone(),
-                            ty: wit_type(column.data.ty()),
-                            dictionary_len: column
-                                .dictionary
-                                .as_ref()
-                                .map_or(0, |d| d.len() as u32),
-                        }
+                        let len = column.dictionary.as_ref().map_or(0, |d| d.len() as u32);
+                        (name.clone(), column.data.ty(), len)
                     })
-                    .collect(),
+                    .collect();
+                (g.name.clone(), columns)
             })
-            .collect())
+            .collect()
     }
 
     fn dictionary(&mut self, table: String, column: String) -> wasmtime::Result<Vec<String>> {
@@ -241,19 +308,6 @@ impl schema::Host for GuestState {
         }
     }
 
-    fn run_mode(&mut self) -> wasmtime::Result<types::Mode> {
-        Ok(match self.ctx.mode {
-            Mode::Isolated => types::Mode::Isolated,
-            Mode::Table => types::Mode::Table,
-        })
-    }
-
-    fn parameters(&mut self) -> wasmtime::Result<Vec<(String, String)>> {
-        Ok(self.ctx.parameters.clone())
-    }
-}
-
-impl data::Host for GuestState {
     fn row_count(&mut self, table: String) -> wasmtime::Result<u64> {
         match self.granted_table(&table) {
             Some(g) => Ok(self.rows_in_scope(g).len() as u64),
@@ -269,7 +323,7 @@ impl data::Host for GuestState {
         columns: Vec<String>,
         first_row: u64,
         max_rows: u32,
-    ) -> wasmtime::Result<Batch> {
+    ) -> wasmtime::Result<Rows<'_>> {
         let Some(g) = self.granted_table(&table) else {
             return self.violation(format!("read table '{table}', which was not granted"));
         };
@@ -290,36 +344,28 @@ impl data::Host for GuestState {
         let take = u64::from(max_rows.min(self.ctx.limits.max_batch_rows)).min(len - start);
         let from = scope.start + start as usize;
         let to = from + take as usize;
-        let source = &self.ctx.dataset.tables[grant.table];
-        let values = picked
-            .iter()
-            .map(|&c| match &source.guest_columns[c].data {
-                ColumnData::Int(v) => ColumnValues::Int(v[from..to].to_vec()),
-                ColumnData::Float(v) => ColumnValues::Float(v[from..to].to_vec()),
-                ColumnData::Bool(v) => ColumnValues::Boolean(v[from..to].to_vec()),
-                ColumnData::Date(v) => ColumnValues::Date(v[from..to].to_vec()),
-                ColumnData::Category(v) => ColumnValues::Category(v[from..to].to_vec()),
-            })
-            .collect();
+        let ctx = &self.ctx;
+        let source = &ctx.dataset.tables[ctx.grants[g].table];
         let entities = match self.entity {
             Some(_) => Vec::new(),
             None => source.entity_of_row[from..to]
                 .iter()
-                .map(|&e| self.ctx.entity_alias[e as usize])
+                .map(|&e| ctx.entity_alias[e as usize])
                 .collect(),
         };
-        Ok(Batch {
+        Ok(Rows {
             first_row: start,
             rows: take as u32,
             more: start + take < len,
-            columns: values,
+            columns: picked
+                .iter()
+                .map(|&c| ColumnSlice::of(&source.guest_columns[c].data, from..to))
+                .collect(),
             entities,
         })
     }
-}
 
-impl contribute::Host for GuestState {
-    fn contribute(&mut self, batch: contribute::Contributions) -> wasmtime::Result<()> {
+    fn contribute(&mut self, batch: Contributions) -> wasmtime::Result<()> {
         let ctx = Arc::clone(&self.ctx);
         let Some(metric) = ctx.manifest.metrics.get(batch.metric as usize) else {
             return self.violation(format!(
@@ -421,3 +467,127 @@ impl contribute::Host for GuestState {
         Ok(())
     }
 }
+
+/// Binds the imports above to one version's traits. `$table_only` is true for version 0.2,
+/// whose `data` and `contribute` exist for table mode alone; `$mode` maps the run's mode.
+macro_rules! imports {
+    ($version:ident, $table_only:expr, $mode:expr) => {
+        impl $version::strongroom::query::types::Host for GuestState {}
+
+        impl $version::strongroom::query::schema::Host for GuestState {
+            fn tables(
+                &mut self,
+            ) -> wasmtime::Result<Vec<$version::strongroom::query::types::TableInfo>> {
+                use $version::strongroom::query::types::{ColumnInfo, ColumnType as Ty, TableInfo};
+                Ok(GuestState::tables(self)
+                    .into_iter()
+                    .map(|(name, columns)| TableInfo {
+                        name,
+                        columns: columns
+                            .into_iter()
+                            .map(|(name, ty, dictionary_len)| ColumnInfo {
+                                name,
+                                ty: match ty {
+                                    ColumnType::Int => Ty::Int,
+                                    ColumnType::Float => Ty::Float,
+                                    ColumnType::Bool => Ty::Boolean,
+                                    ColumnType::Date => Ty::Date,
+                                    ColumnType::Category => Ty::Category,
+                                },
+                                dictionary_len,
+                            })
+                            .collect(),
+                    })
+                    .collect())
+            }
+
+            fn dictionary(
+                &mut self,
+                table: String,
+                column: String,
+            ) -> wasmtime::Result<Vec<String>> {
+                GuestState::dictionary(self, table, column)
+            }
+
+            fn run_mode(&mut self) -> wasmtime::Result<$version::strongroom::query::types::Mode> {
+                let mode: fn(&GuestState) -> $version::strongroom::query::types::Mode = $mode;
+                Ok(mode(self))
+            }
+
+            fn parameters(&mut self) -> wasmtime::Result<Vec<(String, String)>> {
+                Ok(self.ctx.parameters.clone())
+            }
+        }
+
+        impl $version::strongroom::query::data::Host for GuestState {
+            fn row_count(&mut self, table: String) -> wasmtime::Result<u64> {
+                if $table_only {
+                    if let Some(refused) = self.table_mode_only("data.row-count") {
+                        return refused;
+                    }
+                }
+                GuestState::row_count(self, table)
+            }
+
+            fn read(
+                &mut self,
+                table: String,
+                columns: Vec<String>,
+                first_row: u64,
+                max_rows: u32,
+            ) -> wasmtime::Result<$version::strongroom::query::types::Batch> {
+                if $table_only {
+                    if let Some(refused) = self.table_mode_only("data.read") {
+                        return refused;
+                    }
+                }
+                let rows = GuestState::read(self, table, columns, first_row, max_rows)?;
+                Ok($version::strongroom::query::types::Batch {
+                    first_row: rows.first_row,
+                    rows: rows.rows,
+                    more: rows.more,
+                    columns: rows
+                        .columns
+                        .into_iter()
+                        .map(|c| column_values!($version, c))
+                        .collect(),
+                    entities: rows.entities,
+                })
+            }
+        }
+
+        impl $version::strongroom::query::contribute::Host for GuestState {
+            fn contribute(
+                &mut self,
+                batch: $version::strongroom::query::contribute::Contributions,
+            ) -> wasmtime::Result<()> {
+                if $table_only {
+                    if let Some(refused) = self.table_mode_only("contribute") {
+                        return refused;
+                    }
+                }
+                GuestState::contribute(
+                    self,
+                    Contributions {
+                        metric: batch.metric,
+                        keys: batch.keys,
+                        values: batch.values,
+                        source_table: batch.source_table,
+                        rows: batch.rows,
+                    },
+                )
+            }
+        }
+    };
+}
+
+imports!(v0_1, false, |state| match state.ctx.mode {
+    Mode::Isolated => v0_1::strongroom::query::types::Mode::Isolated,
+    Mode::Table => v0_1::strongroom::query::types::Mode::Table,
+});
+
+imports!(v0_2, true, |state| match state.ctx.mode {
+    Mode::Isolated if state.ctx.batched => v0_2::strongroom::query::types::Mode::Batched,
+    Mode::Isolated => v0_2::strongroom::query::types::Mode::Isolated,
+    Mode::Table => v0_2::strongroom::query::types::Mode::Table,
+});

@@ -22,14 +22,15 @@ use wasmtime::{
 use super::cache::{CacheError, CacheStatus, ModuleCache};
 use super::executor::{Executor, HostFault, LocalPool, Partial, Partition, partitions};
 use super::freshness::{self, MemoryReset};
-use super::host_api::{GuestState, Query, QueryPre, Stop};
+use super::host_api::{ColumnSlice, GuestState, Stop, column_values};
 use super::outcome::Outcome;
-use super::vetting::VettedModule;
+use super::vetting::{Abi, VettedModule};
 use super::wasi::{self, CapturedOutput};
 use super::{RunContext, RunLimits};
 use crate::dataset::Dataset;
-use crate::output_gate::{Aggregate, Aggregator, EntityContributions};
+use crate::output_gate::{Aggregate, Aggregator, BoundingStats, CellClaim, EntityContributions};
 use crate::progress::Progress;
+use strongroom_contract::host::{v0_1, v0_2};
 use strongroom_contract::manifest::Mode;
 
 /// Engine-wide settings: they size the instance pool, so they are fixed when the room starts.
@@ -152,11 +153,17 @@ fn engine_config(settings: &EngineSettings, page_scan: bool) -> Config {
     config
 }
 
+/// A linked module of either version of the world.
+enum Pre {
+    V0_1(v0_1::QueryPre<GuestState>),
+    V0_2(v0_2::QueryPre<GuestState>),
+}
+
 /// A vetted module, compiled and linked, ready for many instances.
 pub struct PreparedModule {
     /// The vetted module (manifest, hash).
     pub module: VettedModule,
-    pre: QueryPre<GuestState>,
+    pre: Pre,
     /// Whether the compiled artifact came from the cache.
     pub cache: CacheStatus,
 }
@@ -246,7 +253,8 @@ impl Sandbox {
 
         let mut linker = Linker::new(&engine);
         wasi::add_to_linker(&mut linker)?;
-        Query::add_to_linker::<_, HasSelf<GuestState>>(&mut linker, |s| s)?;
+        v0_1::Query::add_to_linker::<_, HasSelf<GuestState>>(&mut linker, |s| s)?;
+        v0_2::Query::add_to_linker::<_, HasSelf<GuestState>>(&mut linker, |s| s)?;
 
         let ticks = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
@@ -299,7 +307,11 @@ impl Sandbox {
             .linker
             .instantiate_pre(&component)
             .map_err(|e| PrepareError::Link(format!("{e:#}")))?;
-        let pre = QueryPre::new(pre).map_err(|e| PrepareError::Link(format!("{e:#}")))?;
+        let link = |e: wasmtime::Error| PrepareError::Link(format!("{e:#}"));
+        let pre = match module.abi {
+            Abi::V0_1 => Pre::V0_1(v0_1::QueryPre::new(pre).map_err(link)?),
+            Abi::V0_2 => Pre::V0_2(v0_2::QueryPre::new(pre).map_err(link)?),
+        };
         Ok(PreparedModule {
             module,
             pre,
@@ -375,7 +387,11 @@ impl Sandbox {
         let deadline = self.deadline_tick(ctx.limits.deadline);
         let fuel = ctx.limits.fuel_per_table_run;
         let (mut store, output) = self.new_store(&ctx, None, fuel, deadline);
-        let result = call_run(&module.pre, &mut store);
+        let result = match &module.pre {
+            Pre::V0_1(pre) => call_run(pre, &mut store),
+            // Table mode pulls its rows: the call names no entity and must return no cell.
+            Pre::V0_2(pre) => call_cells(pre, &mut store, &ctx, 0..0).map(|_| ()),
+        };
         let fuel_consumed = fuel - store.get_fuel().unwrap_or(0);
         let cap = ctx.limits.max_output_bytes;
         let mut report = RunReport {
@@ -642,7 +658,13 @@ impl Sandbox {
         let fuel = ctx.limits.fuel_per_entity;
         let deadline = self.deadline_tick(ctx.limits.unit_deadline);
         let (mut store, output) = self.new_store(ctx, Some(partition.first), fuel, deadline);
-        let Ok(instance) = module.pre.instantiate(&mut store) else {
+        let pre = match &module.pre {
+            Pre::V0_1(pre) => pre,
+            Pre::V0_2(pre) => {
+                return self.run_partition_cells(module, pre, ctx, partition, store, output);
+            }
+        };
+        let Ok(instance) = pre.instantiate(&mut store) else {
             return self.run_partition(module, ctx, partition);
         };
         let mut partial = Partial::new(&ctx.manifest, ctx.limits.max_output_bytes);
@@ -666,6 +688,38 @@ impl Sandbox {
             partial.aggregator.merge_entity(contributions);
         }
         partial.peak_memory_bytes = peak;
+        partial.output(&output.stdout.contents(), &output.stderr.contents());
+        partial
+    }
+
+    /// Version 0.2 batched: the whole partition in one call to one instance, with every
+    /// customer's fuel and wall-clock time pooled; its cells are checked as isolated mode's are.
+    /// Any failure reruns the partition one customer per fresh instance, as in version 0.1.
+    fn run_partition_cells(
+        &self,
+        module: &PreparedModule,
+        pre: &v0_2::QueryPre<GuestState>,
+        ctx: &Arc<RunContext>,
+        partition: Partition,
+        mut store: Store<GuestState>,
+        output: CapturedOutput,
+    ) -> Partial {
+        let n = u64::from(partition.end - partition.first);
+        let fuel = ctx.limits.fuel_per_entity.saturating_mul(n);
+        let _ = store.set_fuel(fuel);
+        let now = self.epoch.ticks.load(Ordering::Relaxed);
+        let deadline = self.deadline_tick(ctx.limits.unit_deadline.saturating_mul(n as u32));
+        store.set_epoch_deadline(deadline.saturating_sub(now).max(1));
+        let Ok(entities) = call_cells(pre, &mut store, ctx, partition.entities()) else {
+            return self.run_partition(module, ctx, partition);
+        };
+        let mut partial = Partial::new(&ctx.manifest, ctx.limits.max_output_bytes);
+        partial.units = n;
+        partial.fuel_consumed = fuel - store.get_fuel().unwrap_or(0);
+        partial.peak_memory_bytes = store.data().limiter.memory_bytes() as u64;
+        for contributions in entities {
+            partial.aggregator.merge_entity(contributions);
+        }
         partial.output(&output.stdout.contents(), &output.stderr.contents());
         partial
     }
@@ -697,13 +751,15 @@ impl Sandbox {
         deadline_tick: u64,
     ) -> UnitReport {
         let (mut store, output) = self.new_store(ctx, Some(entity), fuel, deadline_tick);
-        let result = call_run(&module.pre, &mut store);
+        let result = match &module.pre {
+            Pre::V0_1(pre) => call_run(pre, &mut store)
+                .map(|()| std::mem::take(&mut store.data_mut().entity_contributions)),
+            Pre::V0_2(pre) => call_cells(pre, &mut store, ctx, entity..entity + 1)
+                .map(|mut one| one.pop().unwrap_or_default()),
+        };
         let fuel_consumed = fuel - store.get_fuel().unwrap_or(0);
         let cap = ctx.limits.max_output_bytes;
-        let result = match result {
-            Ok(()) => Ok(std::mem::take(&mut store.data_mut().entity_contributions)),
-            Err(e) => Err(classify(e, store.data(), &output, cap)),
-        };
+        let result = result.map_err(|e| classify(e, store.data(), &output, cap));
         UnitReport {
             memory_bytes: store.data().limiter.memory_bytes() as u64,
             result,
@@ -727,12 +783,105 @@ enum Failure {
     Guest(String),
 }
 
-fn call_run(pre: &QueryPre<GuestState>, store: &mut Store<GuestState>) -> Result<(), Failure> {
+fn call_run(
+    pre: &v0_1::QueryPre<GuestState>,
+    store: &mut Store<GuestState>,
+) -> Result<(), Failure> {
     let instance = pre.instantiate(&mut *store).map_err(Failure::Wasm)?;
     match instance.call_run(&mut *store) {
         Ok(Ok(())) => Ok(()),
         Ok(Err(text)) => Err(Failure::Guest(text)),
         Err(e) => Err(Failure::Wasm(e)),
+    }
+}
+
+/// Version 0.2: instantiates, pushes the rows of `entities` into `run` and checks the cells it
+/// returns, giving each entity's bounded contributions in order (the module's reported bounding
+/// figures ride on the first). Cells that break a rule end the call as a contract violation.
+fn call_cells(
+    pre: &v0_2::QueryPre<GuestState>,
+    store: &mut Store<GuestState>,
+    ctx: &RunContext,
+    entities: std::ops::Range<u32>,
+) -> Result<Vec<EntityContributions>, Failure> {
+    let instance = pre.instantiate(&mut *store).map_err(Failure::Wasm)?;
+    let batch = entities_arg(ctx, entities.clone());
+    let cells = match instance.call_run(&mut *store, &batch) {
+        Ok(Ok(cells)) => cells,
+        Ok(Err(text)) => return Err(Failure::Guest(text)),
+        Err(e) => return Err(Failure::Wasm(e)),
+    };
+    drop(batch);
+    let claims: Vec<CellClaim> = cells
+        .cells
+        .iter()
+        .map(|c| CellClaim {
+            entity: c.entity,
+            metric: c.metric,
+            group: c.group,
+            count: c.count,
+            sum: c.sum,
+        })
+        .collect();
+    let reported = BoundingStats {
+        dropped_over_group_limit: cells.bounding.dropped_over_group_limit,
+        dropped_over_contribution_limit: cells.bounding.dropped_over_contribution_limit,
+        clamped: cells.bounding.clamped,
+    };
+    let count = entities.end - entities.start;
+    match ctx
+        .bounds
+        .accept_cells(&ctx.domain_sizes, count, &claims, reported)
+    {
+        Ok(accepted) => Ok(accepted),
+        Err(why) => {
+            store.data_mut().stop = Some(Stop::Violation(why.clone()));
+            Err(Failure::Wasm(wasmtime::format_err!(
+                "contract violation: {why}"
+            )))
+        }
+    }
+}
+
+/// The argument of a version 0.2 `run`: the rows of `entities` in every granted table (the
+/// entities' rows are contiguous, in entity order), and the metrics' domain sizes.
+fn entities_arg(
+    ctx: &RunContext,
+    entities: std::ops::Range<u32>,
+) -> v0_2::strongroom::query::types::Entities {
+    use v0_2::strongroom::query::types::{Entities, TableRows};
+    let count = entities.end - entities.start;
+    let tables = if count == 0 {
+        Vec::new()
+    } else {
+        ctx.grants
+            .iter()
+            .map(|grant| {
+                let table = &ctx.dataset.tables[grant.table];
+                let row_counts: Vec<u32> = entities
+                    .clone()
+                    .map(|e| table.entity_rows(e).len() as u32)
+                    .collect();
+                let rows = table.entity_rows(entities.start).start
+                    ..table.entity_rows(entities.end - 1).end;
+                TableRows {
+                    row_counts,
+                    columns: grant
+                        .columns
+                        .iter()
+                        .map(|&(_, c)| {
+                            let data = &table.guest_columns[c].data;
+                            column_values!(v0_2, ColumnSlice::of(data, rows.clone()))
+                        })
+                        .collect(),
+                }
+            })
+            .collect()
+    };
+    Entities {
+        count,
+        tables,
+        domain_sizes: ctx.domain_sizes.clone(),
     }
 }
 

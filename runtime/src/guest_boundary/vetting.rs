@@ -61,7 +61,40 @@ pub const DENIED_FUNCTIONS: &[&str] = &[
 ];
 
 /// Versions of the interfaces above that the room implements.
-const ALLOWED_VERSIONS: &[(&str, &str)] = &[("strongroom:query/", "0.1.0"), ("wasi:", "0.2.")];
+const ALLOWED_VERSIONS: &[(&str, &str)] = &[
+    ("strongroom:query/", "0.1.0"),
+    ("strongroom:query/", "0.2.0"),
+    ("wasi:", "0.2."),
+];
+
+/// Types a world imports at its top level (version 0.2's `run` names them).
+const WORLD_TYPES: &[&str] = &["entities", "cells"];
+
+/// Which version of the `strongroom:query` world a module was built against; the room accepts
+/// both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Abi {
+    /// 0.1: `run()` pulls rows and pushes contributions one by one.
+    V0_1,
+    /// 0.2: `run(entities)` gets rows pushed and returns bounded cells.
+    V0_2,
+}
+
+impl Abi {
+    /// The version as the WIT package spells it.
+    pub fn version(self) -> &'static str {
+        match self {
+            Abi::V0_1 => "0.1.0",
+            Abi::V0_2 => "0.2.0",
+        }
+    }
+}
+
+impl std::fmt::Display for Abi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "strongroom:query@{}", self.version())
+    }
+}
 
 /// Why a module was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -101,6 +134,14 @@ pub enum VettingError {
     /// The manifest is malformed or invalid.
     #[error(transparent)]
     Manifest(#[from] ManifestError),
+    /// Parts of the module were built against different versions of the world.
+    #[error("module mixes versions of the strongroom:query world: {0}")]
+    MixedVersions(String),
+    /// A metric's bounds do not fit the 64-bit fixed-point sums of version 0.2 cells.
+    #[error(
+        "metric '{0}': max_contributions_per_group x its largest bound x 10^decimals must stay below 2^63 for strongroom:query@0.2.0 cells; lower its bounds or decimals"
+    )]
+    CellSumRange(String),
 }
 
 /// A module that passed vetting.
@@ -116,6 +157,8 @@ pub struct VettedModule {
     pub imports: Vec<String>,
     /// Imported functions, as `interface#function`.
     pub functions: Vec<String>,
+    /// The version of the world it was built against.
+    pub abi: Abi,
 }
 
 impl VettedModule {
@@ -134,6 +177,33 @@ fn import_allowed(name: &str) -> bool {
         && ALLOWED_VERSIONS
             .iter()
             .any(|(prefix, v)| base.starts_with(prefix) && version.starts_with(v))
+}
+
+/// The world version a module was built against: its `run` export takes the entities of a call
+/// (0.2) or nothing (0.1), and every `strongroom:query` interface it imports has that version.
+fn abi_of(types: &wasmparser::types::Types, imports: &[String]) -> Result<Abi, VettingError> {
+    let run = match types.component_item_for_export("run") {
+        Some(ComponentItem {
+            ty: ComponentEntityType::Func(id),
+            ..
+        }) => &types[*id],
+        _ => return Err(VettingError::MissingRun("run is not a function".into())),
+    };
+    let abi = if run.params.is_empty() {
+        Abi::V0_1
+    } else {
+        Abi::V0_2
+    };
+    let suffix = format!("@{}", abi.version());
+    if let Some(other) = imports
+        .iter()
+        .find(|name| name.starts_with("strongroom:query/") && !name.ends_with(&suffix))
+    {
+        return Err(VettingError::MixedVersions(format!(
+            "its `run` is {abi}'s, and it imports {other}"
+        )));
+    }
+    Ok(abi)
 }
 
 /// Vets `bytes` as a query module.
@@ -188,6 +258,19 @@ pub fn vet(bytes: &[u8], max_module_bytes: usize) -> Result<VettedModule, Vettin
             _ => {}
         }
     }
+    // A world's own types (0.2's `entities` and `cells`, named by its `run`) are imported as
+    // types: they carry no function and reach nothing, so they are not interfaces to vet. Only
+    // the names the room's world declares are accepted as such.
+    imports.retain(|name| {
+        let is_type = matches!(
+            types.component_item_for_import(name),
+            Some(ComponentItem {
+                ty: ComponentEntityType::Type { .. },
+                ..
+            })
+        );
+        !(is_type && WORLD_TYPES.contains(&name.as_str()))
+    });
     let forbidden: Vec<&str> = imports
         .iter()
         .filter(|name| !import_allowed(name))
@@ -226,11 +309,20 @@ pub fn vet(bytes: &[u8], max_module_bytes: usize) -> Result<VettedModule, Vettin
     if let Some(extra) = exports.iter().find(|e| e.as_str() != "run") {
         return Err(VettingError::UnexpectedExport(extra.clone()));
     }
+    let abi = abi_of(&types, &imports)?;
     let manifest = match manifests.len() {
         0 => return Err(VettingError::NoManifest),
         1 => Manifest::decode(&manifests[0])?,
         n => return Err(VettingError::DuplicateManifest(n)),
     };
+    if abi == Abi::V0_2 {
+        for m in &manifest.metrics {
+            let bound = m.lower.abs().max(m.upper.abs()) * 10f64.powi(i32::from(m.decimals));
+            if bound * f64::from(m.max_contributions_per_group) >= 9.2e18 {
+                return Err(VettingError::CellSumRange(m.name.clone()));
+            }
+        }
+    }
     let mut hash = [0u8; 32];
     hash.copy_from_slice(digest::digest(&digest::SHA256, bytes).as_ref());
     Ok(VettedModule {
@@ -239,6 +331,7 @@ pub fn vet(bytes: &[u8], max_module_bytes: usize) -> Result<VettedModule, Vettin
         manifest,
         imports,
         functions,
+        abi,
     })
 }
 

@@ -28,6 +28,43 @@ impl GroupKey {
     }
 }
 
+/// A cell as a version 0.2 module returns it, before the host checked it
+/// ([`ContributionBounds::accept_cells`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CellClaim {
+    /// The entity, numbered within the call.
+    pub entity: u32,
+    /// Index of the metric in the manifest.
+    pub metric: u32,
+    /// Dense index of the group: its key read as a number in the bases of the domain sizes.
+    pub group: u64,
+    /// Contributions kept.
+    pub count: u32,
+    /// Their fixed-point sum.
+    pub sum: i64,
+}
+
+/// The key whose dense index in the bases `sizes` (first part most significant) is `group`, or
+/// `None` when `group` is outside the domain.
+fn decode_group(mut group: u64, sizes: &[u32]) -> Option<GroupKey> {
+    let mut parts = [u32::MAX; 4];
+    for (slot, &size) in parts[..sizes.len()].iter_mut().zip(sizes).rev() {
+        if size == 0 {
+            return None;
+        }
+        *slot = (group % u64::from(size)) as u32;
+        group /= u64::from(size);
+    }
+    (group == 0).then_some(GroupKey(parts))
+}
+
+/// The dense index of `key` in the bases `sizes`, the inverse of what the host checks cells with.
+pub fn encode_group(key: &[u32], sizes: &[u32]) -> u64 {
+    key.iter()
+        .zip(sizes)
+        .fold(0u64, |acc, (&k, &s)| acc * u64::from(s) + u64::from(k))
+}
+
 /// Fixed-point parameters of one metric.
 #[derive(Clone, Debug)]
 struct MetricBounds {
@@ -98,6 +135,94 @@ impl ContributionBounds {
             metrics: manifest.metrics.iter().map(bounds_of).collect(),
             max_groups: manifest.max_groups_per_entity,
         }
+    }
+
+    /// Checks the cells a version 0.2 module returned for a call over `entities` entities, and
+    /// gives each entity's bounded contributions, in entity order. Nothing the module says is
+    /// trusted: every cell must name an entity of the call and a declared metric, a group inside
+    /// the metric's domain (`domain_sizes`, per metric and key part), come after the cell before
+    /// it in (entity, metric, group) order (so no group appears twice, or split in two to get
+    /// past `max_contributions_per_group`), keep each entity to `max_groups_per_entity` cells per
+    /// metric, count 1 to `max_contributions_per_group` contributions and sum within
+    /// count x the metric's bounds (0 for a count). These are exactly what bounding one
+    /// contribution at a time guarantees, so the sensitivities in docs/privacy.md hold as they
+    /// are. The first cell that breaks a rule is named in the error, and no cell is kept.
+    /// `reported` (what the module says its bounding did) rides on the first entity.
+    pub fn accept_cells(
+        &self,
+        domain_sizes: &[Vec<u32>],
+        entities: u32,
+        cells: &[CellClaim],
+        reported: BoundingStats,
+    ) -> Result<Vec<EntityContributions>, String> {
+        let mut out: Vec<EntityContributions> = (0..entities)
+            .map(|_| EntityContributions::default())
+            .collect();
+        if let Some(first) = out.first_mut() {
+            first.stats = reported;
+        }
+        let mut previous: Option<(u32, u32, u64)> = None;
+        for (i, cell) in cells.iter().enumerate() {
+            let at = (cell.entity, cell.metric, cell.group);
+            let refuse = |why: String| Err(format!("cell #{i} {at:?}: {why}"));
+            if previous.is_some_and(|p| p >= at) {
+                return refuse(
+                    "cells must be sorted by (entity, metric, group) with no two alike".into(),
+                );
+            }
+            previous = Some(at);
+            let Some(entity) = out.get_mut(cell.entity as usize) else {
+                return refuse(format!("the call has {entities} entities"));
+            };
+            let metric = cell.metric as usize;
+            let (Some(b), Some(sizes)) = (self.metrics.get(metric), domain_sizes.get(metric))
+            else {
+                return refuse("no such metric in the manifest".into());
+            };
+            let Some(key) = decode_group(cell.group, sizes) else {
+                return refuse(format!(
+                    "the group is outside the metric's domain ({} groups)",
+                    sizes.iter().map(|&s| u128::from(s)).product::<u128>()
+                ));
+            };
+            if entity.groups_per_metric.len() < self.metrics.len() {
+                entity.groups_per_metric.resize(self.metrics.len(), 0);
+            }
+            if entity.groups_per_metric[metric] >= self.max_groups {
+                return refuse(format!(
+                    "more than max_groups_per_entity = {} cells for this entity and metric",
+                    self.max_groups
+                ));
+            }
+            if cell.count == 0 || cell.count > b.max_contributions_per_group {
+                return refuse(format!(
+                    "count must be 1 to max_contributions_per_group = {}",
+                    b.max_contributions_per_group
+                ));
+            }
+            let sum = i128::from(cell.sum);
+            let (low, high) = match b.kind {
+                MetricKind::Count => (0, 0),
+                _ => (
+                    i128::from(cell.count) * i128::from(b.lower),
+                    i128::from(cell.count) * i128::from(b.upper),
+                ),
+            };
+            if sum < low || sum > high {
+                return refuse(format!(
+                    "the sum must lie in [{low}, {high}] for {} contribution(s)",
+                    cell.count
+                ));
+            }
+            entity.groups_per_metric[metric] += 1;
+            entity.cells.push(Cell {
+                metric: metric as u16,
+                key,
+                contributions: cell.count,
+                sum,
+            });
+        }
+        Ok(out)
     }
 
     /// Adds one contribution to an entity's pending contributions, applying the bounds.
@@ -217,6 +342,11 @@ impl Aggregator {
         self.stats.merge(&entity.stats);
     }
 
+    /// Adds what a module reported its own bounding did (version 0.2 cells): shown, never trusted.
+    pub fn add_reported_stats(&mut self, stats: BoundingStats) {
+        self.stats.merge(&stats);
+    }
+
     /// Merges another aggregator over the same manifest (e.g. from another worker thread).
     pub fn merge(&mut self, other: Aggregator) {
         for (mine, theirs) in self.groups.iter_mut().zip(other.groups) {
@@ -312,4 +442,29 @@ pub struct Aggregate {
     pub stats: BoundingStats,
     /// Entities that contributed anything.
     pub entities: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dense_group_indices_read_keys_in_the_domains_bases() {
+        let sizes = [10, 7, 3];
+        let mut seen = 0u64;
+        for a in 0..10 {
+            for b in 0..7 {
+                for c in 0..3 {
+                    let group = encode_group(&[a, b, c], &sizes);
+                    // Lexicographic order of keys is the order of their indices.
+                    assert_eq!(group, seen);
+                    seen += 1;
+                    assert_eq!(decode_group(group, &sizes), Some(GroupKey::new(&[a, b, c])));
+                }
+            }
+        }
+        assert_eq!(decode_group(seen, &sizes), None);
+        assert_eq!(decode_group(u64::MAX, &sizes), None);
+        assert_eq!(decode_group(0, &[0]), None);
+    }
 }
