@@ -16,15 +16,29 @@ use crate::bindings::strongroom::query::types::{
 };
 use crate::manifest::{Manifest, Metric, MetricKind};
 
-/// The rows of the call, and where each entity's rows start in every table.
-struct Pushed {
+/// One metric's bounds at its fixed-point precision, worked out once per call.
+struct Bounds {
+    kind: MetricKind,
+    scale: f64,
+    lower: i64,
+    upper: i64,
+    max_contributions_per_group: u32,
+}
+
+/// Everything a call holds: the rows the room pushed, where each entity's rows start, and the
+/// current entity's bounded contributions. One borrow per contribution.
+struct State {
     manifest: &'static Manifest,
     tables: Vec<TableRows>,
     /// Per table, per entity, the first row (one more entry than entities).
     starts: Vec<Vec<usize>>,
     domain_sizes: Vec<Vec<u32>>,
+    bounds: Vec<Bounds>,
     /// The entity `run` is serving, numbered within the call.
     entity: usize,
+    groups: Vec<Group>,
+    groups_per_metric: Vec<u32>,
+    bounding: Bounding,
 }
 
 /// One group of one metric, for the current entity.
@@ -33,13 +47,6 @@ struct Group {
     key: [u32; 4],
     count: u32,
     sum: i128,
-}
-
-/// The current entity's bounded contributions.
-#[derive(Default)]
-struct Accumulator {
-    groups: Vec<Group>,
-    groups_per_metric: Vec<u32>,
 }
 
 /// What a call returns, before it becomes the contract's `cells`.
@@ -71,9 +78,19 @@ impl Cells {
 }
 
 thread_local! {
-    static PUSHED: RefCell<Option<Pushed>> = const { RefCell::new(None) };
-    static CURRENT: RefCell<Accumulator> = RefCell::new(Accumulator::default());
-    static BOUNDING: RefCell<Bounding> = const { RefCell::new(NO_BOUNDING) };
+    static STATE: RefCell<Option<State>> = const { RefCell::new(None) };
+}
+
+fn bounds_of(m: &Metric) -> Bounds {
+    // As the room computes them (runtime/src/output_gate/aggregate.rs).
+    let scale = 10f64.powi(i32::from(m.decimals));
+    Bounds {
+        kind: m.kind,
+        scale,
+        lower: (m.lower * scale).round() as i64,
+        upper: (m.upper * scale).round() as i64,
+        max_contributions_per_group: m.max_contributions_per_group,
+    }
 }
 
 /// Runs `run` once for each entity of `batch`, each seeing its own rows, and gives their cells.
@@ -103,50 +120,58 @@ pub(crate) fn run_entities(
         }
         starts.push(at);
     }
-    PUSHED.with(|p| {
-        *p.borrow_mut() = Some(Pushed {
+    STATE.with(|s| {
+        *s.borrow_mut() = Some(State {
             manifest,
             tables: batch.tables,
             starts,
             domain_sizes: batch.domain_sizes,
+            bounds: manifest.metrics.iter().map(bounds_of).collect(),
             entity: 0,
+            groups: Vec::new(),
+            groups_per_metric: vec![0; manifest.metrics.len()],
+            bounding: NO_BOUNDING,
         })
     });
-    BOUNDING.with(|b| *b.borrow_mut() = NO_BOUNDING);
-    let mut out = Cells::empty();
+    let mut out = Vec::new();
     let result: Result<(), QueryError> = (0..count).try_for_each(|entity| {
-        PUSHED.with(|p| {
-            if let Some(p) = p.borrow_mut().as_mut() {
-                p.entity = entity;
-            }
+        with_state(|s| {
+            s.entity = entity;
+            s.groups.clear();
+            s.groups_per_metric.iter_mut().for_each(|g| *g = 0);
         });
-        CURRENT.with(|c| *c.borrow_mut() = Accumulator::default());
         run()?;
-        let accumulated = CURRENT.with(|c| std::mem::take(&mut *c.borrow_mut()));
-        emit(entity as u32, accumulated, &mut out.cells);
+        with_state(|s| emit(s, entity as u32, &mut out));
         Ok(())
     });
-    PUSHED.with(|p| *p.borrow_mut() = None);
+    let state = STATE.with(|s| s.borrow_mut().take());
     result?;
-    out.bounding = BOUNDING.with(|b| std::mem::replace(&mut *b.borrow_mut(), NO_BOUNDING));
-    Ok(out.into_wit())
+    Ok(WitCells {
+        cells: out,
+        bounding: state.map_or(NO_BOUNDING, |s| s.bounding),
+    })
+}
+
+fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> R {
+    STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        f(s.as_mut()
+            .expect("only called while a call serves an entity"))
+    })
 }
 
 /// The current entity's groups as cells, sorted by (metric, group).
-fn emit(entity: u32, accumulated: Accumulator, out: &mut Vec<WitCell>) {
-    let sizes = PUSHED.with(|p| {
-        p.borrow()
-            .as_ref()
-            .map(|p| p.domain_sizes.clone())
-            .unwrap_or_default()
-    });
+fn emit(state: &mut State, entity: u32, out: &mut Vec<WitCell>) {
     let first = out.len();
-    for g in accumulated.groups {
-        let parts = sizes.get(g.metric as usize).map_or(&[][..], Vec::as_slice);
+    for g in state.groups.drain(..) {
+        let sizes = state
+            .domain_sizes
+            .get(g.metric as usize)
+            .map_or(&[][..], Vec::as_slice);
         let group = g
             .key
             .iter()
-            .zip(parts)
+            .zip(sizes)
             .fold(0u64, |acc, (&k, &s)| acc * u64::from(s) + u64::from(k));
         out.push(WitCell {
             entity,
@@ -162,7 +187,7 @@ fn emit(entity: u32, accumulated: Accumulator, out: &mut Vec<WitCell>) {
 
 /// True while a version 0.2 call serves an entity (isolated or batched mode).
 pub(crate) fn active() -> bool {
-    PUSHED.with(|p| p.borrow().is_some())
+    STATE.with(|s| s.borrow().is_some())
 }
 
 /// The current entity's rows of `table`: the columns the manifest reads from it (in the
@@ -172,96 +197,72 @@ pub(crate) fn with_rows<R>(
     table: &str,
     f: impl FnOnce(&'static [crate::ColumnSpec], &[ColumnValues], Range<usize>) -> R,
 ) -> Option<R> {
-    PUSHED.with(|p| {
-        let pushed = p.borrow();
-        let pushed = pushed.as_ref()?;
-        let t = pushed
-            .manifest
-            .reads
-            .iter()
-            .position(|r| r.table == table)?;
-        let rows = pushed.tables.get(t)?;
-        let starts = pushed.starts.get(t)?;
-        let range = starts[pushed.entity]..starts[pushed.entity + 1];
-        Some(f(pushed.manifest.reads[t].columns, &rows.columns, range))
+    STATE.with(|s| {
+        let state = s.borrow();
+        let state = state.as_ref()?;
+        let t = state.manifest.reads.iter().position(|r| r.table == table)?;
+        let rows = state.tables.get(t)?;
+        let starts = state.starts.get(t)?;
+        let range = starts[state.entity]..starts[state.entity + 1];
+        Some(f(state.manifest.reads[t].columns, &rows.columns, range))
     })
 }
 
 /// Adds one contribution to the current entity's groups, as the room bounds contributions.
 pub(crate) fn add(metric: &Metric, index: u32, key: &[u32], value: f64) {
-    let (max_groups, sizes) = PUSHED.with(|p| {
-        let pushed = p.borrow();
-        let pushed = pushed
-            .as_ref()
-            .expect("only called while a call serves an entity");
-        (
-            pushed.manifest.max_groups_per_entity,
-            pushed
-                .domain_sizes
-                .get(index as usize)
-                .cloned()
-                .unwrap_or_default(),
-        )
-    });
-    for (part, (&k, &size)) in key.iter().zip(&sizes).enumerate() {
-        assert!(
-            k < size,
-            "metric '{}': group key part {part} is {k}, outside its public domain ({size} entries)",
-            metric.name
-        );
-    }
     assert!(
         !value.is_nan(),
         "metric '{}': contributed a value that is not a number",
         metric.name
     );
-    let mut padded = [u32::MAX; 4];
-    padded[..key.len()].copy_from_slice(key);
-    CURRENT.with(|c| {
-        let mut acc = c.borrow_mut();
-        let acc = &mut *acc;
+    with_state(|s| {
         let m = index as usize;
-        if acc.groups_per_metric.len() <= m {
-            acc.groups_per_metric.resize(m + 1, 0);
+        let sizes = s.domain_sizes.get(m).map_or(&[][..], Vec::as_slice);
+        for (part, (&k, &size)) in key.iter().zip(sizes).enumerate() {
+            assert!(
+                k < size,
+                "metric '{}': group key part {part} is {k}, outside its public domain ({size} entries)",
+                metric.name
+            );
         }
-        let at = acc
+        let mut padded = [u32::MAX; 4];
+        padded[..key.len()].copy_from_slice(key);
+        let b = &s.bounds[m];
+        let at = s
             .groups
             .iter()
             .position(|g| g.metric == index && g.key == padded);
         let group = match at {
-            Some(at) => &mut acc.groups[at],
+            Some(at) => &mut s.groups[at],
             None => {
-                if acc.groups_per_metric[m] >= max_groups {
-                    BOUNDING.with(|b| b.borrow_mut().dropped_over_group_limit += 1);
+                if s.groups_per_metric[m] >= s.manifest.max_groups_per_entity {
+                    s.bounding.dropped_over_group_limit += 1;
                     return;
                 }
-                acc.groups_per_metric[m] += 1;
-                acc.groups.push(Group {
+                s.groups_per_metric[m] += 1;
+                s.groups.push(Group {
                     metric: index,
                     key: padded,
                     count: 0,
                     sum: 0,
                 });
-                let last = acc.groups.len() - 1;
-                &mut acc.groups[last]
+                let last = s.groups.len() - 1;
+                &mut s.groups[last]
             }
         };
-        if group.count >= metric.max_contributions_per_group {
-            BOUNDING.with(|b| b.borrow_mut().dropped_over_contribution_limit += 1);
+        if group.count >= b.max_contributions_per_group {
+            s.bounding.dropped_over_contribution_limit += 1;
             return;
         }
         group.count += 1;
-        if metric.kind != MetricKind::Count {
-            let scale = 10f64.powi(i32::from(metric.decimals));
-            let lower = (metric.lower * scale).round() as i64;
-            let upper = (metric.upper * scale).round() as i64;
-            let fixed = (value * scale).round();
-            let clamped = if fixed < lower as f64 {
-                BOUNDING.with(|b| b.borrow_mut().clamped += 1);
-                lower
-            } else if fixed > upper as f64 {
-                BOUNDING.with(|b| b.borrow_mut().clamped += 1);
-                upper
+        if b.kind != MetricKind::Count {
+            let fixed = (value * b.scale).round();
+            let clamped = if fixed < b.lower as f64 {
+                s.bounding.clamped += 1;
+                b.lower
+            } else if fixed > b.upper as f64 {
+                s.bounding.clamped += 1;
+                b.upper
             } else {
                 fixed as i64
             };

@@ -32,10 +32,17 @@ fn metric_index(metric: &Metric) -> u32 {
         let manifest = m
             .borrow()
             .expect("strongroom_guest::query! installs the manifest before run");
+        // The same `&'static str` almost always: its address settles it without comparing.
         manifest
             .metrics
             .iter()
-            .position(|candidate| candidate.name == metric.name)
+            .position(|candidate| std::ptr::eq(candidate.name, metric.name))
+            .or_else(|| {
+                manifest
+                    .metrics
+                    .iter()
+                    .position(|candidate| candidate.name == metric.name)
+            })
             .map(|i| i as u32)
             .unwrap_or_else(|| {
                 panic!(

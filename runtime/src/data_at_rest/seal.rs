@@ -1,6 +1,6 @@
 //! Sealing, on the bank's machine, with only the room's public key.
 
-use std::collections::BTreeSet;
+use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -294,7 +294,10 @@ pub fn seal_with(
     }
 
     // Pass 1: validate every row, collect the entity keys, sort each table by entity.
-    let mut keys: BTreeSet<String> = BTreeSet::new();
+    // Hashed while reading (rows of one customer often follow one another, so the last key is
+    // checked first), sorted once at the end.
+    let mut keys: HashSet<String, foldhash::fast::RandomState> = HashSet::default();
+    let mut last_key = String::new();
     let mut sorted = Vec::new();
     let mut summaries = Vec::new();
     let mut rows_read = 0u64;
@@ -314,11 +317,15 @@ pub fn seal_with(
             .map_err(|e| out_err(e.to_string()))?;
         let mut sorter = ExternalSorter::new(&table_dir, options.memory_budget)
             .map_err(|e| out_err(e.to_string()))?;
+        let shown = source.path().to_string();
         while let Some(row) = source.next_row() {
             let (location, cells) = row?;
-            let (key, cells) = validator.validate(source.path(), location, &cells)?;
-            if !keys.contains(&key) {
-                keys.insert(key.clone());
+            let (key, cells) = validator.validate(&shown, location, cells)?;
+            if key != last_key {
+                if !keys.contains(&key) {
+                    keys.insert(key.clone());
+                }
+                last_key.clone_from(&key);
             }
             sorter
                 .push((key, cells))
@@ -344,7 +351,8 @@ pub fn seal_with(
         });
         sorted.push((ts, sorter));
     }
-    let keys: Vec<String> = keys.into_iter().collect();
+    let mut keys: Vec<String> = keys.into_iter().collect();
+    keys.sort_unstable();
     let entity_chunks = (keys.len() as u64).div_ceil(chunk_rows as u64);
     let total_chunks = summaries.iter().map(|t| t.chunks).sum::<u64>() + entity_chunks + 1;
 
@@ -419,12 +427,20 @@ pub fn seal_with(
         }
         Ok(())
     };
-    let ordinal = |key: &str| {
-        keys.binary_search_by(|k| k.as_str().cmp(key))
-            .map(|i| i as u32)
-            .map_err(|_| SealError::Crypto("an entity key went missing between passes".into()))
-    };
+    // Rows come out of each sorter in key order, the order of `keys`: a cursor that only moves
+    // forward finds each row's ordinal.
+    let missing = || SealError::Crypto("an entity key went missing between passes".into());
     for (ts, sorter) in sorted {
+        let mut cursor = 0usize;
+        let mut ordinal = |key: &str| {
+            while keys.get(cursor).is_some_and(|k| k.as_str() < key) {
+                cursor += 1;
+            }
+            match keys.get(cursor) {
+                Some(k) if k == key => Ok(cursor as u32),
+                _ => Err(missing()),
+            }
+        };
         let mut rows: Vec<(u32, Vec<Cell>)> = Vec::with_capacity(chunk_rows.min(1 << 20));
         for row in sorter
             .into_sorted()

@@ -103,7 +103,8 @@ fn read_raw(path: &Path) -> Result<RawTable, InputError> {
     let mut source = crate::dataset::input::RowSource::open(path)?;
     let mut records = Vec::new();
     while let Some(row) = source.next_row() {
-        records.push(row?);
+        let (location, cells) = row?;
+        records.push((location, cells.to_vec()));
     }
     Ok(RawTable {
         path: source.path().to_string(),

@@ -31,6 +31,25 @@ pub struct RowSource {
     path: String,
     header: Vec<String>,
     reader: Reader,
+    /// The current row's cells: reused from row to row, so reading allocates nothing per cell
+    /// once the longest value of each column has been seen.
+    cells: Vec<String>,
+}
+
+/// Replaces `cells` with `values`, reusing the strings' buffers.
+fn fill<'a>(cells: &mut Vec<String>, values: impl Iterator<Item = &'a str>) {
+    let mut n = 0;
+    for v in values {
+        match cells.get_mut(n) {
+            Some(cell) => {
+                cell.clear();
+                cell.push_str(v);
+            }
+            None => cells.push(v.to_string()),
+        }
+        n += 1;
+    }
+    cells.truncate(n);
 }
 
 fn is_parquet(path: &Path) -> bool {
@@ -111,6 +130,7 @@ impl RowSource {
                     seen: 0,
                     group_ends,
                 },
+                cells: Vec::new(),
             });
         }
         let mut reader = csv::ReaderBuilder::new()
@@ -130,6 +150,7 @@ impl RowSource {
             path: shown,
             header,
             reader: Reader::Csv(reader, csv::StringRecord::new()),
+            cells: Vec::new(),
         })
     }
 
@@ -151,18 +172,17 @@ impl RowSource {
         }
     }
 
-    /// The next row's cells as text, or None at the end.
-    pub fn next_row(&mut self) -> Option<Result<(Location, Vec<String>), InputError>> {
+    /// The next row's cells as text (valid until the next call), or None at the end.
+    pub fn next_row(&mut self) -> Option<Result<(Location, &[String]), InputError>> {
         let path = &self.path;
+        let out = &mut self.cells;
         match &mut self.reader {
             Reader::Csv(reader, record) => match reader.read_record(record) {
                 Ok(false) => None,
                 Ok(true) => {
                     let line = record.position().map_or(0, |p| p.line());
-                    Some(Ok((
-                        Location::Line(line),
-                        record.iter().map(|v| v.trim().to_string()).collect(),
-                    )))
+                    fill(out, record.iter().map(str::trim));
+                    Some(Ok((Location::Line(line), &out[..])))
                 }
                 Err(e) => {
                     let line = e.position().map_or(0, |p| p.line());
@@ -203,10 +223,10 @@ impl RowSource {
                 let group = group_ends.iter().position(|&end| global < end).unwrap_or(0);
                 let start = if group == 0 { 0 } else { group_ends[group - 1] };
                 let location = Location::RowGroup(group, global - start);
-                let mut cells = Vec::with_capacity(b.num_columns());
+                out.clear();
                 for (c, column) in b.columns().iter().enumerate() {
                     match cell_text(column.as_ref(), i) {
-                        Ok(t) => cells.push(t),
+                        Ok(t) => out.push(t),
                         Err(message) => {
                             let name = b.schema().field(c).name().to_string();
                             return Some(Err(InputError::Value {
@@ -218,7 +238,7 @@ impl RowSource {
                         }
                     }
                 }
-                Some(Ok((location, cells)))
+                Some(Ok((location, &out[..])))
             }
         }
     }
