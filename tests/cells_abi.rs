@@ -123,6 +123,7 @@ const FORGERIES: &[(&str, &str)] = &[
     ("undeclared-metric", "no such metric"),
     ("entity-outside-call", "the call has 1 entities"),
     ("pull-rows", "table mode only"),
+    ("ragged", "differ in length"),
 ];
 
 #[test]

@@ -12,7 +12,7 @@ use std::ops::Range;
 
 use crate::QueryError;
 use crate::bindings::strongroom::query::types::{
-    Bounding, Cell as WitCell, Cells as WitCells, ColumnValues, Entities, TableRows,
+    Bounding, Cells as WitCells, ColumnValues, Entities, TableRows,
 };
 use crate::manifest::{Manifest, Metric, MetricKind};
 
@@ -49,30 +49,31 @@ struct Group {
     sum: i128,
 }
 
-/// What a call returns, before it becomes the contract's `cells`.
+/// What a call returns, column by column, before it becomes the contract's `cells`.
+#[derive(Default)]
 pub(crate) struct Cells {
-    cells: Vec<WitCell>,
-    bounding: Bounding,
+    entities: Vec<u32>,
+    metrics: Vec<u32>,
+    groups: Vec<u64>,
+    counts: Vec<u32>,
+    sums: Vec<i64>,
 }
 
-const NO_BOUNDING: Bounding = Bounding {
+pub(crate) const NO_BOUNDING: Bounding = Bounding {
     dropped_over_group_limit: 0,
     dropped_over_contribution_limit: 0,
     clamped: 0,
 };
 
 impl Cells {
-    pub(crate) fn empty() -> Cells {
-        Cells {
-            cells: Vec::new(),
-            bounding: NO_BOUNDING,
-        }
-    }
-
-    pub(crate) fn into_wit(self) -> WitCells {
+    pub(crate) fn into_wit(self, bounding: Bounding) -> WitCells {
         WitCells {
-            cells: self.cells,
-            bounding: self.bounding,
+            entities: self.entities,
+            metrics: self.metrics,
+            groups: self.groups,
+            counts: self.counts,
+            sums: self.sums,
+            bounding,
         }
     }
 }
@@ -133,7 +134,7 @@ pub(crate) fn run_entities(
             bounding: NO_BOUNDING,
         })
     });
-    let mut out = Vec::new();
+    let mut out = Cells::default();
     let result: Result<(), QueryError> = (0..count).try_for_each(|entity| {
         with_state(|s| {
             s.entity = entity;
@@ -146,10 +147,7 @@ pub(crate) fn run_entities(
     });
     let state = STATE.with(|s| s.borrow_mut().take());
     result?;
-    Ok(WitCells {
-        cells: out,
-        bounding: state.map_or(NO_BOUNDING, |s| s.bounding),
-    })
+    Ok(out.into_wit(state.map_or(NO_BOUNDING, |s| s.bounding)))
 }
 
 fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> R {
@@ -161,28 +159,30 @@ fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> R {
 }
 
 /// The current entity's groups as cells, sorted by (metric, group).
-fn emit(state: &mut State, entity: u32, out: &mut Vec<WitCell>) {
-    let first = out.len();
-    for g in state.groups.drain(..) {
-        let sizes = state
-            .domain_sizes
-            .get(g.metric as usize)
-            .map_or(&[][..], Vec::as_slice);
-        let group = g
-            .key
-            .iter()
-            .zip(sizes)
-            .fold(0u64, |acc, (&k, &s)| acc * u64::from(s) + u64::from(k));
-        out.push(WitCell {
-            entity,
-            metric: g.metric,
-            group,
-            count: g.count,
-            // The room refuses modules whose bounds could overflow this.
-            sum: g.sum as i64,
-        });
+fn emit(state: &mut State, entity: u32, out: &mut Cells) {
+    let sizes = &state.domain_sizes;
+    let mut cells: Vec<(u32, u64, u32, i64)> = state
+        .groups
+        .drain(..)
+        .map(|g| {
+            let parts = sizes.get(g.metric as usize).map_or(&[][..], Vec::as_slice);
+            let group = g
+                .key
+                .iter()
+                .zip(parts)
+                .fold(0u64, |acc, (&k, &s)| acc * u64::from(s) + u64::from(k));
+            // The room refuses modules whose bounds could overflow the sum.
+            (g.metric, group, g.count, g.sum as i64)
+        })
+        .collect();
+    cells.sort_unstable_by_key(|&(metric, group, _, _)| (metric, group));
+    for (metric, group, count, sum) in cells {
+        out.entities.push(entity);
+        out.metrics.push(metric);
+        out.groups.push(group);
+        out.counts.push(count);
+        out.sums.push(sum);
     }
-    out[first..].sort_unstable_by_key(|c| (c.metric, c.group));
 }
 
 /// True while a version 0.2 call serves an entity (isolated or batched mode).

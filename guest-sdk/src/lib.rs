@@ -194,7 +194,7 @@ pub fn __run(
         let result = run();
         flush();
         result.map_err(|e| e.0)?;
-        return Ok(cells::Cells::empty().into_wit());
+        return Ok(cells::Cells::default().into_wit(cells::NO_BOUNDING));
     }
     cells::run_entities(manifest, run, batch).map_err(|e| e.0)
 }

@@ -812,15 +812,29 @@ fn call_cells(
         Err(e) => return Err(Failure::Wasm(e)),
     };
     drop(batch);
-    let claims: Vec<CellClaim> = cells
-        .cells
-        .iter()
-        .map(|c| CellClaim {
-            entity: c.entity,
-            metric: c.metric,
-            group: c.group,
-            count: c.count,
-            sum: c.sum,
+    let n = cells.entities.len();
+    if [
+        cells.metrics.len(),
+        cells.groups.len(),
+        cells.counts.len(),
+        cells.sums.len(),
+    ]
+    .iter()
+    .any(|&len| len != n)
+    {
+        let why = "the cells' lists (entities, metrics, groups, counts, sums) differ in length";
+        store.data_mut().stop = Some(Stop::Violation(why.into()));
+        return Err(Failure::Wasm(wasmtime::format_err!(
+            "contract violation: {why}"
+        )));
+    }
+    let claims: Vec<CellClaim> = (0..n)
+        .map(|i| CellClaim {
+            entity: cells.entities[i],
+            metric: cells.metrics[i],
+            group: cells.groups[i],
+            count: cells.counts[i],
+            sum: cells.sums[i],
         })
         .collect();
     let reported = BoundingStats {

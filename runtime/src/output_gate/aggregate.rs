@@ -319,7 +319,11 @@ impl Aggregator {
             groups: manifest
                 .metrics
                 .iter()
-                .map(|_| HashMap::with_hasher(foldhash::fast::RandomState::default()))
+                // Sized for the groups of a typical metric, so that the many small partials of
+                // a run do not grow their tables row by row.
+                .map(|_| {
+                    HashMap::with_capacity_and_hasher(64, foldhash::fast::RandomState::default())
+                })
                 .collect(),
             stats: BoundingStats::default(),
             entities: 0,

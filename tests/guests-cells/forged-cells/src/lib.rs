@@ -11,8 +11,18 @@
 
 use strongroom_guest::bindings::Guest;
 use strongroom_guest::bindings::strongroom::query::types::{
-    Bounding, Cell, Cells, ColumnValues, Entities,
+    Bounding, Cells, ColumnValues, Entities,
 };
+
+/// One cell, before the cells go out column by column.
+#[derive(Clone, Copy)]
+struct Cell {
+    entity: u32,
+    metric: u32,
+    group: u64,
+    count: u32,
+    sum: i64,
+}
 use strongroom_guest::prelude::*;
 
 #[derive(Row)]
@@ -99,6 +109,11 @@ fn forge(attack: &str, entity: u32, groups: u64, out: &mut Vec<Cell>) {
             entity: u32::MAX,
             ..cell
         }),
+        // One list shorter than the others.
+        "ragged" => {
+            out.push(cell);
+            out.push(Cell { group: 1, ..cell });
+        }
         _ => out.push(cell),
     }
 }
@@ -143,8 +158,17 @@ impl Guest for Forged {
             };
             forge(attack, entity as u32, groups, &mut cells);
         }
+        let ragged = attack == "ragged";
         Ok(Cells {
-            cells,
+            entities: cells.iter().map(|c| c.entity).collect(),
+            metrics: cells.iter().map(|c| c.metric).collect(),
+            groups: cells.iter().map(|c| c.group).collect(),
+            counts: cells.iter().map(|c| c.count).collect(),
+            sums: cells
+                .iter()
+                .skip(usize::from(ragged))
+                .map(|c| c.sum)
+                .collect(),
             bounding: Bounding {
                 dropped_over_group_limit: 0,
                 dropped_over_contribution_limit: 0,
