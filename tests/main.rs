@@ -15,6 +15,7 @@ mod hostile_guests;
 mod module_cache;
 mod noise_samplers;
 mod output_gate;
+mod partials;
 mod partner_view;
 mod sealed_data;
 mod service_api;

@@ -897,3 +897,31 @@ fn shape_context(
         .expect("admitted"),
     )
 }
+
+#[test]
+fn a_partition_names_the_chunks_that_hold_its_customers_rows() {
+    use strongroom::data_at_rest::stream::SealedSource;
+    let f = fixture();
+    let path = seal_bank(&f, &f.room, 300, 9, "bank");
+    let whole = read(&path).1.open(&f.room, 2).expect("opens");
+    let source = SealedSource::open(&path, &f.room).expect("the source opens");
+    let all = source.chunks_for(0..300);
+    for (name, chunks) in &all {
+        assert!(!chunks.is_empty(), "{name}");
+        assert!(chunks.windows(2).all(|w| w[1] == w[0] + 1), "{name}: a run");
+    }
+    for first in (0..300).step_by(64) {
+        let end = (first + 64).min(300);
+        let picked = source.chunks_for(first..end);
+        for ((name, chunks), (_, every)) in picked.iter().zip(&all) {
+            let table = whole.table(name).expect("table");
+            // The table's rows of these customers lie in the listed chunks and no others:
+            // chunks hold whole runs of consecutive entities, 200 rows each (the last shorter).
+            let rows = table.entity_rows(first).start..table.entity_rows(end - 1).end;
+            let position = |chunk: &usize| every.iter().position(|c| c == chunk).expect("its own");
+            let covered: Vec<usize> = (rows.start / 200..rows.end.div_ceil(200)).collect();
+            let listed: Vec<usize> = chunks.iter().map(position).collect();
+            assert_eq!(listed, covered, "{name}, customers {first}..{end}");
+        }
+    }
+}

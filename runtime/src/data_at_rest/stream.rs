@@ -149,6 +149,29 @@ impl SealedSource {
         &self.shape
     }
 
+    /// The chunks holding the rows of `entities`: for each table, in the schema's order, the
+    /// indices (in the file) of the chunks whose entity range meets `entities`, ascending. A
+    /// partition of a run is a range of entities; this is the range of the file it needs, from
+    /// the authenticated index (every chunk holds whole rows of consecutive entities).
+    pub fn chunks_for(&self, entities: std::ops::Range<u32>) -> Vec<(String, Vec<usize>)> {
+        self.shape
+            .tables
+            .iter()
+            .zip(&self.table_chunks)
+            .map(|(table, chunks)| {
+                let meets: Vec<usize> = chunks
+                    .iter()
+                    .copied()
+                    .filter(|&i| {
+                        let e = &self.index[i];
+                        e.first_entity < entities.end && e.last_entity >= entities.start
+                    })
+                    .collect();
+                (table.name.clone(), meets)
+            })
+            .collect()
+    }
+
     /// Reads the whole dataset into memory, as [`super::open::SealedFile::open`] does (for a
     /// run that needs every row at once: table mode).
     pub fn load(&self, threads: usize) -> Result<Dataset, OpenError> {

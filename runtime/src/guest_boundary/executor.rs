@@ -50,6 +50,7 @@ pub fn partitions(span: std::ops::Range<u32>, size: u32) -> Vec<Partition> {
 }
 
 /// What a set of units produced, ready to merge with another.
+#[derive(Debug)]
 pub struct Partial {
     /// The exact, bounded aggregate of the units that completed.
     pub aggregator: Aggregator,
@@ -84,6 +85,11 @@ impl Partial {
             stderr: Vec::new(),
             output_cap,
         }
+    }
+
+    /// The most output bytes of each stream this partial keeps.
+    pub fn output_cap(&self) -> usize {
+        self.output_cap
     }
 
     /// Records a unit's failure.

@@ -5,6 +5,7 @@
 //! - `vetting.rs`: what a module must pass before anything runs;
 //! - `sandbox.rs`: the engine, its limits and the isolated/table runners;
 //! - `executor.rs`: an isolated run as partitions whose partials merge, and where they run;
+//! - `partial_wire.rs`: a partial as canonical, versioned bytes, to leave the machine and come back;
 //! - `cache.rs`: compiled modules, authenticated before they are loaded;
 //! - `limits.rs`, `outcome.rs`: per-run limits and typed outcomes;
 //! - `run_keys.rs`: independent keys for each random thing in a run, from its seed.
@@ -15,6 +16,7 @@ pub mod freshness;
 pub mod host_api;
 pub mod limits;
 pub mod outcome;
+pub mod partial_wire;
 pub mod run_keys;
 pub mod sandbox;
 pub mod vetting;

@@ -295,11 +295,15 @@ impl EntityContributions {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default)]
-struct Accumulator {
-    entities: u64,
-    contributions: u64,
-    sum: i128,
+/// One group's exact totals: what an aggregator holds per group, and what a partial carries.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Accumulator {
+    /// Distinct entities that contributed.
+    pub entities: u64,
+    /// Contributions kept after bounding.
+    pub contributions: u64,
+    /// Exact sum in fixed point.
+    pub sum: i128,
 }
 
 /// Sums bounded contributions of many entities.
@@ -344,6 +348,53 @@ impl Aggregator {
             acc.sum += cell.sum;
         }
         self.stats.merge(&entity.stats);
+    }
+
+    /// Each metric's groups, sorted by key: the canonical form a partial carries.
+    pub fn sorted_groups(&self) -> Vec<Vec<(GroupKey, Accumulator)>> {
+        self.groups
+            .iter()
+            .map(|groups| {
+                let mut sorted: Vec<(GroupKey, Accumulator)> =
+                    groups.iter().map(|(k, a)| (*k, *a)).collect();
+                sorted.sort_unstable_by_key(|(k, _)| *k);
+                sorted
+            })
+            .collect()
+    }
+
+    /// What bounding did, over the entities merged so far.
+    pub fn stats(&self) -> BoundingStats {
+        self.stats
+    }
+
+    /// Entities that contributed anything.
+    pub fn entities(&self) -> u64 {
+        self.entities
+    }
+
+    /// An aggregator holding `groups` (one list per metric of the manifest it was made for),
+    /// `stats` and `entities`: the inverse of [`Aggregator::sorted_groups`] and the two above.
+    pub fn from_parts(
+        groups: Vec<Vec<(GroupKey, Accumulator)>>,
+        stats: BoundingStats,
+        entities: u64,
+    ) -> Aggregator {
+        Aggregator {
+            groups: groups
+                .into_iter()
+                .map(|g| {
+                    let mut map = HashMap::with_capacity_and_hasher(
+                        g.len(),
+                        foldhash::fast::RandomState::default(),
+                    );
+                    map.extend(g);
+                    map
+                })
+                .collect(),
+            stats,
+            entities,
+        }
     }
 
     /// Adds what a module reported its own bounding did (version 0.2 cells): shown, never trusted.

@@ -16,6 +16,6 @@ pub mod release;
 pub mod sampling;
 
 pub use aggregate::{
-    Aggregate, Aggregator, BoundingStats, CellClaim, ContributionBounds, EntityContributions,
-    GroupKey, GroupRow, MetricResult, encode_group,
+    Accumulator, Aggregate, Aggregator, BoundingStats, CellClaim, ContributionBounds,
+    EntityContributions, GroupKey, GroupRow, MetricResult, encode_group,
 };
