@@ -61,6 +61,10 @@ fn main() {
         summary.header.chunks,
         summary.bytes as f64 / 1e6
     );
+    // STRONGROOM_BENCH_SEAL_ONLY=1 stops here (to profile sealing alone).
+    if std::env::var_os("STRONGROOM_BENCH_SEAL_ONLY").is_some() {
+        return;
+    }
 
     let file = SealedFile::read(&out).expect("read");
     let bytes: usize = file.chunks.iter().map(Vec::len).sum();

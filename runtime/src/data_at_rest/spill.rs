@@ -286,6 +286,7 @@ fn write_row(w: &mut impl Write, row: &Row) -> std::io::Result<()> {
                 w.write_all(&[5])?;
                 w.write_all(&x.to_le_bytes())?;
             }
+            Cell::Entity => w.write_all(&[6])?,
         }
     }
     Ok(())
@@ -297,14 +298,25 @@ fn read_exact<const N: usize>(r: &mut impl Read) -> std::io::Result<[u8; N]> {
     Ok(b)
 }
 
-fn read_str(r: &mut impl Read) -> std::io::Result<String> {
-    let n = u32::from_le_bytes(read_exact(r)?) as u64;
-    let mut b = Vec::new();
-    r.take(n).read_to_end(&mut b)?;
-    if b.len() as u64 != n {
-        return Err(std::io::ErrorKind::UnexpectedEof.into());
+/// Longest text a run file holds: validation keeps every value to `MAX_FIELD_BYTES`.
+const MAX_SPILLED_TEXT: usize = 1 << 20;
+
+/// `n` bytes of text, after its length was checked against [`MAX_SPILLED_TEXT`].
+fn read_text(r: &mut impl Read, n: usize) -> std::io::Result<String> {
+    if n > MAX_SPILLED_TEXT {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "a text in a run file is longer than any value sealing accepts",
+        ));
     }
+    let mut b = vec![0u8; n];
+    r.read_exact(&mut b)?;
     String::from_utf8(b).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
+fn read_str(r: &mut impl Read) -> std::io::Result<String> {
+    let n = u32::from_le_bytes(read_exact(r)?) as usize;
+    read_text(r, n)
 }
 
 fn read_row(r: &mut impl Read) -> std::io::Result<Option<Row>> {
@@ -313,13 +325,7 @@ fn read_row(r: &mut impl Read) -> std::io::Result<Option<Row>> {
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
         Err(e) => return Err(e),
     };
-    let mut key = Vec::new();
-    r.take(n as u64).read_to_end(&mut key)?;
-    if key.len() != n {
-        return Err(std::io::ErrorKind::UnexpectedEof.into());
-    }
-    let key = String::from_utf8(key)
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    let key = read_text(r, n)?;
     let cells = u32::from_le_bytes(read_exact(r)?) as usize;
     let mut out = Vec::with_capacity(cells.min(1024));
     for _ in 0..cells {
@@ -331,6 +337,7 @@ fn read_row(r: &mut impl Read) -> std::io::Result<Option<Row>> {
             3 => Cell::Bool(read_exact::<1>(r)?[0] != 0),
             4 => Cell::Date(i32::from_le_bytes(read_exact(r)?)),
             5 => Cell::Category(u32::from_le_bytes(read_exact(r)?)),
+            6 => Cell::Entity,
             _ => {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::InvalidData,

@@ -10,7 +10,9 @@ use super::schema::{ColumnSchema, OnUnknown, Role, TableSchema};
 /// One validated cell.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Cell {
-    /// Entity key or identifier.
+    /// The entity key's place: the key itself is returned beside the cells, once.
+    Entity,
+    /// An identifier.
     Text(String),
     /// int.
     Int(i64),
@@ -53,7 +55,6 @@ type Dictionary = HashMap<String, u32, foldhash::fast::RandomState>;
 /// Checks each row of one table against its schema.
 pub struct RowValidator {
     columns: Vec<ColumnPlan>,
-    entity: usize,
 }
 
 /// Longest value a cell may hold, in bytes.
@@ -115,12 +116,7 @@ impl RowValidator {
                 (position(&c.name), c.clone(), dict, other)
             })
             .collect();
-        let entity = schema
-            .columns
-            .iter()
-            .position(|c| c.role == Role::Entity)
-            .unwrap_or(0);
-        Ok(RowValidator { columns, entity })
+        Ok(RowValidator { columns })
     }
 
     /// The entity key and the typed cells (schema order) of a row, or the first bad cell.
@@ -131,6 +127,7 @@ impl RowValidator {
         row: &[String],
     ) -> Result<(String, Vec<Cell>), InputError> {
         let mut cells = Vec::with_capacity(self.columns.len());
+        let mut key = String::new();
         for (pos, c, dict, other) in &self.columns {
             let raw = row.get(*pos).map(String::as_str).unwrap_or("");
             let bad = |message: String| {
@@ -156,7 +153,11 @@ impl RowValidator {
             }
             let cell = match c.role {
                 Role::Entity if raw.is_empty() => return Err(bad("missing entity key".into())),
-                Role::Entity | Role::Identifier => Cell::Text(raw.to_string()),
+                Role::Entity => {
+                    key = raw.to_string();
+                    Cell::Entity
+                }
+                Role::Identifier => Cell::Text(raw.to_string()),
                 Role::Int => {
                     let x: i64 = raw
                         .parse()
@@ -189,10 +190,6 @@ impl RowValidator {
             };
             cells.push(cell);
         }
-        let key = match &cells[self.entity] {
-            Cell::Text(k) => k.clone(),
-            _ => String::new(),
-        };
         Ok((key, cells))
     }
 }
