@@ -24,15 +24,16 @@ fn manifest() -> &'static Manifest {
             Domain::enumeration("band", &["a", "b", "c"]),
             Domain::enumeration("month", &["jan", "feb"]),
         ];
+        const METRICS: &[Metric] = &[
+            Metric::sum("spend", KEY1, 0.0, 100.0),
+            Metric::count("visits", KEY2).max_contributions_per_group(3),
+        ];
         let declared = declare::Manifest {
             name: "fuzz",
             version: "1",
             mode: Mode::Isolated,
             reads: &[] as &[TableRead],
-            metrics: &[
-                Metric::sum("spend", KEY1, 0.0, 100.0),
-                Metric::count("visits", KEY2).max_contributions_per_group(3),
-            ],
+            metrics: METRICS,
             max_groups_per_entity: 4,
         };
         Manifest::decode(&to_vec(&declared)).expect("a valid manifest")
