@@ -225,6 +225,12 @@ pub const HOST_FAULT: &str = "host fault: a worker thread failed";
 /// to the end, large enough that taking the next one costs nothing.
 pub const PARTITION_ENTITIES: u32 = 64;
 
+/// Entities per partition of a batched run: one instance (and, under version 0.2 of the
+/// contract, one call) serves them all, so the instance's setup and reset are paid once for this
+/// many customers; a window of [`crate::data_at_rest::stream::DEFAULT_WINDOW_ENTITIES`] still
+/// makes enough partitions to keep every core busy.
+pub const BATCHED_PARTITION_ENTITIES: u32 = 512;
+
 impl Sandbox {
     /// An engine for hostile guests, once it has proven that a pooled slot comes back fresh
     /// (see [`super::freshness`]): with the page-scan reset when swap is off and the self-test
@@ -544,7 +550,12 @@ impl Sandbox {
         executor: &dyn Executor,
         progress: Option<&Progress>,
     ) -> Result<Partial, HostFault> {
-        let parts = partitions(ctx.dataset.span.clone(), PARTITION_ENTITIES);
+        let size = if ctx.batched {
+            BATCHED_PARTITION_ENTITIES
+        } else {
+            PARTITION_ENTITIES
+        };
+        let parts = partitions(ctx.dataset.span.clone(), size);
         let empty = || Partial::new(&ctx.manifest, ctx.limits.max_output_bytes);
         let partials = executor.execute(
             &parts,
