@@ -225,6 +225,12 @@ pub const HOST_FAULT: &str = "host fault: a worker thread failed";
 /// to the end, large enough that taking the next one costs nothing.
 pub const PARTITION_ENTITIES: u32 = 64;
 
+/// A version 0.2 batched call gets the fuel and wall-clock time of this many customers at most
+/// (the partition's own count when smaller): far more than a reviewed module needs for a batch,
+/// and a bound on how long a batch that fails can hold a worker before it reruns one customer
+/// per instance.
+pub const POOLED_UNITS: u64 = 64;
+
 /// Entities per partition of a batched run: one instance (and, under version 0.2 of the
 /// contract, one call) serves them all, so the instance's setup and reset are paid once for this
 /// many customers; a window of [`crate::data_at_rest::stream::DEFAULT_WINDOW_ENTITIES`] still
@@ -703,8 +709,9 @@ impl Sandbox {
         partial
     }
 
-    /// Version 0.2 batched: the whole partition in one call to one instance, with every
-    /// customer's fuel and wall-clock time pooled; its cells are checked as isolated mode's are.
+    /// Version 0.2 batched: the whole partition in one call to one instance, with the fuel and
+    /// wall-clock time of [`POOLED_UNITS`] customers pooled; its cells are checked as isolated
+    /// mode's are.
     /// Any failure reruns the partition one customer per fresh instance, as in version 0.1.
     fn run_partition_cells(
         &self,
@@ -716,10 +723,14 @@ impl Sandbox {
         output: CapturedOutput,
     ) -> Partial {
         let n = u64::from(partition.end - partition.first);
-        let fuel = ctx.limits.fuel_per_entity.saturating_mul(n);
+        // Pooled, but at most POOLED_UNITS customers' worth: a batch that needs more (or spins)
+        // reruns one customer at a time, each with its own limits, so no batch can hold a
+        // worker for longer than a few customers' limits before the fallback begins.
+        let pooled = n.min(POOLED_UNITS);
+        let fuel = ctx.limits.fuel_per_entity.saturating_mul(pooled);
         let _ = store.set_fuel(fuel);
         let now = self.epoch.ticks.load(Ordering::Relaxed);
-        let deadline = self.deadline_tick(ctx.limits.unit_deadline.saturating_mul(n as u32));
+        let deadline = self.deadline_tick(ctx.limits.unit_deadline.saturating_mul(pooled as u32));
         store.set_epoch_deadline(deadline.saturating_sub(now).max(1));
         let Ok(entities) = call_cells(pre, &mut store, ctx, partition.entities()) else {
             return self.run_partition(module, ctx, partition);
