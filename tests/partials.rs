@@ -137,3 +137,24 @@ fn bytes_that_are_not_a_partial_of_the_run_are_refused() {
         }
     }
 }
+
+#[test]
+fn a_failure_that_carries_a_text_its_code_has_not_is_refused() {
+    // Found by fuzzing: a text on a code that carries none decoded, and encoded back without it.
+    use strongroom::guest_boundary::Outcome;
+    let module = prepare(&example("spend-by-category"));
+    let manifest = &module.module.manifest;
+    let mut partial = Partial::new(manifest, 1024);
+    partial.fail(3, Outcome::ContractViolation("key".into()), "detail".into());
+    let bytes = encode(&partial, manifest);
+    assert!(decode(&bytes, manifest, 1024).is_ok());
+    // "contribution_limit" is as long as "contract_violation": swap the failure's code alone.
+    let at = bytes
+        .windows(18)
+        .rposition(|w| w == b"contract_violation")
+        .expect("the failure's code");
+    let mut forged = bytes.clone();
+    forged[at..at + 18].copy_from_slice(b"contribution_limit");
+    let refused = decode(&forged, manifest, 1024).expect_err("refused");
+    assert!(refused.to_string().contains("with a text"), "{refused}");
+}

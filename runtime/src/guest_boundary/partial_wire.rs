@@ -183,6 +183,11 @@ pub fn decode(bytes: &[u8], manifest: &Manifest, output_cap: usize) -> Result<Pa
         let entity = r.u32()?;
         let code = known_code(&r.text()?)?;
         let text = r.text()?;
+        if !text.is_empty() && !matches!(code, "trap" | "contract_violation") {
+            return Err(WireError(format!(
+                "a failure '{code}' with a text, which only traps and violations carry"
+            )));
+        }
         let detail = r.text()?;
         if partial.first_failures.last().is_some_and(|f| f.0 > entity) {
             return Err(WireError("failures are not in entity order".into()));
