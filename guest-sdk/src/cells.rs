@@ -14,14 +14,12 @@ use crate::QueryError;
 use crate::bindings::strongroom::query::types::{
     Bounding, Cells as WitCells, ColumnValues, Entities, TableRows,
 };
-use crate::manifest::{Manifest, Metric, MetricKind};
+use crate::manifest::{FixedPoint, Manifest, Metric, MetricKind};
 
 /// One metric's bounds at its fixed-point precision, worked out once per call.
 struct Bounds {
     kind: MetricKind,
-    scale: f64,
-    lower: i64,
-    upper: i64,
+    fixed: FixedPoint,
     max_contributions_per_group: u32,
 }
 
@@ -39,6 +37,8 @@ struct State {
     groups: Vec<Group>,
     groups_per_metric: Vec<u32>,
     bounding: Bounding,
+    /// The current entity's cells while they are sorted, reused from entity to entity.
+    scratch: Vec<(u32, u64, u32, i64)>,
 }
 
 /// One group of one metric, for the current entity.
@@ -83,13 +83,10 @@ thread_local! {
 }
 
 fn bounds_of(m: &Metric) -> Bounds {
-    // As the room computes them (runtime/src/output_gate/aggregate.rs).
-    let scale = 10f64.powi(i32::from(m.decimals));
     Bounds {
         kind: m.kind,
-        scale,
-        lower: (m.lower * scale).round() as i64,
-        upper: (m.upper * scale).round() as i64,
+        // The room's own definition (strongroom-contract), so both bound a value alike.
+        fixed: FixedPoint::new(m.lower, m.upper, m.decimals),
         max_contributions_per_group: m.max_contributions_per_group,
     }
 }
@@ -132,6 +129,7 @@ pub(crate) fn run_entities(
             groups: Vec::new(),
             groups_per_metric: vec![0; manifest.metrics.len()],
             bounding: NO_BOUNDING,
+            scratch: Vec::new(),
         })
     });
     let mut out = Cells::default();
@@ -161,22 +159,20 @@ fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> R {
 /// The current entity's groups as cells, sorted by (metric, group).
 fn emit(state: &mut State, entity: u32, out: &mut Cells) {
     let sizes = &state.domain_sizes;
-    let mut cells: Vec<(u32, u64, u32, i64)> = state
-        .groups
-        .drain(..)
-        .map(|g| {
-            let parts = sizes.get(g.metric as usize).map_or(&[][..], Vec::as_slice);
-            let group = g
-                .key
-                .iter()
-                .zip(parts)
-                .fold(0u64, |acc, (&k, &s)| acc * u64::from(s) + u64::from(k));
-            // The room refuses modules whose bounds could overflow the sum.
-            (g.metric, group, g.count, g.sum as i64)
-        })
-        .collect();
+    let cells = &mut state.scratch;
+    cells.clear();
+    cells.extend(state.groups.drain(..).map(|g| {
+        let parts = sizes.get(g.metric as usize).map_or(&[][..], Vec::as_slice);
+        let group = g
+            .key
+            .iter()
+            .zip(parts)
+            .fold(0u64, |acc, (&k, &s)| acc * u64::from(s) + u64::from(k));
+        // The room refuses modules whose bounds could overflow the sum.
+        (g.metric, group, g.count, g.sum as i64)
+    }));
     cells.sort_unstable_by_key(|&(metric, group, _, _)| (metric, group));
-    for (metric, group, count, sum) in cells {
+    for &(metric, group, count, sum) in cells.iter() {
         out.entities.push(entity);
         out.metrics.push(metric);
         out.groups.push(group);
@@ -256,16 +252,8 @@ pub(crate) fn add(metric: &Metric, index: u32, key: &[u32], value: f64) {
         }
         group.count += 1;
         if b.kind != MetricKind::Count {
-            let fixed = (value * b.scale).round();
-            let clamped = if fixed < b.lower as f64 {
-                s.bounding.clamped += 1;
-                b.lower
-            } else if fixed > b.upper as f64 {
-                s.bounding.clamped += 1;
-                b.upper
-            } else {
-                fixed as i64
-            };
+            let (clamped, was_clamped) = b.fixed.bound(value);
+            s.bounding.clamped += u64::from(was_clamped);
             group.sum += i128::from(clamped);
         }
     });

@@ -6,5 +6,5 @@ pub use strongroom_contract::manifest::declare::{
     ColumnSpec, Domain, Manifest, Metric, TableRead, encode, encoded_len, to_vec,
 };
 pub use strongroom_contract::manifest::{
-    ColumnType, FORMAT_VERSION, MAGIC, MAX_KEY_PARTS, MetricKind, Mode, SECTION,
+    ColumnType, FORMAT_VERSION, FixedPoint, MAGIC, MAX_KEY_PARTS, MetricKind, Mode, SECTION,
 };

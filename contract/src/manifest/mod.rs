@@ -179,10 +179,63 @@ pub(crate) const DOMAIN_COLUMN: u8 = 0;
 /// The tag of an enumeration domain in a group key.
 pub(crate) const DOMAIN_ENUMERATION: u8 = 1;
 
+/// A metric's bounds at its fixed-point precision, and how one value is bounded: scaled by
+/// 10^decimals, rounded half away from zero, clamped to [lower, upper]. The one definition the
+/// room (bounding version 0.1 contributions, checking 0.2 cells) and the SDK (bounding into 0.2
+/// cells) share, so the two can never round or clamp differently.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FixedPoint {
+    /// 10^decimals.
+    pub scale: f64,
+    /// The lower bound in fixed point.
+    pub lower: i64,
+    /// The upper bound in fixed point.
+    pub upper: i64,
+}
+
+impl FixedPoint {
+    /// The fixed-point form of the bounds `[lower, upper]` at `decimals` places.
+    pub fn new(lower: f64, upper: f64, decimals: u8) -> FixedPoint {
+        let scale = 10f64.powi(i32::from(decimals));
+        FixedPoint {
+            scale,
+            lower: (lower * scale).round() as i64,
+            upper: (upper * scale).round() as i64,
+        }
+    }
+
+    /// `value` in fixed point, bounded, and whether clamping changed it. NaN is the caller's to
+    /// refuse; infinities clamp.
+    pub fn bound(&self, value: f64) -> (i64, bool) {
+        let fixed = (value * self.scale).round();
+        if fixed < self.lower as f64 {
+            (self.lower, true)
+        } else if fixed > self.upper as f64 {
+            (self.upper, true)
+        } else {
+            (fixed as i64, false)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::declare::{self, ColumnSpec};
     use super::*;
+
+    #[test]
+    fn fixed_point_rounds_half_away_from_zero_and_clamps() {
+        let f = FixedPoint::new(-3.0, 300.0, 2);
+        assert_eq!((f.lower, f.upper), (-300, 30_000));
+        assert_eq!(f.bound(1.005 + 1e-12), (101, false));
+        assert_eq!(f.bound(0.125), (13, false));
+        assert_eq!(f.bound(-0.125), (-13, false));
+        assert_eq!(f.bound(300.004), (30_000, false));
+        assert_eq!(f.bound(300.006), (30_000, true));
+        assert_eq!(f.bound(-7.0), (-300, true));
+        assert_eq!(f.bound(f64::INFINITY), (30_000, true));
+        assert_eq!(f.bound(f64::NEG_INFINITY), (-300, true));
+    }
 
     const READS: &[declare::TableRead] = &[declare::TableRead {
         table: "transactions",

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use strongroom_contract::manifest::{Manifest, Metric, MetricKind};
+use strongroom_contract::manifest::{FixedPoint, Manifest, Metric, MetricKind};
 
 /// A group key: up to four indices into public domains; unused parts are `u32::MAX`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -69,19 +69,14 @@ pub fn encode_group(key: &[u32], sizes: &[u32]) -> u64 {
 #[derive(Clone, Debug)]
 struct MetricBounds {
     kind: MetricKind,
-    scale: f64,
-    lower: i64,
-    upper: i64,
+    fixed: FixedPoint,
     max_contributions_per_group: u32,
 }
 
 fn bounds_of(m: &Metric) -> MetricBounds {
-    let scale = 10f64.powi(i32::from(m.decimals));
     MetricBounds {
         kind: m.kind,
-        scale,
-        lower: (m.lower * scale).round() as i64,
-        upper: (m.upper * scale).round() as i64,
+        fixed: FixedPoint::new(m.lower, m.upper, m.decimals),
         max_contributions_per_group: m.max_contributions_per_group,
     }
 }
@@ -204,8 +199,8 @@ impl ContributionBounds {
             let (low, high) = match b.kind {
                 MetricKind::Count => (0, 0),
                 _ => (
-                    i128::from(cell.count) * i128::from(b.lower),
-                    i128::from(cell.count) * i128::from(b.upper),
+                    i128::from(cell.count) * i128::from(b.fixed.lower),
+                    i128::from(cell.count) * i128::from(b.fixed.upper),
                 ),
             };
             if sum < low || sum > high {
@@ -280,16 +275,8 @@ impl EntityContributions {
         cell.contributions += 1;
         if b.kind != MetricKind::Count {
             // NaN is refused before it gets here (a contract violation); infinities clamp.
-            let fixed = (value * b.scale).round();
-            let clamped = if fixed < b.lower as f64 {
-                self.stats.clamped += 1;
-                b.lower
-            } else if fixed > b.upper as f64 {
-                self.stats.clamped += 1;
-                b.upper
-            } else {
-                fixed as i64
-            };
+            let (clamped, was_clamped) = b.fixed.bound(value);
+            self.stats.clamped += u64::from(was_clamped);
             cell.sum += i128::from(clamped);
         }
     }
