@@ -16,11 +16,17 @@ use crate::bindings::strongroom::query::types::{
 };
 use crate::manifest::{FixedPoint, Manifest, Metric, MetricKind};
 
-/// One metric's bounds at its fixed-point precision, worked out once per call.
-struct Bounds {
+/// One metric while a call runs: its bounds at its fixed-point precision, its domain's sizes,
+/// and the current entity's groups.
+struct MetricState {
     kind: MetricKind,
     fixed: FixedPoint,
     max_contributions_per_group: u32,
+    /// The size of each key part's domain, as the room sent them.
+    sizes: Vec<u32>,
+    /// The current entity's groups of this metric, in the order it first contributed to them
+    /// (at most `max_groups_per_entity`, so a scan finds one quickly).
+    groups: Vec<Group>,
 }
 
 /// Everything a call holds: the rows the room pushed, where each entity's rows start, and the
@@ -30,23 +36,19 @@ struct State {
     tables: Vec<TableRows>,
     /// Per table, per entity, the first row (one more entry than entities).
     starts: Vec<Vec<usize>>,
-    domain_sizes: Vec<Vec<u32>>,
-    bounds: Vec<Bounds>,
+    metrics: Vec<MetricState>,
     /// The entity `run` is serving, numbered within the call.
     entity: usize,
-    groups: Vec<Group>,
-    groups_per_metric: Vec<u32>,
     bounding: Bounding,
-    /// The current entity's cells while they are sorted, reused from entity to entity.
-    scratch: Vec<(u32, u64, u32, i64)>,
 }
 
 /// One group of one metric, for the current entity.
 struct Group {
-    metric: u32,
-    key: [u32; 4],
+    /// The key's dense index in the bases of the domain sizes (what a cell carries).
+    group: u64,
     count: u32,
-    sum: i128,
+    /// Fits: the room refuses modules whose bounds could overflow a cell's sum.
+    sum: i64,
 }
 
 /// What a call returns, column by column, before it becomes the contract's `cells`.
@@ -82,12 +84,14 @@ thread_local! {
     static STATE: RefCell<Option<State>> = const { RefCell::new(None) };
 }
 
-fn bounds_of(m: &Metric) -> Bounds {
-    Bounds {
+fn metric_state(m: &Metric, sizes: Option<&Vec<u32>>) -> MetricState {
+    MetricState {
         kind: m.kind,
         // The room's own definition (strongroom-contract), so both bound a value alike.
         fixed: FixedPoint::new(m.lower, m.upper, m.decimals),
         max_contributions_per_group: m.max_contributions_per_group,
+        sizes: sizes.cloned().unwrap_or_default(),
+        groups: Vec::new(),
     }
 }
 
@@ -118,27 +122,25 @@ pub(crate) fn run_entities(
         }
         starts.push(at);
     }
+    let metrics = manifest
+        .metrics
+        .iter()
+        .enumerate()
+        .map(|(m, metric)| metric_state(metric, batch.domain_sizes.get(m)))
+        .collect();
     STATE.with(|s| {
         *s.borrow_mut() = Some(State {
             manifest,
             tables: batch.tables,
             starts,
-            domain_sizes: batch.domain_sizes,
-            bounds: manifest.metrics.iter().map(bounds_of).collect(),
+            metrics,
             entity: 0,
-            groups: Vec::new(),
-            groups_per_metric: vec![0; manifest.metrics.len()],
             bounding: NO_BOUNDING,
-            scratch: Vec::new(),
         })
     });
     let mut out = Cells::default();
     let result: Result<(), QueryError> = (0..count).try_for_each(|entity| {
-        with_state(|s| {
-            s.entity = entity;
-            s.groups.clear();
-            s.groups_per_metric.iter_mut().for_each(|g| *g = 0);
-        });
+        with_state(|s| s.entity = entity);
         run()?;
         with_state(|s| emit(s, entity as u32, &mut out));
         Ok(())
@@ -156,28 +158,17 @@ fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> R {
     })
 }
 
-/// The current entity's groups as cells, sorted by (metric, group).
+/// The current entity's groups as cells, sorted by (metric, group), leaving it none.
 fn emit(state: &mut State, entity: u32, out: &mut Cells) {
-    let sizes = &state.domain_sizes;
-    let cells = &mut state.scratch;
-    cells.clear();
-    cells.extend(state.groups.drain(..).map(|g| {
-        let parts = sizes.get(g.metric as usize).map_or(&[][..], Vec::as_slice);
-        let group = g
-            .key
-            .iter()
-            .zip(parts)
-            .fold(0u64, |acc, (&k, &s)| acc * u64::from(s) + u64::from(k));
-        // The room refuses modules whose bounds could overflow the sum.
-        (g.metric, group, g.count, g.sum as i64)
-    }));
-    cells.sort_unstable_by_key(|&(metric, group, _, _)| (metric, group));
-    for &(metric, group, count, sum) in cells.iter() {
-        out.entities.push(entity);
-        out.metrics.push(metric);
-        out.groups.push(group);
-        out.counts.push(count);
-        out.sums.push(sum);
+    for (m, metric) in state.metrics.iter_mut().enumerate() {
+        metric.groups.sort_unstable_by_key(|g| g.group);
+        for g in metric.groups.drain(..) {
+            out.entities.push(entity);
+            out.metrics.push(m as u32);
+            out.groups.push(g.group);
+            out.counts.push(g.count);
+            out.sums.push(g.sum);
+        }
     }
 }
 
@@ -205,56 +196,56 @@ pub(crate) fn with_rows<R>(
 }
 
 /// Adds one contribution to the current entity's groups, as the room bounds contributions.
-pub(crate) fn add(metric: &Metric, index: u32, key: &[u32], value: f64) {
-    assert!(
-        !value.is_nan(),
-        "metric '{}': contributed a value that is not a number",
-        metric.name
-    );
-    with_state(|s| {
-        let m = index as usize;
-        let sizes = s.domain_sizes.get(m).map_or(&[][..], Vec::as_slice);
-        for (part, (&k, &size)) in key.iter().zip(sizes).enumerate() {
+/// Returns false outside a version 0.2 call (the contribution then goes to the host as in 0.1).
+pub(crate) fn add(metric: &Metric, key: &[u32], value: f64) -> bool {
+    STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        let Some(s) = s.as_mut() else {
+            return false;
+        };
+        assert!(
+            !value.is_nan(),
+            "metric '{}': contributed a value that is not a number",
+            metric.name
+        );
+        let m = crate::contribute::index_in(s.manifest, metric) as usize;
+        let max_groups = s.manifest.max_groups_per_entity;
+        let state = &mut s.metrics[m];
+        let mut group = 0u64;
+        for (part, (&k, &size)) in key.iter().zip(&state.sizes).enumerate() {
             assert!(
                 k < size,
                 "metric '{}': group key part {part} is {k}, outside its public domain ({size} entries)",
                 metric.name
             );
+            group = group * u64::from(size) + u64::from(k);
         }
-        let mut padded = [u32::MAX; 4];
-        padded[..key.len()].copy_from_slice(key);
-        let b = &s.bounds[m];
-        let at = s
-            .groups
-            .iter()
-            .position(|g| g.metric == index && g.key == padded);
-        let group = match at {
-            Some(at) => &mut s.groups[at],
+        let at = match state.groups.iter().position(|g| g.group == group) {
+            Some(at) => at,
             None => {
-                if s.groups_per_metric[m] >= s.manifest.max_groups_per_entity {
+                if state.groups.len() as u32 >= max_groups {
                     s.bounding.dropped_over_group_limit += 1;
-                    return;
+                    return true;
                 }
-                s.groups_per_metric[m] += 1;
-                s.groups.push(Group {
-                    metric: index,
-                    key: padded,
+                state.groups.push(Group {
+                    group,
                     count: 0,
                     sum: 0,
                 });
-                let last = s.groups.len() - 1;
-                &mut s.groups[last]
+                state.groups.len() - 1
             }
         };
-        if group.count >= b.max_contributions_per_group {
+        let g = &mut state.groups[at];
+        if g.count >= state.max_contributions_per_group {
             s.bounding.dropped_over_contribution_limit += 1;
-            return;
+            return true;
         }
-        group.count += 1;
-        if b.kind != MetricKind::Count {
-            let (clamped, was_clamped) = b.fixed.bound(value);
+        g.count += 1;
+        if state.kind != MetricKind::Count {
+            let (clamped, was_clamped) = state.fixed.bound(value);
             s.bounding.clamped += u64::from(was_clamped);
-            group.sum += i128::from(clamped);
+            g.sum += clamped;
         }
-    });
+        true
+    })
 }

@@ -32,25 +32,31 @@ fn metric_index(metric: &Metric) -> u32 {
         let manifest = m
             .borrow()
             .expect("strongroom_guest::query! installs the manifest before run");
-        // The same `&'static str` almost always: its address settles it without comparing.
-        manifest
-            .metrics
-            .iter()
-            .position(|candidate| std::ptr::eq(candidate.name, metric.name))
-            .or_else(|| {
-                manifest
-                    .metrics
-                    .iter()
-                    .position(|candidate| candidate.name == metric.name)
-            })
-            .map(|i| i as u32)
-            .unwrap_or_else(|| {
-                panic!(
-                    "metric '{}' is not listed in the manifest's metrics",
-                    metric.name
-                )
-            })
+        index_in(manifest, metric)
     })
+}
+
+/// The index of `metric` in `manifest`'s metrics; a metric the manifest does not list is the
+/// module's mistake, named.
+pub(crate) fn index_in(manifest: &Manifest, metric: &Metric) -> u32 {
+    // The same `&'static str` almost always: its address settles it without comparing.
+    manifest
+        .metrics
+        .iter()
+        .position(|candidate| std::ptr::eq(candidate.name, metric.name))
+        .or_else(|| {
+            manifest
+                .metrics
+                .iter()
+                .position(|candidate| candidate.name == metric.name)
+        })
+        .map(|i| i as u32)
+        .unwrap_or_else(|| {
+            panic!(
+                "metric '{}' is not listed in the manifest's metrics",
+                metric.name
+            )
+        })
 }
 
 fn push(metric: &Metric, key: &[u32], value: f64, row: Option<RowId>) {
@@ -62,13 +68,12 @@ fn push(metric: &Metric, key: &[u32], value: f64, row: Option<RowId>) {
         metric.key.len(),
         key.len()
     );
-    let index = metric_index(metric);
     // Version 0.2, isolated or batched: bounded here into the entity's cells.
     #[cfg(not(feature = "wit-0-1"))]
-    if row.is_none() && crate::cells::active() {
-        crate::cells::add(metric, index, key, value);
+    if row.is_none() && crate::cells::add(metric, key, value) {
         return;
     }
+    let index = metric_index(metric);
     let full = BUFFERS.with(|buffers| {
         let mut buffers = buffers.borrow_mut();
         let table = row.map(|r| r.table).unwrap_or("");

@@ -199,15 +199,15 @@ impl FixedPoint {
         let scale = 10f64.powi(i32::from(decimals));
         FixedPoint {
             scale,
-            lower: (lower * scale).round() as i64,
-            upper: (upper * scale).round() as i64,
+            lower: round_half_away_from_zero(lower * scale) as i64,
+            upper: round_half_away_from_zero(upper * scale) as i64,
         }
     }
 
     /// `value` in fixed point, bounded, and whether clamping changed it. NaN is the caller's to
     /// refuse; infinities clamp.
     pub fn bound(&self, value: f64) -> (i64, bool) {
-        let fixed = (value * self.scale).round();
+        let fixed = round_half_away_from_zero(value * self.scale);
         if fixed < self.lower as f64 {
             (self.lower, true)
         } else if fixed > self.upper as f64 {
@@ -218,10 +218,68 @@ impl FixedPoint {
     }
 }
 
+/// `x` rounded to the nearest integer, halves away from zero: exactly `f64::round`, written with
+/// `trunc` because WebAssembly has an instruction for that and none for `round` (its `nearest`
+/// breaks ties to even), so inside a module `f64::round` is a software routine on every value a
+/// query contributes. `x - x.trunc()` is exact for every finite `x`.
+pub fn round_half_away_from_zero(x: f64) -> f64 {
+    let whole = x.trunc();
+    if (x - whole).abs() >= 0.5 {
+        whole + x.signum()
+    } else {
+        whole
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::declare::{self, ColumnSpec};
     use super::*;
+
+    #[test]
+    fn rounding_is_f64_round_bit_for_bit() {
+        let edges = [
+            0.0,
+            -0.0,
+            0.5,
+            -0.5,
+            1.5,
+            2.5,
+            -2.5,
+            0.49999999999999994,
+            -0.49999999999999994,
+            4503599627370495.5,
+            4503599627370497.0,
+            9007199254740993.0,
+            f64::MAX,
+            f64::MIN,
+            f64::MIN_POSITIVE,
+            f64::EPSILON,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+        ];
+        let same = |x: f64| {
+            let (ours, std) = (round_half_away_from_zero(x), x.round());
+            assert!(
+                ours.to_bits() == std.to_bits() || (ours.is_nan() && std.is_nan()),
+                "{x:e}: {ours:e} against {std:e}"
+            );
+        };
+        edges.iter().for_each(|&x| same(x));
+        // Every exponent, with random mantissas, and values near every half.
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        for _ in 0..2_000_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            same(f64::from_bits(state));
+            let near_half = (state % 2_000_001) as f64 / 2.0 - 500_000.0;
+            same(near_half);
+            same(near_half + f64::EPSILON * near_half);
+            same(near_half - f64::EPSILON * near_half);
+        }
+    }
 
     #[test]
     fn fixed_point_rounds_half_away_from_zero_and_clamps() {

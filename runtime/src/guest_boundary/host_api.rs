@@ -20,6 +20,8 @@ use std::sync::Arc;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use super::wasi::{self, CapturedOutput};
+
 use super::RunContext;
 use super::limits::RunLimits;
 use crate::dataset::ColumnData;
@@ -117,7 +119,10 @@ impl wasmtime::ResourceLimiter for Limiter {
 
 /// The store data of one instance.
 pub struct GuestState {
-    wasi: WasiCtx,
+    /// Made when the guest first calls a WASI function: most instances never do, and making a
+    /// context (its generators, its table of streams) would otherwise be part of every unit.
+    wasi: Option<WasiCtx>,
+    output: CapturedOutput,
     resources: ResourceTable,
     /// Memory and table accounting.
     pub limiter: Limiter,
@@ -204,18 +209,21 @@ struct Contributions {
 
 impl WasiView for GuestState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
+        let (keys, output) = (&self.ctx.keys, &self.output);
         WasiCtxView {
-            ctx: &mut self.wasi,
+            ctx: self.wasi.get_or_insert_with(|| wasi::context(keys, output)),
             table: &mut self.resources,
         }
     }
 }
 
 impl GuestState {
-    /// State for one instance: `entity` is `Some` in isolated mode.
-    pub fn new(ctx: Arc<RunContext>, entity: Option<u32>, wasi: WasiCtx) -> GuestState {
+    /// State for one instance, its WASI writing to `output`: `entity` is `Some` in isolated
+    /// mode.
+    pub fn new(ctx: Arc<RunContext>, entity: Option<u32>, output: &CapturedOutput) -> GuestState {
         GuestState {
-            wasi,
+            wasi: None,
+            output: output.clone(),
             resources: ResourceTable::new(),
             limiter: Limiter::new(&ctx.limits),
             ctx,

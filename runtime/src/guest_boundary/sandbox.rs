@@ -28,7 +28,7 @@ use super::vetting::{Abi, VettedModule};
 use super::wasi::{self, CapturedOutput};
 use super::{RunContext, RunLimits};
 use crate::dataset::Dataset;
-use crate::output_gate::{Aggregate, Aggregator, BoundingStats, CellClaim, EntityContributions};
+use crate::output_gate::{Aggregate, Aggregator, BoundingStats, CellColumns, EntityContributions};
 use crate::progress::Progress;
 use strongroom_contract::host::{v0_1, v0_2};
 use strongroom_contract::manifest::Mode;
@@ -375,10 +375,10 @@ impl Sandbox {
         fuel: u64,
         deadline_tick: u64,
     ) -> (Store<GuestState>, CapturedOutput) {
-        let (wasi_ctx, output) = wasi::context(&ctx.keys, ctx.limits.max_output_bytes);
+        let output = wasi::output(ctx.limits.max_output_bytes);
         let mut store = Store::new(
             &self.engine,
-            GuestState::new(Arc::clone(ctx), entity, wasi_ctx),
+            GuestState::new(Arc::clone(ctx), entity, &output),
         );
         store.limiter(|s| &mut s.limiter);
         // Fuel can only fail to be set when fuel is not enabled, and it always is here.
@@ -402,7 +402,9 @@ impl Sandbox {
         let result = match &module.pre {
             Pre::V0_1(pre) => call_run(pre, &mut store),
             // Table mode pulls its rows: the call names no entity and must return no cell.
-            Pre::V0_2(pre) => call_cells(pre, &mut store, &ctx, 0..0).map(|_| ()),
+            Pre::V0_2(pre) => {
+                call_cells(pre, &mut store, &ctx, 0..0, accepted(&ctx, 0)).map(|_| ())
+            }
         };
         let fuel_consumed = fuel - store.get_fuel().unwrap_or(0);
         let cap = ctx.limits.max_output_bytes;
@@ -732,16 +734,26 @@ impl Sandbox {
         let now = self.epoch.ticks.load(Ordering::Relaxed);
         let deadline = self.deadline_tick(ctx.limits.unit_deadline.saturating_mul(pooled as u32));
         store.set_epoch_deadline(deadline.saturating_sub(now).max(1));
-        let Ok(entities) = call_cells(pre, &mut store, ctx, partition.entities()) else {
-            return self.run_partition(module, ctx, partition);
-        };
         let mut partial = Partial::new(&ctx.manifest, ctx.limits.max_output_bytes);
+        let merged = call_cells(
+            pre,
+            &mut store,
+            ctx,
+            partition.entities(),
+            |cells, reported| {
+                ctx.bounds.check_cells(&ctx.domain_sizes, n as u32, cells)?;
+                partial
+                    .aggregator
+                    .merge_cells(&ctx.domain_sizes, cells, reported);
+                Ok(())
+            },
+        );
+        if merged.is_err() {
+            return self.run_partition(module, ctx, partition);
+        }
         partial.units = n;
         partial.fuel_consumed = fuel - store.get_fuel().unwrap_or(0);
         partial.peak_memory_bytes = store.data().limiter.memory_bytes() as u64;
-        for contributions in entities {
-            partial.aggregator.merge_entity(contributions);
-        }
         partial.output(&output.stdout.contents(), &output.stderr.contents());
         partial
     }
@@ -776,8 +788,10 @@ impl Sandbox {
         let result = match &module.pre {
             Pre::V0_1(pre) => call_run(pre, &mut store)
                 .map(|()| std::mem::take(&mut store.data_mut().entity_contributions)),
-            Pre::V0_2(pre) => call_cells(pre, &mut store, ctx, entity..entity + 1)
-                .map(|mut one| one.pop().unwrap_or_default()),
+            Pre::V0_2(pre) => {
+                call_cells(pre, &mut store, ctx, entity..entity + 1, accepted(ctx, 1))
+                    .map(|mut one| one.pop().unwrap_or_default())
+            }
         };
         let fuel_consumed = fuel - store.get_fuel().unwrap_or(0);
         let cap = ctx.limits.max_output_bytes;
@@ -817,65 +831,53 @@ fn call_run(
     }
 }
 
-/// Version 0.2: instantiates, pushes the rows of `entities` into `run` and checks the cells it
-/// returns, giving each entity's bounded contributions in order (the module's reported bounding
-/// figures ride on the first). Cells that break a rule end the call as a contract violation.
-fn call_cells(
+/// Version 0.2: instantiates, pushes the rows of `entities` into `run`, and hands the cells it
+/// returns to `take`, which checks them (see [`ContributionBounds::check_cells`]) and keeps
+/// them. Cells that break a rule end the call as a contract violation.
+///
+/// [`ContributionBounds::check_cells`]: crate::output_gate::ContributionBounds::check_cells
+fn call_cells<R>(
     pre: &v0_2::QueryPre<GuestState>,
     store: &mut Store<GuestState>,
     ctx: &RunContext,
     entities: std::ops::Range<u32>,
-) -> Result<Vec<EntityContributions>, Failure> {
+    take: impl FnOnce(CellColumns<'_>, BoundingStats) -> Result<R, String>,
+) -> Result<R, Failure> {
     let instance = pre.instantiate(&mut *store).map_err(Failure::Wasm)?;
-    let batch = entities_arg(ctx, entities.clone());
+    let batch = entities_arg(ctx, entities);
     let cells = match instance.call_run(&mut *store, &batch) {
         Ok(Ok(cells)) => cells,
         Ok(Err(text)) => return Err(Failure::Guest(text)),
         Err(e) => return Err(Failure::Wasm(e)),
     };
     drop(batch);
-    let n = cells.entities.len();
-    if [
-        cells.metrics.len(),
-        cells.groups.len(),
-        cells.counts.len(),
-        cells.sums.len(),
-    ]
-    .iter()
-    .any(|&len| len != n)
-    {
-        let why = "the cells' lists (entities, metrics, groups, counts, sums) differ in length";
-        store.data_mut().stop = Some(Stop::Violation(why.into()));
-        return Err(Failure::Wasm(wasmtime::format_err!(
-            "contract violation: {why}"
-        )));
-    }
-    let claims: Vec<CellClaim> = (0..n)
-        .map(|i| CellClaim {
-            entity: cells.entities[i],
-            metric: cells.metrics[i],
-            group: cells.groups[i],
-            count: cells.counts[i],
-            sum: cells.sums[i],
-        })
-        .collect();
+    let columns = CellColumns {
+        entities: &cells.entities,
+        metrics: &cells.metrics,
+        groups: &cells.groups,
+        counts: &cells.counts,
+        sums: &cells.sums,
+    };
     let reported = BoundingStats {
         dropped_over_group_limit: cells.bounding.dropped_over_group_limit,
         dropped_over_contribution_limit: cells.bounding.dropped_over_contribution_limit,
         clamped: cells.bounding.clamped,
     };
-    let count = entities.end - entities.start;
-    match ctx
-        .bounds
-        .accept_cells(&ctx.domain_sizes, count, &claims, reported)
-    {
-        Ok(accepted) => Ok(accepted),
-        Err(why) => {
-            store.data_mut().stop = Some(Stop::Violation(why.clone()));
-            Err(Failure::Wasm(wasmtime::format_err!(
-                "contract violation: {why}"
-            )))
-        }
+    take(columns, reported).map_err(|why| {
+        let failure = Failure::Wasm(wasmtime::format_err!("contract violation: {why}"));
+        store.data_mut().stop = Some(Stop::Violation(why));
+        failure
+    })
+}
+
+/// Checked cells of `entities` entities, as each entity's bounded contributions.
+fn accepted(
+    ctx: &RunContext,
+    entities: u32,
+) -> impl FnOnce(CellColumns<'_>, BoundingStats) -> Result<Vec<EntityContributions>, String> + '_ {
+    move |cells, reported| {
+        ctx.bounds
+            .accept_cells(&ctx.domain_sizes, entities, cells, reported)
     }
 }
 

@@ -56,14 +56,20 @@ impl CapturedOutput {
     }
 }
 
-/// A fresh virtual WASI context, plus handles to read what the guest printed.
-pub fn context(keys: &RunKeys, output_cap: usize) -> (WasiCtx, CapturedOutput) {
-    let stdout = MemoryOutputPipe::new(output_cap);
-    let stderr = MemoryOutputPipe::new(output_cap);
+/// Empty, bounded stdout and stderr for one instance.
+pub fn output(output_cap: usize) -> CapturedOutput {
+    CapturedOutput {
+        stdout: MemoryOutputPipe::new(output_cap),
+        stderr: MemoryOutputPipe::new(output_cap),
+    }
+}
+
+/// A fresh virtual WASI context writing to `output`.
+pub fn context(keys: &RunKeys, output: &CapturedOutput) -> WasiCtx {
     let mut builder = WasiCtxBuilder::new();
     builder
-        .stdout(stdout.clone())
-        .stderr(stderr.clone())
+        .stdout(output.stdout.clone())
+        .stderr(output.stderr.clone())
         .wall_clock(FrozenWallClock)
         .monotonic_clock(FrozenMonotonicClock)
         .secure_random(ChaCha20Rng::from_seed(keys.guest_random))
@@ -72,7 +78,7 @@ pub fn context(keys: &RunKeys, output_cap: usize) -> (WasiCtx, CapturedOutput) {
         .allow_tcp(false)
         .allow_udp(false)
         .allow_ip_name_lookup(false);
-    (builder.build(), CapturedOutput { stdout, stderr })
+    builder.build()
 }
 
 struct HasIo;

@@ -44,6 +44,39 @@ pub struct CellClaim {
     pub sum: i64,
 }
 
+/// The cells a version 0.2 module returned, column by column as they crossed the boundary,
+/// before the host checked them.
+#[derive(Clone, Copy, Debug)]
+pub struct CellColumns<'a> {
+    /// Per cell, the entity, numbered within the call.
+    pub entities: &'a [u32],
+    /// Per cell, the metric's index in the manifest.
+    pub metrics: &'a [u32],
+    /// Per cell, the group's dense index.
+    pub groups: &'a [u64],
+    /// Per cell, the contributions kept.
+    pub counts: &'a [u32],
+    /// Per cell, their fixed-point sum.
+    pub sums: &'a [i64],
+}
+
+impl CellColumns<'_> {
+    /// Cells, once the lists are known to be equally long.
+    fn len(&self) -> usize {
+        self.entities.len()
+    }
+
+    fn claim(&self, i: usize) -> CellClaim {
+        CellClaim {
+            entity: self.entities[i],
+            metric: self.metrics[i],
+            group: self.groups[i],
+            count: self.counts[i],
+            sum: self.sums[i],
+        }
+    }
+}
+
 /// The key whose dense index in the bases `sizes` (first part most significant) is `group`, or
 /// `None` when `group` is outside the domain.
 fn decode_group(mut group: u64, sizes: &[u32]) -> Option<GroupKey> {
@@ -56,6 +89,11 @@ fn decode_group(mut group: u64, sizes: &[u32]) -> Option<GroupKey> {
         group /= u64::from(size);
     }
     (group == 0).then_some(GroupKey(parts))
+}
+
+/// The key of a group [`ContributionBounds::check_cells`] found inside its domain.
+fn checked_key(group: u64, sizes: &[u32]) -> GroupKey {
+    decode_group(group, sizes).unwrap_or(GroupKey([u32::MAX; 4]))
 }
 
 /// The dense index of `key` in the bases `sizes`, the inverse of what the host checks cells with.
@@ -132,58 +170,71 @@ impl ContributionBounds {
         }
     }
 
-    /// Checks the cells a version 0.2 module returned for a call over `entities` entities, and
-    /// gives each entity's bounded contributions, in entity order. Nothing the module says is
-    /// trusted: every cell must name an entity of the call and a declared metric, a group inside
-    /// the metric's domain (`domain_sizes`, per metric and key part), come after the cell before
-    /// it in (entity, metric, group) order (so no group appears twice, or split in two to get
-    /// past `max_contributions_per_group`), keep each entity to `max_groups_per_entity` cells per
+    /// Checks the cells a version 0.2 module returned for a call over `entities` entities.
+    /// Nothing the module says is trusted: the five lists must be equally long, and every cell
+    /// must name an entity of the call and a declared metric, a group inside the metric's domain
+    /// (`domain_sizes`, per metric and key part), come after the cell before it in
+    /// (entity, metric, group) order (so no group appears twice, or split in two to get past
+    /// `max_contributions_per_group`), keep each entity to `max_groups_per_entity` cells per
     /// metric, count 1 to `max_contributions_per_group` contributions and sum within
     /// count x the metric's bounds (0 for a count). These are exactly what bounding one
     /// contribution at a time guarantees, so the sensitivities in docs/privacy.md hold as they
-    /// are. The first cell that breaks a rule is named in the error, and no cell is kept.
-    /// `reported` (what the module says its bounding did) rides on the first entity.
-    pub fn accept_cells(
+    /// are. The first cell that breaks a rule is named in the error.
+    pub fn check_cells(
         &self,
         domain_sizes: &[Vec<u32>],
         entities: u32,
-        cells: &[CellClaim],
-        reported: BoundingStats,
-    ) -> Result<Vec<EntityContributions>, String> {
-        let mut out: Vec<EntityContributions> = (0..entities)
-            .map(|_| EntityContributions::default())
-            .collect();
-        if let Some(first) = out.first_mut() {
-            first.stats = reported;
+        cells: CellColumns<'_>,
+    ) -> Result<(), String> {
+        let n = cells.len();
+        if [
+            cells.metrics.len(),
+            cells.groups.len(),
+            cells.counts.len(),
+            cells.sums.len(),
+        ]
+        .iter()
+        .any(|&len| len != n)
+        {
+            return Err(
+                "the cells' lists (entities, metrics, groups, counts, sums) differ in length"
+                    .into(),
+            );
         }
         let mut previous: Option<(u32, u32, u64)> = None;
-        for (i, cell) in cells.iter().enumerate() {
+        // Cells of the current (entity, metric): they are consecutive, as cells are sorted.
+        let mut run = 0u32;
+        for i in 0..n {
+            let cell = cells.claim(i);
             let at = (cell.entity, cell.metric, cell.group);
             let refuse = |why: String| Err(format!("cell #{i} {at:?}: {why}"));
-            if previous.is_some_and(|p| p >= at) {
-                return refuse(
-                    "cells must be sorted by (entity, metric, group) with no two alike".into(),
-                );
+            match previous {
+                Some(p) if p >= at => {
+                    return refuse(
+                        "cells must be sorted by (entity, metric, group) with no two alike".into(),
+                    );
+                }
+                Some((entity, metric, _)) if (entity, metric) == (cell.entity, cell.metric) => {
+                    run += 1
+                }
+                _ => run = 1,
             }
             previous = Some(at);
-            let Some(entity) = out.get_mut(cell.entity as usize) else {
+            if cell.entity >= entities {
                 return refuse(format!("the call has {entities} entities"));
-            };
+            }
             let metric = cell.metric as usize;
             let (Some(b), Some(sizes)) = (self.metrics.get(metric), domain_sizes.get(metric))
             else {
                 return refuse("no such metric in the manifest".into());
             };
-            let Some(key) = decode_group(cell.group, sizes) else {
+            if decode_group(cell.group, sizes).is_none() {
                 return refuse(format!(
                     "the group is outside the metric's domain ({} groups)",
                     sizes.iter().map(|&s| u128::from(s)).product::<u128>()
                 ));
-            };
-            if entity.groups_per_metric.len() < self.metrics.len() {
-                entity.groups_per_metric.resize(self.metrics.len(), 0);
             }
-            if entity.groups_per_metric[metric] >= self.max_groups {
+            if run > self.max_groups {
                 return refuse(format!(
                     "more than max_groups_per_entity = {} cells for this entity and metric",
                     self.max_groups
@@ -209,12 +260,40 @@ impl ContributionBounds {
                     cell.count
                 ));
             }
+        }
+        Ok(())
+    }
+
+    /// Checks cells as [`ContributionBounds::check_cells`] does and gives each entity's bounded
+    /// contributions, in entity order; `reported` (what the module says its bounding did)
+    /// rides on the first entity. No cell is kept unless every cell passes.
+    pub fn accept_cells(
+        &self,
+        domain_sizes: &[Vec<u32>],
+        entities: u32,
+        cells: CellColumns<'_>,
+        reported: BoundingStats,
+    ) -> Result<Vec<EntityContributions>, String> {
+        self.check_cells(domain_sizes, entities, cells)?;
+        let mut out: Vec<EntityContributions> = (0..entities)
+            .map(|_| EntityContributions::default())
+            .collect();
+        if let Some(first) = out.first_mut() {
+            first.stats = reported;
+        }
+        for i in 0..cells.len() {
+            let cell = cells.claim(i);
+            let metric = cell.metric as usize;
+            let entity = &mut out[cell.entity as usize];
+            if entity.groups_per_metric.len() < self.metrics.len() {
+                entity.groups_per_metric.resize(self.metrics.len(), 0);
+            }
             entity.groups_per_metric[metric] += 1;
             entity.cells.push(Cell {
                 metric: metric as u16,
-                key,
+                key: checked_key(cell.group, &domain_sizes[metric]),
                 contributions: cell.count,
-                sum,
+                sum: i128::from(cell.sum),
             });
         }
         Ok(out)
@@ -293,6 +372,9 @@ pub struct Accumulator {
     pub sum: i128,
 }
 
+/// Largest domain (in groups) whose cells a call sums in a dense array before hashing.
+const DENSE_GROUPS: u64 = 4096;
+
 /// Sums bounded contributions of many entities.
 #[derive(Clone, Debug)]
 pub struct Aggregator {
@@ -335,6 +417,63 @@ impl Aggregator {
             acc.sum += cell.sum;
         }
         self.stats.merge(&entity.stats);
+    }
+
+    /// Merges cells that [`ContributionBounds::check_cells`] accepted for the same
+    /// `domain_sizes`, with what the module reported its bounding did: what merging each entity
+    /// of [`ContributionBounds::accept_cells`] gives, without building them.
+    pub fn merge_cells(
+        &mut self,
+        domain_sizes: &[Vec<u32>],
+        cells: CellColumns<'_>,
+        reported: BoundingStats,
+    ) {
+        // A call's cells are summed first into one accumulator per group of each metric whose
+        // domain is small (indexed by the cell's dense group, no hashing), then each group
+        // touched goes into the metric's table once.
+        let mut dense: Vec<Option<Vec<Accumulator>>> = domain_sizes
+            .iter()
+            .take(self.groups.len())
+            .map(|sizes| {
+                let groups = sizes
+                    .iter()
+                    .try_fold(1u64, |acc, &s| acc.checked_mul(u64::from(s)))?;
+                (groups <= DENSE_GROUPS).then(|| vec![Accumulator::default(); groups as usize])
+            })
+            .collect();
+        let mut previous_entity = None;
+        for i in 0..cells.len() {
+            let cell = cells.claim(i);
+            if previous_entity != Some(cell.entity) {
+                self.entities += 1;
+                previous_entity = Some(cell.entity);
+            }
+            let metric = cell.metric as usize;
+            let acc = match dense.get_mut(metric) {
+                Some(Some(slots)) => &mut slots[cell.group as usize],
+                _ => self.groups[metric]
+                    .entry(checked_key(cell.group, &domain_sizes[metric]))
+                    .or_default(),
+            };
+            acc.entities += 1;
+            acc.contributions += u64::from(cell.count);
+            acc.sum += i128::from(cell.sum);
+        }
+        for (metric, slots) in dense.into_iter().enumerate() {
+            let Some(slots) = slots else { continue };
+            for (group, touched) in slots.into_iter().enumerate() {
+                if touched.entities == 0 {
+                    continue;
+                }
+                let acc = self.groups[metric]
+                    .entry(checked_key(group as u64, &domain_sizes[metric]))
+                    .or_default();
+                acc.entities += touched.entities;
+                acc.contributions += touched.contributions;
+                acc.sum += touched.sum;
+            }
+        }
+        self.stats.merge(&reported);
     }
 
     /// Each metric's groups, sorted by key: the canonical form a partial carries.

@@ -16,6 +16,6 @@ pub mod release;
 pub mod sampling;
 
 pub use aggregate::{
-    Accumulator, Aggregate, Aggregator, BoundingStats, CellClaim, ContributionBounds,
+    Accumulator, Aggregate, Aggregator, BoundingStats, CellClaim, CellColumns, ContributionBounds,
     EntityContributions, GroupKey, GroupRow, MetricResult, encode_group,
 };
