@@ -648,4 +648,95 @@ mod tests {
         assert_eq!(decode_group(u64::MAX, &sizes), None);
         assert_eq!(decode_group(0, &[0]), None);
     }
+
+    fn metric(name: &str, kind: MetricKind) -> Metric {
+        Metric {
+            name: name.into(),
+            kind,
+            decimals: 2,
+            lower: -5.0,
+            upper: 50.0,
+            max_contributions_per_group: 4,
+            key: Vec::new(),
+        }
+    }
+
+    /// Cells merged straight into an aggregator (dense accumulators for a small domain, the
+    /// hash table for a large one) sum to exactly what merging each accepted entity gives.
+    #[test]
+    fn merging_cells_equals_merging_each_entity() {
+        let manifest = Manifest {
+            name: "m".into(),
+            version: "1".into(),
+            mode: strongroom_contract::manifest::Mode::Isolated,
+            max_groups_per_entity: 3,
+            reads: Vec::new(),
+            metrics: vec![
+                metric("small", MetricKind::Count),
+                metric("large", MetricKind::Sum),
+            ],
+        };
+        // 70 groups, and 15,000 (over the dense limit).
+        let domain_sizes = vec![vec![10, 7], vec![5_000, 3]];
+        let bounds = ContributionBounds::new(&manifest);
+        let (mut entities, mut metrics, mut groups, mut counts, mut sums) =
+            (vec![], vec![], vec![], vec![], vec![]);
+        let mut state = 7u64;
+        let mut next = |n: u64| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
+            (state >> 33) % n
+        };
+        for entity in 0..200u32 {
+            for (m, size) in [(0u32, 70u64), (1, 15_000)] {
+                let mut picked: Vec<u64> = (0..next(4)).map(|_| next(size)).collect();
+                picked.sort_unstable();
+                picked.dedup();
+                for group in picked {
+                    let count = 1 + next(4) as u32;
+                    entities.push(entity);
+                    metrics.push(m);
+                    groups.push(group);
+                    counts.push(count);
+                    sums.push(if m == 0 {
+                        0
+                    } else {
+                        i64::from(count) * (next(5_501) as i64 - 500)
+                    });
+                }
+            }
+        }
+        let cells = CellColumns {
+            entities: &entities,
+            metrics: &metrics,
+            groups: &groups,
+            counts: &counts,
+            sums: &sums,
+        };
+        let reported = BoundingStats {
+            dropped_over_group_limit: 3,
+            dropped_over_contribution_limit: 5,
+            clamped: 8,
+        };
+        bounds
+            .check_cells(&domain_sizes, 200, cells)
+            .expect("valid cells");
+        let mut direct = Aggregator::new(&manifest);
+        direct.merge_cells(&domain_sizes, cells, reported);
+        let mut each = Aggregator::new(&manifest);
+        for entity in bounds
+            .accept_cells(&domain_sizes, 200, cells, reported)
+            .expect("valid cells")
+        {
+            each.merge_entity(entity);
+        }
+        assert!(
+            direct.sorted_groups()[1].len() > 100,
+            "the large metric has many groups"
+        );
+        assert_eq!(direct.sorted_groups(), each.sorted_groups());
+        assert_eq!(direct.stats(), each.stats());
+        assert_eq!(direct.entities(), each.entities());
+    }
 }
