@@ -32,6 +32,7 @@ pub enum CacheStatus {
 }
 
 /// A directory of authenticated compiled modules.
+#[derive(Clone)]
 pub struct ModuleCache {
     dir: PathBuf,
     key: hmac::Key,

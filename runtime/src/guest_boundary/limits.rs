@@ -6,12 +6,14 @@ use std::time::Duration;
 #[derive(Clone, Debug, PartialEq)]
 pub struct RunLimits {
     /// Fuel (roughly, WebAssembly instructions) for each isolation unit in isolated mode.
+    /// Modules the bank reviewed (batched and table mode) run on an engine without fuel, bounded
+    /// by their wall-clock limits.
     pub fuel_per_entity: u64,
-    /// Fuel for the whole run in table mode.
-    pub fuel_per_table_run: u64,
     /// Wall-clock deadline for a table-mode run, enforced by epoch interruption.
     pub deadline: Duration,
-    /// Wall-clock deadline for each isolation unit (isolated mode); a unit past it fails alone.
+    /// Wall-clock deadline for each isolation unit (isolated mode), each customer of a batched
+    /// version 0.1 call, and a whole batched version 0.2 call; a unit past it fails alone, and a
+    /// batch past it reruns one customer per instance.
     pub unit_deadline: Duration,
     /// Linear memory, summed over all memories of an instance, in bytes.
     pub max_memory_bytes: usize,
@@ -39,7 +41,6 @@ impl Default for RunLimits {
     fn default() -> Self {
         RunLimits {
             fuel_per_entity: 20_000_000,
-            fuel_per_table_run: 200_000_000_000,
             deadline: Duration::from_secs(600),
             unit_deadline: Duration::from_secs(1),
             max_memory_bytes: 64 << 20,

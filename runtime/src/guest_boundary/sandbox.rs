@@ -88,12 +88,31 @@ pub enum PrepareError {
     Link(String),
 }
 
-/// The configured engine and the linker holding the guest's whole world.
-pub struct Sandbox {
+/// How an engine bounds a guest's time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Metering {
+    /// Fuel and a wall-clock deadline: isolated mode, where any module runs unreviewed and a
+    /// unit must run out of fuel at the same instruction whatever the machine's load (fuel), and
+    /// the host's own time in its calls is bounded too (the deadline).
+    FuelAndDeadline,
+    /// A wall-clock deadline alone (epoch interruption): modules the bank reviewed, in batched
+    /// and table mode. Their compiled code then has no fuel check in every block.
+    Deadline,
+}
+
+/// An engine with its linker and the memory reset it proved.
+struct Metered {
     engine: Engine,
     linker: Linker<GuestState>,
-    epoch: EpochTicker,
     memory_reset: MemoryReset,
+}
+
+/// The configured engines (one per [`Metering`]) and the linkers holding the guest's whole
+/// world.
+pub struct Sandbox {
+    isolated: Metered,
+    reviewed: Metered,
+    epoch: EpochTicker,
     /// Modules prepared in this process, by hash, the most recently used last: a module run
     /// again is neither vetted nor loaded again (vetting depends on the bytes alone).
     prepared: std::sync::Mutex<Vec<Arc<PreparedModule>>>,
@@ -103,7 +122,7 @@ pub struct Sandbox {
 const PREPARED_IN_MEMORY: usize = 16;
 
 /// The engine's configuration; `page_scan` chooses how pooled memory is reset.
-fn engine_config(settings: &EngineSettings, page_scan: bool) -> Config {
+fn engine_config(settings: &EngineSettings, page_scan: bool, metering: Metering) -> Config {
     let mut pool = PoolingAllocationConfig::new();
     let n = settings.max_concurrent_instances;
     pool.total_component_instances(n)
@@ -133,7 +152,7 @@ fn engine_config(settings: &EngineSettings, page_scan: bool) -> Config {
     let mut config = Config::new();
     config
         .wasm_component_model(true)
-        .consume_fuel(true)
+        .consume_fuel(metering == Metering::FuelAndDeadline)
         .epoch_interruption(true)
         .max_wasm_stack(settings.max_wasm_stack)
         .memory_init_cow(true)
@@ -163,9 +182,33 @@ enum Pre {
 pub struct PreparedModule {
     /// The vetted module (manifest, hash).
     pub module: VettedModule,
-    pre: Pre,
-    /// Whether the compiled artifact came from the cache.
+    /// Linked on the isolated engine (made when first needed).
+    isolated: std::sync::OnceLock<Result<Pre, String>>,
+    /// Linked on the reviewed engine (made when first needed).
+    reviewed: std::sync::OnceLock<Result<Pre, String>>,
+    /// Where compiled code is kept, for the engine compiled second.
+    module_cache: Option<ModuleCache>,
+    /// Whether the compiled artifact of the module's own mode came from the cache.
     pub cache: CacheStatus,
+}
+
+impl PreparedModule {
+    /// The module linked for runs metered by `metering`, compiled on first need (a vetted module
+    /// compiled for one engine compiles for the other; failing that, the run is a host fault).
+    fn pre(&self, sandbox: &Sandbox, metering: Metering) -> Option<&Pre> {
+        let cell = match metering {
+            Metering::FuelAndDeadline => &self.isolated,
+            Metering::Deadline => &self.reviewed,
+        };
+        cell.get_or_init(|| {
+            sandbox
+                .link(&self.module, self.module_cache.as_ref(), metering)
+                .map(|(pre, _)| pre)
+                .map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .ok()
+    }
 }
 
 /// What a run produced. Only [`RunReport::partner_outcome`] and the aggregate may go towards a
@@ -225,12 +268,6 @@ pub const HOST_FAULT: &str = "host fault: a worker thread failed";
 /// to the end, large enough that taking the next one costs nothing.
 pub const PARTITION_ENTITIES: u32 = 64;
 
-/// A version 0.2 batched call gets the fuel and wall-clock time of this many customers at most
-/// (the partition's own count when smaller): far more than a reviewed module needs for a batch,
-/// and a bound on how long a batch that fails can hold a worker before it reruns one customer
-/// per instance.
-pub const POOLED_UNITS: u64 = 64;
-
 /// Entities per partition of a batched run: one instance (and, under version 0.2 of the
 /// contract, one call) serves them all, so the instance's setup and reset are paid once for this
 /// many customers; a window of [`crate::data_at_rest::stream::DEFAULT_WINDOW_ENTITIES`] still
@@ -242,8 +279,35 @@ impl Sandbox {
     /// (see [`super::freshness`]): with the page-scan reset when swap is off and the self-test
     /// passes, else with the reset that reads no page flags; refused if neither passes.
     pub fn new(settings: &EngineSettings) -> wasmtime::Result<Sandbox> {
+        let isolated = Self::metered(settings, Metering::FuelAndDeadline)?;
+        let reviewed = Self::metered(settings, Metering::Deadline)?;
+        let ticks = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        {
+            let engines = [isolated.engine.clone(), reviewed.engine.clone()];
+            let (ticks, stop) = (Arc::clone(&ticks), Arc::clone(&stop));
+            thread::Builder::new()
+                .name("strongroom-epoch".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        thread::sleep(EPOCH_TICK);
+                        engines.iter().for_each(Engine::increment_epoch);
+                        ticks.fetch_add(1, Ordering::Relaxed);
+                    }
+                })?;
+        }
+        Ok(Sandbox {
+            isolated,
+            reviewed,
+            epoch: EpochTicker { ticks, stop },
+            prepared: std::sync::Mutex::new(Vec::new()),
+        })
+    }
+
+    /// One engine metered by `metering`, once its pooled slots proved to come back fresh.
+    fn metered(settings: &EngineSettings, metering: Metering) -> wasmtime::Result<Metered> {
         let fallback = |why: String| -> wasmtime::Result<(Engine, MemoryReset)> {
-            let engine = Engine::new(&engine_config(settings, false))?;
+            let engine = Engine::new(&engine_config(settings, false, metering))?;
             freshness::self_test(&engine).map_err(|e| {
                 wasmtime::Error::msg(format!(
                     "isolated mode refuses to start: a pooled instance slot does not come back fresh even without page-flag resets ({e}); first: {why}"
@@ -256,67 +320,90 @@ impl Sandbox {
                 "swap is enabled, and a dirty page swapped out is not seen by a page scan".into(),
             )?
         } else {
-            let engine = Engine::new(&engine_config(settings, true))?;
+            let engine = Engine::new(&engine_config(settings, true, metering))?;
             match freshness::self_test(&engine) {
                 Ok(()) => (engine, MemoryReset::PageScan),
                 Err(e) => fallback(format!("the page-scan reset failed the self-test: {e}"))?,
             }
         };
-
         let mut linker = Linker::new(&engine);
         wasi::add_to_linker(&mut linker)?;
         v0_1::Query::add_to_linker::<_, HasSelf<GuestState>>(&mut linker, |s| s)?;
         v0_2::Query::add_to_linker::<_, HasSelf<GuestState>>(&mut linker, |s| s)?;
-
-        let ticks = Arc::new(AtomicU64::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        {
-            let (engine, ticks, stop) = (engine.clone(), Arc::clone(&ticks), Arc::clone(&stop));
-            thread::Builder::new()
-                .name("strongroom-epoch".into())
-                .spawn(move || {
-                    while !stop.load(Ordering::Relaxed) {
-                        thread::sleep(EPOCH_TICK);
-                        engine.increment_epoch();
-                        ticks.fetch_add(1, Ordering::Relaxed);
-                    }
-                })?;
-        }
-        Ok(Sandbox {
+        Ok(Metered {
             engine,
             linker,
-            epoch: EpochTicker { ticks, stop },
             memory_reset,
-            prepared: std::sync::Mutex::new(Vec::new()),
         })
+    }
+
+    fn metered_by(&self, metering: Metering) -> &Metered {
+        match metering {
+            Metering::FuelAndDeadline => &self.isolated,
+            Metering::Deadline => &self.reviewed,
+        }
     }
 
     /// How instance memory is reset between units, as proven when the engine was made.
     pub fn memory_reset(&self) -> &MemoryReset {
-        &self.memory_reset
+        &self.isolated.memory_reset
     }
 
-    /// The engine (for caching and benchmarks).
+    /// The isolated-mode engine (for caching and benchmarks).
     pub fn engine(&self) -> &Engine {
-        &self.engine
+        &self.isolated.engine
     }
 
-    /// Compiles (or loads from `cache`) and links a vetted module.
+    /// The engine metered by `metering`.
+    pub fn engine_for(&self, metering: Metering) -> &Engine {
+        &self.metered_by(metering).engine
+    }
+
+    /// Compiles (or loads from `cache`) and links a vetted module for the engine of its mode
+    /// (isolated or table); a batched run links it for the reviewed engine when it first needs
+    /// to, with the same cache.
     pub fn prepare(
         &self,
         module: VettedModule,
         cache: Option<&ModuleCache>,
     ) -> Result<PreparedModule, PrepareError> {
+        let metering = match module.manifest.mode {
+            Mode::Isolated => Metering::FuelAndDeadline,
+            Mode::Table => Metering::Deadline,
+        };
+        let (pre, status) = self.link(&module, cache, metering)?;
+        let prepared = PreparedModule {
+            module,
+            isolated: Default::default(),
+            reviewed: Default::default(),
+            module_cache: cache.cloned(),
+            cache: status,
+        };
+        let cell = match metering {
+            Metering::FuelAndDeadline => &prepared.isolated,
+            Metering::Deadline => &prepared.reviewed,
+        };
+        let _ = cell.set(Ok(pre));
+        Ok(prepared)
+    }
+
+    /// Compiles (or loads) and links `module` for the engine metered by `metering`.
+    fn link(
+        &self,
+        module: &VettedModule,
+        cache: Option<&ModuleCache>,
+        metering: Metering,
+    ) -> Result<(Pre, CacheStatus), PrepareError> {
+        let Metered { engine, linker, .. } = self.metered_by(metering);
         let (component, status) = match cache {
-            Some(cache) => cache.load_or_compile(&self.engine, &module.hash, &module.bytes)?,
+            Some(cache) => cache.load_or_compile(engine, &module.hash, &module.bytes)?,
             None => (
-                Component::new(&self.engine, &module.bytes)
+                Component::new(engine, &module.bytes)
                     .map_err(|e| PrepareError::Compile(format!("{e:#}")))?,
                 CacheStatus::Miss,
             ),
         };
-        let pre = self
-            .linker
+        let pre = linker
             .instantiate_pre(&component)
             .map_err(|e| PrepareError::Link(format!("{e:#}")))?;
         let link = |e: wasmtime::Error| PrepareError::Link(format!("{e:#}"));
@@ -324,11 +411,7 @@ impl Sandbox {
             Abi::V0_1 => Pre::V0_1(v0_1::QueryPre::new(pre).map_err(link)?),
             Abi::V0_2 => Pre::V0_2(v0_2::QueryPre::new(pre).map_err(link)?),
         };
-        Ok(PreparedModule {
-            module,
-            pre,
-            cache: status,
-        })
+        Ok((pre, status))
     }
 
     /// The module with SHA-256 `hash`, if this sandbox prepared it recently
@@ -368,8 +451,10 @@ impl Sandbox {
         self.epoch.ticks.load(Ordering::Relaxed) + ticks
     }
 
+    /// A store on the engine metered by `metering`; `fuel` is set where that engine meters it.
     fn new_store(
         &self,
+        metering: Metering,
         ctx: &Arc<RunContext>,
         entity: Option<u32>,
         fuel: u64,
@@ -377,12 +462,14 @@ impl Sandbox {
     ) -> (Store<GuestState>, CapturedOutput) {
         let output = wasi::output(ctx.limits.max_output_bytes);
         let mut store = Store::new(
-            &self.engine,
+            &self.metered_by(metering).engine,
             GuestState::new(Arc::clone(ctx), entity, &output),
         );
         store.limiter(|s| &mut s.limiter);
-        // Fuel can only fail to be set when fuel is not enabled, and it always is here.
-        let _ = store.set_fuel(fuel);
+        if metering == Metering::FuelAndDeadline {
+            // Fuel can only fail to be set when fuel is not enabled, and it is on this engine.
+            let _ = store.set_fuel(fuel);
+        }
         let now = self.epoch.ticks.load(Ordering::Relaxed);
         store.set_epoch_deadline(deadline_tick.saturating_sub(now).max(1));
         store.set_hostcall_fuel(ctx.limits.max_hostcall_bytes);
@@ -397,16 +484,17 @@ impl Sandbox {
 
     fn run_table(&self, module: &PreparedModule, ctx: Arc<RunContext>) -> RunReport {
         let deadline = self.deadline_tick(ctx.limits.deadline);
-        let fuel = ctx.limits.fuel_per_table_run;
-        let (mut store, output) = self.new_store(&ctx, None, fuel, deadline);
-        let result = match &module.pre {
+        let (mut store, output) = self.new_store(Metering::Deadline, &ctx, None, 0, deadline);
+        let Some(pre) = module.pre(self, Metering::Deadline) else {
+            return host_fault_report(&ctx);
+        };
+        let result = match pre {
             Pre::V0_1(pre) => call_run(pre, &mut store),
             // Table mode pulls its rows: the call names no entity and must return no cell.
             Pre::V0_2(pre) => {
                 call_cells(pre, &mut store, &ctx, 0..0, accepted(&ctx, 0)).map(|_| ())
             }
         };
-        let fuel_consumed = fuel - store.get_fuel().unwrap_or(0);
         let cap = ctx.limits.max_output_bytes;
         let mut report = RunReport {
             outcome: Outcome::Completed,
@@ -415,7 +503,8 @@ impl Sandbox {
             failed_units: Default::default(),
             stdout: output.stdout.contents().to_vec(),
             stderr: output.stderr.contents().to_vec(),
-            fuel_consumed,
+            // Table mode runs reviewed modules, metered by the deadline alone.
+            fuel_consumed: 0,
             peak_memory_bytes: store.data().limiter.memory_bytes() as u64,
             units: 1,
             seed: ctx.seed,
@@ -661,9 +750,9 @@ fn isolated_report(ctx: &RunContext, total: Result<Partial, HostFault>) -> RunRe
 }
 
 impl Sandbox {
-    /// Runs one partition batched: one instance, its `run` called once per customer in turn,
-    /// each call with the customer's own fuel, wall-clock limit and contribution bounds, and
-    /// only that customer's rows in scope. If any call fails, nothing the instance produced is
+    /// Runs one partition batched: one instance on the reviewed engine (no fuel, a wall-clock
+    /// limit), its `run` called once per customer in turn, each call with the customer's own
+    /// wall-clock limit and contribution bounds, and only that customer's rows in scope. If any call fails, nothing the instance produced is
     /// kept and the partition runs again one customer per fresh instance
     /// ([`Sandbox::run_partition`]), so a failure drops that customer's contributions alone and
     /// the report is what isolated mode gives. For modules the bank reviewed: state a module
@@ -674,12 +763,13 @@ impl Sandbox {
         ctx: &Arc<RunContext>,
         partition: Partition,
     ) -> Partial {
-        let fuel = ctx.limits.fuel_per_entity;
         let deadline = self.deadline_tick(ctx.limits.unit_deadline);
-        let (mut store, output) = self.new_store(ctx, Some(partition.first), fuel, deadline);
-        let pre = match &module.pre {
-            Pre::V0_1(pre) => pre,
-            Pre::V0_2(pre) => {
+        let (mut store, output) =
+            self.new_store(Metering::Deadline, ctx, Some(partition.first), 0, deadline);
+        let pre = match module.pre(self, Metering::Deadline) {
+            None => return self.run_partition(module, ctx, partition),
+            Some(Pre::V0_1(pre)) => pre,
+            Some(Pre::V0_2(pre)) => {
                 return self.run_partition_cells(module, pre, ctx, partition, store, output);
             }
         };
@@ -691,7 +781,6 @@ impl Sandbox {
         for entity in partition.entities() {
             // The previous customer's contributions were taken; none are carried over.
             store.data_mut().next_entity(entity);
-            let _ = store.set_fuel(fuel);
             let now = self.epoch.ticks.load(Ordering::Relaxed);
             let deadline = self.deadline_tick(ctx.limits.unit_deadline);
             store.set_epoch_deadline(deadline.saturating_sub(now).max(1));
@@ -701,7 +790,6 @@ impl Sandbox {
                 return self.run_partition(module, ctx, partition);
             }
             partial.units += 1;
-            partial.fuel_consumed += fuel - store.get_fuel().unwrap_or(0);
             peak = peak.max(store.data().limiter.memory_bytes() as u64);
             let contributions = std::mem::take(&mut store.data_mut().entity_contributions);
             partial.aggregator.merge_entity(contributions);
@@ -711,10 +799,12 @@ impl Sandbox {
         partial
     }
 
-    /// Version 0.2 batched: the whole partition in one call to one instance, with the fuel and
-    /// wall-clock time of [`POOLED_UNITS`] customers pooled; its cells are checked as isolated
-    /// mode's are.
-    /// Any failure reruns the partition one customer per fresh instance, as in version 0.1.
+    /// Version 0.2 batched: the whole partition in one call to one instance, with one
+    /// customer's wall-clock limit for the whole batch (a reviewed module serves a batch in
+    /// milliseconds); its cells are checked as isolated mode's are. Any failure, running past
+    /// the limit included, reruns the partition one customer per fresh instance, each with its
+    /// own fuel and limit, as in version 0.1: no batch holds a worker longer than one customer
+    /// could before the fallback begins.
     fn run_partition_cells(
         &self,
         module: &PreparedModule,
@@ -725,15 +815,6 @@ impl Sandbox {
         output: CapturedOutput,
     ) -> Partial {
         let n = u64::from(partition.end - partition.first);
-        // Pooled, but at most POOLED_UNITS customers' worth: a batch that needs more (or spins)
-        // reruns one customer at a time, each with its own limits, so no batch can hold a
-        // worker for longer than a few customers' limits before the fallback begins.
-        let pooled = n.min(POOLED_UNITS);
-        let fuel = ctx.limits.fuel_per_entity.saturating_mul(pooled);
-        let _ = store.set_fuel(fuel);
-        let now = self.epoch.ticks.load(Ordering::Relaxed);
-        let deadline = self.deadline_tick(ctx.limits.unit_deadline.saturating_mul(pooled as u32));
-        store.set_epoch_deadline(deadline.saturating_sub(now).max(1));
         let mut partial = Partial::new(&ctx.manifest, ctx.limits.max_output_bytes);
         let merged = call_cells(
             pre,
@@ -752,7 +833,6 @@ impl Sandbox {
             return self.run_partition(module, ctx, partition);
         }
         partial.units = n;
-        partial.fuel_consumed = fuel - store.get_fuel().unwrap_or(0);
         partial.peak_memory_bytes = store.data().limiter.memory_bytes() as u64;
         partial.output(&output.stdout.contents(), &output.stderr.contents());
         partial
@@ -784,11 +864,15 @@ impl Sandbox {
         fuel: u64,
         deadline_tick: u64,
     ) -> UnitReport {
-        let (mut store, output) = self.new_store(ctx, Some(entity), fuel, deadline_tick);
-        let result = match &module.pre {
-            Pre::V0_1(pre) => call_run(pre, &mut store)
+        let metering = Metering::FuelAndDeadline;
+        let (mut store, output) = self.new_store(metering, ctx, Some(entity), fuel, deadline_tick);
+        let result = match module.pre(self, metering) {
+            None => Err(Failure::Wasm(wasmtime::format_err!(
+                "the module could not be compiled for isolated mode"
+            ))),
+            Some(Pre::V0_1(pre)) => call_run(pre, &mut store)
                 .map(|()| std::mem::take(&mut store.data_mut().entity_contributions)),
-            Pre::V0_2(pre) => {
+            Some(Pre::V0_2(pre)) => {
                 call_cells(pre, &mut store, ctx, entity..entity + 1, accepted(ctx, 1))
                     .map(|mut one| one.pop().unwrap_or_default())
             }
