@@ -617,3 +617,55 @@ fn batched_runs_share_one_instance_which_is_why_only_reviewed_modules_get_them()
         "batched customers share an instance"
     );
 }
+
+/// The initial linear memory of every core module in a component, in bytes.
+fn initial_memory_bytes(component: &[u8]) -> u64 {
+    let mut total = 0;
+    for payload in wasmparser::Parser::new(0).parse_all(component) {
+        if let Ok(wasmparser::Payload::MemorySection(memories)) = payload {
+            for memory in memories {
+                total += memory.expect("memory type").initial * 65_536;
+            }
+        }
+    }
+    total
+}
+
+#[test]
+fn an_isolation_unit_never_grows_its_memory() {
+    // The SDK's allocator serves a customer's rows and cells from a region of the module's
+    // initial memory, so no unit pays for growing it (and for shrinking it back when the slot
+    // is reset): not even customers with thousands of card transactions, whose rows outgrow the
+    // few kilobytes the standard allocator finds free at the start.
+    let bytes = example("spend-by-category");
+    let initial = initial_memory_bytes(&bytes);
+    assert!(initial > 0, "the module declares a memory");
+    let module = prepare(&bytes);
+    let data = Arc::new(synthetic::generate(6, 3_000.0, 11).dataset());
+    let ctx = Arc::new(
+        RunContext::new(
+            Arc::clone(&data),
+            module.module.manifest.clone(),
+            Mode::Isolated,
+            RunLimits::default(),
+            [3; 32],
+        )
+        .expect("run context"),
+    );
+    let transactions = data.table("transactions").expect("transactions");
+    let sandbox = sandbox();
+    for entity in 0..6 {
+        let rows = transactions.entity_rows(entity).len();
+        assert!(rows > 1_000, "entity {entity} has {rows} transactions");
+        let deadline = sandbox.unit_deadline_for(&RunLimits::default());
+        let unit = sandbox.run_unit(
+            &module,
+            &ctx,
+            entity,
+            RunLimits::default().fuel_per_entity,
+            deadline,
+        );
+        assert!(unit.result.is_ok(), "entity {entity} ran");
+        assert_eq!(unit.memory_bytes, initial, "entity {entity}, {rows} rows");
+    }
+}

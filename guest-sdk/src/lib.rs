@@ -39,6 +39,8 @@
 //! `cargo build --target wasm32-wasip2 --release` then gives a component ready to submit.
 //! docs/guest-sdk.md walks through it from `cargo new` to a result.
 
+#[cfg(all(target_arch = "wasm32", feature = "arena"))]
+pub mod arena;
 #[doc(hidden)]
 pub mod bindings;
 #[cfg(not(feature = "wit-0-1"))]
@@ -51,6 +53,10 @@ pub use contribute::{Contribute, flush};
 pub use manifest::{ColumnSpec, ColumnType, Domain, Manifest, Metric, MetricKind, Mode, TableRead};
 pub use rows::{Batch, Category, Date, FromColumn, Row, RowId, batches, column_batches, rows};
 pub use strongroom_guest_derive::Row;
+
+#[cfg(all(target_arch = "wasm32", feature = "arena"))]
+#[global_allocator]
+static ALLOCATOR: arena::Arena = arena::Arena;
 
 use bindings::strongroom::query::schema as wit_schema;
 use bindings::strongroom::query::types as wit_types;
