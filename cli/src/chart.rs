@@ -1,5 +1,6 @@
 //! A released result as an SVG chart: one horizontal bar panel per metric, groups ranked by
-//! their released (noisy) value. Self-contained SVG 1.1, no scripts, no external fonts.
+//! their released (noisy) value, each bar with its interval as an error bar. Self-contained SVG
+//! 1.1, no scripts, no external fonts.
 
 use std::fmt::Write;
 
@@ -62,25 +63,37 @@ pub(crate) fn released_svg(title: &str, released: &ReleasedTable) -> String {
         let max = groups
             .iter()
             .take(shown)
-            .map(|g| g.value.max(0.0))
+            .map(|g| g.value.max(g.high).max(0.0))
             .fold(0.0f64, f64::max);
         let span = WIDTH - LABEL_WIDTH - VALUE_WIDTH - 32.0;
+        let x = |v: f64| {
+            LABEL_WIDTH
+                + 16.0
+                + if max > 0.0 {
+                    v.max(0.0) / max * span
+                } else {
+                    0.0
+                }
+        };
+        let confidence = released.confidence * 100.0;
         for g in groups.iter().take(shown) {
-            let w = if max > 0.0 {
-                (g.value.max(0.0) / max * span).max(1.0)
-            } else {
-                1.0
-            };
+            let w = (x(g.value) - x(0.0)).max(1.0);
+            let (low, high) = (x(g.low), x(g.high));
+            let mid = y + BAR_HEIGHT / 2.0;
             let label = escape(&g.labels.join(" / "));
             let _ = write!(
                 body,
-                r##"<text x="{lx}" y="{ty}" font-size="12" text-anchor="end">{label}</text><rect x="{bx}" y="{y}" width="{w:.1}" height="{BAR_HEIGHT}" fill="#3b6ea5"><title>{label}: {v:.4} ({e:.0} entities)</title></rect><text x="{vx:.1}" y="{ty}" font-size="12">{vs}</text>"##,
+                r##"<text x="{lx}" y="{ty}" font-size="12" text-anchor="end">{label}</text><rect x="{bx}" y="{y}" width="{w:.1}" height="{BAR_HEIGHT}" fill="#3b6ea5"><title>{label}: {v:.4}, {confidence:.0}% interval {lo:.4} to {hi:.4} ({e:.0} entities)</title></rect><path class="interval" d="M{low:.1} {mid}H{high:.1}M{low:.1} {t1}V{t2}M{high:.1} {t1}V{t2}" stroke="#222" stroke-width="1.2" fill="none"/><text x="{vx:.1}" y="{ty}" font-size="12">{vs}</text>"##,
                 lx = LABEL_WIDTH + 8.0,
                 ty = y + 13.0,
-                bx = LABEL_WIDTH + 16.0,
+                bx = x(0.0),
                 v = g.value,
+                lo = g.low,
+                hi = g.high,
                 e = g.entities,
-                vx = LABEL_WIDTH + 22.0 + w,
+                t1 = mid - 4.0,
+                t2 = mid + 4.0,
+                vx = (x(0.0) + w).max(high) + 6.0,
                 vs = short(g.value),
             );
             y += BAR_HEIGHT + BAR_GAP;
@@ -102,7 +115,7 @@ pub(crate) fn released_svg(title: &str, released: &ReleasedTable) -> String {
             notes.push("no group released".into());
         }
         notes.push(format!(
-            "noise std {}",
+            "lines: {confidence:.0}% intervals; noise std {}",
             escape(&short(metric.value_noise_std))
         ));
         let _ = write!(
@@ -139,6 +152,7 @@ mod tests {
         ReleasedTable {
             mechanism: "gaussian".into(),
             threshold: 50,
+            confidence: 0.95,
             cost_rho: "0.5".into(),
             remaining_rho: "0.5".into(),
             metrics: vec![ReleasedMetric {
@@ -149,6 +163,8 @@ mod tests {
                     .map(|i| ReleasedGroup {
                         labels: vec![format!("Group <{i}> & co")],
                         value: i as f64 * 10.0,
+                        low: i as f64 * 10.0 - 4.0,
+                        high: i as f64 * 10.0 + 4.0,
                         entities: 60.0,
                     })
                     .collect(),
@@ -167,6 +183,8 @@ mod tests {
         assert!(svg.contains("Group &lt;29&gt; &amp; co"));
         assert!(!svg.contains("<29>"));
         assert_eq!(svg.matches("<rect x=").count(), MAX_BARS);
+        assert_eq!(svg.matches(r#"<path class="interval""#).count(), MAX_BARS);
+        assert!(svg.contains("95% interval 286.0000 to 294.0000"));
         // Largest first: group 29 is drawn above group 28.
         let (a, b) = (
             svg.find("Group &lt;29&gt;").expect("29"),

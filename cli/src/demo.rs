@@ -137,11 +137,22 @@ fn write_outputs(dir: &Path, q: &Question, released: &ReleasedTable) -> anyhow::
         let mut w = csv::Writer::from_path(&path)
             .with_context(|| format!("cannot write {}", path.display()))?;
         let mut header = metric.key.clone();
-        header.extend(["value".into(), "entities".into()]);
+        let level = format!("{:.0}", released.confidence * 100.0);
+        header.extend([
+            "value".into(),
+            format!("low_{level}"),
+            format!("high_{level}"),
+            "entities".into(),
+        ]);
         w.write_record(&header)?;
         for g in &metric.groups {
             let mut cells = g.labels.clone();
-            cells.extend([format!("{:.4}", g.value), format!("{:.0}", g.entities)]);
+            cells.extend([
+                format!("{:.4}", g.value),
+                format!("{:.4}", g.low),
+                format!("{:.4}", g.high),
+                format!("{:.0}", g.entities),
+            ]);
             w.write_record(&cells)?;
         }
         w.flush()?;

@@ -17,6 +17,11 @@ use strongroom::guest_boundary::cache::ModuleCache;
 use strongroom::guest_boundary::sandbox::EngineSettings;
 use strongroom::guest_boundary::vetting::DEFAULT_MAX_MODULE_BYTES;
 use strongroom::guest_boundary::{RunContext, RunLimits, RunReport, Sandbox, vet};
+use strongroom::output_gate::forecast::MetricForecast;
+use strongroom::output_gate::mechanism::parse_nano;
+use strongroom::output_gate::sampling::SystemRandomBytes;
+use strongroom::room::jobs::{domain_labels, plan_job};
+use strongroom::room::policy::Policy;
 use strongroom_contract::manifest::{Domain, Manifest, Mode};
 use strongroom_synthetic as synthetic;
 
@@ -59,6 +64,18 @@ pub(super) struct DevRunArgs {
     /// A parameter for the module, NAME=VALUE; repeat for each.
     #[arg(long = "param", value_name = "NAME=VALUE")]
     params: Vec<String>,
+    /// A policy file (TOML, as the bank sets it): release the result through the real output
+    /// gate (threshold, mechanism, noise) --trials times and show, per group, the error to
+    /// expect, where 95% of released values fall, and the chance the group is suppressed.
+    #[arg(long, requires = "cost")]
+    policy: Option<PathBuf>,
+    /// With --policy: the job's privacy cost (rho under a Gaussian policy, epsilon under a
+    /// Laplace one).
+    #[arg(long, requires = "policy")]
+    cost: Option<String>,
+    /// With --policy: how many releases to simulate.
+    #[arg(long, default_value_t = 200, requires = "policy")]
+    trials: u32,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -157,6 +174,17 @@ fn dev_run(args: DevRunArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let report = sandbox.run(&prepared, Arc::new(ctx), threads);
     let elapsed = started.elapsed();
+    let forecast = match (&args.policy, &report.aggregate) {
+        (Some(path), Some(aggregate)) => Some(forecast(
+            path,
+            args.cost.as_deref().unwrap_or_default(),
+            args.trials,
+            &manifest,
+            &dataset,
+            aggregate,
+        )?),
+        _ => None,
+    };
 
     if args.json {
         let value = serde_json::json!({
@@ -167,6 +195,7 @@ fn dev_run(args: DevRunArgs) -> anyhow::Result<ExitCode> {
             "detail": report.detail,
             "seed": hex::encode(report.seed),
             "aggregate": report.aggregate,
+            "forecast": forecast,
             "stderr": String::from_utf8_lossy(&report.stderr),
             "stdout": String::from_utf8_lossy(&report.stdout),
         });
@@ -186,12 +215,112 @@ fn dev_run(args: DevRunArgs) -> anyhow::Result<ExitCode> {
             &report,
             elapsed,
         );
+        if let Some(forecast) = &forecast {
+            print_forecast(forecast);
+        }
     }
     Ok(if report.outcome.is_completed() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
+}
+
+/// What the room would release from `aggregate` under the policy in `path` at `cost`.
+struct Forecast {
+    policy: Policy,
+    cost: String,
+    trials: u32,
+    metrics: Vec<MetricForecast>,
+}
+
+impl serde::Serialize for Forecast {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        serde_json::json!({
+            "mechanism": self.policy.mechanism,
+            "cost": self.cost,
+            "threshold": self.policy.min_group_size,
+            "trials": self.trials,
+            "metrics": self.metrics,
+        })
+        .serialize(s)
+    }
+}
+
+fn forecast(
+    path: &Path,
+    cost: &str,
+    trials: u32,
+    manifest: &Manifest,
+    dataset: &Dataset,
+    aggregate: &strongroom::output_gate::Aggregate,
+) -> anyhow::Result<Forecast> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the policy {}", path.display()))?;
+    let policy =
+        Policy::parse(&text).map_err(|e| anyhow::anyhow!("policy {}: {e}", path.display()))?;
+    let cost_nano = parse_nano(cost).map_err(|e| anyhow::anyhow!("--cost: {e}"))?;
+    if trials == 0 {
+        bail!("--trials must be at least 1");
+    }
+    let plan = plan_job(&policy, manifest, dataset, cost_nano)
+        .map_err(|e| anyhow::anyhow!("the room would refuse this job: {e}"))?;
+    let labels = domain_labels(manifest, dataset);
+    let metrics = strongroom::output_gate::forecast::forecast(
+        manifest,
+        aggregate,
+        &labels,
+        &plan,
+        policy.min_group_size,
+        trials,
+        SystemRandomBytes::new(),
+    )?;
+    Ok(Forecast {
+        policy,
+        cost: cost.to_string(),
+        trials,
+        metrics,
+    })
+}
+
+fn print_forecast(f: &Forecast) {
+    println!(
+        "
+FORECAST: the result above released {} times through the output gate of the policy for '{}' ({}, cost {}, groups under {} entities suppressed). In a room, the bank's data replaces your sample.",
+        f.trials, f.policy.partner, f.policy.mechanism, f.cost, f.policy.min_group_size
+    );
+    for m in &f.metrics {
+        println!(
+            "
+{} ({}) by {}",
+            m.name,
+            m.kind,
+            m.key.join(" x ")
+        );
+        let mut header = m.key.clone();
+        header.extend([
+            "exact (sample)".to_string(),
+            "expected error".into(),
+            "95% of releases in".into(),
+            "suppressed".into(),
+        ]);
+        let shown = |v: f64| number(v, if v.abs() < 10.0 { 4 } else { 2 });
+        let body: Vec<Vec<String>> = m
+            .groups
+            .iter()
+            .map(|g| {
+                let mut cells = g.labels.clone();
+                cells.push(g.exact.map_or("-".into(), shown));
+                cells.push(g.expected_error.map_or("-".into(), shown));
+                cells.push(g.range_95.map_or("-".into(), |[lo, hi]| {
+                    format!("{} to {}", shown(lo), shown(hi))
+                }));
+                cells.push(format!("{:.0}%", g.suppressed * 100.0));
+                cells
+            })
+            .collect();
+        print!("{}", table(&header, &body, m.key.len()));
+    }
 }
 
 fn print_report(
@@ -218,11 +347,15 @@ fn print_report(
         rows.join(", "),
         number(dataset.entities() as f64, 0)
     );
+    // Table mode runs reviewed modules on the engine that meters no fuel.
+    let fuel = match mode {
+        Mode::Table => "no fuel metered (reviewed mode: wall-clock limit)".to_string(),
+        Mode::Isolated => format!("{} fuel", number(report.fuel_consumed as f64, 0)),
+    };
     println!(
-        "run      {} mode, {} unit(s), {} fuel, {:.2} s, seed {}",
+        "run      {} mode, {} unit(s), {fuel}, {:.2} s, seed {}",
         mode,
         number(report.units as f64, 0),
-        number(report.fuel_consumed as f64, 0),
         elapsed.as_secs_f64(),
         &hex::encode(report.seed)[..16]
     );
@@ -256,6 +389,9 @@ fn print_report(
                 })
                 .collect();
             print!("{}", table(&header, &body, labels.len()));
+            println!(
+                "(exact, every group shown: a room adds noise and suppresses groups under its threshold; --policy and --cost show what it would release)"
+            );
         }
         let s = aggregate.stats;
         println!(

@@ -458,6 +458,10 @@ pub(crate) fn print_released(released: &ReleasedTable) {
         "mechanism {}; groups with fewer than {} entities suppressed; cost rho {}, rho {} left",
         released.mechanism, released.threshold, released.cost_rho, released.remaining_rho
     );
+    println!(
+        "each value holds the exact one within its interval with probability {:.0}%; counts are kept at zero or more and means inside their bounds (post-processing, which costs no privacy)",
+        released.confidence * 100.0
+    );
     for m in &released.metrics {
         println!(
             "\n{} ({}) by {}   [noise std: value {}, entities {}; {} group(s) suppressed]",
@@ -469,13 +473,19 @@ pub(crate) fn print_released(released: &ReleasedTable) {
             m.suppressed_groups
         );
         let mut header = m.key.clone();
-        header.extend(["value".to_string(), "entities".to_string()]);
+        header.extend([
+            "value".to_string(),
+            format!("{:.0}% interval", released.confidence * 100.0),
+            "entities".to_string(),
+        ]);
+        let shown = |v: f64| number(v, if v.abs() < 10.0 { 4 } else { 2 });
         let rows: Vec<Vec<String>> = m
             .groups
             .iter()
             .map(|g| {
                 let mut cells = g.labels.clone();
-                cells.push(number(g.value, if g.value.abs() < 10.0 { 4 } else { 2 }));
+                cells.push(shown(g.value));
+                cells.push(format!("{} to {}", shown(g.low), shown(g.high)));
                 cells.push(number(g.entities, 0));
                 cells
             })

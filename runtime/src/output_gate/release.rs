@@ -10,10 +10,11 @@ use std::collections::HashMap;
 use num_bigint::BigInt;
 use num_traits::ToPrimitive;
 
+use super::accuracy::{self, Estimate, Values};
 use super::aggregate::{Aggregate, GroupRow};
-use super::mechanism::{Mechanism, Noise, NoisePlan};
+use super::mechanism::{Mechanism, MetricNoise, Noise, NoisePlan};
 use super::sampling::{RandomBytes, Sampler, SamplingError};
-use strongroom_contract::manifest::{Domain, Manifest, MetricKind};
+use strongroom_contract::manifest::{Domain, Manifest, Metric, MetricKind};
 
 /// Most groups a metric may have (the product of its key domains).
 pub const MAX_GROUPS_PER_METRIC: u64 = 1_000_000;
@@ -23,8 +24,17 @@ pub const MAX_GROUPS_PER_METRIC: u64 = 1_000_000;
 pub struct ReleasedGroup {
     /// Decoded labels, one per key part.
     pub labels: Vec<String>,
-    /// The noisy value (sum, count or mean).
+    /// The noisy value (sum, count or mean), post-processed into where the exact value can be:
+    /// a count at zero or more, a sum of values that cannot be negative at zero or more, a mean
+    /// inside the metric's bounds.
     pub value: f64,
+    /// The lower end of the interval that holds the exact value with probability
+    /// [`ReleasedTable::confidence`] (see `accuracy.rs`).
+    #[serde(default)]
+    pub low: f64,
+    /// The upper end of that interval.
+    #[serde(default)]
+    pub high: f64,
     /// The noisy number of distinct entities.
     pub entities: f64,
 }
@@ -42,7 +52,8 @@ pub struct ReleasedMetric {
     pub groups: Vec<ReleasedGroup>,
     /// Groups suppressed because their (noisy) entity count was below the threshold.
     pub suppressed_groups: u64,
-    /// Standard deviation of the noise on each value (for a mean: on its sum), in value units.
+    /// Standard deviation of the noise on each value, in value units (for a mean, whose noise
+    /// depends on its count, the noise on its sum; its intervals are per group).
     pub value_noise_std: f64,
     /// Standard deviation of the noise on the entity counts.
     pub entities_noise_std: f64,
@@ -55,6 +66,9 @@ pub struct ReleasedTable {
     pub mechanism: String,
     /// Minimum distinct entities for a group to be released.
     pub threshold: u64,
+    /// The probability each group's interval holds its exact value.
+    #[serde(default)]
+    pub confidence: f64,
     /// The cost charged for this release, as rho (set by the job that ran it).
     #[serde(default)]
     pub cost_rho: String,
@@ -132,6 +146,35 @@ fn perturb<R: RandomBytes>(
     )))
 }
 
+/// A released group's value and interval from its noisy sum and count.
+fn estimate(
+    metric: &Metric,
+    noise: &MetricNoise,
+    sum: Option<i128>,
+    count: Option<i128>,
+    scale: f64,
+) -> Estimate {
+    let exact = Noise::Exact;
+    let sum_noise = noise.sum.as_ref().unwrap_or(&exact);
+    let count_noise = noise.count.as_ref().unwrap_or(&exact);
+    let (sum, count) = (sum.unwrap_or(0), count.unwrap_or(0));
+    let values = Values {
+        scale,
+        lower: metric.lower,
+        upper: metric.upper,
+    };
+    match metric.kind {
+        MetricKind::Sum => accuracy::sum(sum, sum_noise, values, accuracy::LEVEL),
+        MetricKind::Count => accuracy::count(count, count_noise, accuracy::LEVEL),
+        MetricKind::Mean => accuracy::mean(
+            (sum, sum_noise),
+            (count, count_noise),
+            values,
+            accuracy::LEVEL,
+        ),
+    }
+}
+
 /// Applies threshold and noise to `aggregate`. `labels[m][part]` are the domains' members.
 pub fn release<R: RandomBytes>(
     manifest: &Manifest,
@@ -188,20 +231,16 @@ pub fn release<R: RandomBytes>(
             if entities < i128::from(threshold) || entities <= 0 {
                 suppressed += 1;
             } else {
-                let value = match metric.kind {
-                    MetricKind::Sum => sum.unwrap_or(0) as f64 / scale,
-                    MetricKind::Count => count.unwrap_or(0) as f64,
-                    MetricKind::Mean => {
-                        sum.unwrap_or(0) as f64 / scale / (count.unwrap_or(1).max(1) as f64)
-                    }
-                };
+                let estimate = estimate(metric, noise, sum, count, scale);
                 released.push(ReleasedGroup {
                     labels: key
                         .iter()
                         .zip(domains)
                         .map(|(&k, d)| d[k as usize].clone())
                         .collect(),
-                    value,
+                    value: estimate.value,
+                    low: estimate.low,
+                    high: estimate.high,
                     entities: entities as f64,
                 });
             }
@@ -232,6 +271,7 @@ pub fn release<R: RandomBytes>(
     Ok(ReleasedTable {
         mechanism: mechanism.to_string(),
         threshold,
+        confidence: accuracy::LEVEL,
         cost_rho: String::new(),
         remaining_rho: String::new(),
         metrics,
