@@ -583,3 +583,127 @@ async fn a_policy_runs_batched_only_the_modules_the_bank_approved() {
     assert_eq!(second.outcome, "completed");
     assert_eq!(started_modes(&room).await, ["isolated", "batched"]);
 }
+
+/// Exact values of query 1's aggregate, by metric and labels, as released numbers are stated.
+fn exact_values(
+    manifest: &strongroom_contract::manifest::Manifest,
+    aggregate: &strongroom::output_gate::Aggregate,
+    labels: &[Vec<Vec<String>>],
+) -> Vec<std::collections::HashMap<Vec<String>, f64>> {
+    use strongroom_contract::manifest::MetricKind;
+    manifest
+        .metrics
+        .iter()
+        .zip(&aggregate.metrics)
+        .zip(labels)
+        .map(|((m, result), domains)| {
+            let scale = 10f64.powi(i32::from(m.decimals));
+            result
+                .rows
+                .iter()
+                .map(|row| {
+                    let key = row
+                        .key
+                        .iter()
+                        .zip(domains)
+                        .map(|(&k, d)| d[k as usize].clone())
+                        .collect();
+                    let value = match m.kind {
+                        MetricKind::Sum => row.sum_fixed as f64 / scale,
+                        MetricKind::Count => row.contributions as f64,
+                        MetricKind::Mean => {
+                            row.sum_fixed as f64 / scale / row.contributions.max(1) as f64
+                        }
+                    };
+                    (key, value)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn released_intervals_hold_the_exact_values_and_releases_fall_where_the_forecast_said() {
+    use strongroom::output_gate::forecast::forecast;
+    let data = small_bank(1_500);
+    let module = prepare(&example("spend-by-category"));
+    let report = run(&module, &data, RunLimits::default());
+    let aggregate = report.aggregate.expect("aggregate");
+    let manifest = &module.module.manifest;
+    let labels = domain_labels(manifest, &data);
+    let counts: Vec<u64> = labels
+        .iter()
+        .map(|d| d.iter().map(|p| p.len() as u64).product())
+        .collect();
+    let exact = exact_values(manifest, &aggregate, &labels);
+    for mechanism in [Mechanism::Gaussian, Mechanism::Laplace] {
+        // A cost that leaves the noise comparable to the values, so intervals are not trivial.
+        let plan = mechanism::plan(manifest, mechanism, NANO / 2, 32, &counts).expect("plan");
+        let predicted = forecast(
+            manifest,
+            &aggregate,
+            &labels,
+            &plan,
+            1,
+            200,
+            SeededBytes::new(11),
+        )
+        .expect("forecast");
+        // Per metric: (releases holding the exact value, inside the forecast's 95% range, all).
+        let mut tally = vec![(0u32, 0u32, 0u32); manifest.metrics.len()];
+        for trial in 0..40 {
+            let released = release(
+                manifest,
+                &aggregate,
+                &labels,
+                &plan,
+                1,
+                SeededBytes::new(1_000 + trial),
+            )
+            .expect("release");
+            assert_eq!(released.confidence, 0.95);
+            for (m, metric) in released.metrics.iter().enumerate() {
+                let manifest_metric = &manifest.metrics[m];
+                for group in &metric.groups {
+                    let Some(&truth) = exact[m].get(&group.labels) else {
+                        continue;
+                    };
+                    assert!(group.low <= group.value && group.value <= group.high);
+                    if manifest_metric.kind != strongroom_contract::manifest::MetricKind::Sum {
+                        assert!(group.value >= manifest_metric.lower.min(0.0));
+                    }
+                    let range = predicted[m]
+                        .groups
+                        .iter()
+                        .find(|g| g.labels == group.labels)
+                        .and_then(|g| g.range_95)
+                        .expect("the forecast released this group");
+                    let t = &mut tally[m];
+                    t.0 += u32::from(group.low <= truth && truth <= group.high);
+                    t.1 += u32::from(range[0] <= group.value && group.value <= range[1]);
+                    t.2 += 1;
+                }
+            }
+        }
+        for (m, &(held, in_range, all)) in tally.iter().enumerate() {
+            let name = &manifest.metrics[m].name;
+            assert!(all > 1_000, "{mechanism:?} {name}: {all} releases");
+            let held = f64::from(held) / f64::from(all);
+            let in_range = f64::from(in_range) / f64::from(all);
+            // 95% by construction (more for a mean, whose interval is conservative, and where
+            // post-processing piles values on a bound); a standard error of about 0.6 points.
+            assert!(held >= 0.93, "{mechanism:?} {name}: intervals held {held}");
+            if manifest.metrics[m].kind != strongroom_contract::manifest::MetricKind::Mean {
+                assert!(
+                    held <= 0.97,
+                    "{mechanism:?} {name}: intervals too wide ({held})"
+                );
+            }
+            // The forecast's ranges are percentiles of 200 simulated releases.
+            assert!(
+                in_range >= 0.89,
+                "{mechanism:?} {name}: {in_range} inside the forecast"
+            );
+        }
+    }
+}

@@ -193,10 +193,16 @@ fn usage_error(e: clap::Error) -> ExitCode {
         return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
     }
     let text = e.render().to_string();
-    let line = text
-        .lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("error: the command line is not valid");
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let mut line = lines
+        .next()
+        .unwrap_or("error: the command line is not valid")
+        .to_string();
+    // Clap lists what is missing on the lines that follow a line ending in ':'.
+    if line.ends_with(':') {
+        let listed: Vec<&str> = lines.take_while(|l| !l.starts_with("Usage:")).collect();
+        line = format!("{line} {}", listed.join(", "));
+    }
     eprintln!("{line} (see --help)");
     ExitCode::from(2)
 }

@@ -380,4 +380,41 @@ fn every_command_family_works_and_refuses_mistakes_with_one_line_and_nothing_wri
         &format!("transactions={}", p(&data.join("transactions.csv"))),
     ]);
     assert!(!dev.trim().is_empty());
+    assert!(dev.contains("a room adds noise"), "{dev}");
+    let tables = [
+        "--table".to_string(),
+        format!("customers={}", p(&data.join("customers.csv"))),
+        "--table".to_string(),
+        format!("transactions={}", p(&data.join("transactions.csv"))),
+    ];
+    let dev_with = |extra: &[&str]| -> Vec<String> {
+        let mut args: Vec<String> = ["dev", "run", "--module", p(&module), "--schema"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        args.push(p(&data.join("schema.toml")).to_string());
+        args.extend(tables.iter().cloned());
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    };
+    let args = dev_with(&["--policy", p(&policy), "--cost", "0.5", "--trials", "20"]);
+    let forecast = ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(forecast.contains("FORECAST"), "{forecast}");
+    assert!(forecast.contains("95% of releases in"), "{forecast}");
+    assert!(forecast.contains("suppressed"), "{forecast}");
+    let args = dev_with(&["--policy", p(&policy)]);
+    refused(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        "--cost",
+    );
+    let args = dev_with(&["--policy", p(&policy), "--cost", "lots"]);
+    refused(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        "--cost",
+    );
+    let args = dev_with(&["--policy", p(&module), "--cost", "0.5"]);
+    refused(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        "policy",
+    );
 }
