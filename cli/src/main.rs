@@ -18,7 +18,8 @@ mod service_cmd;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// Strongroom: a data clean room. Banks seal data, partners run WebAssembly queries under hard
 /// limits, only vetted aggregates leave.
@@ -209,10 +210,28 @@ fn usage_error(e: clap::Error) -> ExitCode {
 
 /// Entry point of the binary.
 fn run() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let matches = match Cli::command().try_get_matches() {
+        Ok(matches) => matches,
+        Err(e) => return usage_error(e),
+    };
+    let server_from_env = matches.value_source("server") == Some(ValueSource::EnvVariable);
+    let name = command_name(&matches);
+    let mut cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
+    if cli.server.is_some() && !talks_to_a_server(&cli.command) {
+        if server_from_env {
+            // An offline command (verifying a receipt, sealing, a development run) never reads
+            // STRONGROOM_SERVER: exporting it for the commands that do must not break these.
+            cli.server = None;
+        } else {
+            eprintln!(
+                "error: `strongroom {name}` works on this machine, not on a served room: drop --server"
+            );
+            return ExitCode::from(2);
+        }
+    }
     let remote = match &cli.server {
         Some(server) => {
             match client::Remote::new(server, cli.token.as_deref(), cli.ca_cert.as_deref()) {
@@ -236,6 +255,43 @@ fn run() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// The command's words, e.g. `budget preview`.
+fn command_name(matches: &ArgMatches) -> String {
+    let mut words = Vec::new();
+    let mut at = matches;
+    while let Some((word, next)) = at.subcommand() {
+        words.push(word.to_string());
+        at = next;
+    }
+    words.join(" ")
+}
+
+/// Whether `command` can talk to a served room (the ones [`remote_command`] handles).
+fn talks_to_a_server(command: &Command) -> bool {
+    use room_cmd::{BudgetCommand, PolicyCommand, RoomCommand};
+    matches!(
+        command,
+        Command::Module(
+            ModuleCommand::Submit { .. }
+                | ModuleCommand::List
+                | ModuleCommand::Approve(_)
+                | ModuleCommand::Reject(_)
+        ) | Command::Job(_)
+            | Command::Audience(_)
+            | Command::Dataset(
+                seal_cmd::DatasetCommand::Upload { .. } | seal_cmd::DatasetCommand::List { .. }
+            )
+            | Command::Policy(PolicyCommand::Set { .. })
+            | Command::Budget(BudgetCommand::Show { .. })
+            | Command::Room(RoomCommand::Pubkey { .. })
+            | Command::Audit(
+                audit_cmd::AuditCommand::Export { .. }
+                    | audit_cmd::AuditCommand::Checkpoint { .. }
+                    | audit_cmd::AuditCommand::Prove { .. }
+            )
+    )
 }
 
 fn needs_server() -> anyhow::Result<ExitCode> {
@@ -284,13 +340,10 @@ fn remote_command(r: &client::Remote, command: Command) -> anyhow::Result<ExitCo
             size,
             ..
         }) => ops::print(ops::Operations::prove(&r, index, old_size, size), false),
-        other => anyhow::bail!(
-            "this command works on a local room only (drop --server): {}",
-            format!("{other:?}")
-                .split([' ', '(', '{'])
-                .next()
-                .unwrap_or_default()
-        ),
+        // `run` sends only the commands `talks_to_a_server` names here.
+        _ => {
+            anyhow::bail!("this command works on this machine, not on a served room: drop --server")
+        }
     }
 }
 

@@ -255,6 +255,33 @@ fn every_command_family_works_and_refuses_mistakes_with_one_line_and_nothing_wri
         "--result",
         p(&result),
     ]);
+    // STRONGROOM_SERVER exported for the commands that talk to a served room (as the README
+    // says) leaves the offline ones alone; --server given to one of them is a one-line mistake.
+    let verify = [
+        "receipt",
+        "verify",
+        "--receipt",
+        p(&receipt),
+        "--key",
+        p(&room_pub),
+        "--result",
+        p(&result),
+    ];
+    let out = Command::new(env!("CARGO_BIN_EXE_strongroom"))
+        .args(verify)
+        .env("STRONGROOM_SERVER", "http://127.0.0.1:9")
+        .env("STRONGROOM_TOKEN", "not-used")
+        .output()
+        .expect("strongroom runs");
+    assert!(
+        out.status.success(),
+        "an exported STRONGROOM_SERVER broke an offline verify: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut with_server = vec!["--server", "http://127.0.0.1:9"];
+    with_server.extend(verify);
+    let said = refused(&with_server, "drop --server");
+    assert!(said.contains("`strongroom receipt verify`"), "{said}");
     // A check that says no prints its verdict and exits 1.
     let out = strongroom(&[
         "receipt",
