@@ -24,6 +24,7 @@ use strongroom::room::Room;
 use strongroom::room::jobs::{
     AudienceInput, JobData, JobRequest, JobStatus, LoadWhole, plan_job, run_job,
 };
+use strongroom::room::policy::Policy;
 use strongroom_verify::note::Verifier;
 use strongroom_verify::receipt::Receipt;
 
@@ -84,21 +85,30 @@ pub(super) enum BudgetCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Before anything runs: the noise each metric of a module would get for a cost.
+    /// Before anything runs: the accuracy each metric of a module would get for a cost, and how
+    /// many such jobs the budget allows. A partner needs no room: --policy (its policy, as the
+    /// bank set it) and --dataset-schema (the bank's schema). A bank: --room, --partner and the
+    /// data.
     Preview {
         #[command(flatten)]
         room: RoomArgs,
         /// The module (.wasm).
         #[arg(long)]
         module: PathBuf,
-        /// The partner.
-        #[arg(long)]
-        partner: String,
+        /// The partner (with --room).
+        #[arg(long, required_unless_present = "policy")]
+        partner: Option<String>,
         #[command(flatten)]
         data: DataArgs,
         /// Privacy cost: rho under a Gaussian policy, epsilon under a Laplace one.
         #[arg(long)]
         cost: String,
+        /// A policy file, for a preview without a room.
+        #[arg(long, requires = "dataset_schema", conflicts_with_all = ["room", "partner", "dataset"])]
+        policy: Option<PathBuf>,
+        /// With --policy: the bank's dataset schema (TOML), for its dictionaries.
+        #[arg(long, requires = "policy")]
+        dataset_schema: Option<PathBuf>,
     },
     /// The noise scale a cost buys for given sensitivities, without a room (for reviewers).
     Scale {
@@ -374,82 +384,177 @@ pub(super) fn budget(cmd: BudgetCommand) -> anyhow::Result<ExitCode> {
             partner,
             data,
             cost,
+            policy,
+            dataset_schema,
         } => {
             let cost_nano = parse_nano(&cost).map_err(|e| anyhow::anyhow!("--cost: {e}"))?;
             let bytes = std::fs::read(&module)
                 .with_context(|| format!("cannot read {}", module.display()))?;
             let vetted = vet(&bytes, DEFAULT_MAX_MODULE_BYTES)?;
-            let (dataset, policy, status) = runtime()?.block_on(async {
-                let room = open_room(&room).await?;
-                let (data, _, _, _) = load_data(&data, &room)?;
-                let dataset = Arc::clone(data.shape());
-                let policy = room.policy(&partner, &dataset.name).await?;
-                let status = room.ledger().status(&partner, &dataset.name).await?;
-                anyhow::Ok((dataset, policy, status))
-            })?;
-            let plan = plan_job(&policy, &vetted.manifest, &dataset, cost_nano)?;
-            let charge =
-                strongroom::output_gate::mechanism::ledger_cost(policy.mechanism, cost_nano);
-            println!(
-                "module {} {} under the policy for '{}' on '{}'",
-                vetted.manifest.name, vetted.manifest.version, partner, dataset.name
-            );
-            println!(
-                "mechanism {}; cost {} {} (charges rho {}); threshold {} entities",
-                policy.mechanism,
-                unit(policy.mechanism),
-                cost,
-                format_nano(charge),
-                policy.min_group_size
-            );
-            println!(
-                "budget: rho {} left of {}{}",
-                format_nano(status.remaining()),
-                format_nano(status.total_nano_rho),
-                if charge > status.remaining() {
-                    "  -- NOT ENOUGH for this cost"
-                } else {
-                    ""
+            let (dataset, policy, budget) = match (policy, dataset_schema) {
+                (Some(policy), Some(schema)) => {
+                    let text = std::fs::read_to_string(&policy)
+                        .with_context(|| format!("cannot read the policy {}", policy.display()))?;
+                    let policy = Policy::parse(&text)
+                        .map_err(|e| anyhow::anyhow!("policy {}: {e}", policy.display()))?;
+                    let schema = DatasetSchema::load(&schema)?;
+                    let dataset = strongroom::data_at_rest::open::shape_of(&schema)
+                        .map_err(|e| anyhow::anyhow!("{e}"))?;
+                    let total = policy.budget_nano_rho;
+                    (Arc::new(dataset), policy, Budget::Granted(total))
                 }
-            );
-            println!(
-                "the cost is split over {} released quantities\n",
-                plan.quantities
-            );
-            let header: Vec<String> = [
-                "metric",
-                "kind",
-                "L0",
-                "noise std (value)",
-                "noise std (entities)",
-            ]
-            .map(String::from)
-            .into();
-            let rows: Vec<Vec<String>> = vetted
-                .manifest
-                .metrics
-                .iter()
-                .zip(&plan.metrics)
-                .map(|(m, n)| {
-                    let scale = 10f64.powi(i32::from(m.decimals));
-                    let value_std = match (&n.sum, &n.count) {
-                        (Some(sum), _) => sum.std_dev() / scale,
-                        (None, Some(count)) => count.std_dev(),
-                        (None, None) => 0.0,
-                    };
-                    vec![
-                        m.name.clone(),
-                        m.kind.to_string(),
-                        n.l0.to_string(),
-                        number(value_std, 2),
-                        number(n.entities.std_dev(), 2),
-                    ]
-                })
-                .collect();
-            print!("{}", table(&header, &rows, 2));
+                _ => {
+                    let partner = partner.unwrap_or_default();
+                    runtime()?.block_on(async {
+                        let room = open_room(&room).await?;
+                        let (data, _, _, _) = load_data(&data, &room)?;
+                        let dataset = Arc::clone(data.shape());
+                        let policy = room.policy(&partner, &dataset.name).await?;
+                        let status = room.ledger().status(&partner, &dataset.name).await?;
+                        anyhow::Ok((
+                            dataset,
+                            policy,
+                            Budget::Left(status.remaining(), status.total_nano_rho),
+                        ))
+                    })?
+                }
+            };
+            let plan = plan_job(&policy, &vetted.manifest, &dataset, cost_nano)
+                .map_err(|e| anyhow::anyhow!("the room would refuse this job: {e}"))?;
+            print_preview(&vetted.manifest, &policy, &plan, &cost, budget);
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// What is known of a partner's budget when previewing.
+enum Budget {
+    /// The policy's whole grant (a preview without a room does not know what was spent).
+    Granted(u64),
+    /// Left, of the total (from the room's ledger).
+    Left(u64, u64),
+}
+
+/// Prints what a job would release: per metric, the 95% half-width of each number, and the group
+/// size released 95% of the time; then how many such jobs the budget allows.
+fn print_preview(
+    manifest: &strongroom_contract::manifest::Manifest,
+    policy: &Policy,
+    plan: &strongroom::output_gate::mechanism::NoisePlan,
+    cost: &str,
+    budget: Budget,
+) {
+    use strongroom::output_gate::accuracy::{self, LEVEL, Values};
+    use strongroom_contract::manifest::MetricKind;
+    let charge = strongroom::output_gate::mechanism::ledger_cost(policy.mechanism, plan.cost_nano);
+    println!(
+        "module {} {} under the policy for '{}' on '{}'",
+        manifest.name, manifest.version, policy.partner, policy.dataset
+    );
+    println!(
+        "mechanism {}; cost {} {} (charges rho {}); groups under {} entities suppressed",
+        policy.mechanism,
+        unit(policy.mechanism),
+        cost,
+        format_nano(charge),
+        policy.min_group_size
+    );
+    let (left, of) = match budget {
+        Budget::Granted(total) => (total, total),
+        Budget::Left(left, total) => (left, total),
+    };
+    let jobs = left.checked_div(charge);
+    println!(
+        "budget: rho {} {} of {}: {}",
+        format_nano(left),
+        match budget {
+            Budget::Granted(_) => "granted (what is already spent: `strongroom budget show`)",
+            Budget::Left(..) => "left",
+        },
+        format_nano(of),
+        match jobs {
+            None => "this cost charges nothing".to_string(),
+            Some(0) => "NOT ENOUGH for one job of this cost".to_string(),
+            Some(n) => format!("{n} job(s) of this cost"),
+        }
+    );
+    println!(
+        "the cost is split over {} released quantities; each number below holds the exact value with probability {:.0}%\n",
+        plan.quantities,
+        LEVEL * 100.0
+    );
+    let header: Vec<String> = [
+        "metric",
+        "kind",
+        "L0",
+        "value: 95% interval",
+        "entities: 95% interval",
+        "released 95% of the time from",
+    ]
+    .map(String::from)
+    .into();
+    let rows: Vec<Vec<String>> = manifest
+        .metrics
+        .iter()
+        .zip(&plan.metrics)
+        .map(|(m, n)| {
+            let scale = 10f64.powi(i32::from(m.decimals));
+            let exact = Noise::Exact;
+            let value = match m.kind {
+                MetricKind::Sum => format!(
+                    "+/- {}",
+                    number(
+                        accuracy::half_width(n.sum.as_ref().unwrap_or(&exact), LEVEL) / scale,
+                        2
+                    )
+                ),
+                MetricKind::Count => format!(
+                    "+/- {}",
+                    number(
+                        accuracy::half_width(n.count.as_ref().unwrap_or(&exact), LEVEL),
+                        0
+                    )
+                ),
+                // A mean's interval depends on its group's count: shown for 1,000 contributions
+                // at the middle of the bounds.
+                MetricKind::Mean => {
+                    let values = Values {
+                        scale,
+                        lower: m.lower,
+                        upper: m.upper,
+                    };
+                    let mid = (m.lower + m.upper) / 2.0;
+                    let e = accuracy::mean(
+                        (
+                            (mid * 1_000.0 * scale).round() as i128,
+                            n.sum.as_ref().unwrap_or(&exact),
+                        ),
+                        (1_000, n.count.as_ref().unwrap_or(&exact)),
+                        values,
+                        LEVEL,
+                    );
+                    format!(
+                        "+/- {} at 1,000 contributions",
+                        number((e.high - e.low) / 2.0, 2)
+                    )
+                }
+            };
+            let entities = accuracy::half_width(&n.entities, LEVEL);
+            // Released when the noisy count reaches the threshold: 95% of the time from the
+            // count whose lower 5% tail (the 90% two-sided half-width) still reaches it.
+            let released_from =
+                policy.min_group_size as f64 + accuracy::half_width(&n.entities, 0.90);
+            vec![
+                m.name.clone(),
+                m.kind.to_string(),
+                n.l0.to_string(),
+                value,
+                format!("+/- {}", number(entities, 0)),
+                format!("{} entities", number(released_from, 0)),
+            ]
+        })
+        .collect();
+    print!("{}", table(&header, &rows, 2));
 }
 
 /// Prints a released table.

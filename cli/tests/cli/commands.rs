@@ -444,4 +444,37 @@ fn every_command_family_works_and_refuses_mistakes_with_one_line_and_nothing_wri
         &args.iter().map(String::as_str).collect::<Vec<_>>(),
         "policy",
     );
+
+    // The partner's preview, with no room: its policy and the bank's schema.
+    let preview = ok(&[
+        "budget",
+        "preview",
+        "--module",
+        p(&module),
+        "--policy",
+        p(&policy),
+        "--dataset-schema",
+        p(&data.join("schema.toml")),
+        "--cost",
+        "0.5",
+    ]);
+    assert!(preview.contains("4 job(s) of this cost"), "{preview}");
+    assert!(preview.contains("value: 95% interval"), "{preview}");
+    assert!(
+        preview.contains("released 95% of the time from"),
+        "{preview}"
+    );
+    refused(
+        &[
+            "budget",
+            "preview",
+            "--module",
+            p(&module),
+            "--policy",
+            p(&policy),
+            "--cost",
+            "0.5",
+        ],
+        "--dataset-schema",
+    );
 }

@@ -796,6 +796,22 @@ fn downcast<'a, T: 'static>(batch: &'a RecordBatch, column: &str) -> Result<&'a 
         })
 }
 
+/// A dataset with `schema`'s tables, columns and dictionaries and no rows: what a job is planned
+/// with (its groups, its noise) when only the bank's schema is at hand, as in a partner's preview.
+pub fn shape_of(schema: &crate::dataset::schema::DatasetSchema) -> Result<Dataset, OpenError> {
+    let tables = schema
+        .tables
+        .iter()
+        .map(|ts| decode_table(ts, &[], 0..0, false).map(Arc::new))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Dataset {
+        name: schema.name.clone(),
+        tables,
+        entity_keys: Vec::new(),
+        span: 0..0,
+    })
+}
+
 /// Decodes a table's rows from checked batches whose rows all belong to the entities of `span`
 /// (every row of the table, or a window's), grouped by entity; its identifier columns only if
 /// `identifiers` (a job matching an audience list needs them, no other does).
