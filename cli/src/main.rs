@@ -281,9 +281,11 @@ fn talks_to_a_server(command: &Command) -> bool {
         ) | Command::Job(_)
             | Command::Audience(_)
             | Command::Dataset(
-                seal_cmd::DatasetCommand::Upload { .. } | seal_cmd::DatasetCommand::List { .. }
+                seal_cmd::DatasetCommand::Upload { .. }
+                    | seal_cmd::DatasetCommand::List { .. }
+                    | seal_cmd::DatasetCommand::Show { .. }
             )
-            | Command::Policy(PolicyCommand::Set { .. })
+            | Command::Policy(PolicyCommand::Set { .. } | PolicyCommand::Show { .. })
             | Command::Budget(BudgetCommand::Show { .. })
             | Command::Room(RoomCommand::Pubkey { .. })
             | Command::Audit(
@@ -324,6 +326,15 @@ fn remote_command(r: &client::Remote, command: Command) -> anyhow::Result<ExitCo
             ops::print(ops::Operations::datasets(&r), json)
         }
         Command::Policy(PolicyCommand::Set { file, .. }) => room_cmd::set_policy(&r, &file),
+        Command::Policy(PolicyCommand::Show {
+            out, dataset, json, ..
+        }) => room_cmd::show_policies(&r, out.as_deref(), dataset.as_deref(), json),
+        Command::Dataset(seal_cmd::DatasetCommand::Show {
+            name,
+            schema_out,
+            json,
+            ..
+        }) => seal_cmd::show(&r, &name, schema_out.as_deref(), json),
         Command::Budget(BudgetCommand::Show { json, .. }) => {
             ops::print(ops::Operations::budgets(&r), json)
         }

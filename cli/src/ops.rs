@@ -11,8 +11,8 @@ use strongroom::room::approval::ParameterRules;
 use strongroom::room::policy::Policy;
 use strongroom_api::requests::{HeldDecisionRequest, ModuleDecisionRequest, StatusFilter};
 use strongroom_api::{
-    AuditEntry, Budget, DatasetSummary, HeldDecision, JobList, ModuleDecided, PolicySet, Proof,
-    RoomInfo, SignedCheckpoint,
+    AuditEntry, Budget, DatasetDetail, DatasetSummary, HeldDecision, JobList, ModuleDecided,
+    PolicyEntry, PolicySet, Proof, RoomInfo, SignedCheckpoint,
 };
 
 use super::client::Remote;
@@ -33,6 +33,10 @@ pub(crate) trait Operations {
     fn decide_held(&self, job: &str, release: bool) -> anyhow::Result<HeldDecision>;
     /// The datasets the caller may see.
     fn datasets(&self) -> anyhow::Result<Vec<DatasetSummary>>;
+    /// One dataset the caller may see, with its schema.
+    fn dataset(&self, name: &str) -> anyhow::Result<DatasetDetail>;
+    /// The policies the caller may see (a partner: its own).
+    fn policies(&self) -> anyhow::Result<Vec<PolicyEntry>>;
     /// The jobs the caller may see, newest first, optionally only those with `status`.
     fn jobs(&self, status: Option<StatusFilter>) -> anyhow::Result<JobList>;
     /// Up to `limit` (at most 1,000) audit entries from `from`.
@@ -176,6 +180,18 @@ impl Operations for Local {
         self.block_on(async |room| Ok(strongroom_server::views::datasets(room, None).await?))
     }
 
+    fn dataset(&self, name: &str) -> anyhow::Result<DatasetDetail> {
+        self.block_on(async |room| {
+            strongroom_server::views::dataset(room, name, None)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no dataset '{name}' in this room"))
+        })
+    }
+
+    fn policies(&self) -> anyhow::Result<Vec<PolicyEntry>> {
+        self.block_on(async |room| Ok(strongroom_server::views::policies(room, None).await?))
+    }
+
     fn jobs(&self, status: Option<StatusFilter>) -> anyhow::Result<JobList> {
         let status = status.map(StatusFilter::as_str);
         self.block_on(async |room| {
@@ -261,6 +277,20 @@ impl Operations for &Remote {
 
     fn datasets(&self) -> anyhow::Result<Vec<DatasetSummary>> {
         decode(self.get("/v1/datasets")?)
+    }
+
+    fn dataset(&self, name: &str) -> anyhow::Result<DatasetDetail> {
+        if !strongroom_api::names::valid_name(name) {
+            bail!(
+                "'{name}' is not a dataset name: {}",
+                strongroom_api::names::NAME_RULE
+            );
+        }
+        decode(self.get(&format!("/v1/datasets/{name}"))?)
+    }
+
+    fn policies(&self) -> anyhow::Result<Vec<PolicyEntry>> {
+        decode(self.get("/v1/policies")?)
     }
 
     fn jobs(&self, status: Option<StatusFilter>) -> anyhow::Result<JobList> {
@@ -385,6 +415,63 @@ impl Render for Vec<DatasetSummary> {
             })
             .collect();
         table(&header, &rows, 4)
+    }
+}
+
+impl Render for DatasetDetail {
+    fn human(&self) -> String {
+        let mut out = format!(
+            "dataset {}: {} entities, sealed by {}, uploaded {}\nheader sha256 {}\n",
+            self.name, self.entities, self.sealed_by, self.uploaded_at, self.header_sha256
+        );
+        match strongroom::dataset::schema::DatasetSchema::parse_inline(
+            &self.schema_toml,
+            &self.name,
+        ) {
+            Ok(schema) => {
+                for t in &schema.tables {
+                    out.push_str(&format!("\ntable {}\n", t.name));
+                    for c in &t.columns {
+                        let role = format!("{:?}", c.role).to_lowercase();
+                        let members = c
+                            .dictionary
+                            .as_ref()
+                            .map(|d| {
+                                let shown: Vec<String> = d
+                                    .iter()
+                                    .enumerate()
+                                    .map(|(i, m)| format!("{i}={m}"))
+                                    .collect();
+                                format!(" [{}]", shown.join(", "))
+                            })
+                            .unwrap_or_default();
+                        out.push_str(&format!("  {:<28} {role}{members}\n", c.name));
+                    }
+                }
+            }
+            Err(e) => out.push_str(&format!("\nthe schema does not parse: {e}\n")),
+        }
+        out
+    }
+}
+
+impl Render for Vec<PolicyEntry> {
+    fn human(&self) -> String {
+        let mut out = String::new();
+        for p in self {
+            out.push_str(&format!(
+                "# policy for partner '{}' on dataset '{}', set {} (sha256 {})\n{}\n",
+                p.partner,
+                p.dataset,
+                p.set_at,
+                short(&p.policy_sha256),
+                p.policy_toml.trim_end()
+            ));
+        }
+        if out.is_empty() {
+            out.push_str("no policy in force\n");
+        }
+        out
     }
 }
 

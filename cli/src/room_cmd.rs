@@ -65,6 +65,21 @@ pub(super) enum RoomCommand {
 
 #[derive(Subcommand, Debug)]
 pub(super) enum PolicyCommand {
+    /// The policies in force, local or served (a partner: its own), as the bank wrote them.
+    Show {
+        #[command(flatten)]
+        room: RoomArgs,
+        /// Also write the policy (TOML) to this file, for `budget preview --policy` and
+        /// `dev run --policy`; there must be exactly one, or name its dataset with --dataset.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// With --out: the dataset whose policy to write.
+        #[arg(long, requires = "out")]
+        dataset: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Set the policy for a partner on a dataset (replaces the previous one).
     Set {
         #[command(flatten)]
@@ -261,9 +276,43 @@ pub(super) fn set_policy(ops: &dyn Operations, file: &Path) -> anyhow::Result<Ex
     )
 }
 
+/// `policy show` on a local or served room.
+pub(super) fn show_policies(
+    ops: &dyn Operations,
+    out: Option<&Path>,
+    dataset: Option<&str>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let policies = ops.policies()?;
+    if let Some(out) = out {
+        let chosen: Vec<_> = policies
+            .iter()
+            .filter(|p| dataset.is_none_or(|d| p.dataset == d))
+            .collect();
+        let [one] = chosen.as_slice() else {
+            bail!(
+                "{} policies match; name the dataset with --dataset",
+                chosen.len()
+            );
+        };
+        if out.exists() {
+            bail!("{} exists; choose another --out", out.display());
+        }
+        std::fs::write(out, &one.policy_toml)
+            .with_context(|| format!("cannot write {}", out.display()))?;
+    }
+    super::ops::print(Ok(policies), json)
+}
+
 pub(super) fn policy(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         PolicyCommand::Set { room, file } => set_policy(&Local::new(room), &file),
+        PolicyCommand::Show {
+            room,
+            out,
+            dataset,
+            json,
+        } => show_policies(&Local::new(room), out.as_deref(), dataset.as_deref(), json),
     }
 }
 

@@ -30,6 +30,22 @@ pub(super) enum DatasetCommand {
         #[arg(long)]
         json: bool,
     },
+    /// One dataset in a room, local or served (a partner: one granted to it): who sealed it, its
+    /// size, and its schema (tables, columns, roles, public dictionaries in the bank's order with
+    /// each member's index; never a value).
+    Show {
+        #[command(flatten)]
+        room: super::room_cmd::RoomArgs,
+        /// The dataset's name.
+        name: String,
+        /// Also write the schema (TOML) to this file: for `dev run --schema`, `budget preview
+        /// --dataset-schema` and sample data that fits it.
+        #[arg(long)]
+        schema_out: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Header, schema, sizes, row counts and who sealed it, without any key; with --verify and
     /// a room, authenticate every chunk.
     Inspect {
@@ -111,11 +127,40 @@ fn peak_rss_mib() -> Option<u64> {
     Some(kib / 1024)
 }
 
+/// `dataset show` on a local or served room.
+pub(super) fn show(
+    ops: &dyn super::ops::Operations,
+    name: &str,
+    schema_out: Option<&Path>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let detail = ops.dataset(name)?;
+    if let Some(out) = schema_out {
+        if out.exists() {
+            anyhow::bail!("{} exists; choose another --schema-out", out.display());
+        }
+        std::fs::write(out, &detail.schema_toml)
+            .with_context(|| format!("cannot write {}", out.display()))?;
+    }
+    super::ops::print(Ok(detail), json)
+}
+
 pub(super) fn dataset(cmd: DatasetCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         DatasetCommand::Upload { .. } => super::needs_server(),
         DatasetCommand::List { room, json } => super::ops::print(
             super::ops::Operations::datasets(&super::ops::Local::new(room)),
+            json,
+        ),
+        DatasetCommand::Show {
+            room,
+            name,
+            schema_out,
+            json,
+        } => show(
+            &super::ops::Local::new(room),
+            &name,
+            schema_out.as_deref(),
             json,
         ),
         DatasetCommand::Inspect {

@@ -173,17 +173,6 @@ fn not_sealed(e: impl std::fmt::Display) -> Problem {
     )
 }
 
-async fn partner_has_policy(state: &AppState, partner: &str, dataset: &str) -> bool {
-    sqlx::query("SELECT 1 FROM policies WHERE partner = ? AND dataset = ?")
-        .bind(partner)
-        .bind(dataset)
-        .fetch_optional(state.room.pool())
-        .await
-        .ok()
-        .flatten()
-        .is_some()
-}
-
 /// Datasets (a partner sees those the bank granted it)
 #[utoipa::path(get, path = "/v1/datasets", responses((status = 200, description = "Datasets", body = Vec<DatasetSummary>)))]
 pub(super) async fn list_datasets(State(state): Shared, caller: Caller_) -> Answer {
@@ -254,49 +243,19 @@ pub(super) async fn get_dataset(
     caller: Caller_,
     Path(name): Path<String>,
 ) -> Answer {
-    if caller.role == Role::Partner && !partner_has_policy(&state, &caller.party, &name).await {
-        return Err(Problem::not_found("dataset"));
-    }
-    let row = sqlx::query(
-        "SELECT name, header_sha256, sealed_by, entities, uploaded_at, schema_toml FROM datasets WHERE name = ?",
+    let partner = (caller.role == Role::Partner).then_some(caller.party.as_str());
+    typed(
+        super::views::dataset(&state.room, &name, partner)
+            .await?
+            .ok_or_else(|| Problem::not_found("dataset"))?,
     )
-    .bind(&name)
-    .fetch_optional(state.room.pool())
-    .await?
-    .ok_or_else(|| Problem::not_found("dataset"))?;
-    typed(DatasetDetail {
-        name: row.get("name"),
-        header_sha256: row.get("header_sha256"),
-        sealed_by: row.get("sealed_by"),
-        entities: row.get::<i64, _>("entities").max(0) as u64,
-        uploaded_at: row.get("uploaded_at"),
-        // The schema: column names, roles and public dictionaries. Never a value.
-        schema_toml: row.get("schema_toml"),
-    })
 }
 
 /// Policies (a partner sees its own)
 #[utoipa::path(get, path = "/v1/policies", responses((status = 200, description = "Policies", body = Vec<PolicyEntry>)))]
 pub(super) async fn list_policies(State(state): Shared, caller: Caller_) -> Answer {
-    let rows = sqlx::query(
-        "SELECT partner, dataset, policy_toml, policy_sha256, set_at FROM policies \
-         WHERE ? <> 'partner' OR partner = ? ORDER BY partner, dataset",
-    )
-    .bind(caller.role.as_str())
-    .bind(&caller.party)
-    .fetch_all(state.room.pool())
-    .await?;
-    typed(
-        rows.iter()
-            .map(|r| PolicyEntry {
-                partner: r.get("partner"),
-                dataset: r.get("dataset"),
-                policy_toml: r.get("policy_toml"),
-                policy_sha256: r.get("policy_sha256"),
-                set_at: r.get("set_at"),
-            })
-            .collect::<Vec<_>>(),
-    )
+    let partner = (caller.role == Role::Partner).then_some(caller.party.as_str());
+    typed(super::views::policies(&state.room, partner).await?)
 }
 
 /// Set a policy (TOML, docs/privacy.md); logged

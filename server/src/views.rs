@@ -9,7 +9,8 @@ use strongroom::output_gate::mechanism::{format_nano, rho_to_epsilon};
 use strongroom::room::policy::Policy;
 use strongroom::room::{Room, RoomError};
 use strongroom_api::{
-    AuditEntry, Budget, DatasetSummary, PolicySet, Proof, RoomInfo, SignedCheckpoint,
+    AuditEntry, Budget, DatasetDetail, DatasetSummary, PolicyEntry, PolicySet, Proof, RoomInfo,
+    SignedCheckpoint,
 };
 
 /// The room's name and public keys.
@@ -79,6 +80,54 @@ pub async fn datasets(
             sealed_by: r.get("sealed_by"),
             entities: r.get::<i64, _>("entities").max(0) as u64,
             uploaded_at: r.get("uploaded_at"),
+        })
+        .collect())
+}
+
+/// The dataset `name` with its schema (column names, roles and public dictionaries, never a
+/// value); `None` when there is none, or when `partner` (a partner asking) has no policy on it.
+pub async fn dataset(
+    room: &Room,
+    name: &str,
+    partner: Option<&str>,
+) -> Result<Option<DatasetDetail>, RoomError> {
+    let row = sqlx::query(
+        "SELECT name, header_sha256, sealed_by, entities, uploaded_at, schema_toml FROM datasets \
+         WHERE name = ? AND (? IS NULL OR name IN (SELECT dataset FROM policies WHERE partner = ?))",
+    )
+    .bind(name)
+    .bind(partner)
+    .bind(partner)
+    .fetch_optional(room.pool())
+    .await?;
+    Ok(row.map(|row| DatasetDetail {
+        name: row.get("name"),
+        header_sha256: row.get("header_sha256"),
+        sealed_by: row.get("sealed_by"),
+        entities: row.get::<i64, _>("entities").max(0) as u64,
+        uploaded_at: row.get("uploaded_at"),
+        schema_toml: row.get("schema_toml"),
+    }))
+}
+
+/// The policies in force (`partner`: a partner asking sees its own).
+pub async fn policies(room: &Room, partner: Option<&str>) -> Result<Vec<PolicyEntry>, RoomError> {
+    let rows = sqlx::query(
+        "SELECT partner, dataset, policy_toml, policy_sha256, set_at FROM policies \
+         WHERE ? IS NULL OR partner = ? ORDER BY partner, dataset",
+    )
+    .bind(partner)
+    .bind(partner)
+    .fetch_all(room.pool())
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| PolicyEntry {
+            partner: r.get("partner"),
+            dataset: r.get("dataset"),
+            policy_toml: r.get("policy_toml"),
+            policy_sha256: r.get("policy_sha256"),
+            set_at: r.get("set_at"),
         })
         .collect())
 }

@@ -44,6 +44,8 @@ fn local_and_served_rooms_print_the_same_for_every_shared_command() {
         .to_string()
     };
     let bank = token("bigbank", "bank");
+    let partner = token("socialco", "partner");
+    let other = token("otherco", "partner");
     let policy = dir.join("policy.toml");
     std::fs::write(
         &policy,
@@ -130,6 +132,52 @@ fn local_and_served_rooms_print_the_same_for_every_shared_command() {
         "{datasets}"
     );
     both(&room, &server, &bank, &["dataset", "list", "--json"]);
+    let shown = both(&room, &server, &bank, &["dataset", "show", "bank"]);
+    assert!(
+        shown.contains("table transactions") && shown.contains("0=Grocery stores"),
+        "{shown}"
+    );
+    both(
+        &room,
+        &server,
+        &bank,
+        &["dataset", "show", "bank", "--json"],
+    );
+    let policies = both(&room, &server, &bank, &["policy", "show"]);
+    assert!(policies.contains("partner = \"socialco\""), "{policies}");
+
+    // The partner takes its policy and the bank's schema from the served room, and previews a
+    // job with them offline (STRONGROOM_SERVER set, as for the commands that use it).
+    let (its_policy, its_schema) = (dir.join("its-policy.toml"), dir.join("its-schema.toml"));
+    ok(client(&server, &partner)
+        .args(["policy", "show", "--out"])
+        .arg(&its_policy));
+    ok(client(&server, &partner)
+        .args(["dataset", "show", "bank", "--schema-out"])
+        .arg(&its_schema));
+    let not_granted = bin()
+        .args([
+            "--server", &server.1, "--token", &other, "dataset", "show", "bank",
+        ])
+        .output()
+        .expect("runs");
+    assert!(
+        !not_granted.status.success(),
+        "a partner without a policy saw the dataset"
+    );
+    assert_eq!(
+        ok(client(&server, &other).args(["policy", "show"])),
+        "no policy in force\n"
+    );
+    let preview = ok(bin()
+        .env("STRONGROOM_SERVER", &server.1)
+        .args(["budget", "preview", "--cost", "0.5", "--module"])
+        .arg(&module)
+        .arg("--policy")
+        .arg(&its_policy)
+        .arg("--dataset-schema")
+        .arg(&its_schema));
+    assert!(preview.contains("6 job(s) of this cost"), "{preview}");
     let mut held = Vec::new();
     for _ in 0..2 {
         let out = ok(bin()

@@ -44,7 +44,7 @@ pub(super) fn repo() -> PathBuf {
         .to_path_buf()
 }
 
-pub(super) struct Server(Child, String);
+pub(super) struct Server(Child, pub(super) String);
 
 impl Drop for Server {
     fn drop(&mut self) {
