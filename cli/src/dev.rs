@@ -143,6 +143,11 @@ fn dev_run(args: DevRunArgs) -> anyhow::Result<ExitCode> {
     };
     let tables = parse_tables(&args.tables)?;
     let (dataset, _) = load_csv_tables(&tables, schema.as_ref(), &args.entity_column)?;
+    if schema.is_none() {
+        eprintln!(
+            "note: without --schema, each category's dictionary is inferred from the files in alphabetical order; a bank's order can differ, and so would every index your module relies on (get the bank's schema with `strongroom dataset show NAME --schema-out FILE`)"
+        );
+    }
     let mode = match args.mode {
         Some(ModeArg::Isolated) => Mode::Isolated,
         Some(ModeArg::Table) => Mode::Table,
@@ -172,8 +177,11 @@ fn dev_run(args: DevRunArgs) -> anyhow::Result<ExitCode> {
     .with_parameters(&super::room_cmd::parse_params(&args.params)?)
     .map_err(anyhow::Error::msg)?;
     let started = Instant::now();
-    let report = sandbox.run(&prepared, Arc::new(ctx), threads);
+    let mut report = sandbox.run(&prepared, Arc::new(ctx), threads);
     let elapsed = started.elapsed();
+    // On the partner's own plaintext, a failing customer is named by its key, not by an ordinal
+    // that changes from run to run.
+    report.detail = report.detail.map(|d| name_customers(&d, &dataset));
     let forecast = match (&args.policy, &report.aggregate) {
         (Some(path), Some(aggregate)) => Some(forecast(
             path,
@@ -195,6 +203,7 @@ fn dev_run(args: DevRunArgs) -> anyhow::Result<ExitCode> {
             "detail": report.detail,
             "seed": hex::encode(report.seed),
             "aggregate": report.aggregate,
+            "result": exact_result(&manifest, &dataset, report.aggregate.as_ref())?,
             "forecast": forecast,
             "stderr": String::from_utf8_lossy(&report.stderr),
             "stdout": String::from_utf8_lossy(&report.stdout),
@@ -224,6 +233,53 @@ fn dev_run(args: DevRunArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// `detail` with each `entity #N:` (an ordinal) replaced by the customer's key in the partner's
+/// own data.
+fn name_customers(detail: &str, dataset: &Dataset) -> String {
+    detail
+        .lines()
+        .map(|line| {
+            let named = line.strip_prefix("entity #").and_then(|rest| {
+                let (ordinal, why) = rest.split_once(':')?;
+                let key = dataset.entity_keys.get(ordinal.parse::<usize>().ok()?)?;
+                Some(format!("customer '{key}':{why}"))
+            });
+            named.unwrap_or_else(|| line.to_string())
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The exact aggregate in the format of a room's released result (labelled groups, values,
+/// intervals, entities), so that what reads a room's results reads a development run's: no
+/// noise (each interval is the value itself) and no threshold (every group with data).
+fn exact_result(
+    manifest: &Manifest,
+    dataset: &Dataset,
+    aggregate: Option<&strongroom::output_gate::Aggregate>,
+) -> anyhow::Result<Option<strongroom::output_gate::release::ReleasedTable>> {
+    use strongroom::output_gate::mechanism::{Mechanism, plan};
+    let Some(aggregate) = aggregate else {
+        return Ok(None);
+    };
+    let labels = domain_labels(manifest, dataset);
+    let counts: Vec<u64> = labels
+        .iter()
+        .map(|d| d.iter().fold(1u64, |a, p| a.saturating_mul(p.len() as u64)))
+        .collect();
+    let exact = plan(manifest, Mechanism::None, 0, u32::MAX, &counts)?;
+    let mut table = strongroom::output_gate::release::release(
+        manifest,
+        aggregate,
+        &labels,
+        &exact,
+        0,
+        SystemRandomBytes::new(),
+    )?;
+    table.mechanism = "none: a development run on your own data, exact".into();
+    Ok(Some(table))
 }
 
 /// What the room would release from `aggregate` under the policy in `path` at `cost`.
@@ -532,4 +588,24 @@ pub(crate) fn build_examples(examples: &Path) -> anyhow::Result<PathBuf> {
     strongroom_contract::toolchain::build_guest_workspace(examples, true).map_err(|e| {
         anyhow::anyhow!("{e} (pass --examples DIR to point at the examples workspace)")
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failing_customers_are_named_by_their_keys() {
+        let dataset = Dataset {
+            name: "sample".into(),
+            tables: Vec::new(),
+            entity_keys: vec!["C001".into(), "C007".into()],
+            span: 0..2,
+        };
+        let detail = "entity #1: trap: unreachable\nentity #9: out of range\nother text";
+        assert_eq!(
+            name_customers(detail, &dataset),
+            "customer 'C007': trap: unreachable\nentity #9: out of range\nother text"
+        );
+    }
 }

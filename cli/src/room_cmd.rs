@@ -617,12 +617,17 @@ pub(crate) fn print_released(released: &ReleasedTable) {
         released.confidence * 100.0
     );
     for m in &released.metrics {
+        // A mean's noise depends on its group's count: its intervals say it, group by group.
+        let value_noise = if m.kind == "mean" {
+            "per group, in its interval".to_string()
+        } else {
+            number(m.value_noise_std, 2)
+        };
         println!(
-            "\n{} ({}) by {}   [noise std: value {}, entities {}; {} group(s) suppressed]",
+            "\n{} ({}) by {}   [noise std: value {value_noise}, entities {}; {} group(s) suppressed]",
             m.name,
             m.kind,
             m.key.join(" x "),
-            number(m.value_noise_std, 2),
             number(m.entities_noise_std, 2),
             m.suppressed_groups
         );

@@ -424,6 +424,27 @@ fn every_command_family_works_and_refuses_mistakes_with_one_line_and_nothing_wri
         args.extend(extra.iter().map(|s| s.to_string()));
         args
     };
+    // A development run's result reads as a room's does: the same fields, labelled groups.
+    let args = dev_with(&["--json"]);
+    let dev_json: serde_json::Value =
+        serde_json::from_str(&ok(&args.iter().map(String::as_str).collect::<Vec<_>>()))
+            .expect("json");
+    let room_json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&result).expect("result")).expect("json");
+    let fields = |v: &serde_json::Value| -> Vec<String> {
+        let mut keys: Vec<String> = v.as_object().expect("object").keys().cloned().collect();
+        keys.sort();
+        keys
+    };
+    let dev_result = &dev_json["result"];
+    assert_eq!(fields(dev_result), fields(&room_json));
+    let (dev_group, room_group) = (
+        &dev_result["metrics"][0]["groups"][0],
+        &room_json["metrics"][0]["groups"][0],
+    );
+    assert_eq!(fields(dev_group), fields(room_group));
+    assert!(dev_group["labels"][0].is_string(), "{dev_group}");
+    assert_eq!(dev_group["low"], dev_group["value"], "exact: no interval");
     let args = dev_with(&["--policy", p(&policy), "--cost", "0.5", "--trials", "20"]);
     let forecast = ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(forecast.contains("FORECAST"), "{forecast}");
