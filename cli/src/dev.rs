@@ -552,6 +552,33 @@ pub(super) fn inspect(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `demo-data --schema`: random sample data that fits a bank's schema.
+pub(super) fn sample_data(
+    schema: &Path,
+    customers: usize,
+    per_customer: f64,
+    seed: u64,
+    out: &Path,
+) -> anyhow::Result<ExitCode> {
+    if customers == 0 {
+        bail!("--customers must be at least 1");
+    }
+    let schema = DatasetSchema::load(schema)?;
+    let written = synthetic::from_schema::write_sample(&schema, customers, per_customer, seed, out)
+        .with_context(|| format!("cannot write to {}", out.display()))?;
+    let tables: Vec<String> = written
+        .iter()
+        .map(|(t, rows)| format!("{t}.csv ({} rows)", number(*rows as f64, 0)))
+        .collect();
+    println!(
+        "wrote random sample data for '{}' that loads under its schema to {}: {}, schema.toml",
+        schema.name,
+        out.display(),
+        tables.join(", ")
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 pub(super) fn demo_data(
     customers: usize,
     per_customer: f64,

@@ -62,6 +62,12 @@ enum Command {
         /// Output directory.
         #[arg(long)]
         out: PathBuf,
+        /// A bank's dataset schema (from `strongroom dataset show NAME --schema-out FILE`): write
+        /// random sample data that loads under it instead, its dictionaries in the bank's order
+        /// (the first table one row per customer, the others --transactions-per-customer rows
+        /// on average).
+        #[arg(long)]
+        schema: Option<PathBuf>,
     },
     /// The bank-and-partner story end to end: builds the example modules, creates a room, seals
     /// a synthetic bank and the partner's user list, vets and approves the modules, runs four
@@ -374,6 +380,14 @@ fn local_command(command: Command) -> anyhow::Result<ExitCode> {
             transactions_per_customer,
             seed,
             out,
+            schema: Some(schema),
+        } => dev::sample_data(&schema, customers, transactions_per_customer, seed, &out),
+        Command::DemoData {
+            customers,
+            transactions_per_customer,
+            seed,
+            out,
+            schema: None,
         } => dev::demo_data(customers, transactions_per_customer, seed, &out),
         Command::Demo(args) => demo::demo(args),
         Command::Keygen {

@@ -8,6 +8,8 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
+pub mod from_schema;
+
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
 
@@ -532,5 +534,44 @@ mod tests {
                 Some(d)
             );
         }
+    }
+
+    #[test]
+    fn sample_data_from_a_schema_loads_under_it_in_the_banks_order() {
+        use strongroom::dataset::csv_input::load_csv_tables;
+        use strongroom::dataset::schema::DatasetSchema;
+        let dir = std::env::temp_dir().join(format!("strongroom-sample-{}", std::process::id()));
+        let bank_dir = dir.join("bank");
+        generate(10, 2.0, 1).write_csv(&bank_dir).expect("bank");
+        // The bank's schema, with a dictionary in an order that is not alphabetical.
+        let schema = DatasetSchema::load(&bank_dir.join("schema.toml")).expect("schema");
+        let sample_dir = dir.join("sample");
+        let written = from_schema::write_sample(&schema, 300, 4.0, 9, &sample_dir).expect("sample");
+        assert_eq!(written[0], ("customers".to_string(), 300));
+        let tables: Vec<(String, std::path::PathBuf)> = written
+            .iter()
+            .map(|(t, _)| (t.clone(), sample_dir.join(format!("{t}.csv"))))
+            .collect();
+        let again = DatasetSchema::load(&sample_dir.join("schema.toml")).expect("its schema");
+        assert_eq!(again, schema);
+        let (dataset, _) = load_csv_tables(&tables, Some(&again), "customer_id").expect("loads");
+        assert_eq!(dataset.entities(), 300);
+        let age = dataset
+            .table("customers")
+            .and_then(|t| t.column("age_band"))
+            .expect("age band");
+        // Every band appears, and the dictionary is the bank's, in the bank's order.
+        match &age.data {
+            ColumnData::Category(v) => assert!((0..6).all(|band| v.contains(&band))),
+            other => panic!("age_band is not a category: {other:?}"),
+        }
+        // The regions' dictionary is not alphabetical: the bank's order is kept.
+        let region = dataset
+            .table("customers")
+            .and_then(|t| t.column("region"))
+            .expect("region");
+        let regions: Vec<String> = REGIONS.iter().map(|r| r.to_string()).collect();
+        assert_eq!(region.dictionary.as_deref(), Some(&regions[..]));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

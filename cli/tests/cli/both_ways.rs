@@ -178,6 +178,35 @@ fn local_and_served_rooms_print_the_same_for_every_shared_command() {
         .arg("--dataset-schema")
         .arg(&its_schema));
     assert!(preview.contains("6 job(s) of this cost"), "{preview}");
+    // Sample data that fits the bank's schema, and a noisy run on it before any budget is spent.
+    let sample = dir.join("sample");
+    let made = ok(bin()
+        .args(["demo-data", "--customers", "300", "--out"])
+        .arg(&sample)
+        .arg("--schema")
+        .arg(&its_schema));
+    assert!(made.contains("customers.csv (300 rows)"), "{made}");
+    let forecast = ok(bin()
+        .args(["dev", "run", "--cost", "0.5", "--trials", "20", "--module"])
+        .arg(&module)
+        .arg("--schema")
+        .arg(sample.join("schema.toml"))
+        .arg("--table")
+        .arg(format!(
+            "customers={}",
+            sample.join("customers.csv").display()
+        ))
+        .arg("--table")
+        .arg(format!(
+            "transactions={}",
+            sample.join("transactions.csv").display()
+        ))
+        .arg("--policy")
+        .arg(&its_policy));
+    assert!(
+        forecast.contains("FORECAST") && forecast.contains("95% of releases in"),
+        "{forecast}"
+    );
     let mut held = Vec::new();
     for _ in 0..2 {
         let out = ok(bin()
