@@ -292,7 +292,9 @@ fn talks_to_a_server(command: &Command) -> bool {
                     | seal_cmd::DatasetCommand::Show { .. }
             )
             | Command::Policy(PolicyCommand::Set { .. } | PolicyCommand::Show { .. })
-            | Command::Budget(BudgetCommand::Show { .. })
+            | Command::Budget(
+                BudgetCommand::Show { .. } | BudgetCommand::Preview { policy: None, .. }
+            )
             | Command::Room(RoomCommand::Pubkey { .. })
             | Command::Audit(
                 audit_cmd::AuditCommand::Export { .. }
@@ -341,6 +343,12 @@ fn remote_command(r: &client::Remote, command: Command) -> anyhow::Result<ExitCo
             json,
             ..
         }) => seal_cmd::show(&r, &name, schema_out.as_deref(), json),
+        Command::Budget(BudgetCommand::Preview {
+            module,
+            cost,
+            dataset_name,
+            ..
+        }) => room_cmd::preview_served(&r, &module, &cost, dataset_name.as_deref()),
         Command::Budget(BudgetCommand::Show { json, .. }) => {
             ops::print(ops::Operations::budgets(&r), json)
         }

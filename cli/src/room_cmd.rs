@@ -111,7 +111,7 @@ pub(super) enum BudgetCommand {
         #[arg(long)]
         module: PathBuf,
         /// The partner (with --room).
-        #[arg(long, required_unless_present = "policy")]
+        #[arg(long)]
         partner: Option<String>,
         #[command(flatten)]
         data: DataArgs,
@@ -124,6 +124,9 @@ pub(super) enum BudgetCommand {
         /// With --policy: the bank's dataset schema (TOML), for its dictionaries.
         #[arg(long, requires = "policy")]
         dataset_schema: Option<PathBuf>,
+        /// With --server: the dataset whose policy to preview under (when you have several).
+        #[arg(long)]
+        dataset_name: Option<String>,
     },
     /// The noise scale a cost buys for given sensitivities, without a room (for reviewers).
     Scale {
@@ -435,6 +438,7 @@ pub(super) fn budget(cmd: BudgetCommand) -> anyhow::Result<ExitCode> {
             cost,
             policy,
             dataset_schema,
+            ..
         } => {
             let cost_nano = parse_nano(&cost).map_err(|e| anyhow::anyhow!("--cost: {e}"))?;
             let bytes = std::fs::read(&module)
@@ -453,7 +457,11 @@ pub(super) fn budget(cmd: BudgetCommand) -> anyhow::Result<ExitCode> {
                     (Arc::new(dataset), policy, Budget::Granted(total))
                 }
                 _ => {
-                    let partner = partner.unwrap_or_default();
+                    let Some(partner) = partner else {
+                        bail!(
+                            "name the partner with --partner (a partner previews with --server, or with --policy and --dataset-schema)"
+                        );
+                    };
                     runtime()?.block_on(async {
                         let room = open_room(&room).await?;
                         let (data, _, _, _) = load_data(&data, &room)?;
@@ -474,6 +482,52 @@ pub(super) fn budget(cmd: BudgetCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `budget preview` on a served room, for the caller (a partner needs no operator secret): its
+/// policy, the dataset's schema and its budget left come from the room, the rest is worked out
+/// here.
+pub(super) fn preview_served(
+    ops: &dyn Operations,
+    module: &Path,
+    cost: &str,
+    dataset: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let cost_nano = parse_nano(cost).map_err(|e| anyhow::anyhow!("--cost: {e}"))?;
+    let bytes =
+        std::fs::read(module).with_context(|| format!("cannot read {}", module.display()))?;
+    let vetted = vet(&bytes, DEFAULT_MAX_MODULE_BYTES)?;
+    let policies = ops.policies()?;
+    let chosen: Vec<_> = policies
+        .iter()
+        .filter(|p| dataset.is_none_or(|d| p.dataset == d))
+        .collect();
+    let [entry] = chosen.as_slice() else {
+        bail!(
+            "{} policies match; name the dataset with --dataset-name",
+            chosen.len()
+        );
+    };
+    let policy = Policy::parse(&entry.policy_toml).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let detail = ops.dataset(&entry.dataset)?;
+    let schema = DatasetSchema::parse_inline(&detail.schema_toml, &detail.name)?;
+    let shape =
+        strongroom::data_at_rest::open::shape_of(&schema).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let budget = ops
+        .budgets()?
+        .into_iter()
+        .find(|b| b.partner == entry.partner && b.dataset == entry.dataset)
+        .map(|b| -> anyhow::Result<Budget> {
+            let left = parse_nano(&b.remaining_rho).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let total = parse_nano(&b.total_rho).map_err(|e| anyhow::anyhow!("{e}"))?;
+            Ok(Budget::Left(left, total))
+        })
+        .transpose()?
+        .unwrap_or(Budget::Granted(policy.budget_nano_rho));
+    let plan = plan_job(&policy, &vetted.manifest, &shape, cost_nano)
+        .map_err(|e| anyhow::anyhow!("the room would refuse this job: {e}"))?;
+    print_preview(&vetted.manifest, &policy, &plan, cost, budget);
+    Ok(ExitCode::SUCCESS)
 }
 
 /// What is known of a partner's budget when previewing.

@@ -178,6 +178,18 @@ fn local_and_served_rooms_print_the_same_for_every_shared_command() {
         .arg("--dataset-schema")
         .arg(&its_schema));
     assert!(preview.contains("6 job(s) of this cost"), "{preview}");
+    // The same preview over the served room: its budget left, no operator secret.
+    let served_preview = ok(client(&server, &partner)
+        .args(["budget", "preview", "--cost", "0.5", "--module"])
+        .arg(&module));
+    assert!(
+        served_preview.contains("rho 3 left of 3: 6 job(s) of this cost"),
+        "{served_preview}"
+    );
+    assert!(
+        served_preview.contains("value: 95% interval"),
+        "{served_preview}"
+    );
     // Sample data that fits the bank's schema, and a noisy run on it before any budget is spent.
     let sample = dir.join("sample");
     let made = ok(bin()

@@ -466,6 +466,37 @@ fn every_command_family_works_and_refuses_mistakes_with_one_line_and_nothing_wri
         "policy",
     );
 
+    // The bank's preview, on its room.
+    let bank_preview = ok(&[
+        "budget",
+        "preview",
+        "--room",
+        p(&room),
+        "--partner",
+        "socialco",
+        "--dataset",
+        p(&sealed),
+        "--module",
+        p(&module),
+        "--cost",
+        "0.5",
+    ]);
+    assert!(bank_preview.contains(" left of 2: "), "{bank_preview}");
+    refused(
+        &[
+            "budget",
+            "preview",
+            "--room",
+            p(&room),
+            "--dataset",
+            p(&sealed),
+            "--module",
+            p(&module),
+            "--cost",
+            "0.5",
+        ],
+        "--partner",
+    );
     // The partner's preview, with no room: its policy and the bank's schema.
     let preview = ok(&[
         "budget",
