@@ -314,6 +314,20 @@ fn fraud_alert_share_by_region_matches_a_native_computation() {
         );
     }
     assert_eq!(share.rows.len(), expected.len());
+    // `customers` is a distinct metric: each region's customers, once each, and no value.
+    let customers = &aggregate.metrics[1];
+    assert_eq!(
+        customers.kind,
+        strongroom_contract::manifest::MetricKind::Distinct
+    );
+    for row in &customers.rows {
+        let region_customers = expected[&row.key[0]].0;
+        assert_eq!(
+            (row.entities, row.contributions, row.sum_fixed),
+            (region_customers, region_customers, 0)
+        );
+        assert_eq!(customers.value(row), region_customers as f64);
+    }
 }
 
 /// The bank, with the partner's list matched in the host, and the matched customers' ordinals.

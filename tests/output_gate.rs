@@ -611,6 +611,7 @@ fn exact_values(
                     let value = match m.kind {
                         MetricKind::Sum => row.sum_fixed as f64 / scale,
                         MetricKind::Count => row.contributions as f64,
+                        MetricKind::Distinct => row.entities as f64,
                         MetricKind::Mean => {
                             row.sum_fixed as f64 / scale / row.contributions.max(1) as f64
                         }

@@ -534,7 +534,8 @@ pub(super) fn inspect(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
             })
             .collect();
         let values = match x.kind {
-            strongroom_contract::manifest::MetricKind::Count => String::new(),
+            strongroom_contract::manifest::MetricKind::Count
+            | strongroom_contract::manifest::MetricKind::Distinct => String::new(),
             _ => format!(
                 ", values in [{}, {}], {} decimals",
                 x.lower, x.upper, x.decimals

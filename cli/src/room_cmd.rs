@@ -618,6 +618,10 @@ fn print_preview(
                         0
                     )
                 ),
+                MetricKind::Distinct => format!(
+                    "+/- {}",
+                    number(accuracy::half_width(&n.entities, LEVEL), 0)
+                ),
                 // A mean's interval depends on its group's count: shown for 1,000 contributions
                 // at the middle of the bounds.
                 MetricKind::Mean => {

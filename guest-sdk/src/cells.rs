@@ -237,11 +237,14 @@ pub(crate) fn add(metric: &Metric, key: &[u32], value: f64) -> bool {
         };
         let g = &mut state.groups[at];
         if g.count >= state.max_contributions_per_group {
-            s.bounding.dropped_over_contribution_limit += 1;
+            // A distinct metric counts the customer once, however often it says so.
+            if state.kind != MetricKind::Distinct {
+                s.bounding.dropped_over_contribution_limit += 1;
+            }
             return true;
         }
         g.count += 1;
-        if state.kind != MetricKind::Count {
+        if !state.kind.counts_only() {
             let (clamped, was_clamped) = state.fixed.bound(value);
             s.bounding.clamped += u64::from(was_clamped);
             g.sum += clamped;

@@ -125,6 +125,14 @@ impl Metric {
         Metric::new(name, MetricKind::Count, key, 0.0, 1.0)
     }
 
+    /// Number of distinct customers (entities) that contributed to each group: contribute with
+    /// `add_one`, as often as is convenient; a customer counts once per group. It releases one
+    /// number per group, so it costs less noise than a count that gives one per customer (a
+    /// count's number and its distinct-customer number, both released and both paid for).
+    pub const fn distinct(name: &'static str, key: &'static [Domain]) -> Metric {
+        Metric::new(name, MetricKind::Distinct, key, 0.0, 0.0)
+    }
+
     /// Mean of values in `[lower, upper]` per group.
     pub const fn mean(
         name: &'static str,
@@ -138,6 +146,10 @@ impl Metric {
     /// Let one entity contribute up to `n` values to each group (default 1).
     pub const fn max_contributions_per_group(mut self, n: u32) -> Metric {
         assert!(n >= 1, "max_contributions_per_group must be at least 1");
+        assert!(
+            !matches!(self.kind, MetricKind::Distinct),
+            "a distinct metric counts each customer once per group: it takes no max_contributions_per_group"
+        );
         self.max_contributions_per_group = n;
         self
     }

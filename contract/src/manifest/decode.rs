@@ -294,6 +294,14 @@ impl Manifest {
                     m.name
                 ));
             }
+            if m.kind == MetricKind::Distinct
+                && (m.max_contributions_per_group != 1 || m.lower != 0.0 || m.upper != 0.0)
+            {
+                return invalid(format!(
+                    "metric '{}': a distinct metric has bounds [0, 0] and one contribution per group",
+                    m.name
+                ));
+            }
             for d in &m.key {
                 match d {
                     Domain::Column { table, column } => {

@@ -141,6 +141,9 @@ pub enum MetricKind {
     Count,
     /// Sum of the values divided by the number of contributions.
     Mean,
+    /// Number of distinct entities (customers) that contributed to the group: one quantity,
+    /// where a count with one contribution per customer releases the same number twice.
+    Distinct,
 }
 
 impl MetricKind {
@@ -150,7 +153,13 @@ impl MetricKind {
             MetricKind::Sum => 0,
             MetricKind::Count => 1,
             MetricKind::Mean => 2,
+            MetricKind::Distinct => 3,
         }
+    }
+
+    /// Whether the metric's contributions carry no value (a count, distinct entities).
+    pub const fn counts_only(self) -> bool {
+        matches!(self, MetricKind::Count | MetricKind::Distinct)
     }
 
     /// The kind a byte stands for.
@@ -159,6 +168,7 @@ impl MetricKind {
             0 => Some(MetricKind::Sum),
             1 => Some(MetricKind::Count),
             2 => Some(MetricKind::Mean),
+            3 => Some(MetricKind::Distinct),
             _ => None,
         }
     }
@@ -170,6 +180,7 @@ impl fmt::Display for MetricKind {
             MetricKind::Sum => "sum",
             MetricKind::Count => "count",
             MetricKind::Mean => "mean",
+            MetricKind::Distinct => "distinct",
         })
     }
 }
@@ -392,12 +403,17 @@ mod tests {
         ] {
             assert_eq!(ColumnType::from_code(ty.code()), Some(ty));
         }
-        for kind in [MetricKind::Sum, MetricKind::Count, MetricKind::Mean] {
+        for kind in [
+            MetricKind::Sum,
+            MetricKind::Count,
+            MetricKind::Mean,
+            MetricKind::Distinct,
+        ] {
             assert_eq!(MetricKind::from_code(kind.code()), Some(kind));
         }
         assert_eq!(Mode::from_code(2), None);
         assert_eq!(ColumnType::from_code(5), None);
-        assert_eq!(MetricKind::from_code(3), None);
+        assert_eq!(MetricKind::from_code(4), None);
         let mut bytes = declare::to_vec(&DECLARED);
         bytes.push(0);
         assert!(Manifest::decode(&bytes).is_err(), "a trailing byte");

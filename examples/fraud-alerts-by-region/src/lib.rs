@@ -1,8 +1,10 @@
 //! Example query 2: the share of customers with a fraud alert in the last quarter, by region.
 //!
 //! Isolated mode, one customer per fresh instance. Each customer contributes 1 or 0 to the mean
-//! `share_with_alert` under their region, and 1 to `customers`. A customer reaches one group and
-//! moves each number by at most 1, so modest noise already hides any single customer.
+//! `share_with_alert` under their region, and is one of the region's `customers` (a distinct
+//! metric: one number per region, where a count of one per customer would release the same
+//! number twice and pay for both). A customer reaches one group and moves each number by at most
+//! 1, so modest noise already hides any single customer.
 //!
 //! Parameter `min_alerts` (default 1): how many alerts in the quarter count as "with an alert",
 //! e.g. `--param min_alerts=2` for repeat alerts.
@@ -20,7 +22,7 @@ const BY_REGION: &[Domain] = &[Domain::column("customers", "region")];
 /// Share of customers with at least one alert (mean of 0/1), to four decimals.
 const SHARE_WITH_ALERT: Metric = Metric::mean("share_with_alert", BY_REGION, 0.0, 1.0).decimals(4);
 /// Customers per region.
-const CUSTOMERS: Metric = Metric::count("customers", BY_REGION);
+const CUSTOMERS: Metric = Metric::distinct("customers", BY_REGION);
 
 strongroom_guest::query! {
     manifest: Manifest {

@@ -348,11 +348,14 @@ impl EntityContributions {
             }
         };
         if cell.contributions >= b.max_contributions_per_group {
-            self.stats.dropped_over_contribution_limit += 1;
+            // A distinct metric counts the entity once, however often it says so.
+            if b.kind != MetricKind::Distinct {
+                self.stats.dropped_over_contribution_limit += 1;
+            }
             return;
         }
         cell.contributions += 1;
-        if b.kind != MetricKind::Count {
+        if !b.kind.counts_only() {
             // NaN is refused before it gets here (a contract violation); infinities clamp.
             let (clamped, was_clamped) = b.fixed.bound(value);
             self.stats.clamped += u64::from(was_clamped);
@@ -602,11 +605,12 @@ pub struct MetricResult {
 }
 
 impl MetricResult {
-    /// The metric's value for a group, before any noise: sum, count or mean.
+    /// The metric's value for a group, before any noise: sum, count, mean or distinct entities.
     pub fn value(&self, row: &GroupRow) -> f64 {
         let scale = 10f64.powi(i32::from(self.decimals));
         match self.kind {
             MetricKind::Count => row.contributions as f64,
+            MetricKind::Distinct => row.entities as f64,
             MetricKind::Sum => row.sum_fixed as f64 / scale,
             MetricKind::Mean if row.contributions == 0 => 0.0,
             MetricKind::Mean => row.sum_fixed as f64 / scale / row.contributions as f64,
@@ -738,5 +742,41 @@ mod tests {
         assert_eq!(direct.sorted_groups(), each.sorted_groups());
         assert_eq!(direct.stats(), each.stats());
         assert_eq!(direct.entities(), each.entities());
+    }
+
+    #[test]
+    fn a_distinct_metric_counts_an_entity_once_without_calling_the_rest_dropped() {
+        let mut distinct = metric("customers", MetricKind::Distinct);
+        (
+            distinct.lower,
+            distinct.upper,
+            distinct.max_contributions_per_group,
+        ) = (0.0, 0.0, 1);
+        let manifest = Manifest {
+            name: "m".into(),
+            version: "1".into(),
+            mode: strongroom_contract::manifest::Mode::Isolated,
+            max_groups_per_entity: 1,
+            reads: Vec::new(),
+            metrics: vec![distinct],
+        };
+        let bounds = ContributionBounds::new(&manifest);
+        let mut entity = EntityContributions::default();
+        for _ in 0..3 {
+            bounds.add(&mut entity, 0, GroupKey::new(&[2]), 1.0);
+        }
+        let mut aggregator = Aggregator::new(&manifest);
+        aggregator.merge_entity(entity);
+        let groups = aggregator.sorted_groups();
+        assert_eq!(groups[0].len(), 1);
+        assert_eq!(
+            groups[0][0].1,
+            Accumulator {
+                entities: 1,
+                contributions: 1,
+                sum: 0
+            }
+        );
+        assert_eq!(aggregator.stats(), BoundingStats::default());
     }
 }

@@ -89,6 +89,7 @@ pub fn forecast<R: RandomBytes>(
                     let value = match metric.kind {
                         MetricKind::Sum => row.sum_fixed as f64 / scale,
                         MetricKind::Count => row.contributions as f64,
+                        MetricKind::Distinct => row.entities as f64,
                         MetricKind::Mean if row.contributions > 0 => {
                             row.sum_fixed as f64 / scale / row.contributions as f64
                         }

@@ -227,6 +227,8 @@ pub fn plan(
         .metrics
         .iter()
         .map(|m| match m.kind {
+            // Distinct entities: the entity count alone, which the threshold reads too.
+            MetricKind::Distinct => 1,
             MetricKind::Sum | MetricKind::Count => 2,
             MetricKind::Mean => 3,
         })
@@ -283,6 +285,45 @@ mod tests {
         assert_eq!(ledger_cost(Mechanism::Laplace, NANO), NANO / 2);
         assert_eq!(ledger_cost(Mechanism::Gaussian, 123), 123);
         assert_eq!(ledger_cost(Mechanism::None, 123), 0);
+    }
+
+    #[test]
+    fn a_distinct_metric_releases_one_quantity_its_entity_count() {
+        use strongroom_contract::manifest::{Domain, Manifest, Metric, Mode};
+        let metric = |name: &str, kind| Metric {
+            name: name.into(),
+            kind,
+            decimals: 0,
+            lower: 0.0,
+            upper: if kind == MetricKind::Distinct {
+                0.0
+            } else {
+                1.0
+            },
+            max_contributions_per_group: 1,
+            key: vec![Domain::Enumeration {
+                name: "band".into(),
+                members: vec!["a".into(), "b".into()],
+            }],
+        };
+        let manifest = |metrics| Manifest {
+            name: "m".into(),
+            version: "1".into(),
+            mode: Mode::Isolated,
+            max_groups_per_entity: 1,
+            reads: Vec::new(),
+            metrics,
+        };
+        let distinct = manifest(vec![metric("customers", MetricKind::Distinct)]);
+        let p = plan(&distinct, Mechanism::Gaussian, NANO, 1, &[2]).expect("plan");
+        assert_eq!(p.quantities, 1);
+        assert!(p.metrics[0].sum.is_none() && p.metrics[0].count.is_none());
+        // A count of one per customer releases its count and its entity count: twice the
+        // quantities, so each gets more noise for the same cost.
+        let count = manifest(vec![metric("customers", MetricKind::Count)]);
+        let q = plan(&count, Mechanism::Gaussian, NANO, 1, &[2]).expect("plan");
+        assert_eq!(q.quantities, 2);
+        assert!(p.metrics[0].entities.std_dev() < q.metrics[0].entities.std_dev());
     }
 
     #[test]

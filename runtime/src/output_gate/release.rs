@@ -152,6 +152,7 @@ fn estimate(
     noise: &MetricNoise,
     sum: Option<i128>,
     count: Option<i128>,
+    entities: i128,
     scale: f64,
 ) -> Estimate {
     let exact = Noise::Exact;
@@ -166,6 +167,8 @@ fn estimate(
     match metric.kind {
         MetricKind::Sum => accuracy::sum(sum, sum_noise, values, accuracy::LEVEL),
         MetricKind::Count => accuracy::count(count, count_noise, accuracy::LEVEL),
+        // The released entity count itself: the one number a distinct metric releases.
+        MetricKind::Distinct => accuracy::count(entities, &noise.entities, accuracy::LEVEL),
         MetricKind::Mean => accuracy::mean(
             (sum, sum_noise),
             (count, count_noise),
@@ -231,7 +234,7 @@ pub fn release<R: RandomBytes>(
             if entities < i128::from(threshold) || entities <= 0 {
                 suppressed += 1;
             } else {
-                let estimate = estimate(metric, noise, sum, count, scale);
+                let estimate = estimate(metric, noise, sum, count, entities, scale);
                 released.push(ReleasedGroup {
                     labels: key
                         .iter()
@@ -255,6 +258,7 @@ pub fn release<R: RandomBytes>(
         }
         let value_noise = match metric.kind {
             MetricKind::Count => noise.count.as_ref().map_or(0.0, Noise::std_dev),
+            MetricKind::Distinct => noise.entities.std_dev(),
             _ => noise.sum.as_ref().map_or(0.0, Noise::std_dev) / scale,
         };
         metrics.push(ReleasedMetric {
