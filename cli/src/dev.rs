@@ -456,6 +456,23 @@ fn print_report(
             number(s.dropped_over_group_limit as f64, 0),
             number(s.dropped_over_contribution_limit as f64, 0)
         );
+        if s.dropped_over_contribution_limit > 0 {
+            let capped: Vec<String> = manifest
+                .metrics
+                .iter()
+                .filter(|m| {
+                    m.max_contributions_per_group == 1
+                        && m.kind != strongroom_contract::manifest::MetricKind::Distinct
+                })
+                .map(|m| m.name.clone())
+                .collect();
+            if !capped.is_empty() {
+                println!(
+                    "note: {} keep(s) one contribution per customer and group (the default): to count or sum more of a customer's rows, raise it with .max_contributions_per_group(n)",
+                    capped.join(", ")
+                );
+            }
+        }
     }
     for (name, bytes) in [("stdout", &report.stdout), ("stderr", &report.stderr)] {
         if !bytes.is_empty() {

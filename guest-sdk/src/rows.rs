@@ -13,6 +13,14 @@ impl Category {
     pub fn index(self) -> u32 {
         self.0
     }
+
+    /// This value's label in the public dictionary of `table`.`column` (asked of the room each
+    /// time: for text a module needs, such as a message; a group key takes the index).
+    pub fn label(self, table: &str, column: &str) -> Option<String> {
+        crate::schema::dictionary(table, column)
+            .get(self.0 as usize)
+            .cloned()
+    }
 }
 
 /// A date: days since 1970-01-01.
@@ -23,6 +31,22 @@ impl Date {
     /// Days since 1970-01-01.
     pub fn days(self) -> i32 {
         self.0
+    }
+
+    /// The month as an index into [`crate::Domain::MONTHS`]: 0 for January to 11 for December.
+    pub fn month_index(self) -> u32 {
+        self.ymd().1 - 1
+    }
+
+    /// The quarter as an index into [`crate::Domain::QUARTERS`]: 0 for Q1 to 3 for Q4.
+    pub fn quarter_index(self) -> u32 {
+        (self.ymd().1 - 1) / 3
+    }
+
+    /// The day of the week as an index into [`crate::Domain::WEEKDAYS`]: 0 for Monday to 6 for
+    /// Sunday (1970-01-01 was a Thursday).
+    pub fn weekday_index(self) -> u32 {
+        (self.0 + 3).rem_euclid(7) as u32
     }
 
     /// The (year, month 1-12, day 1-31) of this date, proleptic Gregorian.
@@ -256,4 +280,41 @@ pub fn column_batches<T: FromColumn>(
             .unwrap_or_default();
         Some((batch.first_row, values))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Domain;
+
+    fn members(domain: Domain) -> &'static [&'static str] {
+        match domain {
+            Domain::Enumeration { members, .. } => members,
+            Domain::Column { .. } => unreachable!("an enumeration"),
+        }
+    }
+
+    #[test]
+    fn period_indices_name_the_right_members() {
+        // 2018-03-15 was a Thursday; 2018-12-31 a Monday; 2016-02-29 a Monday.
+        let cases = [
+            (17_605, "March", "Q1", "Thursday"),
+            (17_896, "December", "Q4", "Monday"),
+            (16_860, "February", "Q1", "Monday"),
+            (0, "January", "Q1", "Thursday"),
+            (-1, "December", "Q4", "Wednesday"),
+        ];
+        for (days, month, quarter, weekday) in cases {
+            let d = Date(days);
+            assert_eq!(members(Domain::MONTHS)[d.month_index() as usize], month);
+            assert_eq!(
+                members(Domain::QUARTERS)[d.quarter_index() as usize],
+                quarter
+            );
+            assert_eq!(
+                members(Domain::WEEKDAYS)[d.weekday_index() as usize],
+                weekday
+            );
+        }
+    }
 }

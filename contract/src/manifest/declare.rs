@@ -53,6 +53,45 @@ impl Domain {
         Domain::Column { table, column }
     }
 
+    /// The months of the year, January first: index with `Date::month_index()`.
+    pub const MONTHS: Domain = Domain::Enumeration {
+        name: "month",
+        members: &[
+            "January",
+            "February",
+            "March",
+            "April",
+            "May",
+            "June",
+            "July",
+            "August",
+            "September",
+            "October",
+            "November",
+            "December",
+        ],
+    };
+
+    /// The quarters of the year: index with `Date::quarter_index()`.
+    pub const QUARTERS: Domain = Domain::Enumeration {
+        name: "quarter",
+        members: &["Q1", "Q2", "Q3", "Q4"],
+    };
+
+    /// The days of the week, Monday first (ISO 8601): index with `Date::weekday_index()`.
+    pub const WEEKDAYS: Domain = Domain::Enumeration {
+        name: "weekday",
+        members: &[
+            "Monday",
+            "Tuesday",
+            "Wednesday",
+            "Thursday",
+            "Friday",
+            "Saturday",
+            "Sunday",
+        ],
+    };
+
     /// An enumeration declared by the module, such as balance bands.
     pub const fn enumeration(name: &'static str, members: &'static [&'static str]) -> Domain {
         assert!(
