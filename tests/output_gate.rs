@@ -708,3 +708,38 @@ fn released_intervals_hold_the_exact_values_and_releases_fall_where_the_forecast
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rooms_released_intervals_hold_the_exact_values_at_the_stated_rate() {
+    // Repeated room runs (budget charged, gate applied, receipts signed) of query 2: every
+    // released number's interval, against the exact aggregate of the same data.
+    let (_dir, room) = room_with(&policy("10", "automatic")).await;
+    let data = small_bank(1_200);
+    let module = example("fraud-alerts-by-region");
+    let prepared = prepare(&module);
+    let manifest = &prepared.module.manifest;
+    let exact = run(&prepared, &data, RunLimits::default())
+        .aggregate
+        .expect("aggregate");
+    let labels = domain_labels(manifest, &data);
+    let truth = exact_values(manifest, &exact, &labels);
+    let (mut held, mut all) = (0u32, 0u32);
+    for _ in 0..25 {
+        let result = run_job(&room, sandbox(), request(&module, &data, NANO / 4))
+            .await
+            .expect("job");
+        let released = result.released.expect("released");
+        assert_eq!(released.confidence, 0.95);
+        for (m, metric) in released.metrics.iter().enumerate() {
+            for g in &metric.groups {
+                let exact = truth[m][&g.labels];
+                held += u32::from(g.low <= exact && exact <= g.high);
+                all += 1;
+            }
+        }
+    }
+    assert!(all >= 150, "{all} released numbers");
+    let rate = f64::from(held) / f64::from(all);
+    // At least 95% by construction; over 200 numbers, 88% is four standard errors below.
+    assert!(rate >= 0.88, "intervals held {rate} of the time");
+}
