@@ -235,6 +235,19 @@ fn dev_run(args: DevRunArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// The message of the first panic in a module's captured stderr: Rust prints
+/// `thread '...' panicked at FILE:LINE:COL:` and the message on the lines after it, which a trap's
+/// own text (`unreachable`) does not say.
+fn panic_message(stderr: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(stderr);
+    let mut lines = text.lines();
+    lines.find(|l| l.contains("panicked at"))?;
+    let message: Vec<&str> = lines
+        .take_while(|l| !l.starts_with("note:") && !l.trim().is_empty())
+        .collect();
+    (!message.is_empty()).then(|| message.join(" "))
+}
+
 /// `detail` with each `entity #N:` (an ordinal) replaced by the customer's key in the partner's
 /// own data.
 fn name_customers(detail: &str, dataset: &Dataset) -> String {
@@ -416,6 +429,9 @@ fn print_report(
         &hex::encode(report.seed)[..16]
     );
     println!("outcome  {}", report.outcome);
+    if let Some(cause) = panic_message(&report.stderr) {
+        println!("cause    {cause} (the module's panic, from its stderr below)");
+    }
     if let Some(detail) = &report.detail {
         println!("detail   {detail}");
     }
@@ -638,6 +654,16 @@ pub(crate) fn build_examples(examples: &Path) -> anyhow::Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_panic_message_is_found_in_a_modules_stderr() {
+        let stderr = b"thread '<unnamed>' panicked at src/lib.rs:60:12:\nmetric 'spend' is not listed in the manifest's metrics\nnote: run with `RUST_BACKTRACE=1`\n";
+        assert_eq!(
+            panic_message(stderr).as_deref(),
+            Some("metric 'spend' is not listed in the manifest's metrics")
+        );
+        assert_eq!(panic_message(b"printed, no panic\n"), None);
+    }
 
     #[test]
     fn failing_customers_are_named_by_their_keys() {
