@@ -17,6 +17,7 @@ mod noise_samplers;
 mod output_gate;
 mod partials;
 mod partner_view;
+mod sdk_checks;
 mod sealed_data;
 mod service_api;
 mod vetting;

@@ -164,7 +164,7 @@ pub mod schema {
 pub mod prelude {
     pub use crate::{
         Batch, Category, Contribute, Date, Domain, Manifest, Metric, Mode, QueryError, Row, RowId,
-        batches, column_batches, rows, schema,
+        batches, column_batches, contribute, rows, schema,
     };
 }
 
@@ -203,6 +203,45 @@ pub fn __run(
         return Ok(cells::Cells::default().into_wit(cells::NO_BOUNDING));
     }
     cells::run_entities(manifest, run, batch).map_err(|e| e.0)
+}
+
+/// Contributes to a metric with its use checked when the module compiles: the metric must be
+/// listed in the manifest (`query!`, at the crate's root) and the key must have one part per
+/// domain of the metric's key; either mistake is a compile error, not a failed run.
+///
+/// ```ignore
+/// contribute!(SPEND, [tx.mcc_group.index(), age], tx.amount); // a value
+/// contribute!(PURCHASES, [tx.mcc_group.index(), age]);         // one (a count, distinct)
+/// ```
+// `crate::__STRONGROOM_MANIFEST` is the calling crate's, which `query!` defines at its root.
+#[allow(clippy::crate_in_macro_def)]
+#[macro_export]
+macro_rules! contribute {
+    ($metric:expr, [$($part:expr),+ $(,)?], $value:expr $(,)?) => {{
+        const _: () = $crate::manifest::check_use(
+            &crate::__STRONGROOM_MANIFEST,
+            &$metric,
+            [$($crate::__one!($part)),+].len(),
+        );
+        $crate::Contribute::add(&$metric, &[$($part),+], $value)
+    }};
+    ($metric:expr, [$($part:expr),+ $(,)?] $(,)?) => {{
+        const _: () = $crate::manifest::check_use(
+            &crate::__STRONGROOM_MANIFEST,
+            &$metric,
+            [$($crate::__one!($part)),+].len(),
+        );
+        $crate::Contribute::add_one(&$metric, &[$($part),+])
+    }};
+}
+
+/// One `()` per key part, to count them in a constant (used by [`contribute!`]).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __one {
+    ($part:expr) => {
+        ()
+    };
 }
 
 /// Declares the module: embeds the manifest as the `strongroom-manifest` custom section and

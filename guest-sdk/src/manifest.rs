@@ -3,7 +3,7 @@
 //! `strongroom-contract`.
 
 pub use strongroom_contract::manifest::declare::{
-    ColumnSpec, Domain, Manifest, Metric, TableRead, encode, encoded_len, to_vec,
+    ColumnSpec, Domain, Manifest, Metric, TableRead, check_use, encode, encoded_len, to_vec,
 };
 pub use strongroom_contract::manifest::{
     ColumnType, FORMAT_VERSION, FixedPoint, MAGIC, MAX_KEY_PARTS, MetricKind, Mode, SECTION,

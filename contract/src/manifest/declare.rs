@@ -218,6 +218,43 @@ pub struct Manifest {
     pub max_groups_per_entity: u32,
 }
 
+const fn same_str(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// Checked when a module compiles (through the SDK's `contribute!`): `metric` is one of
+/// `manifest`'s metrics, and a key of `parts` parts fits it. Either mistake stops the build with
+/// the message below instead of failing the run.
+pub const fn check_use(manifest: &Manifest, metric: &Metric, parts: usize) {
+    let mut i = 0;
+    let mut listed = false;
+    while i < manifest.metrics.len() {
+        if same_str(manifest.metrics[i].name, metric.name) {
+            listed = true;
+        }
+        i += 1;
+    }
+    assert!(
+        listed,
+        "this metric is not listed in the manifest's metrics: add it to `metrics: &[...]` in query!"
+    );
+    assert!(
+        parts == metric.key.len(),
+        "this group key has a different number of parts from the metric's key (one per domain)"
+    );
+}
+
 /// Writes into a fixed buffer; with `N == 0` it only counts, which is how [`encoded_len`] works.
 struct Writer<const N: usize> {
     buf: [u8; N],

@@ -46,13 +46,13 @@ fn run() -> Result<(), QueryError> {
             .parse::<i64>()
             .map_err(|_| QueryError("min_alerts must be a whole number".into()))?,
     };
-    let key = [customer.region.index()];
+    let region = customer.region.index();
     let alerted = if customer.fraud_alerts_last_quarter >= min_alerts {
         1.0
     } else {
         0.0
     };
-    SHARE_WITH_ALERT.add(&key, alerted);
-    CUSTOMERS.add_one(&key);
+    contribute!(SHARE_WITH_ALERT, [region], alerted);
+    contribute!(CUSTOMERS, [region]);
     Ok(())
 }

@@ -60,10 +60,12 @@ fn run() -> Result<(), QueryError> {
     };
     // The customer's total per merchant category group, in first-seen order.
     let mut spend: Vec<(u32, f64)> = Vec::new();
+    let age = customer.age_band.index();
     for tx in rows::<Transaction>() {
-        let key = [tx.mcc_group.index(), customer.age_band.index()];
-        PURCHASES.add_one(&key);
-        AVERAGE_TICKET.add(&key, tx.amount);
+        // `contribute!` checks, when the module compiles, that each metric is in the manifest
+        // and that its key has one part per domain.
+        contribute!(PURCHASES, [tx.mcc_group.index(), age]);
+        contribute!(AVERAGE_TICKET, [tx.mcc_group.index(), age], tx.amount);
         match spend
             .iter_mut()
             .find(|(group, _)| *group == tx.mcc_group.index())
@@ -73,7 +75,7 @@ fn run() -> Result<(), QueryError> {
         }
     }
     for (group, total) in spend {
-        SPEND.add(&[group, customer.age_band.index()], total);
+        contribute!(SPEND, [group, age], total);
     }
     Ok(())
 }
