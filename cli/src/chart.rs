@@ -114,10 +114,15 @@ pub(crate) fn released_svg(title: &str, released: &ReleasedTable) -> String {
         if groups.is_empty() {
             notes.push("no group released".into());
         }
-        notes.push(format!(
-            "lines: {confidence:.0}% intervals; noise std {}",
-            escape(&short(metric.value_noise_std))
-        ));
+        // A mean's noise depends on its group's count: its intervals say it.
+        notes.push(if metric.kind == "mean" {
+            format!("lines: {confidence:.0}% intervals")
+        } else {
+            format!(
+                "lines: {confidence:.0}% intervals; noise std {}",
+                escape(&short(metric.value_noise_std))
+            )
+        });
         let _ = write!(
             body,
             r##"<text x="16" y="{ty}" font-size="11" fill="#555">{}</text>"##,
