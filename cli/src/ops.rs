@@ -614,3 +614,14 @@ pub(crate) fn audit_checkpoint(
     );
     Ok(std::process::ExitCode::SUCCESS)
 }
+
+/// Writes a file the command was asked for (`flag` names the option), never replacing one.
+pub(crate) fn write_new(out: &std::path::Path, text: &str, flag: &str) -> anyhow::Result<()> {
+    strongroom::private_files::write_private_new(out, text.as_bytes()).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            anyhow::anyhow!("{} exists; choose another {flag}", out.display())
+        } else {
+            anyhow::anyhow!("cannot write {}: {e}", out.display())
+        }
+    })
+}

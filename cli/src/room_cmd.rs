@@ -279,6 +279,25 @@ pub(super) fn set_policy(ops: &dyn Operations, file: &Path) -> anyhow::Result<Ex
     )
 }
 
+/// The one policy of `chosen` (those on `dataset`, when named), or why there is not one.
+fn only_policy<'a>(
+    chosen: &[&'a strongroom_api::PolicyEntry],
+    dataset: Option<&str>,
+    flag: &str,
+) -> anyhow::Result<&'a strongroom_api::PolicyEntry> {
+    match (chosen, dataset) {
+        ([one], _) => Ok(one),
+        ([], Some(d)) => bail!("no policy you may see is on dataset '{d}'"),
+        ([], None) => {
+            bail!("no policy you may see is in force: the bank sets one with `policy set`")
+        }
+        (many, _) => bail!(
+            "{} policies match; name the dataset with {flag}",
+            many.len()
+        ),
+    }
+}
+
 /// `policy show` on a local or served room.
 pub(super) fn show_policies(
     ops: &dyn Operations,
@@ -292,17 +311,8 @@ pub(super) fn show_policies(
             .iter()
             .filter(|p| dataset.is_none_or(|d| p.dataset == d))
             .collect();
-        let [one] = chosen.as_slice() else {
-            bail!(
-                "{} policies match; name the dataset with --dataset",
-                chosen.len()
-            );
-        };
-        if out.exists() {
-            bail!("{} exists; choose another --out", out.display());
-        }
-        std::fs::write(out, &one.policy_toml)
-            .with_context(|| format!("cannot write {}", out.display()))?;
+        let one = only_policy(&chosen, dataset, "--dataset")?;
+        super::ops::write_new(out, &one.policy_toml, "--out")?;
     }
     super::ops::print(Ok(policies), json)
 }
@@ -502,12 +512,7 @@ pub(super) fn preview_served(
         .iter()
         .filter(|p| dataset.is_none_or(|d| p.dataset == d))
         .collect();
-    let [entry] = chosen.as_slice() else {
-        bail!(
-            "{} policies match; name the dataset with --dataset-name",
-            chosen.len()
-        );
-    };
+    let entry = only_policy(&chosen, dataset, "--dataset-name")?;
     let policy = Policy::parse(&entry.policy_toml).map_err(|e| anyhow::anyhow!("{e}"))?;
     let detail = ops.dataset(&entry.dataset)?;
     let schema = DatasetSchema::parse_inline(&detail.schema_toml, &detail.name)?;
@@ -631,14 +636,17 @@ fn print_preview(
                         upper: m.upper,
                     };
                     let mid = (m.lower + m.upper) / 2.0;
+                    let each = accuracy::mean_part_level(LEVEL);
                     let e = accuracy::mean(
                         (
                             (mid * 1_000.0 * scale).round() as i128,
-                            n.sum.as_ref().unwrap_or(&exact),
+                            accuracy::half_width(n.sum.as_ref().unwrap_or(&exact), each),
                         ),
-                        (1_000, n.count.as_ref().unwrap_or(&exact)),
+                        (
+                            1_000,
+                            accuracy::half_width(n.count.as_ref().unwrap_or(&exact), each),
+                        ),
                         values,
-                        LEVEL,
                     );
                     format!(
                         "+/- {} at 1,000 contributions",

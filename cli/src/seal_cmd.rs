@@ -136,11 +136,7 @@ pub(super) fn show(
 ) -> anyhow::Result<ExitCode> {
     let detail = ops.dataset(name)?;
     if let Some(out) = schema_out {
-        if out.exists() {
-            anyhow::bail!("{} exists; choose another --schema-out", out.display());
-        }
-        std::fs::write(out, &detail.schema_toml)
-            .with_context(|| format!("cannot write {}", out.display()))?;
+        super::ops::write_new(out, &detail.schema_toml, "--schema-out")?;
     }
     super::ops::print(Ok(detail), json)
 }

@@ -5,7 +5,25 @@ use std::path::Path;
 
 /// Writes `bytes` to `path` atomically (temporary file, fsync, rename), mode 0600.
 pub fn write_private_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+    complete(path, bytes)?.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// As [`write_private_atomically`], but never replaces a file: an `AlreadyExists` error when
+/// `path` exists (checked as the file is put in place, not before).
+pub fn write_private_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    complete(path, bytes)?
+        .persist_noclobber(path)
+        .map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// `bytes` in a temporary file beside `path`, mode 0600, synced to disk.
+fn complete(path: &Path, bytes: &[u8]) -> std::io::Result<tempfile::NamedTempFile> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
     #[cfg(unix)]
     {
@@ -15,6 +33,5 @@ pub fn write_private_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()
     }
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    Ok(tmp)
 }

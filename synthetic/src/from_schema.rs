@@ -26,6 +26,9 @@ const WIDEST: f64 = 10_000.0;
 
 /// Writes `<table>.csv` for every table of `schema` into `out`, with `customers` customers, and
 /// the schema itself (dictionaries inline) as `schema.toml`. Returns each table's row count.
+/// Refuses to replace a file already there (it could be the partner's own data); each file is
+/// written beside its name and renamed into place once complete, and a failure removes what it
+/// wrote.
 pub fn write_sample(
     schema: &DatasetSchema,
     customers: usize,
@@ -33,11 +36,55 @@ pub fn write_sample(
     seed: u64,
     out: &Path,
 ) -> std::io::Result<Vec<(String, usize)>> {
+    let names: Vec<String> = schema
+        .tables
+        .iter()
+        .map(|t| format!("{}.csv", t.name))
+        .chain(["schema.toml".to_string()])
+        .collect();
+    if let Some(there) = names.iter().find(|n| out.join(n).exists()) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            format!(
+                "{} exists: choose an empty --out",
+                out.join(there).display()
+            ),
+        ));
+    }
     std::fs::create_dir_all(out)?;
+    let partial = |name: &str| out.join(format!(".{name}.partial"));
+    let result =
+        write_files(schema, customers, rows_per_customer, seed, &partial).and_then(|written| {
+            for (i, name) in names.iter().enumerate() {
+                if let Err(e) = std::fs::rename(partial(name), out.join(name)) {
+                    // None of these names existed: take back the ones already in place.
+                    for placed in &names[..i] {
+                        let _ = std::fs::remove_file(out.join(placed));
+                    }
+                    return Err(e);
+                }
+            }
+            Ok(written)
+        });
+    if result.is_err() {
+        for name in &names {
+            let _ = std::fs::remove_file(partial(name));
+        }
+    }
+    result
+}
+
+fn write_files(
+    schema: &DatasetSchema,
+    customers: usize,
+    rows_per_customer: f64,
+    seed: u64,
+    partial: &dyn Fn(&str) -> std::path::PathBuf,
+) -> std::io::Result<Vec<(String, usize)>> {
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
     let mut written = Vec::new();
     for (t, table) in schema.tables.iter().enumerate() {
-        let path = out.join(format!("{}.csv", table.name));
+        let path = partial(&format!("{}.csv", table.name));
         let mut file = std::io::BufWriter::new(std::fs::File::create(&path)?);
         let header: Vec<&str> = table.columns.iter().map(|c| c.name.as_str()).collect();
         writeln!(file, "{}", csv_line(header.iter().copied()))?;
@@ -63,7 +110,7 @@ pub fn write_sample(
         file.flush()?;
         written.push((table.name.clone(), rows));
     }
-    std::fs::write(out.join("schema.toml"), schema.to_inline_toml())?;
+    std::fs::write(partial("schema.toml"), schema.to_inline_toml())?;
     Ok(written)
 }
 

@@ -572,6 +572,22 @@ mod tests {
             .expect("region");
         let regions: Vec<String> = REGIONS.iter().map(|r| r.to_string()).collect();
         assert_eq!(region.dictionary.as_deref(), Some(&regions[..]));
+        // Written again into the same directory: refused, and the files there are untouched.
+        let before = std::fs::read(sample_dir.join("customers.csv")).expect("customers");
+        let again = from_schema::write_sample(&schema, 5, 1.0, 10, &sample_dir);
+        assert!(again.is_err_and(|e| e.to_string().contains("exists")));
+        assert_eq!(
+            std::fs::read(sample_dir.join("customers.csv")).expect("customers"),
+            before
+        );
+        assert!(
+            std::fs::read_dir(&sample_dir).expect("dir").all(|e| !e
+                .expect("entry")
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".partial")),
+            "no partial file left"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -178,6 +178,29 @@ fn local_and_served_rooms_print_the_same_for_every_shared_command() {
         .arg("--dataset-schema")
         .arg(&its_schema));
     assert!(preview.contains("6 job(s) of this cost"), "{preview}");
+    // A file already there is never replaced; a partner without a policy is told so.
+    let again = client(&server, &partner)
+        .args(["policy", "show", "--out"])
+        .arg(&its_policy)
+        .output()
+        .expect("runs");
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("exists; choose another --out"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let no_policy = client(&server, &other)
+        .args(["budget", "preview", "--cost", "0.5", "--module"])
+        .arg(&module)
+        .output()
+        .expect("runs");
+    assert!(!no_policy.status.success());
+    assert!(
+        String::from_utf8_lossy(&no_policy.stderr).contains("no policy you may see is in force"),
+        "{}",
+        String::from_utf8_lossy(&no_policy.stderr)
+    );
     // The same preview over the served room: its budget left, no operator secret.
     let served_preview = ok(client(&server, &partner)
         .args(["budget", "preview", "--cost", "0.5", "--module"])

@@ -108,9 +108,15 @@ pub struct Estimate {
     pub high: f64,
 }
 
-/// A noisy count (of entities or of contributions): at zero or more.
-pub fn count(noisy: i128, noise: &Noise, level: f64) -> Estimate {
-    let h = half_width(noise, level);
+/// The level each of a mean's two intervals (its sum's and its count's) is taken at, so that both
+/// hold together with probability at least `level`.
+pub fn mean_part_level(level: f64) -> f64 {
+    (1.0 + level) / 2.0
+}
+
+/// A noisy count (of entities or of contributions) whose noise has half-width `h` at the level
+/// wanted ([`half_width`], worked out once per metric): at zero or more.
+pub fn count(noisy: i128, h: f64) -> Estimate {
     let v = noisy as f64;
     Estimate {
         value: v.max(0.0),
@@ -130,10 +136,11 @@ pub struct Values {
     pub upper: f64,
 }
 
-/// A noisy fixed-point sum of `values`: at zero or more when no value can be negative, at zero
-/// or less when none can be positive.
-pub fn sum(noisy: i128, noise: &Noise, values: Values, level: f64) -> Estimate {
-    let h = half_width(noise, level) / values.scale;
+/// A noisy fixed-point sum of `values` whose noise has half-width `h` (fixed-point units) at the
+/// level wanted: at zero or more when no value can be negative, at zero or less when none can be
+/// positive.
+pub fn sum(noisy: i128, h: f64, values: Values) -> Estimate {
+    let h = h / values.scale;
     let v = noisy as f64 / values.scale;
     let floor = if values.lower >= 0.0 {
         0.0
@@ -153,22 +160,21 @@ pub fn sum(noisy: i128, noise: &Noise, values: Values, level: f64) -> Estimate {
     }
 }
 
-/// A mean of `values` released as a noisy fixed-point sum (`noisy_sum`, with its noise) over a
-/// noisy contribution count: inside the bounds, with the interval of the module doc.
+/// A mean of `values` released as a noisy fixed-point sum over a noisy contribution count, each
+/// with its noise's half-width at [`mean_part_level`] (the sum's in fixed-point units): inside
+/// the bounds, with the interval of the module doc.
 pub fn mean(
-    (noisy_sum, sum_noise): (i128, &Noise),
-    (noisy_count, count_noise): (i128, &Noise),
+    (noisy_sum, sum_h): (i128, f64),
+    (noisy_count, count_h): (i128, f64),
     values: Values,
-    level: f64,
 ) -> Estimate {
     let Values {
         scale,
         lower,
         upper,
     } = values;
-    let each = (1.0 + level) / 2.0;
-    let a = half_width(sum_noise, each) / scale;
-    let b = half_width(count_noise, each);
+    let a = sum_h / scale;
+    let b = count_h;
     let s = noisy_sum as f64 / scale;
     let c = noisy_count as f64;
     let value = (s / c.max(1.0)).clamp(lower, upper);
@@ -263,7 +269,9 @@ mod tests {
     #[test]
     fn post_processing_keeps_values_where_exact_ones_can_be() {
         let n = noise(Mechanism::Gaussian, 100_000_000, 1, 1, 1);
-        let c = count(-3, &n, LEVEL);
+        let h = half_width(&n, LEVEL);
+        let each = half_width(&n, mean_part_level(LEVEL));
+        let c = count(-3, h);
         assert_eq!(c.value, 0.0);
         assert!(c.low == 0.0 && c.high > 0.0);
         let values = Values {
@@ -271,18 +279,13 @@ mod tests {
             lower: 0.0,
             upper: 300.0,
         };
-        let s = sum(-250, &n, values, LEVEL);
+        let s = sum(-250, h, values);
         assert_eq!(s.value, 0.0);
-        let m = mean((90_000, &n), (2, &n), values, LEVEL);
+        let m = mean((90_000, each), (2, each), values);
         assert_eq!(m.value, 300.0, "450 per contribution is past the bound");
         // A count whose range reaches below one: the whole bounds.
         assert_eq!((m.low, m.high), (0.0, 300.0));
-        let tight = mean(
-            (1_000_000, &Noise::Exact),
-            (10_000, &Noise::Exact),
-            values,
-            LEVEL,
-        );
+        let tight = mean((1_000_000, 0.0), (10_000, 0.0), values);
         assert_eq!((tight.value, tight.low, tight.high), (1.0, 1.0, 1.0));
     }
 }

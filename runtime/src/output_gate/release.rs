@@ -147,34 +147,55 @@ fn perturb<R: RandomBytes>(
 }
 
 /// A released group's value and interval from its noisy sum and count.
+/// The half-widths of one metric's intervals: they depend on its noise alone, so they are worked
+/// out once per release, not per group (a discrete Gaussian's is a sum over its mass).
+#[derive(Clone, Copy)]
+enum Widths {
+    /// A sum, a count or a distinct metric: its one number's.
+    One(f64),
+    /// A mean: its sum's and its count's, each at [`accuracy::mean_part_level`].
+    Mean(f64, f64),
+}
+
+fn widths(metric: &Metric, noise: &MetricNoise) -> Widths {
+    let exact = Noise::Exact;
+    let sum = noise.sum.as_ref().unwrap_or(&exact);
+    let count = noise.count.as_ref().unwrap_or(&exact);
+    let level = accuracy::LEVEL;
+    match metric.kind {
+        MetricKind::Sum => Widths::One(accuracy::half_width(sum, level)),
+        MetricKind::Count => Widths::One(accuracy::half_width(count, level)),
+        // The released entity count itself: the one number a distinct metric releases.
+        MetricKind::Distinct => Widths::One(accuracy::half_width(&noise.entities, level)),
+        MetricKind::Mean => {
+            let each = accuracy::mean_part_level(level);
+            Widths::Mean(
+                accuracy::half_width(sum, each),
+                accuracy::half_width(count, each),
+            )
+        }
+    }
+}
+
+/// A released group's value and interval from its noisy numbers.
 fn estimate(
     metric: &Metric,
-    noise: &MetricNoise,
-    sum: Option<i128>,
-    count: Option<i128>,
-    entities: i128,
+    widths: Widths,
+    (sum, count, entities): (Option<i128>, Option<i128>, i128),
     scale: f64,
 ) -> Estimate {
-    let exact = Noise::Exact;
-    let sum_noise = noise.sum.as_ref().unwrap_or(&exact);
-    let count_noise = noise.count.as_ref().unwrap_or(&exact);
     let (sum, count) = (sum.unwrap_or(0), count.unwrap_or(0));
     let values = Values {
         scale,
         lower: metric.lower,
         upper: metric.upper,
     };
-    match metric.kind {
-        MetricKind::Sum => accuracy::sum(sum, sum_noise, values, accuracy::LEVEL),
-        MetricKind::Count => accuracy::count(count, count_noise, accuracy::LEVEL),
-        // The released entity count itself: the one number a distinct metric releases.
-        MetricKind::Distinct => accuracy::count(entities, &noise.entities, accuracy::LEVEL),
-        MetricKind::Mean => accuracy::mean(
-            (sum, sum_noise),
-            (count, count_noise),
-            values,
-            accuracy::LEVEL,
-        ),
+    match (metric.kind, widths) {
+        (MetricKind::Sum, Widths::One(h)) => accuracy::sum(sum, h, values),
+        (MetricKind::Distinct, Widths::One(h)) => accuracy::count(entities, h),
+        (MetricKind::Mean, Widths::Mean(a, b)) => accuracy::mean((sum, a), (count, b), values),
+        // A count: `widths` makes `Mean` for a mean alone.
+        (_, Widths::One(h) | Widths::Mean(_, h)) => accuracy::count(count, h),
     }
 }
 
@@ -206,6 +227,7 @@ pub fn release<R: RandomBytes>(
             .map(|r| (r.key.as_slice(), r))
             .collect();
         let noise = &plan.metrics[i];
+        let widths = widths(metric, noise);
         let scale = 10f64.powi(i32::from(metric.decimals));
         let mut released = Vec::new();
         let mut suppressed = 0u64;
@@ -234,7 +256,7 @@ pub fn release<R: RandomBytes>(
             if entities < i128::from(threshold) || entities <= 0 {
                 suppressed += 1;
             } else {
-                let estimate = estimate(metric, noise, sum, count, entities, scale);
+                let estimate = estimate(metric, widths, (sum, count, entities), scale);
                 released.push(ReleasedGroup {
                     labels: key
                         .iter()
