@@ -253,7 +253,9 @@ impl Manifest {
         Ok(manifest)
     }
 
-    fn check(&self) -> Result<(), ManifestError> {
+    /// Checks the content the layout cannot: names, bounds, key sizes, limits. [`Manifest::decode`]
+    /// calls it; a manifest built in memory (a SQL plan's) is checked with it too.
+    pub fn check(&self) -> Result<(), ManifestError> {
         let invalid = |s: String| Err(ManifestError::Invalid(s));
         if self.name.is_empty() || self.version.is_empty() {
             return invalid("name and version must not be empty".into());
