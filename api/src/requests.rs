@@ -12,8 +12,14 @@ use crate::approval::ParameterRules;
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct JobSubmission {
-    /// The module to run, by hash (uploaded by the same partner).
-    pub module_sha256: String,
+    /// The module to run, by hash (uploaded by the same partner). A SQL job may leave it out:
+    /// it runs through the SQL engine the policy names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub module_sha256: Option<String>,
+    /// A SQL query to run instead of a module of the partner's (docs/sql.md); its named
+    /// parameters (`@name`) take their values from `parameters`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sql: Option<String>,
     /// The dataset to run it on.
     pub dataset: String,
     /// What to spend: rho under a Gaussian policy, epsilon under a Laplace one; decimal.

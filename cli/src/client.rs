@@ -167,11 +167,17 @@ fn print(value: &impl serde::Serialize) -> anyhow::Result<()> {
 /// `strongroom job ...`: jobs on a served room.
 #[derive(Subcommand, Debug)]
 pub(super) enum JobCommand {
-    /// Submit a job (partner). Prints the job id; `--wait` waits for it and prints the result.
+    /// Submit a job (partner): a module of yours, or a SQL query (`--sql`). Prints the job id;
+    /// `--wait` waits for it and prints the result.
+    #[command(group(clap::ArgGroup::new("what").required(true).args(["module_sha256", "sql"])))]
     Submit {
         /// The module's SHA-256 (from `module submit`).
         #[arg(long)]
-        module_sha256: String,
+        module_sha256: Option<String>,
+        /// A file holding a SQL query (docs/sql.md); it runs through the SQL engine your policy
+        /// names, with `--param` values for its `@name` parameters.
+        #[arg(long, value_name = "FILE")]
+        sql: Option<std::path::PathBuf>,
         /// The dataset's name.
         #[arg(long)]
         dataset: String,
@@ -288,14 +294,20 @@ fn served_job(remote: &Remote, cmd: JobCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         JobCommand::Submit {
             module_sha256,
+            sql,
             dataset,
             cost,
             audience_list,
             params,
             wait,
         } => {
+            let sql = match sql {
+                Some(path) => Some(super::sql_cmd::read_query(&path)?),
+                None => None,
+            };
             let submission = JobSubmission {
                 module_sha256,
+                sql,
                 dataset,
                 cost,
                 audience_list,

@@ -396,6 +396,7 @@ pub(super) fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             JobRequest {
                 partner: q.partner,
                 module,
+                sql: None,
                 dataset: dataset.clone(),
                 dataset_sha256: sealed_file.header_sha256.clone(),
                 dataset_origin: origin.clone(),

@@ -33,10 +33,18 @@ pub(super) enum DevCommand {
 }
 
 #[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["module", "sql"])))]
 pub(super) struct DevRunArgs {
     /// The module (.wasm component).
     #[arg(long)]
-    module: PathBuf,
+    module: Option<PathBuf>,
+    /// A SQL query (a file; docs/sql.md) to run through the SQL engine instead of a module;
+    /// `--param NAME=VALUE` gives its `@NAME` parameters.
+    #[arg(long, value_name = "FILE")]
+    sql: Option<PathBuf>,
+    /// With --sql: the SQL engine module (default: the one built in examples/, docs/sql.md).
+    #[arg(long, requires = "sql")]
+    engine: Option<PathBuf>,
     /// A table as NAME=FILE.csv; repeat for each table.
     #[arg(long = "table", value_name = "NAME=FILE", required = true)]
     tables: Vec<String>,
@@ -133,10 +141,14 @@ fn parse_tables(specs: &[String]) -> anyhow::Result<Vec<(String, PathBuf)>> {
 }
 
 fn dev_run(args: DevRunArgs) -> anyhow::Result<ExitCode> {
-    let bytes = std::fs::read(&args.module)
-        .with_context(|| format!("cannot read module {}", args.module.display()))?;
+    let module_path = match &args.module {
+        Some(m) => m.clone(),
+        None => super::sql_cmd::engine_path(args.engine.as_deref())?,
+    };
+    let bytes = std::fs::read(&module_path)
+        .with_context(|| format!("cannot read module {}", module_path.display()))?;
     let module = vet(&bytes, DEFAULT_MAX_MODULE_BYTES)
-        .with_context(|| format!("{} was refused", args.module.display()))?;
+        .with_context(|| format!("{} was refused", module_path.display()))?;
     let schema = match &args.schema {
         Some(path) => Some(DatasetSchema::load(path)?),
         None => None,
@@ -148,6 +160,11 @@ fn dev_run(args: DevRunArgs) -> anyhow::Result<ExitCode> {
             "note: without --schema, each category's dictionary is inferred from the files in alphabetical order; a bank's order can differ, and so would every index your module relies on (get the bank's schema with `strongroom dataset show NAME --schema-out FILE`)"
         );
     }
+    let parameters = super::room_cmd::parse_params(&args.params)?;
+    let sql = match &args.sql {
+        Some(path) => Some(super::sql_cmd::compile_file(path, &dataset, &parameters)?),
+        None => None,
+    };
     let mode = match args.mode {
         Some(ModeArg::Isolated) => Mode::Isolated,
         Some(ModeArg::Table) => Mode::Table,
@@ -165,7 +182,11 @@ fn dev_run(args: DevRunArgs) -> anyhow::Result<ExitCode> {
 
     let sandbox = Sandbox::new(&EngineSettings::default()).map_err(|e| anyhow::anyhow!("{e:#}"))?;
     let prepared = sandbox.prepare(module, cache.as_ref())?;
-    let manifest = prepared.module.manifest.clone();
+    // A SQL query runs the engine under the manifest derived from its plan.
+    let manifest = match &sql {
+        Some(compiled) => compiled.manifest.clone(),
+        None => prepared.module.manifest.clone(),
+    };
     let dataset = Arc::new(dataset);
     let ctx = RunContext::new(
         Arc::clone(&dataset),
@@ -174,8 +195,12 @@ fn dev_run(args: DevRunArgs) -> anyhow::Result<ExitCode> {
         RunLimits::default(),
         seed,
     )?
-    .with_parameters(&super::room_cmd::parse_params(&args.params)?)
+    .with_parameters(&parameters)
     .map_err(anyhow::Error::msg)?;
+    let ctx = match &sql {
+        Some(compiled) => ctx.with_sql_plan(compiled.plan.to_hex()),
+        None => ctx,
+    };
     let started = Instant::now();
     let mut report = sandbox.run(&prepared, Arc::new(ctx), threads);
     let elapsed = started.elapsed();
@@ -198,6 +223,7 @@ fn dev_run(args: DevRunArgs) -> anyhow::Result<ExitCode> {
         let value = serde_json::json!({
             "development_run": true,
             "module": { "name": manifest.name, "version": manifest.version, "sha256": prepared.module.hash_hex() },
+            "sql": sql.as_ref().map(|c| serde_json::json!({ "query_sha256": c.query_sha256, "plan_sha256": c.plan_sha256 })),
             "mode": mode.to_string(),
             "outcome": report.outcome.code(),
             "detail": report.detail,

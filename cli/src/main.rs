@@ -14,6 +14,7 @@ mod render;
 mod room_cmd;
 mod seal_cmd;
 mod service_cmd;
+mod sql_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -95,8 +96,12 @@ enum Command {
     /// Privacy budgets: show them, preview a job's noise.
     #[command(subcommand)]
     Budget(room_cmd::BudgetCommand),
-    /// Run a module in a room: budget charged first, output gate applied, receipt signed.
+    /// Run a module (or a SQL query, --sql) in a room: budget charged first, output gate
+    /// applied, receipt signed.
     Run(room_cmd::RunArgs),
+    /// SQL queries: see what one compiles to and what it would release (docs/sql.md).
+    #[command(subcommand)]
+    Sql(sql_cmd::SqlCommand),
     /// Receipts.
     #[command(subcommand)]
     Receipt(room_cmd::ReceiptCommand),
@@ -296,6 +301,10 @@ fn talks_to_a_server(command: &Command) -> bool {
                 BudgetCommand::Show { .. } | BudgetCommand::Preview { policy: None, .. }
             )
             | Command::Room(RoomCommand::Pubkey { .. })
+            | Command::Sql(sql_cmd::SqlCommand::Explain(sql_cmd::ExplainArgs {
+                schema: None,
+                ..
+            }))
             | Command::Audit(
                 audit_cmd::AuditCommand::Export { .. }
                     | audit_cmd::AuditCommand::Checkpoint { .. }
@@ -355,6 +364,7 @@ fn remote_command(r: &client::Remote, command: Command) -> anyhow::Result<ExitCo
         Command::Room(RoomCommand::Pubkey { .. }) => {
             ops::print(ops::Operations::room_info(&r), false)
         }
+        Command::Sql(sql_cmd::SqlCommand::Explain(args)) => sql_cmd::explain_served(&r, &args),
         Command::Audit(audit_cmd::AuditCommand::Export { out, .. }) => ops::audit_export(&r, &out),
         Command::Audit(audit_cmd::AuditCommand::Checkpoint { out, .. }) => {
             ops::audit_checkpoint(&r, &out)
@@ -407,6 +417,7 @@ fn local_command(command: Command) -> anyhow::Result<ExitCode> {
         Command::Policy(cmd) => room_cmd::policy(cmd),
         Command::Budget(cmd) => room_cmd::budget(cmd),
         Command::Run(args) => room_cmd::run(args),
+        Command::Sql(cmd) => sql_cmd::run(cmd),
         Command::Receipt(cmd) => room_cmd::receipt(cmd),
         Command::Audit(cmd) => audit_cmd::run(cmd),
         Command::PartyKey { name, out } => seal_cmd::party_key(&name, &out),

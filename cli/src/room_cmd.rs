@@ -165,12 +165,20 @@ pub(super) enum ReceiptCommand {
 }
 
 #[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["module", "sql"])))]
 pub(super) struct RunArgs {
     #[command(flatten)]
     room: RoomArgs,
     /// The module (.wasm).
     #[arg(long)]
-    module: PathBuf,
+    module: Option<PathBuf>,
+    /// A SQL query (a file; docs/sql.md) to run through the SQL engine instead of a module.
+    #[arg(long, value_name = "FILE")]
+    sql: Option<PathBuf>,
+    /// With --sql: the SQL engine module the policy names (default: the one built in
+    /// examples/, see docs/sql.md).
+    #[arg(long, requires = "sql")]
+    engine: Option<PathBuf>,
     /// The partner running it.
     #[arg(long)]
     partner: String,
@@ -280,7 +288,7 @@ pub(super) fn set_policy(ops: &dyn Operations, file: &Path) -> anyhow::Result<Ex
 }
 
 /// The one policy of `chosen` (those on `dataset`, when named), or why there is not one.
-fn only_policy<'a>(
+pub(super) fn only_policy<'a>(
     chosen: &[&'a strongroom_api::PolicyEntry],
     dataset: Option<&str>,
     flag: &str,
@@ -518,25 +526,30 @@ pub(super) fn preview_served(
     let schema = DatasetSchema::parse_inline(&detail.schema_toml, &detail.name)?;
     let shape =
         strongroom::data_at_rest::open::shape_of(&schema).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let budget = ops
-        .budgets()?
-        .into_iter()
-        .find(|b| b.partner == entry.partner && b.dataset == entry.dataset)
-        .map(|b| -> anyhow::Result<Budget> {
-            let left = parse_nano(&b.remaining_rho).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let total = parse_nano(&b.total_rho).map_err(|e| anyhow::anyhow!("{e}"))?;
-            Ok(Budget::Left(left, total))
-        })
-        .transpose()?
-        .unwrap_or(Budget::Granted(policy.budget_nano_rho));
+    let budget = served_budget(ops, &policy)?;
     let plan = plan_job(&policy, &vetted.manifest, &shape, cost_nano)
         .map_err(|e| anyhow::anyhow!("the room would refuse this job: {e}"))?;
     print_preview(&vetted.manifest, &policy, &plan, cost, budget);
     Ok(ExitCode::SUCCESS)
 }
 
+/// The partner's budget on a served room: what is left, or the policy's grant.
+pub(super) fn served_budget(ops: &dyn Operations, policy: &Policy) -> anyhow::Result<Budget> {
+    Ok(ops
+        .budgets()?
+        .into_iter()
+        .find(|b| b.partner == policy.partner && b.dataset == policy.dataset)
+        .map(|b| -> anyhow::Result<Budget> {
+            let left = parse_nano(&b.remaining_rho).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let total = parse_nano(&b.total_rho).map_err(|e| anyhow::anyhow!("{e}"))?;
+            Ok(Budget::Left(left, total))
+        })
+        .transpose()?
+        .unwrap_or(Budget::Granted(policy.budget_nano_rho)))
+}
+
 /// What is known of a partner's budget when previewing.
-enum Budget {
+pub(super) enum Budget {
     /// The policy's whole grant (a preview without a room does not know what was spent).
     Granted(u64),
     /// Left, of the total (from the room's ledger).
@@ -545,7 +558,7 @@ enum Budget {
 
 /// Prints what a job would release: per metric, the 95% half-width of each number, and the group
 /// size released 95% of the time; then how many such jobs the budget allows.
-fn print_preview(
+pub(super) fn print_preview(
     manifest: &strongroom_contract::manifest::Manifest,
     policy: &Policy,
     plan: &strongroom::output_gate::mechanism::NoisePlan,
@@ -770,8 +783,16 @@ impl Drop for ShowProgress {
 
 pub(super) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let cost_nano = parse_nano(&args.cost).map_err(|e| anyhow::anyhow!("--cost: {e}"))?;
-    let module = std::fs::read(&args.module)
-        .with_context(|| format!("cannot read {}", args.module.display()))?;
+    let sql = match &args.sql {
+        Some(path) => Some(super::sql_cmd::read_query(path)?),
+        None => None,
+    };
+    let module_path = match (&args.module, &args.sql) {
+        (Some(m), _) => m.clone(),
+        (None, _) => super::sql_cmd::engine_path(args.engine.as_deref())?,
+    };
+    let module = std::fs::read(&module_path)
+        .with_context(|| format!("cannot read {}", module_path.display()))?;
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -791,6 +812,7 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         let request = JobRequest {
             partner: &args.partner,
             module: &module,
+            sql: sql.clone(),
             dataset,
             dataset_sha256: digest,
             dataset_origin: origin,

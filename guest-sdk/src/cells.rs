@@ -33,13 +33,21 @@ struct MetricState {
 /// current entity's bounded contributions. One borrow per contribution.
 struct State {
     manifest: &'static Manifest,
-    tables: Vec<TableRows>,
-    /// Per table, per entity, the first row (one more entry than entities).
-    starts: Vec<Vec<usize>>,
     metrics: Vec<MetricState>,
     /// The entity `run` is serving, numbered within the call.
     entity: usize,
     bounding: Bounding,
+}
+
+/// The rows the room pushed into a call, apart from [`State`], so that a module may read them
+/// while it contributes.
+struct Pushed {
+    manifest: &'static Manifest,
+    tables: Vec<TableRows>,
+    /// Per table, per entity, the first row (one more entry than entities).
+    starts: Vec<Vec<usize>>,
+    /// The entity `run` is serving (as in [`State`]).
+    entity: usize,
 }
 
 /// One group of one metric, for the current entity.
@@ -82,6 +90,7 @@ impl Cells {
 
 thread_local! {
     static STATE: RefCell<Option<State>> = const { RefCell::new(None) };
+    static PUSHED: RefCell<Option<Pushed>> = const { RefCell::new(None) };
 }
 
 fn metric_state(m: &Metric, sizes: Option<&Vec<u32>>) -> MetricState {
@@ -131,21 +140,33 @@ pub(crate) fn run_entities(
     STATE.with(|s| {
         *s.borrow_mut() = Some(State {
             manifest,
-            tables: batch.tables,
-            starts,
             metrics,
             entity: 0,
             bounding: NO_BOUNDING,
         })
     });
+    PUSHED.with(|p| {
+        *p.borrow_mut() = Some(Pushed {
+            manifest,
+            tables: batch.tables,
+            starts,
+            entity: 0,
+        })
+    });
     let mut out = Cells::default();
     let result: Result<(), QueryError> = (0..count).try_for_each(|entity| {
         with_state(|s| s.entity = entity);
+        PUSHED.with(|p| {
+            if let Some(p) = p.borrow_mut().as_mut() {
+                p.entity = entity;
+            }
+        });
         run()?;
         with_state(|s| emit(s, entity as u32, &mut out));
         Ok(())
     });
     let state = STATE.with(|s| s.borrow_mut().take());
+    PUSHED.with(|p| p.borrow_mut().take());
     result?;
     Ok(out.into_wit(state.map_or(NO_BOUNDING, |s| s.bounding)))
 }
@@ -184,7 +205,7 @@ pub(crate) fn with_rows<R>(
     table: &str,
     f: impl FnOnce(&'static [crate::ColumnSpec], &[ColumnValues], Range<usize>) -> R,
 ) -> Option<R> {
-    STATE.with(|s| {
+    PUSHED.with(|s| {
         let state = s.borrow();
         let state = state.as_ref()?;
         let t = state.manifest.reads.iter().position(|r| r.table == table)?;
@@ -192,6 +213,26 @@ pub(crate) fn with_rows<R>(
         let starts = state.starts.get(t)?;
         let range = starts[state.entity]..starts[state.entity + 1];
         Some(f(state.manifest.reads[t].columns, &rows.columns, range))
+    })
+}
+
+/// The current entity's rows of every table the manifest reads, in the manifest's order: each
+/// table's columns (in the manifest's column order) and the range of rows that are the
+/// entity's. `None` outside a call.
+pub(crate) fn with_entity_tables<R>(
+    f: impl FnOnce(&[&[ColumnValues]], &[Range<usize>]) -> R,
+) -> Option<R> {
+    PUSHED.with(|s| {
+        let state = s.borrow();
+        let state = state.as_ref()?;
+        let mut columns: Vec<&[ColumnValues]> = Vec::with_capacity(state.tables.len());
+        let mut ranges = Vec::with_capacity(state.tables.len());
+        for (t, rows) in state.tables.iter().enumerate() {
+            let starts = state.starts.get(t)?;
+            columns.push(&rows.columns);
+            ranges.push(starts[state.entity]..starts[state.entity + 1]);
+        }
+        Some(f(&columns, &ranges))
     })
 }
 

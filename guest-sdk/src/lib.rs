@@ -160,6 +160,41 @@ pub mod schema {
     }
 }
 
+/// For an engine module: a module the bank approves once that runs queries it receives as data
+/// (the SQL engine runs compiled SQL plans). Its manifest is not a constant: the room derives it
+/// from the query and checks the engine's cells against it, as for any module; the engine builds
+/// the same manifest from the same plan with [`engine::leak`]-ed values and declares it with
+/// [`crate::engine!`].
+#[cfg(not(feature = "wit-0-1"))]
+pub mod engine {
+    pub use crate::bindings::strongroom::query::types::ColumnValues;
+
+    /// Calls `f` with the current customer's rows of every table the manifest reads (in the
+    /// manifest's order): each table's columns, in the manifest's column order, and the range of
+    /// rows that are this customer's. `None` outside a call (table mode).
+    pub fn with_customer_tables<R>(
+        f: impl FnOnce(&[&[ColumnValues]], &[std::ops::Range<usize>]) -> R,
+    ) -> Option<R> {
+        crate::cells::with_entity_tables(f)
+    }
+
+    /// Makes a value live as long as the instance (an instance serves one call, or one batch,
+    /// then is thrown away), for a manifest built at run time.
+    pub fn leak<T>(value: T) -> &'static T {
+        Box::leak(Box::new(value))
+    }
+
+    /// Makes a string live as long as the instance.
+    pub fn leak_str(value: &str) -> &'static str {
+        Box::leak(value.to_string().into_boxed_str())
+    }
+
+    /// Makes a vector's items live as long as the instance.
+    pub fn leak_slice<T>(value: Vec<T>) -> &'static [T] {
+        Box::leak(value.into_boxed_slice())
+    }
+}
+
 /// Everything a query module usually needs.
 pub mod prelude {
     pub use crate::{
@@ -259,6 +294,35 @@ macro_rules! query {
         struct __StrongroomQuery;
         $crate::__export_run!(__StrongroomQuery, __STRONGROOM_MANIFEST_STATIC, $run);
         $crate::bindings::__export_query!(__StrongroomQuery with_types_in $crate::bindings);
+    };
+}
+
+/// Declares an engine module: `section` is the manifest embedded in the module (what vetting
+/// reads, and what a run without a query sees); `manifest` is a function giving the manifest of
+/// the query this run carries, which the SDK bounds contributions by. Only for version 0.2.
+#[cfg(not(feature = "wit-0-1"))]
+#[macro_export]
+macro_rules! engine {
+    (section: $section:expr, manifest: $manifest:path, run: $run:path $(,)?) => {
+        const __STRONGROOM_MANIFEST: $crate::Manifest = $section;
+        #[used]
+        #[unsafe(link_section = "strongroom-manifest")]
+        static __STRONGROOM_MANIFEST_SECTION: [u8; $crate::manifest::encoded_len(&__STRONGROOM_MANIFEST)] =
+            $crate::manifest::encode(&__STRONGROOM_MANIFEST);
+
+        struct __StrongroomEngine;
+        impl $crate::bindings::Guest for __StrongroomEngine {
+            fn run(
+                batch: $crate::bindings::strongroom::query::types::Entities,
+            ) -> ::core::result::Result<
+                $crate::bindings::strongroom::query::types::Cells,
+                ::std::string::String,
+            > {
+                let manifest: &'static $crate::Manifest = $manifest()?;
+                $crate::__run(manifest, $run, batch)
+            }
+        }
+        $crate::bindings::__export_query!(__StrongroomEngine with_types_in $crate::bindings);
     };
 }
 

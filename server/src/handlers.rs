@@ -570,17 +570,71 @@ pub(super) async fn submit_job(
         .map_err(|e| Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_parameters", e))?;
     // The checks and the insert are one write: what they found still holds when the job is
     // queued, and the cap cannot be overshot by concurrent submissions.
+    if let Some(sql) = &body.sql
+        && sql.len() > strongroom_sql::MAX_QUERY_BYTES
+    {
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "sql_refused",
+            format!(
+                "the query is {} bytes; at most {}",
+                sql.len(),
+                strongroom_sql::MAX_QUERY_BYTES
+            ),
+        ));
+    }
     let job_id = new_job_id();
     let max = state.config.max_queued_per_partner;
-    let module_sha256 = body.module_sha256.to_ascii_lowercase();
     state.room.write(|change| {
         let conn = change.conn();
-        let module = conn
-            .prepare_cached("SELECT 1 FROM modules WHERE module_sha256 = ? AND partner = ?")?
-            .query_row(params![module_sha256, caller.party], |_| Ok(()))
-            .optional()?;
+        let module_sha256 = match (&body.module_sha256, &body.sql) {
+            (Some(m), _) => m.to_ascii_lowercase(),
+            (None, Some(_)) => {
+                // A SQL job runs through the engine the partner's policy names.
+                let text: Option<String> = conn
+                    .prepare_cached("SELECT policy_toml FROM policies WHERE partner = ? AND dataset = ?")?
+                    .query_row(params![caller.party, body.dataset], |r| r.get(0))
+                    .optional()?;
+                let engine = text
+                    .and_then(|t| strongroom::room::policy::Policy::parse(&t).ok())
+                    .and_then(|p| p.sql)
+                    .map(|s| s.engine_sha256);
+                match engine {
+                    Some(e) => e,
+                    None => {
+                        return Err(Problem::new(
+                            StatusCode::UNPROCESSABLE_ENTITY,
+                            "sql_not_allowed",
+                            format!(
+                                "your policy on '{}' does not allow SQL (the bank adds an [sql] section naming its engine)",
+                                body.dataset
+                            ),
+                        ));
+                    }
+                }
+            }
+            (None, None) => {
+                return Err(Problem::bad_request(
+                    "name a module (module_sha256) or send a query (sql)",
+                ));
+            }
+        };
+        // A partner runs its own uploads; a SQL job runs the bank's engine, uploaded by anyone.
+        let module = if body.sql.is_some() {
+            conn.prepare_cached("SELECT 1 FROM modules WHERE module_sha256 = ? LIMIT 1")?
+                .query_row(params![module_sha256], |_| Ok(()))
+                .optional()?
+        } else {
+            conn.prepare_cached("SELECT 1 FROM modules WHERE module_sha256 = ? AND partner = ?")?
+                .query_row(params![module_sha256, caller.party], |_| Ok(()))
+                .optional()?
+        };
         if module.is_none() {
-            return Err(Problem::not_found("module (upload it first)"));
+            return Err(Problem::not_found(if body.sql.is_some() {
+                "SQL engine module (upload it first: strongroom module submit sql_engine.wasm)"
+            } else {
+                "module (upload it first)"
+            }));
         }
         let quarantined: Option<Option<String>> = conn
             .prepare_cached("SELECT quarantined FROM datasets WHERE name = ?")?
@@ -612,8 +666,8 @@ pub(super) async fn submit_job(
         }
         let inserted = conn
             .prepare_cached(
-                "INSERT INTO job_queue (job_id, partner, dataset, module_sha256, cost, audience, parameters, state, submitted_at) \
-                 SELECT ?, ?, ?, ?, ?, ?, ?, 'queued', ? \
+                "INSERT INTO job_queue (job_id, partner, dataset, module_sha256, cost, audience, parameters, sql_text, state, submitted_at) \
+                 SELECT ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ? \
                  WHERE (SELECT COUNT(*) FROM job_queue WHERE partner = ? AND state IN ('queued', 'running')) < ?",
             )?
             .execute(params![
@@ -624,6 +678,7 @@ pub(super) async fn submit_job(
                 body.cost,
                 body.audience_list,
                 serde_json::to_string(&parameters).unwrap_or_else(|_| "[]".into()),
+                body.sql,
                 strongroom::clock::now_rfc3339(),
                 caller.party,
                 max

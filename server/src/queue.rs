@@ -245,6 +245,8 @@ struct Claimed {
     cost: String,
     audience: Option<String>,
     parameters: Vec<(String, String)>,
+    /// A SQL job's query.
+    sql: Option<String>,
     /// The dataset's row, if it still has one.
     dataset_row: Option<DatasetRow>,
 }
@@ -267,7 +269,7 @@ fn claim(room: &Room) -> Result<Option<Claimed>, RoomError> {
     room.db().write_lazily(|conn| {
         let next = conn
             .prepare_cached(
-                "SELECT job_id, partner, dataset, module_sha256, cost, audience, parameters FROM job_queue \
+                "SELECT job_id, partner, dataset, module_sha256, cost, audience, parameters, sql_text FROM job_queue \
                  WHERE state = 'queued' ORDER BY submitted_at, job_id LIMIT 1",
             )?
             .query_row([], |r| {
@@ -279,6 +281,7 @@ fn claim(room: &Room) -> Result<Option<Claimed>, RoomError> {
                     cost: r.get(4)?,
                     audience: r.get(5)?,
                     parameters: serde_json::from_str(&r.get::<_, String>(6)?).unwrap_or_default(),
+                    sql: r.get(7)?,
                     dataset_row: None,
                 })
             })
@@ -515,6 +518,7 @@ async fn run_claimed(state: &Arc<AppState>, job: &Claimed) -> Result<Ran, Failur
         audience,
         job_id: Some(job.job_id.clone()),
         parameters: job.parameters.clone(),
+        sql: job.sql.clone(),
         progress: Some(Arc::clone(&following.progress)),
     };
     match run_job_deferred(room, &state.sandbox, request).await {

@@ -14,7 +14,9 @@ use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
 
 use strongroom::dataset::csv_input::date_string;
-use strongroom::dataset::{Column, ColumnData, Dataset, IdentifierColumn, Table, UngroupedTable};
+use strongroom::dataset::{
+    Column, ColumnData, Dataset, HiddenColumns, IdentifierColumn, Table, UngroupedTable,
+};
 
 /// Age bands, the public dictionary of `customers.age_band`.
 pub const AGE_BANDS: &[&str] = &["18-24", "25-34", "35-44", "45-54", "55-64", "65+"];
@@ -360,6 +362,10 @@ impl SyntheticBank {
         let mcc: Vec<&str> = MCC_GROUPS.iter().map(|g| g.0).collect();
         let customers = UngroupedTable {
             name: "customers".into(),
+            hidden: HiddenColumns {
+                entity: Some("customer_id".into()),
+                identifiers: vec!["email".into(), "phone".into()],
+            },
             entity_keys: self.customer_id.clone(),
             columns: vec![
                 Column {
@@ -406,6 +412,10 @@ impl SyntheticBank {
         };
         let transactions = UngroupedTable {
             name: "transactions".into(),
+            hidden: HiddenColumns {
+                entity: Some("customer_id".into()),
+                identifiers: vec![],
+            },
             entity_keys: self
                 .tx_customer
                 .iter()
@@ -449,6 +459,7 @@ impl SyntheticBank {
             let table =
                 |t: UngroupedTable, entity_of_row: Vec<u32>, entity_starts: Vec<u32>| Table {
                     name: t.name,
+                    hidden: t.hidden,
                     guest_columns: t.columns,
                     identifiers: t.identifiers,
                     entity_of_row,

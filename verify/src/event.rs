@@ -284,6 +284,9 @@ pub enum Event {
         module_sha256: String,
         /// The policy the charge follows.
         policy_sha256: String,
+        /// A SQL job's query and plan.
+        #[serde(default, flatten, skip_serializing_if = "Option::is_none")]
+        sql: Option<SqlHashes>,
         /// The noise mechanism.
         mechanism: String,
         /// The cost, billionths.
@@ -403,6 +406,15 @@ pub enum Event {
     },
 }
 
+/// What identifies a SQL job's query: the module it names is the bank-approved SQL engine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SqlHashes {
+    /// SHA-256 of the query's normal form, hex (a template's hash).
+    pub query_sha256: String,
+    /// SHA-256 of the plan the room compiled it to, hex.
+    pub plan_sha256: String,
+}
+
 /// The facts a job's result entry states (and its receipt repeats).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResultFacts {
@@ -420,6 +432,9 @@ pub struct ResultFacts {
     pub module_sha256: String,
     /// The policy.
     pub policy_sha256: String,
+    /// A SQL job's query and plan (the module is then the SQL engine).
+    #[serde(default, flatten, skip_serializing_if = "Option::is_none")]
+    pub sql: Option<SqlHashes>,
     /// The partner's outcome code.
     pub outcome: String,
     /// SHA-256 of the released result, hex, or `none`.

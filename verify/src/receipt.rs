@@ -52,6 +52,8 @@ pub struct Receipt {
     pub partner: String,
     /// SHA-256 of the module, hex.
     pub module_sha256: String,
+    /// A SQL job's query and plan hashes (the module is the SQL engine).
+    pub sql: Option<crate::event::SqlHashes>,
     /// Dataset name.
     pub dataset: String,
     /// SHA-256 identifying the dataset's content, hex.
@@ -76,11 +78,18 @@ impl Receipt {
     /// The canonical text: fixed order, one `key value` a line, no spaces inside values.
     pub fn text(&self) -> String {
         format!(
-            "{HEADER}\nroom {}\njob {}\npartner {}\nmodule sha256:{}\ndataset {} sha256:{}\npolicy sha256:{}\noutcome {}\nresult {}\ncost rho {}\ntime {}\n",
+            "{HEADER}\nroom {}\njob {}\npartner {}\nmodule sha256:{}\n{}dataset {} sha256:{}\npolicy sha256:{}\noutcome {}\nresult {}\ncost rho {}\ntime {}\n",
             self.room,
             self.job,
             self.partner,
             self.module_sha256,
+            match &self.sql {
+                Some(s) => format!(
+                    "query sha256:{}\nplan sha256:{}\n",
+                    s.query_sha256, s.plan_sha256
+                ),
+                None => String::new(),
+            },
             self.dataset,
             self.dataset_sha256,
             self.policy_sha256,
@@ -134,7 +143,9 @@ impl Receipt {
                 && field("module_sha256").as_deref() == Some(receipt.module_sha256.as_str())
                 && field("result_sha256").as_deref() == Some(receipt.result_sha256.as_str())
                 && field("policy_sha256").as_deref() == Some(receipt.policy_sha256.as_str())
-                && field("outcome").as_deref() == Some(receipt.outcome.as_str());
+                && field("outcome").as_deref() == Some(receipt.outcome.as_str())
+                && field("query_sha256") == receipt.sql.as_ref().map(|s| s.query_sha256.clone())
+                && field("plan_sha256") == receipt.sql.as_ref().map(|s| s.plan_sha256.clone());
             if !agrees {
                 return Err("the log entry does not state the receipt's facts".into());
             }
@@ -143,11 +154,16 @@ impl Receipt {
     }
 
     fn parse(text: &str) -> Result<Receipt, String> {
-        let mut lines = text.lines();
+        let mut lines = text.lines().peekable();
         if lines.next() != Some(HEADER) {
             return Err("not a strongroom receipt".into());
         }
         let mut next = |key: &str| -> Result<String, String> {
+            // A SQL job's two lines come after the module's; other receipts have none.
+            if matches!(key, "query" | "plan") && !lines.peek().is_some_and(|l| l.starts_with(key))
+            {
+                return Ok(String::new());
+            }
             lines
                 .next()
                 .and_then(|l| l.strip_prefix(key))
@@ -164,6 +180,16 @@ impl Receipt {
         let job = next("job")?;
         let partner = next("partner")?;
         let module_sha256 = sha(next("module")?)?;
+        let query = next("query")?;
+        let plan = next("plan")?;
+        let sql = match (query.is_empty(), plan.is_empty()) {
+            (true, true) => None,
+            (false, false) => Some(crate::event::SqlHashes {
+                query_sha256: sha(query)?,
+                plan_sha256: sha(plan)?,
+            }),
+            _ => return Err("a receipt names both a query and a plan, or neither".into()),
+        };
         let dataset_line = next("dataset")?;
         let (dataset, dataset_hash) = dataset_line
             .split_once(' ')
@@ -223,6 +249,7 @@ impl Receipt {
             job,
             partner,
             module_sha256,
+            sql,
             dataset: dataset.to_string(),
             dataset_sha256: sha(dataset_hash.to_string())?,
             policy_sha256,

@@ -923,6 +923,7 @@ pub(super) fn decode_table(
     }
     Ok(Table {
         name: ts.name.clone(),
+        hidden: crate::dataset::HiddenColumns::of(ts),
         guest_columns,
         identifiers,
         entity_of_row,

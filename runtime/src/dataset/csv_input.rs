@@ -239,6 +239,7 @@ fn convert(schema: &TableSchema, raw: RawTable) -> Result<UngroupedTable, InputE
     }
     Ok(UngroupedTable {
         name: schema.name.clone(),
+        hidden: super::HiddenColumns::of(schema),
         entity_keys,
         columns,
         identifiers,

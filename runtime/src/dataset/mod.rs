@@ -114,11 +114,42 @@ pub struct IdentifierColumn {
     pub values: Vec<String>,
 }
 
+/// The names of a table's columns no guest ever reads: what a query may name but not read
+/// (the privacy unit's key in a join condition), or is told it may not.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HiddenColumns {
+    /// The entity key's column, when the schema names it.
+    pub entity: Option<String>,
+    /// Identifier columns (loaded or not).
+    pub identifiers: Vec<String>,
+}
+
+impl HiddenColumns {
+    /// The hidden columns a table schema declares.
+    pub fn of(schema: &schema::TableSchema) -> HiddenColumns {
+        HiddenColumns {
+            entity: schema
+                .columns
+                .iter()
+                .find(|c| c.role == schema::Role::Entity)
+                .map(|c| c.name.clone()),
+            identifiers: schema
+                .columns
+                .iter()
+                .filter(|c| c.role == schema::Role::Identifier)
+                .map(|c| c.name.clone())
+                .collect(),
+        }
+    }
+}
+
 /// One table, rows grouped by entity.
 #[derive(Debug, Clone)]
 pub struct Table {
     /// Name.
     pub name: String,
+    /// The names of its columns no guest reads.
+    pub hidden: HiddenColumns,
     /// Columns a guest may be granted.
     pub guest_columns: Vec<Column>,
     /// Host-only identifier columns.
@@ -240,6 +271,8 @@ pub struct UngroupedTable {
     pub columns: Vec<Column>,
     /// Identifier columns.
     pub identifiers: Vec<IdentifierColumn>,
+    /// The names of its columns no guest reads.
+    pub hidden: HiddenColumns,
 }
 
 impl Dataset {
@@ -272,6 +305,7 @@ impl Dataset {
                 }
                 Arc::new(Table {
                     name: t.name,
+                    hidden: t.hidden,
                     guest_columns: t
                         .columns
                         .into_iter()

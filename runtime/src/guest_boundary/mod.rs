@@ -228,6 +228,13 @@ impl RunContext {
         self.parameters = check_parameters(parameters)?;
         Ok(self)
     }
+
+    /// A SQL job: the SQL engine's only parameter is the plan the room compiled (hex), which no
+    /// partner parameter can be (its name is reserved and its length is not a parameter's).
+    pub fn with_sql_plan(mut self, plan_hex: String) -> RunContext {
+        self.parameters = vec![(strongroom_sql::PLAN_PARAMETER.to_string(), plan_hex)];
+        self
+    }
 }
 
 /// Most parameters a job may carry.

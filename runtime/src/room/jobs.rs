@@ -25,15 +25,17 @@ use crate::output_gate::sampling::SystemRandomBytes;
 use crate::progress::Progress;
 use serde_json::json;
 use strongroom_contract::manifest::{Domain, Manifest};
-use strongroom_verify::event::{AudienceSummary, Event, ResultFacts};
+use strongroom_verify::event::{AudienceSummary, Event, ResultFacts, SqlHashes};
 use strongroom_verify::receipt::{LogPosition, Receipt};
 
 /// A partner's request to run a module on a dataset.
 pub struct JobRequest<'a> {
     /// The partner asking.
     pub partner: &'a str,
-    /// The module's bytes.
+    /// The module's bytes (for a SQL job, the SQL engine's).
     pub module: &'a [u8],
+    /// A SQL job's query text: the room compiles it and runs the engine with the plan.
+    pub sql: Option<String>,
     /// The data: decrypted in memory, or a sealed file read while the run goes.
     pub dataset: JobData,
     /// SHA-256 identifying the dataset's content, hex.
@@ -321,6 +323,18 @@ pub enum Refusal {
     /// The room could not take the job now (randomness, compiling the module).
     #[error("{0}")]
     Unavailable(String),
+    /// The policy does not let the partner send SQL.
+    #[error("{0}")]
+    SqlNotAllowed(String),
+    /// A SQL job named a module other than the policy's SQL engine.
+    #[error("{0}")]
+    NotTheSqlEngine(String),
+    /// The query does not compile (with its line and column).
+    #[error("{0}")]
+    SqlRefused(String),
+    /// The policy allows only approved templates, and this query is not one.
+    #[error("{0}")]
+    TemplateNotApproved(String),
 }
 
 impl Refusal {
@@ -346,6 +360,10 @@ impl Refusal {
             Refusal::NoSuchJob(_) => "no_such_job",
             Refusal::NotHeld(_) => "not_held",
             Refusal::Unavailable(_) => "unavailable",
+            Refusal::SqlNotAllowed(_) => "sql_not_allowed",
+            Refusal::NotTheSqlEngine(_) => "not_the_sql_engine",
+            Refusal::SqlRefused(_) => "sql_refused",
+            Refusal::TemplateNotApproved(_) => "template_not_approved",
         }
     }
 }
@@ -643,6 +661,7 @@ struct Admitted<'r> {
     prepared: Arc<PreparedModule>,
     dataset_name: String,
     prepare_time: std::time::Duration,
+    sql: Option<SqlHashes>,
 }
 
 /// Proof that a job was charged: made only by [`charge`], required by [`execute`] and
@@ -666,6 +685,7 @@ struct Charged<'r> {
     prepared: Arc<PreparedModule>,
     dataset_name: String,
     token: ChargeToken,
+    sql: Option<SqlHashes>,
 }
 
 /// Phase 1, admit: every check made before a charge. A refusal here costs nothing.
@@ -719,7 +739,7 @@ async fn admit<'r>(
         version: vetted.as_ref().ok().map(|m| m.manifest.version.clone()),
     });
     let module = vetted.map_err(|e| JobError::Refused(Refusal::ModuleRefused(e.to_string())))?;
-    let manifest = module.manifest.clone();
+    let mut manifest = module.manifest.clone();
     let mut request = request;
     // Table mode sees whole tables: a sealed file is loaded whole for it.
     if manifest.mode == strongroom_contract::manifest::Mode::Table
@@ -759,6 +779,25 @@ async fn admit<'r>(
             .map_err(|e| JobError::Refused(Refusal::AudienceUnmatched(e.to_string())))?;
     }
     let request = request;
+    // A SQL job: the query compiles against the dataset's shape (with the audience column once
+    // matched); the engine then runs under the manifest the room derived from the plan.
+    let sql = match &request.sql {
+        Some(text) => Some(
+            super::sql::admit(
+                &policy,
+                text,
+                &module_sha256,
+                request.dataset.shape(),
+                &request.parameters,
+            )
+            .map_err(JobError::Refused)?,
+        ),
+        None => None,
+    };
+    if let Some(compiled) = &sql {
+        manifest = compiled.manifest.clone();
+    }
+    let manifest = manifest;
     // Table mode sees whole tables: only modules the bank approved by hash may use it. A
     // policy may also ask it of isolated modules, and runs batched only the modules it approved.
     let isolated = manifest.mode == strongroom_contract::manifest::Mode::Isolated;
@@ -813,7 +852,16 @@ async fn admit<'r>(
     .with_parameters(&request.parameters)
     .map_err(|e| JobError::Refused(Refusal::BadParameters(e)))?
     .with_batched(batched);
+    // The log records the partner's parameters; a SQL engine sees only the plan.
     let parameters = ctx.parameters.clone();
+    let ctx = match &sql {
+        Some(compiled) => ctx.with_sql_plan(compiled.plan.to_hex()),
+        None => ctx,
+    };
+    let sql = sql.map(|c| SqlHashes {
+        query_sha256: c.query_sha256,
+        plan_sha256: c.plan_sha256,
+    });
     let plan = plan_job(
         &policy,
         &manifest,
@@ -843,6 +891,7 @@ async fn admit<'r>(
         prepared,
         dataset_name,
         prepare_time,
+        sql,
     })
 }
 
@@ -865,6 +914,7 @@ async fn charge<'r>(
         prepared,
         dataset_name,
         prepare_time: _,
+        sql,
     } = admitted;
     // Charge first, durably. From here on nothing is refunded.
     let job_id = request.job_id.clone().unwrap_or_else(new_job_id);
@@ -956,6 +1006,7 @@ async fn charge<'r>(
                 domain: domain.to_string(),
                 module_sha256: prepared.module.hash_hex(),
                 policy_sha256: policy.sha256.clone(),
+                sql: sql.clone(),
                 mechanism: format!("{:?}", policy.mechanism).to_lowercase(),
                 cost_nano_rho: charged,
                 remaining_nano_rho: status.remaining(),
@@ -1001,6 +1052,7 @@ async fn charge<'r>(
         ctx,
         prepared,
         dataset_name,
+        sql,
         token: ChargeToken {
             job_id,
             charged,
@@ -1074,6 +1126,7 @@ async fn release(
         ctx: _,
         prepared,
         dataset_name,
+        sql,
         token:
             ChargeToken {
                 job_id,
@@ -1190,6 +1243,7 @@ async fn release(
         dataset_sha256: request.dataset_sha256.clone(),
         module_sha256: prepared.module.hash_hex(),
         policy_sha256: policy.sha256.clone(),
+        sql: sql.clone(),
         outcome: outcome.clone(),
         result_sha256: result_sha256.clone(),
         cost_nano_rho: charged,
@@ -1212,6 +1266,7 @@ async fn release(
             job: job_id.clone(),
             partner: request.partner.to_string(),
             module_sha256: prepared.module.hash_hex(),
+            sql: sql.clone(),
             dataset: dataset_name.clone(),
             dataset_sha256: request.dataset_sha256.clone(),
             policy_sha256: policy.sha256.clone(),

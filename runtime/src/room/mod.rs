@@ -16,6 +16,7 @@ pub mod db;
 pub mod jobs;
 pub mod partner_view;
 pub mod policy;
+pub mod sql;
 
 use std::path::{Path, PathBuf};
 

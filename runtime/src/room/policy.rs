@@ -75,6 +75,38 @@ struct PolicyFile {
     allow_unnoised: bool,
     #[serde(default = "default_result_delay")]
     result_delay_seconds: u64,
+    #[serde(default)]
+    sql: Option<SqlPolicy>,
+}
+
+/// Which SQL queries the partner may run, and through which engine (`[sql]` in the policy).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqlPolicy {
+    /// SHA-256 of the SQL engine module the bank reviewed (hex): SQL jobs run through it alone.
+    pub engine_sha256: String,
+    /// `any`: free-form SQL (each query's bounds are checked like a module's); `templates`:
+    /// only the queries whose normal form hashes to one of `templates`.
+    #[serde(default = "default_sql_queries")]
+    pub queries: SqlQueries,
+    /// Approved queries: SHA-256 of each query's normal form (`strongroom sql explain` prints
+    /// it), with named parameters left free.
+    #[serde(default)]
+    pub templates: Vec<String>,
+}
+
+/// What SQL a partner may send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SqlQueries {
+    /// Any query that compiles.
+    Any,
+    /// Only approved templates.
+    Templates,
+}
+
+fn default_sql_queries() -> SqlQueries {
+    SqlQueries::Any
 }
 
 /// Whether, and with how large a list, the partner may match its audience against the bank's
@@ -162,6 +194,8 @@ pub struct Policy {
     pub allow_unnoised: bool,
     /// Seconds from a job's start to when its outcome becomes visible to the partner.
     pub result_delay_seconds: u64,
+    /// SQL jobs: the engine and which queries; `None` when the partner may not send SQL.
+    pub sql: Option<SqlPolicy>,
     /// The policy text as the bank wrote it.
     pub text: String,
     /// SHA-256 of the text, hex: the policy's identity in receipts.
@@ -252,6 +286,28 @@ impl Policy {
         if file.max_jobs_per_day == Some(0) {
             return Err("max_jobs_per_day must be at least 1 (remove it for no cap)".into());
         }
+        if let Some(sql) = &file.sql {
+            let hex64 = |h: &str| {
+                h.len() == 64
+                    && h.chars()
+                        .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+            };
+            if !hex64(&sql.engine_sha256) {
+                return Err(
+                    "sql.engine_sha256: the SQL engine module's SHA-256, 64 lower-case hex digits"
+                        .into(),
+                );
+            }
+            if let Some(bad) = sql.templates.iter().find(|t| !hex64(t)) {
+                return Err(format!(
+                    "sql.templates: '{bad}' is not a SHA-256 (strongroom sql explain prints a query's template hash)"
+                )
+                .into());
+            }
+            if sql.queries == SqlQueries::Templates && sql.templates.is_empty() {
+                return Err("sql: queries = \"templates\" needs at least one template hash in sql.templates".into());
+            }
+        }
         let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
         Ok(Policy {
             partner: file.partner,
@@ -272,6 +328,7 @@ impl Policy {
             max_jobs_per_day: file.max_jobs_per_day,
             allow_unnoised: file.allow_unnoised,
             result_delay_seconds: file.result_delay_seconds,
+            sql: file.sql,
             text: text.to_string(),
             sha256: hex::encode(digest.as_ref()),
         })
