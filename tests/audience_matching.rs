@@ -44,6 +44,7 @@ fn request<'a>(
     JobRequest {
         partner: "socialco",
         module,
+        sql: None,
         dataset: Arc::clone(data).into(),
         dataset_sha256: "00".repeat(32),
         dataset_origin: "synthetic test bank".into(),

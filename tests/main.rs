@@ -20,4 +20,5 @@ mod partner_view;
 mod sdk_checks;
 mod sealed_data;
 mod service_api;
+mod sql_queries;
 mod vetting;

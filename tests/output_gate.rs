@@ -124,6 +124,7 @@ fn request<'a>(module: &'a [u8], data: &Arc<Dataset>, cost: u64) -> JobRequest<'
     JobRequest {
         partner: "socialco",
         module,
+        sql: None,
         dataset: Arc::clone(data).into(),
         dataset_sha256: "00".repeat(32),
         dataset_origin: "synthetic test bank".into(),

@@ -150,6 +150,7 @@ async fn probe(channel: &str, data: &Arc<Dataset>, module: &[u8]) -> Value {
     let request = JobRequest {
         partner: "socialco",
         module,
+        sql: None,
         dataset: Arc::clone(data).into(),
         dataset_sha256: "00".repeat(32),
         dataset_origin: "neighbouring test bank".into(),
@@ -264,6 +265,7 @@ async fn printed_text_cannot_be_recovered_from_the_leaf_hashes_a_partner_gets() 
     let request = JobRequest {
         partner: "socialco",
         module: &module,
+        sql: None,
         dataset: Arc::clone(&with).into(),
         dataset_sha256: "00".repeat(32),
         dataset_origin: "test bank".into(),
@@ -372,6 +374,7 @@ async fn probes_are_never_free_and_unnoised_release_needs_the_banks_opt_in() {
     let request = |cost: u64| JobRequest {
         partner: "socialco",
         module: &module,
+        sql: None,
         dataset: Arc::clone(&without).into(),
         dataset_sha256: "00".repeat(32),
         dataset_origin: "test bank".into(),
@@ -432,6 +435,7 @@ async fn re_sealing_the_same_customers_under_another_name_shares_the_budget() {
     let request = |data: &Arc<Dataset>| JobRequest {
         partner: "socialco",
         module: &module,
+        sql: None,
         dataset: Arc::clone(data).into(),
         dataset_sha256: "00".repeat(32),
         dataset_origin: "test bank".into(),

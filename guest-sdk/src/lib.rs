@@ -164,8 +164,8 @@ pub mod schema {
 /// (the SQL engine runs compiled SQL plans). Its manifest is not a constant: the room derives it
 /// from the query and checks the engine's cells against it, as for any module; the engine builds
 /// the same manifest from the same plan with [`engine::leak`]-ed values and declares it with
-/// [`crate::engine!`].
-#[cfg(not(feature = "wit-0-1"))]
+/// [`crate::engine!`]. Engines need version 0.2 of the contract (rows pushed into the call):
+/// built against 0.1, an engine compiles but every run fails, saying so.
 pub mod engine {
     pub use crate::bindings::strongroom::query::types::ColumnValues;
 
@@ -175,7 +175,13 @@ pub mod engine {
     pub fn with_customer_tables<R>(
         f: impl FnOnce(&[&[ColumnValues]], &[std::ops::Range<usize>]) -> R,
     ) -> Option<R> {
-        crate::cells::with_entity_tables(f)
+        #[cfg(not(feature = "wit-0-1"))]
+        return crate::cells::with_entity_tables(f);
+        #[cfg(feature = "wit-0-1")]
+        {
+            let _ = f;
+            None
+        }
     }
 
     /// Makes a value live as long as the instance (an instance serves one call, or one batch,
@@ -323,6 +329,25 @@ macro_rules! engine {
             }
         }
         $crate::bindings::__export_query!(__StrongroomEngine with_types_in $crate::bindings);
+    };
+}
+
+/// Declares an engine module (see the version 0.2 `engine!`): built against version 0.1, the
+/// module compiles, and each run fails with the reason.
+#[cfg(feature = "wit-0-1")]
+#[macro_export]
+macro_rules! engine {
+    (section: $section:expr, manifest: $manifest:path, run: $run:path $(,)?) => {
+        $crate::query! { manifest: $section, run: __strongroom_engine_needs_0_2 }
+        fn __strongroom_engine_needs_0_2() -> ::core::result::Result<(), $crate::QueryError> {
+            let _ = $manifest
+                as fn() -> ::core::result::Result<&'static $crate::Manifest, ::std::string::String>;
+            let _ = $run as fn() -> ::core::result::Result<(), $crate::QueryError>;
+            Err(
+                "this engine was built against version 0.1 of the contract; engines need 0.2"
+                    .into(),
+            )
+        }
     };
 }
 

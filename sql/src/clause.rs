@@ -183,6 +183,9 @@ pub(crate) fn parse(text: &str) -> Result<Parsed, SqlError> {
                             ));
                         }
                     },
+                    Some(Token::Word(w)) if w.quote_style.is_none() && w.value.starts_with('@') => {
+                        (OptionValue::Parameter(w.value[1..].to_string()), 1)
+                    }
                     Some(Token::Word(w)) => (OptionValue::Word(w.value.clone()), 1),
                     Some(Token::Placeholder(p)) => (
                         OptionValue::Parameter(p.trim_start_matches('@').to_string()),

@@ -259,6 +259,7 @@ fn strongroom_phase(dir: &Path, module: &str, partner: &str, whole: bool) -> Rep
             JobRequest {
                 partner,
                 module: &bytes,
+                sql: None,
                 dataset,
                 dataset_sha256: sha,
                 dataset_origin: "bench".into(),

@@ -35,6 +35,7 @@ fn request<'a>(partner: &'a str, module: &'a [u8]) -> JobRequest<'a> {
     JobRequest {
         partner,
         module,
+        sql: None,
         dataset: small_bank(120).into(),
         dataset_sha256: "00".repeat(32),
         dataset_origin: "synthetic test bank".into(),

@@ -485,6 +485,7 @@ mod tests {
             dataset_sha256: "00".repeat(32),
             module_sha256: "11".repeat(32),
             policy_sha256: "22".repeat(32),
+            sql: None,
             outcome: "completed".into(),
             result_sha256: "none".into(),
             cost_nano_rho: 250_000_000,
