@@ -747,3 +747,97 @@ fn batched_runs_give_the_isolated_aggregates() {
         assert_eq!(isolated, batched, "{}", case.name);
     }
 }
+
+/// The demo's questions in SQL (examples/*.sql), each with the module that asks it in Rust.
+const DEMO_QUESTIONS: &[(&str, &[&str], &[(&str, &str)])] = &[
+    ("spend_by_category", &["spend-by-category.sql"], &[]),
+    (
+        "fraud_alerts_by_region",
+        &["fraud-alerts-by-region.sql"],
+        &[("min_alerts", "1")],
+    ),
+    (
+        "messenger_audience",
+        &["messenger-balance-bands.sql", "messenger-spend.sql"],
+        &[],
+    ),
+    ("analyst_spend_by_region", &["analyst-spend-by-region.sql"], &[]),
+];
+
+/// The bank with the matched-audience column (what audience matching adds), every third
+/// customer a member.
+fn with_audience(dataset: &Dataset) -> Arc<Dataset> {
+    let mut d = dataset.clone();
+    let customers = d
+        .tables
+        .iter_mut()
+        .find(|t| t.name == "customers")
+        .expect("customers");
+    let rows = customers.entity_of_row.len();
+    let mut table = (**customers).clone();
+    table.guest_columns.push(strongroom::dataset::Column {
+        name: "in_partner_audience".into(),
+        data: strongroom::dataset::ColumnData::Bool((0..rows).map(|i| i % 3 == 0).collect()),
+        dictionary: None,
+    });
+    *customers = Arc::new(table);
+    Arc::new(d)
+}
+
+#[test]
+fn the_demo_questions_in_sql_equal_the_rust_modules() {
+    let bank = with_audience(&bank().dataset);
+    let catalog = strongroom::room::sql::catalog(&bank);
+    for (module, files, params) in DEMO_QUESTIONS {
+        let prepared = prepare(&example(module));
+        let report = strongroom_tests::run(&prepared, &bank, RunLimits::default());
+        assert!(report.outcome.is_completed(), "{module}: {:?}", report.detail);
+        let ours = groups(
+            &prepared.module.manifest,
+            &bank,
+            report.aggregate.as_ref().expect("aggregate"),
+        );
+        let mut matched = 0;
+        for file in *files {
+            let path = repo_root().join("examples").join("sql").join(file);
+            let text = std::fs::read_to_string(&path).expect("the query file");
+            let params: Vec<(String, String)> =
+                params.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+            let compiled = strongroom_sql::compile(&text, &catalog, &params)
+                .unwrap_or_else(|e| panic!("{file}: {e}"));
+            let ctx = RunContext::new(
+                Arc::clone(&bank),
+                compiled.manifest.clone(),
+                Mode::Isolated,
+                RunLimits::default(),
+                [7; 32],
+            )
+            .expect("run context")
+            .with_sql_plan(compiled.plan.to_hex());
+            let sql_report = sandbox().run(engine(), Arc::new(ctx), 2);
+            assert!(sql_report.outcome.is_completed(), "{file}: {:?}", sql_report.detail);
+            let sql = groups(
+                &compiled.manifest,
+                &bank,
+                sql_report.aggregate.as_ref().expect("aggregate"),
+            );
+            for (m, metric) in compiled.manifest.metrics.iter().enumerate() {
+                let at = prepared
+                    .module
+                    .manifest
+                    .metrics
+                    .iter()
+                    .position(|x| x.name == metric.name)
+                    .unwrap_or_else(|| panic!("{file}: no metric {} in {module}", metric.name));
+                assert!(!sql[m].is_empty(), "{file}: {} is empty", metric.name);
+                assert_eq!(sql[m], ours[at], "{file}: {} differs from {module}'s", metric.name);
+                matched += 1;
+            }
+        }
+        assert_eq!(
+            matched,
+            prepared.module.manifest.metrics.len(),
+            "{module}: every metric is asked in SQL"
+        );
+    }
+}
