@@ -761,7 +761,11 @@ const DEMO_QUESTIONS: &[(&str, &[&str], &[(&str, &str)])] = &[
         &["messenger-balance-bands.sql", "messenger-spend.sql"],
         &[],
     ),
-    ("analyst_spend_by_region", &["analyst-spend-by-region.sql"], &[]),
+    (
+        "analyst_spend_by_region",
+        &["analyst-spend-by-region.sql"],
+        &[],
+    ),
 ];
 
 /// The bank with the matched-audience column (what audience matching adds), every third
@@ -791,7 +795,11 @@ fn the_demo_questions_in_sql_equal_the_rust_modules() {
     for (module, files, params) in DEMO_QUESTIONS {
         let prepared = prepare(&example(module));
         let report = strongroom_tests::run(&prepared, &bank, RunLimits::default());
-        assert!(report.outcome.is_completed(), "{module}: {:?}", report.detail);
+        assert!(
+            report.outcome.is_completed(),
+            "{module}: {:?}",
+            report.detail
+        );
         let ours = groups(
             &prepared.module.manifest,
             &bank,
@@ -801,8 +809,10 @@ fn the_demo_questions_in_sql_equal_the_rust_modules() {
         for file in *files {
             let path = repo_root().join("examples").join("sql").join(file);
             let text = std::fs::read_to_string(&path).expect("the query file");
-            let params: Vec<(String, String)> =
-                params.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+            let params: Vec<(String, String)> = params
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect();
             let compiled = strongroom_sql::compile(&text, &catalog, &params)
                 .unwrap_or_else(|e| panic!("{file}: {e}"));
             let ctx = RunContext::new(
@@ -815,7 +825,11 @@ fn the_demo_questions_in_sql_equal_the_rust_modules() {
             .expect("run context")
             .with_sql_plan(compiled.plan.to_hex());
             let sql_report = sandbox().run(engine(), Arc::new(ctx), 2);
-            assert!(sql_report.outcome.is_completed(), "{file}: {:?}", sql_report.detail);
+            assert!(
+                sql_report.outcome.is_completed(),
+                "{file}: {:?}",
+                sql_report.detail
+            );
             let sql = groups(
                 &compiled.manifest,
                 &bank,
@@ -830,7 +844,11 @@ fn the_demo_questions_in_sql_equal_the_rust_modules() {
                     .position(|x| x.name == metric.name)
                     .unwrap_or_else(|| panic!("{file}: no metric {} in {module}", metric.name));
                 assert!(!sql[m].is_empty(), "{file}: {} is empty", metric.name);
-                assert_eq!(sql[m], ours[at], "{file}: {} differs from {module}'s", metric.name);
+                assert_eq!(
+                    sql[m], ours[at],
+                    "{file}: {} differs from {module}'s",
+                    metric.name
+                );
                 matched += 1;
             }
         }
@@ -840,4 +858,216 @@ fn the_demo_questions_in_sql_equal_the_rust_modules() {
             "{module}: every metric is asked in SQL"
         );
     }
+}
+
+fn sql_policy(engine_sha256: &str, rules: &str) -> strongroom::room::policy::Policy {
+    strongroom::room::policy::Policy::parse(&format!(
+        "partner = \"socialco\"\ndataset = \"bank\"\nbudget_rho = \"5\"\nmin_group_size = 10\nresult_delay_seconds = 0\n\n[sql]\nengine_sha256 = \"{engine_sha256}\"\n{rules}"
+    ))
+    .expect("policy")
+}
+
+fn sql_request<'a>(
+    module: &'a [u8],
+    data: &Arc<Dataset>,
+    sql: &str,
+    params: &[(&str, &str)],
+) -> strongroom::room::jobs::JobRequest<'a> {
+    strongroom::room::jobs::JobRequest {
+        partner: "socialco",
+        module,
+        sql: Some(sql.to_string()),
+        dataset: Arc::clone(data).into(),
+        dataset_sha256: "00".repeat(32),
+        dataset_origin: "synthetic test bank".into(),
+        sealed_by: "bigbank".into(),
+        cost_nano: 500_000_000,
+        threads: 2,
+        audience: None,
+        job_id: None,
+        parameters: params
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect(),
+        progress: None,
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sql_job_runs_only_as_the_policy_allows_and_its_hashes_reach_the_log_and_receipt() {
+    use strongroom::room::jobs::{JobError, run_job};
+    let engine = example("sql_engine");
+    let engine_sha256 = sha256_hex(&engine);
+    let data = Arc::clone(&bank().dataset);
+    let approved =
+        std::fs::read_to_string(repo_root().join("examples/sql/fraud-alerts-by-region.sql"))
+            .expect("query");
+    let template = strongroom_sql::template_sha256(&approved).expect("parses");
+    let (dir, room) = strongroom_tests::room_with(&sql_policy(
+        &engine_sha256,
+        &format!("queries = \"templates\"\ntemplates = [\"{template}\"]\n"),
+    ))
+    .await;
+    let refusal = |r: Result<_, JobError>| match r {
+        Err(e @ JobError::Refused(_)) => {
+            e.refusal_code().expect("a code").to_string() + ": " + &e.to_string()
+        }
+        Err(other) => panic!("not a refusal: {other}"),
+        Ok(_) => panic!("ran, but should have been refused"),
+    };
+    // A query that is not an approved template is refused before any charge.
+    let other = "SELECT WITH DIFFERENTIAL_PRIVACY OPTIONS (max_groups_contributed = 1) region, COUNT(DISTINCT customer_id) AS n FROM customers GROUP BY region";
+    let why = refusal(run_job(&room, sandbox(), sql_request(&engine, &data, other, &[])).await);
+    assert!(why.starts_with("template_not_approved"), "{why}");
+    // The approved template, written differently (spacing, comments, keyword case), with its
+    // parameter free, runs.
+    let respelled = format!(
+        "-- respelled\n{}",
+        approved.to_lowercase().replace('\n', "\n  ")
+    );
+    let result = run_job(
+        &room,
+        sandbox(),
+        sql_request(&engine, &data, &respelled, &[("min_alerts", "2")]),
+    )
+    .await
+    .expect("the template runs");
+    assert_eq!(result.outcome, "completed");
+    let released = result.released.as_ref().expect("released");
+    assert_eq!(released.metrics.len(), 2);
+    // Its query and plan hashes are in the charge's entry, the result's entry and the receipt.
+    let compiled = strongroom_sql::compile(
+        &respelled,
+        &strongroom::room::sql::catalog(&data),
+        &[("min_alerts".into(), "2".into())],
+    )
+    .expect("compiles");
+    assert_eq!(compiled.query_sha256, template);
+    let vkey = std::fs::read_to_string(dir.path().join("room/keys/room.vkey")).expect("vkey");
+    let verifier = strongroom_verify::note::Verifier::parse(&vkey).expect("verifier");
+    let receipt =
+        strongroom_verify::receipt::Receipt::verify(&result.receipt, &verifier).expect("receipt");
+    let sql = receipt.sql.expect("the receipt names the query");
+    assert_eq!(sql.query_sha256, template);
+    assert_eq!(sql.plan_sha256, compiled.plan_sha256);
+    assert_eq!(receipt.module_sha256, engine_sha256);
+    let forged = result
+        .receipt
+        .replace(&compiled.plan_sha256, &"0".repeat(64));
+    assert!(strongroom_verify::receipt::Receipt::verify(&forged, &verifier).is_err());
+    let entries = room.audit().entries(0).await.expect("entries");
+    let charged = entries
+        .iter()
+        .find(|e| e.entry.contains("\"budget.charged\""))
+        .expect("a charge entry");
+    assert!(
+        charged
+            .entry
+            .contains(&format!("\"query_sha256\":\"{template}\"")),
+        "{}",
+        charged.entry
+    );
+    assert!(
+        charged
+            .entry
+            .contains(&format!("\"plan_sha256\":\"{}\"", compiled.plan_sha256))
+    );
+    // Only the engine the policy names runs SQL.
+    let module = example("spend_by_category");
+    let why = refusal(
+        run_job(
+            &room,
+            sandbox(),
+            sql_request(&module, &data, &approved, &[("min_alerts", "1")]),
+        )
+        .await,
+    );
+    assert!(why.starts_with("not_the_sql_engine"), "{why}");
+    // A query that does not compile says where.
+    let broken = approved.replace("region", "regoin");
+    let why = refusal(
+        run_job(
+            &room,
+            sandbox(),
+            sql_request(&engine, &data, &broken, &[("min_alerts", "1")]),
+        )
+        .await,
+    );
+    assert!(
+        why.starts_with("sql_refused") && why.contains("did you mean region?"),
+        "{why}"
+    );
+
+    // Without an [sql] section, no SQL at all.
+    let no_sql = strongroom::room::policy::Policy::parse(
+        "partner = \"socialco\"\ndataset = \"bank\"\nbudget_rho = \"5\"\n",
+    )
+    .expect("policy");
+    let (_dir2, room2) = strongroom_tests::room_with(&no_sql).await;
+    let why = refusal(
+        run_job(
+            &room2,
+            sandbox(),
+            sql_request(&engine, &data, &approved, &[("min_alerts", "1")]),
+        )
+        .await,
+    );
+    assert!(why.starts_with("sql_not_allowed"), "{why}");
+}
+
+/// A hostile plan (one the room did not compile for this job) can do no more than a hostile
+/// module: the engine bounds by the plan, the room checks every cell against the manifest it
+/// derived itself, and a customer whose cells break it is dropped.
+#[test]
+fn a_plan_with_other_bounds_than_the_rooms_manifest_is_held_to_the_manifest() {
+    let bank = bank();
+    let catalog = strongroom::room::sql::catalog(&bank.dataset);
+    let query = |cap: u32| {
+        strongroom_sql::compile(
+            &format!("SELECT WITH DIFFERENTIAL_PRIVACY OPTIONS (max_groups_contributed = 10) mcc_group, SUM(amount, contribution_bounds_per_group => (0, {cap})) AS spend FROM transactions GROUP BY mcc_group"),
+            &catalog,
+            &[],
+        )
+        .expect("compiles")
+    };
+    let (narrow, wide) = (query(10), query(100_000));
+    let run = |plan: &strongroom_sql::Compiled| {
+        let ctx = RunContext::new(
+            Arc::clone(&bank.dataset),
+            narrow.manifest.clone(),
+            Mode::Isolated,
+            RunLimits::default(),
+            [7; 32],
+        )
+        .expect("run context")
+        .with_sql_plan(plan.plan.to_hex());
+        sandbox().run(engine(), Arc::new(ctx), 2)
+    };
+    let honest = run(&narrow);
+    let hostile = run(&wide);
+    let total = |r: &strongroom::guest_boundary::RunReport| -> i128 {
+        r.aggregate
+            .as_ref()
+            .map_or(0, |a| a.metrics[0].rows.iter().map(|g| g.sum_fixed).sum())
+    };
+    let entities = bank.dataset.entities() as i128;
+    assert!(total(&honest) > 0);
+    assert!(
+        total(&honest) <= entities * 10 * 10 * 100,
+        "the honest plan is within its bounds"
+    );
+    assert!(
+        total(&hostile) <= total(&honest),
+        "the wider plan released more than the room's manifest allows: {} > {}",
+        total(&hostile),
+        total(&honest)
+    );
+    assert!(
+        !hostile.failed_units.is_empty() || !hostile.outcome.is_completed(),
+        "the room noticed the cells that broke its bounds"
+    );
 }
