@@ -55,9 +55,15 @@ const STEPS: u32 = 9;
 const PARTNER: &str = "socialco";
 const ANALYSTS: &str = "bank-analysts";
 
+/// The SQL engine module, built from examples/sql-engine.
+const SQL_ENGINE: &str = "sql_engine.wasm";
+
 /// The questions the demo asks: module, who asks, cost (rho), title, output name.
 struct Question {
     wasm: &'static str,
+    /// A question asked in SQL (a file of examples/sql/), run by the SQL engine (`wasm`).
+    sql: Option<&'static str>,
+    params: &'static [(&'static str, &'static str)],
     partner: &'static str,
     cost_nano: u64,
     title: &'static str,
@@ -68,6 +74,8 @@ struct Question {
 const QUESTIONS: &[Question] = &[
     Question {
         wasm: "spend_by_category.wasm",
+        sql: None,
+        params: &[],
         partner: PARTNER,
         cost_nano: 400_000_000,
         title: "1. Card spend by merchant category and age band",
@@ -75,15 +83,19 @@ const QUESTIONS: &[Question] = &[
         audience: false,
     },
     Question {
-        wasm: "fraud_alerts_by_region.wasm",
+        wasm: SQL_ENGINE,
+        sql: Some("fraud-alerts-by-region.sql"),
+        params: &[("min_alerts", "1")],
         partner: PARTNER,
         cost_nano: 200_000_000,
-        title: "2. Share of customers with a fraud alert last quarter, by region",
+        title: "2. Share of customers with a fraud alert last quarter, by region (asked in SQL)",
         name: "2-fraud-alerts-by-region",
         audience: false,
     },
     Question {
         wasm: "messenger_audience.wasm",
+        sql: None,
+        params: &[],
         partner: PARTNER,
         cost_nano: 400_000_000,
         title: "3. The Messenger question: balance bands and spending of customers who use socialco",
@@ -92,6 +104,8 @@ const QUESTIONS: &[Question] = &[
     },
     Question {
         wasm: "analyst_spend_by_region.wasm",
+        sql: None,
+        params: &[],
         partner: ANALYSTS,
         cost_nano: 250_000_000,
         title: "4. The bank's analysts (table mode, approved): spend by region",
@@ -271,11 +285,21 @@ pub(super) fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         number(summary.bytes as f64, 0),
         summary.header.chunks
     );
+    let engine_sha256 = hex::encode(
+        ring::digest::digest(
+            &ring::digest::SHA256,
+            &std::fs::read(wasm_dir.join(SQL_ENGINE))
+                .with_context(|| format!("cannot read {}", wasm_dir.join(SQL_ENGINE).display()))?,
+        )
+        .as_ref(),
+    );
     let partner_policy = format!(
         "# The bank's policy for socialco on its customer data.\n\
          partner = \"{PARTNER}\"\ndataset = \"bank\"\nbudget_rho = \"1.5\"\nmechanism = \"gaussian\"\n\
          min_group_size = 50\nrelease = \"automatic\"\nmodes = [\"isolated\"]\n\
-         approval_required_for_isolated = true\nresult_delay_seconds = 2\n\n[audience]\nmin_size = 1000\nmax_size = 5000000\n"
+         approval_required_for_isolated = true\nresult_delay_seconds = 2\n\n[audience]\nmin_size = 1000\nmax_size = 5000000\n\n\
+         # SQL through the engine the bank reviewed (examples/sql-engine), any query that compiles.\n\
+         [sql]\nengine_sha256 = \"{engine_sha256}\"\nqueries = \"any\"\n"
     );
     let analyst_policy = format!(
         "# The bank's own analysts: table mode, for modules the bank approved by hash.\n\
@@ -292,7 +316,9 @@ pub(super) fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     }
     println!(
         "      socialco: budget rho 1.5, discrete Gaussian noise, groups under 50 customers suppressed,\n      \
-         isolated mode only, every module approved by hash, audience lists of 1,000 to 5,000,000 users"
+         isolated mode only, every module approved by hash, audience lists of 1,000 to 5,000,000 users,\n      \
+         SQL through the SQL engine the bank approved (sha256 {}...)",
+        &engine_sha256[..16]
     );
 
     step(
@@ -341,12 +367,17 @@ pub(super) fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             &Default::default(),
         ))?;
         println!(
-            "      vetted and approved for {}: {} {} ({} mode, sha256 {}...)",
+            "      vetted and approved for {}: {} {} ({} mode, sha256 {}...){}",
             q.partner,
             vetted.manifest.name,
             vetted.manifest.version,
             vetted.manifest.mode,
-            &hash[..16]
+            &hash[..16],
+            if q.sql.is_some() {
+                ": runs the partner's SQL, one customer at a time"
+            } else {
+                ""
+            }
         );
         modules.push(bytes);
     }
@@ -382,6 +413,16 @@ pub(super) fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     );
     let mut outcomes: Vec<JobResult> = Vec::new();
     for (q, module) in QUESTIONS.iter().zip(&modules) {
+        let sql = match q.sql {
+            Some(file) => {
+                let path = examples.join("sql").join(file);
+                Some(
+                    std::fs::read_to_string(&path)
+                        .with_context(|| format!("cannot read {}", path.display()))?,
+                )
+            }
+            None => None,
+        };
         let t = Instant::now();
         print!(
             "      {} for {} (rho {}) ... ",
@@ -396,7 +437,7 @@ pub(super) fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             JobRequest {
                 partner: q.partner,
                 module,
-                sql: None,
+                sql,
                 dataset: dataset.clone(),
                 dataset_sha256: sealed_file.header_sha256.clone(),
                 dataset_origin: origin.clone(),
@@ -405,7 +446,11 @@ pub(super) fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
                 threads,
                 audience: q.audience.then(|| audience.clone()),
                 job_id: None,
-                parameters: Vec::new(),
+                parameters: q
+                    .params
+                    .iter()
+                    .map(|(n, v)| (n.to_string(), v.to_string()))
+                    .collect(),
                 progress: None,
             },
         ))?;
@@ -436,6 +481,13 @@ pub(super) fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             continue;
         };
         println!("\n  {}", q.title);
+        if let Some(file) = q.sql {
+            let text = std::fs::read_to_string(examples.join("sql").join(file))?;
+            println!("  examples/sql/{file}:");
+            for line in text.lines().filter(|l| !l.trim_start().starts_with("--")) {
+                println!("    {line}");
+            }
+        }
         super::room_cmd::print_released(released);
         if q.audience {
             print_top_categories(released);
@@ -471,9 +523,17 @@ pub(super) fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             bail!("the receipt for {} does not cover its result", q.name);
         }
         println!(
-            "      valid: job {} (module {}..., policy {}..., result {}...)",
+            "      valid: job {} (module {}...,{} policy {}..., result {}...)",
             receipt.job,
             &receipt.module_sha256[..12],
+            match &receipt.sql {
+                Some(s) => format!(
+                    " query {}..., plan {}...,",
+                    &s.query_sha256[..12],
+                    &s.plan_sha256[..12]
+                ),
+                None => String::new(),
+            },
             &receipt.policy_sha256[..12],
             &receipt.result_sha256[..12]
         );
