@@ -649,3 +649,108 @@ async fn a_second_server_on_the_same_room_is_refused() {
     );
     s.state.queue.shutdown();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partner_sends_sql_over_http_and_the_bank_controls_which() {
+    let s = service().await;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let sealed = sealed_bank(tmp.path(), &s.state.room);
+    call(
+        &s.app,
+        "PUT",
+        "/v1/datasets",
+        Some(&s.bank),
+        Body::from(sealed),
+    )
+    .await;
+    let engine = example("sql-engine");
+    let engine_sha = hex::encode(ring::digest::digest(&ring::digest::SHA256, &engine).as_ref());
+    let query = "SELECT WITH DIFFERENTIAL_PRIVACY OPTIONS (max_groups_contributed = 1)\n  region, COUNT(DISTINCT customer_id) AS customers\nFROM customers WHERE tenure_years >= @years GROUP BY region";
+    let submit =
+        json!({ "sql": query, "dataset": "bank", "cost": "0.25", "parameters": { "years": "2" } });
+
+    // Without an [sql] section in its policy, the partner may not send SQL.
+    let policy = "partner = \"socialco\"\ndataset = \"bank\"\nbudget_rho = \"1.0\"\nresult_delay_seconds = 0\nmin_group_size = 20\n";
+    call(
+        &s.app,
+        "PUT",
+        "/v1/policies",
+        Some(&s.bank),
+        Body::from(policy),
+    )
+    .await;
+    let (status, _, refused) = call(
+        &s.app,
+        "POST",
+        "/v1/jobs",
+        Some(&s.partner),
+        json_body(submit.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert_eq!(refused["code"], "sql_not_allowed");
+
+    // With one, the engine must be in the room first; then the query runs through it.
+    let policy = format!("{policy}\n[sql]\nengine_sha256 = \"{engine_sha}\"\n");
+    let (status, _, set) = call(
+        &s.app,
+        "PUT",
+        "/v1/policies",
+        Some(&s.bank),
+        Body::from(policy),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{set}");
+    let (status, _, missing) = call(
+        &s.app,
+        "POST",
+        "/v1/jobs",
+        Some(&s.partner),
+        json_body(submit.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{missing}");
+    let (status, _, module) = call(
+        &s.app,
+        "POST",
+        "/v1/modules",
+        Some(&s.partner),
+        Body::from(engine),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{module}");
+    let (status, _, queued) = call(
+        &s.app,
+        "POST",
+        "/v1/jobs",
+        Some(&s.partner),
+        json_body(submit),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{queued}");
+    let job = wait_for_job(&s, queued["job_id"].as_str().expect("id")).await;
+    assert_eq!(job["status"], "released", "{job}");
+    assert_eq!(job["result"]["metrics"][0]["name"], "customers");
+    let receipt = job["receipt"].as_str().expect("receipt");
+    assert!(
+        receipt.contains("\nquery sha256:") && receipt.contains("\nplan sha256:"),
+        "{receipt}"
+    );
+
+    // A query that does not compile is refused with where and why, before any charge.
+    let broken = json!({ "sql": "SELECT WITH DIFFERENTIAL_PRIVACY region, COUNT(*) FROM customers GROUP BY region", "dataset": "bank", "cost": "0.25" });
+    let (_, _, queued) = call(
+        &s.app,
+        "POST",
+        "/v1/jobs",
+        Some(&s.partner),
+        json_body(broken),
+    )
+    .await;
+    let job = wait_for_job(&s, queued["job_id"].as_str().expect("id")).await;
+    assert_eq!(job["error_code"], "sql_refused", "{job}");
+    assert!(
+        job["error"].as_str().expect("error").contains("line 1"),
+        "{job}"
+    );
+}
