@@ -22,6 +22,9 @@ forbid strongroom-verify 'wasmtime.*|cranelift.*|sqlx.*|tokio.*|axum.*|clap.*|ri
 forbid strongroom-contract 'wasmtime.*|sqlx.*|tokio.*|axum.*|clap.*'
 # The API types are for every client, a browser's too; their schemas only behind `openapi`.
 forbid strongroom-api 'wasmtime.*|sqlx.*|tokio.*|axum.*|clap.*|ring|utoipa.*'
+# The plan crate is compiled into the SQL engine module: serde and postcard, nothing else.
+forbid strongroom-sql-plan 'wasmtime.*|sqlx.*|tokio.*|axum.*|clap.*|ring|sqlparser|strongroom-contract'
+forbid strongroom-sql 'wasmtime.*|sqlx.*|tokio.*|axum.*|clap.*'
 forbid strongroom 'clap.*|axum.*|ureq|strongroom-synthetic'
 forbid strongroom-server 'clap.*|ureq|strongroom-synthetic'
 
@@ -34,7 +37,7 @@ echo "strongroom-verify builds for wasm32-unknown-unknown"
 # registry crate of a given name and version to be immutable: it unpacks it once and keeps what
 # it compiled from it. So the packages are built in a target directory of their own, and what an
 # earlier run (of an older tree, same version) left of our crates goes first.
-published=(strongroom-contract strongroom-verify strongroom-api strongroom strongroom-server
+published=(strongroom-contract strongroom-verify strongroom-api strongroom-sql-plan strongroom-sql strongroom strongroom-server
   strongroom-synthetic strongroom-cli strongroom-guest strongroom-guest-derive)
 cargo_home="${CARGO_HOME:-$HOME/.cargo}"
 rm -rf "$cargo_home"/registry/src/*/strongroom-* "$cargo_home"/registry/cache/*/strongroom-*

@@ -164,6 +164,16 @@ const CONTENDERS: &[Contender] = &[
         checked: false,
     },
     Contender {
+        name: "Strongroom SQL batched",
+        kind: Kind::Phase("sql-batched"),
+        checked: false,
+    },
+    Contender {
+        name: "Strongroom SQL isolated",
+        kind: Kind::Phase("sql-isolated"),
+        checked: false,
+    },
+    Contender {
         name: "Strongroom batched (0.1)",
         kind: Kind::Phase("batched-0.1"),
         checked: false,
@@ -179,6 +189,14 @@ const CONTENDERS: &[Contender] = &[
         checked: false,
     },
 ];
+
+/// Query 1 in SQL (examples/sql/spend-by-category.sql).
+fn query_one_sql() -> String {
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/sql/spend-by-category.sql"),
+    )
+    .expect("examples/sql/spend-by-category.sql")
+}
 
 fn query_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/query1.py")
@@ -225,7 +243,13 @@ fn run_once(kind: Kind, dir: &Path, cores: usize) -> Result<Report, String> {
 
 /// In a child: opens the room and the sealed data, runs `module` as a job window by window (or,
 /// table mode, on the whole dataset decrypted first), reports.
-fn strongroom_phase(dir: &Path, module: &str, partner: &str, whole: bool) -> Report {
+fn strongroom_phase(
+    dir: &Path,
+    module: &str,
+    partner: &str,
+    whole: bool,
+    sql: Option<String>,
+) -> Report {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -259,7 +283,7 @@ fn strongroom_phase(dir: &Path, module: &str, partner: &str, whole: bool) -> Rep
             JobRequest {
                 partner,
                 module: &bytes,
-                sql: None,
+                sql,
                 dataset,
                 dataset_sha256: sha,
                 dataset_origin: "bench".into(),
@@ -327,6 +351,45 @@ fn exact_phase(dir: &Path) -> Report {
         )
         .expect("read");
     let aggregate = report.aggregate.expect("aggregate");
+    // Query 1 in SQL, through the engine: the same exact aggregate, or the SQL lines measure
+    // another question.
+    let compiled = strongroom_sql::compile(
+        &query_one_sql(),
+        &strongroom::room::sql::catalog(&shape),
+        &[],
+    )
+    .expect("query 1 compiles");
+    let engine = sandbox
+        .prepare(
+            vet(
+                &std::fs::read(dir.join("sql-engine.wasm")).expect("engine"),
+                DEFAULT_MAX_MODULE_BYTES,
+            )
+            .expect("vet"),
+            None,
+        )
+        .expect("prepare");
+    let sql_ctx = RunContext::new(
+        Arc::clone(&shape),
+        compiled.manifest.clone(),
+        Mode::Isolated,
+        RunLimits::default(),
+        [1; 32],
+    )
+    .expect("admitted")
+    .with_sql_plan(compiled.plan.to_hex());
+    let sql_report = sandbox
+        .run_windows(
+            &engine,
+            Arc::new(sql_ctx),
+            source.windows(DEFAULT_WINDOW_ENTITIES).expect("windows"),
+            &LocalPool { threads },
+            None,
+        )
+        .expect("read");
+    let sql_rows: Vec<_> = sql_report.aggregate.expect("aggregate").metrics.into_iter().map(|m| m.rows).collect();
+    let module_rows: Vec<_> = aggregate.metrics.iter().map(|m| m.rows.clone()).collect();
+    assert!(sql_rows == module_rows, "query 1 in SQL gives another exact aggregate than the module");
     let label = |table: &str, column: &str, i: u32| -> String {
         shape
             .table(table)
@@ -524,6 +587,7 @@ async fn install_modules(dir: &Path, room: &Room) -> Result<(), String> {
         (example("spend-by-category"), "isolated.wasm"),
         (example_v0_1("spend-by-category"), "isolated-0.1.wasm"),
         (example("spend-by-category-table"), "table.wasm"),
+        (example("sql-engine"), "sql-engine.wasm"),
     ] {
         std::fs::write(dir.join(file), &bytes).map_err(|e| e.to_string())?;
         let hash = vet(&bytes, DEFAULT_MAX_MODULE_BYTES)
@@ -585,13 +649,16 @@ fn setup(dir: &Path, customers: usize) -> Result<(), String> {
         let room = Room::create(&dir.join("room"), "bench", &OperatorSecret::new(SECRET))
             .await
             .map_err(|e| e.to_string())?;
+        let engine = hex::encode(
+            ring::digest::digest(&ring::digest::SHA256, &example("sql-engine")).as_ref(),
+        );
         for (partner, modes, batched) in [
             ("partner", "[\"isolated\"]", false),
             ("batching", "[\"isolated\"]", true),
             ("analysts", "[\"table\"]", false),
         ] {
             let policy = Policy::parse(&format!(
-                "partner = \"{partner}\"\ndataset = \"bank\"\nbudget_rho = \"1000\"\nmin_cost_rho = \"0.001\"\nresult_delay_seconds = 0\nmin_group_size = 50\nmodes = {modes}\nbatched = {batched}\n"
+                "partner = \"{partner}\"\ndataset = \"bank\"\nbudget_rho = \"1000\"\nmin_cost_rho = \"0.001\"\nresult_delay_seconds = 0\nmin_group_size = 50\nmodes = {modes}\nbatched = {batched}\n\n[sql]\nengine_sha256 = \"{engine}\"\n"
             )).map_err(|e| e.to_string())?;
             room.set_policy(&policy).await.map_err(|e| e.to_string())?;
         }
@@ -662,11 +729,17 @@ fn main() {
     if let Ok(phase) = std::env::var(PHASE_ENV) {
         let dir = PathBuf::from(std::env::var(DIR_ENV).expect("bench dir"));
         let report = match phase.as_str() {
-            "isolated" => strongroom_phase(&dir, "isolated.wasm", "partner", false),
-            "batched" => strongroom_phase(&dir, "isolated.wasm", "batching", false),
-            "isolated-0.1" => strongroom_phase(&dir, "isolated-0.1.wasm", "partner", false),
-            "batched-0.1" => strongroom_phase(&dir, "isolated-0.1.wasm", "batching", false),
-            "table" => strongroom_phase(&dir, "table.wasm", "analysts", true),
+            "isolated" => strongroom_phase(&dir, "isolated.wasm", "partner", false, None),
+            "batched" => strongroom_phase(&dir, "isolated.wasm", "batching", false, None),
+            "sql-isolated" => {
+                strongroom_phase(&dir, "sql-engine.wasm", "partner", false, Some(query_one_sql()))
+            }
+            "sql-batched" => {
+                strongroom_phase(&dir, "sql-engine.wasm", "batching", false, Some(query_one_sql()))
+            }
+            "isolated-0.1" => strongroom_phase(&dir, "isolated-0.1.wasm", "partner", false, None),
+            "batched-0.1" => strongroom_phase(&dir, "isolated-0.1.wasm", "batching", false, None),
+            "table" => strongroom_phase(&dir, "table.wasm", "analysts", true, None),
             "native" => native_phase(&dir),
             "exact" => exact_phase(&dir),
             other => panic!("unknown phase {other}"),
