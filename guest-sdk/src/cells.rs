@@ -225,13 +225,24 @@ pub(crate) fn with_entity_tables<R>(
     PUSHED.with(|s| {
         let state = s.borrow();
         let state = state.as_ref()?;
-        let mut columns: Vec<&[ColumnValues]> = Vec::with_capacity(state.tables.len());
-        let mut ranges = Vec::with_capacity(state.tables.len());
-        for (t, rows) in state.tables.iter().enumerate() {
+        // On the stack for the usual few tables: this runs once per customer.
+        const ON_STACK: usize = 8;
+        let n = state.tables.len();
+        let range = |t: usize| -> Option<Range<usize>> {
             let starts = state.starts.get(t)?;
-            columns.push(&rows.columns);
-            ranges.push(starts[state.entity]..starts[state.entity + 1]);
+            Some(starts[state.entity]..starts[state.entity + 1])
+        };
+        if n <= ON_STACK {
+            let mut columns: [&[ColumnValues]; ON_STACK] = [&[]; ON_STACK];
+            let mut ranges: [Range<usize>; ON_STACK] = Default::default();
+            for (t, rows) in state.tables.iter().enumerate() {
+                columns[t] = &rows.columns;
+                ranges[t] = range(t)?;
+            }
+            return Some(f(&columns[..n], &ranges[..n]));
         }
+        let columns: Vec<&[ColumnValues]> = state.tables.iter().map(|r| &r.columns[..]).collect();
+        let ranges = (0..n).map(range).collect::<Option<Vec<_>>>()?;
         Some(f(&columns, &ranges))
     })
 }

@@ -387,9 +387,18 @@ fn exact_phase(dir: &Path) -> Report {
             None,
         )
         .expect("read");
-    let sql_rows: Vec<_> = sql_report.aggregate.expect("aggregate").metrics.into_iter().map(|m| m.rows).collect();
+    let sql_rows: Vec<_> = sql_report
+        .aggregate
+        .expect("aggregate")
+        .metrics
+        .into_iter()
+        .map(|m| m.rows)
+        .collect();
     let module_rows: Vec<_> = aggregate.metrics.iter().map(|m| m.rows.clone()).collect();
-    assert!(sql_rows == module_rows, "query 1 in SQL gives another exact aggregate than the module");
+    assert!(
+        sql_rows == module_rows,
+        "query 1 in SQL gives another exact aggregate than the module"
+    );
     let label = |table: &str, column: &str, i: u32| -> String {
         shape
             .table(table)
@@ -731,12 +740,20 @@ fn main() {
         let report = match phase.as_str() {
             "isolated" => strongroom_phase(&dir, "isolated.wasm", "partner", false, None),
             "batched" => strongroom_phase(&dir, "isolated.wasm", "batching", false, None),
-            "sql-isolated" => {
-                strongroom_phase(&dir, "sql-engine.wasm", "partner", false, Some(query_one_sql()))
-            }
-            "sql-batched" => {
-                strongroom_phase(&dir, "sql-engine.wasm", "batching", false, Some(query_one_sql()))
-            }
+            "sql-isolated" => strongroom_phase(
+                &dir,
+                "sql-engine.wasm",
+                "partner",
+                false,
+                Some(query_one_sql()),
+            ),
+            "sql-batched" => strongroom_phase(
+                &dir,
+                "sql-engine.wasm",
+                "batching",
+                false,
+                Some(query_one_sql()),
+            ),
             "isolated-0.1" => strongroom_phase(&dir, "isolated-0.1.wasm", "partner", false, None),
             "batched-0.1" => strongroom_phase(&dir, "isolated-0.1.wasm", "batching", false, None),
             "table" => strongroom_phase(&dir, "table.wasm", "analysts", true, None),

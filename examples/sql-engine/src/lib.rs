@@ -142,10 +142,12 @@ struct Pushed<'a> {
 }
 
 impl Data for Pushed<'_> {
+    #[inline]
     fn rows(&self, table: usize) -> usize {
         self.ranges.get(table).map_or(0, |r| r.len())
     }
 
+    #[inline]
     fn value(&self, table: usize, column: usize, row: usize) -> Value {
         let i = self.ranges[table].start + row;
         match &self.columns[table][column] {

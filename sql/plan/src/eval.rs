@@ -57,8 +57,15 @@ impl Rows {
     }
 }
 
+/// A group key's parts packed into one number, to find a group with one comparison.
+fn packed(key: &[u32]) -> u128 {
+    key.iter()
+        .fold(0u128, |acc, &part| (acc << 32) | u128::from(part))
+}
+
 /// One group of a per-group metric for the current customer.
 struct GroupAcc {
+    packed: u128,
     key: [u32; MAX_KEY_PARTS],
     int_sum: i64,
     float_sum: f64,
@@ -112,7 +119,7 @@ impl<'p> Evaluator<'p> {
                 return Ok(());
             }
             for (slot, part) in key.iter_mut().zip(&body.keys) {
-                match key_index(part, eval(&part.expr, row)?)? {
+                match key_index(part, quick_eval(&part.expr, row)?)? {
                     Some(index) => *slot = index,
                     None => return Ok(()),
                 }
@@ -121,7 +128,7 @@ impl<'p> Evaluator<'p> {
             for (m, metric) in plan.metrics.iter().enumerate() {
                 let value = match &metric.value {
                     None => Value::Int(1),
-                    Some(e) => eval(e, row)?,
+                    Some(e) => quick_eval(e, row)?,
                 };
                 let Some(number) = number(value)? else {
                     continue;
@@ -137,12 +144,14 @@ impl<'p> Evaluator<'p> {
                     }
                     Contribution::GroupTotal | Contribution::GroupMean => {
                         let accs = &mut groups[m];
-                        let at = match accs.iter().position(|g| &g.key[..parts] == key) {
+                        let id = packed(key);
+                        let at = match accs.iter().position(|g| g.packed == id) {
                             Some(at) => at,
                             None => {
                                 let mut k = [0u32; MAX_KEY_PARTS];
                                 k[..parts].copy_from_slice(key);
                                 accs.push(GroupAcc {
+                                    packed: id,
                                     key: k,
                                     int_sum: 0,
                                     float_sum: 0.0,
@@ -239,6 +248,7 @@ struct Joined<'a, D> {
 }
 
 impl<D: Data> Row for Joined<'_, D> {
+    #[inline]
     fn column(&self, source: u8, column: u16) -> Value {
         let s = source as usize;
         let (Some(row), Some(src)) = (self.rows.get(s).copied().flatten(), self.sources.get(s))
@@ -568,6 +578,16 @@ fn truth(v: Value) -> Result<Option<bool>, EvalError> {
         Value::Null => Ok(None),
         Value::Bool(b) => Ok(Some(b)),
         other => error(format!("{other:?} is not a condition")),
+    }
+}
+
+/// [`eval`], with a column or a constant (most keys and aggregated values) read in place.
+#[inline(always)]
+fn quick_eval<R: Row>(expr: &Expr, row: &R) -> Result<Value, EvalError> {
+    match expr {
+        Expr::Column { source, column } => Ok(row.column(*source, *column)),
+        Expr::Literal(v) => Ok(*v),
+        other => eval(other, row),
     }
 }
 
