@@ -4,7 +4,8 @@
 //! is identical except for the noised numbers. Also the attacks that need their own shape: the
 //! log's leaf hashes (recovering printed text from an inclusion proof), the entity-ordinal
 //! shuffle (replayed from the guest's random stream), free probes (costs), audience lists counted
-//! in entities, and a fresh budget from re-sealing (privacy domains).
+//! in entities, a fresh budget from re-sealing (privacy domains), and SQL queries that single out
+//! one customer.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +21,7 @@ use strongroom::room::partner_view;
 use strongroom::room::policy::Policy;
 use strongroom_contract::manifest::Mode;
 use strongroom_synthetic as synthetic;
-use strongroom_tests::{hostile, prepare, room_with, run_in, sandbox};
+use strongroom_tests::{example, hostile, prepare, room_with, run_in, sandbox};
 use strongroom_verify::merkle::leaf_hash;
 
 /// The balance the probe module looks for (see tests/guests/partner-view-probe).
@@ -51,9 +52,11 @@ fn neighbours() -> (Arc<Dataset>, Arc<Dataset>) {
 }
 
 fn probe_policy() -> Policy {
+    let engine = example("sql-engine");
+    let engine = hex::encode(ring::digest::digest(&ring::digest::SHA256, &engine).as_ref());
     Policy::parse(&format!(
         "partner = \"socialco\"\ndataset = \"bank\"\nbudget_rho = \"10\"\nmin_group_size = 20\n\
-         result_delay_seconds = {DELAY}\n"
+         result_delay_seconds = {DELAY}\n\n[sql]\nengine_sha256 = \"{engine}\"\n"
     ))
     .expect("policy")
 }
@@ -135,6 +138,11 @@ fn mask_numbers(v: &mut Value) {
 }
 
 async fn probe(channel: &str, data: &Arc<Dataset>, module: &[u8]) -> Value {
+    probe_job(channel, data, module, None).await
+}
+
+/// [`probe`] for a module, or for a SQL query run by the SQL engine (`module`).
+async fn probe_job(channel: &str, data: &Arc<Dataset>, module: &[u8], sql: Option<&str>) -> Value {
     let (_dir, room) = room_with(&probe_policy()).await;
     let job_id = format!("job-probe-{channel}");
     // The job as the service queues it.
@@ -150,7 +158,7 @@ async fn probe(channel: &str, data: &Arc<Dataset>, module: &[u8]) -> Value {
     let request = JobRequest {
         partner: "socialco",
         module,
-        sql: None,
+        sql: sql.map(String::from),
         dataset: Arc::clone(data).into(),
         dataset_sha256: "00".repeat(32),
         dataset_origin: "neighbouring test bank".into(),
@@ -159,7 +167,10 @@ async fn probe(channel: &str, data: &Arc<Dataset>, module: &[u8]) -> Value {
         threads: 2,
         audience: None,
         job_id: Some(job_id.clone()),
-        parameters: vec![("channel".into(), channel.into())],
+        parameters: match sql {
+            None => vec![("channel".into(), channel.into())],
+            Some(_) => Vec::new(),
+        },
         progress: None,
     };
     let running = run_job(&room, sandbox(), request);
@@ -248,6 +259,54 @@ async fn the_partner_view_is_the_same_for_neighbouring_datasets_under_every_prob
         );
         assert_eq!(a["job"]["outcome"], "completed", "{channel}");
         assert_eq!(a["job"]["status"], "released", "{channel}");
+    }
+}
+
+/// SQL queries that single out the neighbour (the one customer whose balance is the target):
+/// failing on it, grouping by it, dividing by its difference. A query is no stronger than a
+/// module: the partner view is the same for both datasets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sql_queries_that_single_out_a_customer_see_the_same_partner_view() {
+    let (without, with) = neighbours();
+    let engine = example("sql-engine");
+    let queries = [
+        (
+            "sql-overflow",
+            "SELECT WITH DIFFERENTIAL_PRIVACY OPTIONS (max_groups_contributed = 1) region,
+               SUM(CASE WHEN avg_monthly_balance = 123456.78 THEN 9223372036854775807 + 1 ELSE 1 END,
+                   contribution_bounds_per_group => (0, 1)) AS n
+             FROM customers GROUP BY region",
+        ),
+        (
+            "sql-key",
+            "SELECT WITH DIFFERENTIAL_PRIVACY OPTIONS (max_groups_contributed = 1)
+               avg_monthly_balance = 123456.78 AS is_target,
+               COUNT(DISTINCT customer_id) AS customers
+             FROM customers GROUP BY is_target",
+        ),
+        (
+            "sql-divide",
+            "WITH probe AS (SELECT 1 / (avg_monthly_balance - 123456.78) AS x FROM customers)
+             SELECT WITH DIFFERENTIAL_PRIVACY OPTIONS (max_groups_contributed = 1)
+               CASE WHEN x IS NULL THEN 'target' ELSE 'others' END AS who,
+               COUNT(*, contribution_bounds_per_group => (0, 1)) AS n
+             FROM probe GROUP BY who",
+        ),
+    ];
+    let runs = queries.iter().map(|&(channel, sql)| {
+        let (without, with, engine) = (Arc::clone(&without), Arc::clone(&with), engine.clone());
+        async move {
+            let a = probe_job(channel, &without, &engine, Some(sql)).await;
+            let b = probe_job(channel, &with, &engine, Some(sql)).await;
+            (channel, a, b)
+        }
+    });
+    for (channel, a, b) in futures_util::future::join_all(runs).await {
+        assert_eq!(
+            a, b,
+            "'{channel}': the partner view differs between neighbouring datasets"
+        );
+        assert_eq!(a["job"]["outcome"], "completed", "{channel}");
     }
 }
 
