@@ -749,7 +749,10 @@ fn batched_runs_give_the_isolated_aggregates() {
 }
 
 /// The demo's questions in SQL (examples/*.sql), each with the module that asks it in Rust.
-const DEMO_QUESTIONS: &[(&str, &[&str], &[(&str, &str)])] = &[
+/// (module crate, its questions' SQL files, the parameters).
+type DemoQuestion = (&'static str, &'static [&'static str], &'static [(&'static str, &'static str)]);
+
+const DEMO_QUESTIONS: &[DemoQuestion] = &[
     ("spend_by_category", &["spend-by-category.sql"], &[]),
     (
         "fraud_alerts_by_region",

@@ -25,6 +25,10 @@ const MAX_ROWS_PER_GROUP: u32 = 100_000;
 
 type R<T> = Result<T, SqlError>;
 
+/// The released SELECT, compiled: its rows and key, its metrics, the key's domains, the groups
+/// per customer, and where each metric comes from.
+type Released = (Body, Vec<Metric>, Vec<Domain>, u32, Vec<MetricSource>);
+
 fn err<T>(at: Location, message: impl Into<String>) -> R<T> {
     Err(SqlError::at(at, message))
 }
@@ -1805,7 +1809,7 @@ impl<'c> Compiler<'c> {
         &mut self,
         select: &Select,
         clause: &DpClause,
-    ) -> R<(Body, Vec<Metric>, Vec<Domain>, u32, Vec<MetricSource>)> {
+    ) -> R<Released> {
         let at = select.select_token.0.span.start;
         reject_select_extras(select, at)?;
         if let Some(h) = &select.having {

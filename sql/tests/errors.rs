@@ -13,7 +13,8 @@ fn col(name: &str, ty: ColumnType, dictionary: &[&str]) -> CatalogColumn {
     }
 }
 
-pub fn bank() -> Catalog {
+/// A bank like the synthetic one, as a query sees it.
+fn bank() -> Catalog {
     let mut amount = col("amount", ColumnType::Float, &[]);
     amount.min = Some(0.0);
     amount.max = Some(1_000_000.0);

@@ -737,7 +737,7 @@ fn arithmetic(op: BinaryOp, l: Value, r: Value) -> Result<Value, EvalError> {
         }
         (Sub, Value::Date(a), Value::Date(b)) => Value::Int(i64::from(a) - i64::from(b)),
         (Div, l, r) => match (as_f64(l), as_f64(r)) {
-            (Some(_), Some(y)) if y == 0.0 => Value::Null,
+            (Some(_), Some(0.0)) => Value::Null,
             (Some(x), Some(y)) => Value::Float(x / y),
             _ => return error(format!("cannot divide {l:?} by {r:?}")),
         },

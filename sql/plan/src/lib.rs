@@ -477,7 +477,7 @@ impl Plan {
     /// Decodes [`Plan::to_hex`]'s text.
     pub fn from_hex(text: &str) -> Result<Plan, PlanError> {
         let digits = text.as_bytes();
-        if digits.len() % 2 != 0 {
+        if !digits.len().is_multiple_of(2) {
             return Err(PlanError("malformed plan: odd number of hex digits".into()));
         }
         let nibble = |c: u8| match c {
