@@ -748,10 +748,14 @@ fn batched_runs_give_the_isolated_aggregates() {
     }
 }
 
-/// The demo's questions in SQL (examples/*.sql), each with the module that asks it in Rust.
-/// (module crate, its questions' SQL files, the parameters).
-type DemoQuestion = (&'static str, &'static [&'static str], &'static [(&'static str, &'static str)]);
+/// A demo question: the module crate that asks it in Rust, its SQL files, the parameters.
+type DemoQuestion = (
+    &'static str,
+    &'static [&'static str],
+    &'static [(&'static str, &'static str)],
+);
 
+/// The demo's questions in SQL (examples/sql/), each with the module that asks it in Rust.
 const DEMO_QUESTIONS: &[DemoQuestion] = &[
     ("spend_by_category", &["spend-by-category.sql"], &[]),
     (

@@ -608,6 +608,7 @@ pub(super) fn print_preview(
         "metric",
         "kind",
         "L0",
+        "noise std",
         "value: 95% interval",
         "entities: 95% interval",
         "released 95% of the time from",
@@ -667,6 +668,16 @@ pub(super) fn print_preview(
                     )
                 }
             };
+            let std = match m.kind {
+                MetricKind::Sum => number(n.sum.as_ref().unwrap_or(&exact).std_dev() / scale, 2),
+                MetricKind::Count => number(n.count.as_ref().unwrap_or(&exact).std_dev(), 2),
+                MetricKind::Distinct => number(n.entities.std_dev(), 2),
+                MetricKind::Mean => format!(
+                    "sum {}, count {}",
+                    number(n.sum.as_ref().unwrap_or(&exact).std_dev() / scale, 2),
+                    number(n.count.as_ref().unwrap_or(&exact).std_dev(), 2)
+                ),
+            };
             let entities = accuracy::half_width(&n.entities, LEVEL);
             // Released when the noisy count reaches the threshold: 95% of the time from the
             // count whose lower 5% tail (the 90% two-sided half-width) still reaches it.
@@ -676,6 +687,7 @@ pub(super) fn print_preview(
                 m.name.clone(),
                 m.kind.to_string(),
                 n.l0.to_string(),
+                std,
                 value,
                 format!("+/- {}", number(entities, 0)),
                 format!("{} entities", number(released_from, 0)),

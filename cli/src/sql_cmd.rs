@@ -99,21 +99,9 @@ fn compile_text(
     dataset: &Dataset,
     parameters: &[(String, String)],
 ) -> anyhow::Result<Compiled> {
-    strongroom_sql::compile(text, &strongroom::room::sql::catalog(dataset), parameters).map_err(
-        |e| {
-            let line = text
-                .lines()
-                .nth(e.line.saturating_sub(1) as usize)
-                .unwrap_or_default();
-            anyhow::anyhow!(
-                "{name}:{}:{}: {}\n  {line}\n  {}^",
-                e.line,
-                e.column,
-                e.message,
-                " ".repeat(e.column.saturating_sub(1) as usize)
-            )
-        },
-    )
+    // One line, as `FILE:LINE:COLUMN: message`, which editors and terminals link to the place.
+    strongroom_sql::compile(text, &strongroom::room::sql::catalog(dataset), parameters)
+        .map_err(|e| anyhow::anyhow!("{name}:{}:{}: {}", e.line, e.column, e.message))
 }
 
 /// `strongroom sql ...` on this machine.

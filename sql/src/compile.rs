@@ -1805,11 +1805,7 @@ impl<'c> Compiler<'c> {
 
     // ---- the released SELECT -----------------------------------------------------------
 
-    fn body(
-        &mut self,
-        select: &Select,
-        clause: &DpClause,
-    ) -> R<Released> {
+    fn body(&mut self, select: &Select, clause: &DpClause) -> R<Released> {
         let at = select.select_token.0.span.start;
         reject_select_extras(select, at)?;
         if let Some(h) = &select.having {

@@ -530,3 +530,108 @@ fn every_command_family_works_and_refuses_mistakes_with_one_line_and_nothing_wri
         "--dataset-schema",
     );
 }
+
+#[test]
+fn sql_is_explained_run_on_a_sample_and_refused_with_its_place() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let data = dir.join("sample");
+    ok(&["demo-data", "--customers", "200", "--out", p(&data)]);
+    let schema = data.join("schema.toml");
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let query = repo.join("examples/sql/spend-by-category.sql");
+
+    // What it reads, its key, its bounds, its hashes; with a policy and a cost, its noise.
+    let explained = ok(&["sql", "explain", p(&query), "--schema", p(&schema)]);
+    assert!(explained.contains("query  sha256:"), "{explained}");
+    assert!(
+        explained.contains("reads  transactions: mcc_group, amount"),
+        "{explained}"
+    );
+    assert!(explained.contains("average_ticket"), "{explained}");
+    let policy = dir.join("policy.toml");
+    std::fs::write(
+        &policy,
+        "partner = \"socialco\"\ndataset = \"bank\"\nbudget_rho = \"1\"\nmax_groups_per_entity = 10\n",
+    )
+    .expect("policy");
+    let noise = ok(&[
+        "sql",
+        "explain",
+        p(&query),
+        "--schema",
+        p(&schema),
+        "--policy",
+        p(&policy),
+        "--cost",
+        "0.25",
+    ]);
+    assert!(
+        noise.contains("noise std") && noise.contains("+/-"),
+        "{noise}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&ok(&[
+        "sql",
+        "explain",
+        p(&query),
+        "--schema",
+        p(&schema),
+        "--json",
+    ]))
+    .expect("json");
+    assert_eq!(json["metrics"][0]["name"], "spend");
+    assert_eq!(json["max_groups_per_customer"], 10);
+
+    // A query without bounds: one line, with the file, line and column, and bounds to use.
+    let bad = dir.join("bad.sql");
+    std::fs::write(
+        &bad,
+        "SELECT WITH DIFFERENTIAL_PRIVACY OPTIONS (max_groups_contributed = 10)\n  mcc_group,\n  SUM(amount) AS spend\nFROM transactions GROUP BY mcc_group\n",
+    )
+    .expect("query");
+    let line = refused(
+        &["sql", "explain", p(&bad), "--schema", p(&schema)],
+        "bad.sql:3:3:",
+    );
+    assert!(line.contains("contribution_bounds_per_group =>"), "{line}");
+    refused(&["sql", "explain", p(&query)], "served room");
+
+    // On the sample, through the engine: exact aggregates, the query's hashes.
+    let engine = example_module("sql-engine");
+    let run: serde_json::Value = serde_json::from_str(&ok(&[
+        "dev",
+        "run",
+        "--sql",
+        p(&query),
+        "--engine",
+        p(&engine),
+        "--schema",
+        p(&schema),
+        "--table",
+        &format!("customers={}", p(&data.join("customers.csv"))),
+        "--table",
+        &format!("transactions={}", p(&data.join("transactions.csv"))),
+        "--json",
+    ]))
+    .expect("json");
+    assert_eq!(run["outcome"], "completed", "{run}");
+    assert_eq!(run["sql"]["query_sha256"], json["query_sha256"]);
+    assert_eq!(run["result"]["metrics"][1]["name"], "purchases");
+    refused(
+        &[
+            "dev",
+            "run",
+            "--sql",
+            p(&bad),
+            "--engine",
+            p(&engine),
+            "--schema",
+            p(&schema),
+            "--table",
+            &format!("customers={}", p(&data.join("customers.csv"))),
+            "--table",
+            &format!("transactions={}", p(&data.join("transactions.csv"))),
+        ],
+        "bad.sql:3:3:",
+    );
+}
