@@ -701,6 +701,53 @@ async fn a_partner_sends_sql_over_http_and_the_bank_controls_which() {
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{set}");
+    // Before running it: what it reads and releases, and each number's noise at a cost.
+    let explain =
+        json!({ "sql": query, "dataset": "bank", "cost": "0.25", "parameters": { "years": "2" } });
+    let (status, _, explained) = call(
+        &s.app,
+        "POST",
+        "/v1/sql/explain",
+        Some(&s.partner),
+        json_body(explain),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{explained}");
+    assert_eq!(explained["allowed"], true);
+    assert_eq!(
+        explained["reads"][0]["columns"],
+        json!(["tenure_years", "region"])
+    );
+    assert!(
+        explained["metrics"][0]["noise_std"].as_f64().expect("std") > 0.0,
+        "{explained}"
+    );
+    assert!(
+        explained["metrics"][0]["half_width_95"]
+            .as_f64()
+            .expect("95%")
+            > 0.0
+    );
+    let bad = json!({ "sql": "SELECT WITH DIFFERENTIAL_PRIVACY SUM(amount) AS s FROM transactions", "dataset": "bank" });
+    let (status, _, why) = call(
+        &s.app,
+        "POST",
+        "/v1/sql/explain",
+        Some(&s.partner),
+        json_body(bad.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{why}");
+    assert_eq!(why["code"], "sql_refused");
+    let (status, _, _) = call(
+        &s.app,
+        "POST",
+        "/v1/sql/explain",
+        Some(&s.other_partner),
+        json_body(bad),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "not otherco's dataset");
     let (status, _, missing) = call(
         &s.app,
         "POST",

@@ -544,3 +544,61 @@ impl JobView {
         }
     }
 }
+
+/// What a SQL query compiles to and would release (`POST /v1/sql/explain`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SqlExplanation {
+    /// SHA-256 of the query's normal form: its template hash.
+    pub query_sha256: String,
+    /// SHA-256 of the plan it compiles to.
+    pub plan_sha256: String,
+    /// The normal form.
+    pub normalized: String,
+    /// Whether the caller's policy lets this query run (any query, or an approved template).
+    pub allowed: bool,
+    /// The tables and columns it reads.
+    pub reads: Vec<SqlRead>,
+    /// The group key's parts and their public domains.
+    pub group_key: Vec<String>,
+    /// Groups one customer may reach, per metric.
+    pub max_groups_per_customer: u32,
+    /// The released numbers.
+    pub metrics: Vec<SqlMetric>,
+}
+
+/// Columns a query reads from one table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SqlRead {
+    /// Table.
+    pub table: String,
+    /// Columns.
+    pub columns: Vec<String>,
+}
+
+/// One released number of a query, with its bounds and, at a cost, its noise.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SqlMetric {
+    /// Name.
+    pub name: String,
+    /// sum, count, mean or distinct.
+    pub kind: String,
+    /// The aggregate as written.
+    pub sql: String,
+    /// How one customer's rows become contributions.
+    pub per_customer: String,
+    /// Lower bound of a contribution.
+    pub lower: f64,
+    /// Upper bound of a contribution.
+    pub upper: f64,
+    /// Contributions one customer may make to one group.
+    pub max_contributions_per_group: u32,
+    /// At the asked cost: the value's noise standard deviation (none for a mean, whose noise
+    /// depends on its group's count).
+    pub noise_std: Option<f64>,
+    /// At the asked cost: half the 95% interval of the value (a mean's at 1,000 contributions at
+    /// the middle of its bounds).
+    pub half_width_95: Option<f64>,
+}

@@ -34,6 +34,25 @@ pub struct JobSubmission {
     pub parameters: BTreeMap<String, String>,
 }
 
+/// Compile a SQL query against a dataset and see what it would release
+/// (`POST /v1/sql/explain`). Nothing runs, nothing is charged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SqlExplainRequest {
+    /// The query (docs/sql.md).
+    pub sql: String,
+    /// The dataset it would run on (the caller's policy on it gives the noise).
+    pub dataset: String,
+    /// A job's cost, for each number's noise and 95% interval (rho or epsilon, decimal).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<String>,
+    /// Values for the query's `@name` parameters.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = parameters_schema))]
+    pub parameters: BTreeMap<String, String>,
+}
+
 /// Approve or reject a module for a partner (`POST /v1/modules/{sha256}/decision`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -565,7 +565,7 @@ pub(super) fn print_preview(
     cost: &str,
     budget: Budget,
 ) {
-    use strongroom::output_gate::accuracy::{self, LEVEL, Values};
+    use strongroom::output_gate::accuracy;
     use strongroom_contract::manifest::MetricKind;
     let charge = strongroom::output_gate::mechanism::ledger_cost(policy.mechanism, plan.cost_nano);
     println!(
@@ -602,7 +602,7 @@ pub(super) fn print_preview(
     println!(
         "the cost is split over {} released quantities; each number below holds the exact value with probability {:.0}%\n",
         plan.quantities,
-        LEVEL * 100.0
+        accuracy::LEVEL * 100.0
     );
     let header: Vec<String> = [
         "metric",
@@ -620,65 +620,26 @@ pub(super) fn print_preview(
         .iter()
         .zip(&plan.metrics)
         .map(|(m, n)| {
-            let scale = 10f64.powi(i32::from(m.decimals));
-            let exact = Noise::Exact;
-            let value = match m.kind {
-                MetricKind::Sum => format!(
+            let e = accuracy::expected(m, n);
+            let std = match e.value_std {
+                Some(std) => number(std, 2),
+                None => "per group".to_string(),
+            };
+            let value = if m.kind == MetricKind::Mean {
+                format!(
+                    "+/- {} at 1,000 contributions",
+                    number(e.value_half_width, 2)
+                )
+            } else {
+                format!(
                     "+/- {}",
                     number(
-                        accuracy::half_width(n.sum.as_ref().unwrap_or(&exact), LEVEL) / scale,
-                        2
+                        e.value_half_width,
+                        if m.kind == MetricKind::Sum { 2 } else { 0 }
                     )
-                ),
-                MetricKind::Count => format!(
-                    "+/- {}",
-                    number(
-                        accuracy::half_width(n.count.as_ref().unwrap_or(&exact), LEVEL),
-                        0
-                    )
-                ),
-                MetricKind::Distinct => format!(
-                    "+/- {}",
-                    number(accuracy::half_width(&n.entities, LEVEL), 0)
-                ),
-                // A mean's interval depends on its group's count: shown for 1,000 contributions
-                // at the middle of the bounds.
-                MetricKind::Mean => {
-                    let values = Values {
-                        scale,
-                        lower: m.lower,
-                        upper: m.upper,
-                    };
-                    let mid = (m.lower + m.upper) / 2.0;
-                    let each = accuracy::mean_part_level(LEVEL);
-                    let e = accuracy::mean(
-                        (
-                            (mid * 1_000.0 * scale).round() as i128,
-                            accuracy::half_width(n.sum.as_ref().unwrap_or(&exact), each),
-                        ),
-                        (
-                            1_000,
-                            accuracy::half_width(n.count.as_ref().unwrap_or(&exact), each),
-                        ),
-                        values,
-                    );
-                    format!(
-                        "+/- {} at 1,000 contributions",
-                        number((e.high - e.low) / 2.0, 2)
-                    )
-                }
+                )
             };
-            let std = match m.kind {
-                MetricKind::Sum => number(n.sum.as_ref().unwrap_or(&exact).std_dev() / scale, 2),
-                MetricKind::Count => number(n.count.as_ref().unwrap_or(&exact).std_dev(), 2),
-                MetricKind::Distinct => number(n.entities.std_dev(), 2),
-                MetricKind::Mean => format!(
-                    "sum {}, count {}",
-                    number(n.sum.as_ref().unwrap_or(&exact).std_dev() / scale, 2),
-                    number(n.count.as_ref().unwrap_or(&exact).std_dev(), 2)
-                ),
-            };
-            let entities = accuracy::half_width(&n.entities, LEVEL);
+            let entities = e.entities_half_width;
             // Released when the noisy count reaches the threshold: 95% of the time from the
             // count whose lower 5% tail (the 90% two-sided half-width) still reaches it.
             let released_from =

@@ -32,11 +32,13 @@ use strongroom::room::partner_view;
 use strongroom::room::policy::Policy;
 use strongroom_api::requests::{
     EntriesQuery, HeldDecisionRequest, JobSubmission, JobsQuery, ModuleDecisionRequest, ProofQuery,
+    SqlExplainRequest,
 };
 use strongroom_api::{
     AudienceUploaded, AuditEntry, BankJobView, Budget, DatasetDetail, DatasetSummary, Health,
     HeldDecision, JobList, JobQueued, JobView, ModuleDecided, ModuleSummary, ModuleUploaded,
     PolicyEntry, PolicySet, Problem as ProblemBody, Proof, RoomInfo, SignedCheckpoint,
+    SqlExplanation, SqlMetric, SqlRead,
 };
 use strongroom_verify::event::Event;
 
@@ -249,6 +251,124 @@ pub(super) async fn get_dataset(
             .await?
             .ok_or_else(|| Problem::not_found("dataset"))?,
     )
+}
+
+/// Compile a SQL query against a dataset and see what it would read and release: its template
+/// and plan hashes, its group key's public domains, each number's bounds and, at a cost, its
+/// noise and 95% interval. Nothing runs and nothing is charged.
+#[utoipa::path(post, path = "/v1/sql/explain", request_body = SqlExplainRequest,
+    responses((status = 200, description = "What the query would release", body = SqlExplanation),
+              (status = 400, description = "Malformed request", body = ProblemBody, content_type = "application/problem+json"),
+              (status = 404, description = "No such dataset, or no policy of yours on it", body = ProblemBody, content_type = "application/problem+json"),
+              (status = 422, description = "The query does not compile (`sql_refused`, with line and column) or the room would refuse its job at this cost", body = ProblemBody, content_type = "application/problem+json")))]
+pub(super) async fn explain_sql(
+    State(state): Shared,
+    caller: Caller_,
+    ApiJson(body): ApiJson<SqlExplainRequest>,
+) -> Answer {
+    let refused = |code: &'static str, message: String| {
+        Problem::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+    };
+    if body.sql.len() > strongroom_sql::MAX_QUERY_BYTES {
+        return Err(refused(
+            "sql_refused",
+            format!(
+                "the query is {} bytes; at most {}",
+                body.sql.len(),
+                strongroom_sql::MAX_QUERY_BYTES
+            ),
+        ));
+    }
+    let detail = super::views::dataset(&state.room, &body.dataset, Some(&caller.party))
+        .await?
+        .ok_or_else(|| Problem::not_found("dataset"))?;
+    let policy = super::views::policies(&state.room, Some(&caller.party))
+        .await?
+        .into_iter()
+        .find(|p| p.dataset == body.dataset)
+        .ok_or_else(|| Problem::not_found("dataset"))?;
+    let policy =
+        Policy::parse(&policy.policy_toml).map_err(|e| Problem::bad_request(e.to_string()))?;
+    let schema = DatasetSchema::parse_inline(&detail.schema_toml, &detail.name)
+        .map_err(|e| Problem::bad_request(e.to_string()))?;
+    let shape = strongroom::data_at_rest::open::shape_of(&schema)
+        .map_err(|e| Problem::bad_request(e.to_string()))?;
+    let parameters: Vec<(String, String)> = body.parameters.clone().into_iter().collect();
+    let compiled = strongroom_sql::compile(
+        &body.sql,
+        &strongroom::room::sql::catalog(&shape),
+        &parameters,
+    )
+    .map_err(|e| refused("sql_refused", e.to_string()))?;
+    let m = &compiled.manifest;
+    let noise = match &body.cost {
+        Some(cost) => {
+            let cost_nano =
+                parse_nano(cost).map_err(|e| Problem::bad_request(format!("cost: {e}")))?;
+            let plan = strongroom::room::jobs::plan_job(&policy, m, &shape, cost_nano)
+                .map_err(|e| refused(e.refusal_code().unwrap_or("refused"), e.to_string()))?;
+            Some(plan)
+        }
+        None => None,
+    };
+    let allowed = policy.sql.as_ref().is_some_and(|rules| {
+        rules.queries == strongroom::room::policy::SqlQueries::Any
+            || rules.templates.contains(&compiled.query_sha256)
+    });
+    let labels = strongroom::room::jobs::domain_labels(m, &shape);
+    let group_key = m.metrics[0]
+        .key
+        .iter()
+        .zip(&labels[0])
+        .map(|(d, members)| {
+            format!(
+                "{} ({} labels: {})",
+                d.label(),
+                members.len(),
+                members.join(", ")
+            )
+        })
+        .collect();
+    let metrics = m
+        .metrics
+        .iter()
+        .zip(&compiled.metrics)
+        .enumerate()
+        .map(|(i, (metric, source))| {
+            let expected = noise
+                .as_ref()
+                .and_then(|plan| plan.metrics.get(i))
+                .map(|n| strongroom::output_gate::accuracy::expected(metric, n));
+            SqlMetric {
+                name: metric.name.clone(),
+                kind: metric.kind.to_string(),
+                sql: source.sql.clone(),
+                per_customer: source.bounding.clone(),
+                lower: metric.lower,
+                upper: metric.upper,
+                max_contributions_per_group: metric.max_contributions_per_group,
+                noise_std: expected.and_then(|e| e.value_std),
+                half_width_95: expected.map(|e| e.value_half_width),
+            }
+        })
+        .collect();
+    typed(SqlExplanation {
+        query_sha256: compiled.query_sha256.clone(),
+        plan_sha256: compiled.plan_sha256.clone(),
+        normalized: compiled.normalized.clone(),
+        allowed,
+        reads: m
+            .reads
+            .iter()
+            .map(|r| SqlRead {
+                table: r.table.clone(),
+                columns: r.columns.iter().map(|(c, _)| c.clone()).collect(),
+            })
+            .collect(),
+        group_key,
+        max_groups_per_customer: m.max_groups_per_entity,
+        metrics,
+    })
 }
 
 /// Policies (a partner sees its own)

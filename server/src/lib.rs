@@ -222,6 +222,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/v1/jobs/{id}/decision",
             post(handlers::decide_job.layer(small)),
         )
+        .route("/v1/sql/explain", post(handlers::explain_sql))
         .route("/v1/budgets", get(handlers::budgets))
         .route("/v1/audit/entries", get(handlers::audit_entries))
         .route("/v1/audit/checkpoint", get(handlers::audit_checkpoint))

@@ -40,6 +40,7 @@ use super::routes;
         handlers::decide_module,
         handlers::list_jobs,
         handlers::submit_job,
+        handlers::explain_sql,
         handlers::get_job,
         handlers::decide_job,
         handlers::budgets,

@@ -59,6 +59,11 @@ pub const ROUTES: &[Route] = &[
         roles: ALL,
     },
     Route {
+        method: "POST",
+        path: "/v1/sql/explain",
+        roles: PARTNER,
+    },
+    Route {
         method: "PUT",
         path: "/v1/policies",
         roles: BANK,

@@ -289,3 +289,60 @@ mod tests {
         assert_eq!((tight.value, tight.low, tight.high), (1.0, 1.0, 1.0));
     }
 }
+
+/// What a job's plan says of one metric's released numbers before it runs: the value's noise
+/// standard deviation and its 95% half-width, in the value's units. A mean's noise depends on
+/// its group's count: its half-width is given for 1,000 contributions at the middle of its
+/// bounds, and it has no single standard deviation.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Expected {
+    /// The value's noise standard deviation (`None` for a mean).
+    pub value_std: Option<f64>,
+    /// Half the 95% interval of the value.
+    pub value_half_width: f64,
+    /// Half the 95% interval of the group's noisy count of customers.
+    pub entities_half_width: f64,
+}
+
+/// [`Expected`] for `metric` under its part of a noise plan.
+pub fn expected(
+    metric: &strongroom_contract::manifest::Metric,
+    noise: &super::mechanism::MetricNoise,
+) -> Expected {
+    use strongroom_contract::manifest::MetricKind;
+    let scale = 10f64.powi(i32::from(metric.decimals));
+    let exact = Noise::Exact;
+    let sum = noise.sum.as_ref().unwrap_or(&exact);
+    let count = noise.count.as_ref().unwrap_or(&exact);
+    let (value_std, value_half_width) = match metric.kind {
+        MetricKind::Sum => (Some(sum.std_dev() / scale), half_width(sum, LEVEL) / scale),
+        MetricKind::Count => (Some(count.std_dev()), half_width(count, LEVEL)),
+        MetricKind::Distinct => (
+            Some(noise.entities.std_dev()),
+            half_width(&noise.entities, LEVEL),
+        ),
+        MetricKind::Mean => {
+            let values = Values {
+                scale,
+                lower: metric.lower,
+                upper: metric.upper,
+            };
+            let mid = (metric.lower + metric.upper) / 2.0;
+            let each = mean_part_level(LEVEL);
+            let e = mean(
+                (
+                    (mid * 1_000.0 * scale).round() as i128,
+                    half_width(sum, each),
+                ),
+                (1_000, half_width(count, each)),
+                values,
+            );
+            (None, (e.high - e.low) / 2.0)
+        }
+    };
+    Expected {
+        value_std,
+        value_half_width,
+        entities_half_width: half_width(&noise.entities, LEVEL),
+    }
+}
