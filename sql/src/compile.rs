@@ -54,6 +54,26 @@ impl Ty {
     fn numeric(self) -> bool {
         matches!(self, Ty::Int | Ty::Float | Ty::Null)
     }
+
+    /// The one type of two values side by side (a `CASE`'s results, `COALESCE`'s arguments):
+    /// NULL fits anything, integers widen to floats; `None` when they do not mix.
+    fn unify(self, other: Ty) -> Option<Ty> {
+        match (self, other) {
+            (Ty::Null, t) | (t, Ty::Null) => Some(t),
+            (a, b) if a == b => Some(a),
+            (a, b) if a.numeric() && b.numeric() => Some(Ty::Float),
+            _ => None,
+        }
+    }
+}
+
+/// The type of `a op b` for numbers (`+ - * %`): a float if either is one.
+fn arithmetic_type(a: Ty, b: Ty) -> Ty {
+    match (a, b) {
+        (Ty::Null, Ty::Null) => Ty::Null,
+        (Ty::Float, _) | (_, Ty::Float) => Ty::Float,
+        _ => Ty::Int,
+    }
 }
 
 /// The labels of a category type.
@@ -1339,16 +1359,7 @@ impl<'c> Compiler<'c> {
                 (Ty::Date, Ty::Int) => Ty::Date,
                 (Ty::Int, Ty::Date) if plan_op == BinaryOp::Add => Ty::Date,
                 (Ty::Date, Ty::Date) if plan_op == BinaryOp::Sub => Ty::Int,
-                (Ty::Int, Ty::Int) => Ty::Int,
-                (a, b) if a.numeric() && b.numeric() => {
-                    if a == Ty::Null && b == Ty::Null {
-                        Ty::Null
-                    } else if a == Ty::Float || b == Ty::Float {
-                        Ty::Float
-                    } else {
-                        Ty::Int
-                    }
-                }
+                (a, b) if a.numeric() && b.numeric() => arithmetic_type(a, b),
                 _ => {
                     return err(
                         at,
@@ -1361,14 +1372,7 @@ impl<'c> Compiler<'c> {
                 }
             },
             BinaryOp::Mul | BinaryOp::Mod => match (lt, rt) {
-                (Ty::Int, Ty::Int) => Ty::Int,
-                (a, b) if a.numeric() && b.numeric() => {
-                    if a == Ty::Float || b == Ty::Float {
-                        Ty::Float
-                    } else {
-                        Ty::Int
-                    }
-                }
+                (a, b) if a.numeric() && b.numeric() => arithmetic_type(a, b),
                 _ => {
                     return err(
                         at,
@@ -1459,17 +1463,15 @@ impl<'c> Compiler<'c> {
         }
         let mut ty = Ty::Null;
         for (_, t) in &typed {
-            ty = match (ty, *t) {
-                (Ty::Null, t) | (t, Ty::Null) => t,
-                (a, b) if a == b => a,
-                (a, b) if a.numeric() && b.numeric() => Ty::Float,
-                (a, b) => {
+            ty = match ty.unify(*t) {
+                Some(u) => u,
+                None => {
                     return err(
                         at,
                         format!(
                             "a CASE's results must share a type: {} and {}",
-                            self.type_name(a),
-                            self.type_name(b)
+                            self.type_name(ty),
+                            self.type_name(*t)
                         ),
                     );
                 }
@@ -1611,17 +1613,15 @@ impl<'c> Compiler<'c> {
                 }
                 let mut ty = Ty::Null;
                 for (i, (_, t)) in v.iter().enumerate() {
-                    ty = match (ty, *t) {
-                        (Ty::Null, t) | (t, Ty::Null) => t,
-                        (a, b) if a == b => a,
-                        (a, b) if a.numeric() && b.numeric() => Ty::Float,
-                        (a, b) => {
+                    ty = match ty.unify(*t) {
+                        Some(u) => u,
+                        None => {
                             return err(
                                 start(args[i]),
                                 format!(
                                     "{name}'s arguments must share a type: {} and {}",
-                                    self.type_name(a),
-                                    self.type_name(b)
+                                    self.type_name(ty),
+                                    self.type_name(*t)
                                 ),
                             );
                         }

@@ -257,13 +257,12 @@ impl<D: Data> Row for Joined<'_, D> {
         };
         match *src {
             Source::Table(t) => self.data.value(t as usize, column as usize, row),
-            Source::Relation(r) => {
-                let rel = &self.relations[r as usize];
-                rel.values
-                    .get(row * rel.width + column as usize)
-                    .copied()
-                    .unwrap_or(Value::Null)
-            }
+            Source::Relation(r) => self
+                .relations
+                .get(r as usize)
+                .and_then(|rel| rel.values.get(row * rel.width + column as usize))
+                .copied()
+                .unwrap_or(Value::Null),
         }
     }
 }
