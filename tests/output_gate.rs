@@ -324,20 +324,22 @@ async fn held_results_wait_for_the_bank() {
         .expect("job");
     assert_eq!(result.status, JobStatus::Held);
     assert!(result.released.is_none(), "a held result is not handed out");
-    let released = decide_held(&room, &result.job_id, true)
+    let released = decide_held(&room, &result.job_id, true, "bank", "")
         .await
         .expect("release")
         .expect("table");
     assert_eq!(released.metrics.len(), 3);
     assert!(
-        decide_held(&room, &result.job_id, true).await.is_err(),
+        decide_held(&room, &result.job_id, true, "bank", "")
+            .await
+            .is_err(),
         "a result is released once"
     );
     let second = run_job(&room, sandbox(), request(&module, &data, NANO))
         .await
         .expect("job");
     assert!(
-        decide_held(&room, &second.job_id, false)
+        decide_held(&room, &second.job_id, false, "bank", "")
             .await
             .expect("withhold")
             .is_none()

@@ -602,3 +602,114 @@ pub struct SqlMetric {
     /// the middle of its bounds).
     pub half_width_95: Option<f64>,
 }
+
+/// One module in detail (`GET /v1/modules/{sha256}`): what the bank reviews before deciding, and
+/// what a partner sees of its own module.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ModuleDetail {
+    /// SHA-256 of the module, hex.
+    pub module_sha256: String,
+    /// The partner that uploaded it.
+    pub partner: String,
+    /// Its name, from its manifest (written by the partner: show it as text).
+    pub name: String,
+    /// Its version, from its manifest.
+    pub version: String,
+    /// Its output mode.
+    pub mode: String,
+    /// Its size, bytes.
+    pub size: u64,
+    /// When it was uploaded.
+    pub uploaded_at: String,
+    /// The bank's decision for this partner: `approved`, `rejected`, or none yet.
+    pub decision: Option<String>,
+    /// What it imports from the host, one interface function per line.
+    pub imports: Vec<String>,
+    /// The tables and columns it reads, with their types.
+    pub reads: Vec<ModuleRead>,
+    /// Groups one customer may reach, per metric.
+    pub max_groups_per_entity: u32,
+    /// The metrics it releases, with their bounds.
+    pub metrics: Vec<ModuleMetric>,
+    /// The last module of the same name this partner had approved, and what changed since.
+    pub previous_approved: Option<ModuleChanges>,
+}
+
+/// Columns a module reads from one table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ModuleRead {
+    /// Table.
+    pub table: String,
+    /// Columns, `name: type`.
+    pub columns: Vec<String>,
+}
+
+/// One metric a module declares.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ModuleMetric {
+    /// Name.
+    pub name: String,
+    /// sum, count, mean or distinct.
+    pub kind: String,
+    /// The group key's parts: `table.column`, or an enumeration with its size.
+    pub key: Vec<String>,
+    /// Lower bound of a contribution.
+    pub lower: f64,
+    /// Upper bound of a contribution.
+    pub upper: f64,
+    /// Decimal places kept.
+    pub decimals: u8,
+    /// Contributions one customer may make to one group.
+    pub max_contributions_per_group: u32,
+}
+
+/// What changed between the last approved module of a name and this one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ModuleChanges {
+    /// The approved module, by hash.
+    pub module_sha256: String,
+    /// Its version.
+    pub version: String,
+    /// Each difference, in words (empty when only the bytes differ).
+    pub changes: Vec<String>,
+}
+
+/// What a job would release at a cost, before it is submitted (`POST /v1/jobs/preview`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct JobPreview {
+    /// The policy's noise mechanism.
+    pub mechanism: String,
+    /// The cost asked for (rho or epsilon, decimal).
+    pub cost: String,
+    /// What the ledger would charge, as a decimal rho.
+    pub charge_rho: String,
+    /// The budget left, as a decimal rho.
+    pub remaining_rho: String,
+    /// Jobs of this cost the budget left allows (none when the cost charges nothing).
+    pub jobs_left: Option<u64>,
+    /// Fewest customers a released group must have.
+    pub min_group_size: u64,
+    /// Per metric: the noise of each released number.
+    pub metrics: Vec<PreviewMetric>,
+}
+
+/// One metric's noise at a cost.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PreviewMetric {
+    /// Name.
+    pub name: String,
+    /// sum, count, mean or distinct.
+    pub kind: String,
+    /// The value's noise standard deviation (none for a mean, whose noise depends on its count).
+    pub noise_std: Option<f64>,
+    /// Half the 95% interval of each value (a mean's: at 1,000 contributions).
+    pub half_width_95: f64,
+    /// Half the 95% interval of each group's noisy count of customers.
+    pub entities_half_width_95: f64,
+}

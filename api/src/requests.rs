@@ -72,12 +72,29 @@ pub struct ModuleDecisionRequest {
 }
 
 /// Release or withhold a held result (`POST /v1/jobs/{id}/decision`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct HeldDecisionRequest {
     /// Release (true) or withhold.
     pub release: bool,
+    /// Why, for the log.
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// See what a job would release at a cost before submitting it (`POST /v1/jobs/preview`).
+/// Nothing runs, nothing is charged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct JobPreviewRequest {
+    /// The module, by hash (uploaded by the caller).
+    pub module_sha256: String,
+    /// The dataset it would run on (the caller's policy on it gives the noise).
+    pub dataset: String,
+    /// What to spend: rho under a Gaussian policy, epsilon under a Laplace one; decimal.
+    pub cost: String,
 }
 
 /// Which jobs to list by status.

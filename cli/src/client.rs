@@ -231,6 +231,9 @@ pub(super) enum JobCommand {
         room: RoomArgs,
         /// Job id.
         id: String,
+        /// Why, for the audit log.
+        #[arg(long, default_value = "")]
+        reason: String,
     },
     /// Withhold a held result for good (bank); local or served.
     Withhold {
@@ -238,6 +241,9 @@ pub(super) enum JobCommand {
         room: RoomArgs,
         /// Job id.
         id: String,
+        /// Why, for the audit log.
+        #[arg(long, default_value = "")]
+        reason: String,
     },
 }
 
@@ -274,12 +280,12 @@ pub(super) fn job(remote: Option<&Remote>, cmd: JobCommand) -> anyhow::Result<Ex
             };
             super::ops::print(super::ops::target(remote, &room).jobs(status), json)
         }
-        JobCommand::Release { room, id } => super::ops::print(
-            super::ops::target(remote, &room).decide_held(&id, true),
+        JobCommand::Release { room, id, reason } => super::ops::print(
+            super::ops::target(remote, &room).decide_held(&id, true, &reason),
             false,
         ),
-        JobCommand::Withhold { room, id } => super::ops::print(
-            super::ops::target(remote, &room).decide_held(&id, false),
+        JobCommand::Withhold { room, id, reason } => super::ops::print(
+            super::ops::target(remote, &room).decide_held(&id, false, &reason),
             false,
         ),
         served => match remote {

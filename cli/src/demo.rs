@@ -48,6 +48,13 @@ pub(super) struct DemoArgs {
     /// The examples workspace to build the query modules from.
     #[arg(long)]
     examples: Option<PathBuf>,
+    /// After the story, serve the room with its web console (prints the address and a login
+    /// for each role) until Ctrl-C.
+    #[arg(long)]
+    serve: bool,
+    /// Where `--serve` listens.
+    #[arg(long, default_value = "127.0.0.1:8443", requires = "serve")]
+    listen: std::net::SocketAddr,
 }
 
 const DEMO_MARKER: &str = ".strongroom-demo";
@@ -592,8 +599,13 @@ pub(super) fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         "\nDone in {:.0} s. No row, identifier or per-customer value left the room; neither party saw the other's list.",
         started.elapsed().as_secs_f64()
     );
+    if args.serve {
+        drop(room);
+        super::demo_serve::serve(&args.out, &secret, &wasm_dir, args.listen)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     println!(
-        "Next: the partner's development loop on its own plaintext, `strongroom dev run` (see README.md)."
+        "Next: the web console (`strongroom demo --serve`), or the partner's development loop on its own plaintext, `strongroom dev run` (see README.md)."
     );
     Ok(ExitCode::SUCCESS)
 }

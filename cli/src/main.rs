@@ -8,6 +8,7 @@ mod audit_cmd;
 mod chart;
 mod client;
 mod demo;
+mod demo_serve;
 mod dev;
 mod ops;
 mod render;

@@ -30,7 +30,7 @@ pub(crate) trait Operations {
     /// The budgets the caller may see.
     fn budgets(&self) -> anyhow::Result<Vec<Budget>>;
     /// The bank's decision on a held result.
-    fn decide_held(&self, job: &str, release: bool) -> anyhow::Result<HeldDecision>;
+    fn decide_held(&self, job: &str, release: bool, reason: &str) -> anyhow::Result<HeldDecision>;
     /// The datasets the caller may see.
     fn datasets(&self) -> anyhow::Result<Vec<DatasetSummary>>;
     /// One dataset the caller may see, with its schema.
@@ -201,9 +201,9 @@ impl Operations for Local {
         })
     }
 
-    fn decide_held(&self, job: &str, release: bool) -> anyhow::Result<HeldDecision> {
+    fn decide_held(&self, job: &str, release: bool, reason: &str) -> anyhow::Result<HeldDecision> {
         self.block_on(async |room| {
-            strongroom::room::jobs::decide_held(room, job, release).await?;
+            strongroom::room::jobs::decide_held(room, job, release, "operator", reason).await?;
             Ok(HeldDecision {
                 job_id: job.to_string(),
                 status: if release { "released" } else { "withheld" }.into(),
@@ -300,11 +300,14 @@ impl Operations for &Remote {
         })?)
     }
 
-    fn decide_held(&self, job: &str, release: bool) -> anyhow::Result<HeldDecision> {
+    fn decide_held(&self, job: &str, release: bool, reason: &str) -> anyhow::Result<HeldDecision> {
         decode(self.send_json(
             "POST",
             &format!("/v1/jobs/{job}/decision"),
-            &HeldDecisionRequest { release },
+            &HeldDecisionRequest {
+                release,
+                reason: reason.to_string(),
+            },
         )?)
     }
 }

@@ -24,38 +24,39 @@ impl From<&str> for ToolchainError {
     }
 }
 
-fn target_installed() -> bool {
+fn target_installed(target: &str) -> bool {
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
     let Ok(out) = Command::new(rustc).args(["--print", "sysroot"]).output() else {
         return false;
     };
     let sysroot = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-    sysroot
-        .join("lib")
-        .join("rustlib")
-        .join(GUEST_TARGET)
-        .exists()
+    sysroot.join("lib").join("rustlib").join(target).exists()
 }
 
 /// Makes sure the guest target is installed, running `rustup target add` if it is not.
 pub fn ensure_wasm_target() -> Result<(), ToolchainError> {
-    if target_installed() {
+    ensure_target(GUEST_TARGET)
+}
+
+/// Makes sure Rust's `target` is installed (the guests' `wasm32-wasip2`, the web console's
+/// `wasm32-unknown-unknown`), running `rustup target add` if it is not.
+pub fn ensure_target(target: &str) -> Result<(), ToolchainError> {
+    if target_installed(target) {
         return Ok(());
     }
-    eprintln!("installing the {GUEST_TARGET} target (rustup target add {GUEST_TARGET}) ...");
+    eprintln!("installing the {target} target (rustup target add {target}) ...");
     match Command::new("rustup")
-        .args(["target", "add", GUEST_TARGET])
+        .args(["target", "add", target])
         .status()
     {
         Ok(status) if status.success() => Ok(()),
         Ok(status) => Err(format!(
-            "`rustup target add {GUEST_TARGET}` failed ({status}); install the target and retry"
+            "`rustup target add {target}` failed ({status}); install the target and retry"
         )
         .into()),
-        Err(e) => Err(format!(
-            "cannot run rustup ({e}); install the {GUEST_TARGET} target and retry"
-        )
-        .into()),
+        Err(e) => {
+            Err(format!("cannot run rustup ({e}); install the {target} target and retry").into())
+        }
     }
 }
 

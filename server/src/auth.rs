@@ -220,6 +220,12 @@ pub enum AuthFailure {
     Revoked,
 }
 
+/// A token's id (the part that finds its party's row), if it has the token's shape.
+pub fn token_id(token: &str) -> Option<&str> {
+    let (id, _) = token.strip_prefix("sr_")?.split_once('_')?;
+    (id.len() == 16 && id.chars().all(|c| c.is_ascii_hexdigit())).then_some(id)
+}
+
 /// Checks a bearer token.
 pub async fn authenticate(room: &Room, token: &str) -> Result<Caller, AuthFailure> {
     let Some((id, secret)) = token

@@ -31,18 +31,21 @@ use strongroom::room::jobs::{decide_held, new_job_id};
 use strongroom::room::partner_view;
 use strongroom::room::policy::Policy;
 use strongroom_api::requests::{
-    EntriesQuery, HeldDecisionRequest, JobSubmission, JobsQuery, ModuleDecisionRequest, ProofQuery,
-    SqlExplainRequest,
+    EntriesQuery, HeldDecisionRequest, JobPreviewRequest, JobSubmission, JobsQuery,
+    ModuleDecisionRequest, ProofQuery, SqlExplainRequest,
 };
 use strongroom_api::{
     AudienceUploaded, AuditEntry, BankJobView, Budget, DatasetDetail, DatasetSummary, Health,
-    HeldDecision, JobList, JobQueued, JobView, ModuleDecided, ModuleSummary, ModuleUploaded,
-    PolicyEntry, PolicySet, Problem as ProblemBody, Proof, RoomInfo, SignedCheckpoint,
-    SqlExplanation, SqlMetric, SqlRead,
+    HeldDecision, JobList, JobPreview, JobQueued, JobView, ModuleDecided, ModuleDetail,
+    ModuleSummary, ModuleUploaded, PolicyEntry, PolicySet, PreviewMetric, Problem as ProblemBody,
+    Proof, RoomInfo, SignedCheckpoint, SqlExplanation, SqlMetric, SqlRead,
 };
 use strongroom_verify::event::Event;
 
 type Shared = State<Arc<AppState>>;
+
+/// The longest reason a person at the bank may give for a decision.
+const MAX_REASON_BYTES: usize = 2000;
 type Caller_ = axum::Extension<Caller>;
 type Answer = Result<Response, Problem>;
 
@@ -582,6 +585,168 @@ pub(super) async fn upload_module(
     })
 }
 
+/// Reads a stored module and vets it again (off the threads that answer requests).
+async fn stored_module(
+    state: &Arc<AppState>,
+    sha256: &str,
+) -> Result<strongroom::guest_boundary::vetting::VettedModule, Problem> {
+    let path = state
+        .room
+        .dir()
+        .join("modules")
+        .join(format!("{sha256}.wasm"));
+    let max = state.config.max_module_bytes;
+    tokio::task::spawn_blocking(move || {
+        let bytes = std::fs::read(&path).map_err(|e| e.to_string())?;
+        vet(&bytes, max).map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|_| Problem::internal())?
+    .map_err(|e| {
+        super::problem::tracing_log(&format!("reading a stored module: {e}"));
+        Problem::internal()
+    })
+}
+
+/// One module in detail, with what changed since the last approved module of its name
+#[utoipa::path(get, path = "/v1/modules/{sha256}",
+    params(("sha256" = String, Path, description = "The module's SHA-256, hex")),
+    responses((status = 200, description = "The module", body = ModuleDetail),
+              (status = 404, description = "No such module (or not the caller's)", body = ProblemBody, content_type = "application/problem+json")))]
+pub(super) async fn get_module(
+    State(state): Shared,
+    caller: Caller_,
+    Path(sha256): Path<String>,
+) -> Answer {
+    let sha256 = sha256.to_ascii_lowercase();
+    if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Problem::not_found("module"));
+    }
+    // A module two partners uploaded has a row per partner: the bank reviews the first; a
+    // partner sees its own.
+    let row = sqlx::query(
+        "SELECT m.partner, m.name, m.uploaded_at, a.decision \
+         FROM modules m LEFT JOIN approvals a ON a.module_sha256 = m.module_sha256 AND a.partner = m.partner \
+         WHERE m.module_sha256 = ? AND (? <> 'partner' OR m.partner = ?) ORDER BY m.uploaded_at LIMIT 1",
+    )
+    .bind(&sha256)
+    .bind(caller.role.as_str())
+    .bind(&caller.party)
+    .fetch_optional(state.room.pool())
+    .await?
+    .ok_or_else(|| Problem::not_found("module"))?;
+    let partner: String = row.get("partner");
+    let name: String = row.get("name");
+    let module = stored_module(&state, &sha256).await?;
+    let mut detail = super::review::detail(
+        &module,
+        &partner,
+        row.get("uploaded_at"),
+        row.get("decision"),
+    );
+    let previous: Option<(String, String)> = sqlx::query_as(
+        "SELECT m.module_sha256, m.uploaded_at FROM modules m JOIN approvals a \
+         ON a.module_sha256 = m.module_sha256 AND a.partner = m.partner \
+         WHERE m.partner = ? AND m.name = ? AND a.decision = 'approved' AND m.module_sha256 <> ? \
+         ORDER BY m.uploaded_at DESC LIMIT 1",
+    )
+    .bind(&partner)
+    .bind(&name)
+    .bind(&sha256)
+    .fetch_optional(state.room.pool())
+    .await?;
+    if let Some((old_sha, old_uploaded)) = previous {
+        let old = stored_module(&state, &old_sha).await?;
+        let old = super::review::detail(&old, &partner, old_uploaded, Some("approved".into()));
+        detail.previous_approved = Some(super::review::changes(&old, &detail));
+    }
+    typed(detail)
+}
+
+/// What a job of a module would release at a cost: each number's noise and 95% interval, and
+/// how many such jobs the budget left allows. Nothing runs, nothing is charged.
+#[utoipa::path(post, path = "/v1/jobs/preview",
+    request_body = JobPreviewRequest,
+    responses((status = 200, description = "The preview", body = JobPreview),
+              (status = 404, description = "No such module or dataset (or no policy of the caller's on it)", body = ProblemBody, content_type = "application/problem+json"),
+              (status = 422, description = "The room would refuse this job (mode, cost, bounds)", body = ProblemBody, content_type = "application/problem+json")))]
+pub(super) async fn preview_job(
+    State(state): Shared,
+    caller: Caller_,
+    ApiJson(body): ApiJson<JobPreviewRequest>,
+) -> Answer {
+    let sha256 = body.module_sha256.to_ascii_lowercase();
+    let mine: Option<String> = sqlx::query_scalar(
+        "SELECT module_sha256 FROM modules WHERE module_sha256 = ? AND partner = ?",
+    )
+    .bind(&sha256)
+    .bind(&caller.party)
+    .fetch_optional(state.room.pool())
+    .await?;
+    if mine.is_none() {
+        return Err(Problem::not_found("module"));
+    }
+    let detail = super::views::dataset(&state.room, &body.dataset, Some(&caller.party))
+        .await?
+        .ok_or_else(|| Problem::not_found("dataset"))?;
+    let entry = super::views::policies(&state.room, Some(&caller.party))
+        .await?
+        .into_iter()
+        .find(|p| p.dataset == body.dataset)
+        .ok_or_else(|| Problem::not_found("dataset"))?;
+    let policy =
+        Policy::parse(&entry.policy_toml).map_err(|e| Problem::bad_request(e.to_string()))?;
+    let schema = DatasetSchema::parse_inline(&detail.schema_toml, &detail.name)
+        .map_err(|e| Problem::bad_request(e.to_string()))?;
+    let shape = strongroom::data_at_rest::open::shape_of(&schema)
+        .map_err(|e| Problem::bad_request(e.to_string()))?;
+    let cost_nano =
+        parse_nano(&body.cost).map_err(|e| Problem::bad_request(format!("cost: {e}")))?;
+    let module = stored_module(&state, &sha256).await?;
+    let m = &module.manifest;
+    let plan = strongroom::room::jobs::plan_job(&policy, m, &shape, cost_nano).map_err(|e| {
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            e.refusal_code().unwrap_or("refused"),
+            e.to_string(),
+        )
+    })?;
+    let charge = strongroom::output_gate::mechanism::ledger_cost(policy.mechanism, plan.cost_nano);
+    let status = state
+        .room
+        .ledger()
+        .status(&caller.party, &body.dataset)
+        .await
+        .map_err(|e| {
+            super::problem::tracing_log(&e.to_string());
+            Problem::internal()
+        })?;
+    let remaining = status.remaining();
+    typed(JobPreview {
+        mechanism: policy.mechanism.to_string(),
+        cost: body.cost.clone(),
+        charge_rho: strongroom::output_gate::mechanism::format_nano(charge),
+        remaining_rho: strongroom::output_gate::mechanism::format_nano(remaining),
+        jobs_left: remaining.checked_div(charge),
+        min_group_size: policy.min_group_size,
+        metrics: m
+            .metrics
+            .iter()
+            .zip(&plan.metrics)
+            .map(|(x, n)| {
+                let e = strongroom::output_gate::accuracy::expected(x, n);
+                PreviewMetric {
+                    name: x.name.clone(),
+                    kind: x.kind.to_string(),
+                    noise_std: e.value_std,
+                    half_width_95: e.value_half_width,
+                    entities_half_width_95: e.entities_half_width,
+                }
+            })
+            .collect(),
+    })
+}
+
 /// Approve or reject a module by hash for a partner
 #[utoipa::path(post, path = "/v1/modules/{sha256}/decision",
     params(("sha256" = String, Path, description = "The module's SHA-256, hex")),
@@ -865,10 +1030,24 @@ pub(super) async fn get_job(
               (status = 409, description = "Conflict", body = ProblemBody, content_type = "application/problem+json")))]
 pub(super) async fn decide_job(
     State(state): Shared,
+    caller: Caller_,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<HeldDecisionRequest>,
 ) -> Answer {
-    match decide_held(&state.room, &id, body.release).await {
+    if body.reason.len() > MAX_REASON_BYTES {
+        return Err(Problem::bad_request(format!(
+            "reason: at most {MAX_REASON_BYTES} bytes"
+        )));
+    }
+    match decide_held(
+        &state.room,
+        &id,
+        body.release,
+        &caller.actor(),
+        &body.reason,
+    )
+    .await
+    {
         Ok(_) => typed(HeldDecision {
             job_id: id,
             status: if body.release { "released" } else { "withheld" }.into(),

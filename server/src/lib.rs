@@ -8,11 +8,13 @@
 //! details ([`problem`]). Bodies are size-capped, requests time out, connections are bounded.
 
 pub mod auth;
+pub mod console;
 pub mod dataset_cache;
 mod handlers;
 pub mod openapi;
 pub mod problem;
 pub mod queue;
+mod review;
 pub mod routes;
 pub mod views;
 
@@ -99,6 +101,8 @@ pub struct AppState {
     pub denied: DeniedCounter,
     /// The job queue.
     pub queue: queue::Queue,
+    /// The web console's browser sessions.
+    pub sessions: console::session::Sessions,
     /// `DIR/serve.lock`, locked while this process serves the room: one serving process per
     /// room (at start it fails the jobs still marked running, which a second process would take
     /// for interrupted).
@@ -138,9 +142,22 @@ async fn authorize(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
+    // A bearer token, or else the web console's session cookie; a cookie's state-changing
+    // request must also carry the session's CSRF token.
     let caller = match token {
-        None => Err(AuthFailure::Missing),
         Some(t) => auth::authenticate(&state.room, t).await,
+        None => match state.sessions.caller(&state.room, request.headers()).await {
+            Some((caller, csrf)) => {
+                if console::session::changes_state(request.method())
+                    && let Err(refusal) = console::session::csrf_ok(request.headers(), &csrf)
+                {
+                    state.denied.count(&source, "csrf_rejected");
+                    return refusal.into_response();
+                }
+                Ok(caller)
+            }
+            None => Err(AuthFailure::Missing),
+        },
     };
     let caller = match caller {
         Ok(c) => c,
@@ -209,6 +226,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/v1/modules",
             get(handlers::list_modules).post(handlers::upload_module.layer(modules)),
         )
+        .route("/v1/modules/{sha256}", get(handlers::get_module))
         .route(
             "/v1/modules/{sha256}/decision",
             post(handlers::decide_module.layer(small)),
@@ -217,6 +235,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/v1/jobs",
             get(handlers::list_jobs).post(handlers::submit_job.layer(small)),
         )
+        .route("/v1/jobs/preview", post(handlers::preview_job.layer(small)))
         .route("/v1/jobs/{id}", get(handlers::get_job))
         .route(
             "/v1/jobs/{id}/decision",
@@ -231,6 +250,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             Arc::clone(&state),
             authorize,
         ))
+        .merge(console::router())
         .fallback(|| async { Problem::not_found("endpoint").into_response() })
         .method_not_allowed_fallback(|| async {
             Problem::new(
@@ -246,6 +266,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             state.config.request_timeout,
         ))
         .layer(middleware::map_response(as_problem))
+        .layer(middleware::map_response(console::headers::add))
         .layer(tower::limit::ConcurrencyLimitLayer::new(512))
         .with_state(state)
 }
@@ -345,6 +366,7 @@ pub async fn start(room: Room, config: ServiceConfig) -> Result<Arc<AppState>, S
         failures: RateLimiter::new(1.0, config.failures_per_source),
         denied: DeniedCounter::default(),
         queue: queue::Queue::new(config.dataset_cache_bytes),
+        sessions: console::session::Sessions::default(),
         room,
         sandbox,
         config,
@@ -440,7 +462,7 @@ pub async fn serve(
             let mut out = std::io::stdout().lock();
             let _ = writeln!(
                 out,
-                "strongroom: serving room '{}' on https://{local}",
+                "strongroom: serving room '{}' on https://{local}; web console at https://{local}/",
                 state.room.name()
             );
             if matches!(tls, Tls::SelfSigned) {
@@ -486,6 +508,7 @@ pub async fn serve(
             out,
             "strongroom: OpenAPI document at http://{local}/v1/openapi.json"
         );
+        let _ = writeln!(out, "strongroom: web console at http://{local}/");
         let _ = out.flush();
     }
     let app = router(Arc::clone(&state));

@@ -84,6 +84,11 @@ pub const ROUTES: &[Route] = &[
         roles: PARTNER,
     },
     Route {
+        method: "GET",
+        path: "/v1/modules/{sha256}",
+        roles: BANK_PARTNER,
+    },
+    Route {
         method: "POST",
         path: "/v1/modules/{sha256}/decision",
         roles: BANK,
@@ -96,6 +101,11 @@ pub const ROUTES: &[Route] = &[
     Route {
         method: "POST",
         path: "/v1/jobs",
+        roles: PARTNER,
+    },
+    Route {
+        method: "POST",
+        path: "/v1/jobs/preview",
         roles: PARTNER,
     },
     Route {

@@ -352,6 +352,9 @@ pub enum Event {
         actor: String,
         /// The job.
         job: String,
+        /// Why, as the person at the bank wrote it (absent in entries written before it was kept).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
     /// A person at the bank withheld a held result.
     #[serde(rename = "result.withheld")]
@@ -360,6 +363,9 @@ pub enum Event {
         actor: String,
         /// The job.
         job: String,
+        /// Why, as the person at the bank wrote it (absent in entries written before it was kept).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
     /// A job failed after its charge; the charge stands.
     #[serde(rename = "job.failed")]

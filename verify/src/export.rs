@@ -38,6 +38,21 @@ fn fail<T>(entry: Option<u64>, message: impl Into<String>) -> Result<T, VerifyEr
     })
 }
 
+/// One line of an export: the entry (its canonical JSON text), its index, and the room's
+/// signature over the tree head that ends with it. The room writes exports with it, and the web
+/// console builds the export it verifies from the served entries with it.
+pub fn export_line(index: u64, entry: &str, signature: &str) -> Result<String, VerifyError> {
+    let bad = |what: String| VerifyError {
+        entry: Some(index),
+        message: format!("entry {index} {what}"),
+    };
+    let entry: Value = serde_json::from_str(entry).map_err(|e| bad(format!("is not JSON: {e}")))?;
+    canonical(
+        &serde_json::json!({ "index": index, "entry": entry, "tree_head_signature": signature }),
+    )
+    .map_err(|e| bad(format!("is not canonical: {e}")))
+}
+
 /// Verifies `export` (JSON lines) against the signed `checkpoint` (and, if given, that the log
 /// extends the signed `previous` checkpoint), all under `verifier`.
 pub fn verify_export(

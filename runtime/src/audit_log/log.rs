@@ -47,8 +47,7 @@ pub enum LogError {
 
 /// One exported line: the entry, its index, and the signature over the tree head ending with it.
 pub fn export_line(index: u64, entry: &str, signature: &str) -> Result<String, LogError> {
-    let entry: Value = serde_json::from_str(entry).map_err(|e| LogError::Corrupt(e.to_string()))?;
-    canonical(&json!({ "index": index, "entry": entry, "tree_head_signature": signature }))
+    strongroom_verify::export::export_line(index, entry, signature)
         .map_err(|e| LogError::Corrupt(e.to_string()))
 }
 

@@ -1436,6 +1436,8 @@ pub async fn decide_held(
     room: &Room,
     job_id: &str,
     release: bool,
+    actor: &str,
+    reason: &str,
 ) -> Result<Option<ReleasedTable>, JobError> {
     let row = sqlx::query("SELECT status, result_json FROM jobs WHERE job_id = ?")
         .bind(job_id)
@@ -1466,11 +1468,12 @@ pub async fn decide_held(
         fail::fail_point!("held.before_entry", |_| Err(JobError::Refused(
             Refusal::NotHeld("injected failure before the decision's entry".into())
         )));
-        let (actor, job) = ("bank".to_string(), job_id.to_string());
+        let (actor, job) = (actor.to_string(), job_id.to_string());
+        let reason = (!reason.is_empty()).then(|| reason.to_string());
         change.record(if release {
-            Event::ResultReleasedByBank { actor, job }
+            Event::ResultReleasedByBank { actor, job, reason }
         } else {
-            Event::ResultWithheld { actor, job }
+            Event::ResultWithheld { actor, job, reason }
         })?;
         Ok(())
     })?;

@@ -1,0 +1,101 @@
+// The partner's pages: its jobs and their results, and a new job with its cost preview.
+
+import { api } from "./api.js";
+import { h, page, table, facts, message, field, num, short } from "./dom.js";
+import { resultView } from "./results.js";
+
+/** The partner's jobs. */
+export async function partnerJobsPage() {
+  const jobs = await api("GET", "/v1/jobs");
+  page(
+    "Jobs",
+    h("p", null, h("a", { href: "#/new-job", class: "button" }, "New job")),
+    jobs.length
+      ? table(`Your jobs (${jobs.length})`, ["job", "dataset", "module", "state", "status", "submitted"],
+          jobs.map((j) => [h("a", { href: `#/jobs/${j.job_id}` }, j.job_id), j.dataset, short(j.module_sha256), j.state, j.status || "–", j.submitted_at]))
+      : message("No job yet."),
+  );
+}
+
+let refresh = null;
+
+/** One job: its state until it ends, then its result and receipt. */
+export async function partnerJobPage(id) {
+  clearTimeout(refresh);
+  const j = await api("GET", `/v1/jobs/${encodeURIComponent(id)}`);
+  const content = [
+    facts([
+      ["dataset", j.dataset],
+      ["module", h("a", { href: `#/modules/${j.module_sha256}` }, h("code", null, j.module_sha256))],
+      ["cost", j.cost],
+      ["parameters", Object.entries(j.parameters).map(([k, v]) => `${k} = ${v}`).join(", ") || "none"],
+      ["state", j.state],
+      ["status", j.status || "–"],
+      ["submitted", j.submitted_at],
+      ["visible from", j.release_at || "–"],
+    ]),
+  ];
+  if (j.error) content.push(message(`Refused: ${j.error}`, "error"));
+  if (j.state === "queued" || j.state === "running") {
+    content.push(message(`The job is ${j.state}; this page refreshes by itself.`));
+    refresh = setTimeout(() => {
+      if (location.hash === `#/jobs/${id}`) partnerJobPage(id).catch(() => {});
+    }, 1000);
+  } else if (j.status === "held") {
+    content.push(message("The bank holds this result for review; it appears here once released."));
+  } else if (j.status === "withheld") {
+    content.push(message("The bank withheld this result."));
+  }
+  if (j.result) content.push(...resultView(j.job_id, j.result, j.result_json, j.receipt));
+  else if (j.receipt) content.push(...resultView(j.job_id, null, null, j.receipt));
+  page(`Job ${j.job_id}`, content);
+}
+
+/** A new job: pick a module and a dataset, see what the cost buys, then submit. */
+export async function newJobPage() {
+  const [modules, datasets] = await Promise.all([api("GET", "/v1/modules"), api("GET", "/v1/datasets")]);
+  const approved = modules.filter((m) => m.decision === "approved");
+  if (approved.length === 0 || datasets.length === 0) {
+    page("New job", message(approved.length === 0 ? "No module of yours is approved yet." : "No dataset is open to you yet."));
+    return;
+  }
+  const module = h("select", null, approved.map((m) => h("option", { value: m.module_sha256 }, `${m.name} ${m.version} (${m.module_sha256.slice(0, 12)}…)`)));
+  const dataset = h("select", null, datasets.map((d) => h("option", { value: d.name }, `${d.name} (${num(d.entities, 0)} customers)`)));
+  const cost = h("input", { type: "text", inputmode: "decimal", value: "0.1", required: true });
+  const preview = h("div", { "aria-live": "polite" });
+  const submit = h("button", { type: "button", disabled: true }, "Submit the job");
+  const body = () => ({ module_sha256: module.value, dataset: dataset.value, cost: cost.value.trim() });
+  const showPreview = async () => {
+    submit.disabled = true;
+    try {
+      const p = await api("POST", "/v1/jobs/preview", body());
+      preview.replaceChildren(
+        message(`This job would charge rho ${p.charge_rho} (${p.mechanism}); rho ${p.remaining_rho} is left: ${p.jobs_left === null ? "it charges nothing" : `${num(p.jobs_left, 0)} job(s) of this cost`}.`),
+        table("What each released number would look like", ["metric", "kind", "noise standard deviation", "value: 95% interval", "customers: 95% interval"],
+          p.metrics.map((m) => [m.name, m.kind, m.noise_std === null ? "depends on the group's count" : num(m.noise_std), `± ${num(m.half_width_95)}${m.kind === "mean" ? " (at 1,000 contributions)" : ""}`, `± ${num(m.entities_half_width_95, 0)}`])),
+        h("p", { class: "hint" }, `Groups with fewer than ${num(p.min_group_size, 0)} customers are not released.`),
+      );
+      submit.disabled = p.jobs_left === 0;
+    } catch (err) {
+      preview.replaceChildren(message(`The room would refuse this job: ${err.message}`, "error"));
+    }
+  };
+  submit.addEventListener("click", async () => {
+    try {
+      const q = await api("POST", "/v1/jobs", body());
+      location.hash = `#/jobs/${q.job_id}`;
+    } catch (err) {
+      preview.append(message(`Not submitted: ${err.message}`, "error"));
+    }
+  });
+  for (const control of [module, dataset, cost]) control.addEventListener("change", () => { submit.disabled = true; });
+  page(
+    "New job",
+    h("form", { class: "card", onsubmit: (e) => { e.preventDefault(); showPreview(); } },
+      field("Module", module),
+      field("Dataset", dataset),
+      field("Cost", cost, "rho under a Gaussian policy, epsilon under a Laplace one"),
+      h("p", { class: "actions" }, h("button", { type: "submit" }, "Preview the cost"), submit),
+      preview),
+  );
+}
