@@ -126,7 +126,7 @@ async fn operate(room: &Room, operation: &str) -> Result<(), String> {
                 .await
                 .map_err(|e| e.to_string())?
                 .get("job_id");
-            decide_held(room, &held, true)
+            decide_held(room, &held, true, "bank", "")
                 .await
                 .map(|_| ())
                 .map_err(|e| e.to_string())

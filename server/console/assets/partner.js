@@ -42,7 +42,10 @@ export async function partnerJobPage(id) {
       if (location.hash === `#/jobs/${id}`) partnerJobPage(id).catch(() => {});
     }, 1000);
   } else if (j.status === "held") {
-    content.push(message("The bank holds this result for review; it appears here once released."));
+    content.push(message("The bank holds this result for review; it appears here once released (this page checks every few seconds)."));
+    refresh = setTimeout(() => {
+      if (location.hash === `#/jobs/${id}`) partnerJobPage(id).catch(() => {});
+    }, 3000);
   } else if (j.status === "withheld") {
     content.push(message("The bank withheld this result."));
   }
