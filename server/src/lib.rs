@@ -462,9 +462,10 @@ pub async fn serve(
             let mut out = std::io::stdout().lock();
             let _ = writeln!(
                 out,
-                "strongroom: serving room '{}' on https://{local}; web console at https://{local}/",
+                "strongroom: serving room '{}' on https://{local}",
                 state.room.name()
             );
+            let _ = writeln!(out, "strongroom: web console at https://{local}/");
             if matches!(tls, Tls::SelfSigned) {
                 let _ = writeln!(
                     out,
