@@ -9,6 +9,7 @@ mod audience_matching;
 mod audit_log;
 mod cells_abi;
 mod console;
+mod console_sessions;
 mod example_queries;
 mod failpoint_crashes;
 mod group_commit;
