@@ -126,7 +126,7 @@ async function verify(fingerprint, out) {
         (stored ? ` It extends the checkpoint of ${num(stored.size, 0)} entries this browser verified at ${stored.verified_at}.` : " This browser now remembers this checkpoint: a later log must extend it.")),
     );
   } else {
-    const parts = [h("strong", null, "The log does NOT verify. "), answer.message];
+    const parts = [h("strong", null, "The log does NOT verify. "), String(answer.message).replace(/\.?$/, ".")];
     if (answer.entry !== null && answer.entry !== undefined) {
       parts.push(" First bad entry: ", h("a", { href: `#/log/${answer.entry}`, class: "bad-entry" }, `entry ${answer.entry}`), ".");
     }

@@ -78,7 +78,10 @@ export async function modulePage(session, sha) {
     table(
       "Metrics and their bounds",
       ["metric", "kind", "grouped by", "bounds per contribution", "decimals", "contributions per group per customer"],
-      m.metrics.map((x) => [x.name, x.kind, x.key.join("; "), x.kind === "count" || x.kind === "distinct" ? "–" : `${x.lower} to ${x.upper}`, String(x.decimals), String(x.max_contributions_per_group)]),
+      m.metrics.map((x) => {
+        const counted = x.kind === "count" || x.kind === "distinct";
+        return [x.name, x.kind, x.key.join("; "), counted ? "–" : `${x.lower} to ${x.upper}`, counted ? "–" : String(x.decimals), String(x.max_contributions_per_group)];
+      }),
     ),
     h("h2", null, "What it imports"),
     h("ul", { class: "imports" }, m.imports.map((i) => h("li", null, h("code", null, i)))),
