@@ -801,3 +801,175 @@ async fn a_partner_sends_sql_over_http_and_the_bank_controls_which() {
         "{job}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bank_reviews_a_module_with_what_changed_since_the_last_approved_version() {
+    let s = service().await;
+    let old = strongroom_tests::example_v0_1("spend-by-category");
+    let new = example("spend-by-category");
+    let upload = |bytes: Vec<u8>| {
+        let app = s.app.clone();
+        let token = s.partner.clone();
+        async move {
+            let (status, _, m) =
+                call(&app, "POST", "/v1/modules", Some(&token), Body::from(bytes)).await;
+            assert_eq!(status, StatusCode::CREATED, "{m}");
+            m["module_sha256"].as_str().expect("sha").to_string()
+        }
+    };
+    let old_sha = upload(old.clone()).await;
+    let (status, _, first) = get(&s.app, &format!("/v1/modules/{old_sha}"), &s.bank).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(first["size"], old.len());
+    assert_eq!(first["mode"], "isolated");
+    assert_eq!(first["decision"], Value::Null);
+    assert_eq!(
+        first["previous_approved"],
+        Value::Null,
+        "nothing approved before"
+    );
+    assert!(
+        first["reads"].to_string().contains("transactions")
+            && first["metrics"][0]["name"] == "spend"
+            && first["imports"].as_array().is_some_and(|i| !i.is_empty()),
+        "{first}"
+    );
+    let (status, _, _) = call(
+        &s.app,
+        "POST",
+        &format!("/v1/modules/{old_sha}/decision"),
+        Some(&s.bank),
+        json_body(json!({ "partner": "socialco", "approve": true, "comment": "v0.1 reviewed" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // The same module rebuilt against version 0.2 of the contract: same name, reads and
+    // metrics; other host functions and another size.
+    let new_sha = upload(new.clone()).await;
+    let (_, _, detail) = get(&s.app, &format!("/v1/modules/{new_sha}"), &s.bank).await;
+    let previous = &detail["previous_approved"];
+    assert_eq!(previous["module_sha256"], old_sha.as_str(), "{detail}");
+    let changes: Vec<&str> = previous["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        changes.iter().any(|c| c.starts_with("size: "))
+            && changes.iter().any(|c| c.starts_with("import added: "))
+            && changes.iter().any(|c| c.starts_with("import removed: ")),
+        "{changes:?}"
+    );
+    assert!(
+        !changes
+            .iter()
+            .any(|c| c.starts_with("metric") || c.starts_with("read")),
+        "the same reads and metrics: {changes:?}"
+    );
+
+    // A partner sees its own modules in detail, never another's; a malformed hash is a 404.
+    let (status, _, _) = get(&s.app, &format!("/v1/modules/{new_sha}"), &s.partner).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, _) = get(&s.app, &format!("/v1/modules/{new_sha}"), &s.other_partner).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _, _) = get(&s.app, "/v1/modules/not-a-hash", &s.bank).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cost_preview_charges_nothing_and_matches_what_the_job_then_charges() {
+    let s = service().await;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let sealed = sealed_bank(tmp.path(), &s.state.room);
+    call(
+        &s.app,
+        "PUT",
+        "/v1/datasets",
+        Some(&s.bank),
+        Body::from(sealed),
+    )
+    .await;
+    let policy = "partner = \"socialco\"\ndataset = \"bank\"\nbudget_rho = \"1.0\"\nresult_delay_seconds = 0\nmin_group_size = 20\n";
+    call(
+        &s.app,
+        "PUT",
+        "/v1/policies",
+        Some(&s.bank),
+        Body::from(policy),
+    )
+    .await;
+    let (_, _, module) = call(
+        &s.app,
+        "POST",
+        "/v1/modules",
+        Some(&s.partner),
+        Body::from(example("spend-by-category")),
+    )
+    .await;
+    let sha = module["module_sha256"].as_str().expect("sha").to_string();
+    let preview = |cost: &str| {
+        let app = s.app.clone();
+        let token = s.partner.clone();
+        let body = json!({ "module_sha256": sha, "dataset": "bank", "cost": cost });
+        async move {
+            call(
+                &app,
+                "POST",
+                "/v1/jobs/preview",
+                Some(&token),
+                json_body(body),
+            )
+            .await
+        }
+    };
+    let (status, _, p) = preview("0.3").await;
+    assert_eq!(status, StatusCode::OK, "{p}");
+    assert_eq!(p["charge_rho"], "0.3");
+    assert_eq!(p["remaining_rho"], "1");
+    assert_eq!(p["jobs_left"], 3);
+    assert_eq!(p["metrics"].as_array().map(Vec::len), Some(3), "{p}");
+    // More spent, less noise.
+    let (_, _, cheaper) = preview("0.1").await;
+    let width = |v: &Value| v["metrics"][0]["half_width_95"].as_f64().expect("width");
+    assert!(width(&cheaper) > width(&p), "{cheaper} {p}");
+    let std = p["metrics"][0]["noise_std"].as_f64().expect("std");
+    assert!(
+        width(&p) > 1.5 * std && width(&p) < 2.5 * std,
+        "a 95% half-width is about 2 standard deviations: {p}"
+    );
+    let (_, _, budgets) = get(&s.app, "/v1/budgets", &s.partner).await;
+    assert_eq!(budgets[0]["spent_rho"], "0", "a preview charges nothing");
+
+    // The job then charges what the preview said.
+    let (_, _, queued) = call(
+        &s.app,
+        "POST",
+        "/v1/jobs",
+        Some(&s.partner),
+        json_body(json!({ "module_sha256": sha, "dataset": "bank", "cost": "0.3" })),
+    )
+    .await;
+    wait_for_job(&s, queued["job_id"].as_str().expect("id")).await;
+    let (_, _, budgets) = get(&s.app, "/v1/budgets", &s.partner).await;
+    assert_eq!(budgets[0]["spent_rho"], p["charge_rho"]);
+    let (_, _, after) = preview("0.3").await;
+    assert_eq!(
+        (after["remaining_rho"].as_str(), after["jobs_left"].as_u64()),
+        (Some("0.7"), Some(2))
+    );
+
+    // Not another partner's module, not a cost the room would refuse.
+    let (status, _, _) = call(
+        &s.app,
+        "POST",
+        "/v1/jobs/preview",
+        Some(&s.other_partner),
+        json_body(json!({ "module_sha256": sha, "dataset": "bank", "cost": "0.3" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _, refused) = preview("-1").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+}

@@ -40,6 +40,27 @@ fn metrics(m: &Manifest) -> Vec<ModuleMetric> {
         .collect()
 }
 
+/// The host functions a module imports, each with its interface's version
+/// (`strongroom:query/data@0.2.0#read`): a rebuild against another contract version shows.
+fn imports(module: &VettedModule) -> Vec<String> {
+    module
+        .functions
+        .iter()
+        .map(|f| {
+            let (interface, function) = f.split_once('#').unwrap_or((f.as_str(), ""));
+            let versioned = module
+                .imports
+                .iter()
+                .find(|i| {
+                    i.strip_prefix(interface)
+                        .is_some_and(|rest| rest.starts_with('@'))
+                })
+                .map_or(interface, String::as_str);
+            format!("{versioned}#{function}")
+        })
+        .collect()
+}
+
 /// The detail of a vetted module (without the previous approval, filled in by the caller).
 pub(crate) fn detail(
     module: &VettedModule,
@@ -57,7 +78,7 @@ pub(crate) fn detail(
         size: module.bytes.len() as u64,
         uploaded_at,
         decision,
-        imports: module.functions.clone(),
+        imports: imports(module),
         reads: reads(m),
         max_groups_per_entity: m.max_groups_per_entity,
         metrics: metrics(m),

@@ -145,7 +145,7 @@ async function flows() {
   await tabTo(bank, `a[href="#/modules/${env.module_sha256}"]`);
   await bank.keyboard.press("Enter");
   await bank.getByRole("heading", { name: /^Module spend-by-category/ }).waitFor();
-  for (const fact of [env.module_sha256, "isolated", "transactions", "spend", "strongroom:query/data#read"]) {
+  for (const fact of [env.module_sha256, "isolated", "transactions", "spend", "strongroom:query/data@0.2.0#read"]) {
     await bank.getByText(fact, { exact: false }).first().waitFor();
   }
   await bank.getByText("No module named").waitFor();
