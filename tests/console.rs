@@ -3,7 +3,8 @@
 //! room served over TCP by the real router. This test sets the room up, runs the script's
 //! phases, and between them changes the served log as a dishonest operator would: one entry
 //! altered (the browser must name it), then the log rolled back to an earlier state (the browser
-//! must call it a rollback against the checkpoint it kept).
+//! must call it a rollback against the checkpoint it kept), then grown from there past the
+//! checkpoint the browser kept (a fork).
 //!
 //! Without Chromium or Node.js the test says so and passes, except under CI, where it fails:
 //! `.ci/run` installs both. `STRONGROOM_BLESS=1` writes its screenshots to docs/console/.
@@ -228,6 +229,11 @@ fn the_console_in_a_real_browser() {
 
     // The operator restores an older copy of the log: every entry and checkpoint it serves is
     // genuinely signed, but the browser verified a longer log before.
+    let verified_size: i64 = rt
+        .block_on(
+            sqlx::query_scalar("SELECT size FROM audit_frontier WHERE id = 1").fetch_one(&pool),
+        )
+        .expect("size");
     rt.block_on(async {
         sqlx::query("DELETE FROM audit_entries WHERE idx >= ?")
             .bind(early_size)
@@ -241,5 +247,16 @@ fn the_console_in_a_real_browser() {
     })
     .expect("roll back");
     run_phase(&dir, "rolled-back", &env);
+
+    // And carries on from there: the log grows past what the browser verified, on another
+    // branch. Each policy set is one entry.
+    rt.block_on(async {
+        let policy = "partner = \"otherco\"\ndataset = \"bank\"\nbudget_rho = \"1.0\"\nresult_delay_seconds = 0\nmin_group_size = 21\n";
+        for _ in early_size..=verified_size {
+            let (status, _, body) = call(app, "PUT", "/v1/policies", Some(&s.bank), Body::from(policy)).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+        }
+    });
+    run_phase(&dir, "forked", &env);
     drop(s);
 }

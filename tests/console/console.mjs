@@ -7,7 +7,8 @@
 //   filter the log and verify it in the browser), authorization in the browser, a forged
 //   cross-site form, markup in a module's name, and axe-core on every page;
 // - tampered: the server now serves an altered entry: verification names it;
-// - rolled-back: the server now serves an older log: verification calls it a rollback.
+// - rolled-back: the server now serves an older log: verification calls it a rollback;
+// - forked: that older log has grown past the verified one: verification calls it a fork.
 //
 // The browser's storage (session cookies, the auditor's pinned fingerprint and last verified
 // checkpoint) is kept between phases in a file, as a real browser keeps it between visits.
@@ -287,6 +288,9 @@ if (phase === "flows") {
 } else if (phase === "rolled-back") {
   const { text } = await verifyAgain(/rollback: the previous checkpoint covers \d+ entries, the new one only \d+/, "auditor-rolled-back");
   ok(`a rolled-back log is caught against the checkpoint this browser kept: ${text.trim()}`);
+} else if (phase === "forked") {
+  const { text } = await verifyAgain(/fork: the log of \d+ entries does not extend the previous checkpoint of \d+/, "auditor-forked");
+  ok(`a forked log is caught against the checkpoint this browser kept: ${text.trim()}`);
 } else {
   throw new Error(`unknown phase ${phase}`);
 }

@@ -5,6 +5,7 @@
 mod audit_crash;
 mod both_ways;
 mod commands;
+mod demo_serve;
 mod interrupted_seal;
 mod seal_memory;
 mod service_process;
