@@ -119,17 +119,31 @@ fn the_console_in_a_real_browser() {
     // need the bank's approval; otherco runs a job of its own.
     let app = &s.app;
     let pool = s.state.room.pool().clone();
+    let engine = example("sql-engine");
+    let engine_sha256 = hex::encode(ring::digest::digest(&ring::digest::SHA256, &engine).as_ref());
     let other_job = rt.block_on(async {
         let sealed = sealed_bank(s.dir.path(), &s.state.room);
         let (status, _, body) = call(app, "PUT", "/v1/datasets", Some(&s.bank), Body::from(sealed)).await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         for policy in [
-            "partner = \"socialco\"\ndataset = \"bank\"\nbudget_rho = \"2.0\"\nresult_delay_seconds = 0\nmin_group_size = 20\nrelease = \"held\"\napproval_required_for_isolated = true\n",
-            "partner = \"otherco\"\ndataset = \"bank\"\nbudget_rho = \"1.0\"\nresult_delay_seconds = 0\nmin_group_size = 20\n",
+            format!("partner = \"socialco\"\ndataset = \"bank\"\nbudget_rho = \"2.0\"\nresult_delay_seconds = 0\nmin_group_size = 20\nrelease = \"held\"\napproval_required_for_isolated = true\n\n[sql]\nengine_sha256 = \"{engine_sha256}\"\n"),
+            "partner = \"otherco\"\ndataset = \"bank\"\nbudget_rho = \"1.0\"\nresult_delay_seconds = 0\nmin_group_size = 20\n".to_string(),
         ] {
             let (status, _, body) = call(app, "PUT", "/v1/policies", Some(&s.bank), Body::from(policy)).await;
             assert_eq!(status, StatusCode::OK, "{body}");
         }
+        // The SQL engine, in the room and approved for socialco.
+        let (status, _, body) = call(app, "POST", "/v1/modules", Some(&s.partner), Body::from(engine)).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let (status, _, body) = call(
+            app,
+            "POST",
+            &format!("/v1/modules/{engine_sha256}/decision"),
+            Some(&s.bank),
+            json_body(json!({"partner": "socialco", "approve": true, "comment": "the SQL engine"})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
         let (status, _, module) = call(app, "POST", "/v1/modules", Some(&s.other_partner), Body::from(example("fraud-alerts-by-region"))).await;
         assert_eq!(status, StatusCode::CREATED, "{module}");
         let (status, _, queued) = call(

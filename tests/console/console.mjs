@@ -161,6 +161,7 @@ async function flows() {
 
   // --- The partner previews the cost, submits, and waits for the bank's review of the result.
   await partner.goto(`${env.base}#/new-job`);
+  await partner.getByLabel("Module", { exact: true }).selectOption(env.module_sha256);
   await partner.getByLabel("Cost").fill("0.5");
   await partner.getByRole("button", { name: "Preview the cost" }).click();
   const preview = partner.getByRole("table", { name: "What each released number would look like" });
@@ -206,6 +207,25 @@ async function flows() {
   const receipt = readFileSync(await download.path(), "utf8");
   assert.match(receipt, new RegExp(jobId), "the receipt names the job");
   ok("the partner reads the result with intervals and downloads its receipt");
+
+  // --- The partner asks a question in SQL: explained with its noise, then run through the
+  // engine the bank approved (and held, as every result of this partner's).
+  await partner.goto(`${env.base}#/new-job`);
+  await partner.getByLabel("a SQL query", { exact: true }).check();
+  await partner.getByLabel("SQL query", { exact: true }).fill("SELECT WITH DIFFERENTIAL_PRIVACY region, COUNT(DISTINCT customer_id) AS customers\nFROM customers GROUP BY regoin");
+  await partner.getByLabel("Cost").fill("0.2");
+  await partner.getByRole("button", { name: "Preview the cost" }).click();
+  await partner.getByRole("alert").getByText(/line 2.*regoin.*did you mean/i).waitFor();
+  await partner.getByLabel("SQL query", { exact: true }).fill("SELECT WITH DIFFERENTIAL_PRIVACY OPTIONS (max_groups_contributed = 1)\n  region, COUNT(DISTINCT customer_id) AS customers\nFROM customers WHERE tenure_years >= @years GROUP BY region");
+  await partner.getByLabel("Parameters").fill("years=2");
+  await partner.getByRole("button", { name: "Preview the cost" }).click();
+  await partner.getByText("The query compiles; your policy lets it run.").waitFor();
+  await partner.getByRole("table", { name: "What each released number would look like" }).getByText("customers").first().waitFor();
+  await accessible(partner, "a SQL query explained");
+  await shot(partner, "partner-sql");
+  await partner.getByRole("button", { name: "Submit the job" }).click();
+  await partner.getByText("The bank holds this result for review").waitFor({ timeout: 60_000 });
+  ok("the partner explains a SQL query (a misspelt column refused with its place), then runs it");
 
   // --- Authorization in the browser.
   await partner.goto(`${env.base}#/held`);
@@ -279,8 +299,23 @@ async function verifyAgain(expect, name) {
   return { auditor, text };
 }
 
+// On a failure, what each open page showed: the first thing to read in a CI log.
+async function dumpPages() {
+  for (const [role, context] of Object.entries(contexts)) {
+    for (const p of context.pages()) {
+      const text = await p.locator("main").innerText().catch(() => "(no main)");
+      console.log(`--- ${role}'s page ${p.url()}:\n${text.slice(0, 2000)}`);
+    }
+  }
+}
+
 if (phase === "flows") {
-  await flows();
+  try {
+    await flows();
+  } catch (err) {
+    await dumpPages();
+    throw err;
+  }
 } else if (phase === "tampered") {
   const { auditor, text } = await verifyAgain(new RegExp(`First bad entry: entry ${env.bad_entry}\\.`), "auditor-tampered");
   await auditor.getByRole("link", { name: `entry ${env.bad_entry}` }).waitFor();
