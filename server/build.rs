@@ -80,7 +80,14 @@ debug = false
     if lock.exists() && !crate_dir.join("Cargo.lock").exists() {
         let _ = std::fs::copy(&lock, crate_dir.join("Cargo.lock"));
     }
-    strongroom_contract::toolchain::ensure_target(TARGET).unwrap_or_else(|e| panic!("{e}"));
+    // Adding an installed target does nothing; without rustup, the build below says what is
+    // missing. (No workspace crate helps here: the fuzz build instruments every workspace crate,
+    // and a build script cannot link the instrumented one.)
+    let _ = Command::new("rustup")
+        .args(["target", "add", TARGET])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut command = Command::new(cargo);
     command
@@ -102,7 +109,8 @@ debug = false
     let result = command.output().expect("cannot run cargo");
     if !result.status.success() {
         panic!(
-            "building the console's log verifier for {TARGET} failed:\n{}",
+            "building the console's log verifier for {TARGET} failed (is the target installed? \
+             `rustup target add {TARGET}`):\n{}",
             String::from_utf8_lossy(&result.stderr)
         );
     }
