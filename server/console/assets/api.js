@@ -42,12 +42,13 @@ export async function api(method, path, body) {
   return value;
 }
 
-/** Every audit entry, 1,000 at a time, from `from` on. */
-export async function allEntries(from = 0) {
+/** Every audit entry, 1,000 at a time; `progress(fetched)` is told after each page. */
+export async function allEntries(progress = () => {}) {
   const out = [];
   for (;;) {
-    const page = await api("GET", `/v1/audit/entries?from=${out.length + from}&limit=1000`);
+    const page = await api("GET", `/v1/audit/entries?from=${out.length}&limit=1000`);
     out.push(...page);
+    progress(out.length);
     if (page.length < 1000) return out;
   }
 }

@@ -106,7 +106,11 @@ async function verify(fingerprint, out) {
   out.replaceChildren(message("Fetching the room's keys, the signed checkpoint and every entry…"));
   const room = await api("GET", "/v1/room");
   const checkpoint = await api("GET", "/v1/audit/checkpoint");
-  const entries = await allEntries();
+  const status = message(`Fetching ${num(checkpoint.size, 0)} entries…`);
+  out.replaceChildren(status);
+  const entries = await allEntries((n) => {
+    status.textContent = `Fetched ${num(n, 0)} of ${num(checkpoint.size, 0)} entries…`;
+  });
   const stored = JSON.parse(localStorage.getItem(checkpointKey(fingerprint)) || "null");
   out.replaceChildren(message(`Verifying ${num(entries.length, 0)} entries here, in this browser…`));
   const answer = runVerifier(await loadVerifier(), {
