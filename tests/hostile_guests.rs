@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use strongroom::guest_boundary::{Outcome, RunLimits, RunReport, VettingError, vet};
+use strongroom::guest_boundary::{Outcome, RunLimits, RunReport};
 use strongroom_tests::{
     example, hostile, prepare, repo_root, resident_bytes, run, small_bank, workspace_members,
 };
@@ -198,28 +198,38 @@ fn a_global_counter_resets_for_every_entity_in_isolated_mode() {
     assert_eq!(rows[0].entities, 120);
 }
 
-fn refused_import(name: &str, needle: &str) {
-    match vet(&hostile(name), 16 << 20) {
-        Err(VettingError::ForbiddenImport(import)) => {
-            assert!(import.contains(needle), "{name}: refused for {import}")
-        }
-        other => panic!("{name}: expected a refused import, got {other:?}"),
-    }
+#[test]
+fn reading_a_file_finds_no_directory_to_read_from() {
+    // The filesystem is there, with no preopened directory: no path can be opened, and no
+    // descriptor can ever exist. The guest's own error says so, to the bank.
+    let report = attack("imports-filesystem", RunLimits::default());
+    assert_eq!(report.outcome, Outcome::GuestError, "{:?}", report.detail);
+    let detail = report.detail.unwrap_or_default();
+    assert!(detail.contains("No such file or directory"), "{detail}");
 }
 
 #[test]
-fn importing_the_filesystem_is_refused_at_vetting() {
-    refused_import("imports-filesystem", "wasi:filesystem");
+fn opening_a_connection_is_denied() {
+    // Sockets are there, and refuse to be made: no operating-system socket is ever created.
+    let report = attack("imports-sockets", RunLimits::default());
+    assert_eq!(report.outcome, Outcome::GuestError, "{:?}", report.detail);
+    let detail = report.detail.unwrap_or_default().to_lowercase();
+    assert!(
+        detail.contains("denied") || detail.contains("not permitted"),
+        "{detail}"
+    );
 }
 
 #[test]
-fn importing_sockets_is_refused_at_vetting() {
-    refused_import("imports-sockets", "wasi:sockets");
-}
-
-#[test]
-fn waiting_on_the_clock_is_refused_at_vetting() {
-    refused_import("imports-clock-poll", "wasi:clocks/monotonic-clock");
+fn sleeping_returns_at_once_against_the_frozen_clock() {
+    // The guest sleeps one millisecond per dollar of every transaction: minutes per customer
+    // against a real clock, past the unit's one-second deadline. Against the frozen clock every
+    // subscription is ready at once, so the sleep carries no time at all and every unit
+    // completes (no timing channel, no host thread held).
+    let report = attack("imports-clock-poll", RunLimits::default());
+    assert_eq!(report.outcome, Outcome::Completed, "{:?}", report.detail);
+    assert_eq!(report.failed_unit_count(), 0);
+    assert_eq!(report.aggregate.expect("aggregate").entities, report.units);
 }
 
 /// Every hostile guest in tests/guests/ is run by some test (wasmtime's assert_test_exists idea).

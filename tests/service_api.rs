@@ -15,7 +15,7 @@ use strongroom_server::auth::{self, Role};
 use strongroom_server::routes::ROUTES;
 use strongroom_server::{ServiceConfig, router, start};
 use strongroom_tests::http::{Served, call, get, json_body, sealed_bank, served};
-use strongroom_tests::{example, hostile, repo_root};
+use strongroom_tests::{example, repo_root};
 
 /// The served room of these tests. The authorization matrix sends many bad tokens from one
 /// (in-process) source, so no per-source limit here; tests/hostile_input.rs covers it.
@@ -254,13 +254,14 @@ async fn the_bank_and_partner_story_over_http() {
     let (status, _, _) = get(&s.app, "/v1/datasets/bank", &s.other_partner).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "not granted to otherco");
 
-    // The partner uploads a module: vetted at once; a hostile import is refused with a reason.
+    // The partner uploads a module: vetted at once; a core module where a component belongs is
+    // refused with a reason.
     let (status, _, refused) = call(
         &s.app,
         "POST",
         "/v1/modules",
         Some(&s.partner),
-        Body::from(hostile("imports-sockets")),
+        Body::from(&b"\0asm\x01\0\0\0"[..]),
     )
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");

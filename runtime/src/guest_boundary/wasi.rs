@@ -1,21 +1,34 @@
-//! The virtual WASI a guest gets: deny by default.
+//! The virtual WASI a guest gets: every interface its toolchain may import, none of them reaching
+//! outside.
 //!
-//! Linked: stdio (stdout/stderr captured into bounded buffers for the bank's eyes, stdin empty),
-//! an empty environment and no arguments, exit, streams and errors, clocks frozen at the Unix
-//! epoch, and randomness from a ChaCha20 generator seeded with the run's recorded seed. Not linked
-//! at all: filesystem, sockets, HTTP; clock subscriptions are refused by vetting.
+//! - stdio: stdout and stderr captured into bounded buffers for the bank's eyes; stdin empty;
+//! - an empty environment and no arguments; exit; streams and errors;
+//! - clocks frozen at the Unix epoch; a subscription to the monotonic clock is a pollable that is
+//!   ready at once (the frozen clock has nothing to wait for), so no guest makes the host sleep;
+//! - randomness from a ChaCha20 generator seeded with the run's recorded seed;
+//! - filesystem with no preopened directory: every path operation needs a descriptor, and no
+//!   descriptor can ever exist;
+//! - sockets that deny every call: creating a TCP or UDP socket and resolving a name are refused
+//!   (`access-denied`) before any operating-system socket is made, and every other call needs a
+//!   socket.
+//!
+//! Not linked at all, so refused at vetting: HTTP, and anything not listed in
+//! `vetting::ALLOWED_IMPORTS`.
 
 use std::time::Duration;
 
 use super::run_keys::RunKeys;
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
-use wasmtime::component::{HasData, Linker, ResourceTable};
+use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 use wasmtime_wasi::cli::{WasiCli, WasiCliView};
 use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView};
-use wasmtime_wasi::p2::bindings::{cli, clocks, random, sync};
+use wasmtime_wasi::filesystem::{WasiFilesystem, WasiFilesystemView};
+use wasmtime_wasi::p2::bindings::{cli, clocks, filesystem, random, sockets, sync};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::p2::{DynPollable, Pollable, subscribe};
 use wasmtime_wasi::random::{WasiRandom, WasiRandomView};
+use wasmtime_wasi::sockets::{WasiSockets, WasiSocketsView};
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiView};
 
 struct FrozenWallClock;
@@ -87,16 +100,67 @@ impl HasData for HasIo {
     type Data<'a> = &'a mut ResourceTable;
 }
 
+/// A pollable that is always ready: what a subscription to the frozen clock returns.
+struct Ready;
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for Ready {
+    async fn ready(&mut self) {}
+}
+
+/// The monotonic clock, frozen: `now` is 0 and every subscription is ready at once. (wasmtime's
+/// own subscriptions wait for real time on the host, out of reach of fuel.)
+struct FrozenTime;
+
+impl HasData for FrozenTime {
+    type Data<'a> = FrozenTimeView<'a>;
+}
+
+struct FrozenTimeView<'a>(&'a mut ResourceTable);
+
+impl FrozenTimeView<'_> {
+    fn ready(&mut self) -> wasmtime::Result<Resource<DynPollable>> {
+        let ready = self.0.push(Ready)?;
+        subscribe(self.0, ready)
+    }
+}
+
+impl clocks::monotonic_clock::Host for FrozenTimeView<'_> {
+    fn now(&mut self) -> wasmtime::Result<u64> {
+        Ok(FrozenMonotonicClock.now())
+    }
+    fn resolution(&mut self) -> wasmtime::Result<u64> {
+        Ok(FrozenMonotonicClock.resolution())
+    }
+    fn subscribe_instant(&mut self, _when: u64) -> wasmtime::Result<Resource<DynPollable>> {
+        self.ready()
+    }
+    fn subscribe_duration(&mut self, _duration: u64) -> wasmtime::Result<Resource<DynPollable>> {
+        self.ready()
+    }
+}
+
 /// Links the allowed WASI interfaces, and nothing else, into `linker`.
 pub fn add_to_linker<T: WasiView>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     let l = linker;
     wasmtime_wasi::p2::bindings::io::error::add_to_linker::<T, HasIo>(l, |t| t.ctx().table)?;
     sync::io::streams::add_to_linker::<T, HasIo>(l, |t| t.ctx().table)?;
-    // Pollables can only come from streams on in-memory pipes (always ready): vetting refuses
-    // the clock subscriptions that would make the host wait for real time.
+    // Pollables come from streams on in-memory pipes and from the frozen clock: always ready.
     sync::io::poll::add_to_linker::<T, HasIo>(l, |t| t.ctx().table)?;
     clocks::wall_clock::add_to_linker::<T, WasiClocks>(l, T::clocks)?;
-    clocks::monotonic_clock::add_to_linker::<T, WasiClocks>(l, T::clocks)?;
+    clocks::monotonic_clock::add_to_linker::<T, FrozenTime>(l, |t| FrozenTimeView(t.ctx().table))?;
+    // No preopened directory is ever configured (`context`), so no descriptor can exist.
+    filesystem::preopens::add_to_linker::<T, WasiFilesystem>(l, T::filesystem)?;
+    sync::filesystem::types::add_to_linker::<T, WasiFilesystem>(l, T::filesystem)?;
+    // TCP, UDP and name lookups are not allowed in `context`: creation is refused before any
+    // socket exists, and every other call needs a socket.
+    sockets::instance_network::add_to_linker::<T, WasiSockets>(l, T::sockets)?;
+    sockets::network::add_to_linker::<T, WasiSockets>(l, &Default::default(), T::sockets)?;
+    sockets::tcp_create_socket::add_to_linker::<T, WasiSockets>(l, T::sockets)?;
+    sync::sockets::tcp::add_to_linker::<T, WasiSockets>(l, T::sockets)?;
+    sync::sockets::udp_create_socket::add_to_linker::<T, WasiSockets>(l, T::sockets)?;
+    sync::sockets::udp::add_to_linker::<T, WasiSockets>(l, T::sockets)?;
+    sockets::ip_name_lookup::add_to_linker::<T, WasiSockets>(l, T::sockets)?;
     random::random::add_to_linker::<T, WasiRandom>(l, T::random)?;
     random::insecure::add_to_linker::<T, WasiRandom>(l, T::random)?;
     random::insecure_seed::add_to_linker::<T, WasiRandom>(l, T::random)?;

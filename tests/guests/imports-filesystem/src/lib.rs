@@ -1,4 +1,5 @@
-//! Tries to read a file: imports wasi:filesystem and is refused at vetting.
+//! Tries to read a file: the filesystem is linked with no preopened directory, so the read fails
+//! and the guest returns the error.
 
 hostile_common::transactions_module!(env!("CARGO_PKG_NAME"), run);
 

@@ -1,4 +1,5 @@
-//! Tries to open a connection: imports wasi:sockets and is refused at vetting.
+//! Tries to open a connection: sockets are linked and refuse to be made, so the connect fails
+//! and the guest returns the error.
 
 hostile_common::transactions_module!(env!("CARGO_PKG_NAME"), run);
 
