@@ -10,6 +10,7 @@ mod client;
 mod demo;
 mod demo_serve;
 mod dev;
+mod manifest_cmd;
 mod ops;
 mod render;
 mod room_cmd;
@@ -178,6 +179,22 @@ enum ModuleCommand {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Put a manifest written in TOML into a component built by a toolchain that cannot embed
+    /// one (docs/formats/manifest.md): encoded by the one encoder of the format, placed in the
+    /// component's first core module, and the result vetted.
+    EmbedManifest {
+        /// The component (.wasm).
+        module: PathBuf,
+        /// The manifest (TOML).
+        #[arg(long)]
+        manifest: PathBuf,
+        /// Where to write the result (default: over the component).
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+        /// Replace a manifest the component already carries.
+        #[arg(long)]
+        replace: bool,
     },
     /// The bank approves a module, by hash, for a partner (required for table mode).
     Approve(room_cmd::DecisionArgs),
@@ -388,6 +405,12 @@ fn local_command(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Dev(cmd) => dev::run(cmd),
         Command::Module(ModuleCommand::Inspect { module, json }) => dev::inspect(&module, json),
+        Command::Module(ModuleCommand::EmbedManifest {
+            module,
+            manifest,
+            out,
+            replace,
+        }) => manifest_cmd::embed_manifest(&module, &manifest, out.as_deref(), replace),
         Command::Module(ModuleCommand::Approve(args)) => room_cmd::decide(args, true, None),
         Command::Module(ModuleCommand::Reject(args)) => room_cmd::decide(args, false, None),
         Command::Job(cmd) => client::job(None, cmd),

@@ -635,3 +635,134 @@ fn sql_is_explained_run_on_a_sample_and_refused_with_its_place() {
         "bad.sql:3:3:",
     );
 }
+
+/// `module embed-manifest`: a manifest in TOML, encoded by the format's one encoder and placed in
+/// the component's core module. Written by hand for the Rust example, it is byte for byte what
+/// the SDK embeds, and the module runs to the same exact aggregates.
+#[test]
+fn a_manifest_written_in_toml_is_the_one_the_sdk_embeds() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let original = root.join("examples/target/wasm32-wasip2/release/spend_by_category.wasm");
+    let toml = root.join("tests/manifests/spend-by-category.toml");
+    let embedded = dir.join("embedded.wasm");
+    let embed = |extra: &[&str]| -> Vec<String> {
+        let mut args: Vec<String> = [
+            "module",
+            "embed-manifest",
+            p(&original),
+            "--manifest",
+            p(&toml),
+            "--out",
+            p(&embedded),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    };
+    let args = embed(&[]);
+    refused(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        "already carries a manifest",
+    );
+    assert!(!embedded.exists(), "nothing written");
+    let args = embed(&["--replace"]);
+    let said = ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        said.contains("embedded the manifest of spend-by-category 0.1.0"),
+        "{said}"
+    );
+
+    // The same section bytes as the SDK's: the manifest moved, nothing else changed.
+    let section = |path: &Path| -> Vec<u8> {
+        let bytes = std::fs::read(path).expect("module");
+        let mut found = Vec::new();
+        for payload in wasmparser::Parser::new(0).parse_all(&bytes) {
+            if let Ok(wasmparser::Payload::CustomSection(r)) = payload
+                && r.name() == "strongroom-manifest"
+            {
+                found.push(r.data().to_vec());
+            }
+        }
+        assert_eq!(found.len(), 1, "{}: one manifest", path.display());
+        found.remove(0)
+    };
+    assert_eq!(section(&embedded), section(&original));
+    let inspect = |path: &Path| {
+        ok(&["module", "inspect", p(path)])
+            .lines()
+            .skip(2)
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(inspect(&embedded), inspect(&original));
+
+    // It runs to the same exact aggregates.
+    let data = dir.join("data");
+    ok(&["demo-data", "--customers", "200", "--out", p(&data)]);
+    let run = |module: &Path| -> serde_json::Value {
+        let text = ok(&[
+            "dev",
+            "run",
+            "--module",
+            p(module),
+            "--schema",
+            p(&data.join("schema.toml")),
+            "--table",
+            &format!("customers={}", p(&data.join("customers.csv"))),
+            "--table",
+            &format!("transactions={}", p(&data.join("transactions.csv"))),
+            "--json",
+        ]);
+        serde_json::from_str::<serde_json::Value>(&text).expect("json")["result"].clone()
+    };
+    assert_eq!(run(&embedded), run(&original));
+
+    // Mistakes in the file are one line each, naming what to fix.
+    let base = std::fs::read_to_string(&toml).expect("toml");
+    for (change, says) in [
+        (
+            base.replace("kind = \"sum\"", "kind = \"median\""),
+            "kind 'median'",
+        ),
+        (
+            base.replace("lower = 0.0\nupper = 3000.0\n", ""),
+            "needs both lower and upper",
+        ),
+        (
+            base.replace("\"customers.age_band\"]", "\"age_band\"]"),
+            "write table.column",
+        ),
+        (
+            base.replace("type = \"float\"", "type = \"decimal\""),
+            "column type 'decimal'",
+        ),
+        (
+            base.replace(
+                "max_groups_per_entity = 10",
+                "max_groups_per_entity = 10\ncolour = 1",
+            ),
+            "unknown field",
+        ),
+        (base.replace("upper = 3000.0", "upper = -1.0"), "bounds"),
+    ] {
+        let bad = dir.join("bad.toml");
+        std::fs::write(&bad, change).expect("write");
+        refused(
+            &[
+                "module",
+                "embed-manifest",
+                p(&original),
+                "--manifest",
+                p(&bad),
+                "--out",
+                p(&dir.join("x.wasm")),
+                "--replace",
+            ],
+            says,
+        );
+    }
+}

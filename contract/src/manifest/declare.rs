@@ -394,3 +394,68 @@ pub const fn encode<const N: usize>(m: &Manifest) -> [u8; N] {
     assert!(w.pos == N, "encode: N must equal encoded_len");
     w.buf
 }
+
+/// The declared form of a manifest built at run time (decoded, or read from a language-neutral
+/// file by `strongroom module embed-manifest`), so that [`to_vec`], the one encoder, can encode
+/// it. Its strings and lists are leaked: they live as long as the process, which suits a command
+/// that runs once.
+pub fn leaked(m: &super::decode::Manifest) -> Manifest {
+    fn text(s: &str) -> &'static str {
+        Box::leak(s.to_string().into_boxed_str())
+    }
+    fn list<T>(items: Vec<T>) -> &'static [T] {
+        Box::leak(items.into_boxed_slice())
+    }
+    use super::decode::Domain as Decoded;
+    Manifest {
+        name: text(&m.name),
+        version: text(&m.version),
+        mode: m.mode,
+        reads: list(
+            m.reads
+                .iter()
+                .map(|r| TableRead {
+                    table: text(&r.table),
+                    columns: list(
+                        r.columns
+                            .iter()
+                            .map(|(name, ty)| ColumnSpec {
+                                name: text(name),
+                                ty: *ty,
+                            })
+                            .collect(),
+                    ),
+                })
+                .collect(),
+        ),
+        metrics: list(
+            m.metrics
+                .iter()
+                .map(|x| Metric {
+                    name: text(&x.name),
+                    kind: x.kind,
+                    key: list(
+                        x.key
+                            .iter()
+                            .map(|d| match d {
+                                Decoded::Column { table, column } => Domain::Column {
+                                    table: text(table),
+                                    column: text(column),
+                                },
+                                Decoded::Enumeration { name, members } => Domain::Enumeration {
+                                    name: text(name),
+                                    members: list(members.iter().map(|s| text(s)).collect()),
+                                },
+                            })
+                            .collect(),
+                    ),
+                    lower: x.lower,
+                    upper: x.upper,
+                    decimals: x.decimals,
+                    max_contributions_per_group: x.max_contributions_per_group,
+                })
+                .collect(),
+        ),
+        max_groups_per_entity: m.max_groups_per_entity,
+    }
+}

@@ -256,6 +256,13 @@ pub fn vet(bytes: &[u8], max_module_bytes: usize) -> Result<VettedModule, Vettin
                 }
             }
             Payload::CustomSection(reader) if reader.name() == SECTION => {
+                // The format puts it in a core module (docs/formats/manifest.md): one at the
+                // component's own level is not where any encoder of ours writes it.
+                if depth == 1 {
+                    return Err(VettingError::Invalid(format!(
+                        "the `{SECTION}` section is at the component's top level; it belongs in a core module (`strongroom module embed-manifest` puts it there)"
+                    )));
+                }
                 manifests.push(reader.data().to_vec());
             }
             _ => {}
@@ -349,6 +356,23 @@ mod tests {
         assert!(!import_allowed("wasi:http/types@0.2.3"));
         assert!(!import_allowed("wasi:cli/stdout@0.3.0"));
         assert!(!import_allowed("strongroom:query/data@9.9.9"));
+    }
+
+    #[test]
+    fn a_manifest_at_the_component_level_is_refused() {
+        // A component whose only content is a manifest section at its own level.
+        let mut component = b"\0asm\x0d\0\x01\0".to_vec();
+        let name = SECTION.as_bytes();
+        let data = b"SRMF";
+        component.push(0);
+        component.push((1 + name.len() + data.len()) as u8);
+        component.push(name.len() as u8);
+        component.extend_from_slice(name);
+        component.extend_from_slice(data);
+        match vet(&component, 1024) {
+            Err(VettingError::Invalid(why)) => assert!(why.contains("top level"), "{why}"),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
     }
 
     #[test]
