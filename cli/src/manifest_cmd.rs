@@ -249,9 +249,16 @@ fn section_start(bytes: &[u8], id: u8, contents: &Range<usize>) -> anyhow::Resul
     Ok(start)
 }
 
-/// The component's top-level core modules (the byte range of each module section's contents)
-/// and where a manifest section sits at the component's own level, if anywhere.
-fn layout(component: &[u8]) -> anyhow::Result<(Vec<Range<usize>>, Vec<Range<usize>>)> {
+/// Where things are in a component, as byte ranges of section contents.
+struct Layout {
+    /// Its top-level core modules.
+    modules: Vec<Range<usize>>,
+    /// Manifest sections at the component's own level.
+    top_manifests: Vec<Range<usize>>,
+}
+
+/// The component's top-level core modules and any manifest section at its own level.
+fn layout(component: &[u8]) -> anyhow::Result<Layout> {
     let mut modules = Vec::new();
     let mut top_manifests = Vec::new();
     let mut depth = 0usize;
@@ -273,7 +280,10 @@ fn layout(component: &[u8]) -> anyhow::Result<(Vec<Range<usize>>, Vec<Range<usiz
             _ => {}
         }
     }
-    Ok((modules, top_manifests))
+    Ok(Layout {
+        modules,
+        top_manifests,
+    })
 }
 
 /// `module` (a core module's bytes) without its manifest sections, and how many it had.
@@ -305,7 +315,10 @@ pub(super) fn embed(
     section_bytes: &[u8],
     replace: bool,
 ) -> anyhow::Result<Vec<u8>> {
-    let (modules, top) = layout(component)?;
+    let Layout {
+        modules,
+        top_manifests: top,
+    } = layout(component)?;
     if modules.is_empty() {
         bail!("the component has no core module to carry the manifest");
     }
