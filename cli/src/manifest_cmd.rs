@@ -95,8 +95,6 @@ pub(super) fn parse(text: &str) -> anyhow::Result<Manifest> {
         }
         Ok(())
     };
-    too_long("name", file.name.len())?;
-    too_long("version", file.version.len())?;
     too_long("reads", file.reads.len())?;
     too_long("metrics", file.metrics.len())?;
     let mode = match file.mode.as_str() {
@@ -109,7 +107,6 @@ pub(super) fn parse(text: &str) -> anyhow::Result<Manifest> {
         too_long(&format!("table '{}'", r.table), r.columns.len())?;
         let mut columns = Vec::new();
         for c in r.columns {
-            too_long("a column name", c.name.len())?;
             let ty = column_type(&c.ty).with_context(|| format!("{}.{}", r.table, c.name))?;
             columns.push((c.name, ty));
         }
@@ -184,6 +181,33 @@ pub(super) fn parse(text: &str) -> anyhow::Result<Manifest> {
         reads,
         metrics,
     };
+    // Every string the format stores, each within what it holds.
+    let mut texts: Vec<&str> = vec![&manifest.name, &manifest.version];
+    for r in &manifest.reads {
+        texts.push(&r.table);
+        texts.extend(r.columns.iter().map(|(c, _)| c.as_str()));
+    }
+    for m in &manifest.metrics {
+        texts.push(&m.name);
+        for d in &m.key {
+            match d {
+                Domain::Column { table, column } => texts.extend([table.as_str(), column.as_str()]),
+                Domain::Enumeration { name, members } => {
+                    texts.push(name);
+                    texts.extend(members.iter().map(String::as_str));
+                }
+            }
+        }
+    }
+    for text in texts {
+        if text.len() > MAX_ITEMS {
+            bail!(
+                "'{}...' is {} bytes long; a name holds at most {MAX_ITEMS}",
+                text.chars().take(20).collect::<String>(),
+                text.len()
+            );
+        }
+    }
     manifest.check().map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(manifest)
 }
@@ -379,9 +403,11 @@ pub(super) fn embed_manifest(
     let target = out.unwrap_or(module);
     // Written aside and renamed into place: the component is never half-written.
     let aside = target.with_extension("wasm.partial");
-    std::fs::write(&aside, &embedded)
-        .and_then(|()| std::fs::rename(&aside, target))
-        .with_context(|| format!("cannot write {}", target.display()))?;
+    if let Err(e) = std::fs::write(&aside, &embedded).and_then(|()| std::fs::rename(&aside, target))
+    {
+        let _ = std::fs::remove_file(&aside);
+        return Err(anyhow::Error::new(e).context(format!("cannot write {}", target.display())));
+    }
     println!(
         "embedded the manifest of {} {} ({} bytes) in {}; sha256 {}",
         declared.name,

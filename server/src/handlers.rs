@@ -256,6 +256,31 @@ pub(super) async fn get_dataset(
     )
 }
 
+/// A partner's policy on a dataset granted to it, and the dataset's shape (schema and public
+/// dictionaries, never a row): what explaining or previewing a job needs. Not granted and does
+/// not exist are the same 404.
+async fn partner_view_of_dataset(
+    state: &AppState,
+    caller: &Caller,
+    dataset: &str,
+) -> Result<(Policy, strongroom::dataset::Dataset), Problem> {
+    let detail = super::views::dataset(&state.room, dataset, Some(&caller.party))
+        .await?
+        .ok_or_else(|| Problem::not_found("dataset"))?;
+    let entry = super::views::policies(&state.room, Some(&caller.party))
+        .await?
+        .into_iter()
+        .find(|p| p.dataset == dataset)
+        .ok_or_else(|| Problem::not_found("dataset"))?;
+    let policy =
+        Policy::parse(&entry.policy_toml).map_err(|e| Problem::bad_request(e.to_string()))?;
+    let schema = DatasetSchema::parse_inline(&detail.schema_toml, &detail.name)
+        .map_err(|e| Problem::bad_request(e.to_string()))?;
+    let shape = strongroom::data_at_rest::open::shape_of(&schema)
+        .map_err(|e| Problem::bad_request(e.to_string()))?;
+    Ok((policy, shape))
+}
+
 /// Compile a SQL query against a dataset and see what it would read and release: its template
 /// and plan hashes, its group key's public domains, each number's bounds and, at a cost, its
 /// noise and 95% interval. Nothing runs and nothing is charged.
@@ -282,20 +307,7 @@ pub(super) async fn explain_sql(
             ),
         ));
     }
-    let detail = super::views::dataset(&state.room, &body.dataset, Some(&caller.party))
-        .await?
-        .ok_or_else(|| Problem::not_found("dataset"))?;
-    let policy = super::views::policies(&state.room, Some(&caller.party))
-        .await?
-        .into_iter()
-        .find(|p| p.dataset == body.dataset)
-        .ok_or_else(|| Problem::not_found("dataset"))?;
-    let policy =
-        Policy::parse(&policy.policy_toml).map_err(|e| Problem::bad_request(e.to_string()))?;
-    let schema = DatasetSchema::parse_inline(&detail.schema_toml, &detail.name)
-        .map_err(|e| Problem::bad_request(e.to_string()))?;
-    let shape = strongroom::data_at_rest::open::shape_of(&schema)
-        .map_err(|e| Problem::bad_request(e.to_string()))?;
+    let (policy, shape) = partner_view_of_dataset(&state, &caller, &body.dataset).await?;
     let parameters: Vec<(String, String)> = body.parameters.clone().into_iter().collect();
     let compiled = strongroom_sql::compile(
         &body.sql,
@@ -686,20 +698,7 @@ pub(super) async fn preview_job(
     if mine.is_none() {
         return Err(Problem::not_found("module"));
     }
-    let detail = super::views::dataset(&state.room, &body.dataset, Some(&caller.party))
-        .await?
-        .ok_or_else(|| Problem::not_found("dataset"))?;
-    let entry = super::views::policies(&state.room, Some(&caller.party))
-        .await?
-        .into_iter()
-        .find(|p| p.dataset == body.dataset)
-        .ok_or_else(|| Problem::not_found("dataset"))?;
-    let policy =
-        Policy::parse(&entry.policy_toml).map_err(|e| Problem::bad_request(e.to_string()))?;
-    let schema = DatasetSchema::parse_inline(&detail.schema_toml, &detail.name)
-        .map_err(|e| Problem::bad_request(e.to_string()))?;
-    let shape = strongroom::data_at_rest::open::shape_of(&schema)
-        .map_err(|e| Problem::bad_request(e.to_string()))?;
+    let (policy, shape) = partner_view_of_dataset(&state, &caller, &body.dataset).await?;
     let cost_nano =
         parse_nano(&body.cost).map_err(|e| Problem::bad_request(format!("cost: {e}")))?;
     let module = stored_module(&state, &sha256).await?;

@@ -748,6 +748,13 @@ fn a_manifest_written_in_toml_is_the_one_the_sdk_embeds() {
             "unknown field",
         ),
         (base.replace("upper = 3000.0", "upper = -1.0"), "bounds"),
+        (
+            base.replace(
+                "name = \"spend\"",
+                &format!("name = \"{}\"", "s".repeat(70_000)),
+            ),
+            "at most 4096",
+        ),
     ] {
         let bad = dir.join("bad.toml");
         std::fs::write(&bad, change).expect("write");

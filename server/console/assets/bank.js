@@ -2,7 +2,7 @@
 
 import { api } from "./api.js";
 import { h, page, table, facts, message, field, num, short } from "./dom.js";
-import { resultView } from "./results.js";
+import { resultView, jobFacts } from "./results.js";
 
 /** Jobs waiting for the bank's decision. */
 export async function heldPage() {
@@ -30,16 +30,9 @@ export async function bankJobsPage() {
 export async function bankJobPage(id) {
   const j = await api("GET", `/v1/jobs/${encodeURIComponent(id)}`);
   const content = [
+    jobFacts(j, [["partner", j.partner]]),
     facts([
-      ["partner", j.partner],
-      ["dataset", j.dataset],
-      ["module", h("a", { href: `#/modules/${j.module_sha256}` }, h("code", null, j.module_sha256))],
-      ["cost", j.cost],
-      ["parameters", Object.entries(j.parameters).map(([k, v]) => `${k} = ${v}`).join(", ") || "none"],
-      ["state", j.state],
-      ["status", j.status || "–"],
       ["outcome", j.outcome || "–"],
-      ["submitted", j.submitted_at],
       ["finished", j.finished_at || "–"],
     ]),
   ];

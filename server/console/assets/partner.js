@@ -2,7 +2,7 @@
 
 import { api } from "./api.js";
 import { h, page, table, facts, message, field, num, short } from "./dom.js";
-import { resultView } from "./results.js";
+import { resultView, jobFacts } from "./results.js";
 
 /** The partner's jobs. */
 export async function partnerJobsPage() {
@@ -24,16 +24,8 @@ export async function partnerJobPage(id) {
   clearTimeout(refresh);
   const j = await api("GET", `/v1/jobs/${encodeURIComponent(id)}`);
   const content = [
-    facts([
-      ["dataset", j.dataset],
-      ["module", h("a", { href: `#/modules/${j.module_sha256}` }, h("code", null, j.module_sha256))],
-      ["cost", j.cost],
-      ["parameters", Object.entries(j.parameters).map(([k, v]) => `${k} = ${v}`).join(", ") || "none"],
-      ["state", j.state],
-      ["status", j.status || "–"],
-      ["submitted", j.submitted_at],
-      ["visible from", j.release_at || "–"],
-    ]),
+    jobFacts(j),
+    facts([["visible from", j.release_at || "–"]]),
   ];
   if (j.error) content.push(message(`Refused: ${j.error}`, "error"));
   if (j.state === "queued" || j.state === "running") {

@@ -2,7 +2,21 @@
 // values, each with the 95% interval the noise gives (the noise's distribution is public, so
 // the interval is exact), and the receipt to download.
 
-import { h, table, chart, num, download } from "./dom.js";
+import { h, table, chart, num, download, facts } from "./dom.js";
+
+/** What any view of a job says about it (the bank's view adds its own fields to `extra`). */
+export function jobFacts(j, extra = []) {
+  return facts([
+    ...extra,
+    ["dataset", j.dataset],
+    ["module", h("a", { href: `#/modules/${j.module_sha256}` }, h("code", null, j.module_sha256))],
+    ["cost", j.cost],
+    ["parameters", Object.entries(j.parameters).map(([k, v]) => `${k} = ${v}`).join(", ") || "none"],
+    ["state", j.state],
+    ["status", j.status || "–"],
+    ["submitted", j.submitted_at],
+  ]);
+}
 
 function explanation(result) {
   const level = Math.round((result.confidence ?? 0.95) * 100);

@@ -102,8 +102,8 @@ async fn login(
             .into_response(),
         None => Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "too_many_sessions",
-            "too many browser sessions are open; retry later",
+            "no_session",
+            "the server cannot open another browser session now (too many are open); retry in a few minutes",
         )
         .into_response(),
     }
