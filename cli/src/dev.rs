@@ -16,7 +16,7 @@ use strongroom::dataset::schema::DatasetSchema;
 use strongroom::guest_boundary::cache::ModuleCache;
 use strongroom::guest_boundary::sandbox::EngineSettings;
 use strongroom::guest_boundary::vetting::DEFAULT_MAX_MODULE_BYTES;
-use strongroom::guest_boundary::{RunContext, RunLimits, RunReport, Sandbox, vet};
+use strongroom::guest_boundary::{RunContext, RunReport, Sandbox, vet};
 use strongroom::output_gate::forecast::MetricForecast;
 use strongroom::output_gate::mechanism::parse_nano;
 use strongroom::output_gate::sampling::SystemRandomBytes;
@@ -192,7 +192,7 @@ fn dev_run(args: DevRunArgs) -> anyhow::Result<ExitCode> {
         Arc::clone(&dataset),
         manifest.clone(),
         mode,
-        RunLimits::default(),
+        prepared.module.toolchain.limits(),
         seed,
     )?
     .with_parameters(&parameters)

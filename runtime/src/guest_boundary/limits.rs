@@ -45,7 +45,7 @@ impl Default for RunLimits {
             unit_deadline: Duration::from_secs(1),
             max_memory_bytes: 64 << 20,
             max_table_elements: 20_000,
-            max_instances: 16,
+            max_instances: 64,
             max_tables: 8,
             max_memories: 4,
             max_hostcall_bytes: 16 << 20,

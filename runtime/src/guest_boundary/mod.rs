@@ -8,6 +8,7 @@
 //! - `partial_wire.rs`: a partial as canonical, versioned bytes, to leave the machine and come back;
 //! - `cache.rs`: compiled modules, authenticated before they are loaded;
 //! - `limits.rs`, `outcome.rs`: per-run limits and typed outcomes;
+//! - `toolchain.rs`: the toolchain a module says built it, and the limits that fit it;
 //! - `run_keys.rs`: independent keys for each random thing in a run, from its seed.
 
 pub mod cache;
@@ -19,6 +20,7 @@ pub mod outcome;
 pub mod partial_wire;
 pub mod run_keys;
 pub mod sandbox;
+pub mod toolchain;
 pub mod vetting;
 pub mod wasi;
 

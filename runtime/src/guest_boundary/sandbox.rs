@@ -126,11 +126,12 @@ fn engine_config(settings: &EngineSettings, page_scan: bool, metering: Metering)
     let mut pool = PoolingAllocationConfig::new();
     let n = settings.max_concurrent_instances;
     pool.total_component_instances(n)
-        .total_core_instances(n * 16)
+        .total_core_instances(n * 64)
         .total_memories(n * 4)
         .total_tables(n * 8)
         .total_stacks(n)
-        .max_core_instances_per_component(16)
+        // componentize-py links CPython from 38 core instances.
+        .max_core_instances_per_component(64)
         .max_memories_per_component(4)
         .max_tables_per_component(8)
         .max_memories_per_module(1)

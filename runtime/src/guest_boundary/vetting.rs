@@ -7,12 +7,17 @@
 
 use ring::digest;
 use wasmparser::component_types::{ComponentEntityType, ComponentInstanceType, ComponentItem};
-use wasmparser::{Encoding, Parser, Payload, Validator, WasmFeatures};
+use wasmparser::{Encoding, KnownCustom, Parser, Payload, Validator, WasmFeatures};
 
 use strongroom_contract::manifest::{Manifest, ManifestError, SECTION};
 
-/// Default cap on a module's size.
-pub const DEFAULT_MAX_MODULE_BYTES: usize = 16 * 1024 * 1024;
+use super::toolchain::{COMPONENTIZE_PY_EXPORT, COMPONENTIZE_PY_INIT, Toolchain};
+
+/// Default cap on a module's size: a Python module (CPython and its standard library, snapshotted
+/// by componentize-py) is about 19 MB, a JavaScript one about 12 MB, a Rust one well under 1 MB.
+/// A bank may set a lower cap per policy (`[limits] max_module_bytes`) and the service another
+/// room-wide one (`strongroom serve --max-module-bytes`).
+pub const DEFAULT_MAX_MODULE_BYTES: usize = 32 * 1024 * 1024;
 
 /// The WebAssembly features a module may use: WebAssembly 2.0 (with SIMD) and the component
 /// model. Everything else (memory64, multi-memory, threads, tail calls, relaxed SIMD, GC,
@@ -162,6 +167,8 @@ pub struct VettedModule {
     pub functions: Vec<String>,
     /// The version of the world it was built against.
     pub abi: Abi,
+    /// The toolchain the module says built it (its limits follow from it).
+    pub toolchain: Toolchain,
 }
 
 impl VettedModule {
@@ -233,6 +240,7 @@ pub fn vet(bytes: &[u8], max_module_bytes: usize) -> Result<VettedModule, Vettin
     let mut imports = Vec::new();
     let mut exports = Vec::new();
     let mut manifests = Vec::new();
+    let (mut processed_by, mut languages) = (Vec::new(), Vec::new());
     for payload in Parser::new(0).parse_all(bytes) {
         let payload = payload.map_err(|e| VettingError::Invalid(e.to_string()))?;
         match payload {
@@ -264,6 +272,26 @@ pub fn vet(bytes: &[u8], max_module_bytes: usize) -> Result<VettedModule, Vettin
                     )));
                 }
                 manifests.push(reader.data().to_vec());
+            }
+            Payload::CustomSection(reader) => {
+                // Which toolchain built it (limits follow); an unreadable producers section
+                // claims nothing.
+                if let KnownCustom::Producers(fields) = reader.as_known() {
+                    for field in fields.into_iter().flatten() {
+                        let into = match field.name {
+                            "processed-by" => &mut processed_by,
+                            "language" => &mut languages,
+                            _ => continue,
+                        };
+                        into.extend(
+                            field
+                                .values
+                                .into_iter()
+                                .flatten()
+                                .map(|v| v.name.to_string()),
+                        );
+                    }
+                }
             }
             _ => {}
         }
@@ -312,6 +340,14 @@ pub fn vet(bytes: &[u8], max_module_bytes: usize) -> Result<VettedModule, Vettin
             exports.join(", ")
         }));
     }
+    // componentize-py leaves its pre-initialisation interface exported: exactly that shape is
+    // known, and the room never calls anything but `run`.
+    let componentize_py =
+        exports.iter().any(|e| e == COMPONENTIZE_PY_EXPORT) && is_componentize_py_init(&types);
+    let toolchain = Toolchain::detect(componentize_py, &processed_by, &languages);
+    if componentize_py {
+        exports.retain(|e| e != COMPONENTIZE_PY_EXPORT);
+    }
     if let Some(extra) = exports.iter().find(|e| e.as_str() != "run") {
         return Err(VettingError::UnexpectedExport(extra.clone()));
     }
@@ -338,7 +374,31 @@ pub fn vet(bytes: &[u8], max_module_bytes: usize) -> Result<VettedModule, Vettin
         imports,
         functions,
         abi,
+        toolchain,
     })
+}
+
+/// Whether the component's `exports` export is componentize-py's pre-initialisation interface:
+/// an instance with one function, `init`, and nothing else.
+fn is_componentize_py_init(types: &wasmparser::types::Types) -> bool {
+    let Some(ComponentItem {
+        ty: ComponentEntityType::Instance(id),
+        ..
+    }) = types.component_item_for_export(COMPONENTIZE_PY_EXPORT)
+    else {
+        return false;
+    };
+    let instance: &ComponentInstanceType = &types[*id];
+    let functions: Vec<&str> = instance
+        .exports
+        .iter()
+        .filter(|(_, item)| !matches!(item.ty, ComponentEntityType::Type { .. }))
+        .map(|(name, item)| match item.ty {
+            ComponentEntityType::Func(_) => name.as_str(),
+            _ => "",
+        })
+        .collect();
+    functions == [COMPONENTIZE_PY_INIT]
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use crate::dataset::audience::AudienceList;
 use crate::group_commit::Pending;
 use crate::guest_boundary::executor::LocalPool;
 use crate::guest_boundary::vetting::DEFAULT_MAX_MODULE_BYTES;
-use crate::guest_boundary::{PreparedModule, RunContext, RunLimits, RunReport, Sandbox, vet};
+use crate::guest_boundary::{PreparedModule, RunContext, RunReport, Sandbox, VettingError, vet};
 use crate::output_gate::ledger::{Charge, LedgerError, PrivacyLedger};
 use crate::output_gate::mechanism::{self, NoisePlan, format_nano};
 use crate::output_gate::release::{self, ReleasedTable};
@@ -717,9 +717,20 @@ async fn admit<'r>(
         .ok()
         .and_then(|hash| sandbox.prepared(&hash));
     let vetting = std::time::Instant::now();
+    // The policy may cap module size below the room's cap.
+    let max_module_bytes = policy
+        .limits
+        .max_module_bytes
+        .map_or(DEFAULT_MAX_MODULE_BYTES, |m| {
+            usize::try_from(m).unwrap_or(usize::MAX)
+        });
     let vetted = match &known {
+        _ if request.module.len() > max_module_bytes => Err(VettingError::TooLarge {
+            size: request.module.len(),
+            max: max_module_bytes,
+        }),
         Some(prepared) => Ok(prepared.module.clone()),
-        None => vet(request.module, DEFAULT_MAX_MODULE_BYTES),
+        None => vet(request.module, max_module_bytes),
     };
     let mut prepare_time = match known {
         Some(_) => std::time::Duration::ZERO,
@@ -852,7 +863,8 @@ async fn admit<'r>(
         Arc::clone(request.dataset.shape()),
         manifest.clone(),
         manifest.mode,
-        RunLimits::default(),
+        // The module's toolchain sets the defaults, the bank's policy has the last word.
+        policy.limits.apply(module.toolchain.limits()),
         seed,
     )
     .map_err(|e| JobError::Refused(Refusal::SchemaMismatch(e.to_string())))?

@@ -77,6 +77,45 @@ struct PolicyFile {
     result_delay_seconds: u64,
     #[serde(default)]
     sql: Option<SqlPolicy>,
+    #[serde(default)]
+    limits: PolicyLimits,
+}
+
+/// Resource limits the bank sets for this partner's jobs (`[limits]` in the policy), over the
+/// defaults of the module's toolchain (`guest_boundary::toolchain`). Each is optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyLimits {
+    /// Fuel (about one WebAssembly instruction each) one customer may use in isolated mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fuel_per_customer: Option<u64>,
+    /// Wall-clock limit of one customer (isolated) or one batch (batched), in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit_deadline_ms: Option<u64>,
+    /// Largest module this partner's jobs may run, in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_module_bytes: Option<u64>,
+}
+
+/// The most fuel a policy may give one customer: about 20 seconds of work.
+pub const MAX_FUEL_PER_CUSTOMER: u64 = 20_000_000_000;
+/// The longest unit deadline a policy may set.
+pub const MAX_UNIT_DEADLINE_MS: u64 = 60_000;
+
+impl PolicyLimits {
+    /// `defaults` (the toolchain's) with this policy's limits in place of theirs.
+    pub fn apply(
+        &self,
+        defaults: crate::guest_boundary::RunLimits,
+    ) -> crate::guest_boundary::RunLimits {
+        crate::guest_boundary::RunLimits {
+            fuel_per_entity: self.fuel_per_customer.unwrap_or(defaults.fuel_per_entity),
+            unit_deadline: self
+                .unit_deadline_ms
+                .map_or(defaults.unit_deadline, std::time::Duration::from_millis),
+            ..defaults
+        }
+    }
 }
 
 /// Which SQL queries the partner may run, and through which engine (`[sql]` in the policy).
@@ -196,6 +235,8 @@ pub struct Policy {
     pub result_delay_seconds: u64,
     /// SQL jobs: the engine and which queries; `None` when the partner may not send SQL.
     pub sql: Option<SqlPolicy>,
+    /// Resource limits over the module's toolchain defaults (`[limits]`).
+    pub limits: PolicyLimits,
     /// The policy text as the bank wrote it.
     pub text: String,
     /// SHA-256 of the text, hex: the policy's identity in receipts.
@@ -308,6 +349,20 @@ impl Policy {
                 return Err("sql: queries = \"templates\" needs at least one template hash in sql.templates".into());
             }
         }
+        let l = &file.limits;
+        if l.fuel_per_customer
+            .is_some_and(|f| f == 0 || f > MAX_FUEL_PER_CUSTOMER)
+        {
+            return Err(format!("limits.fuel_per_customer: 1 to {MAX_FUEL_PER_CUSTOMER}").into());
+        }
+        if l.unit_deadline_ms
+            .is_some_and(|d| d == 0 || d > MAX_UNIT_DEADLINE_MS)
+        {
+            return Err(format!("limits.unit_deadline_ms: 1 to {MAX_UNIT_DEADLINE_MS}").into());
+        }
+        if l.max_module_bytes == Some(0) {
+            return Err("limits.max_module_bytes must be at least 1".into());
+        }
         let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
         Ok(Policy {
             partner: file.partner,
@@ -328,6 +383,7 @@ impl Policy {
             max_jobs_per_day: file.max_jobs_per_day,
             allow_unnoised: file.allow_unnoised,
             result_delay_seconds: file.result_delay_seconds,
+            limits: file.limits,
             sql: file.sql,
             text: text.to_string(),
             sha256: hex::encode(digest.as_ref()),

@@ -1,0 +1,22 @@
+"""What a module may ask the room about the data: public dictionaries and the job's parameters
+(never values). Calls into the room, so only inside a module."""
+
+from __future__ import annotations
+
+
+def dictionary(table: str, column: str) -> list[str]:
+    """The public dictionary of a category column the query reads: member `i` is what index `i`
+    means."""
+    from wit_world.imports import schema
+    return schema.dictionary(table, column)
+
+
+def parameters() -> dict[str, str]:
+    """The job's parameters as the partner submitted them."""
+    from wit_world.imports import schema
+    return dict(schema.parameters())
+
+
+def parameter(name: str, default: str | None = None) -> str | None:
+    """One of the job's parameters, or `default`."""
+    return parameters().get(name, default)
