@@ -290,16 +290,19 @@ export class FixedPoint {
     this.upper = asI64(roundHalfAwayFromZero(upper * scale));
     this.lowerF = Number(this.lower);
     this.upperF = Number(this.upper);
+    // What `bound` returns for a clamped value: a Number when exact, as for any other value.
+    this.lowerOut = Number.isSafeInteger(this.lowerF) ? this.lowerF : this.lower;
+    this.upperOut = Number.isSafeInteger(this.upperF) ? this.upperF : this.upper;
   }
   /** `value` in fixed point (a Number when exact, else a BigInt), and whether it was clamped. */
   bound(value) {
     const y = value * this.scale;
-    if (y === Infinity) return [this.upper, true];
-    if (y === -Infinity) return [this.lower, true];
+    if (y === Infinity) return [this.upperOut, true];
+    if (y === -Infinity) return [this.lowerOut, true];
     const fixed = roundHalfAwayFromZero(y);
-    if (fixed < this.lowerF) return [this.lower, true];
-    if (fixed > this.upperF) return [this.upper, true];
-    return [fixed, false];
+    if (fixed < this.lowerF) return [this.lowerOut, true];
+    if (fixed > this.upperF) return [this.upperOut, true];
+    return [Number.isSafeInteger(fixed) ? fixed : BigInt(fixed), false];
   }
 }
 

@@ -5,18 +5,7 @@
 // gives the contract's types, so the rest of the package runs anywhere.
 
 import { QueryError, runEntities, startsOf } from "./index.js";
-
-/** A failure as the bank reads it: the error and where in the partner's code it was thrown. */
-export function errorText(e) {
-  if (e instanceof QueryError) return e.message;
-  const name = e?.name ?? "Error";
-  const message = e?.message ?? String(e);
-  const where = String(e?.stack ?? "")
-    .split("\n")
-    .map((l) => l.trim())
-    .find((l) => l && !l.includes("strongroom-guest") && /:\d+:\d+/.test(l));
-  return where ? `${name}: ${message} (at ${where.replace(/^at\s+/, "")})` : `${name}: ${message}`;
-}
+import { errorText } from "./world-text.js";
 
 /** The world's `run` for `query`. */
 export function exportRun(query) {

@@ -561,6 +561,11 @@ pub(super) fn inspect(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
             "module_sha256": module.hash_hex(), "size": module.bytes.len(), "name": m.name, "version": m.version,
             "mode": m.mode, "max_groups_per_entity": m.max_groups_per_entity, "reads": reads, "metrics": metrics,
             "imports": module.imports, "functions": module.functions,
+            "toolchain": module.toolchain.name(),
+            "limits": {
+                "fuel_per_customer": module.toolchain.limits().fuel_per_entity,
+                "unit_deadline_ms": module.toolchain.limits().unit_deadline.as_millis() as u64,
+            },
         });
         println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(ExitCode::SUCCESS);
@@ -573,6 +578,13 @@ pub(super) fn inspect(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
     );
     println!("sha256   {}", module.hash_hex());
     println!("mode     {}", m.mode);
+    let limits = module.toolchain.limits();
+    println!(
+        "toolchain {}: {} fuel per customer, {} s per customer (the toolchain's defaults; a policy's [limits] may change them)",
+        module.toolchain,
+        number(limits.fuel_per_entity as f64, 0),
+        limits.unit_deadline.as_secs_f64()
+    );
     println!(
         "max groups per entity, per metric: {}",
         m.max_groups_per_entity
@@ -596,20 +608,30 @@ pub(super) fn inspect(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
             strongroom_contract::manifest::MetricKind::Count
             | strongroom_contract::manifest::MetricKind::Distinct => String::new(),
             _ => format!(
-                ", values in [{}, {}], {} decimals",
-                x.lower, x.upper, x.decimals
+                ", values in [{}, {}], {} decimals{}",
+                x.lower,
+                x.upper,
+                x.decimals,
+                default_mark(x.decimals == 2)
             ),
         };
         println!(
-            "  {} = {} by ({}){values}, up to {} per group per entity",
+            "  {} = {} by ({}){values}, up to {} per group per entity{}",
             x.name,
             x.kind,
             key.join(", "),
-            x.max_contributions_per_group
+            x.max_contributions_per_group,
+            default_mark(x.max_contributions_per_group == 1)
         );
     }
     println!("imports  {}", module.imports.join(", "));
     Ok(ExitCode::SUCCESS)
+}
+
+/// Marks a value that is the manifest format's default (docs/formats/manifest.md), which the
+/// SDKs write when a module does not say.
+fn default_mark(is_default: bool) -> &'static str {
+    if is_default { " (the default)" } else { "" }
 }
 
 /// `demo-data --schema`: random sample data that fits a bank's schema.
