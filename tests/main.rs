@@ -23,4 +23,5 @@ mod sdk_checks;
 mod sealed_data;
 mod service_api;
 mod sql_queries;
+mod toolchain_limits;
 mod vetting;

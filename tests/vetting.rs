@@ -268,3 +268,57 @@ fn table_growth_hits_the_table_limit_and_the_host_keeps_serving() {
         Outcome::Completed
     );
 }
+
+/// `component` with one more export: an instance named `exports` holding `functions` (each the
+/// same lifted function), as componentize-py leaves its pre-initialisation interface.
+fn with_exports_instance(functions: &[&str]) -> Vec<u8> {
+    let section = format!(
+        "(@custom \"strongroom-manifest\" \"{}\")",
+        wat_bytes(&manifest_bytes())
+    );
+    let exports: String = functions
+        .iter()
+        .map(|f| format!("(export \"{f}\" (func $f))"))
+        .collect();
+    let text = format!(
+        r#"(component
+  (core module $m
+    {OK_BODY}
+    {section}
+  )
+  (core instance $i (instantiate $m))
+  (func (export "run") (result (result (error string)))
+    (canon lift (core func $i "run") (memory (core memory $i "memory"))))
+  (func $f (result (result (error string)))
+    (canon lift (core func $i "run") (memory (core memory $i "memory"))))
+  (instance $e {exports})
+  (export "exports" (instance $e))
+)"#
+    );
+    wat::parse_str(&text)
+        .unwrap_or_else(|e| panic!("test component does not assemble: {e}\n{text}"))
+}
+
+#[test]
+fn componentize_pys_leftover_export_is_accepted_only_in_its_exact_shape() {
+    use strongroom::guest_boundary::toolchain::Toolchain;
+    let module = vet(&with_exports_instance(&["init"]), CAP).expect("accepted");
+    assert_eq!(module.toolchain, Toolchain::Python);
+    // Anything more, or another name, is an export outside the world, as before.
+    for functions in [&["init", "steal"][..], &["setup"][..], &[][..]] {
+        assert_eq!(
+            vet(&with_exports_instance(functions), CAP).err(),
+            Some(VettingError::UnexpectedExport("exports".into())),
+            "{functions:?}"
+        );
+    }
+    // A plain module is not taken for a Python one.
+    let plain = vet(&component(OK_BODY, Some(&manifest_bytes()), "run"), CAP).expect("accepted");
+    assert_eq!(plain.toolchain, Toolchain::Other);
+    assert_eq!(
+        vet(&example("spend-by-category"), CAP)
+            .expect("accepted")
+            .toolchain,
+        Toolchain::Rust
+    );
+}

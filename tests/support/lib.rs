@@ -74,7 +74,11 @@ pub fn sandbox() -> &'static Sandbox {
 
 /// Vets and prepares module bytes, panicking with the vetting error if refused.
 pub fn prepare(bytes: &[u8]) -> PreparedModule {
-    let module = vet(bytes, 16 << 20).unwrap_or_else(|e| panic!("module refused: {e}"));
+    let module = vet(
+        bytes,
+        strongroom::guest_boundary::vetting::DEFAULT_MAX_MODULE_BYTES,
+    )
+    .unwrap_or_else(|e| panic!("module refused: {e}"));
     sandbox().prepare(module, None).expect("module compiles")
 }
 
