@@ -9,7 +9,9 @@
 //! - [`manifest`]: the `strongroom-manifest` custom section, with its one encoder (for the SDK,
 //!   at compile time) and its one decoder (for the host, trusting nothing);
 //! - [`toolchain`] (feature `build`): building modules for the world's target, `wasm32-wasip2`,
-//!   from a Cargo workspace (the CLI's `dev build` and demo, and the tests' build script).
+//!   from a Cargo workspace (the CLI's `dev build` and demo, and the tests' build script), and
+//!   [`guest_languages`]: query modules in Python and JavaScript, built with this repository's
+//!   SDKs and the registries' toolchains (the tests and benchmarks).
 //!
 //! The crate has no I/O and, without features, no dependency beyond `thiserror`.
 #![deny(unsafe_code)]
@@ -24,3 +26,6 @@ pub mod host;
 
 #[cfg(feature = "build")]
 pub mod toolchain;
+
+#[cfg(feature = "build")]
+pub mod guest_languages;

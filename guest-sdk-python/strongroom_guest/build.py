@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -77,17 +78,26 @@ def _tool(name: str, given: str | None, env: str) -> str:
     raise BuildError(f"{name} not found: put it on PATH or name it with {env}=PATH")
 
 
+_CAUSE = re.compile(r"^(?:[A-Za-z_][\w]*\.)*([A-Za-z_]\w*(?:Error|Exception|Changed)): (.*)$")
+
+
 def _run(step: str, argv: list[str]) -> None:
     done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if done.returncode != 0:
-        lines = [l for l in done.stdout.strip().splitlines() if l.strip()]
-        detail = lines[-1] if lines else f"exit status {done.returncode}"
+        lines = [l.strip() for l in done.stdout.strip().splitlines() if l.strip()]
+        # A Python exception raised while the query was imported or warmed: its last line says
+        # what to fix; the toolchain's traceback around it does not.
+        causes = [m for m in map(_CAUSE.match, lines) if m and m.group(1) != "AssertionError"]
+        if causes:
+            name, message = causes[-1].groups()
+            raise BuildError(f"{step} failed: {name}: {message}")
         sys.stderr.write(done.stdout)
+        detail = lines[-1] if lines else f"exit status {done.returncode}"
         raise BuildError(f"{step} failed: {detail}")
 
 
 def build(query_file: Path, out: Path, strongroom: str | None = None, manifest_out: Path | None = None,
-          quiet: bool = False) -> Query:
+          quiet: bool = False, warm: bool = True) -> Query:
     query_file = query_file.resolve()
     attr, query = find_query(query_file)
     componentize = _tool("componentize-py", None, "COMPONENTIZE_PY")
@@ -103,10 +113,14 @@ def build(query_file: Path, out: Path, strongroom: str | None = None, manifest_o
         shutil.copytree(_PACKAGE, tmp / "strongroom_guest",
                         ignore=shutil.ignore_patterns("__pycache__", "build.py", "wit"))
         entry = tmp / "strongroom_entry.py"
+        # Warming runs in the snapshot's interpreter (warm.py); a failure there fails the build
+        # with its message, which componentize-py prints last.
         entry.write_text(
             f"import {query_file.stem} as _query\n"
             "from strongroom_guest.world import make_world\n"
-            f"WitWorld = make_world(_query.{attr})\n")
+            f"WitWorld = make_world(_query.{attr})\n"
+            + ("from strongroom_guest.warm import warm as _warm\n"
+               f"_warm(_query.{attr}, _query)\n" if warm else ""))
         bare = tmp / "bare.wasm"
         say(f"componentize-py: building {query_file.name} (a minute or so)")
         argv = [componentize, "-d", str(_PACKAGE / "wit"), "-w", "query", "componentize",
@@ -133,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--strongroom", help="the strongroom command (default: on PATH, or $STRONGROOM)")
     b.add_argument("--manifest-out", type=Path, help="also write the manifest as TOML here")
     b.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    b.add_argument("--no-warm", action="store_true",
+                   help="do not run the query on made-up rows before the snapshot (docs/guest-python.md)")
     m = sub.add_parser("manifest", help="print QUERY.py's manifest as TOML")
     m.add_argument("query", type=Path)
     args = parser.parse_args(argv)
@@ -142,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout.write(query.to_toml())
             return 0
         out = args.out or args.query.with_suffix(".wasm")
-        build(args.query, out, args.strongroom, args.manifest_out, args.quiet)
+        build(args.query, out, args.strongroom, args.manifest_out, args.quiet, not args.no_warm)
         return 0
     except BuildError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -3,18 +3,28 @@
 
 from __future__ import annotations
 
+from .cells import QueryError
+
+#: True while the build warms the interpreter (`warm.py`): the room is not there to ask.
+WARMING = False
+
+
+def _room(what: str):
+    if WARMING:
+        raise QueryError(f"{what}: the room answers only when the module runs")
+    from wit_world.imports import schema
+    return schema
+
 
 def dictionary(table: str, column: str) -> list[str]:
     """The public dictionary of a category column the query reads: member `i` is what index `i`
     means."""
-    from wit_world.imports import schema
-    return schema.dictionary(table, column)
+    return _room("dictionary").dictionary(table, column)
 
 
 def parameters() -> dict[str, str]:
     """The job's parameters as the partner submitted them."""
-    from wit_world.imports import schema
-    return dict(schema.parameters())
+    return dict(_room("parameters").parameters())
 
 
 def parameter(name: str, default: str | None = None) -> str | None:

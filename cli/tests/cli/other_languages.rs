@@ -15,6 +15,7 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 use serde_json::Value;
+use strongroom_contract::guest_languages::GuestLanguages;
 
 const PASSPHRASE: &str = "other languages";
 
@@ -57,75 +58,18 @@ fn unavailable(what: &str) {
     eprintln!("skipped: {what}");
 }
 
-/// Runs a setup command; its output on failure.
-fn setup(what: &str, command: &mut Command) -> Result<(), String> {
-    match command.output() {
-        Ok(out) if out.status.success() => Ok(()),
-        Ok(out) => Err(format!(
-            "{what} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )),
-        Err(e) => Err(format!("{what}: {e}")),
-    }
-}
-
-/// The two SDKs, installed with their toolchains.
-struct Toolchains {
-    /// The Python SDK's build command, in its virtual environment.
-    python_build: PathBuf,
-    /// The virtual environment's Python (for the SDK's own tests).
-    python: PathBuf,
-}
-
-fn install() -> Result<Toolchains, String> {
-    let root = repo();
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("guest-toolchains");
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    // Python: a virtual environment with the SDK (editable, so the tests build with this
-    // checkout's SDK) and componentize-py from PyPI.
-    let venv = dir.join("python");
-    let python = venv.join("bin/python");
-    let python_build = venv.join("bin/strongroom-guest");
-    if !python.exists() {
-        setup(
-            "python3 -m venv",
-            Command::new("python3").args(["-m", "venv", p(&venv)]),
-        )?;
-    }
-    setup(
-        "pip install guest-sdk-python",
-        Command::new(&python)
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "-e",
-            ])
-            .arg(root.join("guest-sdk-python")),
-    )?;
-    // JavaScript: the SDK's dependencies (componentize-js, rolldown), and the examples' link
-    // to the SDK, from their lock files.
-    for package in ["guest-sdk-js", "examples/javascript"] {
-        setup(
-            &format!("npm ci in {package}"),
-            Command::new("npm")
-                .args(["ci", "--silent", "--no-audit", "--no-fund"])
-                .current_dir(root.join(package)),
-        )?;
-    }
-    Ok(Toolchains {
-        python_build,
-        python,
-    })
-}
-
-/// The toolchains, installed once per test run; `None` (after saying why) when they cannot be.
-fn toolchains() -> Option<&'static Toolchains> {
-    static ONCE: OnceLock<Result<Toolchains, String>> = OnceLock::new();
-    match ONCE.get_or_init(install) {
+/// The toolchains, installed once per test run into this test's target directory; `None`
+/// (after saying why) when they cannot be.
+fn toolchains() -> Option<&'static GuestLanguages> {
+    static ONCE: OnceLock<Result<GuestLanguages, String>> = OnceLock::new();
+    let installed = ONCE.get_or_init(|| {
+        GuestLanguages::install(
+            &repo(),
+            &PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("guest-toolchains"),
+        )
+        .map_err(|e| e.to_string())
+    });
+    match installed {
         Ok(t) => Some(t),
         Err(e) => {
             unavailable(&format!("the Python and JavaScript toolchains: {e}"));
@@ -134,24 +78,16 @@ fn toolchains() -> Option<&'static Toolchains> {
     }
 }
 
-/// Builds a Python query with the SDK's build command.
-fn build_python(t: &Toolchains, query: &Path, out: &Path) -> Output {
-    Command::new(&t.python_build)
-        .args(["build", p(query), "-o", p(out), "-q"])
-        .env("STRONGROOM", env!("CARGO_BIN_EXE_strongroom"))
-        .output()
-        .expect("strongroom-guest runs")
+fn strongroom_bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_strongroom"))
 }
 
-/// Builds a JavaScript query with the SDK's build command, resolving `strongroom-guest` from
-/// `project` (a directory whose node_modules has it, as a partner's project does).
-fn build_js(query: &Path, out: &Path) -> Output {
-    Command::new("node")
-        .arg(repo().join("guest-sdk-js/build.js"))
-        .args(["build", p(query), "-o", p(out), "-q"])
-        .env("STRONGROOM", env!("CARGO_BIN_EXE_strongroom"))
-        .output()
-        .expect("node runs")
+fn build_python(t: &GuestLanguages, query: &Path, out: &Path) -> Output {
+    t.build_python(query, out, strongroom_bin()).expect("build")
+}
+
+fn build_js(t: &GuestLanguages, query: &Path, out: &Path) -> Output {
+    t.build_js(query, out, strongroom_bin()).expect("build")
 }
 
 fn built(what: &str, out: Output) {
@@ -292,7 +228,10 @@ fn python_and_javascript_modules_give_the_rust_modules_exact_aggregates_in_a_roo
             build_python(t, &examples.join("python").join(python), &py_out),
         );
         let js_out = tmp.path().join(format!("{rust}-js.wasm"));
-        built(js, build_js(&examples.join("javascript").join(js), &js_out));
+        built(
+            js,
+            build_js(t, &examples.join("javascript").join(js), &js_out),
+        );
 
         // The manifest each SDK embedded is the Rust module's, byte for byte as decoded.
         let inspect = |module: &Path| -> Value {
@@ -408,7 +347,7 @@ export const query = new Query({
     let py = dir.join("failing-py.wasm");
     built("failing.py", build_python(t, &dir.join("failing.py"), &py));
     let js = dir.join("failing-js.wasm");
-    built("failing.js", build_js(&dir.join("failing.js"), &js));
+    built("failing.js", build_js(t, &dir.join("failing.js"), &js));
 
     let data = dir.join("data");
     ok(&["demo-data", "--customers", "60", "--out", p(&data)]);
@@ -517,7 +456,7 @@ fn the_sdks_bound_values_bit_for_bit_as_the_room_does() {
     std::fs::write(&vectors, Value::Array(cases).to_string()).expect("write");
     let root = repo();
     for (what, mut command) in [
-        ("python", Command::new(&t.python)),
+        ("python", Command::new(t.python())),
         ("node", Command::new("node")),
     ] {
         let script = match what {
@@ -549,7 +488,7 @@ fn the_sdks_own_tests_pass_and_a_bad_declaration_stops_the_build_with_one_line()
     for (what, out) in [
         (
             "python -m unittest",
-            Command::new(&t.python)
+            Command::new(t.python())
                 .args(["-m", "unittest", "discover", "-s", "tests", "-q"])
                 .current_dir(root.join("guest-sdk-python"))
                 .output(),
@@ -591,6 +530,30 @@ fn the_sdks_own_tests_pass_and_a_bad_declaration_stops_the_build_with_one_line()
     );
     assert!(!out_wasm.exists(), "nothing written");
 
+    // State kept from one customer to the next would be in the snapshot every customer starts
+    // from: the build refuses it.
+    let stateful = tmp.path().join("stateful.py");
+    std::fs::write(
+        &stateful,
+        "from strongroom_guest import CATEGORY, Metric, Query, Table, rows\n\
+         t = Table('transactions', mcc_group=CATEGORY)\n\
+         N = Metric.count('n', [t.mcc_group])\n\
+         SEEN = []\n\
+         query = Query(name='s', version='1', reads=[t], metrics=[N], max_groups_per_entity=1)\n\
+         @query.run\n\
+         def run():\n    SEEN.append(1)\n",
+    )
+    .expect("write");
+    let out = build_python(t, &stateful, &out_wasm);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let last = stderr.trim().lines().last().unwrap_or_default();
+    assert!(
+        last.contains("run() changed module-level state (SEEN)"),
+        "{stderr}"
+    );
+    assert!(!out_wasm.exists(), "nothing written");
+
     let bad_js = tmp.path().join("bad.js");
     std::fs::write(
         &bad_js,
@@ -602,7 +565,7 @@ fn the_sdks_own_tests_pass_and_a_bad_declaration_stops_the_build_with_one_line()
         ),
     )
     .expect("write");
-    let out = build_js(&bad_js, &out_wasm);
+    let out = build_js(t, &bad_js, &out_wasm);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
@@ -611,4 +574,19 @@ fn the_sdks_own_tests_pass_and_a_bad_declaration_stops_the_build_with_one_line()
         "{stderr}"
     );
     assert!(!out_wasm.exists(), "nothing written");
+}
+
+#[test]
+fn the_sdks_carry_the_contracts_world_unchanged() {
+    let root = repo();
+    let world = std::fs::read(root.join("contract/wit/0.2/query.wit")).expect("world");
+    for copy in [
+        "guest-sdk-python/strongroom_guest/wit/query.wit",
+        "guest-sdk-js/wit/query.wit",
+    ] {
+        assert!(
+            std::fs::read(root.join(copy)).expect("copy") == world,
+            "{copy} differs from contract/wit/0.2/query.wit: copy it again"
+        );
+    }
 }

@@ -194,6 +194,12 @@ pub struct PreparedModule {
 }
 
 impl PreparedModule {
+    /// Compiles and links the module for batched runs now rather than at the first batched run
+    /// (benchmarks time preparation apart); false if it does not link.
+    pub fn prepare_batched(&self, sandbox: &Sandbox) -> bool {
+        self.pre(sandbox, Metering::Deadline).is_some()
+    }
+
     /// The module linked for runs metered by `metering`, compiled on first need (a vetted module
     /// compiled for one engine compiles for the other; failing that, the run is a host fault).
     fn pre(&self, sandbox: &Sandbox, metering: Metering) -> Option<&Pre> {

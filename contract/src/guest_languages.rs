@@ -1,0 +1,124 @@
+//! Building query modules written in Python and JavaScript from source: the SDKs of this
+//! repository (`guest-sdk-python`, `guest-sdk-js`) with the registries' toolchains
+//! (componentize-py from PyPI, componentize-js from npm), installed into a directory the caller
+//! names. The tests and the benchmarks build the examples this way, as a partner would.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::toolchain::ToolchainError;
+
+/// The Python and JavaScript SDKs, installed with their toolchains.
+#[derive(Debug, Clone)]
+pub struct GuestLanguages {
+    repo: PathBuf,
+    python: PathBuf,
+    python_build: PathBuf,
+}
+
+fn setup(what: &str, command: &mut Command) -> Result<(), ToolchainError> {
+    match command.output() {
+        Ok(out) if out.status.success() => Ok(()),
+        Ok(out) => Err(format!(
+            "{what} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into()),
+        Err(e) => Err(format!("{what}: {e}").into()),
+    }
+}
+
+impl GuestLanguages {
+    /// Installs both SDKs from the repository at `repo` into `dir`: a Python virtual
+    /// environment with the SDK (editable, so builds use this checkout) and componentize-py, and
+    /// the JavaScript SDK's dependencies and the examples' link to it (`npm ci`, from their
+    /// lock files). Needs `python3` and `npm`, and the registries.
+    pub fn install(repo: &Path, dir: &Path) -> Result<GuestLanguages, ToolchainError> {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let venv = dir.join("python");
+        let python = venv.join("bin").join("python");
+        if !python.exists() {
+            setup(
+                "python3 -m venv",
+                Command::new("python3").arg("-m").arg("venv").arg(&venv),
+            )?;
+        }
+        setup(
+            "pip install guest-sdk-python",
+            Command::new(&python)
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                    "-e",
+                ])
+                .arg(repo.join("guest-sdk-python")),
+        )?;
+        for package in ["guest-sdk-js", "examples/javascript"] {
+            setup(
+                &format!("npm ci in {package}"),
+                Command::new("npm")
+                    .args(["ci", "--silent", "--no-audit", "--no-fund"])
+                    .current_dir(repo.join(package)),
+            )?;
+        }
+        Ok(GuestLanguages {
+            repo: repo.to_path_buf(),
+            python_build: venv.join("bin").join("strongroom-guest"),
+            python,
+        })
+    }
+
+    /// The virtual environment's Python.
+    pub fn python(&self) -> &Path {
+        &self.python
+    }
+
+    /// Builds a Python query (`strongroom-guest build`), with `strongroom` embedding the
+    /// manifest.
+    pub fn build_python(
+        &self,
+        query: &Path,
+        out: &Path,
+        strongroom: &Path,
+    ) -> Result<Output, ToolchainError> {
+        self.run(
+            Command::new(&self.python_build)
+                .arg("build")
+                .arg(query)
+                .arg("-o")
+                .arg(out)
+                .arg("-q")
+                .env("STRONGROOM", strongroom),
+        )
+    }
+
+    /// Builds a JavaScript query (`strongroom-guest-js build`); `strongroom-guest` resolves from
+    /// the query's directory upwards, as in a partner's project.
+    pub fn build_js(
+        &self,
+        query: &Path,
+        out: &Path,
+        strongroom: &Path,
+    ) -> Result<Output, ToolchainError> {
+        self.run(
+            Command::new("node")
+                .arg(self.repo.join("guest-sdk-js").join("build.js"))
+                .arg("build")
+                .arg(query)
+                .arg("-o")
+                .arg(out)
+                .arg("-q")
+                .env("STRONGROOM", strongroom),
+        )
+    }
+
+    fn run(&self, command: &mut Command) -> Result<Output, ToolchainError> {
+        command
+            .output()
+            .map_err(|e| format!("cannot run the build command: {e}").into())
+    }
+}
