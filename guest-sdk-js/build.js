@@ -84,11 +84,12 @@ export async function build(queryFile, out, { strongroom, manifestOut, quiet } =
       entry,
       [
         `import * as schema from "strongroom:query/schema@0.2.0";`,
-        `import { installSchema } from ${JSON.stringify(join(PACKAGE, "index.js"))};`,
+        `import { installSchema, warm } from ${JSON.stringify(join(PACKAGE, "index.js"))};`,
         `import { exportRun } from ${JSON.stringify(join(PACKAGE, "world.js"))};`,
         `import { ${name} as query } from ${JSON.stringify(file)};`,
         `installSchema(schema);`,
         `export const run = exportRun(query);`,
+        process.env.STRONGROOM_GUEST_WARM === "0" ? `` : `warm(query);`,
         ``,
       ].join("\n"),
     );
@@ -115,7 +116,11 @@ export async function build(queryFile, out, { strongroom, manifestOut, quiet } =
         disableFeatures: ["http", "fetch-event"],
       }));
     } catch (e) {
-      throw new BuildError(`componentize-js failed: ${String(e?.message ?? e).split("\n")[0]}`);
+      // An error thrown while the module was evaluated (a declaration, or warming): its own
+      // line says what to fix; the snapshot tool's lines around it do not.
+      const text = String(e?.message ?? e);
+      const cause = text.split("\n").map((l) => l.match(/\b([A-Z]\w*Error): (.+)$/)).find(Boolean);
+      throw new BuildError(`componentize-js failed: ${cause ? `${cause[1]}: ${cause[2]}` : text.split("\n")[0]}`);
     }
     const bare = join(tmp, "bare.wasm");
     writeFileSync(bare, component);

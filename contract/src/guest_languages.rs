@@ -29,6 +29,12 @@ fn setup(what: &str, command: &mut Command) -> Result<(), ToolchainError> {
     }
 }
 
+/// Whether `made` exists and was written after `from` (which exists).
+fn newer(made: &Path, from: &Path) -> bool {
+    let time = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    matches!((time(made), time(from)), (Some(a), Some(b)) if a > b)
+}
+
 impl GuestLanguages {
     /// Installs both SDKs from the repository at `repo` into `dir`: a Python virtual
     /// environment with the SDK (editable, so builds use this checkout) and componentize-py, and
@@ -44,20 +50,44 @@ impl GuestLanguages {
                 Command::new("python3").arg("-m").arg("venv").arg(&venv),
             )?;
         }
-        setup(
-            "pip install guest-sdk-python",
-            Command::new(&python)
-                .args([
-                    "-m",
-                    "pip",
-                    "install",
-                    "--quiet",
-                    "--disable-pip-version-check",
-                    "-e",
-                ])
-                .arg(repo.join("guest-sdk-python")),
-        )?;
+        // Installed before from this checkout's SDK (editable: its code is read in place): only
+        // a changed pyproject.toml, or another checkout's SDK, needs pip again.
+        let python_build = venv.join("bin").join("strongroom-guest");
+        let sdk = repo.join("guest-sdk-python");
+        let installed_here = Command::new(&python)
+            .args([
+                "-c",
+                "import strongroom_guest; print(strongroom_guest.__file__)",
+            ])
+            .output()
+            .is_ok_and(|out| {
+                let at = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+                out.status.success() && at.starts_with(&sdk)
+            });
+        if !installed_here || !newer(&python_build, &sdk.join("pyproject.toml")) {
+            setup(
+                "pip install guest-sdk-python",
+                Command::new(&python)
+                    .args([
+                        "-m",
+                        "pip",
+                        "install",
+                        "--quiet",
+                        "--disable-pip-version-check",
+                        "-e",
+                    ])
+                    .arg(&sdk),
+            )?;
+        }
         for package in ["guest-sdk-js", "examples/javascript"] {
+            // npm records what it installed; the lock file newer than that needs `npm ci`.
+            let dir = repo.join(package);
+            if newer(
+                &dir.join("node_modules").join(".package-lock.json"),
+                &dir.join("package-lock.json"),
+            ) {
+                continue;
+            }
             setup(
                 &format!("npm ci in {package}"),
                 Command::new("npm")
@@ -67,7 +97,7 @@ impl GuestLanguages {
         }
         Ok(GuestLanguages {
             repo: repo.to_path_buf(),
-            python_build: venv.join("bin").join("strongroom-guest"),
+            python_build,
             python,
         })
     }

@@ -158,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout.write(query.to_toml())
             return 0
         out = args.out or args.query.with_suffix(".wasm")
-        build(args.query, out, args.strongroom, args.manifest_out, args.quiet, not args.no_warm)
+        warm = not args.no_warm and os.environ.get("STRONGROOM_GUEST_WARM") != "0"
+        build(args.query, out, args.strongroom, args.manifest_out, args.quiet, warm)
         return 0
     except BuildError as e:
         print(f"error: {e}", file=sys.stderr)

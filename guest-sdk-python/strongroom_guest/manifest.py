@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 import re
 
+from . import cells as _cells
+
 #: Column types, as a module declares them. Python's own `int`, `float` and `bool` work too.
 INT = "int"
 FLOAT = "float"
@@ -186,13 +188,11 @@ class Metric:
     def add(self, key, value=1.0):
         """Contributes `value` to the group `key` (one index per key part) for the current
         customer; bounded here exactly as the room bounds it."""
-        from . import cells
-        cells.add(self, key, value)
+        _cells.add(self, key, value)
 
     def add_one(self, key):
         """Contributes one to a count under `key`."""
-        from . import cells
-        cells.add(self, key, 1.0)
+        _cells.add(self, key, 1.0)
 
     def __repr__(self) -> str:
         return f"Metric({self.name!r}, {self.kind})"

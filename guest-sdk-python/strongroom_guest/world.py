@@ -56,7 +56,7 @@ def make_world(query):
                                                f"table #{t}, for {batch.count} entities")
                     tables.append(([c.value for c in rows.columns], cells.starts_of(rows.row_counts)))
                 out, bounding = cells.run_entities(query, tables, batch.domain_sizes, batch.count)
-            except Exception as e:  # the partner's exception is the module's error text
+            except BaseException as e:  # the partner's exception (even SystemExit) is the error text
                 raise Err(error_text(e)) from None
             entities, metrics, groups, counts, sums = out
             return types.Cells(entities, metrics, groups, counts, sums, types.Bounding(*bounding))

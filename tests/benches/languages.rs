@@ -11,7 +11,9 @@
 //! memory (VmHWM). Every run's exact aggregate must equal the Rust module's in isolated mode.
 //!
 //! `cargo bench -p strongroom-tests --bench languages`
-//! Size: STRONGROOM_BENCH_CUSTOMERS (default 20000, about 400,000 card transactions). The Python
+//! Size: STRONGROOM_BENCH_CUSTOMERS (default 20000, about 400,000 card transactions); some rows
+//! only: STRONGROOM_BENCH_ONLY="Python,Python (empty query)"; the engine's resident part of a
+//! memory slot: STRONGROOM_BENCH_KEEP_RESIDENT_MIB (default 1). The Python
 //! and JavaScript builds embed their manifest with the `strongroom` binary: STRONGROOM=PATH, or
 //! target/release/strongroom, or target/debug/strongroom (`cargo build -p strongroom-cli`).
 
@@ -71,7 +73,14 @@ fn repo() -> PathBuf {
 /// numbers and a digest of the exact aggregate as JSON.
 fn phase(dir: &Path, module: &str, mode: &str) {
     let data = Arc::new(synthetic::generate(customers(), 20.0, 42).dataset());
-    let sandbox = Sandbox::new(&EngineSettings::default()).expect("engine");
+    let mut settings = EngineSettings::default();
+    if let Some(mib) = std::env::var("STRONGROOM_BENCH_KEEP_RESIDENT_MIB")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        settings.keep_resident_bytes = mib << 20;
+    }
+    let sandbox = Sandbox::new(&settings).expect("engine");
     let bytes = std::fs::read(dir.join(module)).expect("module");
     let compiling = Instant::now();
     let vetted = vet(&bytes, DEFAULT_MAX_MODULE_BYTES).expect("vetted");
@@ -293,7 +302,11 @@ fn main() {
         .flat_map(|mode| LANGUAGES.iter().map(move |l| (*mode, *l)))
         .chain(EMPTY.iter().map(|l| ("isolated (empty)", *l)));
     {
+        let only = std::env::var("STRONGROOM_BENCH_ONLY").unwrap_or_default();
         for (mode, (language, module)) in rows {
+            if !only.is_empty() && !only.split(',').any(|o| o == language) {
+                continue;
+            }
             let run_mode = if mode == "batched" {
                 "batched"
             } else {

@@ -574,6 +574,32 @@ fn the_sdks_own_tests_pass_and_a_bad_declaration_stops_the_build_with_one_line()
         "{stderr}"
     );
     assert!(!out_wasm.exists(), "nothing written");
+
+    // JavaScript: results on the same rows that change from call to call are state kept
+    // between customers, refused while warming.
+    let stateful_js = tmp.path().join("stateful.js");
+    std::fs::write(
+        &stateful_js,
+        format!(
+            "import {{ CATEGORY, Metric, Query, Table, rows }} from {:?};\n\
+             const t = new Table('transactions', {{ mcc_group: CATEGORY }});\n\
+             const N = Metric.count('n', [t.column('mcc_group')], {{ maxContributionsPerGroup: 99 }});\n\
+             let calls = 0;\n\
+             export const query = new Query({{ name: 's', version: '1', reads: [t], metrics: [N], \
+             maxGroupsPerEntity: 2, run() {{ calls++; if (calls < 5) for (const r of rows(t)) N.addOne([r.mcc_group]); }} }});\n",
+            p(&root.join("guest-sdk-js/index.js"))
+        ),
+    )
+    .expect("write");
+    let out = build_js(t, &stateful_js, &out_wasm);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("QueryError: run() gave other results for the same rows"),
+        "{stderr}"
+    );
+    assert!(!out_wasm.exists(), "nothing written");
 }
 
 #[test]
