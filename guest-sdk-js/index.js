@@ -397,7 +397,8 @@ export function rows(table) {
   const out = new Array(b - a);
   const names = t.columns.map((c) => c.name);
   for (let r = a; r < b; r++) {
-    const row = {};
+    // No prototype: a column may be named anything, `__proto__` and `constructor` included.
+    const row = Object.create(null);
     for (let c = 0; c < names.length; c++) row[names[c]] = columns[c][r];
     out[r - a] = row;
   }
@@ -414,7 +415,7 @@ export function columns(table) {
   const [cols, starts] = call.tables[i];
   const a = starts[call.entity];
   const b = starts[call.entity + 1];
-  const out = {};
+  const out = Object.create(null);
   t.columns.forEach((c, k) => {
     out[c.name] = cols[k].slice(a, b);
   });

@@ -9,6 +9,7 @@ one contribution per group, a count bounded by [0, 1] (its values are ignored).
 
 from __future__ import annotations
 
+import keyword
 import math
 import re
 
@@ -73,7 +74,10 @@ class Table:
             self.columns.append(c)
         # Rows as tuples with a name per column: cheap to make, read as attributes.
         from collections import namedtuple
-        self.Row = namedtuple(f"{_identifier(name)}_row", [_identifier(c.name) for c in self.columns])
+        fields = [_identifier(c.name) for c in self.columns]
+        if len(set(fields)) != len(fields):
+            raise ManifestError(f"table '{name}': two columns have the same attribute name ({fields})")
+        self.Row = namedtuple(f"{_identifier(name)}_row", fields)
 
     def __getattr__(self, column: str) -> Column:
         for c in self.__dict__.get("columns", ()):
@@ -86,8 +90,13 @@ class Table:
 
 
 def _identifier(name: str) -> str:
+    """An attribute name for a column: Python's keywords get a trailing underscore
+    (`row.class_`), other characters become underscores, and a name that cannot start one
+    gets a `c` in front (`row.c1st`)."""
     ident = re.sub(r"\W", "_", name)
-    return ident if ident and not ident[0].isdigit() else "_" + ident
+    if not ident or not (ident[0].isalpha()):
+        ident = "c" + ident
+    return ident + "_" if keyword.iskeyword(ident) else ident
 
 
 class Enumeration:

@@ -44,6 +44,15 @@ class Declarations(unittest.TestCase):
                 make()
             self.assertIn(says, str(e.exception))
 
+    def test_any_column_name_is_an_attribute(self):
+        t = Table("t", **{"class": int, "a-b": float, "1st": bool})
+        self.assertEqual(t.Row._fields, ("class_", "a_b", "c1st"))
+        self.assertIn('{ name = "class", type = "int" }',
+                      Query(name="q", version="1", reads=[t], max_groups_per_entity=1,
+                            metrics=[Metric.count("c", [Domain.enumeration("e", ["x"])])]).to_toml())
+        with self.assertRaises(ManifestError):
+            Table("t", **{"a-b": int, "a_b": int})
+
     def test_the_manifest_states_every_default(self):
         q = Query(name="q", version="1", reads=[tx], max_groups_per_entity=3,
                   metrics=[Metric.count("c", [tx.mcc_group, Domain.enumeration("band", ["a", "b"])])])
