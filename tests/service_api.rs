@@ -823,6 +823,8 @@ async fn the_bank_reviews_a_module_with_what_changed_since_the_last_approved_ver
     assert_eq!(status, StatusCode::OK, "{first}");
     assert_eq!(first["size"], old.len());
     assert_eq!(first["mode"], "isolated");
+    assert_eq!(first["toolchain"], "rust");
+    assert_eq!(first["fuel_per_customer"], 20_000_000);
     assert_eq!(first["decision"], Value::Null);
     assert_eq!(
         first["previous_approved"],

@@ -620,6 +620,12 @@ pub struct ModuleDetail {
     pub mode: String,
     /// Its size, bytes.
     pub size: u64,
+    /// The toolchain it says built it (`rust`, `python (componentize-py)`,
+    /// `javascript (componentize-js)` or `other`), which sets its default limits.
+    pub toolchain: String,
+    /// Fuel one customer may use in isolated mode, by the toolchain's default (a policy's
+    /// `[limits]` may change it).
+    pub fuel_per_customer: u64,
     /// When it was uploaded.
     pub uploaded_at: String,
     /// The bank's decision for this partner: `approved`, `rejected`, or none yet.

@@ -76,6 +76,8 @@ pub(crate) fn detail(
         version: m.version.clone(),
         mode: m.mode.to_string(),
         size: module.bytes.len() as u64,
+        toolchain: module.toolchain.name().to_string(),
+        fuel_per_customer: module.toolchain.limits().fuel_per_entity,
         uploaded_at,
         decision,
         imports: imports(module),

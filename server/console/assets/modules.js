@@ -68,6 +68,7 @@ export async function modulePage(session, sha) {
       ["sha256", h("code", null, m.module_sha256)],
       ["size", `${num(m.size, 0)} bytes`],
       ["mode", m.mode],
+      ["toolchain", `${m.toolchain}: ${num(m.fuel_per_customer, 0)} fuel per customer by default`],
       ["groups per customer", String(m.max_groups_per_entity)],
       ["uploaded", m.uploaded_at],
       ["decision", decisionText(m.decision)],
