@@ -78,7 +78,6 @@ export async function build(queryFile, out, { strongroom, manifestOut, quiet } =
   try {
     const manifest = join(tmp, "manifest.toml");
     writeFileSync(manifest, query.toToml());
-    if (manifestOut) copyFileSync(manifest, manifestOut);
     const entry = join(tmp, "entry.js");
     writeFileSync(
       entry,
@@ -128,6 +127,7 @@ export async function build(queryFile, out, { strongroom, manifestOut, quiet } =
     const partial = `${out}.partial`;
     run("strongroom module embed-manifest", [strongroomBin, "module", "embed-manifest", bare, "--manifest", manifest, "--out", partial]);
     renameSync(partial, out);
+    if (manifestOut) copyFileSync(manifest, manifestOut);
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }

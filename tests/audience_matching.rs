@@ -15,7 +15,7 @@ use strongroom::room::Room;
 use strongroom::room::jobs::{AudienceInput, JobError, JobRequest, JobStatus, run_job};
 use strongroom::room::policy::Policy;
 use strongroom_synthetic as synthetic;
-use strongroom_tests::{example, room_with, sandbox};
+use strongroom_tests::{example, job_request, room_with, sandbox};
 
 const AUDIENCE_POLICY: &str = "partner = \"socialco\"\ndataset = \"bank\"\nbudget_rho = \"2.0\"\nresult_delay_seconds = 0\nmin_group_size = 20\n[audience]\nmin_size = 100\nmax_size = 5000\n";
 
@@ -42,19 +42,8 @@ fn request<'a>(
     audience: Option<AudienceInput>,
 ) -> JobRequest<'a> {
     JobRequest {
-        partner: "socialco",
-        module,
-        sql: None,
-        dataset: Arc::clone(data).into(),
-        dataset_sha256: "00".repeat(32),
-        dataset_origin: "synthetic test bank".into(),
-        sealed_by: "bigbank".into(),
-        cost_nano: 500_000_000,
-        threads: 2,
         audience,
-        job_id: None,
-        parameters: Vec::new(),
-        progress: None,
+        ..job_request(module, data)
     }
 }
 

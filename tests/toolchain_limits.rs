@@ -2,33 +2,12 @@
 //! deadline, and the bank's policy (`[limits]`) has the last word, over fuel, the unit deadline
 //! and the largest module a partner's job may run.
 
-use std::sync::Arc;
-
-use strongroom::dataset::Dataset;
 use strongroom::guest_boundary::toolchain::Toolchain;
-use strongroom::room::jobs::{JobError, JobRequest, run_job};
+use strongroom::room::jobs::{JobError, run_job};
 use strongroom::room::policy::Policy;
-use strongroom_tests::{example, room_with, sandbox, small_bank};
+use strongroom_tests::{example, job_request, room_with, sandbox, small_bank};
 
 const POLICY: &str = "partner = \"socialco\"\ndataset = \"bank\"\nbudget_rho = \"10\"\nresult_delay_seconds = 0\nmin_group_size = 1\n";
-
-fn request<'a>(module: &'a [u8], data: &Arc<Dataset>) -> JobRequest<'a> {
-    JobRequest {
-        partner: "socialco",
-        module,
-        sql: None,
-        dataset: Arc::clone(data).into(),
-        dataset_sha256: "00".repeat(32),
-        dataset_origin: "synthetic test bank".into(),
-        sealed_by: "bigbank".into(),
-        cost_nano: 500_000_000,
-        threads: 2,
-        audience: None,
-        job_id: None,
-        parameters: Vec::new(),
-        progress: None,
-    }
-}
 
 #[test]
 fn each_toolchain_has_limits_that_fit_it_and_a_policy_changes_them() {
@@ -69,14 +48,14 @@ async fn a_policys_limits_govern_the_partners_jobs() {
     let starved =
         Policy::parse(&format!("{POLICY}[limits]\nfuel_per_customer = 1000\n")).expect("policy");
     let (_dir, room) = room_with(&starved).await;
-    let result = run_job(&room, sandbox(), request(&module, &data))
+    let result = run_job(&room, sandbox(), job_request(&module, &data))
         .await
         .expect("job runs");
     assert_eq!(result.failed_units, 40);
     let detail = result.bank_detail.as_deref().unwrap_or_default();
     assert!(detail.contains("out_of_fuel: 40"), "{detail}");
     let (_dir, room) = room_with(&Policy::parse(POLICY).expect("policy")).await;
-    let result = run_job(&room, sandbox(), request(&module, &data))
+    let result = run_job(&room, sandbox(), job_request(&module, &data))
         .await
         .expect("job runs");
     assert_eq!(result.failed_units, 0, "{:?}", result.bank_detail);
@@ -88,7 +67,7 @@ async fn a_policys_limits_govern_the_partners_jobs() {
     ))
     .expect("policy");
     let (_dir, room) = room_with(&capped).await;
-    match run_job(&room, sandbox(), request(&module, &data)).await {
+    match run_job(&room, sandbox(), job_request(&module, &data)).await {
         Err(JobError::Refused(r)) => assert!(r.to_string().contains("over the cap"), "{r}"),
         other => panic!("expected a refusal, got {other:?}"),
     }

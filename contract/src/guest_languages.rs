@@ -115,14 +115,11 @@ impl GuestLanguages {
         out: &Path,
         strongroom: &Path,
     ) -> Result<Output, ToolchainError> {
-        self.run(
-            Command::new(&self.python_build)
-                .arg("build")
-                .arg(query)
-                .arg("-o")
-                .arg(out)
-                .arg("-q")
-                .env("STRONGROOM", strongroom),
+        self.build(
+            &mut Command::new(&self.python_build),
+            query,
+            out,
+            strongroom,
         )
     }
 
@@ -134,20 +131,26 @@ impl GuestLanguages {
         out: &Path,
         strongroom: &Path,
     ) -> Result<Output, ToolchainError> {
-        self.run(
-            Command::new("node")
-                .arg(self.repo.join("guest-sdk-js").join("build.js"))
-                .arg("build")
-                .arg(query)
-                .arg("-o")
-                .arg(out)
-                .arg("-q")
-                .env("STRONGROOM", strongroom),
-        )
+        let mut node = Command::new("node");
+        node.arg(self.repo.join("guest-sdk-js").join("build.js"));
+        self.build(&mut node, query, out, strongroom)
     }
 
-    fn run(&self, command: &mut Command) -> Result<Output, ToolchainError> {
+    /// `COMMAND build QUERY -o OUT -q`, both build commands' shape.
+    fn build(
+        &self,
+        command: &mut Command,
+        query: &Path,
+        out: &Path,
+        strongroom: &Path,
+    ) -> Result<Output, ToolchainError> {
         command
+            .arg("build")
+            .arg(query)
+            .arg("-o")
+            .arg(out)
+            .arg("-q")
+            .env("STRONGROOM", strongroom)
             .output()
             .map_err(|e| format!("cannot run the build command: {e}").into())
     }

@@ -107,8 +107,6 @@ def build(query_file: Path, out: Path, strongroom: str | None = None, manifest_o
         tmp = Path(tmp)
         manifest = tmp / "manifest.toml"
         manifest.write_text(query.to_toml())
-        if manifest_out:
-            shutil.copyfile(manifest, manifest_out)
         # The package alone, not the site-packages it was installed into.
         shutil.copytree(_PACKAGE, tmp / "strongroom_guest",
                         ignore=shutil.ignore_patterns("__pycache__", "build.py", "wit"))
@@ -132,6 +130,8 @@ def build(query_file: Path, out: Path, strongroom: str | None = None, manifest_o
              [strongroom_bin, "module", "embed-manifest", str(bare), "--manifest", str(manifest),
               "--out", str(partial)])
         os.replace(partial, out)
+        if manifest_out:
+            shutil.copyfile(manifest, manifest_out)
     say(f"wrote {out} ({out.stat().st_size:,} bytes)")
     return query
 

@@ -216,3 +216,26 @@ pub fn categories(d: &Dataset, table: &str, column: &str) -> Vec<u32> {
 }
 
 pub mod http;
+
+/// A job of `socialco`'s on the synthetic test bank `data` (sealed by `bigbank`), costing 0.5 rho,
+/// on two threads, with no audience or parameters.
+pub fn job_request<'a>(
+    module: &'a [u8],
+    data: &Arc<Dataset>,
+) -> strongroom::room::jobs::JobRequest<'a> {
+    strongroom::room::jobs::JobRequest {
+        partner: "socialco",
+        module,
+        sql: None,
+        dataset: Arc::clone(data).into(),
+        dataset_sha256: "00".repeat(32),
+        dataset_origin: "synthetic test bank".into(),
+        sealed_by: "bigbank".into(),
+        cost_nano: 500_000_000,
+        threads: 2,
+        audience: None,
+        job_id: None,
+        parameters: Vec::new(),
+        progress: None,
+    }
+}

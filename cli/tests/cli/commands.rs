@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 
 const PASSPHRASE: &str = "cli command tests";
 
-fn strongroom(args: &[&str]) -> Output {
+pub(crate) fn strongroom(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_strongroom"))
         .args(args)
         .env("STRONGROOM_PASSPHRASE", PASSPHRASE)
@@ -18,7 +18,7 @@ fn strongroom(args: &[&str]) -> Output {
 }
 
 /// Runs a command that must succeed; returns its stdout.
-fn ok(args: &[&str]) -> String {
+pub(crate) fn ok(args: &[&str]) -> String {
     let out = strongroom(args);
     assert!(
         out.status.success(),
@@ -52,7 +52,7 @@ fn refused(args: &[&str], says: &str) -> String {
     lines[0].to_string()
 }
 
-fn p(path: &Path) -> &str {
+pub(crate) fn p(path: &Path) -> &str {
     path.to_str().expect("utf-8 path")
 }
 
@@ -81,11 +81,28 @@ fn audit_size(room: &Path) -> usize {
         .count()
 }
 
-fn example_module(name: &str) -> PathBuf {
+pub(crate) fn example_module(name: &str) -> PathBuf {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let out = strongroom_contract::toolchain::build_guest_workspace(&repo.join("examples"), false)
         .unwrap_or_else(|e| panic!("{e}"));
     out.join(format!("{}.wasm", name.replace('-', "_")))
+}
+
+/// `strongroom dev run --json` of `module` on the demo data written to `data` (`demo-data`).
+pub(crate) fn dev_run_on_demo_data(module: &Path, data: &Path) -> Output {
+    strongroom(&[
+        "dev",
+        "run",
+        "--module",
+        p(module),
+        "--schema",
+        p(&data.join("schema.toml")),
+        "--table",
+        &format!("customers={}", p(&data.join("customers.csv"))),
+        "--table",
+        &format!("transactions={}", p(&data.join("transactions.csv"))),
+        "--json",
+    ])
 }
 
 #[test]
@@ -704,19 +721,13 @@ fn a_manifest_written_in_toml_is_the_one_the_sdk_embeds() {
     let data = dir.join("data");
     ok(&["demo-data", "--customers", "200", "--out", p(&data)]);
     let run = |module: &Path| -> serde_json::Value {
-        let text = ok(&[
-            "dev",
-            "run",
-            "--module",
-            p(module),
-            "--schema",
-            p(&data.join("schema.toml")),
-            "--table",
-            &format!("customers={}", p(&data.join("customers.csv"))),
-            "--table",
-            &format!("transactions={}", p(&data.join("transactions.csv"))),
-            "--json",
-        ]);
+        let out = dev_run_on_demo_data(module, &data);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
         serde_json::from_str::<serde_json::Value>(&text).expect("json")["result"].clone()
     };
     assert_eq!(run(&embedded), run(&original));

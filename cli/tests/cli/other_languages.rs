@@ -15,39 +15,15 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 use serde_json::Value;
-use strongroom_contract::guest_languages::GuestLanguages;
 
-const PASSPHRASE: &str = "other languages";
+use super::commands::{dev_run_on_demo_data, example_module, ok, p};
+use strongroom_contract::guest_languages::GuestLanguages;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("..")
         .canonicalize()
         .expect("repo")
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().expect("utf-8 path")
-}
-
-fn strongroom(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_strongroom"))
-        .args(args)
-        .env("STRONGROOM_PASSPHRASE", PASSPHRASE)
-        .env_remove("STRONGROOM_SERVER")
-        .env_remove("STRONGROOM_TOKEN")
-        .output()
-        .expect("strongroom runs")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = strongroom(args);
-    assert!(
-        out.status.success(),
-        "strongroom {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// What a step needs is missing: skipped here, a failure under CI.
@@ -97,13 +73,6 @@ fn built(what: &str, out: Output) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-fn rust_example(name: &str) -> PathBuf {
-    let out =
-        strongroom_contract::toolchain::build_guest_workspace(&repo().join("examples"), false)
-            .unwrap_or_else(|e| panic!("{e}"));
-    out.join(format!("{}.wasm", name.replace('-', "_")))
 }
 
 /// A room with the demo bank and the partner's user list sealed to it, and a policy that
@@ -250,7 +219,7 @@ fn python_and_javascript_modules_give_the_rust_modules_exact_aggregates_in_a_roo
             }
             v
         };
-        let rust_module = rust_example(rust);
+        let rust_module = example_module(rust);
         assert_eq!(
             inspect(&py_out),
             inspect(&rust_module),
@@ -352,19 +321,7 @@ export const query = new Query({
     let data = dir.join("data");
     ok(&["demo-data", "--customers", "60", "--out", p(&data)]);
     let dev_run = |module: &Path| -> Value {
-        let out = strongroom(&[
-            "dev",
-            "run",
-            "--module",
-            p(module),
-            "--schema",
-            p(&data.join("schema.toml")),
-            "--table",
-            &format!("customers={}", p(&data.join("customers.csv"))),
-            "--table",
-            &format!("transactions={}", p(&data.join("transactions.csv"))),
-            "--json",
-        ]);
+        let out = dev_run_on_demo_data(module, &data);
         serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
             panic!("{e}: {}", String::from_utf8_lossy(&out.stderr));
         })
