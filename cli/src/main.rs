@@ -17,6 +17,7 @@ mod room_cmd;
 mod seal_cmd;
 mod service_cmd;
 mod sql_cmd;
+mod worker_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -148,6 +149,15 @@ enum Command {
     Dataset(seal_cmd::DatasetCommand),
     /// Serve the room over HTTP (docs/api.md).
     Serve(service_cmd::ServeArgs),
+    /// Run one partition of a room's job, as the room's engine starts it (docs/deploy.md): reads
+    /// the partition's spec and its token on stdin, a line each, and writes the answer for the
+    /// room on stdout. Exit status 0: a partial; 3: refused (no retry helps); 75: retry.
+    Worker {
+        /// A local copy of the module, in place of the spec's location (an engine that ships
+        /// the module names its copy here).
+        #[arg(long)]
+        module: Option<PathBuf>,
+    },
     /// Parties that may call the service, and their tokens.
     #[command(subcommand)]
     Party(service_cmd::PartyCommand),
@@ -464,6 +474,7 @@ fn local_command(command: Command) -> anyhow::Result<ExitCode> {
         ),
         Command::Dataset(cmd) => seal_cmd::dataset(cmd),
         Command::Serve(args) => service_cmd::serve(args),
+        Command::Worker { module } => worker_cmd::worker(module.as_deref()),
         Command::Party(cmd) => service_cmd::party(cmd),
     }
 }

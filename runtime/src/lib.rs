@@ -29,5 +29,6 @@ pub mod keys;
 pub mod output_gate;
 pub mod private_files;
 pub mod progress;
+pub mod remote;
 pub mod room;
 pub mod toml_text;

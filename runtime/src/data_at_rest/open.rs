@@ -382,12 +382,35 @@ pub(super) fn cipher(
     signature: &[u8],
     room: &RoomKeys,
 ) -> Result<ChunkCipher, OpenError> {
+    let key = data_key(header, header_bytes, signature, room)?;
+    cipher_with_key(header, header_bytes, &key)
+}
+
+/// Checks the header's signature by its sealing party and that it is sealed to the room with
+/// `room_fingerprint`.
+pub(super) fn check_header(
+    header: &Header,
+    header_bytes: &[u8],
+    signature: &[u8],
+    room_fingerprint: &str,
+) -> Result<(), OpenError> {
     if !signature_valid(header, header_bytes, signature) {
         return Err(OpenError::BadHeaderSignature);
     }
-    if header.room_fingerprint != room.public.fingerprint() {
+    if header.room_fingerprint != room_fingerprint {
         return Err(OpenError::OtherRoom(header.room_fingerprint.clone()));
     }
+    Ok(())
+}
+
+/// The dataset's data key, unwrapped with the room's key after the header checks.
+pub(super) fn data_key(
+    header: &Header,
+    header_bytes: &[u8],
+    signature: &[u8],
+    room: &RoomKeys,
+) -> Result<Zeroizing<[u8; 32]>, OpenError> {
+    check_header(header, header_bytes, signature, &room.public.fingerprint())?;
     let sk = <Kem as hpke::Kem>::PrivateKey::from_bytes(room.sealing_secret())
         .map_err(|_| OpenError::KeyUnwrap)?;
     let enc_bytes = B64
@@ -408,13 +431,21 @@ pub(super) fn cipher(
         .as_slice()
         .try_into()
         .map_err(|_| OpenError::KeyUnwrap)?;
-    let key = Zeroizing::new(key);
+    Ok(Zeroizing::new(key))
+}
+
+/// The chunk cipher of the dataset whose header is `header_bytes`, under its data key `key`.
+pub(super) fn cipher_with_key(
+    header: &Header,
+    header_bytes: &[u8],
+    key: &[u8; 32],
+) -> Result<ChunkCipher, OpenError> {
     let prefix: [u8; 7] = B64
         .decode(&header.nonce_prefix)
         .ok()
         .and_then(|p| p.try_into().ok())
         .ok_or_else(|| OpenError::Malformed("nonce prefix".into()))?;
-    ChunkCipher::new(&key, prefix, header_hash(header_bytes)).ok_or(OpenError::KeyUnwrap)
+    ChunkCipher::new(key, prefix, header_hash(header_bytes)).ok_or(OpenError::KeyUnwrap)
 }
 
 /// What a streaming check of a sealed file found.

@@ -22,7 +22,10 @@ use arrow_array::{Array, RecordBatch, UInt32Array};
 use zeroize::Zeroizing;
 
 use super::format::{ChunkCipher, ENTITIES_TABLE, Header, IndexEntry, header_hash};
-use super::open::{Checker, OpenError, Prefix, chunk_locations, cipher, decode_table, read_prefix};
+use super::open::{
+    Checker, OpenError, Prefix, check_header, chunk_locations, cipher, cipher_with_key, data_key,
+    decode_table, read_prefix,
+};
 use super::plain_buffer::PlainBuffer;
 use crate::dataset::Dataset;
 use crate::keys::RoomKeys;
@@ -36,6 +39,9 @@ pub struct SealedSource {
     path: PathBuf,
     header: Header,
     header_sha256: String,
+    /// The header's exact bytes and its signature (to unwrap the data key again).
+    header_bytes: Vec<u8>,
+    signature: Vec<u8>,
     cipher: ChunkCipher,
     /// Where each chunk's ciphertext lies: (offset, length), in chunk order, the index last.
     locations: Vec<(u64, usize)>,
@@ -55,6 +61,35 @@ impl SealedSource {
     /// index. Every length is checked against the format's limits and the bytes present before
     /// anything is read by it.
     pub fn open(path: &Path, room: &RoomKeys) -> Result<SealedSource, OpenError> {
+        Self::open_by(path, |header, header_bytes, signature| {
+            cipher(header, header_bytes, signature, room)
+        })
+    }
+
+    /// Opens the sealed file at `path` as [`SealedSource::open`] does, with its data key `key`
+    /// given (released to a worker that has no room key): the header must still carry a valid
+    /// signature by its sealing party and be sealed to the room with `room_fingerprint`, and
+    /// every chunk read must authenticate under `key`.
+    pub fn open_with_key(
+        path: &Path,
+        room_fingerprint: &str,
+        key: &[u8; 32],
+    ) -> Result<SealedSource, OpenError> {
+        Self::open_by(path, |header, header_bytes, signature| {
+            check_header(header, header_bytes, signature, room_fingerprint)?;
+            cipher_with_key(header, header_bytes, key)
+        })
+    }
+
+    /// The dataset's data key, unwrapped with the room's key (for releasing to a worker).
+    pub fn data_key(&self, room: &RoomKeys) -> Result<Zeroizing<[u8; 32]>, OpenError> {
+        data_key(&self.header, &self.header_bytes, &self.signature, room)
+    }
+
+    fn open_by(
+        path: &Path,
+        cipher: impl FnOnce(&Header, &[u8], &[u8]) -> Result<ChunkCipher, OpenError>,
+    ) -> Result<SealedSource, OpenError> {
         let io = |e: std::io::Error| OpenError::Io(format!("{}: {e}", path.display()));
         let file = File::open(path).map_err(io)?;
         let total = file.metadata().map_err(io)?.len();
@@ -65,7 +100,7 @@ impl SealedSource {
             signature,
             len,
         } = read_prefix(&mut r, total)?;
-        let cipher = cipher(&header, &header_bytes, &signature, room)?;
+        let cipher = cipher(&header, &header_bytes, &signature)?;
         let declared = header.chunks;
         let (locations, count) = chunk_locations(&mut r, len, total, declared, path)?;
         let mut file = r.into_inner();
@@ -90,7 +125,7 @@ impl SealedSource {
         drop(plain);
         let checker = Checker::new(&header, &index_bytes)?;
         let index = checker.index.clone();
-        let mut table_chunks = vec![Vec::new(); checker.schema.tables.len()];
+        let mut table_chunks: Vec<Vec<usize>> = vec![Vec::new(); checker.schema.tables.len()];
         for (i, entry) in index.iter().enumerate() {
             if let Some(t) = checker
                 .schema
@@ -98,6 +133,16 @@ impl SealedSource {
                 .iter()
                 .position(|t| t.name == entry.table)
             {
+                // A table's chunks hold consecutive entities in file order (what reading the
+                // whole file checks chunk by chunk): a range of entities then lies in one run
+                // of its chunks, which a partition reads alone.
+                if let Some(&before) = table_chunks[t].last()
+                    && index[before].last_entity > entry.first_entity
+                {
+                    return Err(OpenError::Content(format!(
+                        "index entry {i} starts before the table's previous chunk ends"
+                    )));
+                }
                 table_chunks[t].push(i);
             }
         }
@@ -117,6 +162,8 @@ impl SealedSource {
             path: path.to_path_buf(),
             header_sha256: hex::encode(header_hash(&header_bytes)),
             header,
+            header_bytes,
+            signature,
             cipher,
             locations,
             index_bytes,
@@ -125,6 +172,11 @@ impl SealedSource {
             shape,
             bytes: total,
         })
+    }
+
+    /// The file it reads.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// The header.
@@ -204,6 +256,33 @@ impl SealedSource {
             buf.clear();
         }
         Ok(())
+    }
+
+    /// Reads the rows of the entities `entities` alone (a partition run elsewhere): only the
+    /// chunks that hold them are read, each authenticated and checked as reading the whole file
+    /// checks it. Whether every chunk of the file adds up to the header was checked when the file
+    /// was taken in; this read checks the chunks of the range.
+    pub fn range(
+        &self,
+        entities: std::ops::Range<u32>,
+        identifiers: bool,
+    ) -> Result<Dataset, OpenError> {
+        let end = entities.end.min(self.shape.span.end);
+        let first = entities.start.min(end);
+        let mut windows = self.windows(end - first)?;
+        windows.identifiers = identifiers;
+        windows.next = first;
+        for (cursor, chunks) in windows.cursors.iter_mut().zip(&self.table_chunks) {
+            cursor.next = chunks.partition_point(|&i| self.index[i].last_entity < first);
+        }
+        if first == end {
+            let mut shape = Dataset::clone(&self.shape);
+            shape.span = first..first;
+            return Ok(shape);
+        }
+        windows
+            .window()?
+            .ok_or_else(|| OpenError::Content("an empty range".into()))
     }
 
     /// Reads the dataset in windows of `entities` consecutive entities (the last may be

@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 /// Hard limits for one run of a module.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RunLimits {
     /// Fuel (roughly, WebAssembly instructions) for each isolation unit in isolated mode.
     /// Modules the bank reviewed (batched and table mode) run on an engine without fuel, bounded

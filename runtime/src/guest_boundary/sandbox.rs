@@ -646,6 +646,19 @@ impl Sandbox {
         Ok(isolated_report(&ctx, total))
     }
 
+    /// Runs every partition of the entities `ctx`'s dataset holds (a range of the run's
+    /// entities, read on its own) on up to `threads` threads, merged into one partial: what a
+    /// worker running part of a run elsewhere hands back (see [`isolated_report`] for the report
+    /// its coordinator makes of the merged partials).
+    pub fn run_range(
+        &self,
+        module: &PreparedModule,
+        ctx: &Arc<RunContext>,
+        threads: usize,
+    ) -> Result<Partial, HostFault> {
+        self.run_span(module, ctx, &LocalPool { threads }, None)
+    }
+
     /// Runs the partitions of every entity `ctx`'s dataset holds, merged into one partial.
     fn run_span(
         &self,
@@ -718,7 +731,9 @@ fn host_fault_report(ctx: &RunContext) -> RunReport {
 }
 
 /// The report of an isolated-mode run from its merged partial (or the host fault that lost one).
-fn isolated_report(ctx: &RunContext, total: Result<Partial, HostFault>) -> RunReport {
+/// The report of an isolated-mode run whose partitions' partials merged into `total` (a host
+/// fault if any was lost).
+pub fn isolated_report(ctx: &RunContext, total: Result<Partial, HostFault>) -> RunReport {
     let mut report = RunReport {
         outcome: Outcome::Completed,
         detail: None,

@@ -24,7 +24,7 @@ use crate::output_gate::release::{self, ReleasedTable};
 use crate::output_gate::sampling::SystemRandomBytes;
 use crate::progress::Progress;
 use serde_json::json;
-use strongroom_contract::manifest::{Domain, Manifest};
+use strongroom_contract::manifest::{Domain, Manifest, Mode};
 use strongroom_verify::event::{AudienceSummary, Event, ResultFacts, SqlHashes};
 use strongroom_verify::receipt::{LogPosition, Receipt};
 
@@ -641,7 +641,7 @@ async fn run_job_inner(
     let prepare_time = admitted.prepare_time;
     let charged = charge(room, admitted, vetted).await?;
     let started = std::time::Instant::now();
-    let report = execute(sandbox, &charged)?;
+    let report = execute(room, sandbox, &charged)?;
     let run_time = started.elapsed();
     let (mut result, unsettled) = release(room, charged, report, defer).await?;
     result.run_time = run_time;
@@ -1084,49 +1084,99 @@ async fn charge<'r>(
 }
 
 /// Phase 3, execute: the module runs in the sandbox. Only a charged job can run.
-fn execute(sandbox: &Sandbox, charged: &Charged<'_>) -> Result<RunReport, JobError> {
+fn execute(room: &Room, sandbox: &Sandbox, charged: &Charged<'_>) -> Result<RunReport, JobError> {
     let request = &charged.request;
     let report = match &request.dataset {
+        // A room with an engine hands an isolated run's partitions to it (an audience job
+        // matches the partner's list in the room, so it runs here).
+        JobData::Sealed { source, .. }
+            if charged.ctx.mode == Mode::Isolated && request.audience.is_none() =>
+        {
+            match room.engine() {
+                Some(engine) => run_elsewhere(room, engine, source, charged)?,
+                None => run_sealed_here(sandbox, charged, source)?,
+            }
+        }
+        JobData::Sealed { source, .. } => run_sealed_here(sandbox, charged, source)?,
         JobData::Loaded(_) => {
             sandbox.run(&charged.prepared, Arc::clone(&charged.ctx), request.threads)
         }
-        JobData::Sealed { source, .. } => {
-            let unreadable = |error| JobError::Dataset {
-                job: Some(charged.token.job_id.clone()),
-                error,
-            };
-            let audience = request.audience.as_ref().map(|a| Arc::clone(&a.list));
-            let mut windows = source
-                .windows(DEFAULT_WINDOW_ENTITIES)
-                .map_err(unreadable)?;
-            if let Some(progress) = &request.progress {
-                windows = windows.with_progress(Arc::clone(progress));
-            }
-            if request.audience.is_some() {
-                windows = windows.with_identifiers();
-            }
-            let windows = windows.map(|window| {
-                let mut window = window?;
-                if let Some(list) = &audience {
-                    list.attach(&mut window)
-                        .map_err(|e| OpenError::Content(e.to_string()))?;
-                }
-                Ok(window)
-            });
-            sandbox
-                .run_windows(
-                    &charged.prepared,
-                    Arc::clone(&charged.ctx),
-                    windows,
-                    &LocalPool {
-                        threads: request.threads,
-                    },
-                    request.progress.as_deref(),
-                )
-                .map_err(unreadable)?
-        }
     };
     fail::fail_point!("job.after_run");
+    Ok(report)
+}
+
+/// An isolated run on a sealed dataset, read window by window on this machine's threads.
+fn run_sealed_here(
+    sandbox: &Sandbox,
+    charged: &Charged<'_>,
+    source: &Arc<SealedSource>,
+) -> Result<RunReport, JobError> {
+    let request = &charged.request;
+    let unreadable = |error| JobError::Dataset {
+        job: Some(charged.token.job_id.clone()),
+        error,
+    };
+    let audience = request.audience.as_ref().map(|a| Arc::clone(&a.list));
+    let mut windows = source
+        .windows(DEFAULT_WINDOW_ENTITIES)
+        .map_err(unreadable)?;
+    if let Some(progress) = &request.progress {
+        windows = windows.with_progress(Arc::clone(progress));
+    }
+    if request.audience.is_some() {
+        windows = windows.with_identifiers();
+    }
+    let windows = windows.map(|window| {
+        let mut window = window?;
+        if let Some(list) = &audience {
+            list.attach(&mut window)
+                .map_err(|e| OpenError::Content(e.to_string()))?;
+        }
+        Ok(window)
+    });
+    sandbox
+        .run_windows(
+            &charged.prepared,
+            Arc::clone(&charged.ctx),
+            windows,
+            &LocalPool {
+                threads: request.threads,
+            },
+            request.progress.as_deref(),
+        )
+        .map_err(unreadable)
+}
+
+/// An isolated run on a sealed dataset, its partitions run by the room's engine (see
+/// [`crate::remote`]): the coordinator merges the workers' partials into what a local run
+/// makes. A run that gets no authentic partial for some partition is a host fault, as a lost
+/// thread is locally, its cause kept for the bank.
+fn run_elsewhere(
+    room: &Room,
+    engine: &crate::remote::engine::EngineConfig,
+    source: &Arc<SealedSource>,
+    charged: &Charged<'_>,
+) -> Result<RunReport, JobError> {
+    let unavailable = |e: String| JobError::Refused(Refusal::Unavailable(e));
+    let (placement, engine) = engine.build(room.dir()).map_err(unavailable)?;
+    let run = crate::remote::coordinator::RemoteRun {
+        run: &charged.token.job_id,
+        source,
+        dataset_location: source.path(),
+        module: &charged.prepared.module,
+        ctx: &charged.ctx,
+        room: room.keys(),
+    };
+    let (merged, tally) = crate::remote::coordinator::run(&run, &placement, engine.as_ref());
+    let failure = merged.as_ref().err().map(|e| format!("{e}; {tally:?}"));
+    let mut report = crate::guest_boundary::sandbox::isolated_report(
+        &charged.ctx,
+        merged.map_err(|_| crate::guest_boundary::executor::HostFault),
+    );
+    if let Some(failure) = failure {
+        report.detail = Some(failure);
+    }
     Ok(report)
 }
 

@@ -76,6 +76,9 @@ impl From<rusqlite::Error> for RoomError {
 #[serde(deny_unknown_fields)]
 struct RoomFile {
     name: String,
+    /// Where isolated runs on sealed datasets run their partitions (see docs/deploy.md).
+    #[serde(default)]
+    engine: Option<crate::remote::engine::EngineConfig>,
 }
 
 /// An open room.
@@ -84,6 +87,7 @@ pub struct Room {
     keys: RoomKeys,
     db: db::Db,
     witness: WitnessKeeper,
+    engine: Option<crate::remote::engine::EngineConfig>,
 }
 
 /// The witness keeper of the room in `dir`.
@@ -148,6 +152,7 @@ impl Room {
             keys,
             db,
             witness: witness_of(dir)?,
+            engine: None,
         };
         let public = room.keys().public.clone();
         room.audit()
@@ -164,7 +169,12 @@ impl Room {
 
     /// Opens the room in `dir` with the operator's secret.
     pub async fn open(dir: &Path, secret: &OperatorSecret) -> Result<Room, RoomError> {
-        let name = Room::name_of(dir)?;
+        let RoomFile { name, engine } = Room::file_of(dir)?;
+        if let Some(engine) = &engine {
+            engine.check().map_err(|e| {
+                RoomError::Invalid(format!("{}: {e}", dir.join("room.toml").display()))
+            })?;
+        }
         let keys = RoomKeys::open(&name, &dir.join("keys"), secret)?;
         let db_path = dir.join("room.db");
         let recover = "restore room.db from the backup taken after the last checkpoint, or, to \
@@ -191,6 +201,7 @@ impl Room {
             keys,
             db,
             witness: witness_of(dir)?,
+            engine,
         };
         room.audit()
             .check_witness()
@@ -201,6 +212,16 @@ impl Room {
 
     /// The name in `dir/room.toml`.
     pub fn name_of(dir: &Path) -> Result<String, RoomError> {
+        Ok(Room::file_of(dir)?.name)
+    }
+
+    /// Where the room runs partitions of isolated runs on sealed datasets (`[engine]` in
+    /// room.toml), if not in its own process.
+    pub fn engine(&self) -> Option<&crate::remote::engine::EngineConfig> {
+        self.engine.as_ref()
+    }
+
+    fn file_of(dir: &Path) -> Result<RoomFile, RoomError> {
         let path = dir.join("room.toml");
         let text = std::fs::read_to_string(&path).map_err(|e| {
             RoomError::Invalid(format!(
@@ -208,9 +229,8 @@ impl Room {
                 path.display()
             ))
         })?;
-        let file: RoomFile = crate::toml_text::parse(&text)
-            .map_err(|e| RoomError::Invalid(format!("{}: {e}", path.display())))?;
-        Ok(file.name)
+        crate::toml_text::parse(&text)
+            .map_err(|e| RoomError::Invalid(format!("{}: {e}", path.display())))
     }
 
     /// The room's name.

@@ -1,0 +1,94 @@
+"""Runs a Strongroom room's partitions on a Spark cluster.
+
+The coordinating room starts this launcher with spark-submit (client mode) and writes its tasks
+on the launcher's stdin, one JSON object a line: {"partition": N, "spec": "...", "token": "..."}.
+The launcher makes a DataFrame of them, one Spark task per row, and with mapInArrow runs
+`strongroom worker` for each row, handing it the spec and the token on stdin (never in Spark's
+configuration, environment, files or logs). A worker's answer (an envelope its coordinator
+checks) comes back as a binary column and leaves on this launcher's stdout, one line each:
+"SRENV <partition> <base64>".
+
+A worker that exits 0 (a partial) or 3 (a refusal no retry changes) has answered; any other exit
+raises, and Spark retries the task (spark.task.maxFailures, which the room sets). mapInArrow is a
+DataFrame API, so this also runs where only Spark Connect is offered.
+
+Usage (the room builds this command; see docs/deploy.md):
+  spark-submit --files MODULE.wasm strongroom_spark.py --worker PATH --module-name MODULE.wasm
+"""
+
+import argparse
+import base64
+import json
+import subprocess
+import sys
+
+RESULT_PREFIX = "SRENV"
+ANSWERED = (0, 3)
+
+
+def worker_function(worker, module_name):
+    """The function each Spark task runs over its rows."""
+
+    def run(batches):
+        import pyarrow as pa
+        from pyspark import SparkFiles
+
+        module = SparkFiles.get(module_name)
+        for batch in batches:
+            columns = batch.to_pydict()
+            partitions, envelopes = [], []
+            for partition, spec, token in zip(
+                columns["partition"], columns["spec"], columns["token"]
+            ):
+                done = subprocess.run(
+                    [worker, "worker", "--module", module],
+                    input=(spec + "\n" + token + "\n").encode(),
+                    capture_output=True,
+                )
+                if done.returncode not in ANSWERED:
+                    tail = done.stderr.decode(errors="replace")[-2000:]
+                    raise RuntimeError(
+                        f"strongroom worker for partition {partition} exited with "
+                        f"{done.returncode}: {tail}"
+                    )
+                partitions.append(partition)
+                envelopes.append(done.stdout)
+            yield pa.RecordBatch.from_arrays(
+                [pa.array(partitions, pa.int32()), pa.array(envelopes, pa.binary())],
+                names=["partition", "envelope"],
+            )
+
+    return run
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--worker", required=True, help="the strongroom binary on executors")
+    parser.add_argument("--module-name", required=True, help="the module shipped with --files")
+    args = parser.parse_args()
+
+    tasks = [json.loads(line) for line in sys.stdin if line.strip()]
+    if not tasks:
+        return
+
+    from pyspark.sql import SparkSession
+
+    spark = SparkSession.builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    rows = [(t["partition"], t["spec"], t["token"]) for t in tasks]
+    # One slice per task, so that each partition is one Spark task (retried on its own).
+    frame = spark.sparkContext.parallelize(rows, len(rows)).toDF(
+        "partition int, spec string, token string"
+    )
+    answers = frame.mapInArrow(
+        worker_function(args.worker, args.module_name), "partition int, envelope binary"
+    ).collect()
+    for row in answers:
+        encoded = base64.b64encode(bytes(row["envelope"])).decode()
+        sys.stdout.write(f"{RESULT_PREFIX} {row['partition']} {encoded}\n")
+    sys.stdout.flush()
+    spark.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,389 @@
+//! The coordinating room's side of a partitioned run: it plans the partitions (ranges of
+//! entities, so runs of the sealed file's chunks), issues a spec and a token for each, releases
+//! keys while the engine runs them, then checks every answer and merges the partials in
+//! partition order. It accepts exactly one authentic partial per planned partition: answers
+//! with a bad MAC (forged), for another run or another spec, and second copies (a retried or
+//! duplicated attempt) are counted and dropped. The merged partial is what a local run of the
+//! same job computes, exactly; the room then releases it as it releases a local run's.
+
+use std::path::{Path, PathBuf};
+
+use zeroize::Zeroizing;
+
+use super::engine::{Engine, Task};
+use super::envelope::{Envelope, Status};
+use super::key_release::{KeyServer, RunSecrets, random32};
+use super::spec::{CONTRACT_VERSION, PartitionSpec, TableChunks};
+use crate::data_at_rest::stream::SealedSource;
+use crate::guest_boundary::executor::{Partial, Partition, partitions};
+use crate::guest_boundary::{RunContext, VettedModule, partial_wire};
+use crate::keys::RoomKeys;
+
+/// Entities per partition unless the room's engine settings say otherwise.
+pub const DEFAULT_PARTITION_ENTITIES: u32 = 65_536;
+
+/// Where and how a room runs partitions elsewhere (`[engine]` in room.toml, less the engine).
+#[derive(Debug, Clone)]
+pub struct Placement {
+    /// Entities per partition.
+    pub partition_entities: u32,
+    /// Where the key-release listener binds, `host:port` (port 0 picks one).
+    pub listen: String,
+    /// The host workers reach the coordinator at (default: the address bound).
+    pub advertise: Option<String>,
+    /// A directory every worker can read, where the coordinator stages the module.
+    pub work_dir: PathBuf,
+    /// Threads each worker uses.
+    pub worker_threads: u32,
+}
+
+/// A run to partition.
+pub struct RemoteRun<'a> {
+    /// The run's id (the job's).
+    pub run: &'a str,
+    /// The sealed dataset, opened.
+    pub source: &'a SealedSource,
+    /// Where workers read it.
+    pub dataset_location: &'a Path,
+    /// The module.
+    pub module: &'a VettedModule,
+    /// The run's context (made against the dataset's shape): limits, parameters, keys.
+    pub ctx: &'a RunContext,
+    /// The room's keys (the coordinator's).
+    pub room: &'a RoomKeys,
+}
+
+/// What collecting a run's answers found (for the bank: never partner-visible).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Tally {
+    /// Partitions planned.
+    pub planned: u32,
+    /// Partials accepted (one per partition at most).
+    pub accepted: u32,
+    /// Authentic second copies dropped.
+    pub duplicates: u32,
+    /// Answers refused: not an envelope, a bad MAC, another run's or another spec's.
+    pub rejected: u32,
+    /// Authentic refusals and unauthenticated claims, by partition: (partition, reason).
+    pub refusals: Vec<(u32, String)>,
+    /// Key releases made, by partition: (partition, releases).
+    pub releases: Vec<(u32, u32)>,
+}
+
+/// Why a partitioned run has no result.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RemoteError {
+    /// The run could not start (a listener, the staging directory, the randomness).
+    #[error("the partitioned run could not start: {0}")]
+    Setup(String),
+    /// The engine failed as a whole.
+    #[error("the engine failed: {0}")]
+    Engine(String),
+    /// Partitions came back without an authentic partial.
+    #[error("{missing} of {planned} partitions have no partial: {detail}")]
+    Missing {
+        /// Partitions with no partial.
+        missing: u32,
+        /// Partitions planned.
+        planned: u32,
+        /// The first refusals, or what is missing.
+        detail: String,
+    },
+}
+
+/// A planned partition: its spec and the token that releases its key.
+pub struct Planned {
+    /// The partition.
+    pub partition: Partition,
+    /// Its spec.
+    pub spec: PartitionSpec,
+    /// Its spec's digest.
+    pub digest: [u8; 32],
+    /// Its token.
+    pub token: Zeroizing<[u8; 32]>,
+}
+
+/// Checks answers against a run's plan and keeps one partial per partition.
+pub struct Collector<'a> {
+    planned: &'a [Planned],
+    secrets: &'a RunSecrets,
+    ctx: &'a RunContext,
+    partials: Vec<Option<Partial>>,
+    tally: Tally,
+}
+
+impl<'a> Collector<'a> {
+    /// A collector for `planned`, whose MAC keys derive from `secrets`.
+    pub fn new(planned: &'a [Planned], secrets: &'a RunSecrets, ctx: &'a RunContext) -> Self {
+        Collector {
+            planned,
+            secrets,
+            ctx,
+            partials: (0..planned.len()).map(|_| None).collect(),
+            tally: Tally {
+                planned: planned.len() as u32,
+                ..Tally::default()
+            },
+        }
+    }
+
+    /// Takes one answer.
+    pub fn take(&mut self, bytes: &[u8]) {
+        let Ok(envelope) = Envelope::decode(bytes) else {
+            self.tally.rejected += 1;
+            return;
+        };
+        let Some(at) = self.planned.iter().position(|p| p.digest == envelope.spec) else {
+            // Another run's, or a spec this run never issued.
+            self.tally.rejected += 1;
+            return;
+        };
+        let planned = &self.planned[at];
+        let key = self.secrets.partition_key(&planned.digest);
+        if !envelope.authentic(&key) {
+            if envelope.status == Status::Refused && envelope.mac.is_none() {
+                // A refusal made before the worker had its key: a claim, kept for the bank.
+                self.tally.refusals.push((
+                    planned.spec.partition,
+                    format!(
+                        "(unauthenticated) {}",
+                        String::from_utf8_lossy(&envelope.payload)
+                    ),
+                ));
+            } else {
+                self.tally.rejected += 1;
+            }
+            return;
+        }
+        match envelope.status {
+            Status::Refused => self.tally.refusals.push((
+                planned.spec.partition,
+                String::from_utf8_lossy(&envelope.payload).into_owned(),
+            )),
+            Status::Partial => {
+                if self.partials[at].is_some() {
+                    self.tally.duplicates += 1;
+                    return;
+                }
+                let decoded = partial_wire::decode(
+                    &envelope.payload,
+                    &self.ctx.manifest,
+                    self.ctx.limits.max_output_bytes,
+                );
+                let expected = u64::from(planned.partition.end - planned.partition.first);
+                match decoded {
+                    Ok(partial) if partial.units == expected => {
+                        self.partials[at] = Some(partial);
+                        self.tally.accepted += 1;
+                    }
+                    Ok(partial) => self.tally.refusals.push((
+                        planned.spec.partition,
+                        format!(
+                            "a partial of {} units for {expected} customers",
+                            partial.units
+                        ),
+                    )),
+                    Err(e) => self
+                        .tally
+                        .refusals
+                        .push((planned.spec.partition, e.to_string())),
+                }
+            }
+        }
+    }
+
+    /// The tally so far.
+    pub fn tally(&self) -> &Tally {
+        &self.tally
+    }
+
+    /// The merged partial, in partition order, if every partition has one.
+    pub fn finish(self) -> (Result<Partial, RemoteError>, Tally) {
+        let planned = self.planned.len() as u32;
+        let missing: Vec<u32> = self
+            .partials
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.is_none())
+            .map(|(i, _)| i as u32)
+            .collect();
+        if !missing.is_empty() {
+            let mut detail: Vec<String> = self
+                .tally
+                .refusals
+                .iter()
+                .filter(|(p, _)| missing.contains(p))
+                .take(3)
+                .map(|(p, why)| format!("partition {p}: {why}"))
+                .collect();
+            if detail.is_empty() {
+                detail.push(format!(
+                    "no answer for partition{} {}",
+                    if missing.len() == 1 { "" } else { "s" },
+                    missing
+                        .iter()
+                        .take(8)
+                        .map(u32::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+            return (
+                Err(RemoteError::Missing {
+                    missing: missing.len() as u32,
+                    planned,
+                    detail: detail.join("; "),
+                }),
+                self.tally,
+            );
+        }
+        let mut total = Partial::new(&self.ctx.manifest, self.ctx.limits.max_output_bytes);
+        for partial in self.partials.into_iter().flatten() {
+            total.merge(partial);
+        }
+        (Ok(total), self.tally)
+    }
+}
+
+/// Plans the partitions of `run`: a spec and a token each.
+pub fn plan(
+    run: &RemoteRun<'_>,
+    placement: &Placement,
+    coordinator: &str,
+    module_location: &Path,
+) -> Result<Vec<Planned>, RemoteError> {
+    let span = run.source.shape().span.clone();
+    partitions(span, placement.partition_entities.max(1))
+        .into_iter()
+        .enumerate()
+        .map(|(i, partition)| {
+            let spec = PartitionSpec {
+                contract: CONTRACT_VERSION,
+                run: run.run.to_string(),
+                partition: i as u32,
+                first_entity: partition.first,
+                end_entity: partition.end,
+                dataset: run.dataset_location.display().to_string(),
+                dataset_sha256: run.source.header_sha256().to_string(),
+                chunks: run
+                    .source
+                    .chunks_for(partition.entities())
+                    .into_iter()
+                    .map(|(table, chunks)| TableChunks { table, chunks })
+                    .collect(),
+                module: module_location.display().to_string(),
+                module_sha256: run.module.hash_hex(),
+                limits: run.ctx.limits.clone(),
+                parameters: run.ctx.parameters.clone(),
+                batched: run.ctx.batched,
+                threads: placement.worker_threads.max(1),
+                coordinator: coordinator.to_string(),
+                room: run.room.public.encode(),
+            };
+            Ok(Planned {
+                partition,
+                digest: spec.digest(),
+                spec,
+                token: Zeroizing::new(random32().map_err(RemoteError::Setup)?),
+            })
+        })
+        .collect()
+}
+
+/// The run's secrets: the dataset key, the guest randomness, a fresh MAC secret.
+pub fn secrets(run: &RemoteRun<'_>) -> Result<RunSecrets, RemoteError> {
+    Ok(RunSecrets {
+        data_key: run
+            .source
+            .data_key(run.room)
+            .map_err(|e| RemoteError::Setup(e.to_string()))?,
+        guest_random: Zeroizing::new(run.ctx.keys.guest_random),
+        guest_insecure_seed: run.ctx.keys.guest_insecure_seed,
+        mac_secret: Zeroizing::new(random32().map_err(RemoteError::Setup)?),
+    })
+}
+
+/// Writes the module where workers read it (`WORK/modules/SHA256.wasm`), unless it is there.
+pub fn stage_module(module: &VettedModule, work_dir: &Path) -> Result<PathBuf, RemoteError> {
+    let setup = |e: std::io::Error| RemoteError::Setup(format!("{}: {e}", work_dir.display()));
+    let dir = work_dir.join("modules");
+    std::fs::create_dir_all(&dir).map_err(setup)?;
+    let path = dir.join(format!("{}.wasm", module.hash_hex()));
+    if std::fs::read(&path).is_ok_and(|b| b == module.bytes) {
+        return Ok(path);
+    }
+    let mut staged = tempfile::NamedTempFile::new_in(&dir).map_err(setup)?;
+    std::io::Write::write_all(&mut staged, &module.bytes).map_err(setup)?;
+    staged.persist(&path).map_err(|e| setup(e.error))?;
+    Ok(path)
+}
+
+/// Runs `run`'s partitions on `engine` and returns the merged partial, with the tally.
+pub fn run(
+    run: &RemoteRun<'_>,
+    placement: &Placement,
+    engine: &dyn Engine,
+) -> (Result<Partial, RemoteError>, Tally) {
+    let failed = |e: RemoteError| (Err(e), Tally::default());
+    let module_location = match stage_module(run.module, &placement.work_dir) {
+        Ok(path) => path,
+        Err(e) => return failed(e),
+    };
+    let secrets = match secrets(run) {
+        Ok(s) => s,
+        Err(e) => return failed(e),
+    };
+    // The key server holds its own copy of the secrets; the collector derives MAC keys from
+    // these.
+    let served = RunSecrets {
+        data_key: secrets.data_key.clone(),
+        guest_random: secrets.guest_random.clone(),
+        guest_insecure_seed: secrets.guest_insecure_seed,
+        mac_secret: secrets.mac_secret.clone(),
+    };
+    // The listener binds first so that the specs can name its port.
+    let server = match KeyServer::start(&placement.listen, run.room, served) {
+        Ok(s) => s,
+        Err(e) => return failed(RemoteError::Setup(e)),
+    };
+    let coordinator = match &placement.advertise {
+        Some(host) => format!("{host}:{}", server.addr().port()),
+        None => server.addr().to_string(),
+    };
+    let planned = match plan(run, placement, &coordinator, &module_location) {
+        Ok(p) => p,
+        Err(e) => return failed(e),
+    };
+    server.grant(
+        planned
+            .iter()
+            .map(|p| (*p.token, p.spec.partition, p.digest))
+            .collect(),
+    );
+    let tasks: Vec<Task> = planned
+        .iter()
+        .map(|p| Task {
+            partition: p.spec.partition,
+            spec: p.spec.to_json(),
+            token: Zeroizing::new(hex::encode(*p.token)),
+        })
+        .collect();
+    let answers = engine.run(run.run, &tasks, &module_location);
+    let releases = server.releases();
+    drop(server);
+    let mut collector = Collector::new(&planned, &secrets, run.ctx);
+    let answers = match answers {
+        Ok(a) => a,
+        Err(e) => {
+            let mut tally = collector.tally().clone();
+            tally.releases = releases;
+            return (Err(RemoteError::Engine(e)), tally);
+        }
+    };
+    for answer in &answers {
+        collector.take(answer);
+    }
+    let (merged, mut tally) = collector.finish();
+    tally.releases = releases;
+    (merged, tally)
+}
