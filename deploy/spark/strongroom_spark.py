@@ -1,7 +1,8 @@
 """Runs a Strongroom room's partitions on a Spark cluster.
 
-The coordinating room starts this launcher with spark-submit (client mode) and writes its tasks
-on the launcher's stdin, one JSON object a line: {"partition": N, "spec": "...", "token": "..."}.
+The coordinating room runs this launcher with a Python that has PySpark, which starts the driver
+with the cluster's spark-submit (client mode; the room sets PYSPARK_SUBMIT_ARGS), and writes its
+tasks on the launcher's stdin, one JSON object a line: {"partition": N, "spec": "...", "token": "..."}.
 The launcher makes a DataFrame of them, one Spark task per row, and with mapInArrow runs
 `strongroom worker` for each row, handing it the spec and the token on stdin (never in Spark's
 configuration, environment, files or logs). A worker's answer (an envelope its coordinator
@@ -13,7 +14,8 @@ raises, and Spark retries the task (spark.task.maxFailures, which the room sets)
 DataFrame API, so this also runs where only Spark Connect is offered.
 
 Usage (the room builds this command; see docs/deploy.md):
-  spark-submit --files MODULE.wasm strongroom_spark.py --worker PATH --module-name MODULE.wasm
+  PYSPARK_SUBMIT_ARGS="--master M --files MODULE.wasm pyspark-shell" \
+      python3 strongroom_spark.py --worker PATH --module-name MODULE.wasm < tasks
 """
 
 import argparse

@@ -253,6 +253,10 @@ pub fn plan(
     module_location: &Path,
 ) -> Result<Vec<Planned>, RemoteError> {
     let span = run.source.shape().span.clone();
+    // Workers run elsewhere, in directories of their own: locations are absolute.
+    let absolute = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let dataset = absolute(run.dataset_location);
+    let module_location = absolute(module_location);
     partitions(span, placement.partition_entities.max(1))
         .into_iter()
         .enumerate()
@@ -263,7 +267,7 @@ pub fn plan(
                 partition: i as u32,
                 first_entity: partition.first,
                 end_entity: partition.end,
-                dataset: run.dataset_location.display().to_string(),
+                dataset: dataset.display().to_string(),
                 dataset_sha256: run.source.header_sha256().to_string(),
                 chunks: run
                     .source

@@ -132,13 +132,18 @@ impl Engine for Processes {
     }
 }
 
-/// The bank's Spark cluster: `spark-submit` in client mode runs the launcher, which makes a
-/// DataFrame of the tasks (one Spark task each) and runs `strongroom worker` for each row with
-/// `mapInArrow`; answers come back to the launcher and, on its stdout, to the coordinator.
+/// The bank's Spark cluster. The coordinator runs the launcher with a Python that has PySpark;
+/// the launcher starts its driver with the cluster's `spark-submit` (client mode, the arguments
+/// in `PYSPARK_SUBMIT_ARGS`), reads the tasks on its stdin, makes a DataFrame of them (one Spark
+/// task each) and runs `strongroom worker` for each row with `mapInArrow`; the answers come back
+/// to the launcher and, on its stdout, to the coordinator. (A launcher started by `spark-submit`
+/// itself would get no stdin: Spark does not pass it on to a Python application.)
 #[derive(Debug, Clone)]
 pub struct Spark {
-    /// `spark-submit`.
-    pub submit: PathBuf,
+    /// The Python that runs the launcher (it must import `pyspark`).
+    pub python: PathBuf,
+    /// `SPARK_HOME` of the cluster's Spark, when PySpark's own is not the one to use.
+    pub spark_home: Option<PathBuf>,
     /// The master (`yarn`, `k8s://...`, `spark://...`, `local-cluster[2,1,1024]`).
     pub master: String,
     /// The launcher, `deploy/spark/strongroom_spark.py`.
@@ -147,7 +152,7 @@ pub struct Spark {
     /// `archives`, e.g. `./sr/strongroom` for `strongroom.tar.gz#sr`).
     pub worker: String,
     /// The Python executors run (`PYSPARK_PYTHON`), when not the cluster's default.
-    pub python: Option<String>,
+    pub executor_python: Option<String>,
     /// `--archives` entries (the release's binary, for a cluster that does not have it).
     pub archives: Vec<String>,
     /// Further Spark settings (memory, queues); the ones a room depends on are set after these.
@@ -187,6 +192,17 @@ impl Engine for Spark {
         std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
         // Spark's settings go in a file only this user reads (the cluster secret among them),
         // not on a command line every local user can list.
+        // A run's settings file lives while its driver starts; one left by a coordinator that was
+        // killed holds a secret of a cluster application that has ended, and goes now.
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                if name.starts_with("run-") && name.ends_with(".properties") {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
         let secret = hex::encode(random32()?);
         let mut settings = self.conf.clone();
         settings.extend(fixed_settings(run, &secret));
@@ -204,18 +220,28 @@ impl Engine for Spark {
             .map_err(|e| io(properties.path(), e))?;
         let log_path = dir.join(format!("{run}.log"));
         let log = std::fs::File::create(&log_path).map_err(|e| io(&log_path, e))?;
-        let mut command = Command::new(&self.submit);
-        command
-            .arg("--master")
-            .arg(&self.master)
-            .arg("--properties-file")
-            .arg(properties.path())
-            .arg("--files")
-            .arg(module);
+        // Paths only: pyspark splits these on spaces.
+        let mut submit = vec![
+            "--master".to_string(),
+            self.master.clone(),
+            "--properties-file".to_string(),
+            properties.path().display().to_string(),
+            "--files".to_string(),
+            module.display().to_string(),
+        ];
         if !self.archives.is_empty() {
-            command.arg("--archives").arg(self.archives.join(","));
+            submit.extend(["--archives".to_string(), self.archives.join(",")]);
         }
+        submit.push("pyspark-shell".to_string());
+        if submit.iter().any(|a| a.contains(char::is_whitespace)) {
+            return Err(format!(
+                "a path for spark-submit holds a space: {}",
+                submit.join(" ")
+            ));
+        }
+        let mut command = Command::new(&self.python);
         command
+            .env("PYSPARK_SUBMIT_ARGS", submit.join(" "))
             .arg(&self.launcher)
             .arg("--worker")
             .arg(&self.worker)
@@ -224,12 +250,15 @@ impl Engine for Spark {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log));
-        if let Some(python) = &self.python {
+        if let Some(python) = &self.executor_python {
             command.env("PYSPARK_PYTHON", python);
+        }
+        if let Some(home) = &self.spark_home {
+            command.env("SPARK_HOME", home);
         }
         let mut child = command
             .spawn()
-            .map_err(|e| format!("{}: {e}", self.submit.display()))?;
+            .map_err(|e| format!("{}: {e}", self.python.display()))?;
         let stdin = child.stdin.take();
         let feeding = std::thread::scope(|scope| {
             let feeder = scope.spawn(move || -> std::io::Result<()> {
@@ -263,7 +292,7 @@ impl Engine for Spark {
             (feeder.join(), answers)
         });
         let (fed, answers) = feeding;
-        let status = child.wait().map_err(|e| format!("spark-submit: {e}"))?;
+        let status = child.wait().map_err(|e| format!("the Spark driver: {e}"))?;
         drop(properties);
         if !status.success() {
             let mut logged = Vec::new();
@@ -276,12 +305,12 @@ impl Engine for Spark {
                 .unwrap_or("")
                 .to_string();
             return Err(format!(
-                "spark-submit exited with {status} (driver log {}): {last}",
+                "the Spark driver exited with {status} (its log: {}): {last}",
                 log_path.display()
             ));
         }
         if !matches!(fed, Ok(Ok(()))) {
-            return Err("spark-submit did not read every task".into());
+            return Err("the Spark driver did not read every task".into());
         }
         Ok(answers)
     }
@@ -334,16 +363,19 @@ pub enum EngineKind {
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SparkConfig {
-    /// `spark-submit`.
-    #[serde(default = "default_submit")]
-    pub submit: PathBuf,
+    /// The Python that runs the launcher (with PySpark).
+    #[serde(default = "default_python")]
+    pub python: PathBuf,
+    /// `SPARK_HOME`, when not PySpark's own.
+    #[serde(default)]
+    pub spark_home: Option<PathBuf>,
     /// The master.
     pub master: String,
     /// The launcher (`deploy/spark/strongroom_spark.py` of the release).
     pub launcher: PathBuf,
     /// `PYSPARK_PYTHON` for the executors.
     #[serde(default)]
-    pub python: Option<String>,
+    pub executor_python: Option<String>,
     /// `--archives` entries.
     #[serde(default)]
     pub archives: Vec<String>,
@@ -361,8 +393,8 @@ fn default_listen() -> String {
 fn default_work_dir() -> PathBuf {
     PathBuf::from("engine")
 }
-fn default_submit() -> PathBuf {
-    PathBuf::from("spark-submit")
+fn default_python() -> PathBuf {
+    PathBuf::from("python3")
 }
 fn one() -> u32 {
     1
@@ -410,11 +442,12 @@ impl EngineConfig {
                 parallel: self.parallel as usize,
             }),
             (EngineKind::Spark, Some(spark)) => Box::new(Spark {
-                submit: spark.submit.clone(),
+                python: spark.python.clone(),
+                spark_home: spark.spark_home.clone(),
                 master: spark.master.clone(),
                 launcher: room_dir.join(&spark.launcher),
                 worker,
-                python: spark.python.clone(),
+                executor_python: spark.executor_python.clone(),
                 archives: spark.archives.clone(),
                 conf: spark.conf.clone().into_iter().collect(),
                 work_dir,
