@@ -18,6 +18,7 @@ mod module_cache;
 mod noise_samplers;
 mod output_gate;
 mod partials;
+mod partitions_elsewhere;
 mod partner_view;
 mod sdk_checks;
 mod sealed_data;
