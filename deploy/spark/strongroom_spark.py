@@ -35,7 +35,15 @@ def worker_function(worker, module_name):
         import pyarrow as pa
         from pyspark import SparkFiles
 
+        import os
+
+        from pyspark import TaskContext
+
         module = SparkFiles.get(module_name)
+        context = TaskContext.get()
+        attempt = context.attemptNumber() if context else 0
+        # The process that forked this Python worker: one per executor.
+        executor = os.getppid()
         for batch in batches:
             columns = batch.to_pydict()
             partitions, envelopes = [], []
@@ -56,8 +64,13 @@ def worker_function(worker, module_name):
                 partitions.append(partition)
                 envelopes.append(done.stdout)
             yield pa.RecordBatch.from_arrays(
-                [pa.array(partitions, pa.int32()), pa.array(envelopes, pa.binary())],
-                names=["partition", "envelope"],
+                [
+                    pa.array(partitions, pa.int32()),
+                    pa.array(envelopes, pa.binary()),
+                    pa.array([attempt] * len(partitions), pa.int32()),
+                    pa.array([executor] * len(partitions), pa.int64()),
+                ],
+                names=["partition", "envelope", "attempt", "executor"],
             )
 
     return run
@@ -83,12 +96,22 @@ def main():
         "partition int, spec string, token string"
     )
     answers = frame.mapInArrow(
-        worker_function(args.worker, args.module_name), "partition int, envelope binary"
+        worker_function(args.worker, args.module_name),
+        "partition int, envelope binary, attempt int, executor long",
     ).collect()
     for row in answers:
         encoded = base64.b64encode(bytes(row["envelope"])).decode()
         sys.stdout.write(f"{RESULT_PREFIX} {row['partition']} {encoded}\n")
     sys.stdout.flush()
+    # For the driver log (the room keeps it for the bank): where the answers came from.
+    retried = sorted(row["partition"] for row in answers if row["attempt"] > 0)
+    executors = len({row["executor"] for row in answers})
+    master = spark.sparkContext.master
+    print(
+        f"strongroom_spark: master {master}: {len(tasks)} tasks, {len(answers)} answers "
+        f"from {executors} executor processes; answered on a retry: {retried}",
+        file=sys.stderr,
+    )
     spark.stop()
 
 

@@ -1,0 +1,400 @@
+//! A room's jobs with their partitions run elsewhere, as an operator configures it in room.toml
+//! (`[engine]`): on worker processes, and on a real multi-process Spark cluster
+//! (`local-cluster[2,1,1024]`: a master, two workers and their executor JVMs, started by PySpark
+//! from PyPI with the machine's Java). The released aggregates equal the local run's exactly; an
+//! executor killed while it runs a task is replaced, the task retried, and the result is the same;
+//! a partition whose chunk was damaged after the room checked the file is refused in-band, not
+//! retried, and the job fails for the bank with the cause.
+//!
+//! PySpark is installed from PyPI into this test's target directory on first use. Without Java
+//! or the registry the Spark tests say they were skipped, except under CI, where they fail.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::commands::{example_module, ok, p};
+
+/// PySpark and the versions it was measured with (docs/deploy.md).
+const PYSPARK: &[&str] = &["pyspark==4.3.0", "pyarrow==26.0.1", "pandas==3.1.1"];
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .canonicalize()
+        .expect("repo")
+}
+
+fn strongroom_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_strongroom")
+}
+
+/// A Python with PySpark, installed once; `None` (after saying why) when it cannot be.
+fn spark_python() -> Option<&'static Path> {
+    static ONCE: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let installed = ONCE.get_or_init(|| {
+        let java = Command::new("java").arg("-version").output();
+        if !java.is_ok_and(|o| o.status.success()) {
+            return Err("Java (Debian's openjdk-17-jre-headless)".into());
+        }
+        let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("spark-python");
+        let python = venv.join("bin").join("python");
+        let has = |python: &Path| {
+            Command::new(python)
+                .args(["-c", "import pyspark, pyarrow, pandas"])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        };
+        if has(&python) {
+            return Ok(python);
+        }
+        let run = |cmd: &mut Command, what: &str| -> Result<(), String> {
+            let out = cmd.output().map_err(|e| format!("{what}: {e}"))?;
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(format!("{what}: {}", String::from_utf8_lossy(&out.stderr)))
+            }
+        };
+        run(
+            Command::new("python3").arg("-m").arg("venv").arg(&venv),
+            "python3 -m venv",
+        )?;
+        run(
+            Command::new(&python)
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                ])
+                .args(PYSPARK),
+            "pip install pyspark",
+        )?;
+        Ok(python)
+    });
+    match installed {
+        Ok(python) => Some(python),
+        Err(e) => {
+            if std::env::var_os("CI").is_some() {
+                panic!("{e} (CI installs it: .ci/run)");
+            }
+            eprintln!("skipped: {e}");
+            None
+        }
+    }
+}
+
+/// One Spark cluster at a time: each takes both cores while it starts.
+static ONE_CLUSTER: Mutex<()> = Mutex::new(());
+
+const CUSTOMERS: &str = "3000";
+const PARTITION_ENTITIES: u32 = 700;
+
+/// A room with the demo bank sealed to it in small chunks, and a policy that releases exact
+/// results, so released values are the aggregates.
+struct Bank {
+    tmp: tempfile::TempDir,
+    room: PathBuf,
+    sealed: PathBuf,
+}
+
+fn bank() -> Bank {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    let room = dir.join("room");
+    ok(&["keygen", "--room", p(&room), "--name", "spark"]);
+    let data = dir.join("data");
+    ok(&["demo-data", "--customers", CUSTOMERS, "--out", p(&data)]);
+    let key = dir.join("bigbank.key");
+    ok(&["party-key", "--name", "bigbank", "--out", p(&key)]);
+    let sealed = dir.join("bank.sealed");
+    ok(&[
+        "seal",
+        "--schema",
+        p(&data.join("schema.toml")),
+        "--room-key",
+        p(&room.join("keys/room.pub")),
+        "--party-key",
+        p(&key),
+        "--table",
+        &format!("customers={}", p(&data.join("customers.csv"))),
+        "--table",
+        &format!("transactions={}", p(&data.join("transactions.csv"))),
+        "--chunk-rows",
+        "2000",
+        "--out",
+        p(&sealed),
+    ]);
+    let policy = dir.join("policy.toml");
+    std::fs::write(
+        &policy,
+        "partner = \"socialco\"\ndataset = \"bank\"\nbudget_rho = \"100\"\nmechanism = \"none\"\n\
+         allow_unnoised = true\nmin_group_size = 1\nresult_delay_seconds = 0\n",
+    )
+    .expect("policy");
+    ok(&["policy", "set", "--room", p(&room), "--file", p(&policy)]);
+    Bank { tmp, room, sealed }
+}
+
+impl Bank {
+    /// Sets the room's `[engine]` (none: every run local).
+    fn engine(&self, section: &str) {
+        std::fs::write(
+            self.room.join("room.toml"),
+            format!("name = \"spark\"\n{section}"),
+        )
+        .expect("room.toml");
+    }
+
+    fn spark_engine(&self, python: &Path) -> String {
+        format!(
+            "[engine]\nkind = \"spark\"\npartition_entities = {PARTITION_ENTITIES}\nworker = \"{}\"\n\
+             [engine.spark]\npython = \"{}\"\nexecutor_python = \"{}\"\n\
+             master = \"local-cluster[2,1,1024]\"\nlauncher = \"{}\"\n",
+            strongroom_bin(),
+            python.display(),
+            python.display(),
+            repo().join("deploy/spark/strongroom_spark.py").display()
+        )
+    }
+
+    fn run_args<'a>(&'a self, dataset: &'a Path, out: &'a Path) -> Vec<String> {
+        let module = example_module("spend-by-category");
+        [
+            "run",
+            "--room",
+            p(&self.room),
+            "--module",
+            p(&module),
+            "--partner",
+            "socialco",
+            "--dataset",
+            p(dataset),
+            "--cost",
+            "0.01",
+            "--threads",
+            "2",
+            "--out",
+            p(out),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    }
+
+    /// Runs the example query and returns the released metrics.
+    fn run(&self, name: &str) -> Value {
+        let out = self.tmp.path().join(format!("{name}.json"));
+        let args = self.run_args(&self.sealed, &out);
+        let stdout = ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(stdout.contains("outcome completed, released"), "{stdout}");
+        metrics(&out)
+    }
+
+    /// The driver logs of the room's Spark runs, joined.
+    fn driver_logs(&self) -> String {
+        let dir = self.room.join("engine/spark");
+        let mut text = String::new();
+        for entry in std::fs::read_dir(&dir).expect("logs").flatten() {
+            if entry.path().extension().is_some_and(|e| e == "log") {
+                text.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
+            }
+        }
+        text
+    }
+}
+
+fn metrics(path: &Path) -> Value {
+    let result: Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("result")).expect("json");
+    result["metrics"].clone()
+}
+
+#[test]
+fn a_job_on_worker_processes_and_on_a_multi_process_spark_cluster_equals_the_local_run() {
+    let bank = bank();
+    let local = bank.run("local");
+    assert!(local.as_array().is_some_and(|m| !m.is_empty()));
+
+    bank.engine(&format!(
+        "[engine]\nkind = \"processes\"\npartition_entities = {PARTITION_ENTITIES}\n\
+         worker = \"{}\"\nparallel = 2\n",
+        strongroom_bin()
+    ));
+    assert_eq!(bank.run("processes"), local, "worker processes");
+
+    let Some(python) = spark_python() else { return };
+    let _one = ONE_CLUSTER.lock().unwrap_or_else(|p| p.into_inner());
+    bank.engine(&bank.spark_engine(python));
+    assert_eq!(bank.run("spark"), local, "Spark");
+    let logs = bank.driver_logs();
+    let tasks = CUSTOMERS
+        .parse::<u32>()
+        .expect("n")
+        .div_ceil(PARTITION_ENTITIES);
+    assert!(
+        logs.contains(&format!(
+            "master local-cluster[2,1,1024]: {tasks} tasks, {tasks} answers"
+        )),
+        "the launcher's summary:\n{logs}"
+    );
+    // No settings file with the cluster's secret is left behind.
+    let left: Vec<_> = std::fs::read_dir(bank.room.join("engine/spark"))
+        .expect("dir")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".properties"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+/// The parent of process `pid`.
+fn parent(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // "pid (comm) state ppid ...": comm may hold spaces, so split after its closing paren.
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+fn cmdline(pid: u32) -> String {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+        .unwrap_or_default()
+}
+
+/// The executor JVM running a `strongroom worker` right now, if any.
+fn executor_running_a_worker() -> Option<u32> {
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !cmdline(pid).contains(" worker --module ") {
+            continue;
+        }
+        let mut up = pid;
+        while let Some(next) = parent(up) {
+            if next <= 1 {
+                break;
+            }
+            if cmdline(next).contains("CoarseGrainedExecutorBackend") {
+                return Some(next);
+            }
+            up = next;
+        }
+    }
+    None
+}
+
+#[test]
+fn an_executor_killed_mid_task_is_replaced_the_task_retried_and_the_result_the_same() {
+    let Some(python) = spark_python() else { return };
+    let bank = bank();
+    let local = bank.run("local");
+    let _one = ONE_CLUSTER.lock().unwrap_or_else(|p| p.into_inner());
+    bank.engine(&bank.spark_engine(python));
+    let out = bank.tmp.path().join("killed.json");
+    let args = bank.run_args(&bank.sealed, &out);
+    let mut job = Command::new(strongroom_bin())
+        .args(&args)
+        .env("STRONGROOM_PASSPHRASE", "cli command tests")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("runs");
+    let started = Instant::now();
+    let mut killed = None;
+    while killed.is_none() && started.elapsed() < Duration::from_secs(180) {
+        if let Ok(Some(_)) = job.try_wait() {
+            break;
+        }
+        if let Some(executor) = executor_running_a_worker() {
+            let status = Command::new("kill")
+                .args(["-9", &executor.to_string()])
+                .status()
+                .expect("kill");
+            assert!(status.success());
+            killed = Some(executor);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let done = job.wait_with_output().expect("job ends");
+    let stdout = String::from_utf8_lossy(&done.stdout);
+    assert!(
+        killed.is_some(),
+        "no executor was caught running a worker: {stdout}"
+    );
+    assert!(
+        done.status.success() && stdout.contains("outcome completed, released"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    assert_eq!(metrics(&out), local, "the same result after the retry");
+    let logs = bank.driver_logs();
+    assert!(logs.contains("Lost executor"), "Spark saw the executor go");
+    assert!(
+        !logs.contains("answered on a retry: []"),
+        "a partition was answered on a retry:\n{logs}"
+    );
+}
+
+#[test]
+fn a_partition_whose_chunk_was_damaged_at_rest_is_refused_on_spark_without_a_retry() {
+    let Some(python) = spark_python() else { return };
+    let bank = bank();
+    let _one = ONE_CLUSTER.lock().unwrap_or_else(|p| p.into_inner());
+    bank.engine(&bank.spark_engine(python));
+    // The room checks every chunk of the file before it charges; the damage comes after that
+    // (storage failing, or someone with write access to it), once the room has started Spark
+    // (its driver log exists), before any worker reads: one byte of a middle chunk.
+    let copy = bank.tmp.path().join("damaged.sealed");
+    std::fs::copy(&bank.sealed, &copy).expect("copy");
+    let out = bank.tmp.path().join("damaged.json");
+    let args = bank.run_args(&copy, &out);
+    let job = Command::new(strongroom_bin())
+        .args(&args)
+        .env("STRONGROOM_PASSPHRASE", "cli command tests")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("runs");
+    let logs = bank.room.join("engine/spark");
+    let started = Instant::now();
+    while !std::fs::read_dir(&logs).is_ok_and(|d| {
+        d.flatten()
+            .any(|e| e.path().extension().is_some_and(|x| x == "log"))
+    }) {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "Spark never started"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut bytes = std::fs::read(&copy).expect("sealed");
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x20;
+    std::fs::write(&copy, &bytes).expect("damage");
+    let done = job.wait_with_output().expect("job ends");
+    let stdout = String::from_utf8_lossy(&done.stdout);
+    assert!(
+        stdout.contains("outcome host_error, nothing released"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let logs = bank.driver_logs();
+    assert!(
+        !logs.contains("Lost task") && logs.contains("answered on a retry: []"),
+        "a refusal is an answer, not a failure Spark retries:\n{logs}"
+    );
+}
