@@ -438,3 +438,44 @@ fn a_worker_of_another_contract_version_refuses_with_its_own_status() {
         "no key asked for"
     );
 }
+
+#[test]
+fn a_spark_run_past_its_time_is_stopped_with_everything_it_started() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tmp");
+    // A "driver" that never answers, and starts a process of its own (as PySpark starts its JVM).
+    let driver = dir.path().join("driver.sh");
+    let child_pid = dir.path().join("child.pid");
+    std::fs::write(
+        &driver,
+        format!(
+            "#!/bin/sh\nsleep 600 &\necho $! > {}\nwait\n",
+            child_pid.display()
+        ),
+    )
+    .expect("script");
+    std::fs::set_permissions(&driver, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let spark = strongroom::remote::engine::Spark {
+        python: driver,
+        spark_home: None,
+        master: "local-cluster[2,1,1024]".into(),
+        launcher: dir.path().join("launcher.py"),
+        worker: "strongroom".into(),
+        executor_python: None,
+        archives: Vec::new(),
+        conf: Vec::new(),
+        work_dir: dir.path().join("work"),
+        timeout: std::time::Duration::from_secs(2),
+    };
+    let module = dir.path().join("m.wasm");
+    std::fs::write(&module, b"").expect("module");
+    let started = std::time::Instant::now();
+    let err = spark.run("job-slow", &[], &module).expect_err("stopped");
+    assert!(err.contains("took over 2 s"), "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    let pid = std::fs::read_to_string(&child_pid).expect("the child started");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let alive = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim()))
+        .is_ok_and(|s| !s.contains(") Z "));
+    assert!(!alive, "the driver's own process was killed with it");
+}

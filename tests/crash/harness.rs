@@ -64,7 +64,50 @@ async fn setup(dir: &Path) -> Result<(), String> {
     ] {
         room.set_policy(&p).await.map_err(|e| e.to_string())?;
     }
+    seal_bank(&room, dir)?;
     operate(&room, "run-held-job").await
+}
+
+/// The bank sealed to the room, in `DIR/bank.sealed`, for the jobs whose partitions run on
+/// worker processes.
+fn seal_bank(room: &Room, dir: &Path) -> Result<(), String> {
+    let data = dir.join("bank-data");
+    strongroom_synthetic::generate(120, 5.0, 3)
+        .write_csv(&data)
+        .map_err(|e| e.to_string())?;
+    let party =
+        strongroom::data_at_rest::party::PartyKey::generate("bigbank", &dir.join("bank.key"))
+            .map_err(|e| e.to_string())?;
+    strongroom::data_at_rest::seal::seal(
+        &strongroom::dataset::schema::DatasetSchema::load(&data.join("schema.toml"))
+            .map_err(|e| e.to_string())?,
+        &[
+            ("customers".into(), data.join("customers.csv")),
+            ("transactions".into(), data.join("transactions.csv")),
+        ],
+        &room.keys().public,
+        &party,
+        100,
+        &dir.join("bank.sealed"),
+        false,
+    )
+    .map(|_| ())
+    .map_err(|e| e.to_string())
+}
+
+/// room.toml with an engine that runs partitions on worker processes: this harness's own
+/// `worker` command, which runs the worker's code.
+fn with_worker_processes(dir: &Path) -> Result<(), String> {
+    let me = std::env::current_exe().map_err(|e| e.to_string())?;
+    std::fs::write(
+        dir.join("room.toml"),
+        format!(
+            "name = \"crash-room\"\n[engine]\nkind = \"processes\"\npartition_entities = 40\n\
+             worker = \"{}\"\nparallel = 2\n",
+            me.display()
+        ),
+    )
+    .map_err(|e| e.to_string())
 }
 
 async fn operate(room: &Room, operation: &str) -> Result<(), String> {
@@ -104,6 +147,25 @@ async fn operate(room: &Room, operation: &str) -> Result<(), String> {
                 "heldco"
             };
             run_job(room, sandbox(), request(partner, &module))
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
+        "run-job-partitioned" => {
+            let source = strongroom::data_at_rest::stream::SealedSource::open(
+                &room.dir().join("bank.sealed"),
+                room.keys(),
+            )
+            .map_err(|e| e.to_string())?;
+            let source = std::sync::Arc::new(source);
+            let whole = std::sync::Arc::clone(&source);
+            let mut job = request("socialco", &module);
+            job.dataset_sha256 = source.header_sha256().to_string();
+            job.dataset = strongroom::room::jobs::JobData::sealed(
+                source,
+                std::sync::Arc::new(move || whole.load(1).map(std::sync::Arc::new)),
+            );
+            run_job(room, sandbox(), job)
                 .await
                 .map(|_| ())
                 .map_err(|e| e.to_string())
@@ -301,6 +363,9 @@ fn main() -> ExitCode {
         match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
             ["setup", dir] => setup(Path::new(dir)).await.map(|()| "set up".to_string()),
             ["op", dir, operation] => {
+                if operation == "run-job-partitioned" {
+                    with_worker_processes(Path::new(dir))?;
+                }
                 let room = Room::open(Path::new(dir), &OperatorSecret::new(SECRET))
                     .await
                     .map_err(|e| e.to_string())?;
@@ -309,6 +374,22 @@ fn main() -> ExitCode {
                     .map(|()| format!("{operation} done"))
             }
             ["check", dir] => check(Path::new(dir)).await,
+            // As `strongroom worker`: one partition, its spec and token on stdin.
+            ["worker", "--module", module] => {
+                let mut input = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut input)
+                    .map_err(|e| e.to_string())?;
+                let mut lines = input.lines();
+                let (spec, token) = (lines.next().unwrap_or(""), lines.next().unwrap_or(""));
+                let answer = strongroom::remote::worker::run(spec, token, Some(Path::new(module)));
+                if let strongroom::remote::worker::Answer::Partial(bytes)
+                | strongroom::remote::worker::Answer::Refused(bytes, _) = &answer
+                {
+                    std::io::Write::write_all(&mut std::io::stdout(), bytes)
+                        .map_err(|e| e.to_string())?;
+                }
+                std::process::exit(answer.exit_status());
+            }
             _ => Err("usage: crash-harness setup DIR | op DIR OPERATION | check DIR".into()),
         }
     });

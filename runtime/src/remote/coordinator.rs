@@ -358,6 +358,10 @@ pub fn run(
         Ok(p) => p,
         Err(e) => return failed(e),
     };
+    if planned.is_empty() {
+        // No customers: nothing to hand out.
+        return Collector::new(&planned, &secrets, run.ctx).finish();
+    }
     server.grant(
         planned
             .iter()
@@ -387,6 +391,7 @@ pub fn run(
     for answer in &answers {
         collector.take(answer);
     }
+    fail::fail_point!("remote.after_collect");
     let (merged, mut tally) = collector.finish();
     tally.releases = releases;
     (merged, tally)

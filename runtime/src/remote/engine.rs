@@ -12,6 +12,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -159,6 +160,8 @@ pub struct Spark {
     pub conf: Vec<(String, String)>,
     /// Where the run's Spark settings (0600, removed after) and its driver log are written.
     pub work_dir: PathBuf,
+    /// How long a run may take before its driver (and everything it started) is killed.
+    pub timeout: Duration,
 }
 
 /// Spark settings a room's runs depend on, set after the bank's own: no speculative copies (a
@@ -256,11 +259,29 @@ impl Engine for Spark {
         if let Some(home) = &self.spark_home {
             command.env("SPARK_HOME", home);
         }
+        // Its own process group: a run past its time is killed whole (the driver's JVM too).
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
         let mut child = command
             .spawn()
             .map_err(|e| format!("{}: {e}", self.python.display()))?;
         let stdin = child.stdin.take();
+        let group = child.id();
+        let finished = std::sync::atomic::AtomicBool::new(false);
+        let timed_out = std::sync::atomic::AtomicBool::new(false);
         let feeding = std::thread::scope(|scope| {
+            scope.spawn(|| {
+                let deadline = std::time::Instant::now() + self.timeout;
+                while !finished.load(Ordering::Relaxed) {
+                    if std::time::Instant::now() >= deadline {
+                        timed_out.store(true, Ordering::Relaxed);
+                        let _ = Command::new("kill")
+                            .args(["-KILL", "--", &format!("-{group}")])
+                            .status();
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            });
             let feeder = scope.spawn(move || -> std::io::Result<()> {
                 if let Some(mut stdin) = stdin {
                     for task in tasks {
@@ -289,11 +310,19 @@ impl Engine for Spark {
                     }
                 }
             }
+            finished.store(true, Ordering::Relaxed);
             (feeder.join(), answers)
         });
         let (fed, answers) = feeding;
         let status = child.wait().map_err(|e| format!("the Spark driver: {e}"))?;
         drop(properties);
+        if timed_out.load(Ordering::Relaxed) {
+            return Err(format!(
+                "the Spark run took over {} s and was stopped (engine timeout_seconds; its log: {})",
+                self.timeout.as_secs(),
+                log_path.display()
+            ));
+        }
         if !status.success() {
             let mut logged = Vec::new();
             let _ = std::fs::File::open(&log_path).and_then(|mut f| f.read_to_end(&mut logged));
@@ -344,6 +373,10 @@ pub struct EngineConfig {
     /// `processes`: workers at once.
     #[serde(default = "one")]
     pub parallel: u32,
+    /// How long a run's partitions may take, in seconds, before the engine is stopped (the job
+    /// then fails for the bank, its charge kept).
+    #[serde(default = "default_timeout")]
+    pub timeout_seconds: u64,
     /// `spark`: how to reach the cluster.
     #[serde(default)]
     pub spark: Option<SparkConfig>,
@@ -396,6 +429,9 @@ fn default_work_dir() -> PathBuf {
 fn default_python() -> PathBuf {
     PathBuf::from("python3")
 }
+fn default_timeout() -> u64 {
+    6 * 3600
+}
 fn one() -> u32 {
     1
 }
@@ -405,6 +441,9 @@ impl EngineConfig {
     pub fn check(&self) -> Result<(), String> {
         if self.partition_entities == 0 {
             return Err("[engine] partition_entities must be at least 1".into());
+        }
+        if self.timeout_seconds == 0 {
+            return Err("[engine] timeout_seconds must be at least 1".into());
         }
         if self.worker_threads == 0 || self.parallel == 0 {
             return Err("[engine] worker_threads and parallel must be at least 1".into());
@@ -451,6 +490,7 @@ impl EngineConfig {
                 archives: spark.archives.clone(),
                 conf: spark.conf.clone().into_iter().collect(),
                 work_dir,
+                timeout: Duration::from_secs(self.timeout_seconds),
             }),
             (EngineKind::Spark, None) => return Err("[engine.spark] is missing".into()),
         };
