@@ -20,7 +20,9 @@ use strongroom::guest_boundary::partial_wire::encode;
 use strongroom::guest_boundary::vetting::DEFAULT_MAX_MODULE_BYTES;
 use strongroom::guest_boundary::{RunContext, RunLimits, VettedModule, vet};
 use strongroom::keys::{OperatorSecret, RoomKeys};
-use strongroom::remote::coordinator::{self, Collector, Placement, RemoteRun, Tally};
+use strongroom::remote::coordinator::{
+    self, Collector, OnRefused, PARTITION_REFUSED, Placement, RemoteRun, Tally,
+};
 use strongroom::remote::engine::{Engine, Task};
 use strongroom::remote::envelope::{Envelope, Status};
 use strongroom::remote::key_release::{self, KeyServer, MAX_ATTEMPTS, ReleaseError};
@@ -113,6 +115,7 @@ impl Fixture {
             advertise: None,
             work_dir: self.dir.path().join("engine"),
             worker_threads: 2,
+            on_refused: OnRefused::Fail,
         }
     }
 
@@ -414,6 +417,70 @@ fn a_chunk_that_does_not_authenticate_is_refused_in_band_and_the_run_has_no_resu
     }
     // Refused, not failed: an engine does not retry it (the key was released once).
     assert!(tally.releases.iter().all(|&(_, n)| n == 1), "{tally:?}");
+}
+
+#[test]
+fn split_runs_a_refused_partition_again_per_customer_and_drops_only_those_in_the_bad_chunk() {
+    let f = fixture();
+    let mut bytes = std::fs::read(&f.sealed).expect("sealed");
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x20;
+    let poisoned = f.dir.path().join("poisoned.sealed");
+    std::fs::write(&poisoned, &bytes).expect("write");
+    let source = SealedSource::open(&poisoned, &f.keys).expect("header and index intact");
+    let ctx = f.ctx(&source, 7);
+    let run = RemoteRun {
+        run: "job-split",
+        source: &source,
+        dataset_location: &poisoned,
+        module: &f.module,
+        ctx: &ctx,
+        room: &f.keys,
+    };
+    let placement = Placement {
+        on_refused: OnRefused::Split,
+        ..f.placement(60)
+    };
+    let (merged, tally) = coordinator::run(&run, &placement, &InProcess);
+    let merged = merged.expect("a result without the damaged chunk's customers");
+    // Which chunk: the worker named it.
+    let why = &tally.refusals[0].1;
+    let bad: usize = why
+        .split("chunk ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no chunk named in: {why}"));
+    let in_bad_chunk: Vec<u32> = (0..CUSTOMERS as u32)
+        .filter(|&e| {
+            source
+                .chunks_for(e..e + 1)
+                .iter()
+                .any(|(_, chunks)| chunks.contains(&bad))
+        })
+        .collect();
+    assert!(!in_bad_chunk.is_empty());
+    assert_eq!(
+        merged.units, CUSTOMERS as u64,
+        "every customer ran or was dropped"
+    );
+    assert_eq!(
+        merged.failed_units.get("trap").copied(),
+        Some(in_bad_chunk.len() as u64),
+        "exactly the customers with rows in the damaged chunk are dropped"
+    );
+    for (entity, outcome, _) in &merged.first_failures {
+        assert!(in_bad_chunk.contains(entity), "customer {entity}");
+        assert_eq!(
+            outcome,
+            &strongroom::guest_boundary::Outcome::Trap(PARTITION_REFUSED.into())
+        );
+    }
+    assert!(
+        tally.split >= in_bad_chunk.len() as u32 && tally.split <= 120,
+        "{}",
+        tally.split
+    );
 }
 
 #[test]

@@ -16,7 +16,7 @@ use super::key_release::{KeyServer, RunSecrets, random32};
 use super::spec::{CONTRACT_VERSION, PartitionSpec, TableChunks};
 use crate::data_at_rest::stream::SealedSource;
 use crate::guest_boundary::executor::{Partial, Partition, partitions};
-use crate::guest_boundary::{RunContext, VettedModule, partial_wire};
+use crate::guest_boundary::{Outcome, RunContext, VettedModule, partial_wire};
 use crate::keys::RoomKeys;
 
 /// Entities per partition unless the room's engine settings say otherwise.
@@ -35,6 +35,8 @@ pub struct Placement {
     pub work_dir: PathBuf,
     /// Threads each worker uses.
     pub worker_threads: u32,
+    /// What a partition without an authentic partial does to the run.
+    pub on_refused: OnRefused,
 }
 
 /// A run to partition.
@@ -68,6 +70,24 @@ pub struct Tally {
     pub refusals: Vec<(u32, String)>,
     /// Key releases made, by partition: (partition, releases).
     pub releases: Vec<(u32, u32)>,
+    /// Customers run again one per partition after their partition was refused.
+    pub split: u32,
+}
+
+/// The trap kind of a customer dropped because its partition was refused (by the bank's
+/// `on_refused_partition = "split"`).
+pub const PARTITION_REFUSED: &str = "partition refused";
+
+/// What a coordinator does with a partition that got no authentic partial.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnRefused {
+    /// The run fails (nothing is released; the charge stays).
+    #[default]
+    Fail,
+    /// Its customers run again one per partition, and those whose partition is refused again
+    /// are dropped, as units that failed.
+    Split,
 }
 
 /// Why a partitioned run has no result.
@@ -197,6 +217,12 @@ impl<'a> Collector<'a> {
         &self.tally
     }
 
+    /// The partials accepted, by planned partition (`None`: no authentic partial), and the
+    /// tally.
+    pub fn into_parts(self) -> (Vec<Option<Partial>>, Tally) {
+        (self.partials, self.tally)
+    }
+
     /// The merged partial, in partition order, if every partition has one.
     pub fn finish(self) -> (Result<Partial, RemoteError>, Tally) {
         let planned = self.planned.len() as u32;
@@ -253,18 +279,32 @@ pub fn plan(
     module_location: &Path,
 ) -> Result<Vec<Planned>, RemoteError> {
     let span = run.source.shape().span.clone();
+    let parts = partitions(span, placement.partition_entities.max(1));
+    plan_partitions(run, placement, coordinator, module_location, &parts, 0)
+}
+
+/// Specs and tokens for `parts`, numbered from `first_number`.
+fn plan_partitions(
+    run: &RemoteRun<'_>,
+    placement: &Placement,
+    coordinator: &str,
+    module_location: &Path,
+    parts: &[Partition],
+    first_number: u32,
+) -> Result<Vec<Planned>, RemoteError> {
     // Workers run elsewhere, in directories of their own: locations are absolute.
     let absolute = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
     let dataset = absolute(run.dataset_location);
     let module_location = absolute(module_location);
-    partitions(span, placement.partition_entities.max(1))
-        .into_iter()
+    parts
+        .iter()
+        .copied()
         .enumerate()
         .map(|(i, partition)| {
             let spec = PartitionSpec {
                 contract: CONTRACT_VERSION,
                 run: run.run.to_string(),
-                partition: i as u32,
+                partition: first_number + i as u32,
                 first_entity: partition.first,
                 end_entity: partition.end,
                 dataset: dataset.display().to_string(),
@@ -362,29 +402,30 @@ pub fn run(
         // No customers: nothing to hand out.
         return Collector::new(&planned, &secrets, run.ctx).finish();
     }
-    server.grant(
-        planned
+    let round = |planned: &[Planned]| -> Result<Vec<Vec<u8>>, String> {
+        server.grant(
+            planned
+                .iter()
+                .map(|p| (*p.token, p.spec.partition, p.digest))
+                .collect(),
+        );
+        let tasks: Vec<Task> = planned
             .iter()
-            .map(|p| (*p.token, p.spec.partition, p.digest))
-            .collect(),
-    );
-    let tasks: Vec<Task> = planned
-        .iter()
-        .map(|p| Task {
-            partition: p.spec.partition,
-            spec: p.spec.to_json(),
-            token: Zeroizing::new(hex::encode(*p.token)),
-        })
-        .collect();
-    let answers = engine.run(run.run, &tasks, &module_location);
-    let releases = server.releases();
-    drop(server);
+            .map(|p| Task {
+                partition: p.spec.partition,
+                spec: p.spec.to_json(),
+                token: Zeroizing::new(hex::encode(*p.token)),
+            })
+            .collect();
+        engine.run(run.run, &tasks, &module_location)
+    };
+    let answers = round(&planned);
     let mut collector = Collector::new(&planned, &secrets, run.ctx);
     let answers = match answers {
         Ok(a) => a,
         Err(e) => {
             let mut tally = collector.tally().clone();
-            tally.releases = releases;
+            tally.releases = server.releases();
             return (Err(RemoteError::Engine(e)), tally);
         }
     };
@@ -392,7 +433,84 @@ pub fn run(
         collector.take(answer);
     }
     fail::fail_point!("remote.after_collect");
-    let (merged, mut tally) = collector.finish();
-    tally.releases = releases;
-    (merged, tally)
+    if placement.on_refused == OnRefused::Fail {
+        let (merged, mut tally) = collector.finish();
+        tally.releases = server.releases();
+        return (merged, tally);
+    }
+
+    // Split: each partition without a partial runs again one customer per partition; a
+    // customer whose own partition still has none is dropped, as a unit that failed.
+    let (partials, mut tally) = collector.into_parts();
+    let missing: Vec<Partition> = planned
+        .iter()
+        .zip(&partials)
+        .filter(|(_, p)| p.is_none())
+        .map(|(p, _)| p.partition)
+        .collect();
+    let singles: Vec<Partition> = missing
+        .iter()
+        .flat_map(|p| p.entities())
+        .map(|e| Partition {
+            first: e,
+            end: e + 1,
+        })
+        .collect();
+    let mut total = Partial::new(&run.ctx.manifest, run.ctx.limits.max_output_bytes);
+    for partial in partials.into_iter().flatten() {
+        total.merge(partial);
+    }
+    if !singles.is_empty() {
+        let again = match plan_partitions(
+            run,
+            placement,
+            &coordinator,
+            &module_location,
+            &singles,
+            planned.len() as u32,
+        ) {
+            Ok(p) => p,
+            Err(e) => return (Err(e), tally),
+        };
+        let answers = match round(&again) {
+            Ok(a) => a,
+            Err(e) => {
+                tally.releases = server.releases();
+                return (Err(RemoteError::Engine(e)), tally);
+            }
+        };
+        let mut collector = Collector::new(&again, &secrets, run.ctx);
+        for answer in &answers {
+            collector.take(answer);
+        }
+        let (singles_done, split_tally) = collector.into_parts();
+        for (planned, partial) in again.iter().zip(singles_done) {
+            match partial {
+                Some(partial) => total.merge(partial),
+                None => {
+                    let why = split_tally
+                        .refusals
+                        .iter()
+                        .find(|(p, _)| *p == planned.spec.partition)
+                        .map_or("no answer", |(_, why)| why.as_str());
+                    let mut dropped =
+                        Partial::new(&run.ctx.manifest, run.ctx.limits.max_output_bytes);
+                    dropped.units = 1;
+                    dropped.fail(
+                        planned.partition.first,
+                        Outcome::Trap(PARTITION_REFUSED.into()),
+                        format!("its partition was refused: {why}"),
+                    );
+                    total.merge(dropped);
+                }
+            }
+        }
+        tally.accepted += split_tally.accepted;
+        tally.duplicates += split_tally.duplicates;
+        tally.rejected += split_tally.rejected;
+        tally.refusals.extend(split_tally.refusals);
+        tally.split = singles.len() as u32;
+    }
+    tally.releases = server.releases();
+    (Ok(total), tally)
 }

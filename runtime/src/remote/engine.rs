@@ -373,6 +373,10 @@ pub struct EngineConfig {
     /// `processes`: workers at once.
     #[serde(default = "one")]
     pub parallel: u32,
+    /// A partition without an authentic partial: `fail` the run, or `split` it into one
+    /// partition per customer and drop the customers whose own partition is refused.
+    #[serde(default)]
+    pub on_refused_partition: super::coordinator::OnRefused,
     /// How long a run's partitions may take, in seconds, before the engine is stopped (the job
     /// then fails for the bank, its charge kept).
     #[serde(default = "default_timeout")]
@@ -474,6 +478,7 @@ impl EngineConfig {
             advertise: self.advertise.clone(),
             work_dir: work_dir.clone(),
             worker_threads: self.worker_threads,
+            on_refused: self.on_refused_partition,
         };
         let engine: Box<dyn Engine> = match (self.kind, &self.spark) {
             (EngineKind::Processes, _) => Box::new(Processes {
