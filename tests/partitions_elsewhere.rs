@@ -546,3 +546,29 @@ fn a_spark_run_past_its_time_is_stopped_with_everything_it_started() {
         .is_ok_and(|s| !s.contains(") Z "));
     assert!(!alive, "the driver's own process was killed with it");
 }
+
+#[test]
+fn a_range_read_in_windows_holds_exactly_the_rows_of_the_range_read_whole() {
+    let f = fixture();
+    let source = f.source();
+    let whole = source.range(37..251, false).expect("reads");
+    let mut spans = Vec::new();
+    let mut rows = vec![0usize; whole.tables.len()];
+    for window in source.range_windows(37..251, 16).expect("opens") {
+        let window = window.expect("reads");
+        spans.push(window.span.clone());
+        for (t, table) in window.tables.iter().enumerate() {
+            rows[t] += table.rows();
+        }
+    }
+    assert_eq!(spans.first().map(|s| s.start), Some(37));
+    assert_eq!(spans.last().map(|s| s.end), Some(251));
+    assert!(
+        spans
+            .windows(2)
+            .all(|w| w[0].end == w[1].start && w[0].len() == 16)
+    );
+    let expected: Vec<usize> = whole.tables.iter().map(|t| t.rows()).collect();
+    assert_eq!(rows, expected);
+    assert!(expected.iter().all(|&r| r > 0));
+}

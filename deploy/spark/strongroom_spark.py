@@ -32,6 +32,8 @@ def worker_function(worker, module_name):
     """The function each Spark task runs over its rows."""
 
     def run(batches):
+        import time
+
         import pyarrow as pa
         from pyspark import SparkFiles
 
@@ -46,10 +48,11 @@ def worker_function(worker, module_name):
         executor = os.getppid()
         for batch in batches:
             columns = batch.to_pydict()
-            partitions, envelopes = [], []
+            partitions, envelopes, starts, seconds = [], [], [], []
             for partition, spec, token in zip(
                 columns["partition"], columns["spec"], columns["token"]
             ):
+                start = time.time()
                 done = subprocess.run(
                     [worker, "worker", "--module", module],
                     input=(spec + "\n" + token + "\n").encode(),
@@ -63,14 +66,18 @@ def worker_function(worker, module_name):
                     )
                 partitions.append(partition)
                 envelopes.append(done.stdout)
+                starts.append(start)
+                seconds.append(time.time() - start)
             yield pa.RecordBatch.from_arrays(
                 [
                     pa.array(partitions, pa.int32()),
                     pa.array(envelopes, pa.binary()),
                     pa.array([attempt] * len(partitions), pa.int32()),
                     pa.array([executor] * len(partitions), pa.int64()),
+                    pa.array(starts, pa.float64()),
+                    pa.array(seconds, pa.float64()),
                 ],
-                names=["partition", "envelope", "attempt", "executor"],
+                names=["partition", "envelope", "attempt", "executor", "start", "seconds"],
             )
 
     return run
@@ -86,9 +93,14 @@ def main():
     if not tasks:
         return
 
+    import time
+
     from pyspark.sql import SparkSession
 
+    started = time.monotonic()
     spark = SparkSession.builder.getOrCreate()
+    ready = time.monotonic()
+    ready_wall = time.time()
     spark.sparkContext.setLogLevel("WARN")
     rows = [(t["partition"], t["spec"], t["token"]) for t in tasks]
     # One slice per task, so that each partition is one Spark task (retried on its own).
@@ -97,8 +109,10 @@ def main():
     )
     answers = frame.mapInArrow(
         worker_function(args.worker, args.module_name),
-        "partition int, envelope binary, attempt int, executor long",
+        "partition int, envelope binary, attempt int, executor long, start double, "
+        "seconds double",
     ).collect()
+    done = time.monotonic()
     for row in answers:
         encoded = base64.b64encode(bytes(row["envelope"])).decode()
         sys.stdout.write(f"{RESULT_PREFIX} {row['partition']} {encoded}\n")
@@ -107,9 +121,14 @@ def main():
     retried = sorted(row["partition"] for row in answers if row["attempt"] > 0)
     executors = len({row["executor"] for row in answers})
     master = spark.sparkContext.master
+    first_task = min((row["start"] for row in answers), default=ready_wall) - ready_wall
+    workers = sorted(row["seconds"] for row in answers) or [0.0]
     print(
         f"strongroom_spark: master {master}: {len(tasks)} tasks, {len(answers)} answers "
-        f"from {executors} executor processes; answered on a retry: {retried}",
+        f"from {executors} executor processes; answered on a retry: {retried}; "
+        f"driver started in {ready - started:.2f} s, tasks ran in {done - ready:.2f} s, "
+        f"first task began {first_task:.2f} s after the driver started; "
+        f"workers {sum(workers):.2f} s in all, {workers[len(workers) // 2]:.3f} s median",
         file=sys.stderr,
     )
     spark.stop()

@@ -13,7 +13,9 @@
 //!   thresholds and the privacy ledger: the only way out;
 //! - [`audit_log`]: the durable, signed log of everything that happened;
 //! - [`keys`]: the room's key pairs, encrypted at rest under the operator's secret;
-//! - [`room`]: a room on disk: policies, its database, jobs.
+//! - [`room`]: a room on disk: policies, its database, jobs;
+//! - [`remote`]: a job's partitions run by workers on an engine the bank runs (Spark,
+//!   processes), under a worker contract of our own: key release, MACed answers, collection.
 //!
 //! Below them all: [`clock`], [`group_commit`] (the one writing connection), [`private_files`],
 //! [`progress`] (how far a run has come, for the bank) and [`toml_text`]. Each boundary imports only those below it.

@@ -258,10 +258,28 @@ impl SealedSource {
         Ok(())
     }
 
-    /// Reads the rows of the entities `entities` alone (a partition run elsewhere): only the
-    /// chunks that hold them are read, each authenticated and checked as reading the whole file
-    /// checks it. Whether every chunk of the file adds up to the header was checked when the file
-    /// was taken in; this read checks the chunks of the range.
+    /// Reads the rows of the entities `entities` alone (a partition run elsewhere), in windows
+    /// of `size` entities: only the chunks that hold them are read, each authenticated and
+    /// checked as reading the whole file checks it. Whether every chunk of the file adds up to
+    /// the header was checked when the file was taken in; this read checks the chunks of the
+    /// range, and ends after its last entity.
+    pub fn range_windows(
+        &self,
+        entities: std::ops::Range<u32>,
+        size: u32,
+    ) -> Result<Windows<'_>, OpenError> {
+        let end = entities.end.min(self.shape.span.end);
+        let first = entities.start.min(end);
+        let mut windows = self.windows(size)?;
+        windows.next = first;
+        windows.end = Some(end);
+        for (cursor, chunks) in windows.cursors.iter_mut().zip(&self.table_chunks) {
+            cursor.next = chunks.partition_point(|&i| self.index[i].last_entity < first);
+        }
+        Ok(windows)
+    }
+
+    /// The rows of the entities `entities`, in one window (see [`SealedSource::range_windows`]).
     pub fn range(
         &self,
         entities: std::ops::Range<u32>,
@@ -269,17 +287,13 @@ impl SealedSource {
     ) -> Result<Dataset, OpenError> {
         let end = entities.end.min(self.shape.span.end);
         let first = entities.start.min(end);
-        let mut windows = self.windows(end - first)?;
-        windows.identifiers = identifiers;
-        windows.next = first;
-        for (cursor, chunks) in windows.cursors.iter_mut().zip(&self.table_chunks) {
-            cursor.next = chunks.partition_point(|&i| self.index[i].last_entity < first);
-        }
         if first == end {
             let mut shape = Dataset::clone(&self.shape);
             shape.span = first..first;
             return Ok(shape);
         }
+        let mut windows = self.range_windows(first..end, end - first)?;
+        windows.identifiers = identifiers;
         windows
             .window()?
             .ok_or_else(|| OpenError::Content("an empty range".into()))
@@ -300,6 +314,7 @@ impl SealedSource {
             done: false,
             progress: None,
             identifiers: false,
+            end: None,
         })
     }
 }
@@ -364,6 +379,8 @@ pub struct Windows<'s> {
     done: bool,
     progress: Option<Arc<Progress>>,
     identifiers: bool,
+    /// A range's end: the read stops there, with no check of the rest of the file.
+    end: Option<u32>,
 }
 
 impl Windows<'_> {
@@ -384,7 +401,12 @@ impl Windows<'_> {
 
     fn window(&mut self) -> Result<Option<Dataset>, OpenError> {
         let source = self.source;
-        let entities = source.shape.span.end;
+        if let Some(end) = self.end
+            && self.next >= end
+        {
+            return Ok(None);
+        }
+        let entities = self.end.unwrap_or(source.shape.span.end);
         if self.next >= entities {
             // Every chunk of every table must have been read, and every row counted.
             for (t, cursor) in self.cursors.iter().enumerate() {

@@ -21,7 +21,9 @@ use super::envelope::{Envelope, Status};
 use super::key_release::{self, ReleaseError, Released};
 use super::spec::{PartitionSpec, TableChunks};
 use crate::data_at_rest::open::OpenError;
-use crate::data_at_rest::stream::SealedSource;
+use crate::data_at_rest::stream::{DEFAULT_WINDOW_ENTITIES, SealedSource};
+use crate::guest_boundary::cache::ModuleCache;
+use crate::guest_boundary::executor::Partial;
 use crate::guest_boundary::partial_wire;
 use crate::guest_boundary::run_keys::RunKeys;
 use crate::guest_boundary::sandbox::EngineSettings;
@@ -184,7 +186,9 @@ fn run_spec(
             "the spec's chunks are not the chunks that hold its entities".into(),
         ));
     }
-    let window = source.range(range, false).map_err(opened)?;
+    let windows = source
+        .range_windows(range, DEFAULT_WINDOW_ENTITIES)
+        .map_err(opened)?;
 
     // The run, as a local run makes it.
     let ctx = RunContext::new(
@@ -201,24 +205,36 @@ fn run_spec(
     }
     .with_batched(spec.batched);
     ctx.keys = keys;
-    let ctx = Arc::new(RunContext {
-        dataset: Arc::new(window),
-        ..ctx
-    });
     let sandbox = Sandbox::new(&EngineSettings::default())
         .map_err(|e| Stop::Transient(format!("the sandbox: {e:#}")))?;
     let manifest = vetted.manifest.clone();
+    // Compiled once per engine application: beside the module's copy (the engine's own directory
+    // for the run, or the room's staging directory), authenticated as the room's cache is.
+    let cache = module_path
+        .parent()
+        .and_then(|dir| ModuleCache::open(&dir.join("strongroom-compiled")).ok());
     let prepared = sandbox
-        .prepare(vetted, None)
+        .prepare(vetted, cache.as_ref())
         .map_err(|e| Stop::Transient(format!("compiling the module: {e:#}")))?;
     if spec.batched && !prepared.prepare_batched(&sandbox) {
         return Err(Stop::Transient(
             "compiling the module for batched runs".into(),
         ));
     }
-    let partial = sandbox
-        .run_range(&prepared, &ctx, spec.threads.max(1) as usize)
-        .map_err(|e| Stop::Transient(e.to_string()))?;
+    // Window by window, as a local run reads: memory holds one window's rows, not the
+    // partition's.
+    let mut partial = Partial::new(&manifest, ctx.limits.max_output_bytes);
+    for window in windows {
+        let window = Arc::new(RunContext {
+            dataset: Arc::new(window.map_err(opened)?),
+            ..RunContext::clone(&ctx)
+        });
+        partial.merge(
+            sandbox
+                .run_range(&prepared, &window, spec.threads.max(1) as usize)
+                .map_err(|e| Stop::Transient(e.to_string()))?,
+        );
+    }
     Ok(partial_wire::encode(&partial, &manifest))
 }
 
