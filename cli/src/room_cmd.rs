@@ -814,6 +814,7 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             "job": result.job_id, "outcome": result.outcome, "status": result.status,
             "result": result.released, "charged_rho": format_nano(result.charged_nano_rho),
             "remaining_rho": format_nano(result.remaining_nano_rho), "receipt": result.receipt,
+            "bank_detail": result.bank_detail,
         });
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
@@ -833,6 +834,9 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             format_nano(result.charged_nano_rho),
             format_nano(result.remaining_nano_rho)
         );
+        if let Some(detail) = &result.bank_detail {
+            println!("for the bank only:\n{}", detail.trim_end());
+        }
         if let Some(released) = &result.released {
             println!();
             print_released(released);

@@ -155,12 +155,34 @@ impl Bank {
         format!(
             "[engine]\nkind = \"spark\"\npartition_entities = {PARTITION_ENTITIES}\nworker = \"{}\"\n\
              [engine.spark]\npython = \"{}\"\nexecutor_python = \"{}\"\n\
-             master = \"local-cluster[2,1,1024]\"\nlauncher = \"{}\"\n",
+             master = \"local-cluster[2,1,1024]\"\nlauncher = \"{}\"\n\
+             conf = {{ \"spark.eventLog.enabled\" = \"true\", \"spark.eventLog.dir\" = \"file://{}\" }}\n",
             strongroom_bin(),
             python.display(),
             python.display(),
-            repo().join("deploy/spark/strongroom_spark.py").display()
+            repo().join("deploy/spark/strongroom_spark.py").display(),
+            self.events().display(),
         )
+    }
+
+    /// Spark's event log directory for this room's runs.
+    fn events(&self) -> PathBuf {
+        let dir = self.tmp.path().join("spark-events");
+        std::fs::create_dir_all(&dir).expect("events dir");
+        dir
+    }
+
+    /// The dataset's key, as the room unwraps it.
+    fn data_key(&self) -> Vec<u8> {
+        let keys = strongroom::keys::RoomKeys::open(
+            "spark",
+            &self.room.join("keys"),
+            &strongroom::keys::OperatorSecret::new(b"cli command tests"),
+        )
+        .expect("room keys");
+        let source = strongroom::data_at_rest::stream::SealedSource::open(&self.sealed, &keys)
+            .expect("opens");
+        source.data_key(&keys).expect("key").to_vec()
     }
 
     fn run_args<'a>(&'a self, dataset: &'a Path, out: &'a Path) -> Vec<String> {
@@ -231,7 +253,52 @@ fn a_job_on_worker_processes_and_on_a_multi_process_spark_cluster_equals_the_loc
     let Some(python) = spark_python() else { return };
     let _one = ONE_CLUSTER.lock().unwrap_or_else(|p| p.into_inner());
     bank.engine(&bank.spark_engine(python));
+    let started = std::time::SystemTime::now();
     assert_eq!(bank.run("spark"), local, "Spark");
+
+    // The dataset key is nowhere in what Spark wrote: its event log, the driver's log, the
+    // executors' logs and working directories, the room's staging directory.
+    let key = bank.data_key();
+    let spark_home = Command::new(python)
+        .args([
+            "-c",
+            "import os, pyspark; print(os.path.dirname(pyspark.__file__))",
+        ])
+        .output()
+        .expect("pyspark");
+    let spark_work = PathBuf::from(String::from_utf8_lossy(&spark_home.stdout).trim()).join("work");
+    let mut files = Vec::new();
+    let mut stack = vec![bank.events(), bank.room.join("engine"), spark_work];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let modified = entry.metadata().and_then(|m| m.modified()).ok();
+            if entry.path().is_dir() {
+                if modified.is_some_and(|m| m >= started) || !dir.ends_with("work") {
+                    stack.push(entry.path());
+                }
+            } else {
+                files.push(entry.path());
+            }
+        }
+    }
+    assert!(
+        files.iter().any(|f| f.starts_with(bank.events())),
+        "Spark wrote its event log: {files:?}"
+    );
+    use base64::Engine as _;
+    let hex_key = hex::encode(&key);
+    let b64_key = base64::engine::general_purpose::STANDARD.encode(&key);
+    for file in &files {
+        let bytes = std::fs::read(file).unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(
+            !text.contains(&hex_key)
+                && !text.contains(&b64_key)
+                && !bytes.windows(key.len()).any(|w| w == key.as_slice()),
+            "the dataset key is in {}",
+            file.display()
+        );
+    }
     let logs = bank.driver_logs();
     let tasks = CUSTOMERS
         .parse::<u32>()
@@ -341,6 +408,10 @@ fn an_executor_killed_mid_task_is_replaced_the_task_retried_and_the_result_the_s
         String::from_utf8_lossy(&done.stderr)
     );
     assert_eq!(metrics(&out), local, "the same result after the retry");
+    assert!(
+        stdout.contains("more than one for partition"),
+        "a partition's key was released again for its retry: {stdout}"
+    );
     let logs = bank.driver_logs();
     assert!(logs.contains("Lost executor"), "Spark saw the executor go");
     assert!(
@@ -388,8 +459,10 @@ fn a_partition_whose_chunk_was_damaged_at_rest_is_refused_on_spark_without_a_ret
     let done = job.wait_with_output().expect("job ends");
     let stdout = String::from_utf8_lossy(&done.stdout);
     assert!(
-        stdout.contains("outcome host_error, nothing released"),
-        "{stdout}{}",
+        stdout.contains("outcome host_error, nothing released")
+            && stdout.contains("refused: the dataset")
+            && stdout.contains("failed authentication"),
+        "the bank sees which chunk: {stdout}{}",
         String::from_utf8_lossy(&done.stderr)
     );
     let logs = bank.driver_logs();

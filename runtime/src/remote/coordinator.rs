@@ -74,6 +74,33 @@ pub struct Tally {
     pub split: u32,
 }
 
+impl std::fmt::Display for Tally {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let releases: u32 = self.releases.iter().map(|(_, n)| n).sum();
+        let retried: Vec<String> = self
+            .releases
+            .iter()
+            .filter(|(_, n)| *n > 1)
+            .map(|(p, n)| format!("{p} ({n})"))
+            .collect();
+        write!(
+            f,
+            "partitions elsewhere: {} planned, {} partials accepted, {} duplicates dropped, {} answers refused; {releases} key releases",
+            self.planned, self.accepted, self.duplicates, self.rejected
+        )?;
+        if !retried.is_empty() {
+            write!(f, ", more than one for partition {}", retried.join(", "))?;
+        }
+        if self.split > 0 {
+            write!(f, "; {} customers run again one per partition", self.split)?;
+        }
+        for (partition, why) in self.refusals.iter().take(3) {
+            write!(f, "; partition {partition} refused: {why}")?;
+        }
+        Ok(())
+    }
+}
+
 /// The trap kind of a customer dropped because its partition was refused (by the bank's
 /// `on_refused_partition = "split"`).
 pub const PARTITION_REFUSED: &str = "partition refused";

@@ -1169,14 +1169,19 @@ fn run_elsewhere(
         room: room.keys(),
     };
     let (merged, tally) = crate::remote::coordinator::run(&run, &placement, engine.as_ref());
-    let failure = merged.as_ref().err().map(|e| format!("{e}; {tally:?}"));
+    // For the bank: how the engine ran, and why a run has no result.
+    let summary = match &merged {
+        Ok(_) => tally.to_string(),
+        Err(e) => format!("{e}\n{tally}"),
+    };
     let mut report = crate::guest_boundary::sandbox::isolated_report(
         &charged.ctx,
         merged.map_err(|_| crate::guest_boundary::executor::HostFault),
     );
-    if let Some(failure) = failure {
-        report.detail = Some(failure);
-    }
+    report.detail = Some(match report.detail.take() {
+        Some(units) if report.aggregate.is_some() => format!("{units}\n{summary}"),
+        _ => summary,
+    });
     Ok(report)
 }
 

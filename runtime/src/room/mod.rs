@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! ROOM/
-//!   room.toml            name
+//!   room.toml            name, and where partitions run (`[engine]`, docs/deploy.md)
 //!   keys/                sealing.key, signing.key (encrypted, 0600), room.pub, room.vkey
 //!   keys/log.witness     the last checkpoint signed, outside the database (catches a restored
 //!                        old room.db, which would reset the budgets)
