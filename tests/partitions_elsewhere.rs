@@ -370,6 +370,21 @@ fn keys_go_only_to_valid_tokens_wrapped_to_the_worker_and_never_with_the_task() 
     assert!(
         matches!(&pinned_wrong, Err(ReleaseError::Refused(m)) if m.contains("not sealed to this room"))
     );
+    // Connections beyond the server's bound are closed unanswered (worth a retry), and served
+    // again once the idle ones go.
+    let idle: Vec<std::net::TcpStream> = (0..64)
+        .map(|_| std::net::TcpStream::connect(run.server.addr()).expect("connects"))
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let crowded = key_release::request(&addr, &room, &p1.digest, &p1.token);
+    assert!(
+        matches!(crowded, Err(ReleaseError::Unreachable(_))),
+        "{:?}",
+        crowded.err()
+    );
+    drop(idle);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    key_release::request(&addr, &room, &p1.digest, &p1.token).expect("served again");
     // Nobody listening: worth a retry.
     let dead = run.server.addr();
     drop(run.server);

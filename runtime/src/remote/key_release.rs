@@ -54,6 +54,8 @@ const ANSWER_PLAIN: usize = 32 + 4 + 32 + 32 + 32 + 16;
 const MAX_FRAME: usize = 4096;
 /// How long either side waits on the other.
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
+/// Connections served at once; more are closed unanswered (a worker retries).
+const MAX_CONNECTIONS: usize = 64;
 
 /// What a worker receives: everything secret its partition needs.
 pub struct Released {
@@ -165,16 +167,31 @@ impl KeyServer {
         });
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = Arc::clone(&stop);
+        let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let accept = std::thread::Builder::new()
             .name("strongroom-key-release".into())
             .spawn(move || {
                 while !stopping.load(Ordering::Relaxed) {
                     match listener.accept() {
+                        // Anyone who reaches the port can connect: a bounded number of
+                        // connections is served, each for at most IO_TIMEOUT.
+                        Ok((stream, _)) if open.load(Ordering::Relaxed) >= MAX_CONNECTIONS => {
+                            drop(stream);
+                        }
                         Ok((stream, _)) => {
                             let shared = Arc::clone(&shared);
-                            let _ = std::thread::Builder::new()
+                            let done = Arc::clone(&open);
+                            open.fetch_add(1, Ordering::Relaxed);
+                            let spawned = std::thread::Builder::new()
                                 .name("strongroom-key-release-conn".into())
-                                .spawn(move || serve(stream, &shared));
+                                .spawn(move || {
+                                    serve(stream, &shared);
+                                    done.fetch_sub(1, Ordering::Relaxed);
+                                });
+                            if spawned.is_err() {
+                                // No thread: the connection is dropped, and not counted.
+                                open.fetch_sub(1, Ordering::Relaxed);
+                            }
                         }
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                             std::thread::sleep(Duration::from_millis(10));
