@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-20}"
 shift || true
-all=(sealed_file sealed_content manifest schema_and_policy audit_export notes_receipts_keys http_requests host_calls partial_bytes sql_query sql_plan)
+all=(sealed_file sealed_content manifest schema_and_policy audit_export notes_receipts_keys http_requests host_calls partial_bytes sql_query sql_plan worker_answers)
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then targets=("${all[@]}"); fi
 target_dir="${CARGO_TARGET_DIR:-target}"
