@@ -471,3 +471,37 @@ fn a_partition_whose_chunk_was_damaged_at_rest_is_refused_on_spark_without_a_ret
         "a refusal is an answer, not a failure Spark retries:\n{logs}"
     );
 }
+
+#[test]
+fn a_room_with_a_bad_engine_section_does_not_open_and_says_which_setting() {
+    let bank = bank();
+    let out = bank.tmp.path().join("never.json");
+    let args = bank.run_args(&bank.sealed, &out);
+    for (section, says) in [
+        (
+            "[engine]\nkind = \"spark\"\n",
+            "needs an [engine.spark] section",
+        ),
+        (
+            "[engine]\nkind = \"processes\"\npartition_entities = 0\n",
+            "partition_entities",
+        ),
+        (
+            "[engine]\nkind = \"processes\"\ncores = 4\n",
+            "unknown field",
+        ),
+        ("[engine]\nkind = \"yarn\"\n", "unknown variant"),
+    ] {
+        bank.engine(section);
+        let done =
+            super::commands::strongroom(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        let stderr = String::from_utf8_lossy(&done.stderr);
+        assert_eq!(done.status.code(), Some(2), "{section}: {stderr}");
+        let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert!(
+            lines.len() == 1 && lines[0].contains(says) && lines[0].contains("room.toml"),
+            "{section}: one line naming the setting, not: {stderr}"
+        );
+        assert!(!out.exists(), "nothing ran");
+    }
+}
