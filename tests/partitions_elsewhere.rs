@@ -119,6 +119,17 @@ impl Fixture {
         }
     }
 
+    /// A copy of the dataset with one byte of a middle chunk changed: its header and index are
+    /// intact, so the coordinator opens it; only the partition holding that chunk finds it.
+    fn damaged_copy(&self) -> PathBuf {
+        let mut bytes = std::fs::read(&self.sealed).expect("sealed");
+        let at = bytes.len() / 2;
+        bytes[at] ^= 0x20;
+        let damaged = self.dir.path().join("damaged.sealed");
+        std::fs::write(&damaged, &bytes).expect("write");
+        damaged
+    }
+
     /// The local run's partial over every customer, as the room computes it in process.
     fn local(&self, source: &SealedSource, ctx: &RunContext) -> Partial {
         let prepared = sandbox()
@@ -399,13 +410,7 @@ fn keys_go_only_to_valid_tokens_wrapped_to_the_worker_and_never_with_the_task() 
 #[test]
 fn a_chunk_that_does_not_authenticate_is_refused_in_band_and_the_run_has_no_result() {
     let f = fixture();
-    // A copy of the dataset with one byte of a middle chunk changed: the coordinator reads the
-    // header and the index (intact); only the partition holding that chunk finds it.
-    let mut bytes = std::fs::read(&f.sealed).expect("sealed");
-    let at = bytes.len() / 2;
-    bytes[at] ^= 0x20;
-    let poisoned = f.dir.path().join("poisoned.sealed");
-    std::fs::write(&poisoned, &bytes).expect("write");
+    let poisoned = f.damaged_copy();
     let source = SealedSource::open(&poisoned, &f.keys).expect("header and index intact");
     let ctx = f.ctx(&source, 6);
     let run = RemoteRun {
@@ -437,11 +442,7 @@ fn a_chunk_that_does_not_authenticate_is_refused_in_band_and_the_run_has_no_resu
 #[test]
 fn split_runs_a_refused_partition_again_per_customer_and_drops_only_those_in_the_bad_chunk() {
     let f = fixture();
-    let mut bytes = std::fs::read(&f.sealed).expect("sealed");
-    let at = bytes.len() / 2;
-    bytes[at] ^= 0x20;
-    let poisoned = f.dir.path().join("poisoned.sealed");
-    std::fs::write(&poisoned, &bytes).expect("write");
+    let poisoned = f.damaged_copy();
     let source = SealedSource::open(&poisoned, &f.keys).expect("header and index intact");
     let ctx = f.ctx(&source, 7);
     let run = RemoteRun {

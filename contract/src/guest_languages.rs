@@ -35,6 +35,47 @@ fn newer(made: &Path, from: &Path) -> bool {
     matches!((time(made), time(from)), (Some(a), Some(b)) if a > b)
 }
 
+/// The Python of the virtual environment at `venv`, made with `python3 -m venv` if missing.
+fn virtual_env(venv: &Path) -> Result<PathBuf, ToolchainError> {
+    let python = venv.join("bin").join("python");
+    if !python.exists() {
+        setup(
+            "python3 -m venv",
+            Command::new("python3").arg("-m").arg("venv").arg(venv),
+        )?;
+    }
+    Ok(python)
+}
+
+/// PySpark and the versions the Spark engine was measured with (docs/deploy.md).
+pub const PYSPARK: &[&str] = &["pyspark==4.3.0", "pyarrow==26.0.1", "pandas==3.1.1"];
+
+/// A Python with PySpark ([`PYSPARK`]) in a virtual environment at `venv`, installed from PyPI
+/// unless it is there: what runs the Spark engine's launcher in the tests and benchmarks. Spark
+/// also needs Java (17).
+pub fn pyspark(venv: &Path) -> Result<PathBuf, ToolchainError> {
+    let python = virtual_env(venv)?;
+    let has = Command::new(&python)
+        .args(["-c", "import pyspark, pyarrow, pandas"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has {
+        setup(
+            "pip install pyspark",
+            Command::new(&python)
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                ])
+                .args(PYSPARK),
+        )?;
+    }
+    Ok(python)
+}
+
 impl GuestLanguages {
     /// Installs both SDKs from the repository at `repo` into `dir`: a Python virtual
     /// environment with the SDK (editable, so builds use this checkout) and componentize-py, and
@@ -43,13 +84,7 @@ impl GuestLanguages {
     pub fn install(repo: &Path, dir: &Path) -> Result<GuestLanguages, ToolchainError> {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let venv = dir.join("python");
-        let python = venv.join("bin").join("python");
-        if !python.exists() {
-            setup(
-                "python3 -m venv",
-                Command::new("python3").arg("-m").arg("venv").arg(&venv),
-            )?;
-        }
+        let python = virtual_env(&venv)?;
         // Installed before from this checkout's SDK (editable: its code is read in place): only
         // a changed pyproject.toml, or another checkout's SDK, needs pip again.
         let python_build = venv.join("bin").join("strongroom-guest");

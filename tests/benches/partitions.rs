@@ -15,7 +15,7 @@
 //! `cargo build --release -p strongroom-cli && cargo bench -p strongroom-tests --bench partitions`
 //! Size: STRONGROOM_BENCH_CUSTOMERS (default 1000000, about 20,000,000 card transactions); the
 //! binary: STRONGROOM (default target/release/strongroom); PySpark: STRONGROOM_SPARK_PYTHON (a
-//! Python that imports pyspark; default: installs pyspark 4.3.0 into target/tmp/spark-python).
+//! Python that imports pyspark; default: `strongroom_contract::guest_languages::pyspark` installs it into target/tmp/spark-python).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -63,38 +63,10 @@ fn spark_python() -> PathBuf {
     if let Some(p) = std::env::var_os("STRONGROOM_SPARK_PYTHON") {
         return PathBuf::from(p);
     }
-    let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("spark-python");
-    let python = venv.join("bin/python");
-    let has = Command::new(&python)
-        .args(["-c", "import pyspark, pyarrow, pandas"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !has {
-        assert!(
-            Command::new("python3")
-                .args(["-m", "venv"])
-                .arg(&venv)
-                .status()
-                .expect("venv")
-                .success()
-        );
-        assert!(
-            Command::new(&python)
-                .args([
-                    "-m",
-                    "pip",
-                    "install",
-                    "--quiet",
-                    "pyspark==4.3.0",
-                    "pyarrow==26.0.1",
-                    "pandas==3.1.1"
-                ])
-                .status()
-                .expect("pip")
-                .success()
-        );
-    }
-    python
+    strongroom_contract::guest_languages::pyspark(
+        &PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("spark-python"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The children of every thread of `pid` (a JVM starts processes from threads of its own).

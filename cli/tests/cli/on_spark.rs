@@ -18,9 +18,6 @@ use serde_json::Value;
 
 use super::commands::{example_module, ok, p};
 
-/// PySpark and the versions it was measured with (docs/deploy.md).
-const PYSPARK: &[&str] = &["pyspark==4.3.0", "pyarrow==26.0.1", "pandas==3.1.1"];
-
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("..")
@@ -40,42 +37,10 @@ fn spark_python() -> Option<&'static Path> {
         if !java.is_ok_and(|o| o.status.success()) {
             return Err("Java (Debian's openjdk-17-jre-headless)".into());
         }
-        let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("spark-python");
-        let python = venv.join("bin").join("python");
-        let has = |python: &Path| {
-            Command::new(python)
-                .args(["-c", "import pyspark, pyarrow, pandas"])
-                .output()
-                .is_ok_and(|o| o.status.success())
-        };
-        if has(&python) {
-            return Ok(python);
-        }
-        let run = |cmd: &mut Command, what: &str| -> Result<(), String> {
-            let out = cmd.output().map_err(|e| format!("{what}: {e}"))?;
-            if out.status.success() {
-                Ok(())
-            } else {
-                Err(format!("{what}: {}", String::from_utf8_lossy(&out.stderr)))
-            }
-        };
-        run(
-            Command::new("python3").arg("-m").arg("venv").arg(&venv),
-            "python3 -m venv",
-        )?;
-        run(
-            Command::new(&python)
-                .args([
-                    "-m",
-                    "pip",
-                    "install",
-                    "--quiet",
-                    "--disable-pip-version-check",
-                ])
-                .args(PYSPARK),
-            "pip install pyspark",
-        )?;
-        Ok(python)
+        strongroom_contract::guest_languages::pyspark(
+            &PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("spark-python"),
+        )
+        .map_err(|e| e.to_string())
     });
     match installed {
         Ok(python) => Some(python),
@@ -319,6 +284,17 @@ fn a_job_on_worker_processes_and_on_a_multi_process_spark_cluster_equals_the_loc
     assert!(left.is_empty(), "{left:?}");
 }
 
+/// Starts `strongroom ARGS` as the tests' commands do, its output piped.
+fn spawn_job(args: &[String]) -> std::process::Child {
+    Command::new(strongroom_bin())
+        .args(args)
+        .env("STRONGROOM_PASSPHRASE", "cli command tests")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("runs")
+}
+
 /// The parent of process `pid`.
 fn parent(pid: u32) -> Option<u32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -373,13 +349,7 @@ fn an_executor_killed_mid_task_is_replaced_the_task_retried_and_the_result_the_s
     bank.engine(&bank.spark_engine(python));
     let out = bank.tmp.path().join("killed.json");
     let args = bank.run_args(&bank.sealed, &out);
-    let mut job = Command::new(strongroom_bin())
-        .args(&args)
-        .env("STRONGROOM_PASSPHRASE", "cli command tests")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("runs");
+    let mut job = spawn_job(&args);
     let started = Instant::now();
     let mut killed = None;
     while killed.is_none() && started.elapsed() < Duration::from_secs(180) {
@@ -433,13 +403,7 @@ fn a_partition_whose_chunk_was_damaged_at_rest_is_refused_on_spark_without_a_ret
     std::fs::copy(&bank.sealed, &copy).expect("copy");
     let out = bank.tmp.path().join("damaged.json");
     let args = bank.run_args(&copy, &out);
-    let job = Command::new(strongroom_bin())
-        .args(&args)
-        .env("STRONGROOM_PASSPHRASE", "cli command tests")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("runs");
+    let job = spawn_job(&args);
     let logs = bank.room.join("engine/spark");
     let started = Instant::now();
     while !std::fs::read_dir(&logs).is_ok_and(|d| {
