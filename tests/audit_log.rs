@@ -283,9 +283,11 @@ struct StoredLog {
 
 async fn stored_log(entries: u64) -> StoredLog {
     let dir = tempfile::tempdir().expect("tempdir");
-    let pool = strongroom::room::db::open(&dir.path().join("room.db"))
-        .await
-        .expect("db");
+    let pool = strongroom::room::db::open(&strongroom::room::db::Location::Sqlite(
+        dir.path().join("room.db"),
+    ))
+    .await
+    .expect("db");
     let seed = [7u8; 32];
     let signer = Signer::from_seed("bankroom", &seed).expect("signer");
     let verifier = signer.verifier();

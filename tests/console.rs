@@ -118,7 +118,7 @@ fn the_console_in_a_real_browser() {
     // The bank's data and policies: socialco's results are held for review, and its modules
     // need the bank's approval; otherco runs a job of its own.
     let app = &s.app;
-    let pool = s.state.room.pool().clone();
+    let pool = rt.block_on(strongroom_tests::sqlite_pool(&s.state.room));
     let engine = example("sql-engine");
     let engine_sha256 = hex::encode(ring::digest::digest(&ring::digest::SHA256, &engine).as_ref());
     let other_job = rt.block_on(async {

@@ -37,7 +37,7 @@ fn note(n: u64) -> Event {
 /// Waits until `n` writers are in line for the connection.
 fn in_line(room: &Room, n: usize) {
     let started = Instant::now();
-    while room.writer().waiting() != n {
+    while room.db().sqlite_writer().expect("a SQLite room").waiting() != n {
         assert!(started.elapsed() < PATIENCE, "writers never got in line");
         std::thread::sleep(Duration::from_millis(1));
     }
@@ -76,7 +76,11 @@ fn log_size(room: &Room) -> u64 {
 fn the_writes_waiting_in_line_commit_as_one_group() {
     let (_dir, room) = room();
     let before = log_size(&room);
-    let (groups_before, _) = room.writer().committed();
+    let (groups_before, _) = room
+        .db()
+        .sqlite_writer()
+        .expect("a SQLite room")
+        .committed();
     std::thread::scope(|scope| {
         let room = &room;
         let first = scope.spawn(move || {
@@ -95,7 +99,11 @@ fn the_writes_waiting_in_line_commit_as_one_group() {
             other.join().expect("thread").expect("each commits");
         }
     });
-    let (groups, writes) = room.writer().committed();
+    let (groups, writes) = room
+        .db()
+        .sqlite_writer()
+        .expect("a SQLite room")
+        .committed();
     assert_eq!(
         groups - groups_before,
         1,
@@ -206,18 +214,22 @@ fn a_failed_write_leaves_the_database_unlocked_for_other_processes() {
 fn a_durable_write_never_commits_in_a_lazy_group() {
     use strongroom::group_commit::WriteError;
     let (_dir, room) = room();
-    let lazy_note = |conn: &rusqlite::Connection| -> Result<(), WriteError> {
+    let lazy_note = |conn: &strongroom::room::db::Conn<'_>| -> Result<(), WriteError> {
         conn.execute(
             "UPDATE audit_frontier SET size = size WHERE id = 1",
-            rusqlite::params![],
+            strongroom::params![],
         )?;
         Ok(())
     };
-    let (groups_before, _) = room.writer().committed();
+    let (groups_before, _) = room
+        .db()
+        .sqlite_writer()
+        .expect("a SQLite room")
+        .committed();
     std::thread::scope(|scope| {
         let room = &room;
         let durable = room
-            .writer()
+            .db()
             .write_lazily(|conn| {
                 lazy_note(conn)?;
                 let durable = scope.spawn(move || write_note(room, 1));
@@ -230,7 +242,11 @@ fn a_durable_write_never_commits_in_a_lazy_group() {
             .expect("thread")
             .expect("the durable write commits");
     });
-    let (groups, _) = room.writer().committed();
+    let (groups, _) = room
+        .db()
+        .sqlite_writer()
+        .expect("a SQLite room")
+        .committed();
     assert_eq!(
         groups - groups_before,
         2,
@@ -241,7 +257,7 @@ fn a_durable_write_never_commits_in_a_lazy_group() {
         let lazy = room
             .write(|change| {
                 change.record(note(2))?;
-                let lazy = scope.spawn(move || room.writer().write_lazily(lazy_note));
+                let lazy = scope.spawn(move || room.db().write_lazily(lazy_note));
                 in_line(room, 1);
                 Ok::<_, RoomError>(lazy)
             })
@@ -250,7 +266,11 @@ fn a_durable_write_never_commits_in_a_lazy_group() {
             .expect("thread")
             .expect("the lazy write commits");
     });
-    let (after, _) = room.writer().committed();
+    let (after, _) = room
+        .db()
+        .sqlite_writer()
+        .expect("a SQLite room")
+        .committed();
     assert_eq!(
         after - groups,
         1,
@@ -262,7 +282,7 @@ fn a_durable_write_never_commits_in_a_lazy_group() {
 /// A deferred write: made, its group left open for the next writes, which commit it.
 fn defer_note(room: &Room, n: u64) -> strongroom::group_commit::Pending {
     let (_, pending) = room
-        .writer()
+        .db()
         .write_deferred(|conn| room.audit().append_in(conn, &note(n)))
         .expect("the deferred write is made");
     pending
@@ -271,14 +291,20 @@ fn defer_note(room: &Room, n: u64) -> strongroom::group_commit::Pending {
 #[test]
 fn a_deferred_write_commits_with_the_next_durable_write() {
     let (_dir, room) = room();
-    let (groups_before, _) = room.writer().committed();
+    let (groups_before, _) = room
+        .db()
+        .sqlite_writer()
+        .expect("a SQLite room")
+        .committed();
     let pending = defer_note(&room, 1);
     assert!(
         durable_notes(&room).is_empty(),
         "a deferred write is not visible before its group commits"
     );
     // A lazy write (a worker's claim) joins the open group and leaves it open.
-    room.writer()
+    room.db()
+        .sqlite_writer()
+        .expect("a SQLite room")
         .write_lazily(|conn| {
             conn.execute_batch("SELECT 1")
                 .map_err(strongroom::group_commit::WriteError::from)
@@ -289,7 +315,11 @@ fn a_deferred_write_commits_with_the_next_durable_write() {
         "the lazy write committed the group"
     );
     write_note(&room, 2).expect("the durable write commits");
-    let (groups, _) = room.writer().committed();
+    let (groups, _) = room
+        .db()
+        .sqlite_writer()
+        .expect("a SQLite room")
+        .committed();
     assert_eq!(groups - groups_before, 1, "one commit for the three writes");
     assert_eq!(
         durable_notes(&room)

@@ -269,7 +269,7 @@ async fn submit(s: &Setup, module: &str) -> (StatusCode, Value) {
 async fn events(room: &Room, kind: &str) -> i64 {
     sqlx::query("SELECT COUNT(*) AS n FROM audit_entries WHERE json_extract(entry, '$.event') = ?")
         .bind(kind)
-        .fetch_one(room.pool())
+        .fetch_one(&strongroom_tests::sqlite_pool(room).await)
         .await
         .expect("count")
         .get("n")
@@ -288,7 +288,7 @@ async fn a_dataset_that_fails_to_open_is_quarantined_and_the_worker_goes_on() {
     // accepted by an older version, or changed on disk, would be).
     let hostile = reseal(&s.sealed, &s.state.room, &s.attacker, |_, c| c.swap(1, 2));
     let file: String = sqlx::query("SELECT file FROM datasets WHERE name = 'bank'")
-        .fetch_one(s.state.room.pool())
+        .fetch_one(&strongroom_tests::sqlite_pool(&s.state.room).await)
         .await
         .expect("row")
         .get("file");
@@ -330,7 +330,7 @@ async fn a_dataset_that_fails_to_open_is_quarantined_and_the_worker_goes_on() {
 /// The charges the ledger holds, and the `budget.charged` entries the log holds.
 async fn charges_as_logged(room: &Room) -> (u64, u64) {
     let charges: i64 = sqlx::query("SELECT COUNT(*) AS n FROM charges")
-        .fetch_one(room.pool())
+        .fetch_one(&strongroom_tests::sqlite_pool(room).await)
         .await
         .expect("count")
         .get("n");
@@ -352,14 +352,14 @@ const JOB_STEPS: [&str; 8] = [
 /// Jobs whose end is stored, and `result.*` entries in the log.
 async fn results_as_logged(room: &Room) -> (i64, i64) {
     let stored: i64 = sqlx::query("SELECT COUNT(*) AS n FROM jobs")
-        .fetch_one(room.pool())
+        .fetch_one(&strongroom_tests::sqlite_pool(room).await)
         .await
         .expect("count")
         .get("n");
     let logged: i64 = sqlx::query(
         "SELECT COUNT(*) AS n FROM audit_entries WHERE json_extract(entry, '$.event') LIKE 'result.%'",
     )
-    .fetch_one(room.pool())
+    .fetch_one(&strongroom_tests::sqlite_pool(room).await)
     .await
     .expect("count")
     .get("n");
@@ -492,7 +492,7 @@ async fn the_waiting_job_cap_holds_under_concurrent_submissions() {
     }
     let waiting: i64 =
         sqlx::query("SELECT COUNT(*) AS n FROM job_queue WHERE partner = 'socialco'")
-            .fetch_one(s.state.room.pool())
+            .fetch_one(&strongroom_tests::sqlite_pool(&s.state.room).await)
             .await
             .expect("count")
             .get("n");
@@ -510,10 +510,9 @@ async fn a_missing_empty_or_restored_database_is_refused_with_how_to_recover() {
     let backup = dir.path().join("room.db.backup");
     // A backup as an operator takes one of a live SQLite database.
     sqlx::query(&format!("VACUUM INTO '{}'", backup.display()))
-        .execute(room.pool())
+        .execute(&strongroom_tests::sqlite_pool(&room).await)
         .await
         .expect("backup");
-    room.pool().close().await;
 
     // The partner spends budget after the backup was taken.
     let room = Room::open(&room_dir, &secret).await.expect("reopens");
@@ -521,9 +520,7 @@ async fn a_missing_empty_or_restored_database_is_refused_with_how_to_recover() {
         .await
         .expect("partner");
     assert!(!partner.is_empty());
-    room.pool().close().await;
     let reopened = Room::open(&room_dir, &secret).await.expect("reopens");
-    reopened.pool().close().await;
     drop(reopened);
 
     // Each case on a copy of the room's directory (keys and witness) that no process has open,
@@ -696,8 +693,9 @@ async fn a_policy_or_a_decision_and_its_entry_commit_together_or_not_at_all() {
     )
     .await
     .expect("room");
+    let pool = strongroom_tests::sqlite_pool(&room).await;
     let count = |table: &'static str| {
-        let pool = room.pool().clone();
+        let pool = pool.clone();
         async move {
             let n: i64 = sqlx::query(&format!("SELECT COUNT(*) AS n FROM {table}"))
                 .fetch_one(&pool)

@@ -23,6 +23,7 @@ mod partner_view;
 mod sdk_checks;
 mod sealed_data;
 mod service_api;
+mod shared_control_plane;
 mod sql_queries;
 mod toolchain_limits;
 mod vetting;

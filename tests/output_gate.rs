@@ -203,9 +203,11 @@ fn charge<'a>(job_id: &'a str, cost: u64) -> Charge<'a> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn racing_charges_never_overspend() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let pool = strongroom::room::db::open(&dir.path().join("ledger.db"))
-        .await
-        .expect("db");
+    let pool = strongroom::room::db::open(&strongroom::room::db::Location::Sqlite(
+        dir.path().join("ledger.db"),
+    ))
+    .await
+    .expect("db");
     let ledger = PrivacyLedger::new(pool);
     ledger.set_budget("p", "d", NANO).await.expect("budget");
     // Twelve jobs of 0.3 race for a budget of 1.0: exactly three may pass.
@@ -238,9 +240,11 @@ async fn racing_charges_never_overspend() {
     );
     // Charges are durable: a fresh connection sees them.
     let reopened = PrivacyLedger::new(
-        strongroom::room::db::open(&dir.path().join("ledger.db"))
-            .await
-            .expect("db"),
+        strongroom::room::db::open(&strongroom::room::db::Location::Sqlite(
+            dir.path().join("ledger.db"),
+        ))
+        .await
+        .expect("db"),
     );
     assert_eq!(
         reopened

@@ -152,7 +152,7 @@ async fn probe_job(channel: &str, data: &Arc<Dataset>, module: &[u8], sql: Optio
     )
     .bind(&job_id)
     .bind(json!([["channel", channel]]).to_string())
-    .execute(room.pool())
+    .execute(&strongroom_tests::sqlite_pool(&room).await)
     .await
     .expect("queue row");
     let request = JobRequest {
@@ -186,7 +186,7 @@ async fn probe_job(channel: &str, data: &Arc<Dataset>, module: &[u8], sql: Optio
     let finished = time::OffsetDateTime::now_utc();
     sqlx::query("UPDATE job_queue SET state = 'finished' WHERE job_id = ?")
         .bind(&job_id)
-        .execute(room.pool())
+        .execute(&strongroom_tests::sqlite_pool(&room).await)
         .await
         .expect("finish");
     // The release time is the start plus the policy's delay: nothing the data can move.
@@ -344,7 +344,7 @@ async fn printed_text_cannot_be_recovered_from_the_leaf_hashes_a_partner_gets() 
     let (salt, text): (String, String) =
         sqlx::query_as("SELECT salt, text FROM job_diagnostics WHERE job_id = ?")
             .bind(&result.job_id)
-            .fetch_one(room.pool())
+            .fetch_one(&strongroom_tests::sqlite_pool(&room).await)
             .await
             .expect("diagnostics");
     assert!(text.contains("balance 123456.78"), "{text}");

@@ -373,9 +373,7 @@ async fn after_a_crash_a_running_job_fails_once_and_queued_jobs_run_exactly_once
     let dir = tempfile::tempdir().expect("tempdir");
     let room_dir = dir.path().join("room");
     let secret = OperatorSecret::new(b"crash test");
-    let room = Room::create(&room_dir, "crash-room", &secret)
-        .await
-        .expect("room");
+    let room = strongroom_tests::new_room(&room_dir, "crash-room", &secret).await;
     let sealed = sealed_bank(dir.path(), &room);
     let partner = auth::add_party(&room, "socialco", Role::Partner)
         .await
@@ -432,11 +430,11 @@ async fn after_a_crash_a_running_job_fails_once_and_queued_jobs_run_exactly_once
         ids.push(q["job_id"].as_str().expect("id").to_string());
     }
     // The crash: the first job was claimed (running) when the process died.
-    sqlx::query("UPDATE job_queue SET state = 'running' WHERE job_id = ?")
-        .bind(&ids[0])
-        .execute(state.room.pool())
-        .await
-        .expect("claim");
+    strongroom_tests::execute(
+        &state.room,
+        "UPDATE job_queue SET state = 'running' WHERE job_id = ?",
+        strongroom::params![ids[0]],
+    );
     // The room's own listing shows the jobs that have not ended, with their queue state.
     let listed = strongroom::room::jobs::list_jobs(&state.room, None)
         .await
@@ -449,10 +447,8 @@ async fn after_a_crash_a_running_job_fails_once_and_queued_jobs_run_exactly_once
         })
         .collect();
     assert_eq!(states, [("running", "-"), ("queued", "-"), ("queued", "-")]);
-    let pool = state.room.pool().clone();
     drop(app);
     drop(state);
-    pool.close().await;
 
     // Second life.
     let room = Room::open(&room_dir, &secret).await.expect("reopen");
@@ -469,12 +465,18 @@ async fn after_a_crash_a_running_job_fails_once_and_queued_jobs_run_exactly_once
     for id in &ids {
         let mut last = Value::Null;
         for _ in 0..600 {
-            let row: (String, Option<String>) =
-                sqlx::query_as("SELECT state, error FROM job_queue WHERE job_id = ?")
-                    .bind(id)
-                    .fetch_one(state.room.pool())
-                    .await
-                    .expect("row");
+            let row: (String, Option<String>) = state
+                .room
+                .db()
+                .read(|conn| {
+                    conn.query_row(
+                        "SELECT state, error FROM job_queue WHERE job_id = ?",
+                        strongroom::params![id],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .map_err(strongroom::group_commit::WriteError::from)
+                })
+                .expect("row");
             last = json!(row);
             if row.0 != "queued" && row.0 != "running" {
                 break;
@@ -496,16 +498,16 @@ async fn after_a_crash_a_running_job_fails_once_and_queued_jobs_run_exactly_once
     // Each queued job ran exactly once: one charge and one result each; the interrupted job
     // never ran again.
     for (i, id) in ids.iter().enumerate() {
-        let charges: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM charges WHERE job_id = ?")
-            .bind(id)
-            .fetch_one(state.room.pool())
-            .await
-            .expect("charges");
-        let results: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE job_id = ?")
-            .bind(id)
-            .fetch_one(state.room.pool())
-            .await
-            .expect("jobs");
+        let charges = strongroom_tests::query_i64(
+            &state.room,
+            "SELECT COUNT(*) FROM charges WHERE job_id = ?",
+            strongroom::params![id],
+        );
+        let results = strongroom_tests::query_i64(
+            &state.room,
+            "SELECT COUNT(*) FROM jobs WHERE job_id = ?",
+            strongroom::params![id],
+        );
         let expected = if i == 0 { 0 } else { 1 };
         assert_eq!((charges, results), (expected, expected), "job {i}");
     }
@@ -632,7 +634,7 @@ async fn held_results_wait_for_the_bank_and_only_then_reach_the_partner() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_second_server_on_the_same_room_is_refused() {
+async fn a_second_server_is_refused_on_sqlite_and_joins_as_a_node_on_postgresql() {
     let s = service().await;
     let again = Room::open(
         &s.dir.path().join("room"),
@@ -640,14 +642,21 @@ async fn a_second_server_on_the_same_room_is_refused() {
     )
     .await
     .expect("the room opens");
-    let refused = start(again, ServiceConfig::default())
-        .await
-        .err()
-        .expect("one process serves a room at a time");
-    assert!(
-        refused.to_string().contains("another strongroom serve"),
-        "{refused}"
-    );
+    let second = start(again, ServiceConfig::default()).await;
+    if s.state.room.db().is_shared() {
+        // Several nodes serve a room on PostgreSQL, each under its own id.
+        let second = second.expect("a second node joins");
+        assert_ne!(second.node, s.state.node);
+        second.queue.shutdown();
+    } else {
+        let refused = second
+            .err()
+            .expect("one process serves a SQLite room at a time");
+        assert!(
+            refused.to_string().contains("another strongroom serve"),
+            "{refused}"
+        );
+    }
     s.state.queue.shutdown();
 }
 

@@ -108,7 +108,10 @@ fn audit_export(db: &std::path::Path) -> (String, String) {
         .build()
         .expect("runtime");
     rt.block_on(async {
-        let pool = strongroom::room::db::open(db).await.expect("db");
+        let pool =
+            strongroom::room::db::open(&strongroom::room::db::Location::Sqlite(db.to_path_buf()))
+                .await
+                .expect("db");
         let log = AuditLog::new(&pool, signer, "fuzz-room");
         for i in 0..4 {
             log.append(&strongroom_verify::Event::LogExercised {

@@ -30,6 +30,8 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
+use crate::room::db::SqlError;
+
 /// The most writes one shared transaction takes before it commits, however many are waiting.
 pub const MAX_GROUP: usize = 64;
 
@@ -39,10 +41,10 @@ pub const MAX_GROUP: usize = 64;
 pub enum WriteError {
     /// The database refused a statement of this write.
     #[error("{0}")]
-    Database(Arc<rusqlite::Error>),
+    Database(Arc<SqlError>),
     /// The shared transaction holding this write failed to commit (every write in it is lost).
     #[error("the group of writes holding this one did not commit: {0}")]
-    Group(Arc<rusqlite::Error>),
+    Group(Arc<SqlError>),
     /// The writer went away before the write's group committed.
     #[error("the room's writer closed before the write's group committed")]
     Closed,
@@ -50,6 +52,12 @@ pub enum WriteError {
 
 impl From<rusqlite::Error> for WriteError {
     fn from(e: rusqlite::Error) -> Self {
+        WriteError::Database(Arc::new(e.into()))
+    }
+}
+
+impl From<SqlError> for WriteError {
+    fn from(e: SqlError) -> Self {
         WriteError::Database(Arc::new(e))
     }
 }
@@ -57,22 +65,12 @@ impl From<rusqlite::Error> for WriteError {
 impl WriteError {
     /// Whether the database refused the write for a uniqueness constraint.
     pub fn is_unique_violation(&self) -> bool {
-        matches!(self, WriteError::Database(e) if is_unique_violation(e))
+        matches!(self, WriteError::Database(e) if e.is_unique_violation())
     }
 }
 
-/// Whether `e` is SQLite refusing a write for a uniqueness constraint.
-pub fn is_unique_violation(e: &rusqlite::Error) -> bool {
-    matches!(
-        e,
-        rusqlite::Error::SqliteFailure(f, _)
-            if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
-                || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
-    )
-}
-
 /// What the writers of a group learn from its commit.
-type GroupResult = Result<(), Arc<rusqlite::Error>>;
+type GroupResult = Result<(), Arc<SqlError>>;
 
 /// The connection and the shared transaction's state, behind the lock.
 struct Shared {
@@ -122,7 +120,7 @@ pub fn connect(path: &Path, flags: OpenFlags) -> Result<Connection, rusqlite::Er
 
 impl Shared {
     /// Rolls the shared transaction back and tells its writers why.
-    fn fail(&mut self, e: Arc<rusqlite::Error>) {
+    fn fail(&mut self, e: Arc<SqlError>) {
         let _ = self.conn.execute_batch("ROLLBACK");
         self.open = false;
         self.linger = false;
@@ -150,7 +148,7 @@ impl Shared {
                 Ok(())
             }
             Err(e) => {
-                let e = Arc::new(e);
+                let e = Arc::new(SqlError::from(e));
                 self.fail(e.clone());
                 Err(e)
             }
@@ -180,7 +178,7 @@ impl Shared {
             .conn
             .execute_batch("ROLLBACK TO SAVEPOINT w; RELEASE SAVEPOINT w");
         if let Err(e) = rolled_back {
-            self.fail(Arc::new(e));
+            self.fail(Arc::new(e.into()));
         }
     }
 }
@@ -252,7 +250,7 @@ impl Writer {
         Ok((
             value,
             pending.unwrap_or_else(|| Pending {
-                writer: self.clone(),
+                writer: Some(self.clone()),
                 seq: 0,
                 receiver: None,
             }),
@@ -294,7 +292,7 @@ impl Writer {
             shared.begin(durable).map_err(WriteError::from)?;
         }
         if let Err(e) = shared.conn.execute_batch("SAVEPOINT w") {
-            let e = Arc::new(e);
+            let e = Arc::new(SqlError::from(e));
             shared.fail(e.clone());
             return Err(WriteError::Database(e).into());
         }
@@ -314,7 +312,7 @@ impl Writer {
             }
         };
         if let Err(e) = shared.conn.execute_batch("RELEASE SAVEPOINT w") {
-            let e = Arc::new(e);
+            let e = Arc::new(SqlError::from(e));
             shared.fail(e.clone());
             return Err(WriteError::Group(e).into());
         }
@@ -324,7 +322,7 @@ impl Writer {
             shared.pending.push(sender);
             shared.linger = true;
             let pending = Pending {
-                writer: self.clone(),
+                writer: Some(self.clone()),
                 seq: shared.seq,
                 receiver: Some(receiver),
             };
@@ -376,7 +374,8 @@ enum Mode {
 /// A deferred write whose group may not have committed yet (see [`Writer::write_deferred`]).
 /// Dropping it commits the group (if still open) and waits for it.
 pub struct Pending {
-    writer: Writer,
+    /// The writer whose group holds the write (none once it is known to have committed).
+    writer: Option<Writer>,
     /// The group holding the write.
     seq: u64,
     /// Learns the group's fate; `None` once learnt.
@@ -384,6 +383,15 @@ pub struct Pending {
 }
 
 impl Pending {
+    /// A write already committed (a database without group commit).
+    pub fn committed() -> Pending {
+        Pending {
+            writer: None,
+            seq: 0,
+            receiver: None,
+        }
+    }
+
     /// Waits up to `grace` for another write to commit the group holding this one, then
     /// commits it, and returns once it is durable, or with the error that kept it from
     /// committing (the write is then lost with its group).
@@ -399,13 +407,15 @@ impl Pending {
             Ok(result) => Ok(result),
             Err(RecvTimeoutError::Disconnected) => Err(WriteError::Closed),
             Err(RecvTimeoutError::Timeout) => {
-                let mut shared = self.writer.lock();
-                // This write's group, if still open, is ours to commit. Another open group is
-                // committed too when nobody else is in line: a writer may have handed it to us.
-                if shared.open && (shared.seq == self.seq || self.writer.waiting() == 0) {
-                    let _ = shared.flush(&self.writer.stats);
+                if let Some(writer) = &self.writer {
+                    let mut shared = writer.lock();
+                    // This write's group, if still open, is ours to commit. Another open group
+                    // is committed too when nobody else is in line: a writer may have handed it
+                    // to us.
+                    if shared.open && (shared.seq == self.seq || writer.waiting() == 0) {
+                        let _ = shared.flush(&writer.stats);
+                    }
                 }
-                drop(shared);
                 receiver.recv().map_err(|_| WriteError::Closed)
             }
         };

@@ -12,8 +12,8 @@ use std::time::Instant;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use ring::rand::{SecureRandom, SystemRandom};
-use rusqlite::{OptionalExtension, params};
-use sqlx::Row;
+use strongroom::params;
+use strongroom::room::db::OptionalExtension;
 use subtle::ConstantTimeEq;
 
 use strongroom::room::{Room, RoomError};
@@ -193,17 +193,23 @@ pub async fn revoke_party(room: &Room, name: &str) -> Result<(), RoomError> {
 
 /// Every party.
 pub async fn list_parties(room: &Room) -> Result<Vec<PartyRecord>, RoomError> {
-    let rows = sqlx::query("SELECT name, role, created_at, revoked_at FROM parties ORDER BY name")
-        .fetch_all(room.pool())
-        .await?;
+    type PartyRow = (String, String, String, Option<String>);
+    let rows: Vec<PartyRow> = room.db().read(|conn| {
+        conn.prepare_cached("SELECT name, role, created_at, revoked_at FROM parties ORDER BY name")?
+            .query_map(params![], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(RoomError::from)
+    })?;
     Ok(rows
-        .iter()
-        .filter_map(|r| {
+        .into_iter()
+        .filter_map(|(name, role, created_at, revoked_at)| {
             Some(PartyRecord {
-                name: r.get("name"),
-                role: Role::parse(r.get::<String, _>("role").as_str())?,
-                created_at: r.get("created_at"),
-                revoked_at: r.get("revoked_at"),
+                name,
+                role: Role::parse(&role)?,
+                created_at,
+                revoked_at,
             })
         })
         .collect())

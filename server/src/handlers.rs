@@ -13,9 +13,9 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use ring::rand::{SecureRandom, SystemRandom};
-use rusqlite::{OptionalExtension, params};
 use serde_json::Value;
-use sqlx::Row;
+use strongroom::params;
+use strongroom::room::db::{OptionalExtension, Row, SqlError};
 use tokio::io::AsyncWriteExt;
 
 use super::AppState;
@@ -482,28 +482,27 @@ pub(super) async fn upload_audience(State(state): Shared, caller: Caller_, body:
 /// Modules (a partner sees its own) with the bank's decision
 #[utoipa::path(get, path = "/v1/modules", responses((status = 200, description = "Modules", body = Vec<ModuleSummary>)))]
 pub(super) async fn list_modules(State(state): Shared, caller: Caller_) -> Answer {
-    let rows = sqlx::query(
-        "SELECT m.module_sha256, m.partner, m.name, m.version, m.mode, m.uploaded_at, a.decision \
-         FROM modules m LEFT JOIN approvals a ON a.module_sha256 = m.module_sha256 AND a.partner = m.partner \
-         WHERE ? <> 'partner' OR m.partner = ? ORDER BY m.uploaded_at, m.module_sha256",
-    )
-    .bind(caller.role.as_str())
-    .bind(&caller.party)
-    .fetch_all(state.room.pool())
-    .await?;
-    typed(
-        rows.iter()
-            .map(|r| ModuleSummary {
-                module_sha256: r.get("module_sha256"),
-                partner: r.get("partner"),
-                name: r.get("name"),
-                version: r.get("version"),
-                mode: r.get("mode"),
-                uploaded_at: r.get("uploaded_at"),
-                decision: r.get("decision"),
+    let modules = state.room.db().read(|conn| {
+        conn.prepare_cached(
+            "SELECT m.module_sha256, m.partner, m.name, m.version, m.mode, m.uploaded_at, a.decision \
+             FROM modules m LEFT JOIN approvals a ON a.module_sha256 = m.module_sha256 AND a.partner = m.partner \
+             WHERE ? <> 'partner' OR m.partner = ? ORDER BY m.uploaded_at, m.module_sha256",
+        )?
+        .query_map(params![caller.role.as_str(), caller.party], |r| {
+            Ok(ModuleSummary {
+                module_sha256: r.get("module_sha256")?,
+                partner: r.get("partner")?,
+                name: r.get("name")?,
+                version: r.get("version")?,
+                mode: r.get("mode")?,
+                uploaded_at: r.get("uploaded_at")?,
+                decision: r.get("decision")?,
             })
-            .collect::<Vec<_>>(),
-    )
+        })?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(Problem::from)
+    })?;
+    typed(modules)
 }
 
 /// Upload a module; it is vetted at once
@@ -636,37 +635,33 @@ pub(super) async fn get_module(
     }
     // A module two partners uploaded has a row per partner: the bank reviews the first; a
     // partner sees its own.
-    let row = sqlx::query(
-        "SELECT m.partner, m.name, m.uploaded_at, a.decision \
-         FROM modules m LEFT JOIN approvals a ON a.module_sha256 = m.module_sha256 AND a.partner = m.partner \
-         WHERE m.module_sha256 = ? AND (? <> 'partner' OR m.partner = ?) ORDER BY m.uploaded_at LIMIT 1",
-    )
-    .bind(&sha256)
-    .bind(caller.role.as_str())
-    .bind(&caller.party)
-    .fetch_optional(state.room.pool())
-    .await?
-    .ok_or_else(|| Problem::not_found("module"))?;
-    let partner: String = row.get("partner");
-    let name: String = row.get("name");
+    type ModuleRow = (String, String, String, Option<String>);
+    let row: Option<ModuleRow> = state.room.db().read(|conn| {
+        conn.query_row(
+            "SELECT m.partner, m.name, m.uploaded_at, a.decision \
+             FROM modules m LEFT JOIN approvals a ON a.module_sha256 = m.module_sha256 AND a.partner = m.partner \
+             WHERE m.module_sha256 = ? AND (? <> 'partner' OR m.partner = ?) ORDER BY m.uploaded_at LIMIT 1",
+            params![sha256, caller.role.as_str(), caller.party],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .optional()
+        .map_err(Problem::from)
+    })?;
+    let (partner, name, uploaded_at, decision) = row.ok_or_else(|| Problem::not_found("module"))?;
     let module = stored_module(&state, &sha256).await?;
-    let mut detail = super::review::detail(
-        &module,
-        &partner,
-        row.get("uploaded_at"),
-        row.get("decision"),
-    );
-    let previous: Option<(String, String)> = sqlx::query_as(
-        "SELECT m.module_sha256, m.uploaded_at FROM modules m JOIN approvals a \
-         ON a.module_sha256 = m.module_sha256 AND a.partner = m.partner \
-         WHERE m.partner = ? AND m.name = ? AND a.decision = 'approved' AND m.module_sha256 <> ? \
-         ORDER BY m.uploaded_at DESC LIMIT 1",
-    )
-    .bind(&partner)
-    .bind(&name)
-    .bind(&sha256)
-    .fetch_optional(state.room.pool())
-    .await?;
+    let mut detail = super::review::detail(&module, &partner, uploaded_at, decision);
+    let previous: Option<(String, String)> = state.room.db().read(|conn| {
+        conn.query_row(
+            "SELECT m.module_sha256, m.uploaded_at FROM modules m JOIN approvals a \
+             ON a.module_sha256 = m.module_sha256 AND a.partner = m.partner \
+             WHERE m.partner = ? AND m.name = ? AND a.decision = 'approved' AND m.module_sha256 <> ? \
+             ORDER BY m.uploaded_at DESC LIMIT 1",
+            params![partner, name, sha256],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(Problem::from)
+    })?;
     if let Some((old_sha, old_uploaded)) = previous {
         let old = stored_module(&state, &old_sha).await?;
         let old = super::review::detail(&old, &partner, old_uploaded, Some("approved".into()));
@@ -688,14 +683,12 @@ pub(super) async fn preview_job(
     ApiJson(body): ApiJson<JobPreviewRequest>,
 ) -> Answer {
     let sha256 = body.module_sha256.to_ascii_lowercase();
-    let mine: Option<String> = sqlx::query_scalar(
-        "SELECT module_sha256 FROM modules WHERE module_sha256 = ? AND partner = ?",
-    )
-    .bind(&sha256)
-    .bind(&caller.party)
-    .fetch_optional(state.room.pool())
-    .await?;
-    if mine.is_none() {
+    let mine: bool = state.room.db().read(|conn| {
+        conn.prepare_cached("SELECT 1 FROM modules WHERE module_sha256 = ? AND partner = ?")?
+            .exists(params![sha256, caller.party])
+            .map_err(Problem::from)
+    })?;
+    if !mine {
         return Err(Problem::not_found("module"));
     }
     let (policy, shape) = partner_view_of_dataset(&state, &caller, &body.dataset).await?;
@@ -783,31 +776,31 @@ const JOB_COLUMNS: &str = "q.job_id, q.partner, q.dataset, q.module_sha256, q.co
     q.submitted_at, q.finished_at, q.release_at, j.outcome, j.status, j.result_json, j.receipt, j.bank_detail";
 
 /// The bank's view of a job from its queue row and, once it ended, its result row.
-fn bank_job_view(r: &sqlx::sqlite::SqliteRow) -> BankJobView {
-    let text: Option<String> = r.get("result_json");
-    BankJobView {
-        job_id: r.get("job_id"),
-        partner: r.get("partner"),
-        dataset: r.get("dataset"),
-        module_sha256: r.get("module_sha256"),
-        cost: r.get("cost"),
-        parameters: partner_view::stored_parameters(&r.get::<String, _>("parameters")),
-        state: r.get("state"),
-        error: r.get("error"),
-        outcome: r.get("outcome"),
-        status: r.get("status"),
-        submitted_at: r.get("submitted_at"),
-        release_at: r.get("release_at"),
-        finished_at: r.get("finished_at"),
-        receipt: r.get("receipt"),
+fn bank_job_view(r: &Row<'_>) -> Result<BankJobView, SqlError> {
+    let text: Option<String> = r.get("result_json")?;
+    Ok(BankJobView {
+        job_id: r.get("job_id")?,
+        partner: r.get("partner")?,
+        dataset: r.get("dataset")?,
+        module_sha256: r.get("module_sha256")?,
+        cost: r.get("cost")?,
+        parameters: partner_view::stored_parameters(&r.get::<_, String>("parameters")?),
+        state: r.get("state")?,
+        error: r.get("error")?,
+        outcome: r.get("outcome")?,
+        status: r.get("status")?,
+        submitted_at: r.get("submitted_at")?,
+        release_at: r.get("release_at")?,
+        finished_at: r.get("finished_at")?,
+        receipt: r.get("receipt")?,
         result: text
             .as_deref()
             .and_then(|j| serde_json::from_str::<Value>(j).ok()),
         // The exact bytes the receipt's result hash covers.
         result_json: text,
-        bank_detail: r.get("bank_detail"),
+        bank_detail: r.get("bank_detail")?,
         progress: None,
-    }
+    })
 }
 
 /// Jobs (a partner sees its own)
@@ -1009,14 +1002,18 @@ pub(super) async fn get_job(
             .ok_or_else(|| Problem::not_found("job"))?;
         return typed(JobView::Partner(Box::new(view)));
     }
-    let row = sqlx::query(&format!(
+    let query = format!(
         "SELECT {JOB_COLUMNS} FROM job_queue q LEFT JOIN jobs j ON j.job_id = q.job_id WHERE q.job_id = ?"
-    ))
-    .bind(&id)
-    .fetch_optional(state.room.pool())
-    .await?
-    .ok_or_else(|| Problem::not_found("job"))?;
-    let mut view = bank_job_view(&row);
+    );
+    let mut view = state
+        .room
+        .db()
+        .read(|conn| {
+            conn.query_row(&query, params![id], bank_job_view)
+                .optional()
+                .map_err(Problem::from)
+        })?
+        .ok_or_else(|| Problem::not_found("job"))?;
     view.progress = state.queue.progress_of(&view.job_id);
     typed(JobView::Bank(Box::new(view)))
 }

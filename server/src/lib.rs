@@ -103,10 +103,12 @@ pub struct AppState {
     pub queue: queue::Queue,
     /// The web console's browser sessions.
     pub sessions: console::session::Sessions,
-    /// `DIR/serve.lock`, locked while this process serves the room: one serving process per
-    /// room (at start it fails the jobs still marked running, which a second process would take
-    /// for interrupted).
-    _serving: std::fs::File,
+    /// This serving process's id among the room's nodes (see [`queue::HEARTBEAT`]).
+    pub node: String,
+    /// `DIR/serve.lock`, locked while this process serves a room on SQLite: one serving process
+    /// per such room (at start it fails the jobs still marked running, which a second process
+    /// would take for interrupted). A room on PostgreSQL has nodes instead.
+    _serving: Option<std::fs::File>,
 }
 
 fn rate_limited() -> Response {
@@ -332,6 +334,9 @@ fn serve_lock(dir: &std::path::Path) -> Result<std::fs::File, ServeError> {
     }
 }
 
+/// Partial uploads older than this are left by a stopped process (on a room several nodes serve).
+const STALE_UPLOAD: Duration = Duration::from_secs(24 * 3600);
+
 /// Builds the state: recovers the queue (a job that was running is failed, its charge stands;
 /// queued jobs stay queued) and starts the workers.
 pub async fn start(room: Room, config: ServiceConfig) -> Result<Arc<AppState>, ServeError> {
@@ -341,21 +346,35 @@ pub async fn start(room: Room, config: ServiceConfig) -> Result<Arc<AppState>, S
     );
     eprintln!("strongroom serve: isolation: {}", sandbox.memory_reset());
     let room = Arc::new(room);
-    let serving = serve_lock(room.dir())?;
+    let shared = room.db().is_shared();
+    let serving = if shared {
+        None
+    } else {
+        Some(serve_lock(room.dir())?)
+    };
     for dir in ["datasets", "modules", "audience-lists", "uploads"] {
         std::fs::create_dir_all(room.dir().join(dir))?;
     }
-    // Partial uploads of a process that was killed mid-request: nothing refers to them.
+    // Partial uploads of a process that was killed mid-request: nothing refers to them. (With
+    // other nodes beside this one, only those older than any upload still under way.)
     let mut stale = 0;
     for entry in std::fs::read_dir(room.dir().join("uploads"))?.flatten() {
-        if std::fs::remove_file(entry.path()).is_ok() {
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > STALE_UPLOAD);
+        if (!shared || old) && std::fs::remove_file(entry.path()).is_ok() {
             stale += 1;
         }
     }
     if stale > 0 {
         eprintln!("strongroom serve: removed {stale} partial upload(s) left by a stopped service");
     }
-    let interrupted = queue::recover(&room).await?;
+    let node = queue::new_node_id()?;
+    queue::heartbeat(&room, &node)?;
+    let interrupted = queue::recover(&room, &node).await?;
     if interrupted > 0 {
         eprintln!(
             "strongroom serve: {interrupted} job(s) were running when the service stopped; marked failed (their charges stand)"
@@ -370,9 +389,38 @@ pub async fn start(room: Room, config: ServiceConfig) -> Result<Arc<AppState>, S
         room,
         sandbox,
         config,
+        node,
         _serving: serving,
     });
     queue::spawn_workers(&state, tokio::runtime::Handle::current());
+    if shared {
+        let nodes = Arc::downgrade(&state);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(queue::HEARTBEAT);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(state) = nodes.upgrade() else {
+                    return;
+                };
+                if state.queue.stopped() {
+                    return;
+                }
+                let beat = queue::heartbeat(&state.room, &state.node);
+                let recovered = match beat {
+                    Ok(()) => queue::recover(&state.room, &state.node).await,
+                    Err(e) => Err(e),
+                };
+                match recovered {
+                    Ok(0) => {}
+                    Ok(n) => eprintln!(
+                        "strongroom serve: {n} job(s) of a node that stopped answering marked failed (their charges stand)"
+                    ),
+                    Err(e) => problem::tracing_log(&format!("node heartbeat: {e}")),
+                }
+            }
+        });
+    }
     let summaries = Arc::downgrade(&state);
     let every = state.config.denied_summary_every;
     tokio::spawn(async move {

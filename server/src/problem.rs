@@ -112,15 +112,8 @@ impl From<strongroom::group_commit::WriteError> for Problem {
     }
 }
 
-impl From<rusqlite::Error> for Problem {
-    fn from(e: rusqlite::Error) -> Problem {
-        tracing_log(&e.to_string());
-        Problem::internal()
-    }
-}
-
-impl From<sqlx::Error> for Problem {
-    fn from(e: sqlx::Error) -> Problem {
+impl From<strongroom::room::db::SqlError> for Problem {
+    fn from(e: strongroom::room::db::SqlError) -> Problem {
         tracing_log(&e.to_string());
         Problem::internal()
     }

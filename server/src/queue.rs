@@ -3,9 +3,14 @@
 //! A submitted job is a row in `job_queue` (state `queued`) before the partner hears back. A
 //! worker claims a row with one conditional `UPDATE ... WHERE state = 'queued'`, so two workers
 //! (or two processes) never run the same job; then runs it through [`run_job`], which charges
-//! the budget before the module starts. On start, a row still `running` belongs to a job the
-//! service was killed in the middle of: it is marked `failed` (its charge, if it got that far,
-//! stands) and logged; `queued` rows simply run. Nothing is lost, nothing runs twice.
+//! the budget before the module starts. A row still `running` whose node is gone belongs to a
+//! job a service was killed in the middle of: it is marked `failed` (its charge, if it got that
+//! far, stands) and logged; `queued` rows simply run. Nothing is lost, nothing runs twice.
+//!
+//! Several nodes may serve one room on PostgreSQL: each claim names its node, each node
+//! records that it is alive every [`HEARTBEAT`], and a node not seen for [`NODE_TIMEOUT`] is
+//! gone; the live nodes mark its running jobs interrupted. On SQLite the serving process is the
+//! only node (`serve.lock`), so at its start every running job is another's.
 //!
 //! A worker does not wait for its job's release to reach the disk before it takes the next
 //! job: the release is handed to the worker's settler thread (see
@@ -18,8 +23,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use rusqlite::{OptionalExtension, params};
-use sqlx::Row;
+use strongroom::params;
+use strongroom::room::db::OptionalExtension;
 use tokio::sync::Notify;
 
 use super::AppState;
@@ -185,6 +190,11 @@ impl Queue {
         self.notify.notify_one();
     }
 
+    /// Whether [`Queue::shutdown`] was called.
+    pub fn stopped(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
     /// Asks workers to stop after their current job.
     pub fn shutdown(&self) {
         self.stop.store(true, Ordering::SeqCst);
@@ -192,22 +202,72 @@ impl Queue {
     }
 }
 
-/// Marks jobs left `running` by a stopped service as failed. Returns how many.
-pub async fn recover(room: &Room) -> Result<u64, RoomError> {
-    let rows = sqlx::query("SELECT job_id, partner FROM job_queue WHERE state = 'running'")
-        .fetch_all(room.pool())
-        .await?;
-    for row in &rows {
-        let job: String = row.get("job_id");
-        let partner: String = row.get("partner");
-        if recorded(room, &job)? {
+/// How often a node of a room on PostgreSQL says it is alive.
+pub const HEARTBEAT: Duration = Duration::from_secs(5);
+
+/// How long a node may go unseen before the others take it for gone and mark its running jobs
+/// interrupted.
+pub const NODE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A fresh node id for a serving process: 128 random bits, hex.
+pub fn new_node_id() -> Result<String, RoomError> {
+    let mut id = [0u8; 16];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut id)
+        .map_err(|_| RoomError::Invalid("no randomness for a node id".into()))?;
+    Ok(hex::encode(id))
+}
+
+/// Records that `node` is alive (and, on joining, that it started), and forgets nodes not seen
+/// for a day.
+pub fn heartbeat(room: &Room, node: &str) -> Result<(), RoomError> {
+    let now = strongroom::clock::now_rfc3339();
+    let forgotten =
+        strongroom::room::db::rfc3339(time::OffsetDateTime::now_utc() - time::Duration::days(1));
+    room.db().write_lazily(|conn| {
+        conn.execute(
+            "INSERT INTO nodes (node_id, started_at, seen_at) VALUES (?, ?, ?) \
+             ON CONFLICT (node_id) DO UPDATE SET seen_at = excluded.seen_at",
+            params![node, now, now],
+        )?;
+        conn.execute("DELETE FROM nodes WHERE seen_at < ?", params![forgotten])?;
+        Ok(())
+    })
+}
+
+/// Marks as failed the jobs left `running` by a node that is gone: one that has not been seen
+/// for [`NODE_TIMEOUT`] (on SQLite, any node but `node`, the one serving process). Returns how
+/// many.
+pub async fn recover(room: &Room, node: &str) -> Result<u64, RoomError> {
+    let alive_since = if room.db().is_shared() {
+        strongroom::room::db::rfc3339(
+            time::OffsetDateTime::now_utc()
+                - time::Duration::seconds(NODE_TIMEOUT.as_secs() as i64),
+        )
+    } else {
+        // Later than any time a node was seen: no other node counts as alive.
+        "9999".to_string()
+    };
+    let rows: Vec<(String, String)> = room.db().read(|conn| {
+        conn.prepare_cached(
+            "SELECT q.job_id, q.partner FROM job_queue q WHERE q.state = 'running' \
+             AND (q.claimed_by IS NULL OR (q.claimed_by <> ? AND NOT EXISTS \
+               (SELECT 1 FROM nodes n WHERE n.node_id = q.claimed_by AND n.seen_at >= ?))) \
+             ORDER BY q.job_id",
+        )?
+        .query_map(params![node, alive_since], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(RoomError::from)
+    })?;
+    let mut interrupted = 0;
+    for (job, partner) in &rows {
+        if recorded(room, job)? {
             // It ended (its result and the entries saying so committed together) just before
             // the service stopped: it finished, it was not interrupted.
-            finish(room, &job, None)?;
+            finish(room, job, None)?;
             continue;
         }
-        room.write(|change| {
-            change
+        let marked = room.write(|change| {
+            let marked = change
                 .conn()
                 .prepare_cached(
                     "UPDATE job_queue SET state = 'failed', error = ?, finished_at = ? WHERE job_id = ? AND state = 'running'",
@@ -217,14 +277,19 @@ pub async fn recover(room: &Room) -> Result<u64, RoomError> {
                     strongroom::clock::now_rfc3339(),
                     job
                 ])?;
-            change.record(Event::JobInterrupted {
-                actor: "room".into(),
-                job: job.clone(),
-                partner: partner.clone(),
-            })
+            // Another node may have marked it first: one entry per interruption.
+            if marked == 1 {
+                change.record(Event::JobInterrupted {
+                    actor: "room".into(),
+                    job: job.clone(),
+                    partner: partner.clone(),
+                })?;
+            }
+            Ok::<_, RoomError>(marked)
         })?;
+        interrupted += marked as u64;
     }
-    Ok(rows.len() as u64)
+    Ok(interrupted)
 }
 
 /// Whether a job's end is stored (its `jobs` row, committed with its result entry).
@@ -263,7 +328,7 @@ struct DatasetRow {
 /// job runs twice, and reads its dataset's row, in one write on this thread. The claim is what
 /// the partner sees as `running`: taken before the dataset is opened, so its time does not
 /// depend on the data.
-fn claim(room: &Room) -> Result<Option<Claimed>, RoomError> {
+fn claim(room: &Room, node: &str) -> Result<Option<Claimed>, RoomError> {
     // Not flushed to disk before the job goes on: the charge, which is, flushes it too. Lost
     // with the machine's power before that, the job is simply queued again.
     room.db().write_lazily(|conn| {
@@ -272,7 +337,7 @@ fn claim(room: &Room) -> Result<Option<Claimed>, RoomError> {
                 "SELECT job_id, partner, dataset, module_sha256, cost, audience, parameters, sql_text FROM job_queue \
                  WHERE state = 'queued' ORDER BY submitted_at, job_id LIMIT 1",
             )?
-            .query_row([], |r| {
+            .query_row(params![], |r| {
                 Ok(Claimed {
                     job_id: r.get(0)?,
                     partner: r.get(1)?,
@@ -287,12 +352,12 @@ fn claim(room: &Room) -> Result<Option<Claimed>, RoomError> {
             })
             .optional()?;
         let Some(mut job) = next else { return Ok(None) };
-        // The write holds SQLite's write lock from its start: no other writer can take the
-        // row in between (another process included).
+        // The write holds the room's write lock from its start: no other writer can take the
+        // row in between (another process or node included).
         conn.prepare_cached(
-            "UPDATE job_queue SET state = 'running' WHERE job_id = ? AND state = 'queued'",
+            "UPDATE job_queue SET state = 'running', claimed_by = ? WHERE job_id = ? AND state = 'queued'",
         )?
-        .execute(params![job.job_id])?;
+        .execute(params![node, job.job_id])?;
         job.dataset_row = conn
             .prepare_cached(
                 "SELECT header_sha256, file, sealed_by, quarantined FROM datasets WHERE name = ?",
@@ -488,16 +553,19 @@ async fn run_claimed(state: &Arc<AppState>, job: &Claimed) -> Result<Ran, Failur
     let audience = match &job.audience {
         None => None,
         Some(list) => {
-            let row = sqlx::query(
-                "SELECT file FROM audience_lists WHERE list_sha256 = ? AND partner = ?",
-            )
-            .bind(list)
-            .bind(&job.partner)
-            .fetch_optional(room.pool())
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("no audience list {list}"))?;
-            let file: String = row.get("file");
+            let file: String = room
+                .db()
+                .read(|conn| {
+                    conn.query_row(
+                        "SELECT file FROM audience_lists WHERE list_sha256 = ? AND partner = ?",
+                        params![list, job.partner],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .map_err(RoomError::from)
+                })
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("no audience list {list}"))?;
             Some(AudienceInput::open(
                 &room.dir().join(file),
                 room,
@@ -609,7 +677,7 @@ fn work_once(
     settler: &std::sync::mpsc::Sender<UnsettledRelease>,
 ) {
     let claimed = Instant::now();
-    match claim(&state.room) {
+    match claim(&state.room, &state.node) {
         Ok(Some(job)) => {
             // A job that ran to its end finished its queue row with its result; only a job that
             // did not is finished here.

@@ -3,9 +3,10 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use sqlx::Row;
 use strongroom::output_gate::ledger::BudgetStatus;
 use strongroom::output_gate::mechanism::{format_nano, rho_to_epsilon};
+use strongroom::params;
+use strongroom::room::db::OptionalExtension;
 use strongroom::room::policy::Policy;
 use strongroom::room::{Room, RoomError};
 use strongroom_api::{
@@ -64,24 +65,23 @@ pub async fn datasets(
     room: &Room,
     partner: Option<&str>,
 ) -> Result<Vec<DatasetSummary>, RoomError> {
-    let rows = sqlx::query(
-        "SELECT name, header_sha256, sealed_by, entities, uploaded_at FROM datasets \
-         WHERE ? IS NULL OR name IN (SELECT dataset FROM policies WHERE partner = ?) ORDER BY name",
-    )
-    .bind(partner)
-    .bind(partner)
-    .fetch_all(room.pool())
-    .await?;
-    Ok(rows
-        .iter()
-        .map(|r| DatasetSummary {
-            name: r.get("name"),
-            header_sha256: r.get("header_sha256"),
-            sealed_by: r.get("sealed_by"),
-            entities: r.get::<i64, _>("entities").max(0) as u64,
-            uploaded_at: r.get("uploaded_at"),
-        })
-        .collect())
+    room.db().read(|conn| {
+        conn.prepare_cached(
+            "SELECT name, header_sha256, sealed_by, entities, uploaded_at FROM datasets \
+             WHERE ? IS NULL OR name IN (SELECT dataset FROM policies WHERE partner = ?) ORDER BY name",
+        )?
+        .query_map(params![partner, partner], |r| {
+            Ok(DatasetSummary {
+                name: r.get("name")?,
+                header_sha256: r.get("header_sha256")?,
+                sealed_by: r.get("sealed_by")?,
+                entities: r.get::<_, i64>("entities")?.max(0) as u64,
+                uploaded_at: r.get("uploaded_at")?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(RoomError::from)
+    })
 }
 
 /// The dataset `name` with its schema (column names, roles and public dictionaries, never a
@@ -91,45 +91,46 @@ pub async fn dataset(
     name: &str,
     partner: Option<&str>,
 ) -> Result<Option<DatasetDetail>, RoomError> {
-    let row = sqlx::query(
-        "SELECT name, header_sha256, sealed_by, entities, uploaded_at, schema_toml FROM datasets \
-         WHERE name = ? AND (? IS NULL OR name IN (SELECT dataset FROM policies WHERE partner = ?))",
-    )
-    .bind(name)
-    .bind(partner)
-    .bind(partner)
-    .fetch_optional(room.pool())
-    .await?;
-    Ok(row.map(|row| DatasetDetail {
-        name: row.get("name"),
-        header_sha256: row.get("header_sha256"),
-        sealed_by: row.get("sealed_by"),
-        entities: row.get::<i64, _>("entities").max(0) as u64,
-        uploaded_at: row.get("uploaded_at"),
-        schema_toml: row.get("schema_toml"),
-    }))
+    room.db().read(|conn| {
+        conn.query_row(
+            "SELECT name, header_sha256, sealed_by, entities, uploaded_at, schema_toml FROM datasets \
+             WHERE name = ? AND (? IS NULL OR name IN (SELECT dataset FROM policies WHERE partner = ?))",
+            params![name, partner, partner],
+            |row| {
+                Ok(DatasetDetail {
+                    name: row.get("name")?,
+                    header_sha256: row.get("header_sha256")?,
+                    sealed_by: row.get("sealed_by")?,
+                    entities: row.get::<_, i64>("entities")?.max(0) as u64,
+                    uploaded_at: row.get("uploaded_at")?,
+                    schema_toml: row.get("schema_toml")?,
+                })
+            },
+        )
+        .optional()
+        .map_err(RoomError::from)
+    })
 }
 
 /// The policies in force (`partner`: a partner asking sees its own).
 pub async fn policies(room: &Room, partner: Option<&str>) -> Result<Vec<PolicyEntry>, RoomError> {
-    let rows = sqlx::query(
-        "SELECT partner, dataset, policy_toml, policy_sha256, set_at FROM policies \
-         WHERE ? IS NULL OR partner = ? ORDER BY partner, dataset",
-    )
-    .bind(partner)
-    .bind(partner)
-    .fetch_all(room.pool())
-    .await?;
-    Ok(rows
-        .iter()
-        .map(|r| PolicyEntry {
-            partner: r.get("partner"),
-            dataset: r.get("dataset"),
-            policy_toml: r.get("policy_toml"),
-            policy_sha256: r.get("policy_sha256"),
-            set_at: r.get("set_at"),
-        })
-        .collect())
+    room.db().read(|conn| {
+        conn.prepare_cached(
+            "SELECT partner, dataset, policy_toml, policy_sha256, set_at FROM policies \
+             WHERE ? IS NULL OR partner = ? ORDER BY partner, dataset",
+        )?
+        .query_map(params![partner, partner], |r| {
+            Ok(PolicyEntry {
+                partner: r.get("partner")?,
+                dataset: r.get("dataset")?,
+                policy_toml: r.get("policy_toml")?,
+                policy_sha256: r.get("policy_sha256")?,
+                set_at: r.get("set_at")?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(RoomError::from)
+    })
 }
 
 /// A policy that was set.

@@ -36,9 +36,11 @@ fn main() {
         .build()
         .expect("runtime");
     let (elapsed, size) = rt.block_on(async {
-        let pool = strongroom::room::db::open(&dir.path().join("room.db"))
-            .await
-            .expect("db");
+        let pool = strongroom::room::db::open(&strongroom::room::db::Location::Sqlite(
+            dir.path().join("room.db"),
+        ))
+        .await
+        .expect("db");
         let log = AuditLog::new(
             &pool,
             Signer::from_seed("bench", &[1; 32]).expect("signer"),

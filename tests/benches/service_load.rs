@@ -223,7 +223,7 @@ fn main() {
         let probe = {
             let (url, barrier, burst_submitted) = (&url, &barrier, &burst_submitted);
             let (upload, submit, wait_released) = (&upload, &submit, &wait_released);
-            let (token, state, handle) = (&tokens[partners], &state, rt.handle());
+            let (token, state) = (&tokens[partners], &state);
             scope.spawn(move || {
                 let agent = agent();
                 let sha = upload(url, token, &agent);
@@ -236,14 +236,11 @@ fn main() {
                 for _ in 0..probes {
                     // Only while the workers are busy: at least as many jobs waiting or running
                     // as there are workers.
-                    let backlog: i64 = handle
-                        .block_on(
-                            sqlx::query_scalar(
-                                "SELECT COUNT(*) FROM job_queue WHERE state IN ('queued', 'running')",
-                            )
-                            .fetch_one(state.room.pool()),
-                        )
-                        .expect("backlog");
+                    let backlog = strongroom_tests::query_i64(
+                        &state.room,
+                        "SELECT COUNT(*) FROM job_queue WHERE state IN ('queued', 'running')",
+                        strongroom::params![],
+                    );
                     if backlog < workers as i64 {
                         break;
                     }
@@ -279,11 +276,11 @@ fn main() {
     let total = partners * jobs + lone.len();
     let (ran, charges): (i64, i64) = rt.block_on(async {
         let ran = sqlx::query_scalar("SELECT COUNT(*) FROM jobs")
-            .fetch_one(state.room.pool())
+            .fetch_one(&strongroom_tests::sqlite_pool(&state.room).await)
             .await
             .expect("jobs");
         let charges = sqlx::query_scalar("SELECT COUNT(*) FROM charges")
-            .fetch_one(state.room.pool())
+            .fetch_one(&strongroom_tests::sqlite_pool(&state.room).await)
             .await
             .expect("charges");
         (ran, charges)
@@ -312,7 +309,12 @@ fn main() {
         percentile(&done, 0.5),
         percentile(&done, 0.99)
     );
-    let (groups, writes) = state.room.writer().committed();
+    let (groups, writes) = state
+        .room
+        .db()
+        .sqlite_writer()
+        .expect("a SQLite room")
+        .committed();
     println!(
         "writes committed: {writes} in {groups} commits ({:.1} per disk flush)",
         writes as f64 / groups.max(1) as f64

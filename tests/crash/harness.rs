@@ -184,7 +184,7 @@ async fn operate(room: &Room, operation: &str) -> Result<(), String> {
         }
         "release-held" => {
             let held: String = sqlx::query("SELECT job_id FROM jobs WHERE status = 'held'")
-                .fetch_one(room.pool())
+                .fetch_one(&strongroom_tests::sqlite_pool(room).await)
                 .await
                 .map_err(|e| e.to_string())?
                 .get("job_id");
@@ -264,7 +264,7 @@ fn replay(entries: &[Value]) -> State {
 }
 
 async fn stored(room: &Room) -> Result<State, sqlx::Error> {
-    let pool = room.pool();
+    let pool = &strongroom_tests::sqlite_pool(room).await;
     let mut s = State::default();
     for r in sqlx::query("SELECT partner, dataset, policy_sha256 FROM policies")
         .fetch_all(pool)

@@ -117,13 +117,12 @@ impl Drop for Served {
 /// A new room, served with `config`.
 pub async fn served(config: ServiceConfig) -> Served {
     let dir = tempfile::tempdir().expect("tempdir");
-    let room = Room::create(
+    let room = crate::new_room(
         &dir.path().join("room"),
         "test-room",
         &OperatorSecret::new(b"test room"),
     )
-    .await
-    .expect("room");
+    .await;
     let mut tokens = Vec::new();
     for (name, role) in [
         ("bigbank", Role::Bank),

@@ -239,3 +239,95 @@ pub fn job_request<'a>(
         progress: None,
     }
 }
+
+/// A sqlx pool on a SQLite room's database file, for tests that look inside it (or damage it)
+/// with their own statements.
+pub async fn sqlite_pool(room: &strongroom::room::Room) -> sqlx::SqlitePool {
+    let url = format!("sqlite://{}", room.dir().join("room.db").display());
+    sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(2)
+        .connect(&url)
+        .await
+        .expect("the room's SQLite database")
+}
+
+/// The PostgreSQL server the tests put their rooms on, if any: `STRONGROOM_TEST_POSTGRES`, a
+/// URL whose user may create databases (CI sets it for a second run of the service suite; a
+/// plain `cargo test` uses SQLite).
+pub fn test_postgres() -> Option<String> {
+    std::env::var("STRONGROOM_TEST_POSTGRES")
+        .ok()
+        .filter(|url| !url.is_empty())
+}
+
+/// A fresh, empty database with the `C` collation on the test PostgreSQL server at `admin_url`,
+/// as a URL for a room.
+pub async fn fresh_postgres_database(admin_url: &str) -> String {
+    use sqlx::ConnectOptions;
+    use std::str::FromStr;
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let admin =
+        sqlx::postgres::PgConnectOptions::from_str(admin_url).expect("STRONGROOM_TEST_POSTGRES");
+    let mut conn = admin.connect().await.expect("the test PostgreSQL server");
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let name = format!(
+        "strongroom_test_{}_{}_{}",
+        std::process::id(),
+        stamp % 1_000_000_000_000,
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    );
+    sqlx::query(&format!(
+        "CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'"
+    ))
+    .execute(&mut conn)
+    .await
+    .expect("create a test database");
+    admin.database(&name).to_url_lossy().to_string()
+}
+
+/// A new room in `dir`: on a fresh database of the test PostgreSQL server when there is one
+/// (see [`test_postgres`]), else on SQLite.
+pub async fn new_room(
+    dir: &Path,
+    name: &str,
+    secret: &strongroom::keys::OperatorSecret,
+) -> strongroom::room::Room {
+    let url = match test_postgres() {
+        Some(admin) => Some(fresh_postgres_database(&admin).await),
+        None => None,
+    };
+    strongroom::room::Room::create_on(dir, name, secret, url.as_deref())
+        .await
+        .expect("room")
+}
+
+/// One integer a query returns, read on `room`'s database (SQLite or PostgreSQL).
+pub fn query_i64(
+    room: &strongroom::room::Room,
+    sql: &str,
+    params: &[&dyn strongroom::room::db::ToValue],
+) -> i64 {
+    room.db()
+        .read(|conn| {
+            conn.query_row(sql, params, |r| r.get(0))
+                .map_err(strongroom::group_commit::WriteError::from)
+        })
+        .expect("query")
+}
+
+/// Runs one statement on `room`'s database, outside the room's own changes (to stage a crash).
+pub fn execute(
+    room: &strongroom::room::Room,
+    sql: &str,
+    params: &[&dyn strongroom::room::db::ToValue],
+) -> usize {
+    room.db()
+        .write(|conn| {
+            conn.execute(sql, params)
+                .map_err(strongroom::group_commit::WriteError::from)
+        })
+        .expect("statement")
+}

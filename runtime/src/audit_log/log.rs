@@ -11,9 +11,8 @@
 //! covers an entry that is not durable; and the per-entry signatures let an offline verifier name
 //! the first entry that was changed, dropped, reordered or inserted.
 
-use rusqlite::OptionalExtension;
+use crate::room::db::{Conn, OptionalExtension, SqlError};
 use serde_json::{Value, json};
-use sqlx::Row;
 
 use strongroom_verify::canonical::canonical;
 pub use strongroom_verify::checkpoint::Checkpoint;
@@ -31,9 +30,6 @@ use crate::room::db::Db;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LogError {
-    /// Database trouble.
-    #[error("audit log database: {0}")]
-    Database(#[from] sqlx::Error),
     /// The write holding an append failed.
     #[error("audit log database: {0}")]
     Write(#[from] WriteError),
@@ -43,6 +39,12 @@ pub enum LogError {
     /// Signing or parsing a note failed.
     #[error(transparent)]
     Note(#[from] NoteError),
+}
+
+impl From<SqlError> for LogError {
+    fn from(e: SqlError) -> Self {
+        LogError::Write(e.into())
+    }
 }
 
 /// One exported line: the entry, its index, and the signature over the tree head ending with it.
@@ -338,11 +340,7 @@ impl<'a> AuditLog<'a> {
     /// Appends an event inside the caller's write, so that a state change and the entry
     /// recording it commit together or not at all. After committing, the caller calls
     /// [`AuditLog::committed`].
-    pub fn append_in(
-        &self,
-        conn: &rusqlite::Connection,
-        event: &Event,
-    ) -> Result<Appended, LogError> {
+    pub fn append_in(&self, conn: &Conn<'_>, event: &Event) -> Result<Appended, LogError> {
         let mut appended = self.append_all_in(conn, std::slice::from_ref(event))?;
         appended
             .pop()
@@ -354,7 +352,7 @@ impl<'a> AuditLog<'a> {
     /// the caller calls [`AuditLog::committed`] with the last.
     pub fn append_all_in(
         &self,
-        conn: &rusqlite::Connection,
+        conn: &Conn<'_>,
         events: &[Event],
     ) -> Result<Vec<Appended>, LogError> {
         if events.is_empty() {
@@ -363,8 +361,10 @@ impl<'a> AuditLog<'a> {
         let stored = conn
             .prepare_cached("SELECT size, nodes FROM audit_frontier WHERE id = 1")
             .and_then(|mut s| {
-                s.query_row([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))
-                    .optional()
+                s.query_row(crate::params![], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
+                })
+                .optional()
             })
             .map_err(WriteError::from)?;
         let mut frontier = match stored {
@@ -412,7 +412,7 @@ impl<'a> AuditLog<'a> {
                 .split_once(' ')
                 .map_or(signature.clone(), |(_, s)| s.to_string());
             insert
-                .execute(rusqlite::params![
+                .execute(crate::params![
                     index as i64,
                     entry.as_str(),
                     leaf.as_slice(),
@@ -430,12 +430,7 @@ impl<'a> AuditLog<'a> {
             "INSERT INTO audit_frontier (id, size, nodes) VALUES (1, ?, ?) \
              ON CONFLICT (id) DO UPDATE SET size = excluded.size, nodes = excluded.nodes",
         )
-        .and_then(|mut s| {
-            s.execute(rusqlite::params![
-                frontier.size() as i64,
-                frontier.to_bytes()
-            ])
-        })
+        .and_then(|mut s| s.execute(crate::params![frontier.size() as i64, frontier.to_bytes()]))
         .map_err(WriteError::from)?;
         Ok(appended)
     }
@@ -453,23 +448,40 @@ impl<'a> AuditLog<'a> {
 
     /// The number of durable entries.
     pub async fn size(&self) -> Result<u64, LogError> {
-        let size: Option<i64> = sqlx::query_scalar("SELECT size FROM audit_frontier WHERE id = 1")
-            .fetch_optional(self.db.pool())
-            .await?;
+        Self::size_in(self.db)
+    }
+
+    /// The number of durable entries of the log in `db`.
+    pub fn size_in(db: &Db) -> Result<u64, LogError> {
+        let size: Option<i64> = db.read(|conn| {
+            conn.query_row(
+                "SELECT size FROM audit_frontier WHERE id = 1",
+                crate::params![],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(LogError::from)
+        })?;
         Ok(size.unwrap_or(0).max(0) as u64)
     }
 
     /// A signed checkpoint of the log as it is durably now.
     pub async fn checkpoint(&self) -> Result<(Checkpoint, String), LogError> {
-        let row = sqlx::query("SELECT size, nodes FROM audit_frontier WHERE id = 1")
-            .fetch_optional(self.db.pool())
-            .await?;
-        let frontier = match row {
-            Some(r) => Frontier::from_bytes(
-                r.get::<i64, _>("size").max(0) as u64,
-                &r.get::<Vec<u8>, _>("nodes"),
+        let row: Option<(i64, Vec<u8>)> = self.db.read(|conn| {
+            conn.query_row(
+                "SELECT size, nodes FROM audit_frontier WHERE id = 1",
+                crate::params![],
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
-            .ok_or_else(|| LogError::Corrupt("stored frontier does not match its size".into()))?,
+            .optional()
+            .map_err(WriteError::from)
+        })?;
+        let frontier = match row {
+            Some((size, nodes)) => {
+                Frontier::from_bytes(size.max(0) as u64, &nodes).ok_or_else(|| {
+                    LogError::Corrupt("stored frontier does not match its size".into())
+                })?
+            }
             None => Frontier::new(),
         };
         let checkpoint = Checkpoint {
@@ -488,31 +500,34 @@ impl<'a> AuditLog<'a> {
 
     /// At most `limit` entries from `from` on, in order (the database reads only those).
     pub async fn entries_page(&self, from: u64, limit: u64) -> Result<Vec<StoredEntry>, LogError> {
-        let rows = sqlx::query(
-            "SELECT idx, entry, tree_head_signature FROM audit_entries WHERE idx >= ? ORDER BY idx LIMIT ?",
-        )
-        .bind(i64::try_from(from).unwrap_or(i64::MAX))
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(self.db.pool())
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| StoredEntry {
-                index: r.get::<i64, _>("idx").max(0) as u64,
-                entry: r.get("entry"),
-                signature: r.get("tree_head_signature"),
-            })
-            .collect())
+        let from = i64::try_from(from).unwrap_or(i64::MAX);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.db.read(|conn| {
+            conn.prepare_cached(
+                "SELECT idx, entry, tree_head_signature FROM audit_entries WHERE idx >= ? ORDER BY idx LIMIT ?",
+            )?
+            .query_map(crate::params![from, limit], |r| {
+                Ok(StoredEntry {
+                    index: r.get::<_, i64>(0)?.max(0) as u64,
+                    entry: r.get(1)?,
+                    signature: r.get(2)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, SqlError>>()
+            .map_err(|e| LogError::Write(e.into()))
+        })
     }
 
     /// The whole tree, built from the stored leaf hashes (O(n); for proofs).
     pub async fn tree(&self) -> Result<MerkleTree, LogError> {
-        let rows = sqlx::query("SELECT leaf_hash FROM audit_entries ORDER BY idx")
-            .fetch_all(self.db.pool())
-            .await?;
+        let rows: Vec<Vec<u8>> = self.db.read(|conn| {
+            conn.prepare_cached("SELECT leaf_hash FROM audit_entries ORDER BY idx")?
+                .query_map(crate::params![], |r| r.get(0))?
+                .collect::<Result<Vec<_>, SqlError>>()
+                .map_err(|e| LogError::Write(e.into()))
+        })?;
         let mut leaves = Vec::with_capacity(rows.len());
-        for r in &rows {
-            let bytes: Vec<u8> = r.get("leaf_hash");
+        for bytes in rows {
             leaves.push(
                 bytes
                     .try_into()

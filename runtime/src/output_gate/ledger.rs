@@ -8,8 +8,8 @@
 //! what is spent, so two jobs racing for the last of a budget are serialised and cannot both pass.
 //! (On PostgreSQL the same code would lock the budget row with `SELECT ... FOR UPDATE`.)
 
-use rusqlite::{Connection, OptionalExtension, params};
-use sqlx::Row;
+use crate::params;
+use crate::room::db::{Conn, OptionalExtension, SqlError};
 
 use super::mechanism::format_nano;
 use crate::clock::now_rfc3339;
@@ -47,16 +47,13 @@ pub enum LedgerError {
     /// The same job id was charged before.
     #[error("job '{0}' was already charged")]
     DuplicateJob(String),
-    /// Database trouble.
-    #[error("ledger database: {0}")]
-    Database(#[from] sqlx::Error),
     /// The write holding the charge failed.
     #[error("ledger database: {0}")]
     Write(#[from] WriteError),
 }
 
-impl From<rusqlite::Error> for LedgerError {
-    fn from(e: rusqlite::Error) -> Self {
+impl From<SqlError> for LedgerError {
+    fn from(e: SqlError) -> Self {
         LedgerError::Write(e.into())
     }
 }
@@ -131,7 +128,7 @@ impl PrivacyLedger {
 
     /// [`PrivacyLedger::set_budget`] inside the caller's write.
     pub fn set_budget_in(
-        conn: &Connection,
+        conn: &Conn<'_>,
         partner: &str,
         dataset: &str,
         total_nano_rho: u64,
@@ -160,7 +157,7 @@ impl PrivacyLedger {
     /// [`PrivacyLedger::charge`] inside the caller's write (which holds SQLite's write lock
     /// from its start), so the charge commits together with what records it. On `TooManyJobs`
     /// or `Exhausted` only the dataset's domain was written; on other errors, roll back.
-    pub fn charge_in(conn: &Connection, charge: &Charge<'_>) -> Result<BudgetStatus, LedgerError> {
+    pub fn charge_in(conn: &Conn<'_>, charge: &Charge<'_>) -> Result<BudgetStatus, LedgerError> {
         conn.prepare_cached(
             "INSERT INTO dataset_domains (dataset, domain) VALUES (?, ?) \
              ON CONFLICT (dataset) DO UPDATE SET domain = excluded.domain",
@@ -200,7 +197,7 @@ impl PrivacyLedger {
                 now_rfc3339()
             ]);
         match inserted {
-            Err(e) if crate::group_commit::is_unique_violation(&e) => {
+            Err(e) if e.is_unique_violation() => {
                 return Err(LedgerError::DuplicateJob(charge.job_id.to_string()));
             }
             other => other?,
@@ -219,30 +216,30 @@ impl PrivacyLedger {
 
     /// Every budget.
     pub async fn all(&self) -> Result<Vec<BudgetStatus>, LedgerError> {
-        let rows = sqlx::query(
-            "SELECT b.partner, b.dataset, COALESCE(d.domain, b.dataset) AS domain, b.total_nano_rho, \
-                    COALESCE(SUM(c.cost_nano_rho), 0) AS spent, COUNT(c.job_id) AS jobs \
+        let query = "SELECT b.partner, b.dataset, COALESCE(d.domain, b.dataset) AS domain, b.total_nano_rho, \
+                    CAST(COALESCE(SUM(c.cost_nano_rho), 0) AS BIGINT) AS spent, COUNT(c.job_id) AS jobs \
              FROM budgets b LEFT JOIN dataset_domains d ON d.dataset = b.dataset \
              LEFT JOIN charges c ON c.partner = b.partner AND c.domain = COALESCE(d.domain, b.dataset) \
-             GROUP BY b.partner, b.dataset, d.domain, b.total_nano_rho ORDER BY b.partner, b.dataset",
-        )
-        .fetch_all(self.db.pool())
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| BudgetStatus {
-                partner: r.get("partner"),
-                dataset: r.get("dataset"),
-                domain: r.get("domain"),
-                total_nano_rho: r.get::<i64, _>("total_nano_rho").max(0) as u64,
-                spent_nano_rho: r.get::<i64, _>("spent").max(0) as u64,
-                jobs: r.get::<i64, _>("jobs").max(0) as u64,
-            })
-            .collect())
+             GROUP BY b.partner, b.dataset, d.domain, b.total_nano_rho ORDER BY b.partner, b.dataset";
+        self.db.read(|conn| {
+            conn.prepare_cached(query)?
+                .query_map(params![], |r| {
+                    Ok(BudgetStatus {
+                        partner: r.get("partner")?,
+                        dataset: r.get("dataset")?,
+                        domain: r.get("domain")?,
+                        total_nano_rho: r.get::<_, i64>("total_nano_rho")?.max(0) as u64,
+                        spent_nano_rho: r.get::<_, i64>("spent")?.max(0) as u64,
+                        jobs: r.get::<_, i64>("jobs")?.max(0) as u64,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(LedgerError::from)
+        })
     }
 }
 
-fn status_in(conn: &Connection, partner: &str, dataset: &str) -> Result<BudgetStatus, LedgerError> {
+fn status_in(conn: &Conn<'_>, partner: &str, dataset: &str) -> Result<BudgetStatus, LedgerError> {
     let total: Option<i64> = conn
         .prepare_cached("SELECT total_nano_rho FROM budgets WHERE partner = ? AND dataset = ?")?
         .query_row(params![partner, dataset], |r| r.get(0))
@@ -260,7 +257,7 @@ fn status_in(conn: &Connection, partner: &str, dataset: &str) -> Result<BudgetSt
     let domain = domain.unwrap_or_else(|| dataset.to_string());
     let (spent, jobs): (i64, i64) = conn
         .prepare_cached(
-            "SELECT COALESCE(SUM(cost_nano_rho), 0) AS spent, COUNT(*) AS jobs FROM charges WHERE partner = ? AND domain = ?",
+            "SELECT CAST(COALESCE(SUM(cost_nano_rho), 0) AS BIGINT) AS spent, COUNT(*) AS jobs FROM charges WHERE partner = ? AND domain = ?",
         )?
         .query_row(params![partner, domain], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(BudgetStatus {

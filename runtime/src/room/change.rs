@@ -6,23 +6,23 @@
 //! [`crate::group_commit`]). A crash at any point leaves either the change with its entries or
 //! neither; a write that returns an error (or panics) takes everything it did back.
 
-use rusqlite::Connection;
 use strongroom_verify::event::Event;
 
 use super::{Room, RoomError};
 use crate::audit_log::log::{Appended, AuditLog};
 use crate::group_commit::WriteError;
+use crate::room::db::Conn;
 
 /// An open change: writes made on [`Change::conn`] commit with the entries recorded.
-pub struct Change<'c> {
-    conn: &'c Connection,
+pub struct Change<'c, 'd> {
+    conn: &'c Conn<'d>,
     audit: &'c AuditLog<'c>,
     last: Option<Appended>,
 }
 
-impl Change<'_> {
+impl<'d> Change<'_, 'd> {
     /// The connection to make the change's writes on.
-    pub fn conn(&self) -> &Connection {
+    pub fn conn(&self) -> &Conn<'d> {
         self.conn
     }
 
@@ -51,7 +51,7 @@ impl Room {
     /// Makes a change to the room's state with `f` and commits it, with the entries `f`
     /// recorded, as one write on this thread. Returns once both are durable; an error from `f`
     /// takes back everything it did.
-    pub fn write<T, E>(&self, f: impl FnOnce(&mut Change<'_>) -> Result<T, E>) -> Result<T, E>
+    pub fn write<T, E>(&self, f: impl FnOnce(&mut Change<'_, '_>) -> Result<T, E>) -> Result<T, E>
     where
         E: From<RoomError> + From<WriteError>,
     {
@@ -61,7 +61,7 @@ impl Room {
     /// [`Room::write`], also returning the last entry recorded (with its checkpoint and proof).
     pub fn write_with_entry<T, E>(
         &self,
-        f: impl FnOnce(&mut Change<'_>) -> Result<T, E>,
+        f: impl FnOnce(&mut Change<'_, '_>) -> Result<T, E>,
     ) -> Result<(T, Option<Appended>), E>
     where
         E: From<RoomError> + From<WriteError>,

@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
+use crate::params;
+use crate::room::db::{OptionalExtension, SqlError};
 use ring::rand::{SecureRandom, SystemRandom};
-use rusqlite::params;
-use sqlx::Row;
 
 use super::policy::{Policy, ReleaseMode};
 use super::{Room, RoomError, db};
@@ -255,8 +255,8 @@ impl From<crate::group_commit::WriteError> for JobError {
     }
 }
 
-impl From<rusqlite::Error> for JobError {
-    fn from(e: rusqlite::Error) -> Self {
+impl From<SqlError> for JobError {
+    fn from(e: SqlError) -> Self {
         JobError::Room(e.into())
     }
 }
@@ -1328,7 +1328,7 @@ async fn release(
         JobStatus::Held => Event::ResultHeld(facts),
         _ => Event::ResultNone(facts),
     };
-    let write = |conn: &rusqlite::Connection| {
+    let write = |conn: &crate::room::db::Conn<'_>| {
         let logged = audit
             .append_all_in(conn, &[finished, release_event])
             .map_err(RoomError::from)?
@@ -1381,11 +1381,23 @@ async fn release(
         ])?;
         conn.prepare_cached("INSERT INTO job_diagnostics (job_id, salt, text) VALUES (?, ?, ?)")?
             .execute(params![job_id, diagnostics_salt, diagnostics])?;
-        // A queued job's queue row ends with it (a job run directly has none).
-        conn.prepare_cached(
-            "UPDATE job_queue SET state = 'finished', error = NULL, finished_at = ? WHERE job_id = ? AND state = 'running'",
-        )?
-        .execute(params![crate::clock::now_rfc3339(), job_id])?;
+        // A queued job's queue row ends with it (a job run directly has none). A row no longer
+        // running was given up for interrupted by another node (this one stopped answering for
+        // longer than the room waits): its end stands, this release is not written.
+        let ended = conn
+            .prepare_cached(
+                "UPDATE job_queue SET state = 'finished', error = NULL, finished_at = ? WHERE job_id = ? AND state = 'running'",
+            )?
+            .execute(params![crate::clock::now_rfc3339(), job_id])?;
+        if ended == 0
+            && conn
+                .prepare_cached("SELECT 1 FROM job_queue WHERE job_id = ?")?
+                .exists(params![job_id])?
+        {
+            return Err(after_charge(
+                "another node marked the job interrupted while it ran here".into(),
+            ));
+        }
         fail::fail_point!("job.before_release_commit");
         Ok::<_, JobError>((logged, receipt))
     };
@@ -1469,33 +1481,31 @@ pub use strongroom_api::JobSummary;
 pub async fn list_jobs(room: &Room, status: Option<&str>) -> Result<Vec<JobSummary>, JobError> {
     // Jobs that ended, and jobs a served room has queued or is running (or refused): those have
     // no result yet, and show their queue state as their status.
-    let rows = sqlx::query(
-        "SELECT job_id, partner, dataset, module_sha256, outcome, status, finished_at FROM ( \
+    let query = "SELECT job_id, partner, dataset, module_sha256, outcome, status, finished_at FROM ( \
            SELECT job_id, partner, dataset, module_sha256, outcome, status, finished_at FROM jobs \
            UNION ALL \
            SELECT q.job_id, q.partner, q.dataset, q.module_sha256, '-' AS outcome, q.state AS status, \
                   COALESCE(q.finished_at, q.submitted_at) AS finished_at \
            FROM job_queue q WHERE NOT EXISTS (SELECT 1 FROM jobs j WHERE j.job_id = q.job_id) \
          ) AS listed \
-         WHERE (? IS NULL OR status = ?) ORDER BY finished_at DESC, job_id DESC LIMIT 1000",
-    )
-    .bind(status)
-    .bind(status)
-    .fetch_all(room.pool())
-    .await?;
-    Ok(rows
-        .iter()
-        .map(|r| JobSummary {
-            job_id: r.get("job_id"),
-            partner: r.get("partner"),
-            dataset: r.get("dataset"),
-            module_sha256: r.get("module_sha256"),
-            outcome: r.get("outcome"),
-            status: r.get("status"),
-            finished_at: r.get("finished_at"),
-            progress: None,
-        })
-        .collect())
+         WHERE (? IS NULL OR status = ?) ORDER BY finished_at DESC, job_id DESC LIMIT 1000";
+    room.db().read(|conn| {
+        conn.prepare_cached(query)?
+            .query_map(params![status, status], |r| {
+                Ok(JobSummary {
+                    job_id: r.get("job_id")?,
+                    partner: r.get("partner")?,
+                    dataset: r.get("dataset")?,
+                    module_sha256: r.get("module_sha256")?,
+                    outcome: r.get("outcome")?,
+                    status: r.get("status")?,
+                    finished_at: r.get("finished_at")?,
+                    progress: None,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(JobError::from)
+    })
 }
 
 /// The bank's decision on a held result: release it (returning the table) or withhold it.
@@ -1506,16 +1516,20 @@ pub async fn decide_held(
     actor: &str,
     reason: &str,
 ) -> Result<Option<ReleasedTable>, JobError> {
-    let row = sqlx::query("SELECT status, result_json FROM jobs WHERE job_id = ?")
-        .bind(job_id)
-        .fetch_optional(room.pool())
-        .await?;
-    let Some(row) = row else {
+    let row: Option<(String, Option<String>)> = room.db().read(|conn| {
+        conn.query_row(
+            "SELECT status, result_json FROM jobs WHERE job_id = ?",
+            params![job_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(JobError::from)
+    })?;
+    let Some((status, json)) = row else {
         return Err(JobError::Refused(Refusal::NoSuchJob(format!(
             "no job '{job_id}'"
         ))));
     };
-    let status: String = row.get("status");
     if status != "held" {
         return Err(JobError::Refused(Refusal::NotHeld(format!(
             "job '{job_id}' is {status}, not held"
@@ -1547,6 +1561,5 @@ pub async fn decide_held(
     if !release {
         return Ok(None);
     }
-    let json: Option<String> = row.get("result_json");
     Ok(json.and_then(|j| serde_json::from_str(&j).ok()))
 }

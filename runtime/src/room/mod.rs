@@ -2,11 +2,12 @@
 //!
 //! ```text
 //! ROOM/
-//!   room.toml            name, and where partitions run (`[engine]`, docs/deploy.md)
+//!   room.toml            name, where partitions run (`[engine]`) and, for a room served by
+//!                        several nodes, its PostgreSQL database (`[database]`, docs/deploy.md)
 //!   keys/                sealing.key, signing.key (encrypted, 0600), room.pub, room.vkey
 //!   keys/log.witness     the last checkpoint signed, outside the database (catches a restored
 //!                        old room.db, which would reset the budgets)
-//!   room.db              SQLite (WAL, synchronous FULL)
+//!   room.db              SQLite (WAL, synchronous FULL), unless `[database]` names PostgreSQL
 //!   module-cache/        compiled modules, HMAC-authenticated
 //! ```
 
@@ -20,12 +21,12 @@ pub mod sql;
 
 use std::path::{Path, PathBuf};
 
-use rusqlite::{OptionalExtension, params};
+use crate::params;
+use db::{OptionalExtension, SqlError};
 use serde::Deserialize;
-use sqlx::SqlitePool;
 
 use crate::audit_log::log::{AuditLog, LogError, Witness, WitnessKeeper};
-use crate::group_commit::{WriteError, Writer};
+use crate::group_commit::WriteError;
 use crate::guest_boundary::cache::ModuleCache;
 use crate::keys::{KeyError, OperatorSecret, RoomKeys};
 use crate::output_gate::ledger::PrivacyLedger;
@@ -66,8 +67,8 @@ pub enum RoomError {
     },
 }
 
-impl From<rusqlite::Error> for RoomError {
-    fn from(e: rusqlite::Error) -> Self {
+impl From<SqlError> for RoomError {
+    fn from(e: SqlError) -> Self {
         RoomError::Write(e.into())
     }
 }
@@ -79,6 +80,27 @@ struct RoomFile {
     /// Where isolated runs on sealed datasets run their partitions (see docs/deploy.md).
     #[serde(default)]
     engine: Option<crate::remote::engine::EngineConfig>,
+    /// The room's PostgreSQL database, when it is not the embedded SQLite file.
+    #[serde(default)]
+    database: Option<DatabaseFile>,
+}
+
+/// `[database]` in room.toml.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DatabaseFile {
+    /// `postgres://user@host:port/database` (a password may come from `PGPASSWORD` or
+    /// `~/.pgpass` instead).
+    url: String,
+}
+
+impl RoomFile {
+    fn location(&self, dir: &Path) -> db::Location {
+        match &self.database {
+            Some(d) => db::Location::Postgres(d.url.clone()),
+            None => db::Location::Sqlite(dir.join("room.db")),
+        }
+    }
 }
 
 /// An open room.
@@ -107,18 +129,6 @@ impl Room {
         &self.keys
     }
 
-    /// Its database: the ledger, policies, jobs, parties and the audit log. For reading; write
-    /// through [`Room::writer`] (or a [`Room::change`]).
-    pub fn pool(&self) -> &SqlitePool {
-        self.db.pool()
-    }
-
-    /// Its one writing connection in this process: every write goes through it (see
-    /// [`Room::write`]).
-    pub fn writer(&self) -> &Writer {
-        self.db.writer()
-    }
-
     /// Its database: the pool, the writer and the connections a job reads on.
     pub fn db(&self) -> &db::Db {
         &self.db
@@ -129,6 +139,17 @@ impl Room {
         dir: &Path,
         name: &str,
         secret: &OperatorSecret,
+    ) -> Result<Room, RoomError> {
+        Room::create_on(dir, name, secret, None).await
+    }
+
+    /// [`Room::create`] with its database on PostgreSQL at `database_url` (a database of its
+    /// own, empty, with the `C` collation), or embedded (SQLite, `room.db`) when `None`.
+    pub async fn create_on(
+        dir: &Path,
+        name: &str,
+        secret: &OperatorSecret,
+        database_url: Option<&str>,
     ) -> Result<Room, RoomError> {
         if !strongroom_api::names::valid_name(name) {
             return Err(RoomError::Invalid(format!(
@@ -143,9 +164,24 @@ impl Room {
         }
         std::fs::create_dir_all(dir)
             .map_err(|e| RoomError::Invalid(format!("{}: {e}", dir.display())))?;
+        let location = match database_url {
+            Some(url) => db::Location::Postgres(url.to_string()),
+            None => db::Location::Sqlite(dir.join("room.db")),
+        };
+        let db = db::open(&location).await?;
+        if db.is_shared() && AuditLog::size_in(&db)? > 0 {
+            return Err(RoomError::Invalid(
+                "the PostgreSQL database already holds a room's log: give each room a database of its own".into(),
+            ));
+        }
         let keys = RoomKeys::generate(name, &dir.join("keys"), secret)?;
-        let db = db::open(&dir.join("room.db")).await?;
-        std::fs::write(dir.join("room.toml"), format!("name = \"{name}\"\n"))
+        let mut file = format!("name = \"{name}\"\n");
+        if let Some(url) = database_url {
+            let quoted = serde_json::to_string(url)
+                .map_err(|e| RoomError::Invalid(format!("database url: {e}")))?;
+            file.push_str(&format!("\n[database]\nurl = {quoted}\n"));
+        }
+        std::fs::write(dir.join("room.toml"), file)
             .map_err(|e| RoomError::Invalid(format!("{}: {e}", dir.display())))?;
         let room = Room {
             dir: dir.to_path_buf(),
@@ -169,33 +205,45 @@ impl Room {
 
     /// Opens the room in `dir` with the operator's secret.
     pub async fn open(dir: &Path, secret: &OperatorSecret) -> Result<Room, RoomError> {
-        let RoomFile { name, engine } = Room::file_of(dir)?;
+        let file = Room::file_of(dir)?;
+        let location = file.location(dir);
+        let RoomFile { name, engine, .. } = file;
         if let Some(engine) = &engine {
             engine.check().map_err(|e| {
                 RoomError::Invalid(format!("{}: {e}", dir.join("room.toml").display()))
             })?;
         }
         let keys = RoomKeys::open(&name, &dir.join("keys"), secret)?;
-        let db_path = dir.join("room.db");
-        let recover = "restore room.db from the backup taken after the last checkpoint, or, to \
-             accept this database knowingly (the budgets it holds become the room's), move keys/log.witness \
-             aside; see docs/reliability.md";
-        match std::fs::metadata(&db_path) {
-            Err(_) => {
-                return Err(RoomError::Invalid(format!(
-                    "{} is missing: the room will not start with an empty budget ledger and log; {recover}",
-                    db_path.display()
-                )));
+        let (db_path, recover) = match &location {
+            db::Location::Sqlite(path) => (
+                path.display().to_string(),
+                "restore room.db from the backup taken after the last checkpoint, or, to \
+                 accept this database knowingly (the budgets it holds become the room's), move keys/log.witness \
+                 aside; see docs/reliability.md",
+            ),
+            db::Location::Postgres(_) => (
+                "the room's PostgreSQL database".to_string(),
+                "restore the database from the backup taken after the last checkpoint, or, to \
+                 accept this database knowingly (the budgets it holds become the room's), move keys/log.witness \
+                 aside; see docs/reliability.md",
+            ),
+        };
+        if let db::Location::Sqlite(path) = &location {
+            match std::fs::metadata(path) {
+                Err(_) => {
+                    return Err(RoomError::Invalid(format!(
+                        "{db_path} is missing: the room will not start with an empty budget ledger and log; {recover}"
+                    )));
+                }
+                Ok(m) if m.len() == 0 => {
+                    return Err(RoomError::Invalid(format!(
+                        "{db_path} is empty: the room will not start with an empty budget ledger and log; {recover}"
+                    )));
+                }
+                Ok(_) => {}
             }
-            Ok(m) if m.len() == 0 => {
-                return Err(RoomError::Invalid(format!(
-                    "{} is empty: the room will not start with an empty budget ledger and log; {recover}",
-                    db_path.display()
-                )));
-            }
-            Ok(_) => {}
         }
-        let db = db::open_existing(&db_path).await?;
+        let db = db::open_existing(&location).await?;
         let room = Room {
             dir: dir.to_path_buf(),
             keys,
@@ -206,7 +254,7 @@ impl Room {
         room.audit()
             .check_witness()
             .await
-            .map_err(|e| RoomError::Invalid(format!("{}: {e}; {recover}", db_path.display())))?;
+            .map_err(|e| RoomError::Invalid(format!("{db_path}: {e}; {recover}")))?;
         Ok(room)
     }
 

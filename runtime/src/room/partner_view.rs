@@ -10,7 +10,8 @@
 //! `tests/partner_view.rs` runs hostile modules on neighbouring datasets and checks the view is
 //! identical except for the noised numbers.
 
-use rusqlite::{OptionalExtension, params};
+use crate::params;
+use crate::room::db::{OptionalExtension, Row, SqlError};
 use serde_json::Value;
 
 use super::{Room, RoomError};
@@ -23,10 +24,10 @@ pub const COLUMNS: &str = "q.job_id, q.partner, q.dataset, q.module_sha256, q.co
 
 /// Builds the view from a row of `COLUMNS`, as of `now`. `full` adds the result and receipt.
 pub fn from_row(
-    r: &rusqlite::Row<'_>,
+    r: &Row<'_>,
     now: time::OffsetDateTime,
     full: bool,
-) -> Result<PartnerJobView, rusqlite::Error> {
+) -> Result<PartnerJobView, SqlError> {
     let release_at: Option<String> = match r.get::<_, Option<String>>("job_release_at")? {
         Some(at) => Some(at),
         None => r.get("release_at")?,

@@ -13,7 +13,8 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use ring::rand::{SecureRandom, SystemRandom};
-use rusqlite::{OptionalExtension, params};
+use strongroom::params;
+use strongroom::room::db::OptionalExtension;
 use subtle::ConstantTimeEq;
 
 use crate::AppState;
