@@ -19,7 +19,7 @@ use axum::http::StatusCode;
 use serde_json::json;
 use strongroom_server::{ServiceConfig, router};
 use strongroom_tests::http::{call, json_body, sealed_bank, served};
-use strongroom_tests::{example, hostile, repo_root};
+use strongroom_tests::{example, execute, hostile, query_i64, repo_root};
 
 fn chromium() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os("STRONGROOM_CHROMIUM") {
@@ -118,7 +118,7 @@ fn the_console_in_a_real_browser() {
     // The bank's data and policies: socialco's results are held for review, and its modules
     // need the bank's approval; otherco runs a job of its own.
     let app = &s.app;
-    let pool = rt.block_on(strongroom_tests::sqlite_pool(&s.state.room));
+    let room = &s.state.room;
     let engine = example("sql-engine");
     let engine_sha256 = hex::encode(ring::digest::digest(&ring::digest::SHA256, &engine).as_ref());
     let other_job = rt.block_on(async {
@@ -172,10 +172,16 @@ fn the_console_in_a_real_browser() {
         assert_eq!(status, StatusCode::CREATED, "{body}");
     });
     // What the log looks like now: the state a dishonest operator later rolls back to.
-    let (early_size, early_nodes): (i64, Vec<u8>) = rt
-        .block_on(
-            sqlx::query_as("SELECT size, nodes FROM audit_frontier WHERE id = 1").fetch_one(&pool),
-        )
+    let (early_size, early_nodes): (i64, Vec<u8>) = room
+        .db()
+        .read(|conn| {
+            conn.query_row(
+                "SELECT size, nodes FROM audit_frontier WHERE id = 1",
+                strongroom::params![],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(strongroom::group_commit::WriteError::from)
+        })
         .expect("frontier");
 
     let module = example("spend-by-category");
@@ -204,62 +210,57 @@ fn the_console_in_a_real_browser() {
     run_phase(&dir, "flows", &env);
 
     // A dishonest operator alters one entry: the browser names it as the first bad entry.
-    let bad: i64 = rt
-        .block_on(
-            sqlx::query_scalar(
-                "SELECT MAX(idx) FROM audit_entries WHERE entry LIKE '%result.released_by_bank%'",
+    let bad = query_i64(
+        room,
+        "SELECT MAX(idx) FROM audit_entries WHERE entry LIKE '%result.released_by_bank%'",
+        strongroom::params![],
+    );
+    let original: String = room
+        .db()
+        .read(|conn| {
+            conn.query_row(
+                "SELECT entry FROM audit_entries WHERE idx = ?",
+                strongroom::params![bad],
+                |r| r.get(0),
             )
-            .fetch_one(&pool),
-        )
-        .expect("entry");
-    let original: String = rt
-        .block_on(
-            sqlx::query_scalar("SELECT entry FROM audit_entries WHERE idx = ?")
-                .bind(bad)
-                .fetch_one(&pool),
-        )
+            .map_err(strongroom::group_commit::WriteError::from)
+        })
         .expect("entry");
     let altered = original.replace(
         "Checked against the agreement.",
         "Checked against the agreement!",
     );
     assert_ne!(altered, original);
-    rt.block_on(
-        sqlx::query("UPDATE audit_entries SET entry = ? WHERE idx = ?")
-            .bind(&altered)
-            .bind(bad)
-            .execute(&pool),
-    )
-    .expect("tamper");
+    execute(
+        room,
+        "UPDATE audit_entries SET entry = ? WHERE idx = ?",
+        strongroom::params![altered, bad],
+    );
     env["bad_entry"] = json!(bad);
     run_phase(&dir, "tampered", &env);
-    rt.block_on(
-        sqlx::query("UPDATE audit_entries SET entry = ? WHERE idx = ?")
-            .bind(&original)
-            .bind(bad)
-            .execute(&pool),
-    )
-    .expect("restore");
+    execute(
+        room,
+        "UPDATE audit_entries SET entry = ? WHERE idx = ?",
+        strongroom::params![original, bad],
+    );
 
     // The operator restores an older copy of the log: every entry and checkpoint it serves is
     // genuinely signed, but the browser verified a longer log before.
-    let verified_size: i64 = rt
-        .block_on(
-            sqlx::query_scalar("SELECT size FROM audit_frontier WHERE id = 1").fetch_one(&pool),
-        )
-        .expect("size");
-    rt.block_on(async {
-        sqlx::query("DELETE FROM audit_entries WHERE idx >= ?")
-            .bind(early_size)
-            .execute(&pool)
-            .await?;
-        sqlx::query("UPDATE audit_frontier SET size = ?, nodes = ? WHERE id = 1")
-            .bind(early_size)
-            .bind(&early_nodes)
-            .execute(&pool)
-            .await
-    })
-    .expect("roll back");
+    let verified_size = query_i64(
+        room,
+        "SELECT size FROM audit_frontier WHERE id = 1",
+        strongroom::params![],
+    );
+    execute(
+        room,
+        "DELETE FROM audit_entries WHERE idx >= ?",
+        strongroom::params![early_size],
+    );
+    execute(
+        room,
+        "UPDATE audit_frontier SET size = ?, nodes = ? WHERE id = 1",
+        strongroom::params![early_size, early_nodes],
+    );
     run_phase(&dir, "rolled-back", &env);
 
     // And carries on from there: the log grows past what the browser verified, on another

@@ -482,3 +482,62 @@ async fn the_page_and_its_assets_are_embedded_and_served_under_a_strict_policy()
     assert!(a.headers.contains_key("content-security-policy"));
     assert_eq!(a.headers["x-content-type-options"], "nosniff");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_is_honoured_by_every_node_of_the_room_and_outlives_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let room_dir = dir.path().join("room");
+    let secret = strongroom::keys::OperatorSecret::new(b"sessions");
+    let room = strongroom_tests::new_room(&room_dir, "sessions", &secret).await;
+    let shared = room.db().is_shared();
+    let bank = auth::add_party(&room, "bigbank", Role::Bank)
+        .await
+        .expect("bank");
+    let first = strongroom_server::start(room, ServiceConfig::default())
+        .await
+        .expect("first");
+    let first_app = strongroom_server::router(std::sync::Arc::clone(&first));
+    let session = login(&first_app, &bank).await;
+    // On PostgreSQL a second node serves beside the first; on SQLite (one serving process per
+    // room) the process stops and starts again.
+    if !shared {
+        first.queue.shutdown();
+        tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+        drop(first_app);
+        drop(first);
+    }
+    let reopened = strongroom::room::Room::open(&room_dir, &secret)
+        .await
+        .expect("the room opens");
+    let other = strongroom_server::start(reopened, ServiceConfig::default())
+        .await
+        .expect("another node");
+    let app = strongroom_server::router(std::sync::Arc::clone(&other));
+    let a = send(
+        &app,
+        with_cookie("GET", "/console/session", &session, None, None),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(a.body["party"], "bigbank", "{}", a.body);
+    // Logging out on this node ends the session everywhere.
+    let out = send(
+        &app,
+        with_cookie(
+            "POST",
+            "/console/logout",
+            &session,
+            Some(&session.csrf),
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(out.status, StatusCode::NO_CONTENT);
+    let a = send(
+        &app,
+        with_cookie("GET", "/console/session", &session, None, None),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    other.queue.shutdown();
+}

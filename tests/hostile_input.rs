@@ -18,8 +18,8 @@ use strongroom::keys::OperatorSecret;
 use strongroom::room::Room;
 use strongroom_server::auth::{self, Role};
 use strongroom_server::{ServiceConfig, router, start};
-use strongroom_tests::example;
 use strongroom_tests::http::{Served, call, get, json_body, sealed_bank, served};
+use strongroom_tests::{example, query_i64};
 
 /// Jobs run by the tests that switch on a failure point must not overlap other jobs.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -266,13 +266,19 @@ async fn submit(s: &Setup, module: &str) -> (StatusCode, Value) {
     (status, body)
 }
 
+/// The log's entries whose event matches `kind` (exactly, or a prefix ending in `.`).
 async fn events(room: &Room, kind: &str) -> i64 {
-    sqlx::query("SELECT COUNT(*) AS n FROM audit_entries WHERE json_extract(entry, '$.event') = ?")
-        .bind(kind)
-        .fetch_one(&strongroom_tests::sqlite_pool(room).await)
+    room.audit()
+        .entries(0)
         .await
-        .expect("count")
-        .get("n")
+        .expect("entries")
+        .iter()
+        .filter(|e| {
+            let v: serde_json::Value = serde_json::from_str(&e.entry).expect("entry");
+            let event = v["event"].as_str().unwrap_or_default();
+            event == kind || (kind.ends_with('.') && event.starts_with(kind))
+        })
+        .count() as i64
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -287,11 +293,19 @@ async fn a_dataset_that_fails_to_open_is_quarantined_and_the_worker_goes_on() {
     // A file the upload checks would refuse, put in place of the accepted one (as a file
     // accepted by an older version, or changed on disk, would be).
     let hostile = reseal(&s.sealed, &s.state.room, &s.attacker, |_, c| c.swap(1, 2));
-    let file: String = sqlx::query("SELECT file FROM datasets WHERE name = 'bank'")
-        .fetch_one(&strongroom_tests::sqlite_pool(&s.state.room).await)
-        .await
-        .expect("row")
-        .get("file");
+    let file: String = s
+        .state
+        .room
+        .db()
+        .read(|conn| {
+            conn.query_row(
+                "SELECT file FROM datasets WHERE name = 'bank'",
+                strongroom::params![],
+                |r| r.get(0),
+            )
+            .map_err(strongroom::group_commit::WriteError::from)
+        })
+        .expect("row");
     std::fs::write(s.state.room.dir().join(&file), &hostile).expect("plant");
 
     let (status, queued) = submit(&s, &module).await;
@@ -329,11 +343,7 @@ async fn a_dataset_that_fails_to_open_is_quarantined_and_the_worker_goes_on() {
 
 /// The charges the ledger holds, and the `budget.charged` entries the log holds.
 async fn charges_as_logged(room: &Room) -> (u64, u64) {
-    let charges: i64 = sqlx::query("SELECT COUNT(*) AS n FROM charges")
-        .fetch_one(&strongroom_tests::sqlite_pool(room).await)
-        .await
-        .expect("count")
-        .get("n");
+    let charges = query_i64(room, "SELECT COUNT(*) FROM charges", strongroom::params![]);
     (charges as u64, events(room, "budget.charged").await as u64)
 }
 
@@ -351,19 +361,8 @@ const JOB_STEPS: [&str; 8] = [
 
 /// Jobs whose end is stored, and `result.*` entries in the log.
 async fn results_as_logged(room: &Room) -> (i64, i64) {
-    let stored: i64 = sqlx::query("SELECT COUNT(*) AS n FROM jobs")
-        .fetch_one(&strongroom_tests::sqlite_pool(room).await)
-        .await
-        .expect("count")
-        .get("n");
-    let logged: i64 = sqlx::query(
-        "SELECT COUNT(*) AS n FROM audit_entries WHERE json_extract(entry, '$.event') LIKE 'result.%'",
-    )
-    .fetch_one(&strongroom_tests::sqlite_pool(room).await)
-    .await
-    .expect("count")
-    .get("n");
-    (stored, logged)
+    let stored = query_i64(room, "SELECT COUNT(*) FROM jobs", strongroom::params![]);
+    (stored, events(room, "result.").await)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -490,12 +489,11 @@ async fn the_waiting_job_cap_holds_under_concurrent_submissions() {
             other => panic!("unexpected {other}"),
         }
     }
-    let waiting: i64 =
-        sqlx::query("SELECT COUNT(*) AS n FROM job_queue WHERE partner = 'socialco'")
-            .fetch_one(&strongroom_tests::sqlite_pool(&s.state.room).await)
-            .await
-            .expect("count")
-            .get("n");
+    let waiting = query_i64(
+        &s.state.room,
+        "SELECT COUNT(*) FROM job_queue WHERE partner = 'socialco'",
+        strongroom::params![],
+    );
     assert_eq!((accepted, waiting), (10, 10));
 }
 

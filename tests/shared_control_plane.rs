@@ -244,8 +244,8 @@ async fn a_node_that_stops_answering_has_its_running_jobs_marked_interrupted_onc
     }
     // Two live nodes look at once: the gone node's job is marked once, the live node's is not.
     let (a, b) = tokio::join!(
-        queue::recover(&rooms[0], "node-a"),
-        queue::recover(&rooms[1], "node-b")
+        queue::recover(&rooms[0], "node-a", queue::NODE_TIMEOUT),
+        queue::recover(&rooms[1], "node-b", queue::NODE_TIMEOUT)
     );
     assert_eq!(a.expect("a") + b.expect("b"), 1);
     let state = |job: &str| {
@@ -330,4 +330,41 @@ async fn a_room_refuses_a_database_that_sorts_text_otherwise_or_already_holds_a_
         .err()
         .expect("refused");
     assert!(refused.to_string().contains("collation"), "{refused}");
+}
+
+/// Every table and column of a room's schema, from the database's own catalogue.
+fn schema_of(room: &Room) -> std::collections::BTreeSet<(String, String)> {
+    let sql = if room.db().is_shared() {
+        "SELECT table_name::text, column_name::text FROM information_schema.columns \
+         WHERE table_schema = 'public' AND table_name NOT LIKE '\\_sqlx%'"
+    } else {
+        "SELECT m.name, p.name FROM sqlite_master m, pragma_table_info(m.name) p \
+         WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name NOT LIKE '\\_sqlx%' ESCAPE '\\'"
+    };
+    room.db()
+        .read(|conn| {
+            conn.prepare_cached(sql)?
+                .query_map(strongroom::params![], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<std::collections::BTreeSet<_>, _>>()
+                .map_err(strongroom::group_commit::WriteError::from)
+        })
+        .expect("schema")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_schema_on_postgresql_has_every_table_and_column_of_the_schema_on_sqlite() {
+    let Some((_dir, rooms)) = shared_room(1).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sqlite = Room::create(
+        &dir.path().join("room"),
+        "local",
+        &OperatorSecret::new(b"x"),
+    )
+    .await
+    .expect("room");
+    let (on_sqlite, on_postgres) = (schema_of(&sqlite), schema_of(&rooms[0]));
+    assert!(on_sqlite.len() > 60, "{on_sqlite:?}");
+    assert_eq!(on_sqlite, on_postgres);
 }

@@ -89,6 +89,11 @@ enum Command {
         /// File holding the operator secret (default: STRONGROOM_PASSPHRASE).
         #[arg(long)]
         secret_file: Option<PathBuf>,
+        /// Keep the room's database on PostgreSQL (`postgres://user@host/db`, an empty database
+        /// of its own with the C collation) instead of SQLite in the room's directory, so that
+        /// several `strongroom serve` nodes can share it (docs/deploy.md).
+        #[arg(long)]
+        database: Option<String>,
     },
     /// The room's public keys.
     #[command(subcommand)]
@@ -446,7 +451,8 @@ fn local_command(command: Command) -> anyhow::Result<ExitCode> {
             room,
             name,
             secret_file,
-        } => room_cmd::keygen(&room, name, secret_file.as_deref()),
+            database,
+        } => room_cmd::keygen(&room, name, secret_file.as_deref(), database.as_deref()),
         Command::Room(cmd) => room_cmd::room(cmd),
         Command::Policy(cmd) => room_cmd::policy(cmd),
         Command::Budget(cmd) => room_cmd::budget(cmd),

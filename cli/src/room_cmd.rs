@@ -217,8 +217,11 @@ pub(super) fn parse_params(params: &[String]) -> anyhow::Result<Vec<(String, Str
         .collect()
 }
 
+/// The runtime commands run on: multi-threaded, as a room on PostgreSQL drives its statements
+/// from the threads that block on them.
 pub(super) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()
         .context("cannot start the async runtime")
@@ -238,6 +241,7 @@ pub(super) fn keygen(
     room: &Path,
     name: Option<String>,
     secret_file: Option<&Path>,
+    database: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
     let secret = OperatorSecret::from_env_or_file(secret_file)?;
     let name = match name {
@@ -249,8 +253,11 @@ pub(super) fn keygen(
             .unwrap_or("strongroom")
             .to_string(),
     };
-    let created = runtime()?.block_on(Room::create(room, &name, &secret))?;
+    let created = runtime()?.block_on(Room::create_on(room, &name, &secret, database))?;
     println!("created room '{}' in {}", created.name(), room.display());
+    if database.is_some() {
+        println!("database: PostgreSQL, as room.toml's [database] says");
+    }
     println!(
         "private keys: {} (encrypted, 0600)",
         room.join("keys").display()

@@ -37,6 +37,10 @@ pub(super) struct ServeArgs {
     /// TLS private key (PEM); with --tls-cert.
     #[arg(long, requires = "tls_cert")]
     tls_key: Option<std::path::PathBuf>,
+    /// On a room several nodes serve (its database on PostgreSQL): seconds a node may go
+    /// unseen before the others mark its running jobs interrupted.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(2..=3600))]
+    node_timeout: u64,
     /// Serve TLS with a self-signed certificate kept in the room's tls/ directory: for
     /// development only; clients pass it as --ca-cert.
     #[arg(long)]
@@ -88,6 +92,7 @@ pub(super) fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             burst: (args.rate * 2.0).max(1.0),
             max_upload_bytes: args.max_upload_mib << 20,
             dataset_cache_bytes: args.dataset_cache_mib << 20,
+            node_timeout: std::time::Duration::from_secs(args.node_timeout),
             ..ServiceConfig::default()
         };
         let tls = match (args.tls_cert, args.tls_key, args.tls_self_signed) {

@@ -64,6 +64,10 @@ pub struct ServiceConfig {
     pub denied_summary_every: Duration,
     /// Bytes of opened datasets kept for the next job (least recently used evicted first).
     pub dataset_cache_bytes: u64,
+    /// On a room several nodes serve (PostgreSQL): how long a node may go unseen before the
+    /// others take it for gone and mark its running jobs interrupted. Nodes say they are alive
+    /// six times as often.
+    pub node_timeout: Duration,
 }
 
 impl Default for ServiceConfig {
@@ -81,6 +85,7 @@ impl Default for ServiceConfig {
             failures_per_source: 20.0,
             denied_summary_every: Duration::from_secs(60),
             dataset_cache_bytes: 4 << 30,
+            node_timeout: queue::NODE_TIMEOUT,
         }
     }
 }
@@ -374,7 +379,7 @@ pub async fn start(room: Room, config: ServiceConfig) -> Result<Arc<AppState>, S
     }
     let node = queue::new_node_id()?;
     queue::heartbeat(&room, &node)?;
-    let interrupted = queue::recover(&room, &node).await?;
+    let interrupted = queue::recover(&room, &node, config.node_timeout).await?;
     if interrupted > 0 {
         eprintln!(
             "strongroom serve: {interrupted} job(s) were running when the service stopped; marked failed (their charges stand)"
@@ -385,7 +390,7 @@ pub async fn start(room: Room, config: ServiceConfig) -> Result<Arc<AppState>, S
         failures: RateLimiter::new(1.0, config.failures_per_source),
         denied: DeniedCounter::default(),
         queue: queue::Queue::new(config.dataset_cache_bytes),
-        sessions: console::session::Sessions::default(),
+        sessions: console::session::Sessions,
         room,
         sandbox,
         config,
@@ -395,8 +400,9 @@ pub async fn start(room: Room, config: ServiceConfig) -> Result<Arc<AppState>, S
     queue::spawn_workers(&state, tokio::runtime::Handle::current());
     if shared {
         let nodes = Arc::downgrade(&state);
+        let every = state.config.node_timeout / 6;
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(queue::HEARTBEAT);
+            let mut tick = tokio::time::interval(every.max(Duration::from_millis(100)));
             tick.tick().await;
             loop {
                 tick.tick().await;
@@ -408,7 +414,9 @@ pub async fn start(room: Room, config: ServiceConfig) -> Result<Arc<AppState>, S
                 }
                 let beat = queue::heartbeat(&state.room, &state.node);
                 let recovered = match beat {
-                    Ok(()) => queue::recover(&state.room, &state.node).await,
+                    Ok(()) => {
+                        queue::recover(&state.room, &state.node, state.config.node_timeout).await
+                    }
                     Err(e) => Err(e),
                 };
                 match recovered {

@@ -8,8 +8,8 @@
 //! far, stands) and logged; `queued` rows simply run. Nothing is lost, nothing runs twice.
 //!
 //! Several nodes may serve one room on PostgreSQL: each claim names its node, each node
-//! records that it is alive every [`HEARTBEAT`], and a node not seen for [`NODE_TIMEOUT`] is
-//! gone; the live nodes mark its running jobs interrupted. On SQLite the serving process is the
+//! records that it is alive six times per [`NODE_TIMEOUT`] (the service's `node_timeout`), and a
+//! node not seen for that long is gone; the live nodes mark its running jobs interrupted. On SQLite the serving process is the
 //! only node (`serve.lock`), so at its start every running job is another's.
 //!
 //! A worker does not wait for its job's release to reach the disk before it takes the next
@@ -202,11 +202,8 @@ impl Queue {
     }
 }
 
-/// How often a node of a room on PostgreSQL says it is alive.
-pub const HEARTBEAT: Duration = Duration::from_secs(5);
-
-/// How long a node may go unseen before the others take it for gone and mark its running jobs
-/// interrupted.
+/// How long a node may go unseen, by default, before the others take it for gone and mark its
+/// running jobs interrupted.
 pub const NODE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A fresh node id for a serving process: 128 random bits, hex.
@@ -235,13 +232,12 @@ pub fn heartbeat(room: &Room, node: &str) -> Result<(), RoomError> {
 }
 
 /// Marks as failed the jobs left `running` by a node that is gone: one that has not been seen
-/// for [`NODE_TIMEOUT`] (on SQLite, any node but `node`, the one serving process). Returns how
-/// many.
-pub async fn recover(room: &Room, node: &str) -> Result<u64, RoomError> {
+/// for `timeout` (on SQLite, any node but `node`, the one serving process). Returns how many.
+pub async fn recover(room: &Room, node: &str, timeout: Duration) -> Result<u64, RoomError> {
     let alive_since = if room.db().is_shared() {
         strongroom::room::db::rfc3339(
             time::OffsetDateTime::now_utc()
-                - time::Duration::seconds(NODE_TIMEOUT.as_secs() as i64),
+                - time::Duration::milliseconds(timeout.as_millis() as i64),
         )
     } else {
         // Later than any time a node was seen: no other node counts as alive.

@@ -12,3 +12,4 @@ mod on_spark;
 mod other_languages;
 mod seal_memory;
 mod service_process;
+mod shared_nodes;

@@ -94,7 +94,7 @@ async fn login(
         }
     };
     let token_id = auth::token_id(token).unwrap_or_default().to_string();
-    match state.sessions.open(&caller, &token_id) {
+    match state.sessions.open(&state.room, &caller, &token_id) {
         Some((id, csrf)) => (
             [(header::SET_COOKIE, session::cookie(&id))],
             axum::Json(info(&state, &caller, &csrf)),
@@ -120,7 +120,7 @@ async fn logout(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respo
     if let Err(refusal) = session::check_csrf(&state, &headers).await {
         return refusal.into_response();
     }
-    state.sessions.close(&headers);
+    state.sessions.close(&state.room, &headers);
     (
         StatusCode::NO_CONTENT,
         [(header::SET_COOKIE, session::expired_cookie())],

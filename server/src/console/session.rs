@@ -1,13 +1,10 @@
 //! Browser sessions: an opaque id in an HttpOnly, Secure, SameSite=Strict cookie, and a CSRF
 //! token the page sends back in a header on every state-changing request.
 //!
-//! Sessions live in the serving process's memory (a restart logs everyone out) and last
+//! Sessions live in the room's database (`console_sessions`, keyed by the SHA-256 of the id),
+//! so that every node of a room serves every browser, and a restart keeps them; they last
 //! [`SESSION_HOURS`]. Each use checks again that the party's token is the one the session was
 //! opened with and is not revoked, so revoking or rotating a token ends its sessions at once.
-
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use base64::Engine;
@@ -29,21 +26,11 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 /// How long a session lasts.
 pub const SESSION_HOURS: u64 = 8;
 /// Most sessions open at once.
-const MAX_SESSIONS: usize = 10_000;
+const MAX_SESSIONS: i64 = 10_000;
 
-struct Session {
-    party: String,
-    role: Role,
-    token_id: String,
-    csrf: String,
-    expires: Instant,
-}
-
-/// The open sessions.
+/// The console's sessions, kept in the room's database.
 #[derive(Default)]
-pub struct Sessions {
-    open: Mutex<HashMap<String, Session>>,
-}
+pub struct Sessions;
 
 fn random() -> Option<String> {
     let mut bytes = [0u8; 32];
@@ -77,39 +64,69 @@ pub fn session_id(headers: &HeaderMap) -> Option<&str> {
         .filter(|v| !v.is_empty())
 }
 
+fn sha256_hex(text: &str) -> String {
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, text.as_bytes()).as_ref())
+}
+
 impl Sessions {
     /// Opens a session for `caller`, whose token has id `token_id`: (session id, CSRF token), or
-    /// `None` when too many are open.
-    pub fn open(&self, caller: &Caller, token_id: &str) -> Option<(String, String)> {
+    /// `None` when too many are open (or the database refuses).
+    pub fn open(&self, room: &Room, caller: &Caller, token_id: &str) -> Option<(String, String)> {
         let (id, csrf) = (random()?, random()?);
-        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        if open.len() >= MAX_SESSIONS {
-            open.retain(|_, s| s.expires > now);
-            if open.len() >= MAX_SESSIONS {
-                return None;
+        let now = time::OffsetDateTime::now_utc();
+        let expires =
+            strongroom::room::db::rfc3339(now + time::Duration::hours(SESSION_HOURS as i64));
+        let now = strongroom::room::db::rfc3339(now);
+        // Not flushed on its own: lost with the machine's power, the browser logs in again.
+        let opened = room.db().write_lazily(|conn| {
+            conn.execute(
+                "DELETE FROM console_sessions WHERE expires_at <= ?",
+                params![now],
+            )?;
+            let open: i64 =
+                conn.query_row("SELECT COUNT(*) FROM console_sessions", params![], |r| {
+                    r.get(0)
+                })?;
+            if open >= MAX_SESSIONS {
+                return Ok(false);
+            }
+            conn.execute(
+                "INSERT INTO console_sessions (id_sha256, party, role, token_id, csrf, expires_at) \
+                 VALUES (?, ?, ?, ?, ?, ?)",
+                params![
+                    sha256_hex(&id),
+                    caller.party,
+                    caller.role.as_str(),
+                    token_id,
+                    csrf,
+                    expires
+                ],
+            )?;
+            Ok::<_, RoomError>(true)
+        });
+        match opened {
+            Ok(true) => Some((id, csrf)),
+            Ok(false) => None,
+            Err(e) => {
+                crate::problem::tracing_log(&format!("opening a console session: {e}"));
+                None
             }
         }
-        open.insert(
-            id.clone(),
-            Session {
-                party: caller.party.clone(),
-                role: caller.role,
-                token_id: token_id.to_string(),
-                csrf: csrf.clone(),
-                expires: now + Duration::from_secs(SESSION_HOURS * 3600),
-            },
-        );
-        Some((id, csrf))
     }
 
     /// Ends the session the request's cookie names.
-    pub fn close(&self, headers: &HeaderMap) {
+    pub fn close(&self, room: &Room, headers: &HeaderMap) {
         if let Some(id) = session_id(headers) {
-            self.open
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(id);
+            let closed = room.db().write_lazily(|conn| {
+                conn.execute(
+                    "DELETE FROM console_sessions WHERE id_sha256 = ?",
+                    params![sha256_hex(id)],
+                )
+                .map_err(RoomError::from)
+            });
+            if let Err(e) = closed {
+                crate::problem::tracing_log(&format!("closing a console session: {e}"));
+            }
         }
     }
 
@@ -117,31 +134,53 @@ impl Sessions {
     /// still holds the token it logged in with.
     pub async fn caller(&self, room: &Room, headers: &HeaderMap) -> Option<(Caller, String)> {
         let id = session_id(headers)?;
-        let (party, role, token_id, csrf) = {
-            let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-            let s = open.get(id)?;
-            if s.expires <= Instant::now() {
-                open.remove(id);
-                return None;
-            }
-            (s.party.clone(), s.role, s.token_id.clone(), s.csrf.clone())
-        };
-        let current: Option<(String, Option<String>)> = room
+        let now = strongroom::clock::now_rfc3339();
+        struct Found {
+            party: String,
+            role: String,
+            csrf: String,
+            live: bool,
+        }
+        let found: Found = room
             .db()
             .read(|conn| {
-                conn.prepare_cached("SELECT token_id, revoked_at FROM parties WHERE name = ?")?
-                    .query_row(params![party], |r| Ok((r.get(0)?, r.get(1)?)))
-                    .optional()
-                    .map_err(RoomError::from)
+                conn.query_row(
+                    "SELECT s.party, s.role, s.csrf, s.expires_at, s.token_id, p.token_id, p.revoked_at \
+                     FROM console_sessions s LEFT JOIN parties p ON p.name = s.party \
+                     WHERE s.id_sha256 = ?",
+                    params![sha256_hex(id)],
+                    |r| {
+                        let expires: String = r.get(3)?;
+                        let opened_with: String = r.get(4)?;
+                        let holds: Option<String> = r.get(5)?;
+                        let revoked: Option<String> = r.get(6)?;
+                        Ok(Found {
+                            party: r.get(0)?,
+                            role: r.get(1)?,
+                            csrf: r.get(2)?,
+                            live: expires > now
+                                && holds.as_deref() == Some(opened_with.as_str())
+                                && revoked.is_none(),
+                        })
+                    },
+                )
+                .optional()
+                .map_err(RoomError::from)
             })
-            .ok()?;
-        match current {
-            Some((now_id, None)) if now_id == token_id => Some((Caller { party, role }, csrf)),
-            _ => {
-                self.close(headers);
-                None
-            }
+            .ok()??;
+        if !found.live {
+            // Expired, or its token was revoked or rotated: the session ends.
+            self.close(room, headers);
+            return None;
         }
+        let role = Role::parse(&found.role)?;
+        Some((
+            Caller {
+                party: found.party,
+                role,
+            },
+            found.csrf,
+        ))
     }
 }
 

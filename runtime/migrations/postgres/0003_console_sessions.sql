@@ -1,0 +1,11 @@
+-- The web console's browser sessions, shared by every node (runtime/migrations/0011 on SQLite).
+CREATE TABLE console_sessions (
+    id_sha256   TEXT NOT NULL PRIMARY KEY,
+    party       TEXT NOT NULL,
+    role        TEXT NOT NULL,
+    token_id    TEXT NOT NULL,
+    csrf        TEXT NOT NULL,
+    expires_at  TEXT NOT NULL
+);
+
+CREATE INDEX console_sessions_expiry ON console_sessions (expires_at);
