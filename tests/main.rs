@@ -16,6 +16,7 @@ mod group_commit;
 mod hostile_guests;
 mod module_cache;
 mod noise_samplers;
+mod object_storage;
 mod output_gate;
 mod partials;
 mod partitions_elsewhere;

@@ -154,7 +154,7 @@ fn partitions_run_by_workers_merge_into_the_local_partial_bit_for_bit() {
         let run = RemoteRun {
             run: "job-merge",
             source: &source,
-            dataset_location: &f.sealed,
+            dataset_location: source.blob(),
             module: &f.module,
             ctx: &ctx,
             room: &f.keys,
@@ -194,7 +194,7 @@ fn hand_run(f: &Fixture, source: &SealedSource, ctx: &RunContext, run: &str) -> 
     let remote = RemoteRun {
         run,
         source,
-        dataset_location: &f.sealed,
+        dataset_location: source.blob(),
         module: &f.module,
         ctx,
         room: &f.keys,
@@ -416,7 +416,7 @@ fn a_chunk_that_does_not_authenticate_is_refused_in_band_and_the_run_has_no_resu
     let run = RemoteRun {
         run: "job-poisoned",
         source: &source,
-        dataset_location: &poisoned,
+        dataset_location: source.blob(),
         module: &f.module,
         ctx: &ctx,
         room: &f.keys,
@@ -448,7 +448,7 @@ fn split_runs_a_refused_partition_again_per_customer_and_drops_only_those_in_the
     let run = RemoteRun {
         run: "job-split",
         source: &source,
-        dataset_location: &poisoned,
+        dataset_location: source.blob(),
         module: &f.module,
         ctx: &ctx,
         room: &f.keys,

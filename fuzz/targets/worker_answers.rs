@@ -17,6 +17,7 @@ fn spec() -> PartitionSpec {
         first_entity: 100,
         end_entity: 200,
         dataset: "/data/bank.sealed".into(),
+        storage: None,
         dataset_sha256: "ab".repeat(32),
         chunks: vec![TableChunks {
             table: "customers".into(),

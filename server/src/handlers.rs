@@ -104,6 +104,31 @@ impl Upload {
     }
 }
 
+impl Upload {
+    /// Streams the file into the object `key` of `storage` (in parts, never whole in memory),
+    /// then removes it here.
+    async fn store(
+        self,
+        storage: &strongroom::data_at_rest::storage::Storage,
+        key: &str,
+    ) -> Result<(), Problem> {
+        let (storage, key, path) = (storage.clone(), key.to_string(), self.path.clone());
+        tokio::task::spawn_blocking(move || storage.put_file(&path, &key))
+            .await
+            .map_err(|_| Problem::internal())?
+            .map_err(|e| {
+                super::problem::tracing_log(&format!("storing an upload: {e}"));
+                Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage_unavailable",
+                    "the room's object storage did not take the upload; retry later",
+                )
+            })?;
+        drop(self);
+        Ok(())
+    }
+}
+
 impl Drop for Upload {
     fn drop(&mut self) {
         if !self.kept {
@@ -202,7 +227,10 @@ pub(super) async fn upload_dataset(State(state): Shared, caller: Caller_, body: 
     let sha = sealed.header_sha256.clone();
     let uploaded_at = strongroom::clock::now_rfc3339();
     let file = format!("datasets/{name}-{}.sealed", &sha[..16]);
-    upload.keep(&state.room.dir().join(&file)).await?;
+    match state.room.storage() {
+        Some(storage) => upload.store(storage, &file).await?,
+        None => upload.keep(&state.room.dir().join(&file)).await?,
+    }
     state.room.write(|change| {
         change
             .conn()

@@ -18,7 +18,6 @@
 //! both, one disk flush for the two. The settler commits it itself after [`SETTLE_GRACE`].
 
 use std::panic::AssertUnwindSafe;
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -29,6 +28,7 @@ use tokio::sync::Notify;
 
 use super::AppState;
 use super::dataset_cache::{DatasetCache, SourceCache};
+use strongroom::data_at_rest::blob::Blob;
 use strongroom::data_at_rest::open::{OpenError, SealedFile};
 use strongroom::data_at_rest::stream::SealedSource;
 use strongroom::dataset::Dataset;
@@ -411,10 +411,12 @@ fn finish(room: &Room, job_id: &str, error: Option<&Failure>) -> Result<(), Room
 }
 
 /// Opens a dataset whole for a job that needs it so (table mode), through the cache.
-fn open_dataset(state: &AppState, file: &Path, sha: &str) -> Result<Arc<Dataset>, OpenError> {
+fn open_dataset(state: &AppState, file: &Blob, sha: &str) -> Result<Arc<Dataset>, OpenError> {
     state.queue.datasets.get_or_open(sha, || {
         std::panic::catch_unwind(AssertUnwindSafe(|| {
-            SealedFile::read(file)
+            file.read_all()
+                .map_err(|e| OpenError::Io(format!("{}: {e}", file.name())))
+                .and_then(|bytes| SealedFile::parse(&bytes))
                 .and_then(|s| s.open(state.room.keys(), state.config.threads_per_job))
         }))
         .unwrap_or_else(|panic| {
@@ -428,10 +430,10 @@ fn open_dataset(state: &AppState, file: &Path, sha: &str) -> Result<Arc<Dataset>
 
 /// Opens a dataset to be read window by window (its header and index), through the cache of
 /// opened sources.
-fn open_source(state: &AppState, file: &Path, sha: &str) -> Result<Arc<SealedSource>, OpenError> {
+fn open_source(state: &AppState, file: &Blob, sha: &str) -> Result<Arc<SealedSource>, OpenError> {
     state.queue.sources.get_or_open(sha, || {
         let source = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            SealedSource::open(file, state.room.keys())
+            SealedSource::open_blob(file.clone(), state.room.keys())
         }))
         .unwrap_or_else(|panic| {
             Err(OpenError::Content(format!(
@@ -533,7 +535,10 @@ async fn run_claimed(state: &Arc<AppState>, job: &Claimed) -> Result<Ran, Failur
         });
     }
     // Read window by window as the run goes; loaded whole (and cached) only for table mode.
-    let path = room.dir().join(file);
+    let path = room
+        .dataset_blob(file)
+        .map_err(|e| OpenError::Io(e.to_string()))
+        .map_err(|e| unreadable(state, job, &sha, &e))?;
     let source = open_source(state, &path, &sha).map_err(|e| unreadable(state, job, &sha, &e))?;
     let load: LoadWhole = {
         let (state, sha) = (Arc::clone(state), sha.clone());

@@ -8,6 +8,7 @@ mod both_ways;
 mod commands;
 mod demo_serve;
 mod interrupted_seal;
+mod object_storage;
 mod on_spark;
 mod other_languages;
 mod seal_memory;

@@ -58,11 +58,17 @@ pub(super) fn serve(room: &Path) -> Server {
 }
 
 pub(super) fn serve_with(room: &Path, extra: &[&str]) -> Server {
+    serve_with_env(room, extra, &[])
+}
+
+/// [`serve_with`] with `env` added to the server's environment.
+pub(super) fn serve_with_env(room: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
     let mut child = bin()
         .args(["serve", "--room"])
         .arg(room)
         .args(["--listen", "127.0.0.1:0", "--workers", "1"])
         .args(extra)
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

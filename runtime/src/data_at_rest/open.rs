@@ -137,13 +137,13 @@ pub(super) fn read_prefix(r: &mut impl Read, file_bytes: u64) -> Result<Prefix, 
 /// reader skips by it; at most `keep` locations are kept (the header's count, itself bounded by
 /// the file's size), however many chunks the file holds.
 pub(super) fn chunk_locations(
-    r: &mut std::io::BufReader<std::fs::File>,
+    r: &mut impl super::blob::Walk,
     start: u64,
     total: u64,
     keep: u64,
-    path: &Path,
+    name: &str,
 ) -> Result<(Vec<(u64, usize)>, u64), OpenError> {
-    let io = |e: std::io::Error| OpenError::Io(format!("{}: {e}", path.display()));
+    let io = |e: std::io::Error| OpenError::Io(format!("{name}: {e}"));
     let mut locations = Vec::new();
     let mut pos = start;
     let mut count = 0u64;
@@ -153,7 +153,7 @@ pub(super) fn chunk_locations(
         if count < keep {
             locations.push((pos + 4, n));
         }
-        r.seek_relative(n as i64).map_err(io)?;
+        r.skip(n as u64).map_err(io)?;
         pos += 4 + n as u64;
         count += 1;
     }
@@ -492,7 +492,13 @@ pub fn verify_file_visiting<S, E: From<OpenError>>(
     let mut state = start(&prefix.header)?;
     let declared = prefix.header.chunks;
     // Pass 1: lengths only.
-    let (locations, count) = chunk_locations(&mut r, prefix.len, total, declared, path)?;
+    let (locations, count) = chunk_locations(
+        &mut r,
+        prefix.len,
+        total,
+        declared,
+        &path.display().to_string(),
+    )?;
     let missing = |present: u64| OpenError::Chunk {
         index: present.min(declared.saturating_sub(1)),
         total: declared,

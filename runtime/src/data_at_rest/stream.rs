@@ -13,14 +13,13 @@
 //! the rows of each table add up to what the authenticated header and index declare; otherwise
 //! the iterator ends with the error, and the run that read it has no result.
 
-use std::fs::File;
-use std::io::{BufReader, Read, Seek, SeekFrom};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use arrow_array::{Array, RecordBatch, UInt32Array};
 use zeroize::Zeroizing;
 
+use super::blob::{Blob, Ranges};
 use super::format::{ChunkCipher, ENTITIES_TABLE, Header, IndexEntry, header_hash};
 use super::open::{
     Checker, OpenError, Prefix, check_header, chunk_locations, cipher, cipher_with_key, data_key,
@@ -36,7 +35,7 @@ pub const DEFAULT_WINDOW_ENTITIES: u32 = 8192;
 
 /// A sealed dataset opened for reading window by window.
 pub struct SealedSource {
-    path: PathBuf,
+    blob: Blob,
     header: Header,
     header_sha256: String,
     /// The header's exact bytes and its signature (to unwrap the data key again).
@@ -61,7 +60,12 @@ impl SealedSource {
     /// index. Every length is checked against the format's limits and the bytes present before
     /// anything is read by it.
     pub fn open(path: &Path, room: &RoomKeys) -> Result<SealedSource, OpenError> {
-        Self::open_by(path, |header, header_bytes, signature| {
+        Self::open_blob(Blob::File(path.to_path_buf()), room)
+    }
+
+    /// [`SealedSource::open`] for a file or an object in object storage.
+    pub fn open_blob(blob: Blob, room: &RoomKeys) -> Result<SealedSource, OpenError> {
+        Self::open_by(blob, |header, header_bytes, signature| {
             cipher(header, header_bytes, signature, room)
         })
     }
@@ -71,11 +75,11 @@ impl SealedSource {
     /// signature by its sealing party and be sealed to the room with `room_fingerprint`, and
     /// every chunk read must authenticate under `key`.
     pub fn open_with_key(
-        path: &Path,
+        blob: Blob,
         room_fingerprint: &str,
         key: &[u8; 32],
     ) -> Result<SealedSource, OpenError> {
-        Self::open_by(path, |header, header_bytes, signature| {
+        Self::open_by(blob, |header, header_bytes, signature| {
             check_header(header, header_bytes, signature, room_fingerprint)?;
             cipher_with_key(header, header_bytes, key)
         })
@@ -87,13 +91,13 @@ impl SealedSource {
     }
 
     fn open_by(
-        path: &Path,
+        blob: Blob,
         cipher: impl FnOnce(&Header, &[u8], &[u8]) -> Result<ChunkCipher, OpenError>,
     ) -> Result<SealedSource, OpenError> {
-        let io = |e: std::io::Error| OpenError::Io(format!("{}: {e}", path.display()));
-        let file = File::open(path).map_err(io)?;
-        let total = file.metadata().map_err(io)?.len();
-        let mut r = BufReader::new(file);
+        let name = blob.name();
+        let io = |e: std::io::Error| OpenError::Io(format!("{name}: {e}"));
+        let total = blob.len().map_err(io)?;
+        let mut r = blob.sequential().map_err(io)?;
         let Prefix {
             header,
             header_bytes,
@@ -102,12 +106,13 @@ impl SealedSource {
         } = read_prefix(&mut r, total)?;
         let cipher = cipher(&header, &header_bytes, &signature)?;
         let declared = header.chunks;
-        let (locations, count) = chunk_locations(&mut r, len, total, declared, path)?;
-        let mut file = r.into_inner();
+        let (locations, count) = chunk_locations(&mut r, len, total, declared, &name)?;
+        drop(r);
+        let mut file = blob.ranges().map_err(io)?;
         let mut plain = PlainBuffer::new();
         let mut read = |i: u64, plain: &mut PlainBuffer| {
             read_chunk(&mut file, &cipher, &locations, i, declared, plain)
-                .map_err(|e| e.into_open_error(path))
+                .map_err(|e| e.into_open_error(&name))
         };
         if count != declared || declared == 0 {
             // As verifying does: what is present authenticates first, so the error names the
@@ -159,7 +164,7 @@ impl SealedSource {
             span: 0..entities,
         });
         Ok(SealedSource {
-            path: path.to_path_buf(),
+            blob,
             header_sha256: hex::encode(header_hash(&header_bytes)),
             header,
             header_bytes,
@@ -174,9 +179,9 @@ impl SealedSource {
         })
     }
 
-    /// The file it reads.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// What it reads: a file, or an object in object storage.
+    pub fn blob(&self) -> &Blob {
+        &self.blob
     }
 
     /// The header.
@@ -227,7 +232,12 @@ impl SealedSource {
     /// Reads the whole dataset into memory, as [`super::open::SealedFile::open`] does (for a
     /// run that needs every row at once: table mode).
     pub fn load(&self, threads: usize) -> Result<Dataset, OpenError> {
-        let file = super::open::SealedFile::read(&self.path)?;
+        let bytes = self
+            .blob
+            .read_all()
+            .map_err(|e| OpenError::Io(format!("{}: {e}", self.blob.name())))?;
+        let file = super::open::SealedFile::parse(&bytes)?;
+        drop(bytes);
         if file.header_sha256() != self.header_sha256 {
             return Err(OpenError::Content(
                 "the file changed since it was opened".into(),
@@ -240,8 +250,9 @@ impl SealedSource {
     /// clears it after each, decoding nothing: what reading the file costs in cryptography and
     /// clearing alone.
     pub fn authenticate(&self) -> Result<(), OpenError> {
-        let io = |e: std::io::Error| OpenError::Io(format!("{}: {e}", self.path.display()));
-        let mut file = File::open(&self.path).map_err(io)?;
+        let name = self.blob.name();
+        let io = |e: std::io::Error| OpenError::Io(format!("{name}: {e}"));
+        let mut file = self.blob.ranges().map_err(io)?;
         let mut buf = PlainBuffer::new();
         for i in 0..self.header.chunks {
             read_chunk(
@@ -252,7 +263,7 @@ impl SealedSource {
                 self.header.chunks,
                 &mut buf,
             )
-            .map_err(|e| e.into_open_error(&self.path))?;
+            .map_err(|e| e.into_open_error(&name))?;
             buf.clear();
         }
         Ok(())
@@ -302,10 +313,10 @@ impl SealedSource {
     /// Reads the dataset in windows of `entities` consecutive entities (the last may be
     /// shorter), in order. See the module's documentation for what is checked.
     pub fn windows(&self, entities: u32) -> Result<Windows<'_>, OpenError> {
-        let io = |e: std::io::Error| OpenError::Io(format!("{}: {e}", self.path.display()));
+        let io = |e: std::io::Error| OpenError::Io(format!("{}: {e}", self.blob.name()));
         Ok(Windows {
             source: self,
-            file: File::open(&self.path).map_err(io)?,
+            file: self.blob.ranges().map_err(io)?,
             checker: Checker::new(&self.header, &self.index_bytes)?,
             size: entities.max(1),
             next: 0,
@@ -326,9 +337,9 @@ enum ChunkError {
 }
 
 impl ChunkError {
-    fn into_open_error(self, path: &Path) -> OpenError {
+    fn into_open_error(self, name: &str) -> OpenError {
         match self {
-            ChunkError::Io(e) => OpenError::Io(format!("{}: {e}", path.display())),
+            ChunkError::Io(e) => OpenError::Io(format!("{name}: {e}")),
             ChunkError::Unauthentic { index, total } => OpenError::Chunk { index, total },
         }
     }
@@ -337,7 +348,7 @@ impl ChunkError {
 /// Reads chunk `i` into `buf`, authenticates and decrypts it in place; `buf` then holds the
 /// plaintext alone.
 fn read_chunk(
-    file: &mut File,
+    file: &mut Ranges,
     cipher: &ChunkCipher,
     locations: &[(u64, usize)],
     i: u64,
@@ -346,8 +357,7 @@ fn read_chunk(
 ) -> Result<(), ChunkError> {
     let (at, n) = locations[i as usize];
     let bytes = buf.fill(n).map_err(ChunkError::Io)?;
-    file.seek(SeekFrom::Start(at)).map_err(ChunkError::Io)?;
-    file.read_exact(bytes).map_err(ChunkError::Io)?;
+    file.read_at(at, bytes).map_err(ChunkError::Io)?;
     match cipher.open(i, i + 1 == total, bytes) {
         Some(len) => {
             buf.truncate(len);
@@ -370,7 +380,7 @@ struct Cursor {
 /// The windows of a [`SealedSource`], in order (see [`SealedSource::windows`]).
 pub struct Windows<'s> {
     source: &'s SealedSource,
-    file: File,
+    file: Ranges,
     checker: Checker,
     size: u32,
     next: u32,
@@ -438,7 +448,7 @@ impl Windows<'_> {
                     source.header.chunks,
                     &mut self.buf,
                 )
-                .map_err(|e| e.into_open_error(&source.path))?;
+                .map_err(|e| e.into_open_error(&source.blob.name()))?;
                 let batch = self.checker.chunk(i, self.buf.bytes());
                 self.buf.clear();
                 if let Some(progress) = &self.progress {

@@ -46,7 +46,7 @@ pub struct RemoteRun<'a> {
     /// The sealed dataset, opened.
     pub source: &'a SealedSource,
     /// Where workers read it.
-    pub dataset_location: &'a Path,
+    pub dataset_location: &'a crate::data_at_rest::blob::Blob,
     /// The module.
     pub module: &'a VettedModule,
     /// The run's context (made against the dataset's shape): limits, parameters, keys.
@@ -321,7 +321,18 @@ fn plan_partitions(
 ) -> Result<Vec<Planned>, RemoteError> {
     // Workers run elsewhere, in directories of their own: locations are absolute.
     let absolute = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
-    let dataset = absolute(run.dataset_location);
+    let (dataset, storage) = match run.dataset_location {
+        crate::data_at_rest::blob::Blob::File(path) => (absolute(path).display().to_string(), None),
+        object => match object.location() {
+            Some((storage, key)) => (key.to_string(), Some(storage.clone())),
+            None => {
+                return Err(RemoteError::Setup(format!(
+                    "{}: an object outside the room's storage, which workers cannot find",
+                    object.name()
+                )));
+            }
+        },
+    };
     let module_location = absolute(module_location);
     parts
         .iter()
@@ -334,7 +345,8 @@ fn plan_partitions(
                 partition: first_number + i as u32,
                 first_entity: partition.first,
                 end_entity: partition.end,
-                dataset: dataset.display().to_string(),
+                dataset: dataset.clone(),
+                storage: storage.clone(),
                 dataset_sha256: run.source.header_sha256().to_string(),
                 chunks: run
                     .source

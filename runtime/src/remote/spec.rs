@@ -54,8 +54,13 @@ pub struct PartitionSpec {
     pub first_entity: u32,
     /// One past the last.
     pub end_entity: u32,
-    /// Where the sealed dataset lies (a path every worker can read).
+    /// Where the sealed dataset lies: a path every worker can read or, with `storage`, the
+    /// object's name in that storage.
     pub dataset: String,
+    /// The object storage holding the dataset (settings only: a worker reads with the
+    /// credentials of its own environment); absent for a file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<crate::data_at_rest::storage::StorageConfig>,
     /// SHA-256 of the dataset's header, hex: its identity. Every chunk authenticates against it.
     pub dataset_sha256: String,
     /// The chunks the partition reads, per table.

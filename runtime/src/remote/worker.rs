@@ -166,9 +166,22 @@ fn run_spec(
         OpenError::Io(m) => Stop::Transient(m),
         other => refused(format!("the dataset {}: {other}", spec.dataset)),
     };
+    let blob = match &spec.storage {
+        None => crate::data_at_rest::blob::Blob::File(std::path::PathBuf::from(&spec.dataset)),
+        Some(storage) => {
+            storage
+                .open()
+                .and_then(|s| s.blob(&spec.dataset))
+                .map_err(|e| match e {
+                    crate::data_at_rest::storage::StorageError::Io(e) => {
+                        Stop::Transient(format!("the dataset {}: {e}", spec.dataset))
+                    }
+                    other => refused(format!("the dataset {}: {other}", spec.dataset)),
+                })?
+        }
+    };
     let source =
-        SealedSource::open_with_key(Path::new(&spec.dataset), &room.fingerprint(), &data_key)
-            .map_err(opened)?;
+        SealedSource::open_with_key(blob, &room.fingerprint(), &data_key).map_err(opened)?;
     if source.header_sha256() != spec.dataset_sha256 {
         return Err(refused(format!(
             "{}: not the dataset the spec names (its header's SHA-256 differs)",

@@ -1163,7 +1163,7 @@ fn run_elsewhere(
     let run = crate::remote::coordinator::RemoteRun {
         run: &charged.token.job_id,
         source,
-        dataset_location: source.path(),
+        dataset_location: source.blob(),
         module: &charged.prepared.module,
         ctx: &charged.ctx,
         room: room.keys(),

@@ -83,6 +83,9 @@ struct RoomFile {
     /// The room's PostgreSQL database, when it is not the embedded SQLite file.
     #[serde(default)]
     database: Option<DatabaseFile>,
+    /// The object storage holding uploaded sealed datasets, when not the room's directory.
+    #[serde(default)]
+    storage: Option<crate::data_at_rest::storage::StorageConfig>,
 }
 
 /// `[database]` in room.toml.
@@ -108,6 +111,7 @@ pub struct Room {
     dir: PathBuf,
     keys: RoomKeys,
     db: db::Db,
+    storage: Option<crate::data_at_rest::storage::Storage>,
     witness: WitnessKeeper,
     engine: Option<crate::remote::engine::EngineConfig>,
 }
@@ -187,6 +191,7 @@ impl Room {
             dir: dir.to_path_buf(),
             keys,
             db,
+            storage: None,
             witness: witness_of(dir)?,
             engine: None,
         };
@@ -207,12 +212,21 @@ impl Room {
     pub async fn open(dir: &Path, secret: &OperatorSecret) -> Result<Room, RoomError> {
         let file = Room::file_of(dir)?;
         let location = file.location(dir);
-        let RoomFile { name, engine, .. } = file;
+        let RoomFile {
+            name,
+            engine,
+            storage,
+            ..
+        } = file;
         if let Some(engine) = &engine {
             engine.check().map_err(|e| {
                 RoomError::Invalid(format!("{}: {e}", dir.join("room.toml").display()))
             })?;
         }
+        let storage = storage
+            .map(|s| s.open())
+            .transpose()
+            .map_err(|e| RoomError::Invalid(format!("{}: {e}", dir.join("room.toml").display())))?;
         let keys = RoomKeys::open(&name, &dir.join("keys"), secret)?;
         let (db_path, recover) = match &location {
             db::Location::Sqlite(path) => (
@@ -248,6 +262,7 @@ impl Room {
             dir: dir.to_path_buf(),
             keys,
             db,
+            storage,
             witness: witness_of(dir)?,
             engine,
         };
@@ -279,6 +294,24 @@ impl Room {
         })?;
         crate::toml_text::parse(&text)
             .map_err(|e| RoomError::Invalid(format!("{}: {e}", path.display())))
+    }
+
+    /// The object storage holding uploaded sealed datasets (`[storage]` in room.toml), if not
+    /// the room's directory.
+    pub fn storage(&self) -> Option<&crate::data_at_rest::storage::Storage> {
+        self.storage.as_ref()
+    }
+
+    /// The bytes of an uploaded dataset stored as `file` (a `datasets` row's): an object in the
+    /// room's storage, or a file in its directory.
+    pub fn dataset_blob(
+        &self,
+        file: &str,
+    ) -> Result<crate::data_at_rest::blob::Blob, crate::data_at_rest::storage::StorageError> {
+        match &self.storage {
+            Some(storage) => storage.blob(file),
+            None => Ok(crate::data_at_rest::blob::Blob::File(self.dir.join(file))),
+        }
     }
 
     /// The room's name.
