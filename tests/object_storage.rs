@@ -8,13 +8,9 @@ use std::path::Path;
 
 use strongroom::data_at_rest::blob::Blob;
 use strongroom::data_at_rest::open::OpenError;
-use strongroom::data_at_rest::party::PartyKey;
-use strongroom::data_at_rest::seal::seal;
 use strongroom::data_at_rest::storage::{PART_BYTES, StorageConfig};
 use strongroom::data_at_rest::stream::SealedSource;
-use strongroom::dataset::schema::DatasetSchema;
 use strongroom::keys::{OperatorSecret, RoomKeys};
-use strongroom_synthetic as synthetic;
 
 fn file_storage(dir: &Path) -> StorageConfig {
     StorageConfig {
@@ -29,25 +25,7 @@ fn file_storage(dir: &Path) -> StorageConfig {
 fn sealed(dir: &Path) -> (RoomKeys, std::path::PathBuf) {
     let keys = RoomKeys::generate("stored", &dir.join("keys"), &OperatorSecret::new(b"stored"))
         .expect("keys");
-    let data = dir.join("data");
-    synthetic::generate(400, 6.0, 5)
-        .write_csv(&data)
-        .expect("csv");
-    let party = PartyKey::generate("bigbank", &dir.join("bank.key")).expect("party");
-    let sealed = dir.join("bank.sealed");
-    seal(
-        &DatasetSchema::load(&data.join("schema.toml")).expect("schema"),
-        &[
-            ("customers".into(), data.join("customers.csv")),
-            ("transactions".into(), data.join("transactions.csv")),
-        ],
-        &keys.public,
-        &party,
-        300,
-        &sealed,
-        false,
-    )
-    .expect("seal");
+    let sealed = strongroom_tests::seal_synthetic(dir, &keys.public, 400, 6.0, 5, 300);
     (keys, sealed)
 }
 

@@ -11,10 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use strongroom::data_at_rest::party::PartyKey;
-use strongroom::data_at_rest::seal::seal;
 use strongroom::data_at_rest::stream::SealedSource;
-use strongroom::dataset::schema::DatasetSchema;
 use strongroom::guest_boundary::executor::Partial;
 use strongroom::guest_boundary::partial_wire::encode;
 use strongroom::guest_boundary::vetting::DEFAULT_MAX_MODULE_BYTES;
@@ -28,7 +25,6 @@ use strongroom::remote::envelope::{Envelope, Status};
 use strongroom::remote::key_release::{self, KeyServer, MAX_ATTEMPTS, ReleaseError};
 use strongroom::remote::worker::{self, Answer, EXIT_REFUSED};
 use strongroom_contract::manifest::Mode;
-use strongroom_synthetic as synthetic;
 use strongroom_tests::{example, sandbox};
 
 /// Runs each task with the worker's code, in this process.
@@ -63,26 +59,9 @@ fn fixture() -> Fixture {
         &OperatorSecret::new(b"partitions"),
     )
     .expect("keys");
-    let data = dir.path().join("data");
-    synthetic::generate(CUSTOMERS, 6.0, 11)
-        .write_csv(&data)
-        .expect("csv");
-    let party = PartyKey::generate("bigbank", &dir.path().join("bank.key")).expect("party");
-    let sealed = dir.path().join("bank.sealed");
-    seal(
-        &DatasetSchema::load(&data.join("schema.toml")).expect("schema"),
-        &[
-            ("customers".into(), data.join("customers.csv")),
-            ("transactions".into(), data.join("transactions.csv")),
-        ],
-        &keys.public,
-        &party,
-        // Small chunks, so partitions start and end inside them.
-        250,
-        &sealed,
-        false,
-    )
-    .expect("seal");
+    // Small chunks, so partitions start and end inside them.
+    let sealed =
+        strongroom_tests::seal_synthetic(dir.path(), &keys.public, CUSTOMERS, 6.0, 11, 250);
     let module = vet(&example("spend-by-category"), DEFAULT_MAX_MODULE_BYTES).expect("vetted");
     Fixture {
         dir,

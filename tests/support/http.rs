@@ -7,14 +7,10 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::Value;
-use strongroom::data_at_rest::party::PartyKey;
-use strongroom::data_at_rest::seal::seal;
-use strongroom::dataset::schema::DatasetSchema;
 use strongroom::keys::OperatorSecret;
 use strongroom::room::Room;
 use strongroom_server::auth::{self, Role};
 use strongroom_server::{AppState, ServiceConfig, router, start};
-use strongroom_synthetic as synthetic;
 use tower::ServiceExt;
 
 /// Sends one request through the router; returns the status, the content type and the body as
@@ -64,25 +60,7 @@ pub fn json_body(v: Value) -> Body {
 
 /// The synthetic bank (300 customers) sealed to `room` by "bigbank", as bytes.
 pub fn sealed_bank(dir: &Path, room: &Room) -> Vec<u8> {
-    let data = dir.join("bank-data");
-    synthetic::generate(300, 5.0, 9)
-        .write_csv(&data)
-        .expect("csv");
-    let party = PartyKey::generate("bigbank", &dir.join("bank.key")).expect("key");
-    let out = dir.join("bank.sealed");
-    seal(
-        &DatasetSchema::load(&data.join("schema.toml")).expect("schema"),
-        &[
-            ("customers".into(), data.join("customers.csv")),
-            ("transactions".into(), data.join("transactions.csv")),
-        ],
-        &room.keys().public,
-        &party,
-        4096,
-        &out,
-        false,
-    )
-    .expect("seal");
+    let out = crate::seal_synthetic(dir, &room.keys().public, 300, 5.0, 9, 4096);
     std::fs::read(out).expect("read")
 }
 

@@ -331,3 +331,39 @@ pub fn execute(
         })
         .expect("statement")
 }
+
+/// A synthetic bank (`customers`, about `transactions_each` card transactions each, from
+/// `seed`) written under `dir` and sealed by "bigbank" to `room` in chunks of `chunk_rows` rows:
+/// the sealed file's path.
+pub fn seal_synthetic(
+    dir: &Path,
+    room: &strongroom::keys::RoomPublicKeys,
+    customers: usize,
+    transactions_each: f64,
+    seed: u64,
+    chunk_rows: usize,
+) -> PathBuf {
+    let data = dir.join("bank-data");
+    synthetic::generate(customers, transactions_each, seed)
+        .write_csv(&data)
+        .expect("csv");
+    let party =
+        strongroom::data_at_rest::party::PartyKey::generate("bigbank", &dir.join("bank.key"))
+            .expect("key");
+    let out = dir.join("bank.sealed");
+    strongroom::data_at_rest::seal::seal(
+        &strongroom::dataset::schema::DatasetSchema::load(&data.join("schema.toml"))
+            .expect("schema"),
+        &[
+            ("customers".into(), data.join("customers.csv")),
+            ("transactions".into(), data.join("transactions.csv")),
+        ],
+        room,
+        &party,
+        chunk_rows,
+        &out,
+        false,
+    )
+    .expect("seal");
+    out
+}
