@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-const PASSPHRASE: &str = "cli command tests";
+pub(crate) const PASSPHRASE: &str = "cli command tests";
 
 pub(crate) fn strongroom(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_strongroom"))

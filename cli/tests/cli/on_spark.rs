@@ -288,7 +288,7 @@ fn a_job_on_worker_processes_and_on_a_multi_process_spark_cluster_equals_the_loc
 fn spawn_job(args: &[String]) -> std::process::Child {
     Command::new(strongroom_bin())
         .args(args)
-        .env("STRONGROOM_PASSPHRASE", "cli command tests")
+        .env("STRONGROOM_PASSPHRASE", super::commands::PASSPHRASE)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -387,6 +387,91 @@ fn an_executor_killed_mid_task_is_replaced_the_task_retried_and_the_result_the_s
     assert!(
         !logs.contains("answered on a retry: []"),
         "a partition was answered on a retry:\n{logs}"
+    );
+}
+
+/// A launcher that runs the real one and then lies about what came back: with
+/// `STRONGROOM_TEST_SAVE_ANSWERS` it keeps the answers in that file and passes them on; otherwise
+/// it passes every answer on twice, adds a forged copy of the first (one byte of it changed) and
+/// every answer of the run saved in `STRONGROOM_TEST_OTHER_RUN`.
+const LYING_LAUNCHER: &str = r#"
+import base64, contextlib, io, os, runpy, sys
+captured = io.StringIO()
+with contextlib.redirect_stdout(captured):
+    runpy.run_path(os.environ["STRONGROOM_TEST_REAL_LAUNCHER"], run_name="__main__")
+answers = [l for l in captured.getvalue().splitlines() if l.startswith("SRENV ")]
+save = os.environ.get("STRONGROOM_TEST_SAVE_ANSWERS")
+if save:
+    with open(save, "w") as f:
+        f.write("\n".join(answers))
+    for line in answers:
+        print(line)
+else:
+    for line in answers:
+        print(line)
+        print(line)
+    _, partition, encoded = answers[0].split(" ")
+    forged = bytearray(base64.b64decode(encoded))
+    forged[len(forged) // 2] ^= 1
+    print(f"SRENV {partition} {base64.b64encode(bytes(forged)).decode()}")
+    with open(os.environ["STRONGROOM_TEST_OTHER_RUN"]) as f:
+        for line in f.read().splitlines():
+            print(line)
+sys.stdout.flush()
+"#;
+
+#[test]
+fn duplicated_forged_and_another_runs_answers_from_spark_are_dropped_and_the_result_is_the_same() {
+    let Some(python) = spark_python() else { return };
+    let bank = bank();
+    let local = bank.run("local");
+    let _one = ONE_CLUSTER.lock().unwrap_or_else(|p| p.into_inner());
+    let lying = bank.tmp.path().join("lying_launcher.py");
+    std::fs::write(&lying, LYING_LAUNCHER).expect("launcher");
+    let real = repo().join("deploy/spark/strongroom_spark.py");
+    bank.engine(
+        &bank
+            .spark_engine(python)
+            .replace(&real.display().to_string(), &lying.display().to_string()),
+    );
+    let saved = bank.tmp.path().join("first-run.answers");
+    let run = |name: &str, env: &[(&str, &Path)]| -> (Value, String) {
+        let out = bank.tmp.path().join(format!("{name}.json"));
+        let args = bank.run_args(&bank.sealed, &out);
+        let done = Command::new(strongroom_bin())
+            .args(&args)
+            .env("STRONGROOM_PASSPHRASE", super::commands::PASSPHRASE)
+            .env("STRONGROOM_TEST_REAL_LAUNCHER", &real)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_os_str())))
+            .output()
+            .expect("runs");
+        let stdout = String::from_utf8_lossy(&done.stdout).into_owned();
+        assert!(
+            done.status.success() && stdout.contains("outcome completed, released"),
+            "{stdout}{}",
+            String::from_utf8_lossy(&done.stderr)
+        );
+        (metrics(&out), stdout)
+    };
+    // A first run, whose answers are kept.
+    let (first, _) = run("first", &[("STRONGROOM_TEST_SAVE_ANSWERS", &saved)]);
+    assert_eq!(first, local);
+    let tasks = CUSTOMERS
+        .parse::<u32>()
+        .expect("n")
+        .div_ceil(PARTITION_ENTITIES);
+    let kept = std::fs::read_to_string(&saved).expect("saved");
+    assert_eq!(kept.lines().count() as u32, tasks);
+    // A second, told every answer twice, a forged one and all of the first run's: one partial
+    // per partition is kept, the rest dropped or refused, and the result is the same.
+    let (second, stdout) = run("second", &[("STRONGROOM_TEST_OTHER_RUN", &saved)]);
+    assert_eq!(second, local, "the same result");
+    assert!(
+        stdout.contains(&format!(
+            "{tasks} planned, {tasks} partials accepted, {tasks} duplicates dropped, {} answers refused",
+            tasks + 1
+        )),
+        "the bank sees what was dropped and refused: {stdout}"
     );
 }
 
