@@ -4,7 +4,9 @@
 //! from PyPI with the machine's Java). The released aggregates equal the local run's exactly; an
 //! executor killed while it runs a task is replaced, the task retried, and the result is the same;
 //! a partition whose chunk was damaged after the room checked the file is refused in-band, not
-//! retried, and the job fails for the bank with the cause.
+//! retried, and the job fails for the bank with the cause (or, under `split`, runs again one
+//! customer per task and releases without the damaged chunk's customers); answers told twice,
+//! forged or from another run are dropped, and the result is the same.
 //!
 //! PySpark is installed from PyPI into this test's target directory on first use. Without Java
 //! or the registry the Spark tests say they were skipped, except under CI, where they fail.
@@ -517,6 +519,63 @@ fn a_partition_whose_chunk_was_damaged_at_rest_is_refused_on_spark_without_a_ret
     let logs = bank.driver_logs();
     assert!(
         !logs.contains("Lost task") && logs.contains("answered on a retry: []"),
+        "a refusal is an answer, not a failure Spark retries:\n{logs}"
+    );
+}
+
+#[test]
+fn a_damaged_chunk_under_the_split_policy_drops_its_customers_and_releases_the_rest_on_spark() {
+    let Some(python) = spark_python() else { return };
+    let bank = bank();
+    let local = bank.run("local");
+    let _one = ONE_CLUSTER.lock().unwrap_or_else(|p| p.into_inner());
+    // Smaller partitions, so the refused one's customers are few tasks when run one by one.
+    bank.engine(&bank.spark_engine(python).replace(
+        &format!("partition_entities = {PARTITION_ENTITIES}\n"),
+        "partition_entities = 150\non_refused_partition = \"split\"\n",
+    ));
+    let copy = bank.tmp.path().join("damaged.sealed");
+    std::fs::copy(&bank.sealed, &copy).expect("copy");
+    let out = bank.tmp.path().join("split.json");
+    let job = spawn_job(&bank.run_args(&copy, &out));
+    // The damage lands after the room checked the file, once Spark is starting.
+    let logs = bank.room.join("engine/spark");
+    let started = Instant::now();
+    while !std::fs::read_dir(&logs).is_ok_and(|d| {
+        d.flatten()
+            .any(|e| e.path().extension().is_some_and(|x| x == "log"))
+    }) {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "Spark never started"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut bytes = std::fs::read(&copy).expect("sealed");
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x20;
+    std::fs::write(&copy, &bytes).expect("damage");
+    let done = job.wait_with_output().expect("job ends");
+    let stdout = String::from_utf8_lossy(&done.stdout);
+    // The job releases: the refused partition ran again one customer per task, and only the
+    // customers whose rows lie in the damaged chunk are missing from the result.
+    assert!(
+        done.status.success()
+            && stdout.contains("outcome completed, released")
+            && stdout.contains("customers run again one per partition")
+            && stdout.contains("failed authentication"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let split = metrics(&out);
+    assert!(split.as_array().is_some_and(|m| !m.is_empty()));
+    assert_ne!(
+        split, local,
+        "the damaged chunk's customers are not counted"
+    );
+    let logs = bank.driver_logs();
+    assert!(
+        !logs.contains("Lost task"),
         "a refusal is an answer, not a failure Spark retries:\n{logs}"
     );
 }
