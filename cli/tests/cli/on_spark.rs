@@ -286,6 +286,27 @@ fn a_job_on_worker_processes_and_on_a_multi_process_spark_cluster_equals_the_loc
     assert!(left.is_empty(), "{left:?}");
 }
 
+/// Waits until the room has started Spark (its driver log exists), then changes one byte of a
+/// middle chunk of `copy`: damage after the room checked the file, before any worker reads it.
+fn damage_once_spark_starts(bank: &Bank, copy: &Path) {
+    let logs = bank.room.join("engine/spark");
+    let started = Instant::now();
+    while !std::fs::read_dir(&logs).is_ok_and(|d| {
+        d.flatten()
+            .any(|e| e.path().extension().is_some_and(|x| x == "log"))
+    }) {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "Spark never started"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut bytes = std::fs::read(copy).expect("sealed");
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x20;
+    std::fs::write(copy, &bytes).expect("damage");
+}
+
 /// Starts `strongroom ARGS` as the tests' commands do, its output piped.
 fn spawn_job(args: &[String]) -> std::process::Child {
     Command::new(strongroom_bin())
@@ -491,22 +512,7 @@ fn a_partition_whose_chunk_was_damaged_at_rest_is_refused_on_spark_without_a_ret
     let out = bank.tmp.path().join("damaged.json");
     let args = bank.run_args(&copy, &out);
     let job = spawn_job(&args);
-    let logs = bank.room.join("engine/spark");
-    let started = Instant::now();
-    while !std::fs::read_dir(&logs).is_ok_and(|d| {
-        d.flatten()
-            .any(|e| e.path().extension().is_some_and(|x| x == "log"))
-    }) {
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "Spark never started"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let mut bytes = std::fs::read(&copy).expect("sealed");
-    let at = bytes.len() / 2;
-    bytes[at] ^= 0x20;
-    std::fs::write(&copy, &bytes).expect("damage");
+    damage_once_spark_starts(&bank, &copy);
     let done = job.wait_with_output().expect("job ends");
     let stdout = String::from_utf8_lossy(&done.stdout);
     assert!(
@@ -539,22 +545,7 @@ fn a_damaged_chunk_under_the_split_policy_drops_its_customers_and_releases_the_r
     let out = bank.tmp.path().join("split.json");
     let job = spawn_job(&bank.run_args(&copy, &out));
     // The damage lands after the room checked the file, once Spark is starting.
-    let logs = bank.room.join("engine/spark");
-    let started = Instant::now();
-    while !std::fs::read_dir(&logs).is_ok_and(|d| {
-        d.flatten()
-            .any(|e| e.path().extension().is_some_and(|x| x == "log"))
-    }) {
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "Spark never started"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let mut bytes = std::fs::read(&copy).expect("sealed");
-    let at = bytes.len() / 2;
-    bytes[at] ^= 0x20;
-    std::fs::write(&copy, &bytes).expect("damage");
+    damage_once_spark_starts(&bank, &copy);
     let done = job.wait_with_output().expect("job ends");
     let stdout = String::from_utf8_lossy(&done.stdout);
     // The job releases: the refused partition ran again one customer per task, and only the
